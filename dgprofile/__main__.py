@@ -1,0 +1,6 @@
+"""`python -m dgprofile`."""
+
+from dgprofile.cli import main
+
+if __name__ == "__main__":
+    main()

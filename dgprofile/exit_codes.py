@@ -1,0 +1,34 @@
+"""Process exit codes, documented in the README (a test keeps the two equal)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Why dgprofile exited; verdict codes are used by `check` only."""
+
+    OK = 0
+    INTERNAL_ERROR = 1
+    USAGE_ERROR = 2
+    INPUT_ERROR = 3
+    ENVIRONMENT_ERROR = 4
+    BELOW_FAIL_UNDER = 5
+    VERDICT_PARTIAL = 10
+    VERDICT_DOES_NOT_APPLY = 11
+    VERDICT_CANNOT_RUN = 12
+    INTERRUPTED = 130
+
+
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success; for `check`, the headline verdict is `applies`",
+    ExitCode.INTERNAL_ERROR: "unexpected internal error (a bug: please report it with the traceback from --debug)",
+    ExitCode.USAGE_ERROR: "bad command line (unknown option, missing argument)",
+    ExitCode.INPUT_ERROR: "bad input: unreadable, malformed or incompatible result file, unknown hardware name",
+    ExitCode.ENVIRONMENT_ERROR: "cannot measure here: another dgprofile benchmark holds the device, or torch is missing",
+    ExitCode.BELOW_FAIL_UNDER: "`--fail-under X` given and the headline speedup (lower band) is below X",
+    ExitCode.VERDICT_PARTIAL: "`check`: DiffusionGemma is faster here, but well short of the advertised speedup",
+    ExitCode.VERDICT_DOES_NOT_APPLY: "`check`: about even or slower than autoregressive Gemma 4 here",
+    ExitCode.VERDICT_CANNOT_RUN: "`check`: the model does not fit this machine in any supported precision",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); a result file marked incomplete was still written",
+}

@@ -1,0 +1,1 @@
+"""Hardware probes, measured limits and decode micro-benchmarks (installed as dgprofile.probes)."""

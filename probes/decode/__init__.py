@@ -1,0 +1,1 @@
+"""DiffusionGemma-style decode micro-benchmarks at the real model shapes."""

@@ -1,0 +1,18 @@
+"""Shared test options: GPU tests run only with --run-gpu (on a machine with a CUDA device)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-gpu", action="store_true", help="run tests that need a real CUDA GPU")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-gpu"):
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a real CUDA GPU: run with --run-gpu on one")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
