@@ -67,9 +67,13 @@ class ResultFile:
     predictions: Predictions | Unavailable
 
 
-def new_result(*, run: RunInfo, machine: Machine | Unavailable, limits: Limits | Unavailable = Unavailable(
-        "not measured in this run"), passes: PassTimes | Unavailable = Unavailable("not measured in this run"),
-        predictions: Predictions | Unavailable = Unavailable("not predicted in this run")) -> ResultFile:
+NOT_MEASURED = Unavailable("not measured in this run")
+NOT_PREDICTED = Unavailable("not predicted in this run")
+
+
+def new_result(*, run: RunInfo, machine: Machine | Unavailable, limits: Limits | Unavailable = NOT_MEASURED,
+               passes: PassTimes | Unavailable = NOT_MEASURED,
+               predictions: Predictions | Unavailable = NOT_PREDICTED) -> ResultFile:
     """A result stamped with the current format and tool versions."""
     return ResultFile(format=FORMAT_NAME, schema_version=SCHEMA_VERSION, tool_version=__version__,
                       created_at=run.finished_at, run=run, machine=machine, limits=limits, passes=passes,
