@@ -25,13 +25,19 @@ class GpuProcess:
     """Another process holding memory on a GPU (it can spoil measurements)."""
 
     pid: int
-    name: str
+    name: str | Unavailable
     used_memory_bytes: int | Unavailable
 
 
 @dataclass(frozen=True)
 class NvidiaGpu:
-    """One NVIDIA GPU as NVML (and, where it is loaded, torch) describes it."""
+    """One NVIDIA GPU as NVML describes it (the probe never initialises CUDA).
+
+    ``theoretical_bandwidth_bytes_per_s`` is the figure the rest of the tool uses until a measurement replaces
+    it: the NVML-derived figure (2 x max memory clock x bus width / 8), unless it disagrees with the datasheet
+    entry by more than 15%, in which case the datasheet figure is used and ``theoretical_bandwidth_basis`` and
+    ``warnings`` say so. ``pcie_generation``/``pcie_width`` are the link's maximum (an idle link trains down).
+    """
 
     kind: Literal["nvidia-gpu"]
     index: int
@@ -48,11 +54,13 @@ class NvidiaGpu:
     memory_used_bytes: int | Unavailable
     memory_bus_width_bits: int | Unavailable
     memory_clock_max_hz: float | Unavailable
-    theoretical_bandwidth_bytes_per_s: float | Unavailable
-    theoretical_bandwidth_basis: str
+    nvml_derived_bandwidth_bytes_per_s: float | Unavailable
     datasheet_bandwidth_bytes_per_s: float | Unavailable
     bandwidth_disagrees_with_datasheet: bool
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
     sm_count: int | Unavailable
+    sm_count_basis: str
     sm_clock_max_hz: float | Unavailable
     power_limit_w: float | Unavailable
     pcie_generation: int | Unavailable
@@ -142,7 +150,11 @@ class Identity:
 
 @dataclass(frozen=True)
 class Machine:
-    """Everything the probes found, in one record."""
+    """Everything the probes found, in one record.
+
+    ``warnings`` are things that make measurements on this machine unreliable or figures doubtful;
+    ``probe_notes`` say what each probe looked for and did not find (no NVIDIA driver, not a Mac).
+    """
 
     identity: Identity
     cpu: CpuInfo
@@ -150,3 +162,4 @@ class Machine:
     software: Software
     probe_seconds: float
     warnings: tuple[str, ...]
+    probe_notes: tuple[str, ...]
