@@ -19,7 +19,11 @@ class InstabilityFlag:
 
 @dataclass(frozen=True)
 class Timing:
-    """Median and spread of repeated samples of one timed operation; each sample runs ``loops`` calls."""
+    """Median and spread of repeated samples of one timed operation.
+
+    Each sample times ``loops`` calls; each call performs ``ops_per_call`` operations (more than one when a
+    CUDA graph replays several captured copies). Every ``*_seconds`` figure is per operation.
+    """
 
     median_seconds: float
     iqr_seconds: float
@@ -31,6 +35,9 @@ class Timing:
     warmup_runs: int
     timer: TimerName
     unstable: tuple[InstabilityFlag, ...] = ()
+    ops_per_call: int = 1
+    sample_seconds: float = 0.0
+    total_seconds: float = 0.0
 
     @property
     def relative_spread(self) -> float:

@@ -1,0 +1,326 @@
+"""The one measurement harness: every timed thing in dgprofile goes through ``measure``.
+
+A measurement warms up, calibrates the number of calls per sample (doubling until one sample lasts at least
+``min_sample_seconds``), takes ``samples`` samples within a time budget, and returns a ``Timing``: median, IQR,
+min/max, coefficient of variation, the loops and timer used, and instability flags with advice.
+
+Timers sit behind a small seam (``Timer``): CUDA events (also around CUDA-graph replays), MPS events or MPS
+synchronisation, and ``time.perf_counter`` on the CPU. torch is imported lazily, only by the device timers and
+``cuda_graph``, so the statistics and calibration are testable with a fake timer and clock.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dgprofile.timing import InstabilityFlag, TimerName, Timing
+from dgprofile.units import seconds_text
+from dgprofile.values import Unavailable
+
+DEFAULT_MIN_SAMPLE_SECONDS = 0.01
+DEFAULT_SAMPLES = 10
+DEFAULT_WARMUP_CALLS = 2
+DEFAULT_MAX_SECONDS = 1.0
+# Calibration doubles the loops up to this cap (a sample of 2**20 calls of a ~1 us op lasts ~1 s).
+MAX_LOOPS = 1 << 20
+# Fewer samples than this and no statistic means much; the budget never cuts below it.
+MIN_SAMPLES = 3
+
+# Instability thresholds: a Timing carries a flag for each one crossed.
+CV_THRESHOLD = 0.05  # coefficient of variation (stdev / mean) of the samples
+OUTLIER_RATIO = 1.5  # max / median, or median / min
+DRIFT_THRESHOLD = 0.05  # change between the median of the first and the last third of the samples
+DRIFT_MIN_SAMPLES = 6  # fewer samples cannot show a trend
+TIMER_RESOLUTION_MARGIN = 100  # a sample should last at least this many timer ticks
+
+# CUDA documents event timing as having "a resolution of around 0.5 microseconds" (cudaEventElapsedTime).
+CUDA_EVENT_RESOLUTION_SECONDS = 0.5e-6
+# Metal reports GPU timestamps in nanoseconds, torch.mps.Event in float milliseconds; no finer claim is made.
+MPS_EVENT_RESOLUTION_SECONDS = 1e-6
+
+
+class Timer(Protocol):
+    """Times ``loops`` back-to-back calls of ``fn`` on one device and returns the elapsed seconds."""
+
+    name: TimerName
+    resolution_seconds: float
+
+    def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
+        """Seconds for ``loops`` calls, including any device work they queued."""
+        ...
+
+
+@dataclass(frozen=True)
+class PerfCounterTimer:
+    """Host monotonic clock; ``synchronize`` (if given) runs before reading the clock at both ends."""
+
+    synchronize: Callable[[], object] | None = None
+    name: TimerName = "perf-counter"
+    resolution_seconds: float = time.get_clock_info("perf_counter").resolution
+
+    def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
+        """Seconds for ``loops`` calls, measured on the host clock."""
+        if self.synchronize is not None:
+            self.synchronize()
+        start = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        if self.synchronize is not None:
+            self.synchronize()
+        return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class CudaEventTimer:
+    """CUDA events recorded on the current stream of ``device_index`` around the calls."""
+
+    device_index: int
+    name: TimerName = "cuda-events"
+    resolution_seconds: float = CUDA_EVENT_RESOLUTION_SECONDS
+
+    def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
+        """Device seconds between an event before the first call and one after the last."""
+        import torch
+
+        with torch.cuda.device(self.device_index):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(loops):
+                fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+
+
+@dataclass(frozen=True)
+class MpsEventTimer:
+    """Apple MPS events around the calls (torch.mps.Event); unverified on hardware."""
+
+    name: TimerName = "mps-events"
+    resolution_seconds: float = MPS_EVENT_RESOLUTION_SECONDS
+
+    def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
+        """Device seconds between an event before the first call and one after the last."""
+        import torch
+
+        start = torch.mps.Event(enable_timing=True)
+        end = torch.mps.Event(enable_timing=True)
+        start.record()
+        for _ in range(loops):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+
+def timer_for(device: str) -> Timer:
+    """The best timer for a torch device string: "cuda", "cuda:N", "mps" or "cpu"."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        import torch
+
+        return CudaEventTimer(int(index) if index else torch.cuda.current_device())
+    if kind == "mps":
+        import torch
+
+        if hasattr(torch.mps, "Event"):
+            return MpsEventTimer()
+        return PerfCounterTimer(synchronize=torch.mps.synchronize, name="mps-sync")
+    if kind == "cpu":
+        return PerfCounterTimer()
+    raise ValueError(f"no timer for device {device!r}: expected cuda, cuda:N, mps or cpu")
+
+
+class GraphReplay:
+    """Replays a captured CUDA graph holding ``ops_per_call`` back-to-back copies of one operation."""
+
+    def __init__(self, graph: Any, ops_per_call: int) -> None:
+        self._graph = graph
+        self.ops_per_call = ops_per_call
+
+    def __call__(self) -> None:
+        self._graph.replay()
+
+
+def cuda_graph(fn: Callable[[], object], *, ops_per_call: int = 1) -> GraphReplay | Unavailable:
+    """Capture ``ops_per_call`` calls of ``fn`` in one CUDA graph; Unavailable (with the reason) if capture fails.
+
+    ``fn`` must only launch device work on fixed buffers (no host synchronisation, no new allocations that
+    outlive the call). It runs a few times on a side stream first, as CUDA-graph capture requires.
+    """
+    import torch
+
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(DEFAULT_WARMUP_CALLS):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(ops_per_call):
+                fn()
+        graph.replay()
+        torch.cuda.synchronize()
+    except RuntimeError as exc:  # torch reports capture failures (host syncs, unsupported ops) as RuntimeError
+        return Unavailable(f"CUDA graph capture failed: {exc}".splitlines()[0])
+    return GraphReplay(graph, ops_per_call)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A callable ready for ``measure``: a graph replay, or eager calls when capture failed (and why)."""
+
+    call: Callable[[], object]
+    ops_per_call: int
+    fallback_reason: str | None
+
+
+def graph_or_eager(fn: Callable[[], object], *, ops_per_call: int = 1, use_graph: bool = True) -> Prepared:
+    """``fn`` captured ``ops_per_call`` times in a CUDA graph, or the same calls run eagerly if that fails."""
+    if use_graph:
+        replay = cuda_graph(fn, ops_per_call=ops_per_call)
+        if isinstance(replay, GraphReplay):
+            return Prepared(replay, ops_per_call, None)
+        reason: str | None = replay.reason
+    else:
+        reason = None
+
+    def eager() -> None:
+        for _ in range(ops_per_call):
+            fn()
+
+    return Prepared(eager if ops_per_call > 1 else fn, ops_per_call, reason)
+
+
+def measure(fn: Callable[[], object], *, timer: Timer, min_sample_seconds: float = DEFAULT_MIN_SAMPLE_SECONDS,
+            samples: int = DEFAULT_SAMPLES, warmup: int = DEFAULT_WARMUP_CALLS,
+            max_seconds: float = DEFAULT_MAX_SECONDS, ops_per_call: int = 1,
+            clock: Callable[[], float] = time.perf_counter) -> Timing:
+    """Time ``fn``: warm up, calibrate loops per sample, take samples within ``max_seconds``, flag instability.
+
+    ``ops_per_call`` divides every figure (a graph replay of N captured operations counts N). ``clock`` is the
+    host clock that enforces the budget; the budget never cuts below ``MIN_SAMPLES`` samples.
+    """
+    if samples < 1 or ops_per_call < 1:
+        raise ValueError("samples and ops_per_call must be at least 1")
+    started = clock()
+    if warmup > 0:
+        timer.elapsed_seconds(fn, warmup)
+
+    # Calibration: its samples are discarded (they double as warm-up while clocks ramp).
+    loops = 1
+    stopped_by = ""
+    while True:
+        elapsed = timer.elapsed_seconds(fn, loops)
+        if elapsed >= min_sample_seconds:
+            break
+        if loops >= MAX_LOOPS:
+            stopped_by = f"the loop cap ({MAX_LOOPS})"
+            break
+        if clock() - started >= max_seconds / 2:
+            stopped_by = "the time budget"
+            break
+        loops = min(loops * 2, MAX_LOOPS)
+
+    wanted = max(samples, 1)
+    raw: list[float] = []
+    while len(raw) < wanted:
+        raw.append(timer.elapsed_seconds(fn, loops))
+        if len(raw) >= MIN_SAMPLES and clock() - started >= max_seconds:
+            break
+    total = clock() - started
+
+    per_op = [value / (loops * ops_per_call) for value in raw]
+    timer_name: TimerName = "cuda-graph-events" if (
+        isinstance(fn, GraphReplay) and timer.name == "cuda-events") else timer.name
+    median = statistics.median(per_op)
+    sample_median = statistics.median(raw)
+    flags = instability_flags(per_op, raw, timer_resolution_seconds=timer.resolution_seconds,
+                              min_sample_seconds=min_sample_seconds, short_reason=stopped_by,
+                              requested_samples=wanted, max_seconds=max_seconds)
+    return Timing(median_seconds=median, iqr_seconds=_iqr(per_op), min_seconds=min(per_op),
+                  max_seconds=max(per_op), coefficient_of_variation=_cv(per_op), samples=len(per_op),
+                  loops=loops, warmup_runs=warmup, timer=timer_name, unstable=flags, ops_per_call=ops_per_call,
+                  sample_seconds=sample_median, total_seconds=total)
+
+
+def _iqr(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    quartiles = statistics.quantiles(values, n=4, method="inclusive")
+    return quartiles[2] - quartiles[0]
+
+
+def _cv(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = statistics.fmean(values)
+    return statistics.stdev(values) / mean if mean > 0 else 0.0
+
+
+def _drift(values: Sequence[float]) -> float:
+    """Relative change from the median of the first third of the samples to that of the last third."""
+    third = len(values) // 3
+    first = statistics.median(values[:third])
+    last = statistics.median(values[-third:])
+    return (last - first) / first if first > 0 else 0.0
+
+
+def instability_flags(per_op: Sequence[float], raw_samples: Sequence[float], *, timer_resolution_seconds: float,
+                      min_sample_seconds: float, short_reason: str, requested_samples: int,
+                      max_seconds: float) -> tuple[InstabilityFlag, ...]:
+    """Every named threshold the samples cross, each with a message and advice a user can act on.
+
+    ``per_op`` are the per-operation times, ``raw_samples`` the whole-sample durations they came from;
+    ``short_reason`` says what stopped calibration before samples reached ``min_sample_seconds`` ("" if nothing).
+    """
+    flags: list[InstabilityFlag] = []
+    median = statistics.median(per_op)
+    cv = _cv(per_op)
+    if cv >= CV_THRESHOLD:
+        flags.append(InstabilityFlag(
+            "high-variation", f"samples vary by {cv:.1%} (threshold {CV_THRESHOLD:.0%})",
+            "another process may be using the device (a busy GPU): check nvidia-smi or Activity Monitor, "
+            "stop other jobs and rerun"))
+    worst = max(max(per_op) / median, median / min(per_op)) if min(per_op) > 0 else float("inf")
+    if worst >= OUTLIER_RATIO:
+        flags.append(InstabilityFlag(
+            "outliers", f"a sample lies {worst:.2f}x away from the median (threshold {OUTLIER_RATIO}x)",
+            "intermittent interference (other processes, a shared GPU, background jobs): rerun on an idle machine"))
+    if len(per_op) >= DRIFT_MIN_SAMPLES:
+        drift = _drift(per_op)
+        if drift <= -DRIFT_THRESHOLD:
+            flags.append(InstabilityFlag(
+                "speeding-up", f"samples got {-drift:.1%} faster during the measurement",
+                "clocks were still ramping up (the device was idle before): rerun, or warm the device up first"))
+        elif drift >= DRIFT_THRESHOLD:
+            flags.append(InstabilityFlag(
+                "slowing-down", f"samples got {drift:.1%} slower during the measurement",
+                "thermal or power limits are throttling the device: check cooling and power "
+                "(nvidia-smi -q -d PERFORMANCE), let it cool down and rerun"))
+    shortest = min(raw_samples)
+    if shortest < TIMER_RESOLUTION_MARGIN * timer_resolution_seconds:
+        flags.append(InstabilityFlag(
+            "below-timer-resolution",
+            f"a sample lasted {seconds_text(shortest)}, under {TIMER_RESOLUTION_MARGIN}x the timer resolution "
+            f"({seconds_text(timer_resolution_seconds)})",
+            "the timer cannot resolve samples this short: raise the minimum sample time"))
+    if short_reason:
+        flags.append(InstabilityFlag(
+            "short-samples",
+            f"samples lasted {seconds_text(statistics.median(raw_samples))}, under the "
+            f"{seconds_text(min_sample_seconds)} target: {short_reason} stopped calibration",
+            "raise the time budget so each sample can run long enough"))
+    if len(per_op) < requested_samples:
+        flags.append(InstabilityFlag(
+            "few-samples", f"only {len(per_op)} of {requested_samples} samples fit the "
+            f"{seconds_text(max_seconds)} budget",
+            "the spread is less certain than usual: raise the time budget for a firmer figure"))
+    return tuple(flags)
