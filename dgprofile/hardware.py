@@ -6,6 +6,7 @@ The data lives in ``dgprofile/data/hardware.json``; every entry names its source
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -20,10 +21,23 @@ from dgprofile.values import Unavailable
 
 DeviceType = Literal["discrete-gpu", "soc-gpu", "superchip-gpu", "apu-gpu"]
 
+# Keys of `peak_flops_per_s`: the number formats a datasheet gives a dense peak rate for (int rates are OP/s).
+PEAK_FLOPS_DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+# Values of `native_precisions`: formats the math units compute directly, with no conversion first.
+NATIVE_PRECISIONS: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4", "mxfp4")
+
 
 @dataclass(frozen=True)
 class HardwareSpec:
-    """One accelerator SKU (or Apple chip + GPU-core bin) as its datasheet describes it."""
+    """One accelerator SKU (or Apple chip + GPU-core bin) as its datasheet describes it.
+
+    ``memory_bytes`` is the accelerator's own memory (for shared-physical parts the whole pool; for Apple chips
+    the largest configuration sold, since users have smaller ones); ``notes`` says whether it is a driver reading
+    or the marketed figure. ``peak_flops_per_s`` holds dense rates only, keyed by PEAK_FLOPS_DTYPES.
+    ``interconnect_bytes_per_s`` is the GPU-to-GPU bandwidth one GPU has per direction (what tensor
+    parallelism over several of these uses), ``Unavailable`` where the part has no such link.
+    """
 
     id: str
     name: str
@@ -36,8 +50,16 @@ class HardwareSpec:
     native_precisions: tuple[str, ...]
     match_names: tuple[str, ...]
     gpu_cores: int | Unavailable
+    interconnect: str | Unavailable
+    interconnect_bytes_per_s: float | Unavailable
     sources: tuple[str, ...]
     notes: str
+
+    def peak_flops(self, dtype: str) -> float | Unavailable:
+        """The dense peak rate for ``dtype``, or Unavailable saying the datasheet gives none."""
+        if dtype in self.peak_flops_per_s:
+            return self.peak_flops_per_s[dtype]
+        return Unavailable(f"{self.name} has no published dense {dtype} rate")
 
 
 @cache
@@ -48,23 +70,37 @@ def all_specs() -> tuple[HardwareSpec, ...]:
                  for i, entry in enumerate(json.loads(text)["entries"]))
 
 
+def spec_ids() -> tuple[str, ...]:
+    """The id of every entry, in file order (what `--hardware` accepts)."""
+    return tuple(spec.id for spec in all_specs())
+
+
 def _normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
 
 
 def spec_by_id(spec_id: str) -> HardwareSpec:
-    """The entry with this id (case-insensitive); UsageError naming close ids otherwise."""
+    """The entry with this id (case-insensitive), or the one entry whose name or a match name is exactly this
+    (e.g. "NVIDIA GeForce RTX 4090"); UsageError naming close ids otherwise."""
     wanted = spec_id.strip().lower()
     for spec in all_specs():
         if spec.id == wanted:
             return spec
-    close = [s.id for s in all_specs() if _normalise(wanted) in _normalise(s.id + " " + s.name)]
-    hint = f"; did you mean {', '.join(close[:6])}?" if close else "; `dgprofile hardware list` shows them"
+    normalised = _normalise(wanted)
+    by_name = [s for s in all_specs() if normalised in {_normalise(n) for n in (s.name, *s.match_names)}]
+    if len(by_name) == 1:
+        return by_name[0]
+    close = [s.id for s in (by_name or all_specs()) if normalised and normalised in _normalise(s.id + " " + s.name)]
+    close = close or difflib.get_close_matches(wanted, spec_ids(), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close[:8])}?" if close else "; `dgprofile hardware list` shows them"
     raise UsageError(f"unknown hardware '{spec_id}'{hint}")
 
 
-def match_device_name(name: str, *, memory_bytes: int | Unavailable = Unavailable("not given"),
-                      gpu_cores: int | Unavailable = Unavailable("not given")) -> HardwareSpec | Unavailable:
+_NOT_GIVEN = Unavailable("not given")
+
+
+def match_device_name(name: str, *, memory_bytes: int | Unavailable = _NOT_GIVEN,
+                      gpu_cores: int | Unavailable = _NOT_GIVEN) -> HardwareSpec | Unavailable:
     """The entry a probed device name belongs to (NVML name or Apple chip), using memory size and
     GPU-core count to pick between variants that share a name."""
     normalised = _normalise(name)

@@ -1,0 +1,158 @@
+"""The datasheet table: every entry loads and is sane, lookups by probed name, the required list is present."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pytest
+
+from dgprofile.errors import UsageError
+from dgprofile.hardware import (
+    NATIVE_PRECISIONS,
+    PEAK_FLOPS_DTYPES,
+    HardwareSpec,
+    all_specs,
+    match_device_name,
+    spec_by_id,
+    spec_ids,
+)
+from dgprofile.values import Unavailable
+
+GB = 1e9
+
+# The hardware issue 5 asks `predict` to cover, by id: a test that fails when one goes missing.
+REQUIRED_IDS = (
+    "h100-sxm", "h100-pcie", "h100-nvl", "h200", "b200", "a100-sxm-40gb", "a100-sxm-80gb", "l4", "l40s",
+    "rtx-3090", "rtx-4090", "rtx-5090", "rtx-pro-6000-blackwell", "rtx-6000-ada", "dgx-spark",
+    "jetson-agx-orin-64gb", "gh200-96gb", "mi300x", "strix-halo-395",
+)
+
+
+def test_every_entry_loads() -> None:
+    assert len(all_specs()) == len(spec_ids()) and all(isinstance(s, HardwareSpec) for s in all_specs())
+
+
+def test_ids_are_unique_and_lowercase_dashed() -> None:
+    assert len(set(spec_ids())) == len(spec_ids())
+    for spec_id in spec_ids():
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", spec_id), spec_id
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.id)
+def test_entry_is_sane(spec: HardwareSpec) -> None:
+    assert 1e9 < spec.memory_bandwidth_bytes_per_s < 20e12
+    assert 4 * 2**30 <= spec.memory_bytes <= 1024 * 2**30
+    assert set(spec.peak_flops_per_s) <= set(PEAK_FLOPS_DTYPES) and "fp32" in spec.peak_flops_per_s
+    assert all(0 < rate < 20e15 for rate in spec.peak_flops_per_s.values())
+    assert set(spec.native_precisions) <= set(NATIVE_PRECISIONS)
+    assert spec.sources and all(source.strip() for source in spec.sources)
+    assert spec.match_names and spec.notes
+    if isinstance(spec.interconnect_bytes_per_s, Unavailable):
+        assert isinstance(spec.interconnect, Unavailable)
+    else:
+        assert 1e9 <= spec.interconnect_bytes_per_s <= spec.memory_bandwidth_bytes_per_s
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.id)
+def test_tensor_rates_are_not_below_fp32_and_low_precision_not_below_bf16(spec: HardwareSpec) -> None:
+    # A sparse figure slipping in, or fp32 typed as a tensor rate, breaks these orderings.
+    rates = spec.peak_flops_per_s
+    for dtype in ("bf16", "fp16"):
+        if dtype in rates:
+            assert rates[dtype] >= rates["fp32"]
+    for dtype in ("fp8", "int8", "fp4"):
+        if dtype in rates and "bf16" in rates:
+            assert rates[dtype] >= rates["bf16"]
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.id)
+def test_natively_computed_formats_have_a_rate(spec: HardwareSpec) -> None:
+    for precision in spec.native_precisions:
+        rate_key = "fp4" if precision in ("nvfp4", "mxfp4") else precision
+        assert rate_key in spec.peak_flops_per_s, f"{spec.id}: {precision} native but no {rate_key} rate"
+
+
+def test_match_names_are_unique_unless_bins_told_apart_by_cores_or_memory() -> None:
+    owners: dict[str, list[HardwareSpec]] = defaultdict(list)
+    for spec in all_specs():
+        for name in {re.sub(r"[^a-z0-9]+", " ", n.lower()).strip() for n in spec.match_names}:
+            owners[name].append(spec)
+    for name, specs in owners.items():
+        if len(specs) > 1:
+            cores = [s.gpu_cores for s in specs]
+            memories = [s.memory_bytes for s in specs]
+            assert len(set(map(str, cores))) == len(specs) or len(set(memories)) == len(specs), name
+
+
+def test_apple_entries_have_core_counts_and_others_do_not() -> None:
+    for spec in all_specs():
+        assert isinstance(spec.gpu_cores, Unavailable) == (spec.vendor != "apple"), spec.id
+
+
+@pytest.mark.parametrize("spec_id", REQUIRED_IDS)
+def test_required_hardware_is_present(spec_id: str) -> None:
+    assert spec_by_id(spec_id).id == spec_id
+
+
+@pytest.mark.parametrize(("nvml_name", "expected_id"), [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+    ("NVIDIA H100 PCIe", "h100-pcie"),
+    ("NVIDIA H100 NVL", "h100-nvl"),
+    ("NVIDIA H200", "h200"),
+    ("NVIDIA GB10", "dgx-spark"),
+    ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+    ("NVIDIA A100-SXM4-80GB", "a100-sxm-80gb"),
+    ("NVIDIA GH200 480GB", "gh200-96gb"),
+])
+def test_lookup_by_nvml_name(nvml_name: str, expected_id: str) -> None:
+    spec = match_device_name(nvml_name)
+    assert isinstance(spec, HardwareSpec) and spec.id == expected_id
+
+
+def test_lookup_ignores_case_and_punctuation() -> None:
+    spec = match_device_name("nvidia  h100-80gb_hbm3")
+    assert isinstance(spec, HardwareSpec) and spec.id == "h100-sxm"
+
+
+def test_probed_datasheet_bandwidth_matches_issue_targets() -> None:
+    # Issue 2's done-when: probe's theoretical figure within 2% of 3.35 and 4.8 TB/s, both discrete.
+    for name, bandwidth in (("NVIDIA H100 80GB HBM3", 3.35e12), ("NVIDIA H200", 4.8e12)):
+        spec = match_device_name(name)
+        assert isinstance(spec, HardwareSpec) and spec.memory_class == "discrete"
+        assert spec.memory_bandwidth_bytes_per_s == pytest.approx(bandwidth, rel=0.02)
+
+
+def test_unknown_device_name_is_unavailable_with_reason() -> None:
+    result = match_device_name("NVIDIA Quadro Imaginary 9000")
+    assert isinstance(result, Unavailable) and "Imaginary" in result.reason
+
+
+def test_spec_by_id_accepts_case_and_exact_device_names() -> None:
+    assert spec_by_id("H100-SXM").id == "h100-sxm"
+    assert spec_by_id("NVIDIA GeForce RTX 4090").id == "rtx-4090"
+
+
+def test_unknown_id_suggests_close_ids() -> None:
+    with pytest.raises(UsageError, match="gh200-96gb, gh200-144gb"):
+        spec_by_id("gh200")
+    with pytest.raises(UsageError, match="did you mean h100-sxm"):
+        spec_by_id("h100x")
+
+
+def test_unrelated_id_points_to_the_list() -> None:
+    with pytest.raises(UsageError, match="hardware list"):
+        spec_by_id("toaster")
+
+
+def test_peak_flops_of_missing_dtype_is_unavailable() -> None:
+    rtx_3090 = spec_by_id("rtx-3090")
+    assert rtx_3090.peak_flops("bf16") == 71e12
+    missing = rtx_3090.peak_flops("fp8")
+    assert isinstance(missing, Unavailable) and "fp8" in missing.reason
+
+
+def test_single_device_parts_have_no_gpu_link_and_multi_gpu_parts_do() -> None:
+    assert isinstance(spec_by_id("jetson-agx-orin-64gb").interconnect_bytes_per_s, Unavailable)
+    assert spec_by_id("h100-sxm").interconnect_bytes_per_s == 450 * GB
+    assert spec_by_id("b200").interconnect_bytes_per_s == 900 * GB
