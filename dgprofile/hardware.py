@@ -97,12 +97,17 @@ def spec_by_id(spec_id: str) -> HardwareSpec:
 
 
 _NOT_GIVEN = Unavailable("not given")
+_MEMORY_READING_TOLERANCE = 0.95
 
 
 def match_device_name(name: str, *, memory_bytes: int | Unavailable = _NOT_GIVEN,
                       gpu_cores: int | Unavailable = _NOT_GIVEN) -> HardwareSpec | Unavailable:
-    """The entry a probed device name belongs to (NVML name or Apple chip), using memory size and
-    GPU-core count to pick between variants that share a name."""
+    """The entry a probed device name belongs to (NVML name or Apple chip), using GPU-core count, then memory
+    size, to pick between variants that share a name.
+
+    An entry's memory is the largest configuration sold, so memory picks the smallest variant that can hold
+    what was probed (an M4 Max with 64 GB is the 40-core bin; one with 36 GB the 32-core bin).
+    """
     normalised = _normalise(name)
     candidates = [s for s in all_specs() if any(_normalise(m) == normalised for m in s.match_names)]
     if not candidates:
@@ -111,5 +116,9 @@ def match_device_name(name: str, *, memory_bytes: int | Unavailable = _NOT_GIVEN
         by_cores = [s for s in candidates if s.gpu_cores == gpu_cores]
         candidates = by_cores or candidates
     if len(candidates) > 1 and not isinstance(memory_bytes, Unavailable):
-        candidates.sort(key=lambda s: abs(s.memory_bytes - memory_bytes))
+        # Drivers report a little less than the marketed size; the tolerance keeps a full card "fitting".
+        fitting = [s for s in candidates if s.memory_bytes >= memory_bytes * _MEMORY_READING_TOLERANCE]
+        if fitting:
+            return min(fitting, key=lambda s: s.memory_bytes)
+        return min(candidates, key=lambda s: abs(s.memory_bytes - memory_bytes))
     return candidates[0]

@@ -156,3 +156,56 @@ def test_single_device_parts_have_no_gpu_link_and_multi_gpu_parts_do() -> None:
     assert isinstance(spec_by_id("jetson-agx-orin-64gb").interconnect_bytes_per_s, Unavailable)
     assert spec_by_id("h100-sxm").interconnect_bytes_per_s == 450 * GB
     assert spec_by_id("b200").interconnect_bytes_per_s == 900 * GB
+
+
+# Apple chips issue 5 names, with the GPU-core bins sold; each bin is its own entry.
+APPLE_BINS = {
+    "Apple M1": (7, 8), "Apple M1 Pro": (14, 16), "Apple M1 Max": (24, 32), "Apple M1 Ultra": (48, 64),
+    "Apple M2": (8, 10), "Apple M2 Pro": (16, 19), "Apple M2 Max": (30, 38), "Apple M2 Ultra": (60, 76),
+    "Apple M3": (8, 10), "Apple M3 Pro": (14, 18), "Apple M3 Max": (30, 40), "Apple M3 Ultra": (60, 80),
+    "Apple M4": (8, 10), "Apple M4 Pro": (16, 20), "Apple M4 Max": (32, 40),
+    "Apple M5": (10,), "Apple M5 Pro": (16, 20), "Apple M5 Max": (32, 40),
+}
+
+
+@pytest.mark.parametrize(("chip", "cores"), [(c, n) for c, bins in APPLE_BINS.items() for n in bins])
+def test_every_apple_bin_is_found_by_chip_name_and_core_count(chip: str, cores: int) -> None:
+    spec = match_device_name(chip, gpu_cores=cores)
+    assert isinstance(spec, HardwareSpec) and spec.gpu_cores == cores and spec.name.startswith(chip + " (")
+    assert spec.memory_class == "shared-physical" and "largest" in spec.notes
+
+
+@pytest.mark.parametrize(("chip", "cores", "marketed_bytes_per_s"), [
+    ("Apple M4 Max", 32, 410 * GB), ("Apple M4 Max", 40, 546 * GB),
+    ("Apple M3 Max", 30, 300 * GB), ("Apple M3 Max", 40, 400 * GB),
+    ("Apple M3 Pro", 18, 150 * GB), ("Apple M5", 10, 153 * GB), ("Apple M1 Ultra", 64, 800 * GB),
+])
+def test_apple_bins_differ_in_bandwidth_as_marketed(chip: str, cores: int, marketed_bytes_per_s: float) -> None:
+    spec = match_device_name(chip, gpu_cores=cores)
+    assert isinstance(spec, HardwareSpec)
+    assert spec.memory_bandwidth_bytes_per_s == pytest.approx(marketed_bytes_per_s, rel=0.03)
+
+
+def test_apple_compute_is_cores_times_alus_times_clock() -> None:
+    # The calibration run's M1 Ultra 64-core is quoted at about 21 TFLOP/s fp32/fp16.
+    spec = match_device_name("Apple M1 Ultra", gpu_cores=64)
+    assert isinstance(spec, HardwareSpec)
+    assert spec.peak_flops_per_s["fp32"] == pytest.approx(21e12, rel=0.02)
+    assert spec.peak_flops_per_s["fp16"] == spec.peak_flops_per_s["fp32"]
+
+
+@pytest.mark.parametrize(("memory_gib", "expected_cores"), [(36, 32), (48, 40), (64, 40), (128, 40)])
+def test_apple_bin_without_core_count_is_picked_by_the_memory_it_can_have(memory_gib: int,
+                                                                          expected_cores: int) -> None:
+    spec = match_device_name("Apple M4 Max", memory_bytes=memory_gib * 2**30)
+    assert isinstance(spec, HardwareSpec) and spec.gpu_cores == expected_cores
+
+
+def test_unknown_core_count_falls_back_to_the_chip() -> None:
+    spec = match_device_name("Apple M4 Max", gpu_cores=99)
+    assert isinstance(spec, HardwareSpec) and spec.name.startswith("Apple M4 Max")
+
+
+def test_ambiguous_chip_name_as_hardware_id_lists_its_bins() -> None:
+    with pytest.raises(UsageError, match="m4-max-32gpu, m4-max-40gpu"):
+        spec_by_id("Apple M4 Max")
