@@ -1,0 +1,143 @@
+"""How an accelerator's memory relates to the host's, and how much of it the accelerator can really use.
+
+Three classes (reference/measurement.md §4.3): ``discrete`` (its own memory across PCIe/SXM), ``shared-physical``
+(one DRAM pool with the CPU: Apple Silicon, Jetson, GB10 / DGX Spark, Strix Halo, integrated GPUs) and
+``coherent-split`` (own HBM plus CPU memory joined by NVLink-C2C: GH200 / GB200 class). Every decision lists the
+signals it used; name heuristics are the last resort and say so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dgprofile import _nvml
+from dgprofile.machine import MemoryClass
+from dgprofile.values import Unavailable
+
+MEMINFO_PATH = Path("/proc/meminfo")
+
+# Names of NVIDIA parts whose GPU shares the CPU's DRAM, or may report only a BIOS carve-out as its memory.
+SHARED_PHYSICAL_NAME_HINTS = ("GB10", "Jetson", "Orin", "Thor", "Xavier", "Tegra", "nvgpu", "N1X")
+COHERENT_SPLIT_NAME_HINTS = ("GH200", "GB200", "GB300")
+
+MeminfoReader = Callable[[], "dict[str, int] | Unavailable"]
+
+
+def read_meminfo(path: Path = MEMINFO_PATH) -> dict[str, int] | Unavailable:
+    """/proc/meminfo as {field: bytes}; Unavailable off Linux or when unreadable."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except OSError as exc:
+        return Unavailable(f"{path} is not readable ({exc.strerror or exc})")
+    values = {}
+    for line in text.splitlines():
+        match = re.match(r"(\w+(?:\(\w+\))?):\s+(\d+)(?:\s+kB)?", line)
+        if match:
+            multiplier = 1024 if line.rstrip().endswith("kB") else 1
+            values[match.group(1)] = int(match.group(2)) * multiplier
+    return values
+
+
+@dataclass(frozen=True)
+class NvidiaMemorySignals:
+    """What NVML said about one GPU's memory, as the NVIDIA probe read it."""
+
+    name: str
+    memory_total_bytes: int | Unavailable
+    memory_reserved_bytes: int | Unavailable
+    addressing_mode: int | Unavailable
+    c2c_enabled: bool | Unavailable
+    numa_node: int | Unavailable
+
+
+def _has_hint(name: str, hints: tuple[str, ...]) -> str | None:
+    return next((hint for hint in hints if re.search(rf"\b{re.escape(hint)}\b", name, re.IGNORECASE)), None)
+
+
+def classify_nvidia(signals: NvidiaMemorySignals, read_host_meminfo: MeminfoReader = read_meminfo) -> MemoryClass:
+    """Classify an NVIDIA GPU's memory from NVML signals (decision order in the code, first match wins)."""
+    observed: list[str] = []
+    memory_not_supported = _nvml.error_code_of(signals.memory_total_bytes) == _nvml.ERROR_NOT_SUPPORTED
+    if memory_not_supported:
+        observed.append("NVML memory info is NOT_SUPPORTED (no dedicated memory pool, as on GB10)")
+    elif isinstance(signals.memory_total_bytes, int):
+        observed.append(f"NVML reports {signals.memory_total_bytes} bytes of dedicated memory")
+    mode = signals.addressing_mode
+    if isinstance(mode, int):
+        observed.append(f"addressing mode {_nvml.ADDRESSING_MODE_NAMES.get(mode, mode)}")
+    else:
+        observed.append(f"addressing mode unknown ({mode.reason})")
+    if isinstance(signals.c2c_enabled, bool):
+        observed.append(f"NVLink-C2C {'enabled' if signals.c2c_enabled else 'disabled'}")
+    if isinstance(signals.numa_node, int):
+        observed.append(f"GPU memory is NUMA node {signals.numa_node}")
+    ats = mode == 2
+    c2c = signals.c2c_enabled is True
+    shared_hint = _has_hint(signals.name, SHARED_PHYSICAL_NAME_HINTS)
+    coherent_hint = _has_hint(signals.name, COHERENT_SPLIT_NAME_HINTS)
+
+    if memory_not_supported:
+        kind, decided_by = "shared-physical", "decided by: no dedicated memory reported"
+    elif (ats or c2c) and shared_hint:
+        kind, decided_by = "shared-physical", f"decided by: ATS/C2C with a shared-memory part name ('{shared_hint}')"
+    elif ats or c2c:
+        kind, decided_by = "coherent-split", "decided by: dedicated memory plus ATS/C2C to the CPU"
+    elif shared_hint:
+        kind, decided_by = "shared-physical", f"decided by name only (last resort): '{shared_hint}'"
+    elif coherent_hint:
+        kind, decided_by = "coherent-split", f"decided by name only (last resort): '{coherent_hint}'"
+    else:
+        note = " (HMM is software mirroring, not shared memory)" if mode == 1 else ""
+        kind, decided_by = "discrete", f"decided by: dedicated memory, no ATS or C2C{note}"
+    observed.append(decided_by)
+
+    if kind == "shared-physical":
+        usable, basis = _host_available(read_host_meminfo)
+    else:
+        usable, basis = _dedicated(signals, kind)
+    return MemoryClass(kind=kind, signals=tuple(observed), usable_bytes=usable, usable_basis=basis)
+
+
+def _host_available(read_host_meminfo: MeminfoReader) -> tuple[int | Unavailable, str]:
+    meminfo = read_host_meminfo()
+    basis = ("MemAvailable from /proc/meminfo: the GPU allocates from the host's pool, and MemFree would count "
+             "reclaimable page cache as used")
+    if isinstance(meminfo, Unavailable):
+        return meminfo, basis
+    if "MemAvailable" not in meminfo:
+        return Unavailable("/proc/meminfo has no MemAvailable (kernel older than 3.14)"), basis
+    return meminfo["MemAvailable"], basis
+
+
+def _dedicated(signals: NvidiaMemorySignals, kind: str) -> tuple[int | Unavailable, str]:
+    total = signals.memory_total_bytes
+    if isinstance(total, Unavailable):
+        return total, "dedicated memory reported by NVML"
+    reserved = signals.memory_reserved_bytes
+    if isinstance(reserved, int):
+        usable, basis = total - reserved, f"NVML dedicated memory minus {reserved} bytes reserved by the driver"
+    else:
+        usable, basis = total, "NVML dedicated memory (this driver does not report its reserved part)"
+    if kind == "coherent-split":
+        basis += "; CPU memory reachable over NVLink-C2C (slower) is not counted"
+    return usable, basis
+
+
+def classify_apple(*, recommended_working_set_bytes: int | Unavailable, wired_limit_bytes: int | Unavailable,
+                   unified_memory_bytes: int | Unavailable) -> MemoryClass:
+    """Apple Silicon: always one pool; the GPU may use up to Metal's recommended working set."""
+    observed = ["Apple Silicon: CPU and GPU share one LPDDR pool (every Apple-silicon MTLDevice has unified memory)"]
+    if isinstance(unified_memory_bytes, int):
+        observed.append(f"hw.memsize {unified_memory_bytes} bytes")
+    wired_limit_set = isinstance(wired_limit_bytes, int) and wired_limit_bytes > 0
+    if wired_limit_set:
+        observed.append(f"iogpu.wired_limit_mb was set by hand to {wired_limit_bytes} bytes")
+    observed.append("decided by: Apple Silicon")
+    usable: int | Unavailable = recommended_working_set_bytes
+    basis = "Metal recommendedMaxWorkingSetSize (torch.mps.recommended_max_memory())"
+    if isinstance(usable, Unavailable) and wired_limit_set:
+        usable, basis = wired_limit_bytes, "iogpu.wired_limit_mb (the GPU wired-memory limit set by hand)"
+    return MemoryClass(kind="shared-physical", signals=tuple(observed), usable_bytes=usable, usable_basis=basis)

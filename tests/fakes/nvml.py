@@ -1,0 +1,193 @@
+"""A fake NVML implementing ``dgprofile._nvml.NvmlQuery``, with named scenarios.
+
+The H200 values are NVML's answers on an H200 SXM (driver 580.159.04, nvidia-ml-py 13.610.43), read by
+``nvml_dump`` on a lent machine; the H100 values are those of reference/measurement.md §4.2 (H100 SXM, same
+driver). GB10, old-driver, lost-GPU, MIG and busy scenarios change those answers the way the cited reports
+describe (GB10 memory info NOT_SUPPORTED: leptonai/gpud#1170, dra-driver-nvidia-gpu#1115).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dgprofile import _nvml
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Fail:
+    """An NVML call that returns this error code."""
+
+    code: int
+
+
+@dataclass(frozen=True)
+class FakeHandle:
+    index: int
+
+
+@dataclass
+class FakeGpu:
+    """One GPU's answers: NVML function name (plus the clock type for MaxClockInfo) -> value or Fail."""
+
+    answers: dict[str, Any]
+    lost_at: str | None = None  # from this call on, every call on the device answers GPU_IS_LOST
+    lost: bool = False
+
+    def answer(self, fn_name: str) -> Any:
+        self.lost = self.lost or fn_name == self.lost_at
+        if self.lost:
+            return Fail(_nvml.ERROR_GPU_IS_LOST)
+        return self.answers.get(fn_name, Fail(_nvml.ERROR_NOT_SUPPORTED))
+
+
+@dataclass
+class FakeNvml:
+    """Answers ``query`` like ``dgprofile._nvml.NvmlSession`` would, from scripted values."""
+
+    gpus: list[FakeGpu]
+    system: dict[str, Any] = field(default_factory=dict)
+    process_names: dict[int, str] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def query(self, fn_name: str, *args: Any) -> Any:
+        self.calls.append(fn_name)
+        if fn_name == "nvmlDeviceGetCount" and fn_name not in self.system:
+            return len(self.gpus)
+        if fn_name == "nvmlDeviceGetHandleByIndex":
+            if args[0] >= len(self.gpus):
+                return _nvml.unavailable_for(_nvml.ERROR_INVALID_ARGUMENT, fn_name)
+            return FakeHandle(args[0])
+        if fn_name == "nvmlSystemGetProcessName":
+            name = self.process_names.get(args[0])
+            return name if name is not None else _nvml.unavailable_for(_nvml.ERROR_NOT_FOUND, fn_name)
+        if args and isinstance(args[0], FakeHandle):
+            key = fn_name if fn_name != "nvmlDeviceGetMaxClockInfo" else f"{fn_name}:{args[1]}"
+            if fn_name == "nvmlDeviceGetMemoryInfo" and len(args) == 2:
+                key = "nvmlDeviceGetMemoryInfo:v2"
+            value = self.gpus[args[0].index].answer(key)
+        else:
+            value = self.system.get(fn_name, Fail(_nvml.ERROR_NOT_SUPPORTED))
+        if isinstance(value, Fail):
+            _nvml.raise_if_fatal(value.code, fn_name)
+            return _nvml.unavailable_for(value.code, fn_name)
+        return copy.deepcopy(value)
+
+
+DRIVER_580 = {"nvmlSystemGetDriverVersion": "580.159.04", "nvmlSystemGetCudaDriverVersion": 13000,
+              "nvmlSystemGetNVMLVersion": "13.580.159.04"}
+
+
+def hopper_answers(*, name: str, uuid: str, bus_id: str, total: int, reserved: int, bus_width: int,
+                   memory_clock_mhz: int) -> dict[str, Any]:
+    """An idle Hopper GPU's NVML answers (layout as read from the H200)."""
+    return {
+        "nvmlDeviceGetName": name, "nvmlDeviceGetUUID": uuid,
+        "nvmlDeviceGetPciInfo": {"busIdLegacy": bus_id[4:], "domain": 0, "bus": 0, "device": 6,
+                                 "pciDeviceId": 590680286, "pciSubSystemId": 415174878, "busId": bus_id},
+        "nvmlDeviceGetArchitecture": 9, "nvmlDeviceGetCudaComputeCapability": [9, 0],
+        "nvmlDeviceGetMemoryInfo:v2": {"version": _nvml.MEMORY_INFO_V2, "total": total, "reserved": reserved,
+                                       "free": total - reserved, "used": 0},
+        "nvmlDeviceGetMemoryInfo": {"total": total, "free": total - reserved, "used": reserved},
+        "nvmlDeviceGetMemoryBusWidth": bus_width,
+        f"nvmlDeviceGetMaxClockInfo:{_nvml.CLOCK_MEM}": memory_clock_mhz,
+        f"nvmlDeviceGetMaxClockInfo:{_nvml.CLOCK_SM}": 1980,
+        "nvmlDeviceGetAttributes": Fail(_nvml.ERROR_NOT_SUPPORTED),  # only MIG handles answer this
+        "nvmlDeviceGetNumGpuCores": 16896,
+        "nvmlDeviceGetEnforcedPowerLimit": 700000,
+        "nvmlDeviceGetMaxPcieLinkGeneration": 5, "nvmlDeviceGetMaxPcieLinkWidth": 16,
+        "nvmlDeviceGetMigMode": [0, 0], "nvmlDeviceGetEccMode": [1, 1],
+        "nvmlDeviceGetUtilizationRates": {"gpu": 0, "memory": 0},
+        "nvmlDeviceGetComputeRunningProcesses": [], "nvmlDeviceGetGraphicsRunningProcesses": [],
+        "nvmlDeviceGetAddressingMode": 0, "nvmlDeviceGetC2cModeInfoV": {"isC2cEnabled": 0},
+        "nvmlDeviceGetNumaNodeId": Fail(_nvml.ERROR_NOT_SUPPORTED),
+    }
+
+
+def h100_answers(index: int = 0) -> dict[str, Any]:
+    return hopper_answers(name="NVIDIA H100 80GB HBM3", uuid=f"GPU-11111111-2222-3333-4444-00000000000{index}",
+                          bus_id=f"00000000:{0x18 + index:02X}:00.0", total=81559 * MIB, reserved=521 * MIB,
+                          bus_width=5120, memory_clock_mhz=2619)
+
+
+def h200_answers() -> dict[str, Any]:
+    return hopper_answers(name="NVIDIA H200", uuid="GPU-78247eb8-96cc-558b-e432-7f1d5a90da1d",
+                          bus_id="00000000:00:06.0", total=150754820096, reserved=644939776, bus_width=6016,
+                          memory_clock_mhz=3201)
+
+
+def healthy_h100() -> FakeNvml:
+    return FakeNvml([FakeGpu(h100_answers())], system=dict(DRIVER_580))
+
+
+def h200() -> FakeNvml:
+    return FakeNvml([FakeGpu(h200_answers())], system=dict(DRIVER_580))
+
+
+def gb10() -> FakeNvml:
+    """DGX Spark: no dedicated memory (NOT_SUPPORTED), ATS addressing, Blackwell 12.1, LPDDR5X."""
+    answers = h100_answers()
+    not_supported = Fail(_nvml.ERROR_NOT_SUPPORTED)
+    answers.update({
+        "nvmlDeviceGetName": "NVIDIA GB10", "nvmlDeviceGetArchitecture": 10,
+        "nvmlDeviceGetCudaComputeCapability": [12, 1],
+        "nvmlDeviceGetMemoryInfo:v2": not_supported, "nvmlDeviceGetMemoryInfo": not_supported,
+        "nvmlDeviceGetMemoryBusWidth": not_supported,
+        f"nvmlDeviceGetMaxClockInfo:{_nvml.CLOCK_MEM}": not_supported,
+        "nvmlDeviceGetNumGpuCores": 6144, "nvmlDeviceGetAddressingMode": 2,
+        "nvmlDeviceGetC2cModeInfoV": {"isC2cEnabled": 1}, "nvmlDeviceGetEccMode": not_supported,
+        "nvmlDeviceGetEnforcedPowerLimit": not_supported,
+    })
+    return FakeNvml([FakeGpu(answers)], system=dict(DRIVER_580))
+
+
+def old_driver() -> FakeNvml:
+    """An R470-era driver: the newer functions are missing from its NVML (FUNCTION_NOT_FOUND)."""
+    answers = h100_answers()
+    missing = Fail(_nvml.ERROR_FUNCTION_NOT_FOUND)
+    for fn_name in ("nvmlDeviceGetMemoryInfo:v2", "nvmlDeviceGetMemoryBusWidth", "nvmlDeviceGetNumGpuCores",
+                    "nvmlDeviceGetArchitecture", "nvmlDeviceGetAddressingMode", "nvmlDeviceGetC2cModeInfoV",
+                    "nvmlDeviceGetPciInfo"):
+        answers[fn_name] = missing
+    answers["nvmlDeviceGetMemoryInfo"] = {"total": 81559 * MIB, "free": 81000 * MIB, "used": 559 * MIB}
+    return FakeNvml([FakeGpu(answers)], system={**DRIVER_580, "nvmlSystemGetDriverVersion": "470.256.02",
+                                                "nvmlSystemGetCudaDriverVersion": 11040})
+
+
+def gpu_lost_mid_query() -> FakeNvml:
+    """Two H100s; the second falls off the bus while its memory is being read."""
+    return FakeNvml([FakeGpu(h100_answers(0)), FakeGpu(h100_answers(1), lost_at="nvmlDeviceGetMemoryBusWidth")],
+                    system=dict(DRIVER_580))
+
+
+def mig_enabled() -> FakeNvml:
+    answers = h100_answers()
+    answers.update({"nvmlDeviceGetMigMode": [1, 1],
+                    "nvmlDeviceGetUtilizationRates": Fail(_nvml.ERROR_NOT_SUPPORTED),
+                    "nvmlDeviceGetComputeRunningProcesses": Fail(_nvml.ERROR_NO_PERMISSION),
+                    "nvmlDeviceGetGraphicsRunningProcesses": Fail(_nvml.ERROR_NO_PERMISSION)})
+    return FakeNvml([FakeGpu(answers)], system=dict(DRIVER_580))
+
+
+def busy_gpu() -> FakeNvml:
+    """An H100 serving another model: two processes hold memory and the GPU is 87% utilised."""
+    answers = h100_answers()
+    answers.update({
+        "nvmlDeviceGetUtilizationRates": {"gpu": 87, "memory": 61},
+        "nvmlDeviceGetComputeRunningProcesses": [
+            {"pid": 4242, "usedGpuMemory": 70 * 1024 * MIB, "gpuInstanceId": 0xFFFFFFFF,
+             "computeInstanceId": 0xFFFFFFFF},
+            {"pid": 5151, "usedGpuMemory": None, "gpuInstanceId": 0xFFFFFFFF, "computeInstanceId": 0xFFFFFFFF}],
+    })
+    return FakeNvml([FakeGpu(answers)], system=dict(DRIVER_580),
+                    process_names={4242: "/home/alice/.venv/bin/python3"})
+
+
+SCENARIOS: dict[str, Callable[[], FakeNvml]] = {
+    "healthy-h100": healthy_h100, "h200": h200, "gb10": gb10, "old-driver": old_driver,
+    "gpu-lost-mid-query": gpu_lost_mid_query, "mig-enabled": mig_enabled, "busy-gpu": busy_gpu,
+}
