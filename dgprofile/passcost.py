@@ -14,7 +14,8 @@ against ``context_tokens`` already-cached positions per request:
   whose canvas is never cached). Sliding layers keep only the last ``sliding_window`` positions.
 * Activations: every GEMM reads its input and writes its output once, attention reads q/k/v of the new tokens
   and writes its output, elementwise work is fused (bf16, 2 bytes an element). A modelled lower bound.
-* LM head and sampler: see ``_logit_rows`` and the ``*_SAMPLER_*`` constants; logits are fp32 (softcap in fp32).
+* LM head and sampler: see ``_logit_rows`` and the ``*_SAMPLER_*`` constants; logits are stored bf16 and
+  processed in fp32 (softcap, softmax, entropy, sampling).
 
 Pass kinds: ``prefill`` (causal over the prompt, writes KV, logits of the last position for the first AR token),
 ``ar-step`` (one token per request, logits and greedy/top-k sampling), ``dg-denoise`` (bidirectional over the
@@ -45,10 +46,11 @@ PASS_KINDS: tuple[PassKind, ...] = ("prefill", "ar-step", "dg-denoise", "dg-comm
 ScaleBlock = Literal["none", "row", "group"]
 
 ACTIVATION_BYTES = 2  # bf16 hidden states between kernels, whatever the weight format
-LOGIT_BYTES = 4  # fp32 logits: the softcap and the sampler run in fp32 (S2, S17)
+# The LM head GEMM writes bf16 logits (vLLM's does); the softcap and the sampler then compute in fp32 (S2, S17).
+LOGIT_BYTES = 2
 PROBABILITY_BYTES = 2  # probabilities handed to the self-conditioning product, in the embedding's dtype (bf16)
-# The entropy-bound sampler over [tokens x vocab] fp32 logits, as a fused engine does it: one sweep for the
-# row max, log-sum-exp, entropy and argmax; one for the Gumbel-max draw and the probabilities it writes.
+# The entropy-bound sampler over [tokens x vocab] logits (fp32 arithmetic), as a fused engine does it: one sweep
+# for the row max, log-sum-exp, entropy, argmax and Gumbel-max draw; one for the probabilities it writes.
 DENOISE_SAMPLER_LOGIT_READS = 2
 # Per logit: softcap (divide, tanh, multiply), temperature (1), exp and subtract (2), sum (1), entropy
 # p * log p and sum (3), Gumbel noise -log(-log u) (3), add and argmax compare (2), probability write scale (1).
@@ -60,6 +62,7 @@ AR_SAMPLER_FLOPS_PER_LOGIT = 4
 # plus a persistent self-conditioning embedding [canvas, hidden] fp32 per slot (S17; research note §4.5).
 SAMPLER_TRANSIENT_FP32_COPIES = 10
 SELF_CONDITIONING_BUFFER_BYTES_PER_ELEMENT = 4
+FP32_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -433,6 +436,17 @@ def weights_bytes(config: ModelConfig, precision: str | Precision, *, model: Mod
     return quantised + bf16_params * BF16_BYTES
 
 
+def layer_weight_bytes(config: ModelConfig, layer_type: LayerType, precision: str | Precision) -> float:
+    """Weights one decoder layer holds in memory, all experts included."""
+    fmt = precision if isinstance(precision, Precision) else precision_by_name(precision)
+    backbone = config.backbone
+    hidden = backbone.hidden_size
+    return (sum(fmt.matrix_bytes(o, i) for o, i in _attention_matrices(backbone, layer_type))
+            + _geglu_weight_bytes(hidden, backbone.intermediate_size, fmt)
+            + backbone.num_experts * _geglu_weight_bytes(hidden, backbone.moe_intermediate_size, fmt)
+            + (router_params(backbone) + layer_norm_params(backbone, layer_type)) * BF16_BYTES)
+
+
 def kv_cache_bytes(config: ModelConfig, context_tokens: int, precision: str | Precision, *,
                    sequences: int = 1) -> float:
     """KV cache of ``sequences`` sequences of ``context_tokens`` each; sliding layers keep only the window."""
@@ -449,5 +463,5 @@ def dg_request_buffers_bytes(config: ModelConfig) -> float:
     (vLLM's figure: ~10 of them, ~2.5 GiB; research note §4.5)."""
     canvas, backbone = config.diffusion.canvas_length, config.backbone
     persistent = canvas * backbone.hidden_size * SELF_CONDITIONING_BUFFER_BYTES_PER_ELEMENT
-    transient = SAMPLER_TRANSIENT_FP32_COPIES * canvas * backbone.vocab_size * LOGIT_BYTES
+    transient = SAMPLER_TRANSIENT_FP32_COPIES * canvas * backbone.vocab_size * FP32_BYTES
     return float(persistent + transient)

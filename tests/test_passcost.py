@@ -14,6 +14,7 @@ from dgprofile.passcost import (
     dg_request_buffers_bytes,
     expected_distinct_experts,
     kv_cache_bytes,
+    layer_weight_bytes,
     pass_cost,
     pass_shape,
     precision_by_name,
@@ -156,3 +157,9 @@ def test_prefill_without_a_prompt_length_is_refused(config):
 def test_unknown_precision_names_the_known_ones(config):
     with pytest.raises(ValueError, match="known are bf16"):
         denoise(config, precision="fp6")
+
+
+def test_layer_weights_add_up_to_the_backbone(config):
+    layers = sum(layer_weight_bytes(config, t, "bf16") for t in config.backbone.layer_types)
+    outside = (262_144 * 2816 + 2816 + 17_844_992 + 569_548_080 + 3_244_032) * 2
+    assert layers + outside == pytest.approx(weights_bytes(config, "bf16"))
