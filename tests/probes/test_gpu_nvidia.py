@@ -63,6 +63,8 @@ def test_gb10_without_memory_info_is_shared_physical_with_memavailable() -> None
     assert isinstance(gpu.memory_total_bytes, Unavailable)
     assert "NVML_ERROR_NOT_SUPPORTED" in gpu.memory_total_bytes.reason
     assert isinstance(gpu.nvml_derived_bandwidth_bytes_per_s, Unavailable)
+    assert (gpu.spec_id, gpu.theoretical_bandwidth_bytes_per_s) == ("dgx-spark", 273e9)
+    assert gpu.theoretical_bandwidth_basis.startswith("datasheet entry 'dgx-spark'")
     assert gpu.sm_count == 48  # 6144 cores / 128 lanes (compute capability 12.1)
 
 
