@@ -143,11 +143,14 @@ class Curve:
 
 @dataclass(frozen=True)
 class Ceilings:
-    """The device limits the model used: per GPU, measured on the machine or taken from a datasheet."""
+    """The device limits the model used, per GPU: datasheet figures, or measured ones converted to the same
+    footing (see ``dgprofile.ceilings``). ``usable_memory_bytes`` is over all ``gpus``."""
 
     source: CeilingsSource
     device_name: str
     hardware_id: str | Unavailable
+    vendor: str
+    device_type: str
     gpus: int
     memory_class: MemoryClassKind
     bandwidth_bytes_per_s: float
@@ -162,15 +165,19 @@ class Ceilings:
 
 @dataclass(frozen=True)
 class EngineParameters:
-    """One engine's behaviour as fitted to the published runs (see ``dgprofile.engines``)."""
+    """One engine's behaviour as fitted to the published runs (see ``dgprofile.engines``).
+
+    ``diffusion_workspace_fraction``: transient memory of a denoise pass beyond weights, KV cache and sampler
+    buffers, as a share of the weights (eager transformers keeps large copies; 0 elsewhere). ``fitted`` names the
+    parameters the data identified; ``priors`` states the rest.
+    """
 
     engine: str
     pass_floor_seconds: float
-    pass_overhead_seconds: float
+    diffusion_step_overhead_seconds: float
     bandwidth_efficiency: float
     compute_efficiency: float
-    dequant_efficiency: float
-    self_conditioning_in_fp32_sampler: bool
+    diffusion_workspace_fraction: float
     fitted: tuple[str, ...]
     priors: tuple[str, ...]
     runs: tuple[str, ...]
