@@ -62,7 +62,7 @@ _EXPLANATIONS = {
     ERROR_FUNCTION_NOT_FOUND: "this driver's NVML lacks the function (the driver is older than the query)",
     ERROR_GPU_IS_LOST: "the GPU fell off the bus or stopped responding",
     ERROR_RESET_REQUIRED: "the GPU needs a reset before it can be used",
-    ERROR_LIB_RM_VERSION_MISMATCH: "the NVML library and the kernel driver versions differ (reboot after a driver update)",
+    ERROR_LIB_RM_VERSION_MISMATCH: "the NVML library and the kernel driver differ in version (reboot after an update)",
     ERROR_GPU_NOT_FOUND: "the GPU is no longer present",
 }
 
@@ -147,7 +147,7 @@ def open_nvml(module_loader: Any = None) -> Iterator[NvmlSession | Unavailable]:
     try:
         module = module_loader() if module_loader else _import_pynvml()
     except ImportError as exc:
-        yield Unavailable(f"nvidia-ml-py is not installed ({exc}); `pip install nvidia-ml-py` to probe NVIDIA GPUs")
+        yield Unavailable(f"nvidia-ml-py is not installed ({exc}); `pip install nvidia-ml-py` to probe NVIDIA")
         return
     try:
         module.nvmlInit()

@@ -99,15 +99,17 @@ def collect_machine(*, anonymize: bool = False, seams: ProbeSeams | None = None)
     hostname = _guarded("hostname", seams.hostname, lambda reason: "unknown-host", warnings)
     machine = Machine(identity=Identity(hostname=hostname, anonymized=False), cpu=cpu,
                       accelerators=tuple(accelerators), software=software,
-                      probe_seconds=time.perf_counter() - started, warnings=tuple(warnings), probe_notes=tuple(notes))
+                      probe_seconds=time.perf_counter() - started, warnings=tuple(warnings),
+                      probe_notes=tuple(notes))
     return anonymize_machine(machine) if anonymize else machine
 
 
 def _unknown_cpu(arch: str, reason: str) -> CpuInfo:
     missing = Unavailable(reason)
     return CpuInfo(model=missing, architecture=arch, physical_cores=missing, logical_cores=missing,
-                   inference_flags=(), l3_cache_bytes=missing, ram_total_bytes=missing, ram_available_bytes=missing,
-                   theoretical_bandwidth_bytes_per_s=missing, theoretical_bandwidth_basis=reason, numa_nodes=missing)
+                   inference_flags=(), l3_cache_bytes=missing, ram_total_bytes=missing,
+                   ram_available_bytes=missing, theoretical_bandwidth_bytes_per_s=missing,
+                   theoretical_bandwidth_basis=reason, numa_nodes=missing)
 
 
 def _unknown_software(reason: str) -> Software:

@@ -48,7 +48,7 @@ class SoftwareSeams:
 
 
 def probe_software(seams: SoftwareSeams | None = None) -> Software:
-    """Python, OS and the versions of torch (with its CUDA/MPS build), triton, transformers, vLLM, nvidia-ml-py."""
+    """Python, OS, torch (with its CUDA/MPS build), triton, transformers, vLLM and nvidia-ml-py versions."""
     seams = seams or SoftwareSeams()
     torch_version = seams.version_of("torch")
     return Software(

@@ -49,7 +49,8 @@ class AppleProbe:
     notes: tuple[str, ...]
 
 
-def probe_apple(run: CommandRunner, read_working_set: WorkingSetReader = torch_recommended_working_set) -> AppleProbe:
+def probe_apple(run: CommandRunner,
+                read_working_set: WorkingSetReader = torch_recommended_working_set) -> AppleProbe:
     """Describe the Apple Silicon GPU of this Mac."""
     brand = run(["sysctl", "-n", "machdep.cpu.brand_string"])
     if isinstance(brand, Unavailable):
@@ -97,7 +98,7 @@ def _integer(text: str | Unavailable, what: str) -> int | Unavailable:
 
 
 def gpu_core_count(run: CommandRunner) -> int | Unavailable:
-    """GPU cores from system_profiler: JSON ``sppci_cores`` first, the text report's "Total Number of Cores" next."""
+    """GPU cores from system_profiler: JSON ``sppci_cores``, else the text's "Total Number of Cores"."""
     report = run(["system_profiler", "SPDisplaysDataType", "-json"])
     if not isinstance(report, Unavailable):
         try:

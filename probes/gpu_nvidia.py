@@ -184,7 +184,8 @@ def _bandwidth(bus_width: Any, memory_clock_mhz: Any, spec: Any, *, shared: bool
     """Theoretical bandwidth = 2 x max memory clock x bus width / 8, checked against the datasheet entry."""
     if isinstance(bus_width, Unavailable) or isinstance(memory_clock_mhz, Unavailable):
         missing = bus_width if isinstance(bus_width, Unavailable) else memory_clock_mhz
-        derived: float | Unavailable = Unavailable(f"needs memory bus width and max memory clock ({missing.reason})")
+        derived: float | Unavailable = Unavailable(
+            f"needs memory bus width and max memory clock ({missing.reason})")
         formula = ""
     else:
         derived = 2 * memory_clock_mhz * 1e6 * bus_width / 8
@@ -267,5 +268,6 @@ def _busy_warnings(utilization: Any, processes: Any) -> list[str]:
         warnings.append(f"the GPU is busy: {len(processes)} other process(es) use it ({names}; "
                         f"{held / 2**30:.1f} GiB held): measurements here will be unreliable")
     if isinstance(utilization, int) and utilization >= BUSY_UTILIZATION_PERCENT:
-        warnings.append(f"the GPU was {utilization}% utilised while probed: measurements here will be unreliable")
+        warnings.append(f"the GPU was {utilization}% utilised while probed: "
+                        "measurements here will be unreliable")
     return warnings

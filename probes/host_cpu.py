@@ -24,15 +24,17 @@ COMMAND_TIMEOUT_SECONDS = 5.0
 
 # ISA features that decide how fast a CPU runs matrix and vector work, in Linux /proc/cpuinfo spelling
 # (x86 "flags", Arm "Features"; asimd is NEON).
-INFERENCE_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-                   "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimdhp", "asimddp", "i8mm", "bf16",
-                   "sve", "sve2", "sme")
+INFERENCE_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
+                   "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+                   "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme")
 # macOS `sysctl hw.optional` keys for the same features.
 DARWIN_FLAG_KEYS = {
-    "hw.optional.neon": "asimd", "hw.optional.arm.FEAT_FP16": "asimdhp", "hw.optional.arm.FEAT_DotProd": "asimddp",
-    "hw.optional.arm.FEAT_I8MM": "i8mm", "hw.optional.arm.FEAT_BF16": "bf16", "hw.optional.arm.FEAT_SME": "sme",
-    "hw.optional.avx1_0": "avx", "hw.optional.avx2_0": "avx2", "hw.optional.fma": "fma", "hw.optional.f16c": "f16c",
-    "hw.optional.avx512f": "avx512f", "hw.optional.avx512bw": "avx512bw", "hw.optional.avx512vnni": "avx512_vnni",
+    "hw.optional.neon": "asimd", "hw.optional.arm.FEAT_FP16": "asimdhp",
+    "hw.optional.arm.FEAT_DotProd": "asimddp", "hw.optional.arm.FEAT_I8MM": "i8mm",
+    "hw.optional.arm.FEAT_BF16": "bf16", "hw.optional.arm.FEAT_SME": "sme",
+    "hw.optional.avx1_0": "avx", "hw.optional.avx2_0": "avx2", "hw.optional.fma": "fma",
+    "hw.optional.f16c": "f16c", "hw.optional.avx512f": "avx512f", "hw.optional.avx512bw": "avx512bw",
+    "hw.optional.avx512vnni": "avx512_vnni",
 }
 SMBIOS_MEMORY_DEVICE = 17
 NOT_A_SOC = Unavailable("the CPU is not part of an Apple chip")
@@ -46,7 +48,8 @@ def run_command(argv: Sequence[str]) -> str | Unavailable:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Unavailable(f"`{' '.join(argv)}` could not run ({exc})")
     if done.returncode != 0:
-        return Unavailable(f"`{' '.join(argv)}` failed: {done.stderr.strip()[:200] or f'exit {done.returncode}'}")
+        detail = done.stderr.strip()[:200] or f"exit {done.returncode}"
+        return Unavailable(f"`{' '.join(argv)}` failed: {detail}")
     return done.stdout
 
 
@@ -112,7 +115,8 @@ def probe_cpu(seams: HostSeams, *, soc_spec: HardwareSpec | Unavailable = NOT_A_
     return CpuInfo(
         model=model, architecture=seams.arch, physical_cores=counts.physical_cores,
         logical_cores=counts.logical_cores, inference_flags=tuple(f for f in INFERENCE_FLAGS if f in flags),
-        l3_cache_bytes=l3, ram_total_bytes=counts.ram_total_bytes, ram_available_bytes=counts.ram_available_bytes,
+        l3_cache_bytes=l3, ram_total_bytes=counts.ram_total_bytes,
+        ram_available_bytes=counts.ram_available_bytes,
         theoretical_bandwidth_bytes_per_s=bandwidth, theoretical_bandwidth_basis=basis, numa_nodes=numa)
 
 
@@ -184,7 +188,8 @@ def _darwin_model_flags_l3(run: CommandRunner) -> tuple[str | Unavailable, set[s
                 flags.add(DARWIN_FLAG_KEYS[key.strip()])
     l3_text = run(["sysctl", "-n", "hw.l3cachesize"])
     if isinstance(l3_text, Unavailable) or not l3_text.strip().isdigit() or int(l3_text) == 0:
-        l3: int | Unavailable = Unavailable("sysctl reports no L3 (Apple chips do not expose their system-level cache)")
+        l3: int | Unavailable = Unavailable(
+            "sysctl reports no L3 (Apple chips do not expose their system-level cache)")
     else:
         l3 = int(l3_text)
     return model, flags, l3
@@ -203,7 +208,8 @@ def _library_model_flags_l3(library: Callable[[], dict[str, Any]]) -> tuple[Any,
 
 def _soc_bandwidth(soc_spec: HardwareSpec | Unavailable) -> tuple[float | Unavailable, str]:
     if isinstance(soc_spec, Unavailable):
-        return Unavailable(f"no datasheet entry for this chip ({soc_spec.reason})"), "chip not in the datasheet table"
+        return (Unavailable(f"no datasheet entry for this chip ({soc_spec.reason})"),
+                "chip not in the datasheet table")
     return soc_spec.memory_bandwidth_bytes_per_s, (
         f"datasheet entry '{soc_spec.id}': the chip's memory bandwidth, shared with the GPU "
         "(the CPU cores alone reach only a fraction of it)")
@@ -214,7 +220,7 @@ def smbios_bandwidth(entries: Path) -> tuple[float | Unavailable, str]:
     try:
         raws = [(path / "raw").read_bytes() for path in sorted(entries.glob(f"{SMBIOS_MEMORY_DEVICE}-*"))]
     except PermissionError:
-        return (Unavailable("SMBIOS memory tables are readable by root only (run as root to derive DRAM bandwidth)"),
+        return (Unavailable("SMBIOS memory tables are readable by root only (run as root to derive it)"),
                 "not derived")
     except OSError as exc:
         return Unavailable(f"SMBIOS memory tables unreadable ({exc})"), "not derived"

@@ -57,7 +57,8 @@ def _has_hint(name: str, hints: tuple[str, ...]) -> str | None:
     return next((hint for hint in hints if re.search(rf"\b{re.escape(hint)}\b", name, re.IGNORECASE)), None)
 
 
-def classify_nvidia(signals: NvidiaMemorySignals, read_host_meminfo: MeminfoReader = read_meminfo) -> MemoryClass:
+def classify_nvidia(signals: NvidiaMemorySignals,
+                    read_host_meminfo: MeminfoReader = read_meminfo) -> MemoryClass:
     """Classify an NVIDIA GPU's memory from NVML signals (decision order in the code, first match wins)."""
     observed: list[str] = []
     memory_not_supported = _nvml.error_code_of(signals.memory_total_bytes) == _nvml.ERROR_NOT_SUPPORTED
@@ -82,7 +83,8 @@ def classify_nvidia(signals: NvidiaMemorySignals, read_host_meminfo: MeminfoRead
     if memory_not_supported:
         kind, decided_by = "shared-physical", "decided by: no dedicated memory reported"
     elif (ats or c2c) and shared_hint:
-        kind, decided_by = "shared-physical", f"decided by: ATS/C2C with a shared-memory part name ('{shared_hint}')"
+        kind = "shared-physical"
+        decided_by = f"decided by: ATS/C2C with a shared-memory part name ('{shared_hint}')"
     elif ats or c2c:
         kind, decided_by = "coherent-split", "decided by: dedicated memory plus ATS/C2C to the CPU"
     elif shared_hint:
@@ -118,7 +120,8 @@ def _dedicated(signals: NvidiaMemorySignals, kind: str) -> tuple[int | Unavailab
         return total, "dedicated memory reported by NVML"
     reserved = signals.memory_reserved_bytes
     if isinstance(reserved, int):
-        usable, basis = total - reserved, f"NVML dedicated memory minus {reserved} bytes reserved by the driver"
+        usable = total - reserved
+        basis = f"NVML dedicated memory minus {reserved / 2**20:.0f} MiB reserved by the driver"
     else:
         usable, basis = total, "NVML dedicated memory (this driver does not report its reserved part)"
     if kind == "coherent-split":
@@ -129,7 +132,8 @@ def _dedicated(signals: NvidiaMemorySignals, kind: str) -> tuple[int | Unavailab
 def classify_apple(*, recommended_working_set_bytes: int | Unavailable, wired_limit_bytes: int | Unavailable,
                    unified_memory_bytes: int | Unavailable) -> MemoryClass:
     """Apple Silicon: always one pool; the GPU may use up to Metal's recommended working set."""
-    observed = ["Apple Silicon: CPU and GPU share one LPDDR pool (every Apple-silicon MTLDevice has unified memory)"]
+    observed = ["Apple Silicon: CPU and GPU share one LPDDR pool "
+                "(every Apple-silicon MTLDevice has unified memory)"]
     if isinstance(unified_memory_bytes, int):
         observed.append(f"hw.memsize {unified_memory_bytes} bytes")
     wired_limit_set = isinstance(wired_limit_bytes, int) and wired_limit_bytes > 0
