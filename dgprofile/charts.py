@@ -1,8 +1,9 @@
 """Charts for the HTML pages, rendered by pygal to SVG strings that are inlined into the page.
 
 pygal is pure Python and renders offline. Its default configuration points the SVG at a tooltip script on a
-CDN; every chart here is built with ``js=[]`` so nothing leaves the page (the page inlines its own small tooltip
-script, ``templates/tooltips.js``, which reads the ``desc.value`` elements pygal writes). Functions take plain
+CDN; every chart here is built with ``js=[]`` so nothing leaves the page, and pygal's inline configuration script is
+removed (the page inlines its own small tooltip script, ``templates/tooltips.js``, which reads the ``desc.value``
+elements pygal writes). Functions take plain
 numbers and labels, never result objects: ``dgprofile.report`` decides what to plot.
 """
 
@@ -38,6 +39,10 @@ _STYLE = Style(
 # pygal numbers each series' legend entry with the same id in every chart; several charts inline in one page
 # would repeat those ids, and nothing uses them once pygal's own script is off.
 _LEGEND_ID = re.compile(r' id="activate-serie-\d+"')
+# pygal always writes its configuration (titles and labels included) into an inline script for its tooltip
+# script to read; with that script off it is dead weight, and pages should run only their own code. etree
+# escapes '<' in the text, so the first closing tag ends the element.
+_CONFIG_SCRIPT = re.compile(r'<script type="text/javascript">.*?</script>', re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def _config(**overrides: object) -> dict[str, object]:
 
 def _render(chart: pygal.graph.graph.Graph) -> str:
     svg = chart.render(is_unicode=True, disable_xml_declaration=True)
-    return _LEGEND_ID.sub("", svg)
+    return _CONFIG_SCRIPT.sub("", _LEGEND_ID.sub("", svg))
 
 
 def _log_bounds(values: Sequence[float], pad: float = 2.0) -> tuple[float, float]:
