@@ -63,7 +63,8 @@ def steps_from_tokens_per_call(tokens_per_call: float, output_tokens: int) -> fl
 def _steps_for_tasks(tasks: tuple[str, ...], output_tokens: int, *, extra: tuple[float, ...] = (),
                      extra_basis: str = "") -> StepsPerCanvas:
     values = [steps_from_tokens_per_call(TOKENS_PER_CALL[t], output_tokens) for t in tasks] + list(extra)
-    typical = math.exp(sum(math.log(v) for v in values) / len(values))
+    geometric_mean = math.exp(sum(math.log(v) for v in values) / len(values))
+    typical = min(max(geometric_mean, min(values)), max(values))  # no rounding outside the range
     basis = (f"{ARXIV_SOURCE}: {', '.join(f'{t} {TOKENS_PER_CALL[t]} tokens/call' for t in tasks)} "
              f"-> {min(output_tokens, CANVAS_TOKENS)} real tokens per canvas / tokens per call"
              + (f"; {extra_basis}" if extra_basis else ""))
