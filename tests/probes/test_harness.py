@@ -184,3 +184,40 @@ def test_timer_for_cpu_is_the_monotonic_clock_and_unknown_devices_are_refused() 
 def test_invalid_sample_count_is_refused() -> None:
     with pytest.raises(ValueError):
         measure(lambda: None, timer=PerfCounterTimer(), samples=0)
+
+
+@pytest.mark.gpu
+def test_cuda_events_agree_with_the_synchronised_host_clock_on_long_work() -> None:
+    import torch
+
+    a = torch.randn(4096, 4096, device="cuda")
+    events = timer_for("cuda:0")
+    host = PerfCounterTimer(synchronize=torch.cuda.synchronize)
+    events.elapsed_seconds(lambda: a @ a, 3)
+    on_device = events.elapsed_seconds(lambda: a @ a, 50)
+    on_host = host.elapsed_seconds(lambda: a @ a, 50)
+    assert events.name == "cuda-events"
+    assert on_device == pytest.approx(on_host, rel=0.2)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replays_the_captured_work_and_refuses_host_syncs() -> None:
+    import torch
+
+    from dgprofile.probes.harness import cuda_graph, graph_or_eager
+
+    counter = torch.zeros(1, device="cuda")
+    replay = cuda_graph(lambda: counter.add_(1.0), ops_per_call=5)
+    assert isinstance(replay, GraphReplay)
+    before = float(counter)
+    replay()
+    torch.cuda.synchronize()
+    assert float(counter) - before == 5.0
+    timing = measure(replay, timer=timer_for("cuda"), samples=3, ops_per_call=5)
+    assert timing.timer == "cuda-graph-events"
+
+    failed = cuda_graph(lambda: counter.item())
+    assert not isinstance(failed, GraphReplay) and "capture failed" in failed.reason
+    prepared = graph_or_eager(lambda: counter.item(), ops_per_call=2)
+    assert prepared.fallback_reason == failed.reason and prepared.ops_per_call == 2
+    torch.cuda.synchronize()

@@ -1,0 +1,88 @@
+"""`dgprofile bench --limits-only` through the real CLI, measuring this CPU with small sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dgprofile import results
+from dgprofile.cli import cli
+from dgprofile.probes import bench_bandwidth
+from dgprofile.probes import limits as limits_module
+from dgprofile.probes.bench_matmul import MatmulPlan, MatmulShape
+from dgprofile.probes.harness import Budget
+from dgprofile.probes.limits import LimitsPlan
+
+MIB = 1 << 20
+
+
+def tiny_plan(device: str, *, quick: bool) -> LimitsPlan:
+    return LimitsPlan(
+        bandwidth=Budget(0.002, 3, 0.2), host_transfer=Budget(), host_transfer_bytes=MIB,
+        latency=Budget(0.002, 3, 0.2),
+        matmul=MatmulPlan(square=64, tokens=(1, 8), shapes=(MatmulShape("dense-mlp", 64, 48, "test"),),
+                          square_budget=Budget(0.001, 3, 0.2), decode_budget=Budget(0.001, 3, 0.2)),
+        matmul_dtypes=("fp32",))
+
+
+@pytest.fixture(autouse=True)
+def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(limits_module, "plan_for", tiny_plan)
+    monkeypatch.setattr(bench_bandwidth, "MIN_CPU_BUFFER_BYTES", 2 * MIB)
+    monkeypatch.setattr(bench_bandwidth, "LLC_MULTIPLE", 0)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the device lock file lives in the temp directory
+
+
+def test_limits_only_text_shows_each_section_and_progress_goes_to_stderr() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--limits-only", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("Limits of cpu (")
+    for section in ("Memory bandwidth", "Matmul peak", "Decode shapes", "Latency floor"):
+        assert section in out
+    assert "streaming read" in out and "launch floor" in out
+    assert "bandwidth: stream-read (torch.sum)" in result.stderr
+    assert "Decode passes" not in out
+
+
+def test_json_and_output_file_hold_the_same_measured_result(tmp_path: Path) -> None:
+    path = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--limits-only", "--device", "cpu", "--json", "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    loaded = results.load(path)
+    assert printed["limits"]["stream_read_bytes_per_s"] == loaded.limits.stream_read_bytes_per_s > 0
+    assert loaded.run.command == ("dgprofile", "bench", "--limits-only", "--device", "cpu", "--json", "-o", str(path))
+    assert loaded.passes.reason == "not measured: --limits-only"
+    assert f"wrote {path}" in result.stderr
+
+
+def test_without_limits_only_the_unmeasured_passes_are_stated() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "Decode passes: unavailable (decode micro-benchmarks are not wired" in result.stdout
+
+
+def test_unknown_device_is_a_one_line_usage_error() -> None:
+    from dgprofile.errors import UsageError
+
+    result = CliRunner().invoke(cli, ["bench", "--limits-only", "--device", "tpu"])
+    assert isinstance(result.exception, UsageError)
+    assert "unknown --device 'tpu'" in str(result.exception)
+
+
+def test_missing_cuda_device_is_refused_before_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(cli, ["bench", "--limits-only", "--device", "cuda:0"])
+    assert "this torch sees no CUDA device" in str(result.exception)
+
+
+def test_unwritable_output_is_refused_before_measuring(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["bench", "--limits-only", "-o", str(tmp_path / "missing" / "bench.json")])
+    assert result.exit_code == 2
+    assert "cannot write" in result.stderr and "bandwidth:" not in result.stderr
