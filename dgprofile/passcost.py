@@ -110,8 +110,8 @@ PRECISIONS: dict[str, Precision] = {
                       "activations); native int8 tensor cores, else dequantised to bf16", 1.0, "row", 0, 2.0, 0.0,
                       "int8", 2.0, BF16_BYTES, False),
     "int4": Precision("int4", "int4 weights in groups of 128 inputs with one bf16 scale each (GPTQ/AWQ-style "
-                      "W4A16, 4.125 bits a weight; zero points of asymmetric variants not counted), always "
-                      "dequantised to bf16 in the GEMM", 0.5, "group", 128, 2.0, 0.0, "bf16-dequant", 2.0,
+                      "W4A16, 4.125 bits a weight; zero points of asymmetric variants not counted); dequantised "
+                      "to bf16 in the GEMM where no int4 matmul rate was measured", 0.5, "group", 128, 2.0, 0.0, "int4", 2.0,
                       BF16_BYTES, False),
     "nvfp4": Precision("nvfp4", "NVFP4: e2m1 weights, one fp8 e4m3 scale per 16 inputs and one fp32 scale per "
                        "tensor (4.5 bits a weight); native on sm_100+ (Blackwell), else dequantised to bf16",

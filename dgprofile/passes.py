@@ -1,4 +1,12 @@
-"""Measured decode passes at the real model shapes: AR step, DG denoise, DG commit, prefill."""
+"""Measured decode passes at the real model shapes: AR step, DG denoise, DG commit, prefill.
+
+Produced by ``dgprofile.probes.decode.run_decode_bench``. A pass is timed in parts (a sample of sliding layers, a
+sample of global layers, the head: embedding, LM head, self-conditioning, sampler); ``seconds`` is the full-depth
+estimate, the sum of each part's median times its ``scale``. Floors and fractions compare the pass with the
+machine's measured limits: ``bandwidth_floor_seconds`` = bytes moved / streaming-read bandwidth,
+``compute_floor_seconds`` = FLOPs / peak matmul rate of the pass's compute format, and each fraction is
+floor / seconds (1.0 = at the floor).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,19 @@ from dgprofile.timing import Timing
 from dgprofile.values import Unavailable
 
 PassKind = Literal["prefill", "ar-step", "dg-denoise", "dg-commit"]
+PassPartName = Literal["sliding-layers", "global-layers", "head", "head-vocab", "head-rest", "full-pass"]
+NOT_FULL_DEPTH = Unavailable("not measured at full depth (run with --full-depth on a device that holds the model)")
+
+
+@dataclass(frozen=True)
+class PassPart:
+    """One timed piece of a pass: ``layers`` layers (0 for the head); its median counts ``scale`` times toward
+    the full pass (e.g. 25 sliding layers / 2 timed, or the vocabulary divisor for ``head-vocab``)."""
+
+    name: PassPartName
+    layers: int
+    scale: float
+    timing: Timing
 
 
 @dataclass(frozen=True)
@@ -31,19 +52,25 @@ class PassMeasurement:
     flops: float
     achieved_bytes_per_s: float
     achieved_flops_per_s: float
-    bandwidth_floor_seconds: float
-    compute_floor_seconds: float
-    fraction_of_bandwidth_floor: float
-    fraction_of_compute_floor: float
+    bandwidth_floor_seconds: float | Unavailable
+    compute_floor_seconds: float | Unavailable
+    fraction_of_bandwidth_floor: float | Unavailable
+    fraction_of_compute_floor: float | Unavailable
     breakdown_seconds: dict[str, float]
+    relative_spread: float = 0.0
+    experts_touched_expected: float = 0.0
+    compute_format: str = ""
+    parts: tuple[PassPart, ...] = ()
+    full_depth_seconds: float | Unavailable = NOT_FULL_DEPTH
 
 
 @dataclass(frozen=True)
 class PassTimes:
-    """All measured passes of one run."""
+    """All measured (and modelled) passes of one run, with what was reduced to fit the machine and how."""
 
     model_id: str
     device: str
     passes: tuple[PassMeasurement, ...]
     reductions: tuple[str, ...]
     seconds_taken: float
+    methods: tuple[str, ...] = ()

@@ -1,0 +1,377 @@
+"""Run the decode micro-benchmarks: AR step, DG denoise, DG commit and prefill at the real model shapes.
+
+A pass is timed in parts through the shared harness (``dgprofile.probes.harness``), each part a CUDA graph on
+NVIDIA: a sample of sliding layers, a sample of global layers (full width, scaled to the model's depth), and the
+head once. The plan (``plan.py``) is made from memory figures before anything is allocated; an out-of-memory
+error that slips through skips the configuration that caused it and says so. Precisions the hardware cannot
+run natively are modelled from the measured bf16 pass of the same shape.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+
+from dgprofile.limits import Limits
+from dgprofile.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
+from dgprofile.passcost import PRECISIONS, PassCost, pass_cost
+from dgprofile.passes import PassKind, PassMeasurement, PassPart, PassTimes
+from dgprofile.probes.harness import graph_or_eager, measure, timer_for
+from dgprofile.timing import Timing
+from dgprofile.values import Unavailable
+
+from .head import Sampler, build_head, head_parts, torch_sampler
+from .model import LayerWeights, build_layer, grouped_mm_available, layer_stack, layer_state, random_tensor
+from .plan import DEFAULT_CONCURRENCIES, DEFAULT_CONTEXTS, BenchPlan, DeviceKind, plan_bench
+
+DEFAULT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4")
+Progress = Callable[[str], None]
+# Harness settings per device: GPU parts last 0.1-20 ms; CPU parts last seconds, and two samples after the
+# calibration call (which doubles as the warm-up) are what the CPU time budget allows.
+GPU_TIMING = {"min_sample_seconds": 0.005, "samples": 7, "warmup": 2, "max_seconds": 0.25}
+GPU_QUICK_TIMING = {"min_sample_seconds": 0.003, "samples": 5, "warmup": 1, "max_seconds": 0.1}
+CPU_TIMING = {"min_sample_seconds": 0.0, "samples": 2, "warmup": 0, "max_seconds": 0.0}
+NOT_A_WHOLE_PASS = Unavailable("timed in parts (sampled layers and head): see parts")
+
+
+@dataclass
+class Environment:
+    """What the device offers, read once before planning."""
+
+    device: str
+    kind: DeviceKind
+    free_memory_bytes: float
+    native_fp8: bool
+    grouped: dict[bool, bool]  # fp8 -> torch has the grouped GEMM
+    sampler: Sampler
+    sampler_method: str
+    timing: dict[str, float]
+
+
+def _environment(device: str, quick: bool) -> Environment:
+    kind: DeviceKind = "cuda" if device.startswith("cuda") else ("mps" if device == "mps" else "cpu")
+    if kind == "cuda":
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        native_fp8 = torch.cuda.get_device_capability(torch.device(device)) >= (8, 9) and hasattr(torch, "_scaled_mm")
+    elif kind == "mps":
+        free, native_fp8 = float(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()), False
+    else:
+        import psutil
+
+        free, native_fp8 = float(psutil.virtual_memory().available), False
+    sampler, method = _pick_sampler(device, kind)
+    timing = CPU_TIMING if kind == "cpu" else (GPU_QUICK_TIMING if quick else GPU_TIMING)
+    return Environment(device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8,
+                       grouped={False: grouped_mm_available(device, False), True: grouped_mm_available(device, True)},
+                       sampler=sampler, sampler_method=method, timing=timing)
+
+
+def _pick_sampler(device: str, kind: DeviceKind) -> tuple[Sampler, str]:
+    if kind != "cuda":
+        return torch_sampler, "sampler: torch ops"
+    try:
+        from .triton_sampler import TritonSampler, check_against_torch
+
+        fused = TritonSampler()
+        problem = check_against_torch(fused, torch_sampler, device)
+    except Exception as error:  # no Triton, or it failed to compile here: the torch sampler still runs
+        problem = f"{type(error).__name__}: {error}".splitlines()[0]
+    if problem:
+        return torch_sampler, f"sampler: torch ops (fused Triton sampler unusable: {problem})"
+    return fused, "sampler: two fused Triton kernels (validated against the torch sampler)"
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    return isinstance(error, (oom, MemoryError)) or "out of memory" in str(error).lower()
+
+
+def _free(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+class PassRunner:
+    """Times the parts of passes for one precision on one set of weights."""
+
+    def __init__(self, config: ModelConfig, plan: BenchPlan, env: Environment, precision: str,
+                 layers: dict[LayerType, list[LayerWeights]]) -> None:
+        self.config, self.plan, self.env, self.precision = config, plan, env, precision
+        self.layers = layers
+        self.dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        self.fp8 = precision == "fp8"
+        self.head = build_head(config, vocab_rows=config.backbone.vocab_size // plan.vocab_divisor,
+                               dtype=self.dtype, fp8=self.fp8, device=env.device)
+        self.timer = timer_for(env.device)
+        self.generator = torch.Generator().manual_seed(2024)
+        self.graph_fallbacks: set[str] = set()
+
+    def time(self, fn: Callable[[], object]) -> Timing:
+        """One harness measurement, replayed as a CUDA graph where capture works."""
+        prepared = graph_or_eager(fn, use_graph=self.env.kind == "cuda")
+        if prepared.fallback_reason:
+            self.graph_fallbacks.add(prepared.fallback_reason)
+        try:
+            return measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call, **self.env.timing)
+        finally:
+            del prepared
+
+    def layer_part(self, layer_type: LayerType, kind: PassKind, concurrency: int, tokens: int,
+                   context: int) -> tuple[Timing, float]:
+        """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
+        states = [layer_state(self.config, layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                              context=context, dtype=self.dtype, device=self.env.device, generator=self.generator)
+                  for _ in self.layers[layer_type]]
+        x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.env.device,
+                          std=1.0)
+        timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency))
+        touched = sum(s.routing.distinct_experts for s in states) / len(states)
+        return timing, touched
+
+    def measure_pass(self, kind: PassKind, concurrency: int, context: int) -> tuple[list[PassPart], float, int]:
+        """Parts of one pass, the mean experts touched per sampled layer, and the tokens per request."""
+        tokens = _pass_tokens(self.config, kind, context)
+        pass_context = 0 if kind == "prefill" else context
+        parts: list[PassPart] = []
+        touched: list[float] = []
+        for layer_type, name in (("sliding", "sliding-layers"), ("global", "global-layers")):
+            count = len(self.layers[layer_type])
+            timing, experts = self.layer_part(layer_type, kind, concurrency, tokens, pass_context)
+            touched.append(experts)
+            parts.append(PassPart(name=name, layers=count,  # type: ignore[arg-type]
+                                  scale=self.config.backbone.count_layers(layer_type) / count, timing=timing))
+        for name, fn in head_parts(self.config, self.head, kind=kind, concurrency=concurrency, tokens=tokens,
+                                   split=self.plan.vocab_divisor > 1, sampler=self.env.sampler,
+                                   device=self.env.device).items():
+            scale = float(self.plan.vocab_divisor) if name == "head-vocab" else 1.0
+            parts.append(PassPart(name=name, layers=0, scale=scale, timing=self.time(fn)))  # type: ignore[arg-type]
+        return parts, sum(touched) / len(touched), tokens
+
+
+def _pass_tokens(config: ModelConfig, kind: PassKind, context: int) -> int:
+    if kind == "prefill":
+        return context
+    return 1 if kind == "ar-step" else config.diffusion.canvas_length
+
+
+def _measurement(config: ModelConfig, limits: Limits, *, kind: PassKind, precision: str, concurrency: int,
+                 context: int, tokens: int, seconds: float, parts: tuple[PassPart, ...], measured: bool,
+                 basis: str, layers_measured: int, touched: float, spread: float,
+                 compute_format: str) -> PassMeasurement:
+    pass_context = 0 if kind == "prefill" else context
+    cost = pass_cost(config, kind=kind, precision=precision, concurrency=concurrency, context_tokens=pass_context,
+                     tokens_per_request=tokens)
+    bandwidth_floor, compute_floor = _floors(cost, limits, compute_format)
+    return PassMeasurement(
+        pass_kind=kind, precision=precision, concurrency=concurrency, tokens_per_request=tokens,
+        context_tokens=pass_context, seconds=seconds, timing=NOT_A_WHOLE_PASS if measured else Unavailable(
+            "modelled, not run"), measured=measured, basis=basis, layers_measured=layers_measured,
+        layers_total=config.backbone.num_layers, experts_touched_per_layer=touched,
+        bytes_moved=cost.total_bytes, flops=cost.total_flops, achieved_bytes_per_s=cost.total_bytes / seconds,
+        achieved_flops_per_s=cost.total_flops / seconds, bandwidth_floor_seconds=bandwidth_floor,
+        compute_floor_seconds=compute_floor, fraction_of_bandwidth_floor=_fraction(bandwidth_floor, seconds),
+        fraction_of_compute_floor=_fraction(compute_floor, seconds),
+        breakdown_seconds={p.name: p.timing.median_seconds * p.scale for p in parts},
+        relative_spread=spread, experts_touched_expected=cost.experts_touched_per_layer,
+        compute_format=compute_format, parts=parts)
+
+
+def _floors(cost: PassCost, limits: Limits, compute_format: str) -> tuple[float | Unavailable, float | Unavailable]:
+    bandwidth = limits.stream_read_bytes_per_s
+    bandwidth_floor: float | Unavailable = (cost.total_bytes / bandwidth if not isinstance(bandwidth, Unavailable)
+                                            else Unavailable(f"no streaming-read bandwidth: {bandwidth.reason}"))
+    peak = limits.peak_flops_per_s.get(compute_format)
+    compute_floor: float | Unavailable = (cost.total_flops / peak if peak else
+                                          Unavailable(f"no measured {compute_format} matmul rate on this device"))
+    return bandwidth_floor, compute_floor
+
+
+def _fraction(floor: float | Unavailable, seconds: float) -> float | Unavailable:
+    return floor if isinstance(floor, Unavailable) else floor / seconds
+
+
+def _basis(plan: BenchPlan, layers: dict[LayerType, list[LayerWeights]], config: ModelConfig) -> str:
+    text = (f"{len(layers['sliding'])} sliding + {len(layers['global'])} global of "
+            f"{config.backbone.num_layers} layers timed at full width and scaled; head timed once")
+    if plan.vocab_divisor > 1:
+        text += f"; vocabulary-sized products on 1/{plan.vocab_divisor} of the rows, scaled"
+    return text
+
+
+def _build_layers(config: ModelConfig, plan: BenchPlan, env: Environment, precision: str, *,
+                  full_depth: bool = False) -> dict[LayerType, list[LayerWeights]]:
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    fp8 = precision == "fp8"
+    grouped = env.grouped[fp8]
+    types = config.backbone.layer_types if full_depth else (
+        ("sliding",) * plan.sliding_layers + ("global",) * plan.global_layers)
+    built = [build_layer(config, t, dtype=dtype, fp8=fp8, device=env.device, grouped=grouped) for t in types]
+    if full_depth:
+        return {"all": built}  # type: ignore[dict-item]
+    return {"sliding": [w for w in built if w.layer_type == "sliding"],
+            "global": [w for w in built if w.layer_type == "global"]}
+
+
+def _sweep_precision(config: ModelConfig, plan: BenchPlan, env: Environment, limits: Limits, precision: str,
+                     reductions: list[str], progress: Progress) -> tuple[list[PassMeasurement], set[str]]:
+    layers = _build_layers(config, plan, env, precision)
+    runner = PassRunner(config, plan, env, precision, layers)
+    basis = _basis(plan, layers, config)
+    results: list[PassMeasurement] = []
+    for kind in plan.kinds:
+        for context in plan.contexts:
+            for concurrency in plan.concurrencies_for(kind, precision):
+                progress(f"decode: {kind} {precision} c={concurrency} context={context}")
+                try:
+                    parts, touched, tokens = runner.measure_pass(kind, concurrency, context)
+                except (RuntimeError, MemoryError) as error:
+                    if not _out_of_memory(error):
+                        raise
+                    _free(env.device)
+                    reductions.append(f"out of memory: {kind} {precision} at concurrency {concurrency} and "
+                                      f"context {context} skipped, larger ones too")
+                    break
+                seconds = sum(p.timing.median_seconds * p.scale for p in parts)
+                spread = sum(p.timing.relative_spread * p.timing.median_seconds * p.scale for p in parts) / seconds
+                results.append(_measurement(
+                    config, limits, kind=kind, precision=precision, concurrency=concurrency, context=context,
+                    tokens=tokens, seconds=seconds, parts=tuple(parts), measured=True, basis=basis,
+                    layers_measured=len(layers["sliding"]) + len(layers["global"]), touched=touched,
+                    spread=spread, compute_format=precision))
+                _free(env.device)
+    fallbacks = runner.graph_fallbacks
+    del runner, layers
+    _free(env.device)
+    return results, fallbacks
+
+
+def _full_depth(config: ModelConfig, plan: BenchPlan, env: Environment, measured: list[PassMeasurement],
+                progress: Progress) -> list[PassMeasurement]:
+    """Time every pass kind through all layers (first precision and concurrency) and attach it to the estimate."""
+    precision, concurrency = plan.measured_precisions[0], plan.concurrencies[0]
+    layers = _build_layers(config, plan, env, precision, full_depth=True)["all"]  # type: ignore[index]
+    runner = PassRunner(config, replace(plan, vocab_divisor=1), env, precision, {"sliding": [], "global": []})
+    updated = list(measured)
+    for index, m in enumerate(measured):
+        if m.precision != precision or m.concurrency != concurrency:
+            continue
+        progress(f"decode: full depth {m.pass_kind} {precision} c={concurrency}")
+        states = [layer_state(config, w.layer_type, kind=m.pass_kind, concurrency=concurrency,
+                              new=m.tokens_per_request, context=m.context_tokens, dtype=runner.dtype,
+                              device=env.device, generator=runner.generator) for w in layers]
+        x = random_tensor((concurrency * m.tokens_per_request, config.backbone.hidden_size), runner.dtype,
+                          env.device, std=1.0)
+        stack = layer_stack(config, layers, states, x, concurrency)
+        head = head_parts(config, runner.head, kind=m.pass_kind, concurrency=concurrency,
+                          tokens=m.tokens_per_request, split=False, sampler=env.sampler,
+                          device=env.device)["head"]
+        timing = runner.time(lambda stack=stack, head=head: (stack(), head()))
+        updated[index] = replace(m, full_depth_seconds=timing.median_seconds)
+        del states, stack, head
+        _free(env.device)
+    del runner, layers
+    _free(env.device)
+    return updated
+
+
+def _modelled(config: ModelConfig, limits: Limits, plan: BenchPlan, measured: list[PassMeasurement],
+              reductions: list[str]) -> list[PassMeasurement]:
+    """Precisions not run here: the bf16 pass of the same shape, at its measured efficiency against its floors,
+    with this precision's bytes, FLOPs and (where the hardware lacks the format) dequantisation work."""
+    bandwidth = limits.stream_read_bytes_per_s
+    bf16_peak = limits.peak_flops_per_s.get("bf16")
+    vector_peak = limits.peak_flops_per_s.get("fp32")
+    base = [m for m in measured if m.precision == "bf16"]
+    if not plan.modelled_precisions:
+        return []
+    if isinstance(bandwidth, Unavailable) or not bf16_peak or not vector_peak or not base:
+        reductions.append(f"{', '.join(plan.modelled_precisions)} not modelled: needs the measured bf16 passes, "
+                          "streaming-read bandwidth and bf16/fp32 matmul rates")
+        return []
+    results = []
+    for precision in plan.modelled_precisions:
+        fmt = PRECISIONS[precision]
+        native_peak = limits.peak_flops_per_s.get(fmt.native_compute_format)
+        for m in base:
+            floor = max(m.bytes_moved / bandwidth, m.flops / bf16_peak)
+            efficiency = m.seconds / floor
+            cost = pass_cost(config, kind=m.pass_kind, precision=precision, concurrency=m.concurrency,
+                             context_tokens=m.context_tokens, tokens_per_request=m.tokens_per_request)
+            if native_peak:
+                compute_format = fmt.native_compute_format
+                compute, how = cost.total_flops / native_peak, f"native {compute_format} matmul rate"
+            else:
+                compute_format = "bf16"
+                compute = cost.total_flops / bf16_peak + cost.dequant_ops / vector_peak
+                how = "dequantised to bf16 (bf16 matmul rate + dequantisation at the fp32 rate)"
+            seconds = efficiency * max(cost.total_bytes / bandwidth, compute)
+            results.append(_measurement(
+                config, limits, kind=m.pass_kind, precision=precision, concurrency=m.concurrency,
+                context=m.context_tokens if m.pass_kind != "prefill" else m.tokens_per_request,
+                tokens=m.tokens_per_request, seconds=seconds, parts=(), measured=False,
+                basis=f"modelled: the bf16 pass measured here ({efficiency:.2f}x its floor) with {precision} bytes "
+                      f"and FLOPs, {how}", layers_measured=0, touched=m.experts_touched_per_layer,
+                spread=m.relative_spread, compute_format=compute_format))
+    return results
+
+
+def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
+                     precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
+                     concurrencies: tuple[int, ...] = DEFAULT_CONCURRENCIES,
+                     context_tokens: tuple[int, ...] = DEFAULT_CONTEXTS, full_depth: bool = False,
+                     progress: Progress | None = None, model: str = DEFAULT_MODEL) -> PassTimes:
+    """Measure the four pass kinds at the real model shapes on ``device`` ("cuda", "cuda:N", "mps", "cpu").
+
+    Sampled layers at full width, scaled to the whole depth; the LM head and sampler once. Memory is planned before
+    anything is allocated; what was reduced to fit (memory or, on a CPU, time) is listed in ``reductions``.
+    ``full_depth`` also times each pass kind through all layers (first precision and concurrency) to check the
+    sampled estimate.
+    """
+    started = time.perf_counter()
+    say: Progress = progress or (lambda _message: None)
+    config = load_model_config(model)
+    env = _environment(device, quick)
+    plan = plan_bench(config, device_kind=env.kind, free_memory_bytes=env.free_memory_bytes,
+                      native_fp8=env.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
+                      contexts=context_tokens, full_depth=full_depth)
+    reductions = list(plan.reductions)
+    measured: list[PassMeasurement] = []
+    fallbacks: set[str] = set()
+    for precision in plan.measured_precisions:
+        try:
+            results, failed_graphs = _sweep_precision(config, plan, env, limits, precision, reductions, say)
+        except (RuntimeError, MemoryError) as error:
+            if not _out_of_memory(error):
+                raise
+            _free(env.device)
+            reductions.append(f"out of memory: {precision} weights did not fit; not measured")
+            continue
+        measured += results
+        fallbacks |= failed_graphs
+    if plan.full_depth and measured:
+        try:
+            measured = _full_depth(config, plan, env, measured, say)
+        except (RuntimeError, MemoryError) as error:
+            if not _out_of_memory(error):
+                raise
+            _free(env.device)
+            reductions.append("out of memory: full-depth check skipped")
+    modelled = _modelled(config, limits, plan, measured, reductions)
+    methods = [
+        "experts: " + ("grouped GEMM (torch._grouped_mm / torch._scaled_grouped_mm), tokens sorted by expert"
+                       if env.grouped[False] else "padded batched matmul over the touched experts"),
+        "attention: F.scaled_dot_product_attention, query heads folded per KV group, masks only on causal passes",
+        env.sampler_method,
+        "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",
+        "timing: CUDA graph replays" if env.kind == "cuda" else f"timing: {env.kind} eager calls",
+    ]
+    methods += [f"CUDA graph capture failed, eager calls timed instead: {reason}" for reason in sorted(fallbacks)]
+    return PassTimes(model_id=config.id, device=device, passes=tuple(measured + modelled),
+                     reductions=tuple(reductions), seconds_taken=time.perf_counter() - started,
+                     methods=tuple(methods))
+

@@ -1,0 +1,153 @@
+"""The parts of a pass outside the decoder layers: embedding, self-conditioning, final norm, LM head and sampler.
+
+The denoise head follows DiffusionGemma's step (research note §2.1-2.4): canvas embeddings plus the
+self-conditioning signal softmax(previous logits / T) @ E through its MLP; logits through the tied LM head with
+the fp32 softcap; the entropy-bound sampler over [canvas x vocab] (temperature, softmax, entropy, argmax,
+Gumbel-max draw, accept mask by sorted entropy budget, renoise, stop test) which also writes the probabilities the
+next step's self-conditioning reads. The AR head samples greedy/top-k from one row of logits per request.
+
+When the plan measures the vocabulary-sized products on a slice of the vocabulary, the head is timed in two parts:
+``head-vocab`` (LM head, self-conditioning product, sampler: scaled by the slice divisor) and ``head-rest``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from dgprofile.model_config import ModelConfig
+from dgprofile.passes import PassKind
+
+from .model import AR_TOP_K, Linear, geglu, random_tensor, rms_norm
+
+# (logits [rows, vocab] bf16, probabilities out [rows, vocab] bf16, softcap, temperature)
+#   -> (entropy [rows] fp32, argmax [rows], Gumbel-max sample [rows])
+Sampler = Callable[[torch.Tensor, torch.Tensor, float, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def torch_sampler(logits: torch.Tensor, probs_out: torch.Tensor, softcap: float,
+                  temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The denoise sampler's per-position work in plain torch ops (in place where torch allows)."""
+    z = logits.float()
+    z.mul_(1.0 / softcap).tanh_().mul_(softcap / temperature)
+    z_max, argmax = z.max(dim=-1, keepdim=True)
+    z.sub_(z_max)
+    p = z.exp()
+    total = p.sum(dim=-1, keepdim=True)
+    entropy = total.log().squeeze(-1) - (p * z).sum(dim=-1) / total.squeeze(-1)
+    gumbel = torch.rand_like(z).log_().neg_().log_().neg_().add_(z)
+    sample = gumbel.argmax(dim=-1)
+    probs_out.copy_(p.div_(total))
+    return entropy, argmax.squeeze(-1), sample
+
+
+def entropy_bound_accept(entropy: torch.Tensor, bound: float) -> torch.Tensor:
+    """Per canvas row, accept the lowest-entropy positions while sum(H) - max(H) stays within ``bound``."""
+    sorted_entropy, order = entropy.sort(dim=-1)
+    budget = sorted_entropy.cumsum(dim=-1) - sorted_entropy.cummax(dim=-1).values
+    return torch.zeros_like(order, dtype=torch.bool).scatter_(-1, order, budget <= bound)
+
+
+@dataclass
+class HeadWeights:
+    """Tied embedding / LM head (a slice of the vocabulary when the plan says so), final norm, self-conditioning."""
+
+    embedding: torch.Tensor  # [vocab rows, hidden], always bf16/fp16 (quantised checkpoints keep it so)
+    final_norm: torch.Tensor
+    sc_pre_norm: torch.Tensor
+    sc_gate_up: Linear
+    sc_down: Linear
+
+
+def build_head(config: ModelConfig, *, vocab_rows: int, dtype: Any, fp8: bool, device: str) -> HeadWeights:
+    """Random head weights; ``vocab_rows`` rows of the embedding."""
+    hidden, width = config.backbone.hidden_size, config.diffusion.self_conditioning_size
+    return HeadWeights(
+        embedding=random_tensor((vocab_rows, hidden), dtype, device),
+        final_norm=1.0 + random_tensor((hidden,), dtype, device, std=0.1),
+        sc_pre_norm=1.0 + random_tensor((hidden,), dtype, device, std=0.1),
+        sc_gate_up=Linear(2 * width, hidden, dtype=dtype, fp8=fp8, device=device),
+        sc_down=Linear(hidden, width, dtype=dtype, fp8=fp8, device=device),
+    )
+
+
+def _softcapped_top_k(logits: torch.Tensor, softcap: float) -> torch.Tensor:
+    """Greedy/top-k sampling of an AR step: softcap in fp32, top-k, Gumbel-max among the k."""
+    z = logits.float().mul_(1.0 / softcap).tanh_().mul_(softcap)
+    values, indices = z.topk(min(AR_TOP_K, z.shape[-1]), dim=-1)
+    choice = (values + torch.rand_like(values).log_().neg_().log_().neg_()).argmax(dim=-1, keepdim=True)
+    return indices.gather(-1, choice)
+
+
+def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concurrency: int, tokens: int,
+               split: bool, sampler: Sampler, device: str) -> dict[str, Callable[[], object]]:
+    """Callables on fixed buffers for the head of one pass: {"head": ...}, or {"head-vocab": ..., "head-rest": ...}
+    when ``split`` (vocabulary-sized work apart from the rest)."""
+    backbone, diffusion = config.backbone, config.diffusion
+    hidden, vocab = backbone.hidden_size, head.embedding.shape[0]
+    dtype = head.embedding.dtype
+    rows = concurrency * tokens
+    embed_scale = math.sqrt(hidden)
+    softcap = backbone.final_logit_softcapping
+    ids = torch.randint(0, vocab, (concurrency, tokens), device=device)
+    states = random_tensor((rows, hidden), dtype, device, std=1.0)
+
+    def embed() -> torch.Tensor:
+        return head.embedding.index_select(0, ids.view(-1)) * embed_scale
+
+    if kind == "dg-commit":
+        return {"head": embed}
+    if kind in ("ar-step", "prefill"):
+        last = states.view(concurrency, tokens, hidden)[:, -1]
+
+        def vocab_part() -> torch.Tensor:
+            return _softcapped_top_k(rms_norm(last, head.final_norm) @ head.embedding.t(), softcap)
+
+        if split:
+            return {"head-vocab": vocab_part, "head-rest": embed}
+        return {"head": lambda: (embed(), vocab_part())}
+
+    probs = torch.full((rows, vocab), 1.0 / vocab, dtype=dtype, device=device)
+    noise = torch.randint(0, vocab, (concurrency, tokens), device=device)
+    previous_argmax = torch.zeros((concurrency, tokens), dtype=torch.long, device=device)
+    soft = torch.empty((rows, hidden), dtype=dtype, device=device)
+    temperature = diffusion.t_max
+
+    def self_conditioning_product() -> None:
+        soft.copy_(probs @ head.embedding)
+
+    def logits_and_sampler() -> tuple[torch.Tensor, torch.Tensor]:
+        logits = rms_norm(states, head.final_norm) @ head.embedding.t()
+        entropy, argmax, sample = sampler(logits, probs, softcap, temperature)
+        return entropy.view(concurrency, tokens), sample.view(concurrency, tokens), argmax.view(concurrency, tokens)
+
+    def canvas_update(entropy: torch.Tensor, sample: torch.Tensor, argmax: torch.Tensor) -> torch.Tensor:
+        accept = entropy_bound_accept(entropy, diffusion.entropy_bound)
+        ids.copy_(torch.where(accept, sample, noise))
+        stop = (argmax == previous_argmax).all(dim=-1) & (entropy.mean(dim=-1) < diffusion.confidence_threshold)
+        previous_argmax.copy_(argmax)
+        return stop
+
+    def rest() -> torch.Tensor:
+        sc = head.sc_down(geglu(head.sc_gate_up(rms_norm(soft * embed_scale, head.sc_pre_norm))))
+        return rms_norm(embed() + sc, None)
+
+    def whole() -> tuple[torch.Tensor, torch.Tensor]:
+        self_conditioning_product()
+        x = rest()
+        return x, canvas_update(*logits_and_sampler())
+
+    if not split:
+        return {"head": whole}
+    entropy_row = torch.rand((concurrency, tokens), device=device)
+
+    def vocab_part() -> None:
+        self_conditioning_product()
+        logits_and_sampler()
+
+    return {"head-vocab": vocab_part,
+            "head-rest": lambda: (rest(), canvas_update(entropy_row, ids, previous_argmax))}

@@ -1,0 +1,136 @@
+"""The torch layers on a tiny configuration: KV writes, masks, routing coverage, grouped vs padded experts."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import torch.nn.functional as F  # noqa: E402
+
+from dgprofile.passcost import expected_distinct_experts  # noqa: E402
+from dgprofile.probes.decode.model import (  # noqa: E402
+    attention,
+    build_layer,
+    causal_mask,
+    decoder_layer,
+    layer_state,
+    mixture_of_experts,
+    random_tensor,
+    rms_norm,
+    uniform_routing,
+)
+
+
+def state(tiny, layer_type, kind, *, concurrency=2, new=16, context=40, seed=0):
+    return layer_state(tiny, layer_type, kind=kind, concurrency=concurrency, new=new, context=context,
+                       dtype=torch.float32, device="cpu", generator=torch.Generator().manual_seed(seed))
+
+
+def layer(tiny, layer_type, grouped=True):
+    torch.manual_seed(1)
+    return build_layer(tiny, layer_type, dtype=torch.float32, fp8=False, device="cpu", grouped=grouped)
+
+
+def test_random_weights_are_never_zero_and_have_the_requested_shape():
+    weight = random_tensor((3, 1 << 21), torch.bfloat16, "cpu")  # larger than one tiled block
+    assert weight.shape == (3, 1 << 21)
+    assert bool((weight != 0).float().mean() > 0.99)
+
+
+def test_uniform_routing_reproduces_the_expected_coverage():
+    generator = torch.Generator().manual_seed(3)
+    for tokens in (1, 2, 4, 16):
+        seen = [uniform_routing(tokens, 8, 2, "cpu", generator).distinct_experts for _ in range(400)]
+        assert sum(seen) / len(seen) == pytest.approx(expected_distinct_experts(8, 2, tokens), rel=0.05)
+
+
+def test_uniform_routing_picks_distinct_experts_and_unique_padded_slots():
+    routing = uniform_routing(64, 8, 2, "cpu", torch.Generator().manual_seed(0))
+    assert all(len(set(row.tolist())) == 2 for row in routing.expert_ids)
+    assert routing.slot_of_assignment.unique().numel() == 128
+    assert int(routing.slot_of_assignment.max()) < routing.touched.numel() * routing.capacity
+
+
+@pytest.mark.parametrize("kind", ["dg-commit", "prefill", "ar-step"])
+def test_causal_passes_write_their_kv_after_the_cached_positions(tiny, kind):
+    new = 1 if kind == "ar-step" else 16
+    weights, st = layer(tiny, "global"), state(tiny, "global", kind, new=new)
+    before = st.k_cache.clone()
+    attention(tiny, torch.randn(2 * new, 64), weights, st, 2)
+    assert torch.equal(st.k_cache[:, :, : st.cached], before[:, :, : st.cached])
+    assert not torch.equal(st.k_cache[:, :, st.cached:], before[:, :, st.cached:])
+
+
+def test_sliding_layers_keep_only_the_window(tiny):
+    st = state(tiny, "sliding", "dg-denoise", context=40)
+    assert st.cached == tiny.backbone.sliding_window
+    assert st.k_cache.shape == (2, 2, 16 + 16, 16)
+    assert st.mask is None  # bidirectional over the canvas, everything cached is visible
+
+
+def test_causal_mask_is_windowed_on_sliding_layers(tiny):
+    mask = causal_mask(tiny, "sliding", cached=16, context=40, new=4, group=1, device="cpu")
+    # query 0 sits at position 40: it sees cached positions 25..39 (window 16 including itself) and itself
+    assert mask[0].tolist() == [False] + [True] * 15 + [True, False, False, False]
+    assert mask.shape == (4, 20)
+    global_mask = causal_mask(tiny, "global", cached=40, context=40, new=4, group=2, device="cpu")
+    assert global_mask.shape == (8, 44) and bool(global_mask[:, :40].all())
+
+
+@pytest.mark.parametrize(("kind", "layer_type"), [("dg-denoise", "global"), ("dg-commit", "sliding"),
+                                                  ("dg-commit", "global"), ("ar-step", "sliding")])
+def test_folded_gqa_attention_matches_per_head_attention(tiny, kind, layer_type):
+    new = 1 if kind == "ar-step" else 16
+    weights, st = layer(tiny, layer_type), state(tiny, layer_type, kind, new=new)
+    h = torch.randn(2 * new, 64)
+    out = attention(tiny, h, weights, st, 2)
+    attn = tiny.backbone.attention(layer_type)
+    heads, dim, group = 4, attn.head_dim, 4 // attn.num_kv_heads
+    q = rms_norm(weights.qkv(h)[:, : heads * dim].view(2, new, heads, dim), weights.q_norm).transpose(1, 2)
+    k = st.k_cache.repeat_interleave(group, dim=1)
+    v = st.v_cache.repeat_interleave(group, dim=1)
+    mask = None if st.mask is None else st.mask[:new]
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+    expected = weights.o(reference.transpose(1, 2).reshape(2 * new, heads * dim))
+    assert torch.allclose(out, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_grouped_and_padded_experts_compute_the_same_mixture(tiny):
+    grouped, padded = layer(tiny, "sliding", grouped=True), layer(tiny, "sliding", grouped=False)
+    routing = uniform_routing(32, 8, 2, "cpu", torch.Generator().manual_seed(5))
+    r = torch.randn(32, 64)
+    assert torch.allclose(mixture_of_experts(tiny, r, grouped, routing), mixture_of_experts(tiny, r, padded, routing),
+                          atol=1e-5, rtol=1e-4)
+
+
+def test_mixture_of_experts_matches_a_per_token_reference(tiny):
+    weights = layer(tiny, "sliding")
+    routing = uniform_routing(6, 8, 2, "cpu", torch.Generator().manual_seed(9))
+    r = torch.randn(6, 64)
+    out = mixture_of_experts(tiny, r, weights, routing)
+    probs = F.linear(rms_norm(r, weights.router_norm), weights.router).softmax(-1)
+    top = probs.topk(2, dim=-1).values
+    gates = top / top.sum(-1, keepdim=True)
+    x = rms_norm(r, weights.pre_ff_norm_2)
+    experts = weights.experts
+    for token in range(6):
+        expected = torch.zeros(64)
+        for slot, expert in enumerate(routing.expert_ids[token].tolist()):
+            gate, up = (experts.gate_up[expert] @ x[token]).chunk(2)
+            y = experts.down[expert] @ (F.gelu(gate, approximate="tanh") * up)
+            expected += y * gates[token, slot] * weights.per_expert_scale[expert]
+        assert torch.allclose(out[token], expected, atol=1e-5, rtol=1e-4)
+
+
+def test_a_decoder_layer_keeps_the_shape_and_stays_finite(tiny):
+    for layer_type in ("sliding", "global"):
+        out = decoder_layer(tiny, torch.randn(32, 64), layer(tiny, layer_type),
+                            state(tiny, layer_type, "dg-denoise"), 2)
+        assert out.shape == (32, 64) and bool(torch.isfinite(out).all())
+
+
+def test_k_eq_v_layers_have_no_value_projection(tiny):
+    global_layer = layer(tiny, "global")
+    assert global_layer.qkv.weight.shape == (4 * 32 + 32, 64)
+    assert layer(tiny, "sliding").qkv.weight.shape == (4 * 16 + 2 * 2 * 16, 64)
