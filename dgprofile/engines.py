@@ -43,8 +43,10 @@ class Prior:
 class Engine:
     """What an engine is, independent of fitting.
 
-    ``vendors``: accelerator vendors it runs on. ``precisions``: formats it runs (computed natively where the
-    hardware has the format, else dequantised to bf16/fp16 in the kernels). ``commits_last_canvas``: whether the
+    ``vendors``: accelerator vendors it runs on. ``precisions``: formats it runs with published DiffusionGemma
+    weights (vLLM: bf16, FP8-dynamic and NVFP4 checkpoints, recipe S22; MLX 8/4-bit conversions; GGUF Q8_0 /
+    Q4_K_M), computed natively where the hardware has the format, else dequantised to bf16/fp16 in the kernels
+    (Marlin on NVIDIA). ``commits_last_canvas``: whether the
     final canvas also gets a commit pass (vLLM emits tokens at commit; the transformers reference loop skips the
     last commit). ``memory_utilization``: share of usable memory the engine lets weights, KV cache and request
     buffers take (the rest is activation headroom).
@@ -69,7 +71,7 @@ _COMPUTE_PRIOR = Prior(0.5, 0.6, "dense bf16 GEMM reaches ~80% of the H100 datas
 ENGINES: dict[str, Engine] = {
     "vllm": Engine(
         "vllm", "vLLM >= 0.24 (model runner v2, CUDA graphs, FP8/NVFP4/AWQ kernels)",
-        ("nvidia", "amd"), ("bf16", "fp8", "int8", "nvfp4", "int4"), True, 0.85,
+        ("nvidia", "amd"), ("bf16", "fp8", "nvfp4"), True, 0.85,
         "--gpu-memory-utilization 0.85, the recipe's headroom for denoising activations (research note §4.2)",
         {"pass_floor_seconds": _CUDA_GRAPH_FLOOR,
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,

@@ -4,8 +4,7 @@ The headline scenario is interactive: the headline workload (long-form drafting 
 otherwise) at concurrency 1 (or ``--concurrency``), the platform's engine, and the *best* precision that fits:
 the one with the lowest DiffusionGemma latency among those of 8 bits or more (bf16, fp8, int8) that fit and that
 the engine runs; 4-bit formats only when none of those fits (4-bit costs measurable quality, 8-bit far less).
-Latencies within ``PRECISION_TIE_TOLERANCE`` tie, and the engine's order of formats breaks the tie (fp8, with a
-published checkpoint, before int8).
+Latencies within ``PRECISION_TIE_TOLERANCE`` tie, and the engine's order of formats (widest first) breaks the tie.
 
 Speedup is end-to-end request latency, AR over DiffusionGemma. Its band combines the workload's range of steps
 per canvas (the most steps give the lower band) with the model's own uncertainty: the engine's calibration
@@ -69,7 +68,7 @@ MATRIX_CONCURRENCIES = (1, 2, 4, 8)  # vLLM caps DiffusionGemma at 4-8 sequences
 CURVE_OUTPUT_TOKENS = (32, 64, 128, 256, 512, 768, 1024, 2048, 4096)
 CURVE_CONCURRENCIES = (1, 2, 4, 8, 16)
 WIDE_PRECISIONS = ("bf16", "fp8", "int8")  # 8 bits or more: preferred for the headline
-# Precisions within 5% of the fastest tie; the engine's own order (published checkpoints first) breaks the tie.
+# Precisions within 5% of the fastest tie; the engine's own order (widest first) breaks the tie.
 PRECISION_TIE_TOLERANCE = 0.05
 
 

@@ -165,7 +165,7 @@ def _measured(estimate: PassEstimate, seconds: float) -> PassEstimate:
 
 @dataclass(frozen=True)
 class Request:
-    """One request shape: prompt, output, concurrency, precision, and steps per canvas."""
+    """One request shape: precision, concurrent requests, prompt and output tokens."""
 
     precision: str
     concurrency: int

@@ -36,7 +36,7 @@ def test_h200_is_faster_than_h100_for_diffusion_only() -> None:
 
 
 def test_the_best_precision_that_fits_is_8bit_or_wider_when_one_fits() -> None:
-    assert predict("h100-sxm").headline.scenario.precision == "fp8"  # ties with int8; fp8 comes first
+    assert predict("h100-sxm").headline.scenario.precision == "fp8"
     assert predict("rtx-4090").headline.scenario.precision in ("nvfp4", "int4")
 
 
