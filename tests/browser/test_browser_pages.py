@@ -1,0 +1,117 @@
+"""The three pages in a real headless Chromium: no console errors, nothing fetched, scripts that work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import result_factory as factory
+
+from dgprofile.compare import compare, render_compare_html
+from dgprofile.fleet import load_fleet, render_fleet_html
+from dgprofile.report import render_result_html
+from dgprofile.results import dumps
+
+pytestmark = pytest.mark.browser
+
+
+def write_page(directory: Path, name: str, html: str) -> Path:
+    path = directory / name
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def fleet_page(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    results.mkdir()
+    for i, speedup in enumerate((5.1, 1.4, 3.3)):
+        result = factory.result(predictions_=factory.predictions(speedup=speedup))
+        result = factory.with_identity(result, hostname=f"node-{i}", created_at=f"2026-11-2{i}T00:00:00Z")
+        (results / f"h100-{i}.json").write_text(dumps(result), encoding="utf-8")
+    (results / "m3.json").write_text(dumps(factory.predicted_apple_result()), encoding="utf-8")
+    (results / "hostile.json").write_text(dumps(factory.hostile_result()), encoding="utf-8")
+    (results / "truncated.json").write_text("{\"format\": \"dgprofile-", encoding="utf-8")
+    return write_page(tmp_path, "fleet.html", render_fleet_html(load_fleet([results])))
+
+
+def assert_clean(opened) -> None:
+    assert opened.console_errors == []
+    assert opened.outside_requests == []
+
+
+@pytest.mark.parametrize("name, result", [("check.png", factory.measured_h100_result()),
+                                          ("check-predicted.png", factory.predicted_apple_result()),
+                                          ("check-probe-only.png", factory.probe_only_result())])
+def test_result_page_renders_without_errors_or_requests(open_page, tmp_path: Path, screenshot_dir: Path,
+                                                        name: str, result) -> None:
+    opened = open_page(write_page(tmp_path, "check.html", render_result_html(result)))
+    opened.page.screenshot(path=str(screenshot_dir / name), full_page=True)
+    assert_clean(opened)
+    assert opened.page.locator("section").count() == 9
+
+
+def test_chart_tooltip_shows_the_point_on_hover(open_page, tmp_path: Path) -> None:
+    opened = open_page(write_page(tmp_path, "check.html", render_result_html(factory.measured_h100_result())))
+    tooltip = opened.page.locator("#chart-tooltip")
+    assert tooltip.is_hidden()
+    opened.page.locator("section#roofline .tooltip-trigger").last.hover()
+    assert tooltip.is_visible()
+    assert "DG denoise pass, fp8, c=4 (measured)" in tooltip.text_content()
+    assert_clean(opened)
+
+
+def test_folded_matrix_opens_and_sorts_numerically(open_page, tmp_path: Path) -> None:
+    opened = open_page(write_page(tmp_path, "check.html", render_result_html(factory.measured_h100_result())))
+    page = opened.page
+    page.locator("section#speedup summary").click()
+    page.locator("#matrix-table th", has_text="speedup").click()
+    speedups = [float(x) for x in page.locator("#matrix-table tbody td:nth-child(5)").evaluate_all(
+        "cells => cells.map(c => c.dataset.sort)")]
+    assert speedups == sorted(speedups)
+    page.locator("#matrix-table th", has_text="speedup").click()
+    descending = [float(x) for x in page.locator("#matrix-table tbody td:nth-child(5)").evaluate_all(
+        "cells => cells.map(c => c.dataset.sort)")]
+    assert descending == sorted(speedups, reverse=True)
+    assert_clean(opened)
+
+
+def test_fleet_page_sorts_filters_and_lists_the_skipped_file(open_page, fleet_page: Path,
+                                                             screenshot_dir: Path) -> None:
+    opened = open_page(fleet_page)
+    page = opened.page
+    page.screenshot(path=str(screenshot_dir / "fleet.png"), full_page=True)
+    assert_clean(opened)
+    page.locator("#fleet-table th", has_text="speedup").first.click()
+    hosts = page.locator("#fleet-table tbody td:first-child").all_text_contents()
+    assert hosts[:3] == ["predicted-m3-max", "node-1", "node-2"]
+    page.fill("input[data-table='fleet-table']", "node partial")
+    visible = page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents()
+    assert visible == ["node-1", "node-2"]
+    page.fill("input[data-table='fleet-table']", "")
+    assert page.locator("#fleet-table tbody tr:visible").count() == 5
+    assert "truncated.json" in page.locator("#skipped-table").text_content()
+    assert page.locator("#fleet-table").text_content().count(f"host{factory.HOSTILE_TEXT}") == 1
+
+
+def test_compare_page_renders_without_errors_or_requests(open_page, tmp_path: Path, screenshot_dir: Path) -> None:
+    comparison = compare(factory.measured_h100_result(), factory.predicted_apple_result())
+    opened = open_page(write_page(tmp_path, "compare.html", render_compare_html(comparison)))
+    opened.page.screenshot(path=str(screenshot_dir / "compare.png"), full_page=True)
+    assert_clean(opened)
+    assert opened.page.locator(".column").count() == 2
+
+
+def test_hostile_strings_stay_text_on_every_page(open_page, tmp_path: Path, fleet_page: Path) -> None:
+    hostile = factory.hostile_result()
+    pages = [write_page(tmp_path, "check.html", render_result_html(hostile)), fleet_page,
+             write_page(tmp_path, "compare.html", render_compare_html(compare(hostile, hostile)))]
+    for path in pages:
+        opened = open_page(path)
+        dialogs: list[str] = []
+        opened.page.on("dialog", lambda d, seen=dialogs: (seen.append(d.message), d.dismiss()))
+        opened.page.reload()
+        assert dialogs == [], path.name
+        assert opened.page.evaluate("document.querySelectorAll('script:not([type])').length") == 1, path.name
+        assert factory.HOSTILE_TEXT in opened.page.locator("body").inner_text(), path.name
+        assert_clean(opened)
