@@ -65,7 +65,9 @@ class ModeEstimate:
     ``tokens_per_s`` is the generation rate of one request (output tokens over the time after prefill, as vLLM's
     generation throughput counts it); ``aggregate_tokens_per_s`` is over all concurrent requests. For diffusion
     ``ttft_s`` is prefill + the whole first canvas with its commit (nothing is emitted before), and
-    ``first_draft_s`` is prefill + the denoise passes after which half the canvas is accepted. ``pass_seconds``
+    ``first_draft_s`` is prefill + the denoise passes after which half the canvas is accepted (acceptance grows about
+linearly over the passes: vLLM counts ~16 tokens committed per step at 16 steps); for AR it is the time to
+stream the same half canvas (128 tokens, or the whole output if shorter). ``pass_seconds``
     and ``breakdown_seconds`` describe the characteristic pass (a denoise pass, an AR step); ``passes`` holds
     every pass kind.
     """
