@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,8 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(limits_module, "plan_for", tiny_plan)
     monkeypatch.setattr(bench_bandwidth, "MIN_CPU_BUFFER_BYTES", 2 * MIB)
     monkeypatch.setattr(bench_bandwidth, "LLC_MULTIPLE", 0)
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the device lock file lives in the temp directory
+    # The device lock lives in the temp directory: a private one keeps other runs on this machine out of the way.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def test_limits_only_text_shows_each_section_and_progress_goes_to_stderr() -> None:
