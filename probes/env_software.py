@@ -1,18 +1,22 @@
 """Versions of what measurements and predictions depend on, without importing heavy packages to get them.
 
-Versions come from installed-package metadata. torch's CUDA version comes from ``torch.version.cuda`` only when
-torch is already imported (importing it costs seconds); otherwise from its version tag (``2.9.0+cu128``) or the
-CUDA runtime wheel it requires (``nvidia-cuda-runtime-cu12==12.8.90``).
+Versions come from installed-package metadata. torch's CUDA version comes from ``torch.version.cuda`` when torch
+is already imported (importing it costs seconds); otherwise from the text of its ``torch/version.py`` (read, not
+imported), its version tag (``2.9.0+cu128``) or the CUDA wheels it requires (``cuda-toolkit[...]==13.0.2``,
+``nvidia-cuda-runtime-cu12==12.8.90``). Wheels from PyPI drop the local tag from their metadata: torch
+``2.11.0+cu130`` reports ``2.11.0``, hence the version file first.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import platform
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 
 from dgprofile.machine import Software
@@ -35,12 +39,27 @@ def installed_requirements(distribution: str) -> tuple[str, ...]:
         return ()
 
 
+def torch_version_file() -> str | None:
+    """The text of the installed ``torch/version.py`` without importing torch (None when there is none)."""
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            return (Path(location) / "version.py").read_text(encoding="utf-8")
+        except OSError:
+            continue
+    return None
+
+
 @dataclass(frozen=True)
 class SoftwareSeams:
     """Where the software probe looks: the running interpreter by default, fakes in tests."""
 
     version_of: Callable[[str], str | Unavailable] = installed_version
     requirements_of: Callable[[str], tuple[str, ...]] = installed_requirements
+    read_torch_version_file: Callable[[], str | None] = torch_version_file
     loaded_modules: Mapping[str, ModuleType] = field(default_factory=lambda: sys.modules)
     os_name: str = field(default_factory=platform.system)
     os_release: str = field(default_factory=platform.release)
@@ -78,6 +97,16 @@ def _torch_cuda(seams: SoftwareSeams, torch_version: str | Unavailable) -> str |
     if torch is not None:
         cuda = getattr(getattr(torch, "version", None), "cuda", None)
         return cuda if cuda else Unavailable("this torch build has no CUDA (torch.version.cuda is None)")
+    version_file = seams.read_torch_version_file()
+    if version_file is not None:
+        cuda_line = re.search(r"^cuda\b[^=\n]*=\s*(?:'([^']*)'|\"([^\"]*)\"|None)", version_file, re.MULTILINE)
+        if cuda_line:
+            cuda = cuda_line.group(1) or cuda_line.group(2)
+            if cuda:
+                return cuda
+            hip = re.search(r"^hip\b[^=\n]*=\s*'([^']+)'", version_file, re.MULTILINE)
+            return Unavailable(f"ROCm build of torch (HIP {hip.group(1)}), not CUDA" if hip
+                               else "CPU-only build of torch (torch/version.py: cuda = None)")
     local = torch_version.partition("+")[2]
     if local.startswith("cu") and local[2:].isdigit() and len(local) >= 4:
         return f"{local[2:-1]}.{local[-1]}"  # cu128 -> 12.8, cu130 -> 13.0
@@ -86,7 +115,8 @@ def _torch_cuda(seams: SoftwareSeams, torch_version: str | Unavailable) -> str |
     if local.startswith("rocm"):
         return Unavailable(f"ROCm build of torch ({local}), not CUDA")
     for requirement in seams.requirements_of("torch"):
-        match = re.match(r"nvidia-cuda-runtime(?:-cu\d+)?\s*==\s*(\d+)\.(\d+)", requirement)
+        match = re.match(r"(?:cuda-toolkit(?:\[[^\]]*\])?|nvidia-cuda-runtime(?:-cu\d+)?)\s*==\s*(\d+)\.(\d+)",
+                         requirement)
         if match:
             return f"{match.group(1)}.{match.group(2)}"
     return Unavailable("torch is not imported (that takes seconds) and its metadata names no CUDA build")

@@ -111,3 +111,15 @@ def test_real_bindings_never_raise_here() -> None:
         assert isinstance(nvml, (Unavailable, _nvml.NvmlSession))
         if isinstance(nvml, _nvml.NvmlSession):
             assert isinstance(nvml.query("nvmlDeviceGetCount"), (int, Unavailable))
+
+
+def test_process_entries_become_dicts_and_handles_pass_through() -> None:
+    class nvmlFriendlyObject:  # the name pynvml gives its process-info objects
+        def __init__(self, **fields):
+            self.__dict__.update(fields)
+
+    handle = ctypes.pointer(ctypes.c_int(7))
+    nvml = session(nvmlDeviceGetComputeRunningProcesses=lambda h: [nvmlFriendlyObject(pid=12, usedGpuMemory=None)],
+                   nvmlDeviceGetHandleByIndex=lambda i: handle)
+    assert nvml.query("nvmlDeviceGetComputeRunningProcesses", 0) == [{"pid": 12, "usedGpuMemory": None}]
+    assert nvml.query("nvmlDeviceGetHandleByIndex", 0) is handle

@@ -6,15 +6,39 @@ import types
 
 import pytest
 
-from dgprofile.probes.env_software import SoftwareSeams, installed_version, probe_software
+from dgprofile.probes.env_software import SoftwareSeams, installed_version, probe_software, torch_version_file
 from dgprofile.values import Unavailable
 
 
 def seams(versions: dict[str, str], *, requires: tuple[str, ...] = (), loaded: dict | None = None,
-          os_name: str = "Linux") -> SoftwareSeams:
+          os_name: str = "Linux", version_file: str | None = None) -> SoftwareSeams:
     return SoftwareSeams(version_of=lambda name: versions.get(name, Unavailable("not installed")),
-                         requirements_of=lambda name: requires, loaded_modules=loaded or {}, os_name=os_name,
-                         os_release="6.8.0", python_version="3.12.3")
+                         requirements_of=lambda name: requires, read_torch_version_file=lambda: version_file,
+                         loaded_modules=loaded or {}, os_name=os_name, os_release="6.8.0", python_version="3.12.3")
+
+
+# torch/version.py as torch 2.11.0+cu130 (on the lent H100) and 2.13.0+cpu (this machine) ship it.
+CUDA_VERSION_FILE = """from typing import Optional
+
+__all__ = ['__version__', 'debug', 'cuda', 'git_version', 'hip', 'xpu']
+__version__ = '2.11.0+cu130'
+debug = False
+cuda: Optional[str] = '13.0'
+hip: Optional[str] = None
+"""
+CPU_VERSION_FILE = CUDA_VERSION_FILE.replace("'2.11.0+cu130'", "'2.13.0+cpu'").replace("'13.0'", "None")
+ROCM_VERSION_FILE = CPU_VERSION_FILE.replace("hip: Optional[str] = None", "hip: Optional[str] = '6.2.41133'")
+
+
+def test_cuda_from_version_file_when_metadata_drops_the_tag() -> None:
+    # PyPI's torch 2.11.0+cu130 reports plain "2.11.0" in its metadata (seen on the lent H100).
+    assert probe_software(seams({"torch": "2.11.0"}, version_file=CUDA_VERSION_FILE)).torch_cuda_version == "13.0"
+
+
+@pytest.mark.parametrize(("text", "words"), [(CPU_VERSION_FILE, "CPU-only"), (ROCM_VERSION_FILE, "HIP 6.2.41133")])
+def test_version_file_without_cuda(text: str, words: str) -> None:
+    value = probe_software(seams({"torch": "2.11.0"}, version_file=text)).torch_cuda_version
+    assert isinstance(value, Unavailable) and words in value.reason
 
 
 @pytest.mark.parametrize(("version", "expected"), [("2.9.0+cu128", "12.8"), ("2.11.0+cu130", "13.0"),
@@ -30,7 +54,9 @@ def test_non_cuda_builds(version: str, words: str) -> None:
 
 
 def test_cuda_from_runtime_requirement() -> None:
-    requires = ('sympy>=1.13.3', 'nvidia-cuda-runtime==13.0.96; platform_system == "Linux"')
+    # torch 2.11.0's own requirement line, as read on the lent H100.
+    requires = ('sympy>=1.13.3', 'cuda-toolkit[cublas,cudart,cufft,cufile,cupti,curand,cusolver,cusparse,nvjitlink,'
+                'nvrtc,nvtx]==13.0.2; platform_system == "Linux"', 'nvidia-nccl-cu13==2.28.9; platform_system == "Linux"')
     assert probe_software(seams({"torch": "2.11.0"}, requires=requires)).torch_cuda_version == "13.0"
     requires = ('nvidia-cuda-runtime-cu12==12.8.90; platform_system == "Linux" and platform_machine == "x86_64"',)
     assert probe_software(seams({"torch": "2.8.0"}, requires=requires)).torch_cuda_version == "12.8"
@@ -62,6 +88,16 @@ def test_missing_packages_are_unavailable() -> None:
                   software.transformers_version):
         assert isinstance(value, Unavailable)
     assert software.python_version == "3.12.3"
+
+
+def test_real_version_file_is_read_without_import() -> None:
+    import sys
+
+    before = "torch" in sys.modules
+    text = torch_version_file()
+    assert ("torch" in sys.modules) == before
+    installed = not isinstance(installed_version("torch"), Unavailable)
+    assert (text is not None and "__version__" in text) == installed
 
 
 def test_real_metadata() -> None:
