@@ -1,9 +1,9 @@
 """A fake NVML implementing ``dgprofile._nvml.NvmlQuery``, with named scenarios.
 
-The H200 values are NVML's answers on an H200 SXM (driver 580.159.04, nvidia-ml-py 13.610.43), read by
-``nvml_dump`` on a lent machine; the H100 values are those of reference/measurement.md §4.2 (H100 SXM, same
-driver). GB10, old-driver, lost-GPU, MIG and busy scenarios change those answers the way the cited reports
-describe (GB10 memory info NOT_SUPPORTED: leptonai/gpud#1170, dra-driver-nvidia-gpu#1115).
+The H100 and H200 answers are NVML's on an H100 SXM5 80GB and an H200 SXM 141GB (driver 580.159.04,
+nvidia-ml-py 13.610.43), dumped call by call on lent machines; only UUIDs and bus ids are made up. The GB10,
+old-driver, lost-GPU, MIG and busy scenarios change those answers the way the cited reports describe (GB10 memory
+info NOT_SUPPORTED: leptonai/gpud#1170, kubernetes-sigs/dra-driver-nvidia-gpu#1115).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def hopper_answers(*, name: str, uuid: str, bus_id: str, total: int, reserved: i
 
 def h100_answers(index: int = 0) -> dict[str, Any]:
     return hopper_answers(name="NVIDIA H100 80GB HBM3", uuid=f"GPU-11111111-2222-3333-4444-00000000000{index}",
-                          bus_id=f"00000000:{0x18 + index:02X}:00.0", total=81559 * MIB, reserved=521 * MIB,
+                          bus_id=f"00000000:{0x18 + index:02X}:00.0", total=81559 * MIB, reserved=480 * MIB,
                           bus_width=5120, memory_clock_mhz=2619)
 
 

@@ -7,10 +7,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from fakes import apple, cpu
 from fakes import nvml as fake
 
 from dgprofile import results
+from dgprofile.hardware import spec_by_id
 from dgprofile.machine import AppleGpu, FailedDevice, NvidiaGpu
 from dgprofile.probes.collect import ProbeSeams, collect_machine, probe_result
 from dgprofile.probes.host_cpu import HostSeams
@@ -111,3 +113,16 @@ def test_this_machine_under_two_seconds() -> None:
     machine = collect_machine()
     assert time.perf_counter() - started < 2
     assert machine.cpu.architecture
+
+
+@pytest.mark.gpu
+def test_real_nvidia_gpus_match_their_datasheet_entry() -> None:
+    machine = collect_machine()
+    gpus = [d for d in machine.accelerators if isinstance(d, NvidiaGpu)]
+    assert gpus, machine.probe_notes
+    for gpu in gpus:
+        assert isinstance(gpu.spec_id, str), gpu.spec_id
+        assert abs(gpu.nvml_derived_bandwidth_bytes_per_s / gpu.datasheet_bandwidth_bytes_per_s - 1) < 0.02
+        assert gpu.memory_class.kind == spec_by_id(gpu.spec_id).memory_class
+        assert isinstance(gpu.sm_count, int)
+    assert machine.probe_seconds < 2

@@ -34,7 +34,7 @@ def test_healthy_h100_bandwidth_matches_datasheet_and_is_discrete() -> None:
     assert gpu.spec_id == "h100-sxm"
     assert gpu.memory_total_bytes == 81559 * 2**20
     assert gpu.memory_class.kind == "discrete"
-    assert gpu.memory_class.usable_bytes == (81559 - 521) * 2**20
+    assert gpu.memory_class.usable_bytes == (81559 - 480) * 2**20
     assert gpu.sm_count == 132
     assert "16896 / 128" in gpu.sm_count_basis
     assert (gpu.driver_version, gpu.cuda_driver_version, gpu.compute_capability) == ("580.159.04", "13.0", "9.0")
