@@ -17,7 +17,6 @@ from markupsafe import Markup
 
 from dgprofile import charts
 from dgprofile.limits import Limits
-from dgprofile.machine import Machine
 from dgprofile.passes import PassTimes
 from dgprofile.predictions import PassEstimate, Prediction, Predictions
 from dgprofile.report import (
@@ -36,9 +35,9 @@ from dgprofile.report import (
     SectionView,
     TableView,
     band_text,
-    hardware_name,
-    memory_class_text,
+    host_name,
     render_page,
+    result_hardware,
     speedup_text,
     speedup_words,
     tokens_per_s_text,
@@ -185,9 +184,10 @@ def _side(label: str, result: ResultFile) -> Side:
     p = result.predictions
     headline = p.headline if isinstance(p, Predictions) else None
     missing = p if isinstance(p, Unavailable) else Unavailable("no prediction")
+    hardware, memory_class = result_hardware(result)
     return Side(
-        label=label, hostname=result.machine.identity.hostname if isinstance(result.machine, Machine) else "unknown",
-        hardware=hardware_name(result.machine), memory_class=memory_class_text(result.machine),
+        label=label, hostname=host_name(result.machine, result.run.label), hardware=hardware,
+        memory_class=memory_class,
         origin=result.run.origin, verdict=p.verdict if isinstance(p, Predictions) else "no prediction",
         speedup=headline.speedup if headline else missing, speedup_low=headline.speedup_low if headline else missing,
         speedup_high=headline.speedup_high if headline else missing,

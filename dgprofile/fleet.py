@@ -46,6 +46,7 @@ from dgprofile.report import (
     TilesView,
     band_text,
     hardware_name,
+    host_name,
     memory_class_text,
     number_key,
     render_page,
@@ -232,6 +233,7 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
         if ridges:
             ridge = ridges["bf16"] if "bf16" in ridges else next(iter(ridges.values()))
     missing: Unavailable
+    predicted_for = predicted_class = ""
     if _is_unavailable(document.get("predictions")):
         missing = _at(document, "$.predictions", Unavailable)
         verdict, reasons, fitting = NO_PREDICTION, (), ()
@@ -241,6 +243,8 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
     else:
         verdict = _at(document, "$.predictions.verdict", VerdictClass)
         reasons = _at(document, "$.predictions.reasons", tuple[str, ...])
+        predicted_for = _at(document, "$.predictions.ceilings.device_name", str)
+        predicted_class = _at(document, "$.predictions.ceilings.memory_class", str)
         fitting = _fitting_precisions(document)
         speedups = tuple(_at(document, f"$.predictions.headline.{name}", float | Unavailable)
                          for name in ("speedup", "speedup_low", "speedup_high"))
@@ -248,8 +252,8 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
                     for name in ("workload", "precision", "engine")}
         rates = tuple(_mode_rate(document, mode) for mode in ("diffusion", "autoregressive"))
     return FleetRow(
-        path=source, hostname=machine.identity.hostname if isinstance(machine, Machine) else "unknown host",
-        hardware=hardware_name(machine), memory_class=memory_class_text(machine), origin=run.origin,
+        path=source, hostname=host_name(machine, run.label), hardware=hardware_name(machine, predicted_for),
+        memory_class=memory_class_text(machine, predicted_class), origin=run.origin,
         status=run.status, created_at=_at(document, "$.created_at", str),
         tool_version=_at(document, "$.tool_version", str), verdict=verdict, speedup=speedups[0],
         speedup_low=speedups[1], speedup_high=speedups[2], **scenario, diffusion_tokens_per_s=rates[0],
@@ -270,16 +274,16 @@ def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _without_duplicates(outcomes: Sequence[FleetRow | SkippedFile]) -> Fleet:
-    """Keep the first file of each (hostname, created_at); later ones are skipped as duplicates. Identical files
-    always share that key, so contents are compared only on a collision, to say which kind of duplicate it is."""
+    """Keep the first file of each (host, hardware, created_at); later ones are skipped as duplicates. Identical
+    files always share that key, so contents are compared only on a collision, to say which kind of duplicate."""
     rows: list[FleetRow] = []
     skipped: list[SkippedFile] = []
-    first_by_identity: dict[tuple[str, str], str] = {}
+    first_by_identity: dict[tuple[str, str, str], str] = {}
     for outcome in outcomes:
         if isinstance(outcome, SkippedFile):
             skipped.append(outcome)
             continue
-        identity = (outcome.hostname, outcome.created_at)
+        identity = (outcome.hostname, outcome.hardware, outcome.created_at)
         first = first_by_identity.setdefault(identity, outcome.path)
         if first == outcome.path:
             rows.append(outcome)

@@ -300,22 +300,38 @@ def primary_accelerator(machine: Machine) -> Accelerator | None:
     return described[0] if described else None
 
 
-def hardware_name(machine: Machine | Unavailable) -> str:
-    """The machine's hardware model for grouping and headings: its first accelerator, else its CPU."""
+def hardware_name(machine: Machine | Unavailable, predicted_for: str = "") -> str:
+    """The machine's hardware model for grouping and headings: its first accelerator, else its CPU; for a file
+    with no machine description (a `predict` run), the hardware the prediction is for."""
     if isinstance(machine, Unavailable):
-        return "unknown machine"
+        return predicted_for or "unknown machine"
     device = primary_accelerator(machine)
     if device is not None:
         return device.name
     return f"CPU only: {plain_text(machine.cpu.model)}"
 
 
-def memory_class_text(machine: Machine | Unavailable) -> str:
+def memory_class_text(machine: Machine | Unavailable, predicted_class: str = "") -> str:
     """The unified-memory class of the primary accelerator ('discrete', 'shared-physical', ...) or 'CPU only'."""
     if isinstance(machine, Unavailable):
-        return "unknown"
+        return predicted_class or "unknown"
     device = primary_accelerator(machine)
     return device.memory_class.kind if device is not None else "CPU only"
+
+
+def host_name(machine: Machine | Unavailable, run_label: str) -> str:
+    """The host a result describes; a `predict` run has none, and is named by its label."""
+    if isinstance(machine, Machine):
+        return machine.identity.hostname
+    return f"predicted: {run_label}" if run_label else "unknown host"
+
+
+def result_hardware(result: ResultFile) -> tuple[str, str]:
+    """(hardware model, unified-memory class) of a result, from its machine or else from its predictions."""
+    p = result.predictions
+    name = p.ceilings.device_name if isinstance(p, Predictions) else ""
+    kind = p.ceilings.memory_class if isinstance(p, Predictions) else ""
+    return hardware_name(result.machine, name), memory_class_text(result.machine, kind)
 
 
 def timing_cells(t: Timing | Unavailable) -> tuple[Cell, ...]:
@@ -354,21 +370,22 @@ def result_page(result: ResultFile) -> PageView:
         _passes_section(result.passes, predictions),
         _memory_section(predictions),
         _basis_section(result),
-        _verify_section(result.machine, headline),
+        _verify_section(result.machine, predictions),
     )
-    host = result.machine.identity.hostname if isinstance(result.machine, Machine) else "unknown host"
+    host = host_name(result.machine, result.run.label)
+    hardware, memory_class = result_hardware(result)
     origin = result.run.origin
     badges = [Badge("measured on this machine" if origin == "measured" else "predicted: nothing measured",
                     "" if origin == "measured" else "warning"),
-              Badge(memory_class_text(result.machine))]
+              Badge(memory_class)]
     if headline is not None:
         badges.insert(0, Badge(VERDICT_LABELS.get(headline.verdict, headline.verdict), verdict_tone(headline.verdict)))
     banners = tuple(f"Incomplete run: {reason}" for reason in result.run.incomplete_reasons) or (
         ("Incomplete run.",) if result.run.status == "incomplete" else ())
-    label = f" ({result.run.label})" if result.run.label else ""
+    label = f" ({result.run.label})" if result.run.label and isinstance(result.machine, Machine) else ""
     return PageView(
-        title=f"dgprofile: {hardware_name(result.machine)} on {host}",
-        heading=f"DiffusionGemma vs Gemma 4 on {hardware_name(result.machine)}",
+        title=f"dgprofile: {hardware} on {host}",
+        heading=f"DiffusionGemma vs Gemma 4 on {hardware}",
         subtitle=(f"{host}{label} · `{' '.join(result.run.command)}` · {result.created_at} · dgprofile "
                   f"{result.tool_version}, schema {result.schema_version}"),
         badges=tuple(badges), banners=banners, sections=sections,
@@ -903,8 +920,13 @@ def verify_commands(scenario: Scenario) -> str:
     ))
 
 
-def _verify_section(machine: Machine | Unavailable, headline: Prediction | None) -> SectionView:
+def _verify_section(machine: Machine | Unavailable, predictions: Predictions | Unavailable) -> SectionView:
     intro = "Check the prediction on real weights: serve each model with vLLM and benchmark it with the same settings."
+    headline = predictions.headline if isinstance(predictions, Predictions) else None
+    if isinstance(machine, Machine):
+        vendor = "nvidia" if any(isinstance(a, NvidiaGpu) for a in machine.accelerators) else "other"
+    else:
+        vendor = predictions.ceilings.vendor if isinstance(predictions, Predictions) else "unknown"
     if headline is None:
         return SectionView("verify", "Verify on real weights", intro, (NoticeView(
             "Verification commands unavailable: there is no predicted scenario to verify."),))
@@ -919,7 +941,7 @@ def _verify_section(machine: Machine | Unavailable, headline: Prediction | None)
     if s.precision not in ("bf16", "fp8"):
         notes.insert(0, f"The scenario's precision is {s.precision}: serve a {s.precision} checkpoint of each model "
                         "instead of the original weights (the commands above run bf16).")
-    if isinstance(machine, Machine) and not any(isinstance(a, NvidiaGpu) for a in machine.accelerators):
+    if vendor != "nvidia":
         notes.insert(0, f"This machine has no NVIDIA GPU, and the prediction is for the {s.engine} engine: the vLLM "
                         "commands verify the same scenario on a CUDA machine.")
     return SectionView("verify", "Verify on real weights", intro, (

@@ -24,7 +24,7 @@ from dgprofile.errors import ResultFileError  # noqa: E402
 from dgprofile.fleet import load_fleet, render_fleet_html  # noqa: E402
 from dgprofile.machine import Machine, NvidiaGpu  # noqa: E402
 from dgprofile.predictions import Predictions  # noqa: E402
-from dgprofile.report import memory_class_text, render_result_html  # noqa: E402
+from dgprofile.report import render_result_html, result_hardware  # noqa: E402
 from dgprofile.results import ResultFile, dumps, load  # noqa: E402
 
 SYNTHETIC = "synthetic example, not a measurement"
@@ -52,7 +52,7 @@ def _is_measured_nvidia(result: ResultFile) -> bool:
 
 def _pick(results: list[ResultFile]) -> tuple[ResultFile, ResultFile] | None:
     gpu = next((r for r in results if _is_measured_nvidia(r)), None)
-    apple = next((r for r in results if memory_class_text(r.machine) == "shared-physical"
+    apple = next((r for r in results if result_hardware(r)[1] == "shared-physical"
                   and isinstance(r.predictions, Predictions)), None)
     return (gpu, apple) if gpu is not None and apple is not None else None
 
@@ -66,7 +66,7 @@ def _synthetic(directory: Path) -> tuple[ResultFile, ResultFile]:
         return dataclasses.replace(result, run=dataclasses.replace(result.run, label=SYNTHETIC))
 
     gpu = labelled(factory.measured_h100_result(), "gpu-node-01")
-    apple = labelled(factory.predicted_apple_result(), "m3-max-laptop")
+    apple = labelled(factory.apple_laptop_result(), "m3-max-laptop")
     fleet = [gpu, apple, labelled(factory.probe_only_result(), "cpu-box")]
     fleet += [labelled(factory.result(predictions_=factory.predictions(speedup=speedup)), f"gpu-node-{i + 2:02d}",
                        f"2026-11-2{i}T09:00:00Z") for i, speedup in enumerate((4.4, 2.6, 5.6))]

@@ -387,13 +387,14 @@ def measured_h100_result(**overrides: object) -> ResultFile:
     return dataclasses.replace(result(), **overrides) if overrides else result()
 
 
-def predicted_apple_result(*, hostname: str = "predicted-m3-max") -> ResultFile:
-    """`dgprofile predict --hardware m3-max-40`: nothing measured, DiffusionGemma slower than AR."""
+def predicted_apple_result() -> ResultFile:
+    """`dgprofile predict --hardware m3-max-40`, shaped as `predict` writes it: no machine was probed, nothing
+    measured, datasheet ceilings; DiffusionGemma slower than AR."""
+    datasheet = "predicted from the datasheet of Apple M3 Max (40-core GPU)"
     return result(run=run_info(origin="predicted", label="m3-max-40"),
-                  machine_=machine(hostname=hostname, accelerators=(apple_gpu(),),
-                                   cpu_info=cpu(model="Apple M3 Max", ram_bytes=64 * GIB)),
-                  limits_=Unavailable("predicted from the datasheet: nothing was measured"),
-                  passes_=Unavailable("predicted from the datasheet: nothing was measured"),
+                  machine_=Unavailable(datasheet),
+                  limits_=Unavailable(f"{datasheet}: nothing was measured"),
+                  passes_=Unavailable(f"{datasheet}: nothing was measured"),
                   predictions_=predictions(
                       speedup=0.22, engine="mlx", precisions=("int4", "fp8"), ar_tokens_per_s=70.0,
                       reasons=("compute-bound: a denoise pass costs 60x an AR step here",),
@@ -401,6 +402,14 @@ def predicted_apple_result(*, hostname: str = "predicted-m3-max") -> ResultFile:
                                          hardware_id="m3-max-40", memory_class="shared-physical",
                                          bandwidth_bytes_per_s=400e9, peak_flops_per_s={"fp16": 28.4e12},
                                          usable_bytes=48 * GIB)))
+
+
+def apple_laptop_result(*, hostname: str = "m3-max-laptop") -> ResultFile:
+    """A probed Apple Silicon laptop whose predictions rest on its datasheet (nothing benchmarked)."""
+    predicted = predicted_apple_result()
+    return dataclasses.replace(predicted, run=run_info(origin="measured"),
+                               machine=machine(hostname=hostname, accelerators=(apple_gpu(),),
+                                               cpu_info=cpu(model="Apple M3 Max", ram_bytes=64 * GIB)))
 
 
 def probe_only_result(*, hostname: str = "cpu-box") -> ResultFile:

@@ -52,7 +52,7 @@ def test_a_difference_inside_the_measured_spread_is_not_significant() -> None:
 def test_unavailable_values_say_which_side_lacks_them_and_why(gpu_vs_mac) -> None:
     launch = row(gpu_vs_mac, "launch floor per kernel")
     assert launch.outcome is Outcome.ONLY_A
-    assert launch.summary == "predicted from the datasheet: nothing was measured"
+    assert launch.summary == "predicted from the datasheet of Apple M3 Max (40-core GPU): nothing was measured"
     int4 = row(gpu_vs_mac, "speedup: code-infill, int4, concurrency 1")
     assert int4.outcome is Outcome.ONLY_B and int4.summary == "scenario not predicted for vllm"
     probe = factory.probe_only_result()
@@ -90,7 +90,7 @@ def test_the_account_names_bandwidth_ridge_fit_memory_and_engines(gpu_vs_mac) ->
 def test_text_shows_concurrency_one_and_counts_the_rest(gpu_vs_mac) -> None:
     text = render_comparison_text(gpu_vs_mac)
     assert text.startswith("A: gpu-node-01 - NVIDIA H100 80GB HBM3 (discrete, measured)\n"
-                           "B: predicted-m3-max - Apple M3 Max (40-core GPU) (shared-physical, predicted)\n")
+                           "B: predicted: m3-max-40 - Apple M3 Max (40-core GPU) (shared-physical, predicted)\n")
     assert "speedup: long-form-drafting, fp8, concurrency 1" in text
     assert "concurrency 4" not in text
     assert "36 more scenarios (concurrency 2 and up)" in text

@@ -68,8 +68,7 @@ def test_duplicates_identical_content_and_same_machine_and_time(tmp_path: Path) 
     base = factory.measured_h100_result()
     write(tmp_path / "a.json", base)
     write(tmp_path / "b-copy.json", base)
-    other_run = factory.with_identity(factory.predicted_apple_result(), hostname="gpu-node-01",
-                                      created_at=base.created_at)
+    other_run = factory.result(predictions_=factory.predictions(speedup=4.0))
     write(tmp_path / "c-same-host-and-time.json", other_run)
     write(tmp_path / "d-later.json", factory.with_identity(base, hostname="gpu-node-01",
                                                             created_at="2026-11-21T09:00:00Z"))
@@ -87,7 +86,9 @@ def test_rows_summarise_the_headline_and_keep_unavailable_reasons(mixed_dir: Pat
     assert (h100.verdict, h100.speedup, h100.precision, h100.engine) == ("applies", 5.1, "fp8", "vllm")
     assert h100.stream_read_bytes_per_s == 3.07e12 and h100.fitting_precisions == ("bf16", "fp8", "int4")
     assert rows["m3.json"].memory_class == "shared-physical"
-    assert rows["m3.json"].stream_read_bytes_per_s == Unavailable("predicted from the datasheet: nothing was measured")
+    assert rows["m3.json"].stream_read_bytes_per_s == Unavailable(
+        "predicted from the datasheet of Apple M3 Max (40-core GPU): nothing was measured")
+    assert (rows["m3.json"].hostname, rows["m3.json"].hardware) == ("predicted: m3-max-40", "Apple M3 Max (40-core GPU)")
     cpu = rows["cpu.json"]
     assert cpu.verdict == NO_PREDICTION and cpu.hardware.startswith("CPU only: Intel")
     assert cpu.speedup == Unavailable("probe only: nothing was predicted")
@@ -147,10 +148,10 @@ def test_page_counts_verdicts_lists_skipped_files_and_escapes_hostile_names(mixe
 
 
 def test_a_large_group_is_binned_by_speedup(tmp_path: Path) -> None:
-    base = factory.measured_h100_result()
+    text = dumps(factory.measured_h100_result())
     for i in range(31):
-        write(tmp_path / f"h{i:02d}.json", factory.with_identity(base, hostname=f"h{i}",
-                                                                 created_at=f"2026-11-20T10:{i:02d}:00Z"))
+        (tmp_path / f"h{i:02d}.json").write_text(text.replace('"hostname": "gpu-node-01"', f'"hostname": "h{i}"'),
+                                                 encoding="utf-8")
     soup = BeautifulSoup(render_fleet_html(load_fleet([tmp_path])), "html.parser")
     assert "31 machines binned by headline speedup." in soup.find("section", id="group-1").get_text()
 
@@ -159,18 +160,27 @@ def generate_fleet(directory: Path, count: int) -> None:
     """``count`` distinct result files, a mix of measured H100, predicted Apple and probe-only runs."""
     bases = [dumps(factory.measured_h100_result()), dumps(factory.predicted_apple_result()),
              dumps(factory.probe_only_result())]
-    hosts = ['"hostname": "gpu-node-01"', '"hostname": "predicted-m3-max"', '"hostname": "cpu-box"']
+    created = '"created_at": "2026-11-20T10:15:00Z"'
     for i in range(count):
-        text = bases[i % 3].replace(hosts[i % 3], f'"hostname": "node-{i:04d}"')
+        text = bases[i % 3].replace(created, f'"created_at": "2026-11-{1 + i // 60 % 28:02d}T10:{i % 60:02d}:00Z"')
+        text = text.replace('"hostname": "gpu-node-01"', f'"hostname": "node-{i:04d}"')
         (directory / f"r{i:04d}.json").write_text(text, encoding="utf-8")
 
 
 def test_a_thousand_result_files_load_and_render_in_under_five_seconds(tmp_path: Path) -> None:
+    """Measured as CPU time of one process loading serially: other work on a shared machine cannot make it flaky,
+    and on an idle machine the default parallel load takes less wall time than this."""
     generate_fleet(tmp_path, 1000)
-    start = time.perf_counter()
-    fleet = load_fleet([tmp_path])
+    start = time.process_time()
+    fleet = load_fleet([tmp_path], workers=1)
     html = render_fleet_html(fleet)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(fleet.rows) == 1000 and not fleet.skipped
     assert html.count("<tr") > 1000
-    assert elapsed < 5.0, f"1,000 result files took {elapsed:.2f} s"
+    assert elapsed < 5.0, f"1,000 result files took {elapsed:.2f} s of CPU"
+
+
+def test_parallel_loading_gives_the_serial_result(tmp_path: Path) -> None:
+    generate_fleet(tmp_path, 12)
+    (tmp_path / "broken.json").write_text("{", encoding="utf-8")
+    assert load_fleet([tmp_path], workers=2) == load_fleet([tmp_path], workers=1)

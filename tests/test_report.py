@@ -130,8 +130,10 @@ def test_verify_commands_follow_the_scenario() -> None:
 
 def test_predicted_file_says_nothing_was_measured_and_uses_datasheet_ceilings() -> None:
     soup = page(factory.predicted_apple_result())
-    assert "Measured limits unavailable: predicted from the datasheet: nothing was measured." in section_text(
-        soup, "limits")
+    assert ("Measured limits unavailable: predicted from the datasheet of Apple M3 Max (40-core GPU): nothing was "
+            "measured.") in section_text(soup, "limits")
+    assert soup.find("h1").get_text() == "DiffusionGemma vs Gemma 4 on Apple M3 Max (40-core GPU)"
+    assert "The machine description unavailable: predicted from the datasheet" in section_text(soup, "machine")
     roofline = section_text(soup, "roofline")
     assert "Shown instead: the datasheet limits the prediction used" in roofline
     assert "fp16 matmul peak over datasheet bandwidth" in roofline

@@ -84,7 +84,7 @@ def test_fleet_page_sorts_filters_and_lists_the_skipped_file(open_page, fleet_pa
     assert_clean(opened)
     page.locator("#fleet-table th", has_text="speedup").first.click()
     hosts = page.locator("#fleet-table tbody td:first-child").all_text_contents()
-    assert hosts[:3] == ["predicted-m3-max", "node-1", "node-2"]
+    assert hosts[:3] == ["predicted: m3-max-40", "node-1", "node-2"]
     page.fill("input[data-table='fleet-table']", "node partial")
     visible = page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents()
     assert visible == ["node-1", "node-2"]
