@@ -19,23 +19,29 @@ from pygal.style import Style
 
 # Colours shared with templates/report.css (the verdict colours) so charts and page read as one.
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#4b5563")
-_STYLE = Style(
-    background="transparent",
-    plot_background="#ffffff",
-    foreground="#1f2937",
-    foreground_strong="#111827",
-    foreground_subtle="#d1d5db",
-    opacity=".85",
-    opacity_hover="1",
-    colors=PALETTE,
-    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', Arial, sans-serif",
-    label_font_size=12,
-    major_label_font_size=12,
-    legend_font_size=13,
-    title_font_size=15,
-    tooltip_font_size=13,
-    value_font_size=12,
-)
+_STYLE_OPTIONS: dict[str, object] = {
+    "background": "transparent",
+    "plot_background": "#ffffff",
+    "foreground": "#1f2937",
+    "foreground_strong": "#111827",
+    "foreground_subtle": "#d1d5db",
+    "opacity": ".85",
+    "opacity_hover": "1",
+    "font_family": "system-ui, -apple-system, 'Segoe UI', Roboto, 'Liberation Sans', Arial, sans-serif",
+    "label_font_size": 12,
+    "major_label_font_size": 12,
+    "legend_font_size": 13,
+    "title_font_size": 15,
+    "tooltip_font_size": 13,
+    "value_font_size": 12,
+}
+BAND_COLOUR = "#9ca3af"  # the uncertainty band's two bounds, drawn alike and quieter than the value
+
+
+def _style(colours: Sequence[str] = PALETTE) -> Style:
+    return Style(colors=tuple(colours), **_STYLE_OPTIONS)
+
+
 # pygal numbers each series' legend entry with the same id in every chart; several charts inline in one page
 # would repeat those ids, and nothing uses them once pygal's own script is off.
 _LEGEND_ID = re.compile(r' id="activate-serie-\d+"')
@@ -61,12 +67,13 @@ class Series:
     name: str
     points: tuple[ChartPoint, ...]
     dashed: bool = False
+    colour: str = ""  # empty: the next palette colour
 
 
 def _config(**overrides: object) -> dict[str, object]:
     config: dict[str, object] = {
         "js": [],  # no tooltip script from the CDN: the page brings its own, inline
-        "style": _STYLE,
+        "style": _style(),
         "width": 760,
         "height": 380,
         "legend_at_bottom": True,
@@ -136,7 +143,9 @@ def line_svg(*, title: str, x_title: str, y_title: str, series: Sequence[Series]
         return math.log2(x) if log2_x else x
 
     xs = sorted({p.x for s in series for p in s.points})
-    chart = pygal.XY(**_config(title=title, x_title=x_title, y_title=y_title, dots_size=4,
+    palette = iter(PALETTE)
+    colours = [s.colour or next(palette) for s in series] + [next(palette)]
+    chart = pygal.XY(**_config(title=title, x_title=x_title, y_title=y_title, dots_size=4, style=_style(colours),
                                x_value_formatter=(lambda v: x_formatter(2 ** v)) if log2_x else x_formatter,
                                value_formatter=y_formatter, x_labels=[position(x) for x in xs],
                                include_x_axis=reference is not None and reference[0] == 0))
@@ -151,11 +160,18 @@ def line_svg(*, title: str, x_title: str, y_title: str, series: Sequence[Series]
 
 
 def stacked_bar_svg(*, title: str, categories: Sequence[str], stacks: Mapping[str, Sequence[float]],
-                    value_title: str, value_formatter: Callable[[float], str] = lambda v: f"{v:.3g}") -> str:
-    """Horizontal stacked bars, the first category on top: one bar per category, one segment per stack name."""
+                    value_title: str, value_formatter: Callable[[float], str] = lambda v: f"{v:.3g}",
+                    colours: Mapping[str, str] | None = None) -> str:
+    """Horizontal stacked bars, the first category on top: one bar per category, one segment per stack name.
+    ``colours`` fixes a stack's colour by name (the rest take palette colours), so a term keeps its colour
+    across charts."""
+    fixed = colours or {}
+    spare = iter(c for c in PALETTE if c not in fixed.values())
+    style = _style([fixed.get(name) or next(spare, PALETTE[-1]) for name in stacks])
     # pygal draws the first category at the bottom of a horizontal chart; reverse so the page reads top-down.
     chart = pygal.HorizontalStackedBar(**_config(title=title, x_title=value_title, value_formatter=value_formatter,
-                                                 height=170 + 50 * len(categories) + 30 * ((len(stacks) + 1) // 2)))
+                                                 height=170 + 50 * len(categories) + 30 * ((len(stacks) + 1) // 2),
+                                                 style=style))
     chart.x_labels = list(reversed(categories))
     for name, values in stacks.items():
         chart.add(name, list(reversed(values)))

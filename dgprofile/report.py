@@ -50,11 +50,16 @@ VERDICT_LABELS = {
     "cannot-run": "Cannot run",
 }
 VERDICT_MEANINGS = {
-    "applies": "the advertised multi-x speedup holds here",
-    "partial": "DiffusionGemma is faster here, but well short of the advertised speedup",
-    "does-not-apply": "DiffusionGemma is about even with or slower than autoregressive Gemma 4 here",
+    "applies": "the advertised multi-x speedup holds",
+    "partial": "faster, but well short of the advertised speedup",
+    "does-not-apply": "about even or slower: the advertised speedup does not apply",
     "cannot-run": "the model does not fit this machine in any supported precision",
 }
+# One colour per term of a pass or of the memory need, the same in every chart of every page.
+TERM_COLOURS = {"weights": "#2563eb", "compute": "#dc2626", "overhead": "#16a34a", "step-overhead": "#15803d",
+                "sampler": "#ea580c", "kv-cache": "#9333ea", "activations": "#0891b2", "dequantisation": "#ca8a04",
+                "interconnect": "#4b5563", "KV cache": "#9333ea", "DG sampler and self-conditioning": "#ea580c",
+                "activation headroom": "#0891b2", "usable by the accelerator": "#9ca3af"}
 PASS_LABELS = {"ar-step": "AR decode step", "dg-denoise": "DG denoise pass", "dg-commit": "DG commit pass",
                "prefill": "prefill"}
 
@@ -281,7 +286,7 @@ def scenario_text(scenario: Scenario) -> str:
     """A scenario in one line."""
     return (f"{scenario.workload}, {scenario.precision}, concurrency {scenario.concurrency}, engine "
             f"{scenario.engine}: {scenario.prompt_tokens} prompt -> {scenario.output_tokens} output tokens, "
-            f"{scenario.steps_per_canvas:g} denoising steps per canvas")
+            f"{scenario.steps_per_canvas:.3g} denoising steps per canvas")
 
 
 def verdict_tone(verdict: str) -> Tone:
@@ -402,9 +407,10 @@ def _verdict_section(predictions: Predictions | Unavailable) -> SectionView:
               else "datasheet limits (nothing was measured)")
     blocks: list[Block] = [VerdictView(
         tone=verdict_tone(predictions.verdict), label=VERDICT_LABELS.get(predictions.verdict, predictions.verdict),
-        summary=f"{speedup_words(h.speedup)} ({VERDICT_MEANINGS.get(predictions.verdict, predictions.verdict)}).",
-        band=f"Speedup {speedup_text(h.speedup)}, uncertainty band {band_text(h.speedup_low, h.speedup_high)}; "
-             f"predicted from {source}.",
+        summary=f"{speedup_words(h.speedup)}.",
+        band=f"{VERDICT_MEANINGS.get(predictions.verdict, predictions.verdict).capitalize()}. Speedup "
+             f"{speedup_text(h.speedup)}, uncertainty band {band_text(h.speedup_low, h.speedup_high)}; predicted "
+             f"from {source}.",
         scenario=f"{scenario_text(h.scenario)}. Engine: {predictions.engine_reason}.",
         reasons=predictions.reasons, advice=predictions.advice)]
     blocks.append(_modes_table(h))
@@ -667,7 +673,7 @@ def _curve_chart(curve: Curve) -> Block:
         band = [p for p in points if not isinstance(getattr(p, attr), Unavailable)]
         if band:
             series.append(charts.Series(name, tuple(charts.ChartPoint(p.x, getattr(p, attr), label(p)) for p in band),
-                                        dashed=True))
+                                        dashed=True, colour=charts.BAND_COLOUR))
     svg = charts.line_svg(title=f"{title} ({fixed})", x_title=curve.x_label, y_title="speedup (x)",
                           series=series, log2_x=True, reference=(1.0, "equal speed (1x)"),
                           x_formatter=lambda v: f"{v:.0f}", y_formatter=lambda v: f"{v:.2g}x")
@@ -723,7 +729,7 @@ def _breakdown_chart(title: str, labels: list[str], parts: list[dict[str, float]
     names = list(dict.fromkeys(k for part in parts for k in part))
     stacks = {name: [part.get(name, 0.0) * 1e3 for part in parts] for name in names}
     svg = charts.stacked_bar_svg(title=title, categories=labels, stacks=stacks, value_title="milliseconds",
-                                 value_formatter=lambda v: f"{v:.3g} ms")
+                                 value_formatter=lambda v: f"{v:.3g}", colours=TERM_COLOURS)
     return ChartView(Markup(svg), caption)
 
 
@@ -731,17 +737,24 @@ def _predicted_breakdown(h: Prediction) -> Block:
     estimates: list[tuple[str, PassEstimate]] = [
         (model, p) for model, mode in (("Gemma 4", h.autoregressive), ("DiffusionGemma", h.diffusion))
         if not isinstance(mode, Unavailable) for p in mode.passes]
-    if not estimates:
+    # Prefill runs once per request and would dwarf the per-token passes on the same axis: it goes in the caption.
+    decode = [(model, p) for model, p in estimates if p.pass_kind != "prefill"]
+    if not decode:
         return NoticeView("Per-pass breakdown unavailable: the headline prediction holds no pass estimates.")
-    labels = [f"{model}: {PASS_LABELS.get(p.pass_kind, p.pass_kind)} (bound by {p.bound_by})"
-              for model, p in estimates]
+    labels = [f"{model}: {PASS_LABELS.get(p.pass_kind, p.pass_kind)} (bound by {p.bound_by})" for model, p in decode]
+    prefill = "; ".join(f"{model} prefill {seconds_text(p.seconds)}" for model, p in estimates
+                        if p.pass_kind == "prefill")
     s = h.scenario
     return _breakdown_chart(f"Time per pass, {s.precision}, concurrency {s.concurrency}, {s.engine}", labels,
-                            [p.critical_seconds for _, p in estimates],
+                            [p.critical_seconds for _, p in decode],
                             "Predicted for the headline scenario; the segments are the terms on each pass's critical "
                             "path and add up to its time. Passes per request: " + ", ".join(
-                                f"{model} {p.count_per_request:g} x {PASS_LABELS.get(p.pass_kind, p.pass_kind)}"
-                                for model, p in estimates) + ".")
+                                f"{model} {_count(p.count_per_request)} x {PASS_LABELS.get(p.pass_kind, p.pass_kind)}"
+                                for model, p in estimates) + (f". Once per request: {prefill}." if prefill else "."))
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _measured_breakdown(passes: PassTimes, precision: str) -> Block:
@@ -800,7 +813,7 @@ def _memory_section(predictions: Predictions | Unavailable) -> SectionView:
         Cell(bytes_text(m.weights_bytes), number_key(m.weights_bytes)),
         Cell(bytes_text(m.diffusion_needed_bytes), number_key(m.diffusion_needed_bytes)),
         Cell(bytes_text(m.autoregressive_needed_bytes), number_key(m.autoregressive_needed_bytes)),
-        Cell(f"{bytes_text(m.usable_bytes)} ({m.usable_basis})", number_key(m.usable_bytes)),
+        Cell(bytes_text(m.usable_bytes), number_key(m.usable_bytes)),
         _fit_text(m.fits_diffusion, m.engine_runs_it), _fit_text(m.fits_autoregressive, m.engine_runs_it),
         Cell(str(m.max_diffusion_concurrency), number_key(m.max_diffusion_concurrency)), Cell(m.note)))
         for m in predictions.memory)
@@ -815,12 +828,13 @@ def _memory_section(predictions: Predictions | Unavailable) -> SectionView:
     parts["usable by the accelerator"] = [0.0] * len(predictions.memory) + [usable / gib]
     svg = charts.stacked_bar_svg(title="DiffusionGemma memory need per precision, against usable memory (GiB)",
                                  categories=[*(m.precision for m in predictions.memory), "usable here"],
-                                 stacks=parts, value_title="GiB", value_formatter=lambda v: f"{v:.1f} GiB")
+                                 stacks=parts, value_title="GiB", value_formatter=lambda v: f"{v:.1f} GiB",
+                                 colours=TERM_COLOURS)
     return SectionView("memory", "Memory fit", intro, (
         TableView("Per precision", ("precision", "GPUs x requests", "weights", "DiffusionGemma needs", "Gemma 4 needs",
                                     "usable here", "DiffusionGemma", "Gemma 4", "max DG concurrency", "note"), rows),
         ChartView(Markup(svg), f"What takes the memory, at the concurrency in the table; usable here: "
-                               f"{bytes_text(usable)}.")))
+                               f"{bytes_text(usable)} ({predictions.memory[0].usable_basis}).")))
 
 
 def _basis_section(result: ResultFile) -> SectionView:
@@ -933,7 +947,7 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
     s = headline.scenario
     notes = [f"Compare the two runs' mean end-to-end latency and output token throughput with the predicted total "
              f"latency and tokens/s above; DiffusionGemma's run also prints a 'Diffusion Decoding' block with the "
-             f"denoising steps per canvas (predicted: {s.steps_per_canvas:g}).",
+             f"denoising steps per canvas (predicted: {s.steps_per_canvas:.3g}).",
              "max_denoising_steps only caps the steps: adaptive stopping may stop a canvas earlier. For exactly "
              f"{round(s.steps_per_canvas)} steps, point --generation-config at a copy of the checkpoint's "
              "generation_config.json with confidence_threshold 0.",
