@@ -77,7 +77,7 @@ def ceilings_from_machine(machine: Machine, limits: Limits | Unavailable, *, gpu
     the datasheet where nothing was measured, and the memory the probe found usable."""
     device = _first_accelerator(machine)
     if isinstance(device, Unavailable):
-        raise UsageError(f"cannot predict: {device.reason}")
+        return _cpu_ceilings(machine, limits)
     spec = spec_by_id(device.spec_id) if isinstance(device.spec_id, str) else None
     measured = limits if isinstance(limits, Limits) else None
     datasheet_bandwidth = spec.memory_bandwidth_bytes_per_s if spec else None
@@ -112,12 +112,40 @@ def ceilings_from_machine(machine: Machine, limits: Limits | Unavailable, *, gpu
         sources=(("measured by dgprofile check",) if measured else ()) + (spec.sources if spec else ()))
 
 
+def _cpu_ceilings(machine: Machine, limits: Limits | Unavailable) -> Ceilings:
+    """Ceilings of a machine without a GPU: the CPU runs the model from host RAM, so only measured limits can
+    say how fast (there is no datasheet table for CPUs)."""
+    cpu = machine.cpu
+    if not isinstance(limits, Limits) or limits.device != "cpu":
+        reason = limits.reason if isinstance(limits, Unavailable) else f"limits were measured on {limits.device}"
+        raise UsageError(f"cannot predict for this CPU-only machine without measured limits ({reason})")
+    if isinstance(limits.stream_read_bytes_per_s, Unavailable):
+        raise UsageError(f"cannot predict for this CPU: {limits.stream_read_bytes_per_s.reason}")
+    if isinstance(cpu.ram_available_bytes, Unavailable):
+        raise UsageError(f"cannot predict for this CPU: available RAM unknown ({cpu.ram_available_bytes.reason})")
+    theoretical = cpu.theoretical_bandwidth_bytes_per_s
+    bandwidth = datasheet_footing(limits.stream_read_bytes_per_s, REFERENCE_STREAM_FRACTION,
+                                  None if isinstance(theoretical, Unavailable) else theoretical)
+    peaks = {dtype: rate / REFERENCE_MATMUL_FRACTION for dtype, rate in limits.peak_flops_per_s.items()}
+    name = cpu.model if isinstance(cpu.model, str) else f"{cpu.architecture} CPU"
+    return Ceilings(
+        source="measured", device_name=name, hardware_id=Unavailable("CPUs are not in the datasheet table"),
+        vendor="cpu", device_type="cpu", gpus=1, memory_class="shared-physical",
+        bandwidth_bytes_per_s=bandwidth, peak_flops_per_s=peaks,
+        native_precisions=tuple(dtype for dtype in ("bf16", "fp16") if dtype in peaks),
+        usable_memory_bytes=cpu.ram_available_bytes,
+        usable_memory_basis="CPU inference: host RAM available now (MemAvailable)",
+        interconnect_bytes_per_s=Unavailable("one CPU: no tensor parallelism"),
+        launch_floor_seconds=limits.launch_floor_seconds, sources=("measured by dgprofile check",))
+
+
 def compute_dtype(ceilings: Ceilings) -> str:
-    """The wide format the device multiplies in when the weights' own format is not native (bf16, else fp16)."""
-    for dtype in ("bf16", "fp16", "fp32"):
-        if dtype in ceilings.peak_flops_per_s:
-            return dtype
-    raise UsageError(f"{ceilings.device_name}: no matmul rate is known")
+    """The wide format the device multiplies in when the weights' own format is not native: the fastest of
+    bf16, fp16 and fp32 (on GPUs a half format; on CPUs without bf16 units often fp32, as llama.cpp does)."""
+    wide = [dtype for dtype in ("bf16", "fp16", "fp32") if dtype in ceilings.peak_flops_per_s]
+    if not wide:
+        raise UsageError(f"{ceilings.device_name}: no matmul rate is known")
+    return max(wide, key=lambda dtype: ceilings.peak_flops_per_s[dtype])
 
 
 def matmul_rate(ceilings: Ceilings, precision: Precision) -> tuple[float, bool]:

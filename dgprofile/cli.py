@@ -54,7 +54,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Run `dgprofile check` to measure this machine and get the verdict; `dgprofile predict --hardware NAME`
     for a machine you don't have. Exit codes are listed in the README.
     """
-    ctx.obj = {"debug": debug}
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 _ERROR_CODES: tuple[tuple[type[DgprofileError], ExitCode], ...] = (
@@ -67,10 +67,12 @@ _ERROR_CODES: tuple[tuple[type[DgprofileError], ExitCode], ...] = (
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors with documented exit codes."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
     try:
         # Outside standalone mode Click returns ctx.exit(code)'s code instead of exiting.
-        code = cli.main(args=argv, prog_name="dgprofile", standalone_mode=False)
+        code = cli.main(args=args, prog_name="dgprofile", standalone_mode=False,
+                        obj={"command": ("dgprofile", *args)})
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

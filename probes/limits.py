@@ -9,20 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
-from dgprofile.errors import DgprofileError, UsageError
 from dgprofile.limits import BandwidthFigure, LatencyFigure, Limits, MatmulFigure, TokenRidge
 from dgprofile.machine import AppleGpu, Machine, NvidiaGpu
 from dgprofile.model_config import load_model_config
-from dgprofile.passes import PassTimes
 from dgprofile.probes import bench_bandwidth, bench_latency, bench_matmul
-from dgprofile.probes.collect import collect_machine
-from dgprofile.probes.device_lock import exclusive_device
 from dgprofile.probes.harness import Budget, timer_for
-from dgprofile.probes.torch_devices import default_device
-from dgprofile.results import ResultFile, RunInfo, new_result
 from dgprofile.values import Unavailable
 
 # Apple does not publish the system-level cache size; 1 GiB buffers exceed its largest (96 MB) ten times over.
@@ -234,53 +227,3 @@ def assemble_limits(*, device: str, facts: DeviceFacts, bandwidth: tuple[Bandwid
         theoretical_bandwidth_bytes_per_s=facts.theoretical_bandwidth_bytes_per_s,
         last_level_cache_bytes=facts.last_level_cache_bytes, token_ridges=ridges, ridge_tokens_shape=ridge_shape,
         eager_launch_seconds=eager, sync_round_trip_seconds=round_trip, quick=quick, torch_version=torch_version)
-
-
-def decode_passes(device: str, *, machine: Machine, limits: Limits, quick: bool,
-                  progress: Callable[[str], None]) -> PassTimes | Unavailable:
-    """Hook for the decode micro-benchmarks (``dgprofile.probes.decode.run_decode_bench``) in ``dgprofile bench``.
-
-    Until they are wired here, a bench run records its passes as not measured, with this reason.
-    """
-    return Unavailable("decode micro-benchmarks are not wired into `dgprofile bench` yet: "
-                       "run `dgprofile bench --limits-only` for the limits alone")
-
-
-def _checked_device(torch: Any, device: str) -> str:
-    kind, _, index = device.partition(":")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: this torch sees no CUDA device")
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise UsageError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)")
-        return device
-    if kind == "mps" and not index:
-        if not torch.backends.mps.is_available():
-            raise UsageError("--device mps: MPS is not available on this machine")
-        return device
-    if device == "cpu":
-        return device
-    raise UsageError(f"unknown --device {device!r}: expected cuda, cuda:N, mps or cpu")
-
-
-def run_bench(*, device: str | None, quick: bool, limits_only: bool, wait_seconds: float, anonymize: bool,
-              command: tuple[str, ...], progress: Callable[[str], None]) -> ResultFile:
-    """`dgprofile bench`: probe the machine, hold the device's lock, measure limits (and passes), as a result."""
-    try:
-        import torch
-    except ImportError:
-        raise DgprofileError("measuring needs torch: pip install 'dgprofile[bench]'") from None
-    started_at = datetime.now(timezone.utc)
-    machine = collect_machine(anonymize=anonymize)
-    chosen = _checked_device(torch, device) if device else default_device(machine)
-    with exclusive_device(chosen, wait_seconds=wait_seconds, on_wait=progress):
-        limits = measure_limits(chosen, machine=machine, quick=quick, progress=progress)
-        passes = (Unavailable("not measured: --limits-only") if limits_only else
-                  decode_passes(limits.device, machine=machine, limits=limits, quick=quick, progress=progress))
-    finished_at = datetime.now(timezone.utc)
-    run = RunInfo(command=command, origin="measured", label=machine.identity.hostname,
-                  started_at=started_at.isoformat(timespec="seconds"),
-                  finished_at=finished_at.isoformat(timespec="seconds"),
-                  duration_seconds=(finished_at - started_at).total_seconds(), status="complete",
-                  incomplete_reasons=())
-    return new_result(run=run, machine=machine, limits=limits, passes=passes)

@@ -1,17 +1,32 @@
-"""Which torch device a benchmark should use on this machine (imports torch: call only when measuring)."""
+"""Which torch device a benchmark uses on this machine (imports torch: call only when measuring)."""
 
 from __future__ import annotations
 
+from dgprofile.errors import UsageError
 from dgprofile.machine import Machine, NvidiaGpu
 
 
-def default_device(machine: Machine) -> str:
-    """The first NVIDIA GPU torch can use, else Apple's GPU through MPS, else the CPU."""
+def resolve_device(machine: Machine, requested: str) -> str:
+    """``requested`` checked against what torch sees, or for "auto" the first NVIDIA GPU torch can use, else
+    Apple's GPU through MPS, else the CPU."""
     import torch
 
-    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
-        nvidia = [a.index for a in machine.accelerators if isinstance(a, NvidiaGpu)]
-        return f"cuda:{nvidia[0] if nvidia and nvidia[0] < torch.cuda.device_count() else 0}"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    if requested == "auto":
+        if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+            nvidia = [a.index for a in machine.accelerators if isinstance(a, NvidiaGpu)]
+            return f"cuda:{nvidia[0] if nvidia and nvidia[0] < torch.cuda.device_count() else 0}"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    kind, _, index = requested.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {requested}: this torch sees no CUDA device")
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise UsageError(f"--device {requested}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+        return requested
+    if requested == "mps":
+        if not torch.backends.mps.is_available():
+            raise UsageError("--device mps: MPS is not available on this machine")
+        return requested
+    if requested == "cpu":
+        return requested
+    raise UsageError(f"unknown --device {requested!r}: expected auto, cuda, cuda:N, mps or cpu")

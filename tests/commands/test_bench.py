@@ -57,15 +57,43 @@ def test_json_and_output_file_hold_the_same_measured_result(tmp_path: Path) -> N
     printed = json.loads(result.stdout)
     loaded = results.load(path)
     assert printed["limits"]["stream_read_bytes_per_s"] == loaded.limits.stream_read_bytes_per_s > 0
-    assert loaded.run.command == ("dgprofile", "bench", "--limits-only", "--device", "cpu", "--json", "-o", str(path))
+    assert loaded.run.command == ("dgprofile", "bench", "--limits-only", "--device", "cpu", "--json", "--output", str(path))
     assert loaded.passes.reason == "not measured: --limits-only"
     assert f"wrote {path}" in result.stderr
 
 
-def test_without_limits_only_the_unmeasured_passes_are_stated() -> None:
-    result = CliRunner().invoke(cli, ["bench", "--device", "cpu"])
+def test_failing_decode_benchmark_still_writes_the_limits_marked_incomplete(monkeypatch, tmp_path) -> None:
+    import dgprofile.probes.decode as decode
+
+    def broken(**kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(decode, "run_decode_bench", broken)
+    path = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--device", "cpu", "-o", str(path)])
     assert result.exit_code == 0, result.output
-    assert "Decode passes: unavailable (decode micro-benchmarks are not wired" in result.stdout
+    loaded = results.load(path)
+    assert loaded.run.status == "incomplete"
+    assert loaded.run.incomplete_reasons == (
+        "timing decode passes failed: RuntimeError: CUDA error: an illegal memory access was encountered",)
+    assert loaded.limits.stream_read_bytes_per_s > 0
+    assert "incomplete: timing decode passes failed" in result.stderr
+
+
+def test_ctrl_c_during_decode_passes_writes_what_was_measured_and_exits_130(monkeypatch, tmp_path) -> None:
+    import dgprofile.probes.decode as decode
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(decode, "run_decode_bench", interrupted)
+    path = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--device", "cpu", "-o", str(path)])
+    assert result.exit_code == 130
+    loaded = results.load(path)
+    assert loaded.run.incomplete_reasons == ("interrupted (Ctrl-C) while timing decode passes",)
+    assert loaded.passes.reason == "not measured: the run ended before this step"
+    assert loaded.limits.copy_bytes_per_s > 0
 
 
 def test_unknown_device_is_a_one_line_usage_error() -> None:
