@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes 0600; result files are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -121,6 +123,12 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def dump(result: ResultFile, path: Path) -> None:
@@ -184,11 +192,33 @@ def load(path: Path) -> ResultFile:
     return loads(text, source=str(path))
 
 
+SALT_ENVIRONMENT_VARIABLE = "DGPROFILE_ANONYMIZE_SALT"
+
+
+def anonymize_salt() -> str:
+    """The salt for ``--anonymize``: $DGPROFILE_ANONYMIZE_SALT (share it across a fleet so one machine keeps one
+    hash), else a random secret kept in the user's config directory, so hashes cannot be reversed by guessing
+    common hostnames yet stay stable between runs on this machine."""
+    shared = os.environ.get(SALT_ENVIRONMENT_VARIABLE)
+    if shared:
+        return shared
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "dgprofile"
+    path = config / "anonymize-salt"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        salt = secrets.token_hex(16)
+        config.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, salt + "\n")
+        path.chmod(0o600)
+        return salt
+
+
 def _hash(value: str, salt: str) -> str:
     return "anon-" + hashlib.sha256((salt + value).encode()).hexdigest()[:12]
 
 
-def anonymize(machine: Machine, *, salt: str = "") -> Machine:
+def anonymize(machine: Machine, *, salt: str) -> Machine:
     """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt)."""
     accelerators = []
     for device in machine.accelerators:

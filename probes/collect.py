@@ -24,7 +24,7 @@ from dgprofile.probes.gpu_apple import WorkingSetReader, probe_apple, torch_reco
 from dgprofile.probes.gpu_nvidia import probe_nvidia
 from dgprofile.probes.host_cpu import HostSeams, probe_cpu
 from dgprofile.probes.memory_class import MeminfoReader, read_meminfo
-from dgprofile.results import ResultFile, RunInfo, new_result
+from dgprofile.results import ResultFile, RunInfo, anonymize_salt, new_result
 from dgprofile.results import anonymize as anonymize_machine
 from dgprofile.values import Unavailable
 
@@ -101,7 +101,7 @@ def collect_machine(*, anonymize: bool = False, seams: ProbeSeams | None = None)
                       accelerators=tuple(accelerators), software=software,
                       probe_seconds=time.perf_counter() - started, warnings=tuple(warnings),
                       probe_notes=tuple(notes))
-    return anonymize_machine(machine) if anonymize else machine
+    return anonymize_machine(machine, salt=anonymize_salt()) if anonymize else machine
 
 
 def _unknown_cpu(arch: str, reason: str) -> CpuInfo:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,22 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
         dump(minimal_result(), path)
     assert path.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_result_files_are_readable_by_others_under_the_usual_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        dump(minimal_result(), tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+
+
+def test_anonymize_salt_is_a_stable_local_secret_unless_the_fleet_shares_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv(results.SALT_ENVIRONMENT_VARIABLE, raising=False)
+    first = results.anonymize_salt()
+    assert len(first) == 32 and results.anonymize_salt() == first
+    assert stat.S_IMODE((tmp_path / "dgprofile" / "anonymize-salt").stat().st_mode) == 0o600
+    monkeypatch.setenv(results.SALT_ENVIRONMENT_VARIABLE, "fleet-secret")
+    assert results.anonymize_salt() == "fleet-secret"
