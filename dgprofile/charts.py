@@ -115,7 +115,8 @@ def roofline_svg(*, title: str, bandwidth_bytes_per_s: float, peak_flops_per_s: 
     chart = pygal.XY(**_config(title=title, logarithmic=True, x_title="arithmetic intensity (FLOP per byte)",
                                y_title="TFLOP/s", dots_size=5, xrange=(x_low, x_high), range=(y_low, y_high),
                                x_labels=_decades(x_low, x_high), y_labels=_decades(y_low, y_high),
-                               show_minor_x_labels=True, show_minor_y_labels=True, height=440, margin_right=36,
+                               show_minor_x_labels=True, show_minor_y_labels=True, height=460, margin_right=36,
+                               legend_at_bottom_columns=1,
                                x_value_formatter=lambda v: f"{v:g}"))
     roof = [(x_low, bandwidth_bytes_per_s * x_low / flops_unit), (ridge, peak_flops_per_s / flops_unit),
             (x_high, peak_flops_per_s / flops_unit)]

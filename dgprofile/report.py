@@ -586,22 +586,30 @@ def _roofline_section(limits: Limits | Unavailable, passes: PassTimes | Unavaila
         "Roofline unavailable: the run has no streaming bandwidth, matmul peak or passes."),))
 
 
-def _peak_dtype(peaks: dict[str, float], precision: str) -> str:
-    for dtype in (precision, "bf16", "fp16"):
+ROOF_TOLERANCE = 1.05  # a point this far above the roof is called out, not rounding noise
+
+
+def _peak_dtype(peaks: dict[str, float], wanted: Sequence[str]) -> str:
+    """The first wanted dtype that has a measured peak; else the fastest, so no measured point can sit above the
+    roof merely because its format has no peak of its own (int4 computed in fp32 on a CPU)."""
+    for dtype in wanted:
         if dtype in peaks:
             return dtype
     return max(peaks, key=peaks.__getitem__)
 
 
-def _roofline_chart(*, bandwidth: float, peaks: dict[str, float], precision: str, points: list[charts.ChartPoint],
+def _roofline_chart(*, bandwidth: float, peaks: dict[str, float], dtype: str, points: list[charts.ChartPoint],
                     what: str) -> ChartView:
-    dtype = _peak_dtype(peaks, precision)
     ridge = peaks[dtype] / bandwidth
     svg = charts.roofline_svg(title=f"Roofline: {dtype} matmul peak over {what} bandwidth",
                               bandwidth_bytes_per_s=bandwidth, peak_flops_per_s=peaks[dtype], points=points,
-                              roof_label=f"roof ({what} bandwidth and {dtype} peak)")
+                              roof_label=f"roof: {what} bandwidth, {dtype} peak")
     caption = (f"Ridge at {ridge:.0f} FLOP/byte: {flops_text(peaks[dtype])} over {bandwidth_text(bandwidth)}. "
                "Points sit at each pass's achieved rate; c is the number of concurrent requests in one pass.")
+    above = [p.label for p in points if p.y > ROOF_TOLERANCE * min(bandwidth * p.x, peaks[dtype])]
+    if above:
+        caption += (f" Above the roof: {', '.join(above)}. The pass ran faster than the {dtype} matmul peak measured "
+                    "at the square shape, so that peak understates this machine (a different kernel path or shape).")
     return ChartView(Markup(svg), caption)
 
 
@@ -616,8 +624,11 @@ def _measured_roofline(limits: Limits, passes: PassTimes, headline: Prediction |
                 points.append(charts.ChartPoint(p.flops / p.bytes_moved, p.achieved_flops_per_s,
                                                 f"{PASS_LABELS[kind]}, {precision}, c={c} (measured)"))
     assert not isinstance(limits.stream_read_bytes_per_s, Unavailable)
-    return _roofline_chart(bandwidth=limits.stream_read_bytes_per_s, peaks=limits.peak_flops_per_s,
-                           precision=precision, points=points, what="measured streaming-read")
+    denoise = _pass(passes, "dg-denoise", precision, concurrencies[0])
+    formats = [denoise.compute_format] if denoise is not None and denoise.compute_format else []
+    dtype = _peak_dtype(limits.peak_flops_per_s, [*formats, precision])
+    return _roofline_chart(bandwidth=limits.stream_read_bytes_per_s, peaks=limits.peak_flops_per_s, dtype=dtype,
+                           points=points, what="measured streaming-read")
 
 
 def _predicted_roofline(predictions: Predictions) -> ChartView:
@@ -633,7 +644,8 @@ def _predicted_roofline(predictions: Predictions) -> ChartView:
                                                 f"c={h.scenario.concurrency} (predicted)"))
     c = predictions.ceilings
     return _roofline_chart(bandwidth=c.bandwidth_bytes_per_s, peaks=c.peak_flops_per_s,
-                           precision=h.scenario.precision, points=points, what=f"{c.source}")
+                           dtype=_peak_dtype(c.peak_flops_per_s, [h.scenario.precision, "bf16", "fp16"]),
+                           points=points, what=f"{c.source}")
 
 
 def _speedup_section(predictions: Predictions | Unavailable) -> SectionView:

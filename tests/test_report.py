@@ -193,3 +193,26 @@ def test_hostile_hostname_and_gpu_name_are_escaped_everywhere() -> None:
     assert hostname.get_text() == f"host{factory.HOSTILE_TEXT}"
     device = soup.find("section", id="machine").find("h3", string=re.compile("^Device 0"))
     assert device.get_text() == f"Device 0: H100 {factory.HOSTILE_TEXT}"
+
+
+def test_roofline_of_a_format_without_its_own_peak_uses_the_fastest_measured_peak() -> None:
+    """int4 computed in fp32 on a CPU: a bf16 roof would put the measured pass above the roof."""
+    limits = factory.limits()
+    limits = type(limits)(**{**limits.__dict__, "peak_flops_per_s": {"bf16": 1.26e10, "fp32": 5.98e10},
+                             "ridge_flop_per_byte": {}, "ridge_tokens": {}})
+    result = factory.result(limits_=limits, passes_=factory.passes(precisions=("int4",)),
+                            predictions_=factory.predictions(precisions=("int4", "fp8")))
+    text = section_text(page(result), "roofline")
+    assert "Roofline: fp32 matmul peak over measured streaming-read bandwidth" in text
+    assert "DG denoise pass, int4, c=1 (measured)" in text
+
+
+def test_a_measured_pass_above_the_roof_is_called_out() -> None:
+    limits = factory.limits(peak_bf16_flops_per_s=1e14)
+    limits = type(limits)(**{**limits.__dict__, "peak_flops_per_s": {"bf16": 1e14}})
+    result = factory.result(limits_=limits, passes_=factory.passes(flops_per_s=7.2e14, precisions=("bf16",)),
+                            predictions_=factory.predictions(precisions=("bf16",)))
+    text = section_text(page(result), "roofline")
+    assert "Above the roof: DG denoise pass, bf16, c=1 (measured)" in text
+    assert "faster than the bf16 matmul peak measured at the square shape" in text
+    assert "Above the roof" not in section_text(page(factory.measured_h100_result()), "roofline")
