@@ -1,0 +1,124 @@
+"""One whole verification run on a CUDA machine: every GPU code path, checked against the issues' targets.
+
+    python scripts/verify_gpu.py --out DIR --slug h100
+
+Runs, in order: `dgprofile probe --json` (timed as a user runs it), `dgprofile bench --limits-only` twice (repeat
+agreement), the decode benchmark at full depth against its sampled-layer estimate and a repeat
+(`python -m dgprofile.probes.decode.verify`), `dgprofile check` in full and `--quick` (timed), and the vLLM FP8
+predictions of the issue's scenario. Writes the result files and a log under --out and prints a short table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dgprofile.limits import Limits
+from dgprofile.passes import PassTimes
+from dgprofile.predictions import Predictions
+from dgprofile.results import ResultFile, load
+
+
+def run(args: list[str], log: Path) -> tuple[str, float]:
+    """Run a command, append its output to the log, return stdout and wall seconds."""
+    started = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    with log.open("a") as handle:
+        handle.write(f"\n$ {' '.join(args)}  ({seconds:.1f} s, exit {done.returncode})\n{done.stdout}{done.stderr}")
+    return done.stdout, seconds
+
+
+def agreement(a: float, b: float) -> float:
+    return abs(a - b) / max(a, b)
+
+
+def decode_seconds(result: ResultFile) -> str:
+    passes = result.passes
+    return f"{passes.seconds_taken:.1f} s" if isinstance(passes, PassTimes) else f"not measured ({passes.reason})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--slug", required=True, help="file-name stem for the result files, e.g. h100")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "verify-log.txt"
+    rows: list[tuple[str, str, str]] = []
+
+    text, seconds = run(["dgprofile", "probe", "--json"], log)
+    gpu: dict[str, Any] = json.loads(text)["accelerators"][0]
+    theoretical, datasheet = gpu["theoretical_bandwidth_bytes_per_s"], gpu["datasheet_bandwidth_bytes_per_s"]
+    rows += [("GPU", gpu["name"], ""),
+             ("probe wall time", f"{seconds:.2f} s", "< 2 s"),
+             ("theoretical bandwidth (NVML)", f"{theoretical / 1e12:.3f} TB/s vs datasheet {datasheet / 1e12:.2f}"
+              f" ({theoretical / datasheet - 1:+.1%})", "within 2%"),
+             ("memory class", gpu["memory_class"]["kind"], "discrete")]
+
+    limits_runs: list[Limits] = []
+    for index in (1, 2):
+        path = args.out / f"limits-{index}.json"
+        run(["dgprofile", "bench", "--limits-only", "-o", str(path)], log)
+        limits = load(path).limits
+        assert isinstance(limits, Limits), limits
+        limits_runs.append(limits)
+    first, second = limits_runs
+    reads = [f.bytes_per_s for f in first.bandwidth if f.name == "stream-read"]
+    rows += [("streaming read", f"{first.stream_read_bytes_per_s / 1e12:.3f} TB/s "
+              f"({first.stream_read_bytes_per_s / theoretical:.1%} of theoretical; best of "
+              f"{len(reads)} methods: {first.stream_read_method})", ">= 90%"),
+             ("copy", f"{first.copy_bytes_per_s / 1e12:.3f} TB/s ({first.copy_bytes_per_s / theoretical:.1%})",
+              ">= 90%"),
+             ("bf16 matmul 8192^3", f"{first.peak_flops_per_s['bf16'] / 1e12:.0f} TFLOP/s", ""),
+             ("limits repeat agreement", "read {:.1%}, copy {:.1%}, bf16 {:.1%}".format(
+                 agreement(first.stream_read_bytes_per_s, second.stream_read_bytes_per_s),
+                 agreement(first.copy_bytes_per_s, second.copy_bytes_per_s),
+                 agreement(first.peak_flops_per_s["bf16"], second.peak_flops_per_s["bf16"])), "within 3%"),
+             ("limits step", f"{first.seconds_taken:.1f} s, {second.seconds_taken:.1f} s", "< 15 s")]
+
+    text, _ = run([sys.executable, "-m", "dgprofile.probes.decode.verify", "--full-depth", "--repeat", "2"], log)
+    summary = text[text.rfind("\nSummary"):].strip().splitlines()[1:]
+    rows += [("decode " + line.strip().split(":")[0], ":".join(line.strip().split(":")[1:]).strip(), "")
+             for line in summary if line.strip() and not line.startswith("total")]
+
+    result_path = args.out / f"{args.slug}.dgprofile.json"
+    text, check_seconds = run(["dgprofile", "check", "--anonymize", "-o", str(result_path),
+                               "--html", str(args.out / f"{args.slug}.html")], log)
+    quick_path = Path("/tmp") / f"{args.slug}-quick.dgprofile.json"
+    _, quick_seconds = run(["dgprofile", "check", "--quick", "--no-html", "-o", str(quick_path)], log)
+    full, quick = load(result_path), load(quick_path)
+    verdict = re.search(r"verdict: (\S+)", text)
+    rows += [("check (full)", f"{check_seconds:.0f} s wall, decode part {decode_seconds(full)}, "
+              f"status {full.run.status}, verdict {verdict.group(1) if verdict else '?'}", "< 60 s; decode < 30 s"),
+             ("check --quick", f"{quick_seconds:.0f} s wall, decode part {decode_seconds(quick)}",
+              "< 20 s; decode < 10 s")]
+
+    for hardware in ("h100-sxm", "h200"):
+        text, _ = run(["dgprofile", "predict", "--hardware", hardware, "--engine", "vllm", "--precision", "fp8",
+                       "--prompt-tokens", "1024", "--output-tokens", "1024", "--steps", "16", "--json"], log)
+        p = json.loads(text)
+        rows.append((f"predict {hardware} vLLM fp8 1024/1024 S=16",
+                     f"DG {p['diffusion']['tokens_per_s']:.0f} tok/s, AR {p['autoregressive']['tokens_per_s']:.0f} "
+                     f"tok/s, {p['speedup']:.2f}x ({p['speedup_low']:.2f}-{p['speedup_high']:.2f}) {p['verdict']}",
+                     "published H100: 1008 / 197"))
+    if isinstance(full.predictions, Predictions):
+        h = full.predictions.headline
+        rows.append(("check headline", f"{h.scenario.workload} {h.scenario.precision} {h.scenario.engine}: "
+                     f"{h.speedup:.2f}x {h.verdict}" if isinstance(h.speedup, float) else h.verdict, ""))
+
+    width = max(len(name) for name, _, _ in rows)
+    table = "\n".join(f"{name.ljust(width)}  {value}" + (f"   [target {target}]" if target else "")
+                      for name, value, target in rows)
+    (args.out / "verify-table.txt").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
