@@ -24,8 +24,19 @@ from dgprofile.probes.harness import graph_or_eager, measure, timer_for
 from dgprofile.timing import Timing
 from dgprofile.values import Unavailable
 
+from .checks import check_experts, check_fp8_linear
 from .head import Sampler, build_head, head_parts, torch_sampler
-from .model import LayerWeights, build_layer, grouped_mm_available, layer_stack, layer_state, random_tensor
+from .model import (
+    ExpertMethod,
+    LayerWeights,
+    build_layer,
+    grouped_mm_available,
+    layer_stack,
+    layer_state,
+    mixture_of_experts,
+    random_tensor,
+    uniform_routing,
+)
 from .plan import DEFAULT_CONCURRENCIES, DEFAULT_CONTEXTS, BenchPlan, DeviceKind, plan_bench
 
 DEFAULT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4")
@@ -34,6 +45,7 @@ Progress = Callable[[str], None]
 # calibration call (which doubles as the warm-up) are what the CPU time budget allows.
 GPU_TIMING = {"min_sample_seconds": 0.005, "samples": 7, "warmup": 2, "max_seconds": 0.25}
 GPU_QUICK_TIMING = {"min_sample_seconds": 0.003, "samples": 5, "warmup": 1, "max_seconds": 0.1}
+AUTOTUNE_TIMING = {"min_sample_seconds": 0.002, "samples": 3, "warmup": 1, "max_seconds": 0.05}
 CPU_TIMING = {"min_sample_seconds": 0.0, "samples": 2, "warmup": 0, "max_seconds": 0.0}
 NOT_A_WHOLE_PASS = Unavailable("timed in parts (sampled layers and head): see parts")
 
@@ -46,14 +58,19 @@ class Environment:
     kind: DeviceKind
     free_memory_bytes: float
     native_fp8: bool
-    grouped: dict[bool, bool]  # fp8 -> torch has the grouped GEMM
+    expert_methods: dict[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
+    expert_choices: dict[tuple[str, int], tuple[ExpertMethod, dict[str, float]]]  # (precision, tokens) -> pick
     sampler: Sampler
     sampler_method: str
     timing: dict[str, float]
+    notes: list[str]  # fast paths that failed their check, and what was done instead
+    fp8_reason: str  # why fp8 is not measured, when it is not
 
 
 def _environment(device: str, quick: bool) -> Environment:
     kind: DeviceKind = "cuda" if device.startswith("cuda") else ("mps" if device == "mps" else "cpu")
+    notes: list[str] = []
+    fp8_reason = "this device has no native fp8 matmul (needs sm_89+)"
     if kind == "cuda":
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         native_fp8 = torch.cuda.get_device_capability(torch.device(device)) >= (8, 9) and hasattr(torch, "_scaled_mm")
@@ -63,11 +80,43 @@ def _environment(device: str, quick: bool) -> Environment:
         import psutil
 
         free, native_fp8 = float(psutil.virtual_memory().available), False
+    methods = {fp8: _working_expert_methods(device, kind, fp8, notes) for fp8 in (False, True)}
+    if native_fp8:
+        problem = check_fp8_linear(device)
+        if not problem and not methods[True]:
+            problem = "no expert method for FP8 works here"
+        if problem:
+            native_fp8, fp8_reason = False, f"its fast path failed here ({problem})"
     sampler, method = _pick_sampler(device, kind)
     timing = CPU_TIMING if kind == "cpu" else (GPU_QUICK_TIMING if quick else GPU_TIMING)
     return Environment(device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8,
-                       grouped={False: grouped_mm_available(device, False), True: grouped_mm_available(device, True)},
-                       sampler=sampler, sampler_method=method, timing=timing)
+                       expert_methods=methods, expert_choices={}, sampler=sampler, sampler_method=method,
+                       timing=timing, notes=notes, fp8_reason=fp8_reason)
+
+
+def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, notes: list[str]
+                            ) -> tuple[ExpertMethod, ...]:
+    """Expert methods that compute the right thing here (checked on small shapes); on a CPU only the first that
+    works (its time budget has no room to compare them)."""
+    if kind != "cuda" and fp8:
+        return ()
+    candidates: list[ExpertMethod] = []
+    if grouped_mm_available(device, fp8):
+        candidates.append("grouped")
+    if not fp8:
+        candidates.append("padded")
+    if kind == "cuda":
+        candidates.append("triton")
+    working: list[ExpertMethod] = []
+    for method in candidates:
+        problem = check_experts(device, torch.bfloat16, fp8=fp8, method=method)
+        if problem:
+            notes.append(f"{'fp8 ' if fp8 else ''}experts: {method} method unusable here ({problem})")
+            continue
+        working.append(method)
+        if kind != "cuda":
+            break
+    return tuple(working)
 
 
 def _pick_sampler(device: str, kind: DeviceKind) -> tuple[Sampler, str]:
@@ -88,6 +137,10 @@ def _pick_sampler(device: str, kind: DeviceKind) -> tuple[Sampler, str]:
 def _out_of_memory(error: BaseException) -> bool:
     oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
     return isinstance(error, (oom, MemoryError)) or "out of memory" in str(error).lower()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0][:200]
 
 
 def _free(device: str) -> None:
@@ -121,11 +174,40 @@ class PassRunner:
         finally:
             del prepared
 
+    def expert_method(self, layer: LayerWeights, tokens: int) -> ExpertMethod:
+        """The fastest working expert method for ``tokens`` tokens in this precision (timed once, then reused);
+        on CUDA only methods that can be captured in a graph count, as an engine would need."""
+        methods = self.env.expert_methods[self.fp8]
+        key = (self.precision, tokens)
+        if len(methods) == 1:
+            return methods[0]
+        if key not in self.env.expert_choices:
+            backbone = self.config.backbone
+            routing = uniform_routing(tokens, backbone.num_experts, backbone.top_k_experts, self.env.device,
+                                      self.generator)
+            r = random_tensor((tokens, backbone.hidden_size), self.dtype, self.env.device, std=1.0)
+            seconds: dict[str, float] = {}
+            for method in methods:
+                try:
+                    prepared = graph_or_eager(lambda m=method: mixture_of_experts(self.config, r, layer, routing, m),
+                                              use_graph=self.env.kind == "cuda")
+                    if prepared.fallback_reason:
+                        continue
+                    seconds[method] = measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call,
+                                              **AUTOTUNE_TIMING).median_seconds
+                except Exception:  # a method that fails at this shape is simply not a candidate for it
+                    continue
+            best = min(seconds, key=seconds.__getitem__) if seconds else methods[0]
+            self.env.expert_choices[key] = (best, seconds)
+        return self.env.expert_choices[key][0]
+
     def layer_part(self, layer_type: LayerType, kind: PassKind, concurrency: int, tokens: int,
                    context: int) -> tuple[Timing, float]:
         """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
+        method = self.expert_method(self.layers[layer_type][0], concurrency * tokens)
         states = [layer_state(self.config, layer_type, kind=kind, concurrency=concurrency, new=tokens,
-                              context=context, dtype=self.dtype, device=self.env.device, generator=self.generator)
+                              context=context, dtype=self.dtype, device=self.env.device, generator=self.generator,
+                              expert_method=method)
                   for _ in self.layers[layer_type]]
         x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.env.device,
                           std=1.0)
@@ -207,10 +289,9 @@ def _build_layers(config: ModelConfig, plan: BenchPlan, env: Environment, precis
                   full_depth: bool = False) -> dict[LayerType, list[LayerWeights]]:
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     fp8 = precision == "fp8"
-    grouped = env.grouped[fp8]
     types = config.backbone.layer_types if full_depth else (
         ("sliding",) * plan.sliding_layers + ("global",) * plan.global_layers)
-    built = [build_layer(config, t, dtype=dtype, fp8=fp8, device=env.device, grouped=grouped) for t in types]
+    built = [build_layer(config, t, dtype=dtype, fp8=fp8, device=env.device) for t in types]
     if full_depth:
         return {"all": built}  # type: ignore[dict-item]
     return {"sliding": [w for w in built if w.layer_type == "sliding"],
@@ -229,13 +310,15 @@ def _sweep_precision(config: ModelConfig, plan: BenchPlan, env: Environment, lim
                 progress(f"decode: {kind} {precision} c={concurrency} context={context}")
                 try:
                     parts, touched, tokens = runner.measure_pass(kind, concurrency, context)
-                except (RuntimeError, MemoryError) as error:
-                    if not _out_of_memory(error):
-                        raise
+                except Exception as error:  # a failing pass never sinks the run: it is recorded with its reason
                     _free(env.device)
-                    reductions.append(f"out of memory: {kind} {precision} at concurrency {concurrency} and "
-                                      f"context {context} skipped, larger ones too")
-                    break
+                    if _out_of_memory(error):
+                        reductions.append(f"out of memory: {kind} {precision} at concurrency {concurrency} and "
+                                          f"context {context} skipped, larger ones too")
+                        break
+                    reductions.append(f"failed: {kind} {precision} at concurrency {concurrency} and context "
+                                      f"{context}: {_describe(error)}")
+                    continue
                 seconds = sum(p.timing.median_seconds * p.scale for p in parts)
                 spread = sum(p.timing.relative_spread * p.timing.median_seconds * p.scale for p in parts) / seconds
                 results.append(_measurement(
@@ -261,9 +344,10 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, env: Environment, measured
         if m.precision != precision or m.concurrency != concurrency:
             continue
         progress(f"decode: full depth {m.pass_kind} {precision} c={concurrency}")
+        method = runner.expert_method(layers[0], concurrency * m.tokens_per_request)
         states = [layer_state(config, w.layer_type, kind=m.pass_kind, concurrency=concurrency,
                               new=m.tokens_per_request, context=m.context_tokens, dtype=runner.dtype,
-                              device=env.device, generator=runner.generator) for w in layers]
+                              device=env.device, generator=runner.generator, expert_method=method) for w in layers]
         x = random_tensor((concurrency * m.tokens_per_request, config.backbone.hidden_size), runner.dtype,
                           env.device, std=1.0)
         stack = layer_stack(config, layers, states, x, concurrency)
@@ -338,33 +422,34 @@ def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
     env = _environment(device, quick)
     plan = plan_bench(config, device_kind=env.kind, free_memory_bytes=env.free_memory_bytes,
                       native_fp8=env.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
-                      contexts=context_tokens, full_depth=full_depth)
-    reductions = list(plan.reductions)
+                      contexts=context_tokens, full_depth=full_depth, fp8_reason=env.fp8_reason)
+    reductions = env.notes + list(plan.reductions)
     measured: list[PassMeasurement] = []
     fallbacks: set[str] = set()
     for precision in plan.measured_precisions:
         try:
             results, failed_graphs = _sweep_precision(config, plan, env, limits, precision, reductions, say)
-        except (RuntimeError, MemoryError) as error:
-            if not _out_of_memory(error):
-                raise
+        except Exception as error:  # see _sweep_precision
             _free(env.device)
-            reductions.append(f"out of memory: {precision} weights did not fit; not measured")
+            reductions.append(f"out of memory: {precision} weights did not fit; not measured"
+                              if _out_of_memory(error) else f"failed: {precision}: {_describe(error)}")
             continue
         measured += results
         fallbacks |= failed_graphs
     if plan.full_depth and measured:
         try:
             measured = _full_depth(config, plan, env, measured, say)
-        except (RuntimeError, MemoryError) as error:
-            if not _out_of_memory(error):
-                raise
+        except Exception as error:  # see _sweep_precision
             _free(env.device)
-            reductions.append("out of memory: full-depth check skipped")
+            reductions.append("out of memory: full-depth check skipped" if _out_of_memory(error)
+                              else f"failed: full-depth check: {_describe(error)}")
     modelled = _modelled(config, limits, plan, measured, reductions)
     methods = [
-        "experts: " + ("grouped GEMM (torch._grouped_mm / torch._scaled_grouped_mm), tokens sorted by expert"
-                       if env.grouped[False] else "padded batched matmul over the touched experts"),
+        "experts: tokens sorted by expert (dispatch precomputed from the fixed routing), then per token count the "
+        "fastest working method of: " + ", ".join(dict.fromkeys(env.expert_methods[False] + env.expert_methods[True])),
+        *(f"experts {precision} at {tokens} tokens: {best}" + (" (" + ", ".join(
+            f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1])) + ")"
+            if timed else "") for (precision, tokens), (best, timed) in sorted(env.expert_choices.items())),
         "attention: F.scaled_dot_product_attention, query heads folded per KV group, masks only on causal passes",
         env.sampler_method,
         "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",

@@ -2,9 +2,10 @@
 
 * Linear layers in bf16/fp16 (``F.linear``) or FP8 (``torch._scaled_mm``, per-token activation and per-channel
   weight scales). q/k/v are one fused projection; the GeGLU gate and up projections are fused too.
-* Experts: tokens sorted by expert, then one grouped GEMM per projection (``torch._grouped_mm`` or
-  ``torch._scaled_grouped_mm``); where torch has none, a padded batched matmul over the touched experts.
-  Never a Python loop over experts.
+* Experts: tokens sorted by expert, then per projection one grouped GEMM (``torch._grouped_mm`` /
+  ``torch._scaled_grouped_mm``), one padded batched matmul, or one Triton fused-MoE GEMM that gathers token rows
+  itself (``triton_moe.py``); the benchmark picks the fastest that works for each token count. Outputs are
+  combined per token with a batched matmul (no atomics). Never a Python loop over experts.
 * Attention: ``F.scaled_dot_product_attention`` with the query heads of each KV group folded into the query
   length (GQA without copying K/V), softmax scale 1 (Gemma 4's q/k norms), and a boolean mask only where the
   pass is causal. RoPE is left out: a fused elementwise op in engines, it moves no weights.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -90,9 +91,8 @@ def grouped_mm_available(device: str, fp8: bool) -> bool:
 class Experts:
     """All routed experts of one layer: fused gate_up ``[E, 2I, H]`` and down ``[E, H, I]`` (``[out, in]``)."""
 
-    def __init__(self, num_experts: int, hidden: int, width: int, *, dtype: Any, fp8: bool, device: str,
-                 grouped: bool) -> None:
-        self.fp8, self.use_grouped_mm = fp8, grouped
+    def __init__(self, num_experts: int, hidden: int, width: int, *, dtype: Any, fp8: bool, device: str) -> None:
+        self.fp8 = fp8
         wdtype = torch.float8_e4m3fn if fp8 else dtype
         self.gate_up = random_tensor((num_experts, 2 * width, hidden), wdtype, device)
         self.down = random_tensor((num_experts, hidden, width), wdtype, device)
@@ -100,7 +100,7 @@ class Experts:
         self.gate_up_scale = torch.full((num_experts, 2 * width), scale, device=device) if fp8 else None
         self.down_scale = torch.full((num_experts, hidden), scale, device=device) if fp8 else None
 
-    def _project(self, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
+    def _grouped(self, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
                  offsets: torch.Tensor) -> torch.Tensor:
         if not self.fp8:
             return torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)
@@ -110,13 +110,14 @@ class Experts:
 
     def grouped(self, x_sorted: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Rows of ``x_sorted`` grouped by expert (``offsets``: cumulative row ends) through their experts."""
-        h = geglu(self._project(x_sorted, self.gate_up, self.gate_up_scale, offsets))
-        return self._project(h, self.down, self.down_scale, offsets)
+        h = geglu(self._grouped(x_sorted, self.gate_up, self.gate_up_scale, offsets))
+        return self._grouped(h, self.down, self.down_scale, offsets)
 
-    def padded(self, x_padded: torch.Tensor, touched: torch.Tensor) -> torch.Tensor:
-        """``[touched, capacity, H]`` rows through the touched experts with one batched matmul per projection."""
-        gate_up = self.gate_up.index_select(0, touched)
-        down = self.down.index_select(0, touched)
+    def padded(self, x_padded: torch.Tensor, touched: torch.Tensor | None) -> torch.Tensor:
+        """``[experts, capacity, H]`` rows through the experts (all, or the ``touched`` ones) with one batched
+        matmul per projection."""
+        gate_up = self.gate_up if touched is None else self.gate_up.index_select(0, touched)
+        down = self.down if touched is None else self.down.index_select(0, touched)
         return torch.bmm(geglu(torch.bmm(x_padded, gate_up.transpose(1, 2))), down.transpose(1, 2))
 
 
@@ -145,8 +146,7 @@ class LayerWeights:
     layer_scalar: torch.Tensor
 
 
-def build_layer(config: ModelConfig, layer_type: LayerType, *, dtype: Any, fp8: bool, device: str,
-                grouped: bool) -> LayerWeights:
+def build_layer(config: ModelConfig, layer_type: LayerType, *, dtype: Any, fp8: bool, device: str) -> LayerWeights:
     """Random weights of one layer (norm scales near 1, never zeros)."""
     b = config.backbone
     attn = b.attention(layer_type)
@@ -168,39 +168,84 @@ def build_layer(config: ModelConfig, layer_type: LayerType, *, dtype: Any, fp8: 
         router_norm=norm(hidden) * hidden ** -0.5,
         router=random_tensor((b.num_experts, hidden), dtype, device),
         per_expert_scale=norm(b.num_experts),
-        experts=Experts(b.num_experts, hidden, b.moe_intermediate_size, dtype=dtype, fp8=fp8, device=device,
-                        grouped=grouped),
+        experts=Experts(b.num_experts, hidden, b.moe_intermediate_size, dtype=dtype, fp8=fp8, device=device),
         layer_scalar=norm(1),
     )
 
 
+ExpertMethod = Literal["grouped", "padded", "triton"]
+# Rows per block of the Triton expert GEMM: the smallest of these that holds the busiest expert's tokens, so that
+# each expert's weights are read by as few blocks as possible.
+# Two sizes only: each is a separate Triton compilation per dtype, paid once per machine.
+TRITON_BLOCK_ROWS = (32, 64)
+
+
 @dataclass
 class Routing:
-    """A fixed uniform expert assignment for one layer and pass, and what the padded fallback needs of it."""
+    """A fixed uniform expert assignment for one layer and pass, with its dispatch precomputed for every expert
+    method (engines sort tokens by expert in one small kernel per layer; here that happens once, before timing).
+    Assignments are the flattened ``[tokens, top_k]`` pairs."""
 
     expert_ids: torch.Tensor  # [tokens, top_k]
     distinct_experts: int
-    touched: torch.Tensor  # ids of the experts with at least one token
-    slot_of_assignment: torch.Tensor  # flat position in [touched x capacity] of each (token, k), padded path
-    capacity: int
+    token_of_assignment: torch.Tensor  # token of each assignment
+    token_of_sorted: torch.Tensor  # token of each assignment, assignments sorted by expert
+    offsets: torch.Tensor  # int32 cumulative assignment counts per expert (grouped GEMM)
+    sorted_position: torch.Tensor  # where each assignment sits in the sorted order
+    touched: torch.Tensor | None  # experts with tokens, None when all have some (padded path)
+    capacity: int  # rows per expert in the padded layout
+    padded_slot: torch.Tensor  # position of each assignment in the [experts x capacity] layout
+    block_rows: int  # rows per block of the Triton layout
+    block_expert: torch.Tensor  # expert of each Triton block
+    block_token: torch.Tensor  # token of each row of the Triton layout, -1 on padding rows
+    block_position: torch.Tensor  # row of each assignment in the Triton layout
 
 
 def uniform_routing(tokens: int, num_experts: int, top_k: int, device: str, generator: torch.Generator) -> Routing:
     """Each token picks ``top_k`` distinct experts uniformly at random."""
     ids = torch.rand(tokens, num_experts, generator=generator).argsort(dim=1)[:, :top_k].contiguous()
     flat = ids.view(-1)
+    assignments = flat.numel()
     counts = torch.bincount(flat, minlength=num_experts)
+    order = flat.argsort(stable=True)
+    sorted_position = torch.empty_like(order)
+    sorted_position[order] = torch.arange(assignments)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = sorted_position - starts[flat]  # index of each assignment among its expert's
     touched = torch.nonzero(counts).view(-1)
     compact = torch.full((num_experts,), -1, dtype=torch.long)
     compact[touched] = torch.arange(touched.numel())
     capacity = int(counts.max())
-    order = flat.argsort(stable=True)
-    rank = torch.empty_like(flat)
-    starts = torch.cumsum(counts, 0) - counts
-    rank[order] = torch.arange(flat.numel()) - starts[flat[order]]
-    slots = compact[flat] * capacity + rank
-    return Routing(expert_ids=ids.to(device), distinct_experts=int(touched.numel()), touched=touched.to(device),
-                   slot_of_assignment=slots.to(device), capacity=capacity)
+    all_touched = touched.numel() == num_experts
+    block_rows = next((b for b in TRITON_BLOCK_ROWS if capacity <= b), TRITON_BLOCK_ROWS[-1])
+    blocks = (counts + block_rows - 1) // block_rows
+    block_start = torch.cumsum(blocks, 0) - blocks
+    block_position = block_start[flat] * block_rows + rank
+    block_token = torch.full((int(blocks.sum()) * block_rows,), -1, dtype=torch.long)
+    block_token[block_position] = torch.arange(assignments) // top_k
+    return Routing(
+        expert_ids=ids.to(device), distinct_experts=int(touched.numel()),
+        token_of_assignment=(torch.arange(assignments) // top_k).to(device), token_of_sorted=(order // top_k).to(device), offsets=torch.cumsum(counts, 0).to(torch.int32).to(device),
+        sorted_position=sorted_position.to(device), touched=None if all_touched else touched.to(device),
+        capacity=capacity, padded_slot=(compact[flat] * capacity + rank).to(device), block_rows=block_rows,
+        block_expert=torch.repeat_interleave(torch.arange(num_experts), blocks).to(torch.int32).to(device),
+        block_token=block_token.to(device), block_position=block_position.to(device))
+
+
+def run_experts(method: ExpertMethod, experts: Experts, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+    """Every assignment's expert output ``[tokens x top_k, H]``, in assignment order."""
+    if method == "triton":
+        from .triton_moe import triton_experts
+
+        return triton_experts(experts, x, routing)
+    if method == "grouped":
+        y_sorted = experts.grouped(x.index_select(0, routing.token_of_sorted), routing.offsets)
+        return y_sorted.index_select(0, routing.sorted_position)
+    experts_run = experts.gate_up.shape[0] if routing.touched is None else routing.touched.numel()
+    padded = x.new_zeros(experts_run * routing.capacity, x.shape[1])
+    padded[routing.padded_slot] = x.index_select(0, routing.token_of_assignment)
+    out = experts.padded(padded.view(experts_run, routing.capacity, -1), routing.touched)
+    return out.view(-1, x.shape[1]).index_select(0, routing.padded_slot)
 
 
 @dataclass
@@ -212,6 +257,7 @@ class LayerState:
     cached: int  # positions already in the buffer (the window on sliding layers)
     mask: torch.Tensor | None  # [group x new, cached + new] bool, True = attend; None = everything visible
     routing: Routing
+    expert_method: ExpertMethod
 
 
 def causal_mask(config: ModelConfig, layer_type: LayerType, *, cached: int, context: int, new: int,
@@ -227,7 +273,8 @@ def causal_mask(config: ModelConfig, layer_type: LayerType, *, cached: int, cont
 
 
 def layer_state(config: ModelConfig, layer_type: LayerType, *, kind: PassKind, concurrency: int, new: int,
-                context: int, dtype: Any, device: str, generator: torch.Generator) -> LayerState:
+                context: int, dtype: Any, device: str, generator: torch.Generator,
+                expert_method: ExpertMethod = "grouped") -> LayerState:
     """KV buffers filled with random history, the mask the pass kind needs, and a uniform routing."""
     b = config.backbone
     attn = b.attention(layer_type)
@@ -239,7 +286,8 @@ def layer_state(config: ModelConfig, layer_type: LayerType, *, kind: PassKind, c
                        device=device) if causal else None
     return LayerState(k_cache=random_tensor(shape, dtype, device, std=1.0),
                       v_cache=random_tensor(shape, dtype, device, std=1.0), cached=cached, mask=mask,
-                      routing=uniform_routing(concurrency * new, b.num_experts, b.top_k_experts, device, generator))
+                      routing=uniform_routing(concurrency * new, b.num_experts, b.top_k_experts, device, generator),
+                      expert_method=expert_method)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -274,31 +322,15 @@ def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: 
     return layer.o(out)
 
 
-def mixture_of_experts(config: ModelConfig, r: torch.Tensor, layer: LayerWeights, routing: Routing) -> torch.Tensor:
-    """Router on the residual, experts on its pre-norm, outputs weighted and summed back per token."""
-    b = config.backbone
-    top_k = b.top_k_experts
-    router_probs = F.linear(rms_norm(r, layer.router_norm), layer.router).float().softmax(dim=-1)
-    top_weights = router_probs.topk(top_k, dim=-1).values
-    ids = routing.expert_ids
-    weights = (top_weights / top_weights.sum(dim=-1, keepdim=True) * layer.per_expert_scale[ids]).to(r.dtype)
-    x = rms_norm(r, layer.pre_ff_norm_2)
-    flat_ids = ids.view(-1)
-    if layer.experts.use_grouped_mm:
-        order = flat_ids.argsort(stable=True)
-        counts = torch.zeros(b.num_experts, dtype=torch.int32, device=r.device).scatter_add_(
-            0, flat_ids, torch.ones_like(flat_ids, dtype=torch.int32))
-        offsets = counts.cumsum(0, dtype=torch.int32)
-        token_of = order // top_k
-        y = layer.experts.grouped(x.index_select(0, token_of), offsets) * weights.view(-1, 1)[order]
-    else:
-        slots = routing.slot_of_assignment
-        padded = x.new_zeros(routing.touched.numel() * routing.capacity, x.shape[1])
-        token_of = torch.arange(flat_ids.numel(), device=r.device) // top_k
-        padded[slots] = x.index_select(0, token_of)
-        out = layer.experts.padded(padded.view(routing.touched.numel(), routing.capacity, -1), routing.touched)
-        y = out.view(-1, x.shape[1])[slots] * weights.view(-1, 1)
-    return torch.zeros_like(r).index_add_(0, token_of, y)
+def mixture_of_experts(config: ModelConfig, r: torch.Tensor, layer: LayerWeights, routing: Routing,
+                       method: ExpertMethod) -> torch.Tensor:
+    """Router on the residual, experts on its pre-norm, outputs weighted and summed per token (no atomics)."""
+    top_k = config.backbone.top_k_experts
+    logits = F.linear(rms_norm(r, layer.router_norm), layer.router)
+    # Renormalised top-k of the softmax = softmax over the top-k logits.
+    gates = logits.topk(top_k, dim=-1).values.float().softmax(dim=-1) * layer.per_expert_scale[routing.expert_ids]
+    y = run_experts(method, layer.experts, rms_norm(r, layer.pre_ff_norm_2), routing)
+    return torch.bmm(gates.to(r.dtype).unsqueeze(1), y.view(r.shape[0], top_k, -1)).squeeze(1)
 
 
 def decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
@@ -308,7 +340,7 @@ def decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, sta
     r = x + rms_norm(a, layer.post_attention_norm)
     dense = layer.dense_down(geglu(layer.dense_gate_up(rms_norm(r, layer.pre_ff_norm))))
     h1 = rms_norm(dense, layer.post_ff_norm_1)
-    h2 = rms_norm(mixture_of_experts(config, r, layer, state.routing), layer.post_ff_norm_2)
+    h2 = rms_norm(mixture_of_experts(config, r, layer, state.routing, state.expert_method), layer.post_ff_norm_2)
     return (r + rms_norm(h1 + h2, layer.post_ff_norm)) * layer.layer_scalar
 
 

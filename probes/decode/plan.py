@@ -147,15 +147,17 @@ def memory_needed_bytes(config: ModelConfig, plan: BenchPlan) -> float:
 def plan_bench(config: ModelConfig, *, device_kind: DeviceKind, free_memory_bytes: float, native_fp8: bool,
                quick: bool = False, precisions: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4"),
                concurrencies: tuple[int, ...] = DEFAULT_CONCURRENCIES,
-               contexts: tuple[int, ...] = DEFAULT_CONTEXTS, full_depth: bool = False) -> BenchPlan:
-    """The largest benchmark of the request that fits ``free_memory_bytes`` (and, on a CPU, the time budget)."""
+               contexts: tuple[int, ...] = DEFAULT_CONTEXTS, full_depth: bool = False,
+               fp8_reason: str = "this device has no native fp8 matmul (needs sm_89+)") -> BenchPlan:
+    """The largest benchmark of the request that fits ``free_memory_bytes`` (and, on a CPU, the time budget);
+    ``fp8_reason`` says why fp8 is modelled when ``native_fp8`` is false."""
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise ValueError(f"unknown precision {unknown[0]!r}: known are {', '.join(PRECISIONS)}")
     reductions: list[str] = []
     measurable = [p for p in precisions if PRECISIONS[p].measurable and (p != "fp8" or native_fp8)]
     if "fp8" in precisions and not native_fp8:
-        reductions.append("fp8 modelled, not measured: this device has no native fp8 matmul (needs sm_89+)")
+        reductions.append(f"fp8 modelled, not measured: {fp8_reason}")
     modelled = [p for p in precisions if p not in measurable]
     single = ("fp16",)  # same tensor-core rate and bytes as bf16 on every GPU: one concurrency confirms it
     concurrencies = tuple(sorted(set(concurrencies)))

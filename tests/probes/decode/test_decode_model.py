@@ -27,9 +27,9 @@ def state(tiny, layer_type, kind, *, concurrency=2, new=16, context=40, seed=0):
                        dtype=torch.float32, device="cpu", generator=torch.Generator().manual_seed(seed))
 
 
-def layer(tiny, layer_type, grouped=True):
+def layer(tiny, layer_type):
     torch.manual_seed(1)
-    return build_layer(tiny, layer_type, dtype=torch.float32, fp8=False, device="cpu", grouped=grouped)
+    return build_layer(tiny, layer_type, dtype=torch.float32, fp8=False, device="cpu")
 
 
 def test_random_weights_are_never_zero_and_have_the_requested_shape():
@@ -45,11 +45,24 @@ def test_uniform_routing_reproduces_the_expected_coverage():
         assert sum(seen) / len(seen) == pytest.approx(expected_distinct_experts(8, 2, tokens), rel=0.05)
 
 
-def test_uniform_routing_picks_distinct_experts_and_unique_padded_slots():
+def test_uniform_routing_picks_distinct_experts_and_lays_out_every_assignment_once():
     routing = uniform_routing(64, 8, 2, "cpu", torch.Generator().manual_seed(0))
     assert all(len(set(row.tolist())) == 2 for row in routing.expert_ids)
-    assert routing.slot_of_assignment.unique().numel() == 128
-    assert int(routing.slot_of_assignment.max()) < routing.touched.numel() * routing.capacity
+    assert routing.touched is None  # 128 assignments over 8 experts: all busy
+    assert routing.padded_slot.unique().numel() == 128
+    assert int(routing.padded_slot.max()) < 8 * routing.capacity
+    assert routing.block_position.unique().numel() == 128
+    assert torch.equal(routing.block_token[routing.block_position], routing.token_of_assignment)
+    flat = routing.expert_ids.view(-1)
+    experts_of_rows = routing.block_expert.long().repeat_interleave(routing.block_rows)[routing.block_position]
+    assert torch.equal(experts_of_rows, flat)
+    assert torch.equal(flat[routing.sorted_position.argsort()], flat.sort(stable=True).values)
+
+
+def test_routing_of_one_token_marks_the_idle_experts():
+    routing = uniform_routing(1, 8, 2, "cpu", torch.Generator().manual_seed(0))
+    assert routing.touched.numel() == 2 and routing.capacity == 1 and routing.block_rows == 32
+    assert int((routing.block_token >= 0).sum()) == 2
 
 
 @pytest.mark.parametrize("kind", ["dg-commit", "prefill", "ar-step"])
@@ -96,19 +109,20 @@ def test_folded_gqa_attention_matches_per_head_attention(tiny, kind, layer_type)
     assert torch.allclose(out, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_grouped_and_padded_experts_compute_the_same_mixture(tiny):
-    grouped, padded = layer(tiny, "sliding", grouped=True), layer(tiny, "sliding", grouped=False)
-    routing = uniform_routing(32, 8, 2, "cpu", torch.Generator().manual_seed(5))
-    r = torch.randn(32, 64)
-    assert torch.allclose(mixture_of_experts(tiny, r, grouped, routing), mixture_of_experts(tiny, r, padded, routing),
-                          atol=1e-5, rtol=1e-4)
+@pytest.mark.parametrize("tokens", [1, 3, 32])
+def test_grouped_and_padded_experts_compute_the_same_mixture(tiny, tokens):
+    weights = layer(tiny, "sliding")
+    routing = uniform_routing(tokens, 8, 2, "cpu", torch.Generator().manual_seed(5))
+    r = torch.randn(tokens, 64)
+    assert torch.allclose(mixture_of_experts(tiny, r, weights, routing, "grouped"),
+                          mixture_of_experts(tiny, r, weights, routing, "padded"), atol=1e-5, rtol=1e-4)
 
 
 def test_mixture_of_experts_matches_a_per_token_reference(tiny):
     weights = layer(tiny, "sliding")
     routing = uniform_routing(6, 8, 2, "cpu", torch.Generator().manual_seed(9))
     r = torch.randn(6, 64)
-    out = mixture_of_experts(tiny, r, weights, routing)
+    out = mixture_of_experts(tiny, r, weights, routing, "grouped")
     probs = F.linear(rms_norm(r, weights.router_norm), weights.router).softmax(-1)
     top = probs.topk(2, dim=-1).values
     gates = top / top.sum(-1, keepdim=True)

@@ -1,0 +1,87 @@
+"""The routed experts as one Triton GEMM per projection, the way fused-MoE kernels in serving engines work.
+
+Assignments are laid out in blocks of ``block_rows`` rows, each block holding one expert's tokens (padding rows
+marked -1). A program multiplies one block by one ``block_n``-column slice of its expert's weight, gathering the
+token rows itself, so each expert's weights are read once when its tokens fit one block. FP8 weights multiply
+per-token FP8 activations on the tensor cores, with the per-token and per-channel scales applied to the
+accumulator. Imported only on CUDA with Triton; ``checks.check_experts`` validates it before use.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .model import Experts, Routing, geglu, quantize_rows
+
+BLOCK_N = 128
+NUM_STAGES = 4
+
+
+@triton.jit
+def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_ptr, out_stride, block_expert_ptr,
+                 a_scale_ptr, w_scale_ptr, n_cols, k_dim, GATHER: tl.constexpr, FP8: tl.constexpr,
+                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    expert = tl.load(block_expert_ptr + pid_m).to(tl.int64)
+    offs_m = pid_m * BM + tl.arange(0, BM)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    offs_k = tl.arange(0, BK)
+    if GATHER:
+        rows = tl.load(rows_ptr + offs_m)
+    else:
+        rows = offs_m.to(tl.int64)
+    valid = rows >= 0
+    rows = tl.where(valid, rows, 0)
+    a_ptrs = a_ptr + rows[:, None] * a_stride + offs_k[None, :]
+    w_ptrs = w_ptr + expert * w_stride_e + offs_n[None, :].to(tl.int64) * w_stride_n + offs_k[:, None]
+    acc = tl.zeros([BM, BN], dtype=tl.float32)
+    for _ in range(0, k_dim, BK):
+        a = tl.load(a_ptrs, mask=valid[:, None], other=0.0)
+        w = tl.load(w_ptrs)
+        acc += tl.dot(a, w)
+        a_ptrs += BK
+        w_ptrs += BK
+    if FP8:
+        a_scale = tl.load(a_scale_ptr + rows)
+        w_scale = tl.load(w_scale_ptr + expert * n_cols + offs_n)
+        acc = acc * a_scale[:, None] * w_scale[None, :]
+    out_ptrs = out_ptr + offs_m[:, None].to(tl.int64) * out_stride + offs_n[None, :]
+    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty))
+
+
+def _block_k(k_dim: int) -> int:
+    for candidate in (128, 64, 32, 16):
+        if k_dim % candidate == 0:
+            return candidate
+    raise ValueError(f"inner dimension {k_dim} is not a multiple of 16")
+
+
+def _project(a: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
+             routing: Routing, out_rows: int) -> torch.Tensor:
+    experts, n_cols, k_dim = weight.shape
+    if n_cols % BLOCK_N:
+        raise ValueError(f"output width {n_cols} is not a multiple of {BLOCK_N}")
+    out = torch.empty(out_rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
+    a_scale = None
+    if scale is not None:
+        a, a_scale = quantize_rows(a)
+        a_scale = a_scale.view(-1)
+    block_m = routing.block_rows
+    grid = (routing.block_expert.numel(), n_cols // BLOCK_N)
+    _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
+                       weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
+                       a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
+                       GATHER=rows is not None, FP8=scale is not None, BM=block_m, BN=BLOCK_N, BK=_block_k(k_dim),
+                       num_warps=8 if block_m >= 64 else 4, num_stages=NUM_STAGES)
+    return out
+
+
+def triton_experts(experts: Experts, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+    """Every assignment's expert output ``[tokens x top_k, H]``, in assignment order."""
+    layout_rows = routing.block_token.numel()
+    h = _project(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows)
+    y = _project(geglu(h), None, experts.down, experts.down_scale, routing, layout_rows)
+    return y.index_select(0, routing.block_position)

@@ -1,0 +1,151 @@
+"""Check the decode benchmark against its targets on a real GPU, in one command.
+
+    python -m dgprofile.probes.decode.verify [--device cuda] [--full-depth] [--repeat 2] [--out DIR]
+
+Measures the limits, runs the decode benchmark ``--repeat`` times (the first with ``--full-depth`` if asked),
+writes each ``PassTimes`` as JSON under ``--out``, and prints the pass tables followed by a summary: sampled
+estimate against the full-depth measurement, run-to-run differences, the bf16 denoise pass at concurrency 1
+against its bandwidth floor (all bytes, and weights alone), and the AR step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from dgprofile.codec import to_json
+from dgprofile.format_passes import format_passes
+from dgprofile.limits import Limits
+from dgprofile.model_config import load_model_config
+from dgprofile.passcost import pass_cost
+from dgprofile.passes import PassMeasurement, PassTimes
+from dgprofile.probes.decode.bench import run_decode_bench
+from dgprofile.probes.limits import measure_limits
+from dgprofile.values import Unavailable
+
+
+def _key(m: PassMeasurement) -> tuple[str, str, int, int]:
+    return (m.pass_kind, m.precision, m.concurrency, m.context_tokens)
+
+
+def summary(runs: list[PassTimes], limits: Limits) -> list[str]:
+    """The target checks as lines of text."""
+    lines = ["", "Summary"]
+    first = runs[0]
+    for m in first.passes:
+        if not isinstance(m.full_depth_seconds, Unavailable):
+            lines.append(f"  full depth {m.pass_kind:10s} {m.precision} c={m.concurrency}: sampled {m.seconds * 1e3:.2f} ms"
+                         f" vs full {m.full_depth_seconds * 1e3:.2f} ms ({m.seconds / m.full_depth_seconds - 1:+.1%})")
+    for index, other in enumerate(runs[1:], start=2):
+        by_key = {_key(m): m for m in other.passes if m.measured}
+        diffs = [(abs(by_key[_key(m)].seconds / m.seconds - 1), _key(m)) for m in first.passes
+                 if m.measured and _key(m) in by_key]
+        if diffs:
+            worst = max(diffs)
+            within = sum(d <= 0.03 for d, _ in diffs)
+            lines.append(f"  repeat run {index}: {within}/{len(diffs)} passes within 3%; worst {worst[0]:.1%} at "
+                         f"{worst[1]}")
+    bandwidth = limits.stream_read_bytes_per_s
+    for m in first.passes:
+        if m.measured and m.precision == "bf16" and m.concurrency == 1 and m.pass_kind in ("dg-denoise", "ar-step"):
+            text = f"  {m.pass_kind} bf16 c=1: {m.seconds * 1e3:.2f} ms"
+            if not isinstance(bandwidth, Unavailable):
+                weights = pass_cost(load_model_config(), kind=m.pass_kind, precision="bf16", concurrency=1,
+                                    context_tokens=m.context_tokens).weight_bytes / bandwidth
+                floor = m.bytes_moved / bandwidth
+                text += (f"; floors at the streaming read: all bytes {floor * 1e3:.2f} ms "
+                         f"({m.seconds / floor - 1:+.1%} over), weights alone {weights * 1e3:.2f} ms "
+                         f"({m.seconds / weights - 1:+.1%} over)")
+            lines.append(text)
+    lines.append(f"  decode wall time per run: {', '.join(f'{r.seconds_taken:.1f} s' for r in runs)}")
+    return lines
+
+
+def sdpa_backends(device: str) -> list[str]:
+    """Which fused SDPA backends accept the global-layer shape (head dim 512, 8 query heads folded per KV head),
+    with and without a boolean mask: the math backend is what remains otherwise."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q = torch.randn(1, 2, 8 * 256, 512, device=device, dtype=torch.bfloat16)
+    k = torch.randn(1, 2, 4352, 512, device=device, dtype=torch.bfloat16)
+    mask = torch.ones(8 * 256, 4352, device=device, dtype=torch.bool)
+    lines = []
+    for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION):
+        for name, attn_mask in (("no mask", None), ("bool mask", mask)):
+            try:
+                with sdpa_kernel(backend):
+                    torch.nn.functional.scaled_dot_product_attention(q, k, k, attn_mask=attn_mask, scale=1.0)
+                lines.append(f"  sdpa {backend.name} {name}: ok")
+            except RuntimeError as error:
+                lines.append(f"  sdpa {backend.name} {name}: no ({str(error).splitlines()[0][:80]})")
+    return lines
+
+
+def profile_layer(device: str, tokens: int, method: str) -> str:
+    """Kernel times of one sliding layer of a bf16 denoise pass (eager, so each kernel shows), top 25."""
+    import torch
+
+    from dgprofile.probes.decode.model import build_layer, layer_stack, layer_state, random_tensor
+
+    config = load_model_config()
+    layer = build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device=device)
+    state = layer_state(config, "sliding", kind="dg-denoise", concurrency=tokens // 256, new=256, context=4096,
+                        dtype=torch.bfloat16, device=device, generator=torch.Generator().manual_seed(0),
+                        expert_method=method)  # type: ignore[arg-type]
+    x = random_tensor((tokens, config.backbone.hidden_size), torch.bfloat16, device, std=1.0)
+    run = layer_stack(config, [layer], [state], x, tokens // 256)
+    for _ in range(3):
+        run()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            run()
+        torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60)
+
+
+def main() -> None:
+    """Parse the command line, measure, print, write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--full-depth", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="also print kernel times of one layer")
+    parser.add_argument("--profile-method", default="triton", choices=("grouped", "padded", "triton"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    import torch
+
+    print(f"torch {torch.__version__}", flush=True)
+    if args.device.startswith("cuda"):
+        print(torch.cuda.get_device_name(), *sdpa_backends(args.device), sep="\n", flush=True)
+    limits = measure_limits(args.device, quick=args.quick)
+    print(f"limits: streaming read {limits.stream_read_bytes_per_s}, peaks {limits.peak_flops_per_s} "
+          f"({limits.seconds_taken:.1f} s)", flush=True)
+    runs = []
+    for index in range(args.repeat):
+        result = run_decode_bench(device=args.device, limits=limits, quick=args.quick,
+                                  full_depth=args.full_depth and index == 0,
+                                  progress=lambda message: print(message, flush=True))
+        runs.append(result)
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"passes-{index + 1}.json").write_text(json.dumps(to_json(result), indent=1))
+        print(format_passes(result), flush=True)
+    if args.out:
+        (args.out / "limits.json").write_text(json.dumps(to_json(limits), indent=1))
+    print("\n".join(summary(runs, limits)))
+    if args.profile and args.device.startswith("cuda"):
+        for tokens in (256, 2048):
+            print(f"\nprofile: one bf16 sliding layer, denoise, {tokens} tokens (5 calls)")
+            print(profile_layer(args.device, tokens, args.profile_method))
+    print(f"total {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

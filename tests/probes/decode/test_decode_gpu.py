@@ -1,0 +1,79 @@
+"""On a real CUDA GPU: the fast paths agree with references, and a quick run at the real shapes fits its budget."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.gpu
+
+from dgprofile.model_config import load_model_config  # noqa: E402
+from dgprofile.probes.decode.checks import check_experts, check_fp8_linear  # noqa: E402
+from dgprofile.probes.decode.head import torch_sampler  # noqa: E402
+from dgprofile.probes.decode.model import (  # noqa: E402
+    build_layer,
+    decoder_layer,
+    layer_state,
+    mixture_of_experts,
+    uniform_routing,
+)
+
+
+@pytest.mark.parametrize("method", ["grouped", "padded", "triton"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_expert_methods_match_per_assignment_matmuls(method, dtype):
+    assert check_experts("cuda", dtype, fp8=False, method=method) == ""
+
+
+@pytest.mark.parametrize("method", ["grouped", "triton"])
+def test_fp8_paths_match_their_dequantised_references(method):
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("no native fp8 before sm_89")
+    assert check_fp8_linear("cuda") == ""
+    assert check_experts("cuda", torch.bfloat16, fp8=True, method=method) == ""
+
+
+def test_fused_sampler_matches_the_torch_sampler():
+    from dgprofile.probes.decode.triton_sampler import TritonSampler, check_against_torch
+
+    assert check_against_torch(TritonSampler(), torch_sampler, "cuda") == ""
+
+
+@pytest.mark.parametrize("tokens", [1, 8, 256, 2048])
+def test_expert_methods_agree_at_the_real_width(tokens):
+    config = load_model_config()
+    layer = build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device="cuda")
+    routing = uniform_routing(tokens, 128, 8, "cuda", torch.Generator().manual_seed(1))
+    r = torch.randn(tokens, 2816, device="cuda", dtype=torch.bfloat16)
+    expected = mixture_of_experts(config, r, layer, routing, "grouped").float()
+    for method in ("padded", "triton"):
+        got = mixture_of_experts(config, r, layer, routing, method).float()
+        assert float((got - expected).norm() / expected.norm()) < 2e-2, method
+
+
+@pytest.mark.parametrize("kind", ["dg-denoise", "dg-commit", "ar-step"])
+def test_a_global_layer_runs_at_the_real_shapes(kind):
+    config = load_model_config()
+    new = 1 if kind == "ar-step" else 256
+    layer = build_layer(config, "global", dtype=torch.bfloat16, fp8=False, device="cuda")
+    state = layer_state(config, "global", kind=kind, concurrency=2, new=new, context=4096, dtype=torch.bfloat16,
+                        device="cuda", generator=torch.Generator().manual_seed(0))
+    out = decoder_layer(config, torch.randn(2 * new, 2816, device="cuda", dtype=torch.bfloat16), layer, state, 2)
+    assert out.shape == (2 * new, 2816) and bool(torch.isfinite(out).all())
+
+
+def test_quick_bench_at_the_real_shapes_finishes_in_ten_seconds():
+    from dgprofile.probes.decode.bench import run_decode_bench
+    from dgprofile.probes.limits import measure_limits
+
+    limits = measure_limits("cuda", quick=True)
+    started = time.perf_counter()
+    result = run_decode_bench(device="cuda", limits=limits, quick=True)
+    elapsed = time.perf_counter() - started
+    kinds = {m.pass_kind for m in result.passes if m.measured and m.precision == "bf16"}
+    assert kinds == {"prefill", "ar-step", "dg-denoise", "dg-commit"}
+    assert not any(r.startswith("failed") for r in result.reductions), result.reductions
+    assert elapsed < 10.0, f"quick decode bench took {elapsed:.1f} s"
