@@ -81,6 +81,7 @@ def _config(**overrides: object) -> dict[str, object]:
         "truncate_legend": -1,
         "truncate_label": -1,
         "margin": 12,
+        "max_scale": 8,  # at most 8 graduations: wide numbers stay legible
     }
     config.update(overrides)
     return config

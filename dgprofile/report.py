@@ -729,8 +729,8 @@ def _passes_section(passes: PassTimes | Unavailable, predictions: Predictions | 
         if not isinstance(predictions, Predictions):
             blocks.append(_measured_breakdown(passes, _headline_precision(headline, passes)))
         blocks.append(_passes_table(passes))
-        blocks.append(ListView("How the passes were measured", tuple(dict.fromkeys(
-            f"{'measured' if p.measured else 'modelled'}: {p.basis}" for p in passes.passes))))
+        if passes.methods:
+            blocks.append(ListView("How the passes were measured", passes.methods))
         if passes.reductions:
             blocks.append(ListView("What the benchmark reduced to fit this machine", passes.reductions,
                                    tone="warning"))
@@ -739,9 +739,12 @@ def _passes_section(passes: PassTimes | Unavailable, predictions: Predictions | 
 
 def _breakdown_chart(title: str, labels: list[str], parts: list[dict[str, float]], caption: str) -> ChartView:
     names = list(dict.fromkeys(k for part in parts for k in part))
-    stacks = {name: [part.get(name, 0.0) * 1e3 for part in parts] for name in names}
-    svg = charts.stacked_bar_svg(title=title, categories=labels, stacks=stacks, value_title="milliseconds",
-                                 value_formatter=lambda v: f"{v:.3g}", colours=TERM_COLOURS)
+    longest = max((sum(part.values()) for part in parts), default=0.0)
+    scale, unit = (1e3, "milliseconds") if longest < 2 else (1.0, "seconds")
+    stacks = {name: [part.get(name, 0.0) * scale for part in parts] for name in names}
+    svg = charts.stacked_bar_svg(title=title, categories=labels, stacks=stacks, value_title=unit,
+                                 value_formatter=lambda v: f"{v:,.0f}" if v >= 1000 else f"{v:.3g}",
+                                 colours=TERM_COLOURS)
     return ChartView(Markup(svg), caption)
 
 
@@ -790,7 +793,8 @@ def _passes_table(passes: PassTimes) -> TableView:
                  Cell(flops_text(p.achieved_flops_per_s), number_key(p.achieved_flops_per_s)),
                  Cell(percent_text(p.fraction_of_bandwidth_floor), number_key(p.fraction_of_bandwidth_floor)),
                  Cell(percent_text(p.fraction_of_compute_floor), number_key(p.fraction_of_compute_floor)),
-                 Cell("measured" if p.measured else "modelled")),
+                 Cell(p.basis if p.basis.startswith(("measured", "modelled")) else
+                      f"{'measured' if p.measured else 'modelled'}: {p.basis}")),
                 tone="" if p.measured else "muted")
         for p in passes.passes)
     return TableView(f"Measured passes on {passes.device} (full 30-layer estimates)", (
