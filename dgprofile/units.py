@@ -52,7 +52,11 @@ def seconds_text(value: float | Unavailable) -> str:
         return f"{value * 1e6:.3g} us"
     if value < 1:
         return f"{value * 1e3:.3g} ms"
-    return f"{value:.3g} s"
+    if value < 100:
+        return f"{value:.3g} s"
+    if value < 6000:
+        return f"{value / 60:.3g} min"
+    return f"{value / 3600:.3g} h"
 
 
 def percent_text(fraction: float | Unavailable) -> str:

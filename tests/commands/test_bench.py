@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes.small_limits import use_small_limits
 
 from dgprofile import results
 from dgprofile.cli import cli
-from dgprofile.probes import bench_bandwidth
-from dgprofile.probes import limits as limits_module
-from dgprofile.probes.bench_matmul import MatmulPlan, MatmulShape
-from dgprofile.probes.harness import Budget
-from dgprofile.probes.limits import LimitsPlan
-
-MIB = 1 << 20
-
-
-def tiny_plan(device: str, *, quick: bool) -> LimitsPlan:
-    return LimitsPlan(
-        bandwidth=Budget(0.002, 3, 0.2), host_transfer=Budget(), host_transfer_bytes=MIB,
-        latency=Budget(0.002, 3, 0.2),
-        matmul=MatmulPlan(square=64, tokens=(1, 8), shapes=(MatmulShape("dense-mlp", 64, 48, "test"),),
-                          square_budget=Budget(0.001, 3, 0.2), decode_budget=Budget(0.001, 3, 0.2)),
-        matmul_dtypes=("fp32",))
 
 
 @pytest.fixture(autouse=True)
 def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(limits_module, "plan_for", tiny_plan)
-    monkeypatch.setattr(bench_bandwidth, "MIN_CPU_BUFFER_BYTES", 2 * MIB)
-    monkeypatch.setattr(bench_bandwidth, "LLC_MULTIPLE", 0)
-    # The device lock lives in the temp directory: a private one keeps other runs on this machine out of the way.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    use_small_limits(monkeypatch, tmp_path)
 
 
 def test_limits_only_text_shows_each_section_and_progress_goes_to_stderr() -> None:

@@ -5,34 +5,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import multiprocessing
-import tempfile
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 from click.testing import CliRunner
+from fakes.small_limits import use_small_limits
 
 from dgprofile import results
 from dgprofile.cli import cli
 from dgprofile.commands.check import VERDICT_EXIT_CODES
 from dgprofile.exit_codes import ExitCode
-from dgprofile.probes import bench_bandwidth
-from dgprofile.probes import limits as limits_module
-from dgprofile.probes.bench_matmul import MatmulPlan, MatmulShape
 from dgprofile.probes.device_lock import exclusive_device
-from dgprofile.probes.harness import Budget
-from dgprofile.probes.limits import LimitsPlan
-
-MIB = 1 << 20
-
-
-def tiny_plan(device: str, *, quick: bool) -> LimitsPlan:
-    return LimitsPlan(
-        bandwidth=Budget(0.002, 3, 0.2), host_transfer=Budget(), host_transfer_bytes=MIB,
-        latency=Budget(0.002, 3, 0.2),
-        matmul=MatmulPlan(square=64, tokens=(1, 8), shapes=(MatmulShape("dense-mlp", 64, 48, "test"),),
-                          square_budget=Budget(0.001, 3, 0.2), decode_budget=Budget(0.001, 3, 0.2)),
-        matmul_dtypes=("fp32", "bf16"))
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +27,8 @@ def small_sizes_and_no_decode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     def decode_not_run_here(**kwargs):
         raise RuntimeError("decode benchmark replaced in this test")
 
-    monkeypatch.setattr(limits_module, "plan_for", tiny_plan)
-    monkeypatch.setattr(bench_bandwidth, "MIN_CPU_BUFFER_BYTES", 2 * MIB)
-    monkeypatch.setattr(bench_bandwidth, "LLC_MULTIPLE", 0)
+    use_small_limits(monkeypatch, tmp_path)
     monkeypatch.setattr(decode, "run_decode_bench", decode_not_run_here)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # private device locks
 
 
 def test_check_writes_result_and_page_and_exits_with_the_verdict_code(tmp_path):
