@@ -1,0 +1,43 @@
+"""The README cannot drift: its CLI help, exit codes, commands and quick-start commands are checked here."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from dgprofile.cli import COMMANDS
+from dgprofile.exit_codes import EXIT_CODE_MEANINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _readme_tool():
+    spec = importlib.util.spec_from_file_location("readme_command", ROOT / "scripts" / "readme_command.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_cli_help_is_current():
+    tool = _readme_tool()
+    assert tool.help_block_in_readme() == tool.current_help(), "run: python scripts/readme_command.py --write-help"
+
+
+def test_readme_exit_code_table_matches_the_code():
+    block = README[README.index("<!-- exit-codes:begin -->"):README.index("<!-- exit-codes:end -->")]
+    rows = dict(re.findall(r"^\| (\d+) \| (.+) \|$", block, re.M))
+    assert rows == {str(int(code)): meaning for code, meaning in EXIT_CODE_MEANINGS.items()}
+
+
+def test_every_command_has_a_readme_section():
+    for name in COMMANDS:
+        assert f"### `dgprofile {name}" in README, f"README lacks a section for `dgprofile {name}`"
+
+
+def test_quickstart_commands_install_and_run_what_they_claim():
+    tool = _readme_tool()
+    run, test = tool.quickstart_command("run"), tool.quickstart_command("test")
+    assert "pip install" in run and run.endswith("dgprofile check")
+    assert "'.[test]'" in test and "pytest" in test
