@@ -134,7 +134,7 @@ def _cpu_ceilings(machine: Machine, limits: Limits | Unavailable) -> Ceilings:
         bandwidth_bytes_per_s=bandwidth, peak_flops_per_s=peaks,
         native_precisions=tuple(dtype for dtype in ("bf16", "fp16") if dtype in peaks),
         usable_memory_bytes=cpu.ram_available_bytes,
-        usable_memory_basis="CPU inference: host RAM available now (MemAvailable)",
+        usable_memory_basis="host RAM available now (MemAvailable)",
         interconnect_bytes_per_s=Unavailable("one CPU: no tensor parallelism"),
         launch_floor_seconds=limits.launch_floor_seconds, sources=("measured by dgprofile check",))
 

@@ -62,8 +62,8 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 def _modes_table(headline: Prediction) -> list[str]:
     dg, ar = headline.diffusion, headline.autoregressive
     rows: list[tuple[str, ...]] = [("", "DiffusionGemma", "Gemma 4 (AR)")]
-    for label, name, fmt in (("tokens/s per request", "tokens_per_s", "{:.0f}"),
-                             ("tokens/s, all requests", "aggregate_tokens_per_s", "{:.0f}"),
+    for label, name, fmt in (("tokens/s per request", "tokens_per_s", "{:.3g}"),
+                             ("tokens/s, all requests", "aggregate_tokens_per_s", "{:.3g}"),
                              ("time to first token", "ttft_s", None),
                              ("first useful draft", "first_draft_s", None),
                              ("total latency", "total_latency_s", None),

@@ -154,7 +154,9 @@ def headline_reasons(headline: Prediction, memory: tuple[MemoryFit, ...], concur
     fitting = [m.precision for m in memory if m.fits_diffusion and m.engine_runs_it]
     if fitting and all(p in FOUR_BIT for p in fitting):
         found.append(f"fits only at 4-bit ({', '.join(fitting)}) in {bytes_text(ceilings.usable_memory_bytes)}")
-    if ceilings.memory_class == "shared-physical":
+    if ceilings.vendor == "cpu":
+        found.append(f"no GPU: the CPU runs the model from {ceilings.usable_memory_basis}")
+    elif ceilings.memory_class == "shared-physical":
         found.append(f"unified memory: {ceilings.usable_memory_basis}")
     if ceilings.gpus > 1:
         found.append(f"tensor parallel over {ceilings.gpus} GPUs: weights and bandwidth split, plus two "

@@ -78,3 +78,38 @@ def test_a_throttled_card_predicts_from_what_it_measured() -> None:
 
 def test_an_unknown_card_uses_its_measurement_alone() -> None:
     assert datasheet_footing(1.0e12, REFERENCE_STREAM_FRACTION, None) == pytest.approx(1e12 / REFERENCE_STREAM_FRACTION)
+
+
+def test_cpu_only_machine_is_predicted_from_its_measured_limits():
+    import result_factory as factory
+
+    from dgprofile.ceilings import ceilings_from_machine
+    from dgprofile.verdict import headline_reasons
+
+    machine = factory.machine(hostname="laptop", accelerators=())
+    measured = factory.limits(device="cpu", device_name="cpu", stream_bytes_per_s=20e9, peak_bf16_flops_per_s=3e11)
+    ceilings = ceilings_from_machine(machine, measured)
+    assert (ceilings.vendor, ceilings.device_type, ceilings.source) == ("cpu", "cpu", "measured")
+    assert ceilings.bandwidth_bytes_per_s == pytest.approx(20e9 / REFERENCE_STREAM_FRACTION)
+    assert ceilings.usable_memory_bytes == machine.cpu.ram_available_bytes
+    reasons = headline_reasons(factory.prediction(), (), None, ceilings)
+    assert any(r.startswith("no GPU: the CPU runs the model from host RAM") for r in reasons)
+
+
+def test_cpu_only_machine_without_measured_limits_cannot_be_predicted():
+    import result_factory as factory
+
+    from dgprofile.ceilings import ceilings_from_machine
+    from dgprofile.values import Unavailable
+
+    with pytest.raises(UsageError, match="CPU-only machine without measured limits \\(torch is not installed"):
+        ceilings_from_machine(factory.machine(accelerators=()), Unavailable("torch is not installed"))
+
+
+def test_cpu_without_bf16_units_multiplies_in_its_fastest_wide_format():
+    import dataclasses
+
+    import result_factory as factory
+
+    slow_bf16 = dataclasses.replace(factory.ceilings(device_name="cpu"), peak_flops_per_s={"bf16": 1e10, "fp32": 8e10})
+    assert compute_dtype(slow_bf16) == "fp32"
