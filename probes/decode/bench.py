@@ -24,15 +24,11 @@ from dgprofile.probes.harness import graph_or_eager, measure, timer_for
 from dgprofile.timing import Timing
 from dgprofile.values import Unavailable
 
-from .checks import check_attention, check_experts, check_fp8_linear, check_fused_layer
+from .checks import check_experts, check_fp8_linear
 from .head import Sampler, build_head, head_parts, torch_sampler
 from .model import (
-    AttentionMethod,
     ExpertMethod,
-    LayerState,
     LayerWeights,
-    attention,
-    attention_scores_bytes,
     build_layer,
     grouped_mm_available,
     layer_stack,
@@ -52,9 +48,6 @@ GPU_QUICK_TIMING = {"min_sample_seconds": 0.003, "samples": 5, "warmup": 1, "max
 AUTOTUNE_TIMING = {"min_sample_seconds": 0.002, "samples": 3, "warmup": 1, "max_seconds": 0.05}
 CPU_TIMING = {"min_sample_seconds": 0.0, "samples": 2, "warmup": 0, "max_seconds": 0.0}
 NOT_A_WHOLE_PASS = Unavailable("timed in parts (sampled layers and head): see parts")
-# The matmul attention method materialises the scores: only offered where they stay this small.
-MATMUL_ATTENTION_MAX_BYTES = 256 * 2**20
-FUSED_TEXT = "fused Triton kernels (residual + norms, GeGLU, router top-k + expert combine + output norms)"
 
 
 @dataclass
@@ -67,9 +60,6 @@ class Environment:
     native_fp8: bool
     expert_methods: dict[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
     expert_choices: dict[tuple[str, int], tuple[ExpertMethod, dict[str, float]]]  # (precision, tokens) -> pick
-    attention_methods: dict[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
-    attention_choices: dict[tuple[object, ...], tuple[AttentionMethod, dict[str, float]]]
-    fused: dict[str, bool]  # dtype name -> whether the fused elementwise kernels passed their check
     sampler: Sampler
     sampler_method: str
     timing: dict[str, float]
@@ -99,35 +89,9 @@ def _environment(device: str, quick: bool) -> Environment:
             native_fp8, fp8_reason = False, f"its fast path failed here ({problem})"
     sampler, method = _pick_sampler(device, kind)
     timing = CPU_TIMING if kind == "cpu" else (GPU_QUICK_TIMING if quick else GPU_TIMING)
-    attention_methods, fused = _working_layer_paths(device, kind, methods[False], notes)
     return Environment(device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8,
-                       expert_methods=methods, expert_choices={}, attention_methods=attention_methods,
-                       attention_choices={}, fused=fused, sampler=sampler, sampler_method=method,
+                       expert_methods=methods, expert_choices={}, sampler=sampler, sampler_method=method,
                        timing=timing, notes=notes, fp8_reason=fp8_reason)
-
-
-def _working_layer_paths(device: str, kind: DeviceKind, expert_methods: tuple[ExpertMethod, ...], notes: list[str]
-                         ) -> tuple[dict[str, tuple[AttentionMethod, ...]], dict[str, bool]]:
-    """Per compute dtype: the attention methods that agree with the reference here, and whether the fused Triton
-    elementwise kernels do (CUDA only; elsewhere SDPA and the torch ops)."""
-    attention_methods: dict[str, tuple[AttentionMethod, ...]] = {}
-    fused: dict[str, bool] = {}
-    for dtype in (torch.bfloat16, torch.float16):
-        name = str(dtype)
-        attention_methods[name], fused[name] = ("sdpa",), False
-        if kind != "cuda":
-            continue
-        problem = check_attention(device, dtype, "matmul")
-        if problem:
-            notes.append(f"{name} attention: matmul method unusable here ({problem})")
-        else:
-            attention_methods[name] = ("sdpa", "matmul")
-        problem = check_fused_layer(device, dtype, expert_methods)
-        if problem:
-            notes.append(f"{name} layers: fused Triton elementwise kernels unusable here ({problem})")
-        else:
-            fused[name] = True
-    return attention_methods, fused
 
 
 def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, notes: list[str]
@@ -142,7 +106,7 @@ def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, notes: lis
     if not fp8:
         candidates.append("padded")
     if kind == "cuda":
-        candidates += ["triton", "triton-geglu"]
+        candidates.append("triton")
     working: list[ExpertMethod] = []
     for method in candidates:
         problem = check_experts(device, torch.bfloat16, fp8=fp8, method=method)
@@ -237,56 +201,14 @@ class PassRunner:
             self.env.expert_choices[key] = (best, seconds)
         return self.env.expert_choices[key][0]
 
-    def attention_method(self, layer: LayerWeights, kind: PassKind, concurrency: int, tokens: int,
-                         context: int) -> AttentionMethod:
-        """The fastest working attention method for this layer type and pass shape (timed once, then reused;
-        fp8 passes share the bf16 choice: their attention runs in bf16)."""
-        methods = [m for m in self.env.attention_methods[str(self.dtype)]
-                   if m != "matmul" or attention_scores_bytes(self.config, layer.layer_type, concurrency=concurrency,
-                                                              new=tokens, context=context)
-                   <= MATMUL_ATTENTION_MAX_BYTES]
-        key = (str(self.dtype), layer.layer_type, kind, concurrency, tokens, context)
-        if len(methods) == 1:
-            return methods[0]
-        if key not in self.env.attention_choices:
-            seconds: dict[str, float] = {}
-            h = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
-                              self.env.device, std=1.0)
-            for method in methods:
-                state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
-                                    context=context, dtype=self.dtype, device=self.env.device,
-                                    generator=self.generator, attention_method=method)
-                try:
-                    prepared = graph_or_eager(
-                        lambda s=state: attention(self.config, h, layer, s, concurrency),
-                        use_graph=self.env.kind == "cuda")
-                    if prepared.fallback_reason:
-                        continue
-                    seconds[method] = measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call,
-                                              **AUTOTUNE_TIMING).median_seconds
-                except Exception:  # see expert_method
-                    continue
-                finally:
-                    del state
-            best = min(seconds, key=seconds.__getitem__) if seconds else methods[0]
-            self.env.attention_choices[key] = (best, seconds)
-        return self.env.attention_choices[key][0]
-
-    def layer_states(self, layers: list[LayerWeights], kind: PassKind, concurrency: int, tokens: int,
-                     context: int) -> list[LayerState]:
-        """Per layer: KV buffers, routing and the fastest working methods for this pass shape."""
-        method = self.expert_method(layers[0], concurrency * tokens)
-        fused = self.env.fused[str(self.dtype)]
-        return [layer_state(self.config, w.layer_type, kind=kind, concurrency=concurrency, new=tokens,
-                            context=context, dtype=self.dtype, device=self.env.device, generator=self.generator,
-                            expert_method=method, fused=fused,
-                            attention_method=self.attention_method(w, kind, concurrency, tokens, context))
-                for w in layers]
-
     def layer_part(self, layer_type: LayerType, kind: PassKind, concurrency: int, tokens: int,
                    context: int) -> tuple[Timing, float]:
         """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
-        states = self.layer_states(self.layers[layer_type], kind, concurrency, tokens, context)
+        method = self.expert_method(self.layers[layer_type][0], concurrency * tokens)
+        states = [layer_state(self.config, layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                              context=context, dtype=self.dtype, device=self.env.device, generator=self.generator,
+                              expert_method=method)
+                  for _ in self.layers[layer_type]]
         x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.env.device,
                           std=1.0)
         timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency))
@@ -422,7 +344,10 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, env: Environment, measured
         if m.precision != precision or m.concurrency != concurrency:
             continue
         progress(f"decode: full depth {m.pass_kind} {precision} c={concurrency}")
-        states = runner.layer_states(layers, m.pass_kind, concurrency, m.tokens_per_request, m.context_tokens)
+        method = runner.expert_method(layers[0], concurrency * m.tokens_per_request)
+        states = [layer_state(config, w.layer_type, kind=m.pass_kind, concurrency=concurrency,
+                              new=m.tokens_per_request, context=m.context_tokens, dtype=runner.dtype,
+                              device=env.device, generator=runner.generator, expert_method=method) for w in layers]
         x = random_tensor((concurrency * m.tokens_per_request, config.backbone.hidden_size), runner.dtype,
                           env.device, std=1.0)
         stack = layer_stack(config, layers, states, x, concurrency)
@@ -525,16 +450,7 @@ def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
         *(f"experts {precision} at {tokens} tokens: {best}" + (" (" + ", ".join(
             f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1])) + ")"
             if timed else "") for (precision, tokens), (best, timed) in sorted(env.expert_choices.items())),
-        "attention: query heads folded per KV group, masks only on causal passes; per layer type and pass shape the "
-        "fastest working method of: " + ", ".join(dict.fromkeys(
-            m for methods in env.attention_methods.values() for m in methods)) + " (sdpa: "
-        "F.scaled_dot_product_attention; matmul: two batched GEMMs around a softmax)",
-        *(f"attention {dtype.removeprefix('torch.')} {layer_type} {kind} c={c} x {tokens} at {context}: {best} ("
-          + ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1]))
-          + ")" for (dtype, layer_type, kind, c, tokens, context), (best, timed)
-          in sorted(env.attention_choices.items(), key=str)),
-        "layer elementwise work: " + "; ".join(
-            f"{dtype.removeprefix('torch.')}: " + (FUSED_TEXT if on else "torch ops") for dtype, on in env.fused.items()),
+        "attention: F.scaled_dot_product_attention, query heads folded per KV group, masks only on causal passes",
         env.sampler_method,
         "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",
         "timing: CUDA graph replays" if env.kind == "cuda" else f"timing: {env.kind} eager calls",
