@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from dgprofile.limits import Limits, MatmulFigure
 from dgprofile.timing import Timing
-from dgprofile.units import bandwidth_text, bytes_text, flops_text, percent_text, seconds_text
+from dgprofile.units import bandwidth_text, bytes_text, flops_text, percent_text, seconds_text, text_table
 from dgprofile.values import Unavailable
-
-
-def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _spread(timing: Timing) -> str:
@@ -32,7 +25,7 @@ def _bandwidth_lines(limits: Limits) -> list[str]:
         rows = [("pattern", "method", "buffer", "rate", "of theoretical", "spread")]
         rows += [(f.name, f.method, bytes_text(f.buffer_bytes), bandwidth_text(f.bytes_per_s),
                   _fraction(f.fraction_of_theoretical), _spread(f.timing)) for f in limits.bandwidth]
-        lines += _table(rows)
+        lines += text_table(rows)
     lines.append(f"  streaming read {bandwidth_text(limits.stream_read_bytes_per_s)}"
                  + (f" ({limits.stream_read_method})" if limits.stream_read_method else "")
                  + f", copy {bandwidth_text(limits.copy_bytes_per_s)}, triad {bandwidth_text(limits.triad_bytes_per_s)}")
@@ -41,7 +34,7 @@ def _bandwidth_lines(limits: Limits) -> list[str]:
         rows = [("direction", "buffer", "rate", "spread")]
         rows += [(f.name, bytes_text(f.buffer_bytes), bandwidth_text(f.bytes_per_s), _spread(f.timing))
                  for f in limits.host_transfer]
-        lines += _table(rows)
+        lines += text_table(rows)
     return lines
 
 
@@ -57,11 +50,11 @@ def _matmul_lines(limits: Limits) -> list[str]:
         rows.append((f.dtype, f"{f.m}x{f.k}x{f.n}", flops_text(f.flops_per_s), _spread(f.timing),
                      f"{ridge:.0f}" if ridge is not None else "-",
                      str(tokens) if tokens is not None else _ridge_absent(limits, f.dtype)))
-    lines += _table(rows)
+    lines += text_table(rows)
     decode = [f for f in limits.matmul if f.shape != "square"]
     if decode:
         lines += ["", "Decode shapes: time per product (weights read from memory), by tokens per pass"]
-        lines += _table(_decode_rows(decode))
+        lines += text_table(_decode_rows(decode))
     return lines
 
 
@@ -88,7 +81,7 @@ def _decode_rows(decode: list[MatmulFigure]) -> list[tuple[str, ...]]:
 def _latency_lines(limits: Limits) -> list[str]:
     lines = ["Latency floor"]
     if limits.latency:
-        lines += _table([(f.name, seconds_text(f.seconds), _spread(f.timing), f.description) for f in limits.latency])
+        lines += text_table([(f.name, seconds_text(f.seconds), _spread(f.timing), f.description) for f in limits.latency])
     lines.append(f"  launch floor {seconds_text(limits.launch_floor_seconds)} per kernel")
     return lines
 

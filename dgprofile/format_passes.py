@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from dgprofile.passes import PassMeasurement, PassTimes
-from dgprofile.units import bandwidth_text, bytes_text, percent_text, seconds_text
+from dgprofile.units import bandwidth_text, bytes_text, percent_text, seconds_text, text_table
 from dgprofile.values import Unavailable
 
 PASS_ORDER = ("ar-step", "dg-denoise", "dg-commit", "prefill")
 PASS_LABELS = {"ar-step": "AR step", "dg-denoise": "DG denoise", "dg-commit": "DG commit", "prefill": "prefill"}
 
-
-def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _share(value: float | Unavailable) -> str:
@@ -58,7 +52,7 @@ def format_passes(passes: PassTimes | Unavailable) -> str:
         chosen = sorted((m for m in passes.passes if m.precision == precision),
                         key=lambda m: (PASS_ORDER.index(m.pass_kind), m.context_tokens, m.concurrency))
         measured = "measured" if chosen[0].measured else "modelled from the bf16 passes"
-        lines += ["", f"{precision} ({measured})", *_table([HEADER, *(_row(m) for m in chosen)])]
+        lines += ["", f"{precision} ({measured})", *text_table([HEADER, *(_row(m) for m in chosen)])]
     if passes.passes:
         first = next((m for m in passes.passes if m.measured), passes.passes[0])
         lines += ["", f"Basis: {first.basis}"]

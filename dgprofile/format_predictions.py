@@ -12,7 +12,7 @@ from dgprofile.predictions import (
     Prediction,
     Predictions,
 )
-from dgprofile.units import bytes_text, seconds_text
+from dgprofile.units import bytes_text, seconds_text, text_table
 from dgprofile.values import Unavailable
 
 MODE_FIELDS = ("tokens_per_s", "aggregate_tokens_per_s", "ttft_s", "first_draft_s", "total_latency_s",
@@ -54,10 +54,6 @@ def _speedup_text(prediction: Prediction) -> str:
             f"{_value(prediction.speedup_high, '{:.1f}')})")
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-
 
 def _modes_table(headline: Prediction) -> list[str]:
     dg, ar = headline.diffusion, headline.autoregressive
@@ -79,7 +75,7 @@ def _modes_table(headline: Prediction) -> list[str]:
             else:
                 cells.append(fmt.format(getattr(mode, name)))
         rows.append((label, *cells))
-    return _table(rows)
+    return text_table(rows)
 
 
 def _pass_line(estimate: PassEstimate) -> str:
@@ -98,7 +94,7 @@ def _matrix_lines(predictions: Predictions) -> list[str]:
                 else f"{prediction.speedup:.1f}x {prediction.verdict}")
         cells.setdefault(key, {})[prediction.scenario.concurrency] = text
     rows += [(w, p, *(by_c.get(c, "") for c in concurrencies)) for (w, p), by_c in cells.items()]
-    return _table(rows)
+    return text_table(rows)
 
 
 def format_predictions(predictions: Predictions) -> str:
@@ -125,7 +121,7 @@ def format_predictions(predictions: Predictions) -> str:
         if isinstance(mode, ModeEstimate) and mode.passes:
             lines += ["", f"{title} (time x count per request):", *(_pass_line(p) for p in mode.passes)]
     lines += ["", "memory fit (headline concurrency and lengths):",
-              *_table([("precision", "DiffusionGemma", "AR", "fits"),
+              *text_table([("precision", "DiffusionGemma", "AR", "fits"),
                        *((m.precision, bytes_text(m.diffusion_needed_bytes), bytes_text(m.autoregressive_needed_bytes),
                           "yes" if m.fits_diffusion and m.engine_runs_it else "no") for m in predictions.memory)]),
               "", "matrix (speedup and verdict):", *_matrix_lines(predictions),

@@ -74,6 +74,17 @@ class PerfCounterTimer:
         return time.perf_counter() - start
 
 
+def _between_events(event: Callable[..., Any], fn: Callable[[], object], loops: int) -> float:
+    """Device seconds between an event recorded before the first call and one after the last."""
+    start, end = event(enable_timing=True), event(enable_timing=True)
+    start.record()
+    for _ in range(loops):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
 @dataclass(frozen=True)
 class CudaEventTimer:
     """CUDA events recorded on the current stream of ``device_index`` around the calls."""
@@ -87,14 +98,7 @@ class CudaEventTimer:
         import torch
 
         with torch.cuda.device(self.device_index):
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(loops):
-                fn()
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1e3
+            return _between_events(torch.cuda.Event, fn, loops)
 
 
 @dataclass(frozen=True)
@@ -108,14 +112,7 @@ class MpsEventTimer:
         """Device seconds between an event before the first call and one after the last."""
         import torch
 
-        start = torch.mps.Event(enable_timing=True)
-        end = torch.mps.Event(enable_timing=True)
-        start.record()
-        for _ in range(loops):
-            fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
+        return _between_events(torch.mps.Event, fn, loops)
 
 
 def timer_for(device: str) -> Timer:
