@@ -24,11 +24,22 @@ from dgprofile.probes.harness import graph_or_eager, measure, timer_for
 from dgprofile.timing import Timing
 from dgprofile.values import Unavailable
 
-from .checks import check_experts, check_fp8_linear
+from .checks import (
+    check_attention,
+    check_config,
+    check_experts,
+    check_fp8_linear,
+    check_fused_layer,
+    check_layers,
+)
 from .head import Sampler, build_head, head_parts, torch_sampler
 from .model import (
+    AttentionMethod,
     ExpertMethod,
+    LayerState,
     LayerWeights,
+    attention,
+    attention_scores_bytes,
     build_layer,
     grouped_mm_available,
     layer_stack,
@@ -48,6 +59,9 @@ GPU_QUICK_TIMING = {"min_sample_seconds": 0.003, "samples": 5, "warmup": 1, "max
 AUTOTUNE_TIMING = {"min_sample_seconds": 0.002, "samples": 3, "warmup": 1, "max_seconds": 0.05}
 CPU_TIMING = {"min_sample_seconds": 0.0, "samples": 2, "warmup": 0, "max_seconds": 0.0}
 NOT_A_WHOLE_PASS = Unavailable("timed in parts (sampled layers and head): see parts")
+# The matmul attention method materialises the scores: only offered where they stay this small.
+MATMUL_ATTENTION_MAX_BYTES = 512 * 2**20
+FUSED_TEXT = "fused Triton kernels (residual + norms, GeGLU, router top-k + expert combine + output norms)"
 
 
 @dataclass
@@ -60,6 +74,9 @@ class Environment:
     native_fp8: bool
     expert_methods: dict[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
     expert_choices: dict[tuple[str, int], tuple[ExpertMethod, dict[str, float]]]  # (precision, tokens) -> pick
+    attention_methods: dict[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
+    attention_choices: dict[tuple[object, ...], tuple[AttentionMethod, dict[str, float]]]
+    fused: dict[str, bool]  # dtype name -> whether the fused elementwise kernels passed their check
     sampler: Sampler
     sampler_method: str
     timing: dict[str, float]
@@ -80,7 +97,7 @@ def _environment(device: str, quick: bool) -> Environment:
         import psutil
 
         free, native_fp8 = float(psutil.virtual_memory().available), False
-    methods = {fp8: _working_expert_methods(device, kind, fp8, notes) for fp8 in (False, True)}
+    methods = {fp8: _working_expert_methods(device, kind, fp8, quick, notes) for fp8 in (False, True)}
     if native_fp8:
         problem = check_fp8_linear(device)
         if not problem and not methods[True]:
@@ -89,15 +106,48 @@ def _environment(device: str, quick: bool) -> Environment:
             native_fp8, fp8_reason = False, f"its fast path failed here ({problem})"
     sampler, method = _pick_sampler(device, kind)
     timing = CPU_TIMING if kind == "cpu" else (GPU_QUICK_TIMING if quick else GPU_TIMING)
+    dtypes = (str(torch.bfloat16), str(torch.float16))
     return Environment(device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8,
-                       expert_methods=methods, expert_choices={}, sampler=sampler, sampler_method=method,
-                       timing=timing, notes=notes, fp8_reason=fp8_reason)
+                       expert_methods=methods, expert_choices={}, attention_methods=dict.fromkeys(dtypes, ("sdpa",)),
+                       attention_choices={}, fused=dict.fromkeys(dtypes, False), sampler=sampler,
+                       sampler_method=method, timing=timing, notes=notes, fp8_reason=fp8_reason)
 
 
-def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, notes: list[str]
+def _check_layer_paths(config: ModelConfig, env: Environment, plan: BenchPlan, quick: bool) -> None:
+    """For the compute dtypes the plan measures (fp8 layers compute in bf16): switch on the matmul attention method
+    and the fused Triton elementwise kernels where they agree with their references (CUDA only; elsewhere SDPA and
+    the torch ops). Dtypes not measured are not checked, and a quick run checks none: each check costs Triton
+    compilations, seconds on a fresh machine."""
+    if env.kind != "cuda":
+        return
+    if quick:
+        env.notes.append("quick: layers run SDPA and torch elementwise ops (the fused Triton kernels and matmul "
+                         "attention are not compiled and checked)")
+        return
+    dtypes = dict.fromkeys(torch.float16 if p == "fp16" else torch.bfloat16 for p in plan.measured_precisions)
+    small = check_config(config)
+    for dtype in dtypes:
+        name = str(dtype)
+        layers = check_layers(small, dtype, env.device)
+        problem = check_attention(env.device, dtype, "matmul", small, layers)
+        if problem:
+            env.notes.append(f"{name} attention: matmul method unusable here ({problem})")
+        else:
+            env.attention_methods[name] = ("sdpa", "matmul")
+        problem = check_fused_layer(env.device, dtype, env.expert_methods[False], small, layers)
+        if problem:
+            env.notes.append(f"{name} layers: fused Triton elementwise kernels unusable here ({problem})")
+        else:
+            env.fused[name] = True
+        del layers
+        _free(env.device)
+
+
+def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, quick: bool, notes: list[str]
                             ) -> tuple[ExpertMethod, ...]:
     """Expert methods that compute the right thing here (checked on small shapes); on a CPU only the first that
-    works (its time budget has no room to compare them)."""
+    works (its time budget has no room to compare them). A quick run compiles one Triton variant, the one with
+    the GeGLU epilogue (the same GEMM with one kernel fewer)."""
     if kind != "cuda" and fp8:
         return ()
     candidates: list[ExpertMethod] = []
@@ -106,7 +156,7 @@ def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, notes: lis
     if not fp8:
         candidates.append("padded")
     if kind == "cuda":
-        candidates.append("triton")
+        candidates += ["triton-geglu"] if quick else ["triton", "triton-geglu"]
     working: list[ExpertMethod] = []
     for method in candidates:
         problem = check_experts(device, torch.bfloat16, fp8=fp8, method=method)
@@ -201,14 +251,56 @@ class PassRunner:
             self.env.expert_choices[key] = (best, seconds)
         return self.env.expert_choices[key][0]
 
+    def attention_method(self, layer: LayerWeights, kind: PassKind, concurrency: int, tokens: int,
+                         context: int) -> AttentionMethod:
+        """The fastest working attention method for this layer type and pass shape (timed once, then reused;
+        fp8 passes share the bf16 choice: their attention runs in bf16)."""
+        methods = [m for m in self.env.attention_methods[str(self.dtype)]
+                   if m != "matmul" or attention_scores_bytes(self.config, layer.layer_type, concurrency=concurrency,
+                                                              new=tokens, context=context)
+                   <= MATMUL_ATTENTION_MAX_BYTES]
+        if len(methods) == 1:
+            return methods[0]
+        key = (str(self.dtype), layer.layer_type, kind, concurrency, tokens, context)
+        if key not in self.env.attention_choices:
+            seconds: dict[str, float] = {}
+            h = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
+                              self.env.device, std=1.0)
+            for method in methods:
+                state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                                    context=context, dtype=self.dtype, device=self.env.device,
+                                    generator=self.generator, attention_method=method)
+                try:
+                    prepared = graph_or_eager(
+                        lambda s=state: attention(self.config, h, layer, s, concurrency),
+                        use_graph=self.env.kind == "cuda")
+                    if prepared.fallback_reason:
+                        continue
+                    seconds[method] = measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call,
+                                              **AUTOTUNE_TIMING).median_seconds
+                except Exception:  # see expert_method
+                    continue
+                finally:
+                    del state
+            best = min(seconds, key=seconds.__getitem__) if seconds else methods[0]
+            self.env.attention_choices[key] = (best, seconds)
+        return self.env.attention_choices[key][0]
+
+    def layer_states(self, layers: list[LayerWeights], kind: PassKind, concurrency: int, tokens: int,
+                     context: int) -> list[LayerState]:
+        """Per layer: KV buffers, routing and the fastest working methods for this pass shape."""
+        method = self.expert_method(layers[0], concurrency * tokens)
+        fused = self.env.fused[str(self.dtype)]
+        return [layer_state(self.config, w.layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                            context=context, dtype=self.dtype, device=self.env.device, generator=self.generator,
+                            expert_method=method, fused=fused,
+                            attention_method=self.attention_method(w, kind, concurrency, tokens, context))
+                for w in layers]
+
     def layer_part(self, layer_type: LayerType, kind: PassKind, concurrency: int, tokens: int,
                    context: int) -> tuple[Timing, float]:
         """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
-        method = self.expert_method(self.layers[layer_type][0], concurrency * tokens)
-        states = [layer_state(self.config, layer_type, kind=kind, concurrency=concurrency, new=tokens,
-                              context=context, dtype=self.dtype, device=self.env.device, generator=self.generator,
-                              expert_method=method)
-                  for _ in self.layers[layer_type]]
+        states = self.layer_states(self.layers[layer_type], kind, concurrency, tokens, context)
         x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.env.device,
                           std=1.0)
         timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency))
@@ -344,10 +436,7 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, env: Environment, measured
         if m.precision != precision or m.concurrency != concurrency:
             continue
         progress(f"decode: full depth {m.pass_kind} {precision} c={concurrency}")
-        method = runner.expert_method(layers[0], concurrency * m.tokens_per_request)
-        states = [layer_state(config, w.layer_type, kind=m.pass_kind, concurrency=concurrency,
-                              new=m.tokens_per_request, context=m.context_tokens, dtype=runner.dtype,
-                              device=env.device, generator=runner.generator, expert_method=method) for w in layers]
+        states = runner.layer_states(layers, m.pass_kind, concurrency, m.tokens_per_request, m.context_tokens)
         x = random_tensor((concurrency * m.tokens_per_request, config.backbone.hidden_size), runner.dtype,
                           env.device, std=1.0)
         stack = layer_stack(config, layers, states, x, concurrency)
@@ -423,6 +512,7 @@ def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
     plan = plan_bench(config, device_kind=env.kind, free_memory_bytes=env.free_memory_bytes,
                       native_fp8=env.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
                       contexts=context_tokens, full_depth=full_depth, fp8_reason=env.fp8_reason)
+    _check_layer_paths(config, env, plan, quick)
     reductions = env.notes + list(plan.reductions)
     measured: list[PassMeasurement] = []
     fallbacks: set[str] = set()
@@ -450,7 +540,16 @@ def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
         *(f"experts {precision} at {tokens} tokens: {best}" + (" (" + ", ".join(
             f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1])) + ")"
             if timed else "") for (precision, tokens), (best, timed) in sorted(env.expert_choices.items())),
-        "attention: F.scaled_dot_product_attention, query heads folded per KV group, masks only on causal passes",
+        "attention: query heads folded per KV group, masks only on causal passes; per layer type and pass shape the "
+        "fastest working method of: " + ", ".join(dict.fromkeys(
+            m for methods in env.attention_methods.values() for m in methods)) + " (sdpa: "
+        "F.scaled_dot_product_attention; matmul: two batched GEMMs around an fp32 softmax)",
+        *(f"attention {dtype.removeprefix('torch.')} {layer_type} {kind} c={c} x {tokens} at {context}: {best} ("
+          + ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1]))
+          + ")" for (dtype, layer_type, kind, c, tokens, context), (best, timed)
+          in sorted(env.attention_choices.items(), key=str)),
+        "layer elementwise work: " + "; ".join(
+            f"{dtype.removeprefix('torch.')}: " + (FUSED_TEXT if on else "torch ops") for dtype, on in env.fused.items()),
         env.sampler_method,
         "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",
         "timing: CUDA graph replays" if env.kind == "cuda" else f"timing: {env.kind} eager calls",

@@ -1,14 +1,32 @@
 """Check, on small shapes, that the fast paths this torch offers compute the right thing on this device.
 
 Each check returns "" when the path works, else a one-line reason; the benchmark then leaves that expert method
-out, or models the precision instead of measuring it (FP8), and says why.
+(or attention method, or the fused elementwise kernels) out, or models the precision instead of measuring it (FP8),
+and says why.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from .model import ExpertMethod, Experts, Linear, Routing, run_experts, uniform_routing
+from dgprofile.model_config import LayerType, ModelConfig, load_model_config
+
+from .model import (
+    AttentionMethod,
+    ExpertMethod,
+    Experts,
+    LayerWeights,
+    Linear,
+    Routing,
+    attention,
+    build_layer,
+    decoder_layer,
+    layer_state,
+    run_experts,
+    uniform_routing,
+)
 
 # Relative error allowed against a float32 reference computed from the same (dequantised) weights.
 BF16_TOLERANCE = 2e-2
@@ -67,3 +85,73 @@ def check_fp8_linear(device: str) -> str:
     except Exception as exc:  # see check_grouped
         return _describe(exc)
     return "" if worst <= FP8_TOLERANCE else f"scaled matmul off by {worst:.1%}"
+
+
+def check_config(config: ModelConfig) -> ModelConfig:
+    """The real widths with 16 experts: the fused kernels see the real row lengths at a fraction of the memory."""
+    return replace(config, backbone=replace(config.backbone, num_experts=16))
+
+
+def check_layers(config: ModelConfig, dtype: torch.dtype, device: str) -> dict[LayerType, LayerWeights]:
+    """One layer of each type, built once and shared by the layer-path checks."""
+    torch.manual_seed(0)
+    return {t: build_layer(config, t, dtype=dtype, fp8=False, device=device) for t in ("sliding", "global")}
+
+
+def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
+                      config: ModelConfig | None = None,
+                      layers: dict[LayerType, LayerWeights] | None = None) -> str:
+    """The fused decoder layer against the torch one (same weights, state and input) on both layer types, causal
+    and not; every expert method it will be combined with is checked in one of those four cases (the combine only
+    sees the method's row layout; the methods themselves are checked by ``check_experts``)."""
+    try:
+        small = config or check_config(load_model_config())
+        layers = layers or check_layers(small, dtype, device)
+        cases = [(t, k) for t in ("sliding", "global") for k in ("dg-denoise", "dg-commit")]
+        worst = 0.0
+        for index in range(max(len(cases), len(methods))):
+            layer_type, kind = cases[index % len(cases)]
+            state = layer_state(small, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
+                                device=device, generator=torch.Generator().manual_seed(1),
+                                expert_method=methods[index % len(methods)])
+            x = torch.randn(48, small.backbone.hidden_size, device=device, dtype=dtype)
+            reference = decoder_layer(small, x, layers[layer_type], state, 2).float()
+            fused = decoder_layer(small, x, layers[layer_type], replace(state, fused=True), 2)
+            worst = max(worst, _relative_error(fused, reference))
+    except Exception as exc:  # see check_experts
+        return _describe(exc)
+    return "" if worst <= BF16_TOLERANCE else f"fused layer off by {worst:.1%} (limit {BF16_TOLERANCE:.0%})"
+
+
+def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,
+                    config: ModelConfig | None = None,
+                    layers: dict[LayerType, LayerWeights] | None = None) -> str:
+    """One attention method against SDPA's math on float64 inputs, causal (prefill-like) and over a cache."""
+    try:
+        small = config or check_config(load_model_config())
+        layers = layers or check_layers(small, dtype, device)
+        worst = 0.0
+        for layer_type, layer in layers.items():
+            for kind, context in (("dg-denoise", 40), ("dg-commit", 40), ("prefill", 0)):
+                state = layer_state(small, layer_type, kind=kind, concurrency=2, new=24, context=context,
+                                    dtype=dtype, device=device, generator=torch.Generator().manual_seed(1),
+                                    attention_method=method)
+                h = torch.randn(48, small.backbone.hidden_size, device=device, dtype=dtype)
+                got = attention(small, h, layer, state, 2)
+                upcast = _upcast_layer(layer)
+                reference = attention(small, h.double(), upcast,
+                                      replace(state, k_cache=state.k_cache.double(), v_cache=state.v_cache.double(),
+                                              attention_method="sdpa"), 2)
+                worst = max(worst, _relative_error(got, reference.float()))
+    except Exception as exc:  # see check_experts
+        return _describe(exc)
+    return "" if worst <= BF16_TOLERANCE else f"{method} attention off by {worst:.1%} (limit {BF16_TOLERANCE:.0%})"
+
+
+def _upcast_layer(layer):  # type: ignore[no-untyped-def]
+    """The attention weights of ``layer`` in float64 (only what ``attention`` reads)."""
+    qkv = Linear.__new__(Linear)
+    qkv.fp8, qkv.weight, qkv.scale = False, layer.qkv.weight.double(), None
+    o = Linear.__new__(Linear)
+    o.fp8, o.weight, o.scale = False, layer.o.weight.double(), None
+    return replace(layer, qkv=qkv, o=o, q_norm=layer.q_norm.double(), k_norm=layer.k_norm.double())

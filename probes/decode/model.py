@@ -8,7 +8,10 @@
   combined per token with a batched matmul (no atomics). Never a Python loop over experts.
 * Attention: ``F.scaled_dot_product_attention`` with the query heads of each KV group folded into the query
   length (GQA without copying K/V), softmax scale 1 (Gemma 4's q/k norms), and a boolean mask only where the
-  pass is causal. RoPE is left out: a fused elementwise op in engines, it moves no weights.
+  pass is causal; or, where SDPA has no flash kernel (head dim 512), two batched GEMMs around a softmax, scores
+  and softmax in fp32 (the benchmark times both per shape). RoPE is left out: a fused elementwise op in engines, it moves no weights.
+* On CUDA the norms, residuals, GeGLU, router top-k and expert combine run as three Triton kernels
+  (``triton_fused.py``; ``fused_decoder_layer``), checked against the torch layer before use.
 * Routing: the router runs (linear, softmax, top-k) for its cost, but expert ids come from a uniform random
   assignment fixed per pass: random weights would route unevenly, a trained router balances load, and the uniform
   draw reproduces the expected coverage E(1-(1-k/E)^T).
@@ -173,7 +176,10 @@ def build_layer(config: ModelConfig, layer_type: LayerType, *, dtype: Any, fp8: 
     )
 
 
-ExpertMethod = Literal["grouped", "padded", "triton"]
+ExpertMethod = Literal["grouped", "padded", "triton", "triton-geglu"]
+# How attention runs: fused SDPA, or (where SDPA has no flash kernel, e.g. head dim 512) two batched GEMMs around
+# a softmax over the [queries x keys] scores, which cuBLAS runs near its peak; the benchmark times both.
+AttentionMethod = Literal["sdpa", "matmul"]
 # Rows per block of the Triton expert GEMM: the smallest of these that holds the busiest expert's tokens, so that
 # each expert's weights are read by as few blocks as possible.
 # Two sizes only: each is a separate Triton compilation per dtype, paid once per machine.
@@ -232,20 +238,27 @@ def uniform_routing(tokens: int, num_experts: int, top_k: int, device: str, gene
         block_token=block_token.to(device), block_position=block_position.to(device))
 
 
-def run_experts(method: ExpertMethod, experts: Experts, x: torch.Tensor, routing: Routing) -> torch.Tensor:
-    """Every assignment's expert output ``[tokens x top_k, H]``, in assignment order."""
-    if method == "triton":
-        from .triton_moe import triton_experts
+def run_expert_rows(method: ExpertMethod, experts: Experts, x: torch.Tensor,
+                    routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expert output rows where the method leaves them, and the row of each assignment (flattened
+    ``[tokens, top_k]``): combining kernels gather from there, saving a reordering copy."""
+    if method in ("triton", "triton-geglu"):
+        from .triton_moe import triton_expert_rows
 
-        return triton_experts(experts, x, routing)
+        return triton_expert_rows(experts, x, routing, fuse_geglu=method == "triton-geglu")
     if method == "grouped":
-        y_sorted = experts.grouped(x.index_select(0, routing.token_of_sorted), routing.offsets)
-        return y_sorted.index_select(0, routing.sorted_position)
+        return experts.grouped(x.index_select(0, routing.token_of_sorted), routing.offsets), routing.sorted_position
     experts_run = experts.gate_up.shape[0] if routing.touched is None else routing.touched.numel()
     padded = x.new_zeros(experts_run * routing.capacity, x.shape[1])
     padded[routing.padded_slot] = x.index_select(0, routing.token_of_assignment)
     out = experts.padded(padded.view(experts_run, routing.capacity, -1), routing.touched)
-    return out.view(-1, x.shape[1]).index_select(0, routing.padded_slot)
+    return out.view(-1, x.shape[1]), routing.padded_slot
+
+
+def run_experts(method: ExpertMethod, experts: Experts, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+    """Every assignment's expert output ``[tokens x top_k, H]``, in assignment order."""
+    rows, positions = run_expert_rows(method, experts, x, routing)
+    return rows.index_select(0, positions)
 
 
 @dataclass
@@ -258,6 +271,8 @@ class LayerState:
     mask: torch.Tensor | None  # [group x new, cached + new] bool, True = attend; None = everything visible
     routing: Routing
     expert_method: ExpertMethod
+    attention_method: AttentionMethod = "sdpa"
+    fused: bool = False  # norms, residuals, GeGLU and the expert combine in Triton kernels (triton_fused.py)
 
 
 def causal_mask(config: ModelConfig, layer_type: LayerType, *, cached: int, context: int, new: int,
@@ -274,7 +289,8 @@ def causal_mask(config: ModelConfig, layer_type: LayerType, *, cached: int, cont
 
 def layer_state(config: ModelConfig, layer_type: LayerType, *, kind: PassKind, concurrency: int, new: int,
                 context: int, dtype: Any, device: str, generator: torch.Generator,
-                expert_method: ExpertMethod = "grouped") -> LayerState:
+                expert_method: ExpertMethod = "grouped", attention_method: AttentionMethod = "sdpa",
+                fused: bool = False) -> LayerState:
     """KV buffers filled with random history, the mask the pass kind needs, and a uniform routing."""
     b = config.backbone
     attn = b.attention(layer_type)
@@ -287,7 +303,7 @@ def layer_state(config: ModelConfig, layer_type: LayerType, *, kind: PassKind, c
     return LayerState(k_cache=random_tensor(shape, dtype, device, std=1.0),
                       v_cache=random_tensor(shape, dtype, device, std=1.0), cached=cached, mask=mask,
                       routing=uniform_routing(concurrency * new, b.num_experts, b.top_k_experts, device, generator),
-                      expert_method=expert_method)
+                      expert_method=expert_method, attention_method=attention_method, fused=fused)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -317,9 +333,35 @@ def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: 
     # Fold the query heads of each KV group into the query length: [c, kv, group x new, dim].
     q = q.view(concurrency, new, kv_heads, group, dim).permute(0, 2, 3, 1, 4).reshape(
         concurrency, kv_heads, group * new, dim)
-    out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
+    if state.attention_method == "matmul":
+        out = matmul_attention(q, state.k_cache, state.v_cache, state.mask)
+    else:
+        out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
     out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens, heads * dim)
     return layer.o(out)
+
+
+def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``q @ k^T`` over the last two dimensions, in float32 whatever the inputs' dtype: with unit-RMS q and k the
+    scores reach tens (~sqrt(head_dim)), where bf16 steps by 0.25-0.5, and exp() turns that into 25-60% errors in
+    the probabilities. On CUDA the GEMM accumulates in fp32 and writes fp32 (``out_dtype``), at the bf16 rate."""
+    batch = q.shape[:-2]
+    if q.dtype == torch.float32 or q.dtype == torch.float64:
+        return q @ k.transpose(-2, -1)
+    if q.is_cuda:
+        scores = torch.bmm(q.reshape(-1, *q.shape[-2:]), k.reshape(-1, *k.shape[-2:]).transpose(-2, -1),
+                           out_dtype=torch.float32)
+        return scores.view(*batch, q.shape[-2], k.shape[-2])
+    return q.float() @ k.float().transpose(-2, -1)  # CPUs have no mixed-precision bmm; upcasting is exact here
+
+
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax attention as two batched GEMMs, scale 1: scores and softmax in float32, probabilities rounded once
+    to the compute dtype for the second GEMM (as flash kernels do)."""
+    scores = attention_scores(q, k)
+    if mask is not None:
+        scores.masked_fill_(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1, out=scores).to(v.dtype) @ v
 
 
 def mixture_of_experts(config: ModelConfig, r: torch.Tensor, layer: LayerWeights, routing: Routing,
@@ -333,9 +375,37 @@ def mixture_of_experts(config: ModelConfig, r: torch.Tensor, layer: LayerWeights
     return torch.bmm(gates.to(r.dtype).unsqueeze(1), y.view(r.shape[0], top_k, -1)).squeeze(1)
 
 
+def attention_scores_bytes(config: ModelConfig, layer_type: LayerType, *, concurrency: int, new: int,
+                           context: int) -> int:
+    """Bytes of the [queries x keys] scores the matmul attention method materialises: fp32 scores (the softmax
+    runs in place) and the probabilities in bf16/fp16."""
+    b = config.backbone
+    cached = min(context, b.sliding_window) if layer_type == "sliding" else context
+    return concurrency * b.num_attention_heads * new * (cached + new) * (4 + 2)
+
+
+def fused_decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
+                        concurrency: int) -> torch.Tensor:
+    """``decoder_layer`` with its elementwise work in Triton kernels (CUDA): same function, fewer launches."""
+    from .triton_fused import geglu as fused_geglu
+    from .triton_fused import moe_combine_output, residual_norms
+
+    a = attention(config, rms_norm(x, layer.input_norm), layer, state, concurrency)
+    r, dense_in, router_in, experts_in = residual_norms(
+        x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS)
+    dense = layer.dense_down(fused_geglu(layer.dense_gate_up(dense_in)))
+    router_logits = F.linear(router_in, layer.router)
+    rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing)
+    return moe_combine_output(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows, positions,
+                              dense, r, (layer.post_ff_norm_1, layer.post_ff_norm_2, layer.post_ff_norm),
+                              layer.layer_scalar, RMS_EPS)
+
+
 def decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
                   concurrency: int) -> torch.Tensor:
     """One Gemma 4 MoE block: attention, then the dense GeGLU MLP and the experts side by side."""
+    if state.fused:
+        return fused_decoder_layer(config, x, layer, state, concurrency)
     a = attention(config, rms_norm(x, layer.input_norm), layer, state, concurrency)
     r = x + rms_norm(a, layer.post_attention_norm)
     dense = layer.dense_down(geglu(layer.dense_gate_up(rms_norm(r, layer.pre_ff_norm))))

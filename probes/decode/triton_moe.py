@@ -4,7 +4,10 @@ Assignments are laid out in blocks of ``block_rows`` rows, each block holding on
 marked -1). A program multiplies one block by one ``block_n``-column slice of its expert's weight, gathering the
 token rows itself, so each expert's weights are read once when its tokens fit one block. FP8 weights multiply
 per-token FP8 activations on the tensor cores, with the per-token and per-channel scales applied to the
-accumulator. Imported only on CUDA with Triton; ``checks.check_experts`` validates it before use.
+accumulator. With ``fuse_geglu`` the gate/up projection keeps a gate and an up accumulator per program (the same
+columns of both halves of the fused weight) and writes ``gelu(gate) * up`` directly, so the activation between the
+projections is written once at half width and no separate GeGLU kernel runs. Imported only on CUDA with Triton;
+``checks.check_experts`` validates it before use.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ import triton
 import triton.language as tl
 
 from .model import Experts, Routing, geglu, quantize_rows
+from .triton_fused import gelu_tanh
 
 BLOCK_N = 128
+# Columns per half with the GeGLU epilogue: two accumulators of this width stream as many weight bytes per program
+# as one of BLOCK_N, and the expert width (704) is a multiple of it.
+GEGLU_BLOCK_N = 64
 NUM_STAGES = 4
 
 
 @triton.jit
 def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_ptr, out_stride, block_expert_ptr,
                  a_scale_ptr, w_scale_ptr, n_cols, k_dim, GATHER: tl.constexpr, FP8: tl.constexpr,
-                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                 GEGLU: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     expert = tl.load(block_expert_ptr + pid_m).to(tl.int64)
@@ -38,16 +45,27 @@ def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_p
     a_ptrs = a_ptr + rows[:, None] * a_stride + offs_k[None, :]
     w_ptrs = w_ptr + expert * w_stride_e + offs_n[None, :].to(tl.int64) * w_stride_n + offs_k[:, None]
     acc = tl.zeros([BM, BN], dtype=tl.float32)
+    if GEGLU:  # n_cols is the output width; the up half of the weight starts n_cols rows further
+        up_ptrs = w_ptrs + n_cols * w_stride_n
+        up = tl.zeros([BM, BN], dtype=tl.float32)
     for _ in range(0, k_dim, BK):
         a = tl.load(a_ptrs, mask=valid[:, None], other=0.0)
         w = tl.load(w_ptrs)
         acc += tl.dot(a, w)
         a_ptrs += BK
         w_ptrs += BK
+        if GEGLU:
+            up += tl.dot(a, tl.load(up_ptrs))
+            up_ptrs += BK
     if FP8:
         a_scale = tl.load(a_scale_ptr + rows)
-        w_scale = tl.load(w_scale_ptr + expert * n_cols + offs_n)
+        w_scale = tl.load(w_scale_ptr + expert * (2 * n_cols if GEGLU else n_cols) + offs_n)
         acc = acc * a_scale[:, None] * w_scale[None, :]
+        if GEGLU:
+            up_scale = tl.load(w_scale_ptr + expert * 2 * n_cols + n_cols + offs_n)
+            up = up * a_scale[:, None] * up_scale[None, :]
+    if GEGLU:
+        acc = gelu_tanh(acc) * up
     out_ptrs = out_ptr + offs_m[:, None].to(tl.int64) * out_stride + offs_n[None, :]
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty))
 
@@ -60,28 +78,34 @@ def _block_k(k_dim: int) -> int:
 
 
 def _project(a: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
-             routing: Routing, out_rows: int) -> torch.Tensor:
+             routing: Routing, out_rows: int, fuse_geglu: bool = False) -> torch.Tensor:
     experts, n_cols, k_dim = weight.shape
-    if n_cols % BLOCK_N:
-        raise ValueError(f"output width {n_cols} is not a multiple of {BLOCK_N}")
+    block_n = GEGLU_BLOCK_N if fuse_geglu else BLOCK_N
+    if fuse_geglu:
+        n_cols //= 2
+    if n_cols % block_n:
+        raise ValueError(f"output width {n_cols} is not a multiple of {block_n}")
     out = torch.empty(out_rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
     a_scale = None
     if scale is not None:
         a, a_scale = quantize_rows(a)
         a_scale = a_scale.view(-1)
     block_m = routing.block_rows
-    grid = (routing.block_expert.numel(), n_cols // BLOCK_N)
+    grid = (routing.block_expert.numel(), n_cols // block_n)
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
                        weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
                        a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
-                       GATHER=rows is not None, FP8=scale is not None, BM=block_m, BN=BLOCK_N, BK=_block_k(k_dim),
+                       GATHER=rows is not None, FP8=scale is not None, GEGLU=fuse_geglu, BM=block_m, BN=block_n,
+                       BK=_block_k(k_dim),
                        num_warps=8 if block_m >= 64 else 4, num_stages=NUM_STAGES)
     return out
 
 
-def triton_experts(experts: Experts, x: torch.Tensor, routing: Routing) -> torch.Tensor:
-    """Every assignment's expert output ``[tokens x top_k, H]``, in assignment order."""
+def triton_expert_rows(experts: Experts, x: torch.Tensor, routing: Routing,
+                       fuse_geglu: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Expert output rows in the block layout, and the row of each assignment (``routing.block_position``)."""
     layout_rows = routing.block_token.numel()
-    h = _project(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows)
-    y = _project(geglu(h), None, experts.down, experts.down_scale, routing, layout_rows)
-    return y.index_select(0, routing.block_position)
+    h = _project(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows,
+                 fuse_geglu=fuse_geglu)
+    y = _project(h if fuse_geglu else geglu(h), None, experts.down, experts.down_scale, routing, layout_rows)
+    return y, routing.block_position

@@ -84,19 +84,39 @@ def sdpa_backends(device: str) -> list[str]:
     return lines
 
 
-def profile_layer(device: str, tokens: int, method: str) -> str:
-    """Kernel times of one sliding layer of a bf16 denoise pass (eager, so each kernel shows), top 25."""
+def profile_layer(device: str, layer_type: str, tokens: int, method: str, attention_method: str) -> str:
+    """Kernel times of one layer of a bf16 denoise pass on the fused path (eager, so each kernel shows), top 25."""
     import torch
 
     from dgprofile.probes.decode.model import build_layer, layer_stack, layer_state, random_tensor
 
     config = load_model_config()
-    layer = build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device=device)
-    state = layer_state(config, "sliding", kind="dg-denoise", concurrency=tokens // 256, new=256, context=4096,
-                        dtype=torch.bfloat16, device=device, generator=torch.Generator().manual_seed(0),
-                        expert_method=method)  # type: ignore[arg-type]
+    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=False, device=device)  # type: ignore[arg-type]
+    state = layer_state(config, layer_type, kind="dg-denoise", concurrency=tokens // 256,  # type: ignore[arg-type]
+                        new=256, context=4096, dtype=torch.bfloat16, device=device,
+                        generator=torch.Generator().manual_seed(0), expert_method=method,  # type: ignore[arg-type]
+                        attention_method=attention_method, fused=True)  # type: ignore[arg-type]
     x = random_tensor((tokens, config.backbone.hidden_size), torch.bfloat16, device, std=1.0)
-    run = layer_stack(config, [layer], [state], x, tokens // 256)
+    return _profile(layer_stack(config, [layer], [state], x, tokens // 256))
+
+
+def profile_head(device: str) -> str:
+    """Kernel times of the bf16 denoise head at concurrency 1 (full vocabulary, fused sampler), top 25."""
+    import torch
+
+    from dgprofile.probes.decode.head import build_head, head_parts
+    from dgprofile.probes.decode.triton_sampler import TritonSampler
+
+    config = load_model_config()
+    head = build_head(config, vocab_rows=config.backbone.vocab_size, dtype=torch.bfloat16, fp8=False, device=device)
+    run = head_parts(config, head, kind="dg-denoise", concurrency=1, tokens=256, split=False,
+                     sampler=TritonSampler(), device=device)["head"]
+    return _profile(run)
+
+
+def _profile(run) -> str:  # type: ignore[no-untyped-def]
+    import torch
+
     for _ in range(3):
         run()
     torch.cuda.synchronize()
@@ -105,6 +125,37 @@ def profile_layer(device: str, tokens: int, method: str) -> str:
             run()
         torch.cuda.synchronize()
     return prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60)
+
+
+def sustained_load_check(device: str, seconds: float = 1.5) -> str:
+    """Whether a long compute-bound run (a full-depth prefill lasts ~0.1 s a replay) runs slower than the short
+    sampled measurement: the 2-sliding-layer prefill part timed as the benchmark does, then again after
+    ``seconds`` of back-to-back replays, with the SM clock read (torch.cuda.clock_rate, MHz) after each."""
+    import torch
+
+    from dgprofile.probes.decode.bench import GPU_TIMING
+    from dgprofile.probes.decode.model import build_layer, layer_stack, layer_state, random_tensor
+    from dgprofile.probes.harness import graph_or_eager, measure, timer_for
+
+    config = load_model_config()
+    layers = [build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device=device) for _ in range(2)]
+    states = [layer_state(config, "sliding", kind="prefill", concurrency=1, new=4096, context=0,
+                          dtype=torch.bfloat16, device=device, generator=torch.Generator().manual_seed(0),
+                          expert_method="grouped", fused=True) for _ in layers]
+    x = random_tensor((4096, config.backbone.hidden_size), torch.bfloat16, device, std=1.0)
+    prepared = graph_or_eager(layer_stack(config, layers, states, x, 1))
+    timer = timer_for(device)
+    short = measure(prepared.call, timer=timer, **GPU_TIMING).median_seconds  # type: ignore[arg-type]
+    clock_short = torch.cuda.clock_rate()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        prepared.call()
+        torch.cuda.synchronize()
+    clock_loaded = torch.cuda.clock_rate()
+    loaded = measure(prepared.call, timer=timer, **GPU_TIMING).median_seconds  # type: ignore[arg-type]
+    return (f"  prefill 2 sliding layers: short measurement {short * 1e3:.2f} ms (SM clock {clock_short} MHz), "
+            f"after {seconds:.1f} s of load {loaded * 1e3:.2f} ms (SM clock {clock_loaded} MHz, "
+            f"{loaded / short - 1:+.1%})")
 
 
 def main() -> None:
@@ -116,7 +167,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--profile", action="store_true", help="also print kernel times of one layer")
-    parser.add_argument("--profile-method", default="triton", choices=("grouped", "padded", "triton"))
+    parser.add_argument("--profile-method", default="triton-geglu",
+                        choices=("grouped", "padded", "triton", "triton-geglu"))
     args = parser.parse_args()
     started = time.perf_counter()
     import torch
@@ -140,10 +192,15 @@ def main() -> None:
     if args.out:
         (args.out / "limits.json").write_text(json.dumps(to_json(limits), indent=1))
     print("\n".join(summary(runs, limits)))
+    if args.full_depth and args.device.startswith("cuda"):
+        print(sustained_load_check(args.device), flush=True)
     if args.profile and args.device.startswith("cuda"):
-        for tokens in (256, 2048):
-            print(f"\nprofile: one bf16 sliding layer, denoise, {tokens} tokens (5 calls)")
-            print(profile_layer(args.device, tokens, args.profile_method))
+        for layer_type, attention_method in (("sliding", "sdpa"), ("global", "sdpa"), ("global", "matmul")):
+            print(f"\nprofile: one bf16 {layer_type} layer, fused, {attention_method} attention, denoise, "
+                  "256 tokens (5 calls)")
+            print(profile_layer(args.device, layer_type, 256, args.profile_method, attention_method), flush=True)
+        print("\nprofile: bf16 denoise head, c=1 (5 calls)")
+        print(profile_head(args.device))
     print(f"total {time.perf_counter() - started:.1f} s")
 
 

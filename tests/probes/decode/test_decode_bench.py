@@ -112,3 +112,32 @@ def test_progress_reports_each_pass(tiny_bench):
     messages: list[str] = []
     run(precisions=("bf16",), progress=messages.append)
     assert messages == [f"decode: {k} bf16 c=1 context=40" for k in ("prefill", "ar-step", "dg-denoise", "dg-commit")]
+
+
+def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_bench, monkeypatch):
+    checked: list[tuple[str, object]] = []
+    monkeypatch.setattr(bench, "check_layers", lambda config, dtype, device: {})
+    monkeypatch.setattr(bench, "check_attention", lambda device, dtype, *rest: checked.append(("attention", dtype))
+                        or "")
+    monkeypatch.setattr(bench, "check_fused_layer", lambda device, dtype, *rest: checked.append(("fused", dtype))
+                        or "off")
+    env = bench._environment("cpu", quick=False)
+    env.kind = "cuda"
+    plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
+                            precisions=("bf16", "fp8"))
+    bench._check_layer_paths(tiny_bench, env, plan, quick=False)
+    assert checked == [("attention", torch.bfloat16), ("fused", torch.bfloat16)]
+    assert env.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul")
+    assert env.attention_methods[str(torch.float16)] == ("sdpa",)
+    assert env.fused == {str(torch.bfloat16): False, str(torch.float16): False}
+    assert any("fused Triton elementwise kernels unusable here (off)" in note for note in env.notes)
+
+
+def test_quick_runs_compile_and_check_no_fused_layer_paths(tiny_bench, monkeypatch):
+    monkeypatch.setattr(bench, "check_layers", lambda *args: pytest.fail("quick runs check no layer paths"))
+    env = bench._environment("cpu", quick=True)
+    env.kind = "cuda"
+    plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True, quick=True)
+    bench._check_layer_paths(tiny_bench, env, plan, quick=True)
+    assert set(env.attention_methods.values()) == {("sdpa",)} and not any(env.fused.values())
+    assert any(note.startswith("quick: layers run SDPA and torch elementwise ops") for note in env.notes)

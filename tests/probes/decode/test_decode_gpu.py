@@ -22,7 +22,7 @@ from dgprofile.probes.decode.model import (  # noqa: E402
 )
 
 
-@pytest.mark.parametrize("method", ["grouped", "padded", "triton"])
+@pytest.mark.parametrize("method", ["grouped", "padded", "triton", "triton-geglu"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_expert_methods_match_per_assignment_matmuls(method, dtype):
     assert check_experts("cuda", dtype, fp8=False, method=method) == ""
@@ -77,3 +77,33 @@ def test_quick_bench_at_the_real_shapes_finishes_in_ten_seconds():
     assert kinds == {"prefill", "ar-step", "dg-denoise", "dg-commit"}
     assert not any(r.startswith("failed") for r in result.reductions), result.reductions
     assert elapsed < 10.0, f"quick decode bench took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fused_layer_and_matmul_attention_match_the_torch_layer(dtype):
+    from dgprofile.probes.decode.checks import check_attention, check_fused_layer
+
+    methods = ("triton", "triton-geglu", "padded") + (("grouped",) if dtype == torch.bfloat16 else ())
+    assert check_fused_layer("cuda", dtype, methods) == ""
+    assert check_attention("cuda", dtype, "matmul") == ""
+
+
+def test_geglu_epilogue_expert_gemm_matches_per_assignment_matmuls():
+    assert check_experts("cuda", torch.bfloat16, fp8=False, method="triton-geglu") == ""
+    if torch.cuda.get_device_capability() >= (8, 9):
+        assert check_experts("cuda", torch.bfloat16, fp8=True, method="triton-geglu") == ""
+
+
+@pytest.mark.parametrize("layer_type", ["sliding", "global"])
+def test_fused_layer_at_the_real_width_matches_the_torch_layer(layer_type):
+    from dataclasses import replace
+
+    config = load_model_config()
+    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=False, device="cuda")
+    state = layer_state(config, layer_type, kind="dg-denoise", concurrency=1, new=256, context=4096,
+                        dtype=torch.bfloat16, device="cuda", generator=torch.Generator().manual_seed(0),
+                        expert_method="triton-geglu")
+    x = torch.randn(256, 2816, device="cuda", dtype=torch.bfloat16)
+    expected = decoder_layer(config, x, layer, replace(state, expert_method="grouped"), 1).float()
+    got = decoder_layer(config, x, layer, replace(state, fused=True, attention_method="matmul"), 1).float()
+    assert float((got - expected).norm() / expected.norm()) < 2e-2

@@ -148,3 +148,79 @@ def test_k_eq_v_layers_have_no_value_projection(tiny):
     global_layer = layer(tiny, "global")
     assert global_layer.qkv.weight.shape == (4 * 32 + 32, 64)
     assert layer(tiny, "sliding").qkv.weight.shape == (4 * 16 + 2 * 2 * 16, 64)
+
+
+@pytest.mark.parametrize("kind", ["dg-denoise", "dg-commit", "prefill"])
+@pytest.mark.parametrize("layer_type", ["sliding", "global"])
+def test_matmul_attention_matches_sdpa(tiny, kind, layer_type):
+    from dataclasses import replace
+
+    weights = layer(tiny, layer_type)
+    sdpa_state = state(tiny, layer_type, kind, context=0 if kind == "prefill" else 40)
+    matmul_state = replace(sdpa_state, k_cache=sdpa_state.k_cache.clone(), v_cache=sdpa_state.v_cache.clone(),
+                           attention_method="matmul")
+    h = torch.randn(32, tiny.backbone.hidden_size)
+    expected = attention(tiny, h, weights, sdpa_state, 2)
+    got = attention(tiny, h, weights, matmul_state, 2)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    assert torch.equal(matmul_state.k_cache, sdpa_state.k_cache)
+
+
+@pytest.mark.parametrize("method", ["grouped", "padded"])
+def test_expert_rows_gathered_by_position_are_the_assignment_outputs(method):
+    from dgprofile.probes.decode.model import Experts, run_expert_rows, run_experts
+
+    torch.manual_seed(0)
+    experts = Experts(8, 32, 16, dtype=torch.float32, fp8=False, device="cpu")
+    routing = uniform_routing(5, 8, 2, "cpu", torch.Generator().manual_seed(2))  # some experts idle
+    x = torch.randn(5, 32)
+    rows, positions = run_expert_rows(method, experts, x, routing)
+    assert torch.equal(rows[positions], run_experts(method, experts, x, routing))
+    for assignment, expert in enumerate(routing.expert_ids.view(-1).tolist()):
+        token = assignment // 2
+        gate, up = (experts.gate_up[expert] @ x[token]).chunk(2)
+        expected = experts.down[expert] @ (F.gelu(gate, approximate="tanh") * up)
+        assert torch.allclose(rows[positions[assignment]], expected, atol=1e-5)
+
+
+def test_check_attention_rejects_a_wrong_method(tiny, monkeypatch):
+    from dgprofile.probes.decode import checks, model
+
+    original = model.attention
+
+    def off_by_a_bit(config, h, layer, state, concurrency):
+        out = original(config, h, layer, state, concurrency)
+        return out * 1.1 if state.attention_method == "matmul" else out
+
+    monkeypatch.setattr(checks, "attention", off_by_a_bit)
+    assert "off by" in checks.check_attention("cpu", torch.float32, "matmul", tiny)
+    monkeypatch.setattr(checks, "attention", original)
+    assert checks.check_attention("cpu", torch.float32, "matmul", tiny) == ""
+
+
+def test_matmul_attention_over_thousands_of_bf16_keys_stays_as_close_to_float64_as_sdpa():
+    # Unit-RMS q and k at head dim 512 give scores of tens, where bf16 rounding alone put the softmax 3.6% off.
+    from dgprofile.probes.decode.model import matmul_attention
+
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, rows, 512, generator=generator) for rows in (64, 2048, 2048))
+    reference = torch.softmax(q.double() @ k.double().transpose(-2, -1), dim=-1) @ v.double()
+    q, k, v = q.bfloat16(), k.bfloat16(), v.bfloat16()
+    got = matmul_attention(q, k, v, None)
+    sdpa = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+
+    def error(x):
+        return float((x.double() - reference).norm() / reference.norm())
+
+    assert got.dtype == torch.bfloat16
+    assert error(got) < 1.5e-2 and error(got) < 1.1 * error(sdpa)
+
+
+def test_matmul_attention_masks_in_float32():
+    from dgprofile.probes.decode.model import attention_scores, matmul_attention
+
+    q, k, v = (torch.randn(1, 1, 6, 8).bfloat16() for _ in range(3))
+    assert attention_scores(q, k).dtype == torch.float32
+    mask = torch.ones(6, 6, dtype=torch.bool).tril()
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=1.0)
+    assert torch.allclose(matmul_attention(q, k, v, mask).float(), expected, atol=2e-2)
