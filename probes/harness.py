@@ -152,6 +152,10 @@ def cuda_graph(fn: Callable[[], object], *, ops_per_call: int = 1) -> GraphRepla
     """
     import torch
 
+    # A capture that fails after an RNG op leaves the generator mid-capture, and every later random op in the
+    # process then fails ("Offset increment outside graph capture"); a clean copy of its state undoes that.
+    generator = torch.cuda.default_generators[torch.cuda.current_device()]
+    clean_state = generator.clone_state()
     try:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -166,6 +170,7 @@ def cuda_graph(fn: Callable[[], object], *, ops_per_call: int = 1) -> GraphRepla
         graph.replay()
         torch.cuda.synchronize()
     except RuntimeError as exc:  # torch reports capture failures (host syncs, unsupported ops) as RuntimeError
+        generator.graphsafe_set_state(clean_state)
         return Unavailable(f"CUDA graph capture failed: {exc}".splitlines()[0])
     return GraphReplay(graph, ops_per_call)
 

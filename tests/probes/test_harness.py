@@ -221,3 +221,24 @@ def test_cuda_graph_replays_the_captured_work_and_refuses_host_syncs() -> None:
     prepared = graph_or_eager(lambda: counter.item(), ops_per_call=2)
     assert prepared.fallback_reason == failed.reason and prepared.ops_per_call == 2
     torch.cuda.synchronize()
+
+
+@pytest.mark.gpu
+def test_failed_capture_after_a_random_op_leaves_random_numbers_working() -> None:
+    """Seen on an H100: after a capture failed midway through random work, every later torch.rand in the process
+    raised "Offset increment outside graph capture", so the limits step measured no bandwidth."""
+    import torch
+
+    from dgprofile.probes.harness import cuda_graph
+
+    noise = torch.empty(1024, device="cuda")
+
+    def random_then_host_sync() -> float:
+        noise.uniform_()
+        return float(noise.sum())
+
+    failed = cuda_graph(random_then_host_sync)
+    assert not isinstance(failed, GraphReplay)
+    fresh = torch.rand(4096, device="cuda")
+    torch.cuda.synchronize()
+    assert 0.0 <= float(fresh.min()) and float(fresh.max()) <= 1.0
