@@ -12,7 +12,7 @@ from dgprofile.predictions import (
     Prediction,
     Predictions,
 )
-from dgprofile.units import bytes_text, seconds_text, text_table
+from dgprofile.units import bytes_text, count_text, seconds_text, text_table
 from dgprofile.values import Unavailable
 
 MODE_FIELDS = ("tokens_per_s", "aggregate_tokens_per_s", "ttft_s", "first_draft_s", "total_latency_s",
@@ -58,22 +58,13 @@ def _speedup_text(prediction: Prediction) -> str:
 def _modes_table(headline: Prediction) -> list[str]:
     dg, ar = headline.diffusion, headline.autoregressive
     rows: list[tuple[str, ...]] = [("", "DiffusionGemma", "Gemma 4 (AR)")]
-    for label, name, fmt in (("tokens/s per request", "tokens_per_s", "{:.3g}"),
-                             ("tokens/s, all requests", "aggregate_tokens_per_s", "{:.3g}"),
-                             ("time to first token", "ttft_s", None),
-                             ("first useful draft", "first_draft_s", None),
-                             ("total latency", "total_latency_s", None),
-                             ("memory needed", "memory_bytes", "bytes")):
-        cells = []
-        for mode in (dg, ar):
-            if isinstance(mode, Unavailable):
-                cells.append("n/a")
-            elif fmt == "bytes":
-                cells.append(bytes_text(getattr(mode, name)))
-            elif fmt is None:
-                cells.append(seconds_text(getattr(mode, name)))
-            else:
-                cells.append(fmt.format(getattr(mode, name)))
+    for label, name, text in (("tokens/s per request", "tokens_per_s", count_text),
+                              ("tokens/s, all requests", "aggregate_tokens_per_s", count_text),
+                              ("time to first token", "ttft_s", seconds_text),
+                              ("first useful draft", "first_draft_s", seconds_text),
+                              ("total latency", "total_latency_s", seconds_text),
+                              ("memory needed", "memory_bytes", bytes_text)):
+        cells = ["n/a" if isinstance(mode, Unavailable) else text(getattr(mode, name)) for mode in (dg, ar)]
         rows.append((label, *cells))
     return text_table(rows)
 

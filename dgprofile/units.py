@@ -61,6 +61,11 @@ def seconds_text(value: float | Unavailable) -> str:
     return f"{value / 3600:.3g} h"
 
 
+def count_text(value: float) -> str:
+    """A rate or count: whole numbers from 100 up (1,029), three significant digits below (0.192, 15.2)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def percent_text(fraction: float | Unavailable) -> str:
     """A fraction as a percentage."""
     return unavailable_text(fraction) if isinstance(fraction, Unavailable) else f"{fraction * 100:.1f}%"
