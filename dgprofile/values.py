@@ -7,9 +7,6 @@ an "N/A" string, so the reason travels with the result file and reaches the repo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -22,8 +19,3 @@ class Unavailable:
 def is_available(value: object) -> bool:
     """True when ``value`` is a real value rather than ``Unavailable``."""
     return not isinstance(value, Unavailable)
-
-
-def value_or(value: T | Unavailable, default: T) -> T:
-    """The value, or ``default`` when it is unavailable (for arithmetic at the edges, never for storage)."""
-    return default if isinstance(value, Unavailable) else value
