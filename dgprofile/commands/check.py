@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -25,7 +25,7 @@ RESULTS_DIR = Path("dgprofile-results")
 def default_result_path() -> Path:
     """``dgprofile-results/<host>_<UTC time>.dgprofile.json``: one file per run, ready for `dgprofile report`."""
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40] or "machine"
-    return RESULTS_DIR / f"{host}_{datetime.utcnow():%Y%m%d-%H%M%S}.dgprofile.json"
+    return RESULTS_DIR / f"{host}_{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.dgprofile.json"
 
 
 @click.command()
