@@ -34,6 +34,7 @@ from .checks import (
 )
 from .head import Sampler, build_head, head_parts, torch_sampler
 from .model import (
+    SPLIT_KV_MAX_ROWS,
     AttentionMethod,
     ExpertMethod,
     LayerState,
@@ -61,7 +62,9 @@ CPU_TIMING = {"min_sample_seconds": 0.0, "samples": 2, "warmup": 0, "max_seconds
 NOT_A_WHOLE_PASS = Unavailable("timed in parts (sampled layers and head): see parts")
 # The matmul attention method materialises the scores: only offered where they stay this small.
 MATMUL_ATTENTION_MAX_BYTES = 512 * 2**20
-FUSED_TEXT = "fused Triton kernels (residual + norms, GeGLU, router top-k + expert combine + output norms)"
+PREFILL_SUSTAIN_SECONDS = 1.0
+FUSED_TEXT = ("fused Triton kernels (q/k/v norms + KV-cache writes + query layout, matmul attention's softmax, "
+              "residual + norms, GeGLU, router top-k + expert combine + output norms)")
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Environment:
     sampler: Sampler
     sampler_method: str
     timing: dict[str, float]
+    prefill_sustain_seconds: float  # load before timing prefill layers (clocks as a long run holds them)
     notes: list[str]  # fast paths that failed their check, and what was done instead
     fp8_reason: str  # why fp8 is not measured, when it is not
 
@@ -110,7 +114,9 @@ def _environment(device: str, quick: bool) -> Environment:
     return Environment(device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8,
                        expert_methods=methods, expert_choices={}, attention_methods=dict.fromkeys(dtypes, ("sdpa",)),
                        attention_choices={}, fused=dict.fromkeys(dtypes, False), sampler=sampler,
-                       sampler_method=method, timing=timing, notes=notes, fp8_reason=fp8_reason)
+                       sampler_method=method, timing=timing,
+                       prefill_sustain_seconds=PREFILL_SUSTAIN_SECONDS if kind == "cuda" and not quick else 0.0,
+                       notes=notes, fp8_reason=fp8_reason)
 
 
 def _check_layer_paths(config: ModelConfig, env: Environment, plan: BenchPlan, quick: bool) -> None:
@@ -121,20 +127,22 @@ def _check_layer_paths(config: ModelConfig, env: Environment, plan: BenchPlan, q
     if env.kind != "cuda":
         return
     if quick:
-        env.notes.append("quick: layers run SDPA and torch elementwise ops (the fused Triton kernels and matmul "
-                         "attention are not compiled and checked)")
+        env.notes.append("quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul and "
+                         "split-KV attention are not compiled and checked)")
         return
     dtypes = dict.fromkeys(torch.float16 if p == "fp16" else torch.bfloat16 for p in plan.measured_precisions)
     small = check_config(config)
     for dtype in dtypes:
         name = str(dtype)
         layers = check_layers(small, dtype, env.device)
-        problem = check_attention(env.device, dtype, "matmul", small, layers)
-        if problem:
-            env.notes.append(f"{name} attention: matmul method unusable here ({problem})")
-        else:
-            env.attention_methods[name] = ("sdpa", "matmul")
-        problem = check_fused_layer(env.device, dtype, env.expert_methods[False], small, layers)
+        for method in ("matmul", "split-kv"):
+            problem = check_attention(env.device, dtype, method, small, layers)
+            if problem:
+                env.notes.append(f"{name} attention: {method} method unusable here ({problem})")
+            else:
+                env.attention_methods[name] += (method,)
+        problem = check_fused_layer(env.device, dtype, env.expert_methods[False], small, layers,
+                                    attention_methods=env.attention_methods[name])
         if problem:
             env.notes.append(f"{name} layers: fused Triton elementwise kernels unusable here ({problem})")
         else:
@@ -199,6 +207,28 @@ def _free(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def _sustain(call: Callable[[], object], seconds: float, device: str) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        call()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(torch.device(device))
+
+
+def _attention_applies(config: ModelConfig, method: AttentionMethod, layer_type: LayerType, kind: PassKind,
+                       concurrency: int, tokens: int, context: int) -> bool:
+    """Whether an attention method is offered for this pass shape: matmul where its scores stay small, split-KV
+    where nothing is masked and the query rows are few."""
+    if method == "matmul":
+        return attention_scores_bytes(config, layer_type, concurrency=concurrency, new=tokens,
+                                      context=context) <= MATMUL_ATTENTION_MAX_BYTES
+    if method == "split-kv":
+        group = config.backbone.num_attention_heads // config.backbone.attention(layer_type).num_kv_heads
+        causal = kind in ("prefill", "dg-commit") and tokens > 1
+        return not causal and group * tokens <= SPLIT_KV_MAX_ROWS
+    return True
+
+
 class PassRunner:
     """Times the parts of passes for one precision on one set of weights."""
 
@@ -214,12 +244,15 @@ class PassRunner:
         self.generator = torch.Generator().manual_seed(2024)
         self.graph_fallbacks: set[str] = set()
 
-    def time(self, fn: Callable[[], object]) -> Timing:
-        """One harness measurement, replayed as a CUDA graph where capture works."""
+    def time(self, fn: Callable[[], object], sustain_seconds: float = 0.0) -> Timing:
+        """One harness measurement, replayed as a CUDA graph where capture works; ``sustain_seconds`` of
+        back-to-back calls first bring the clocks to where a long run holds them."""
         prepared = graph_or_eager(fn, use_graph=self.env.kind == "cuda")
         if prepared.fallback_reason:
             self.graph_fallbacks.add(prepared.fallback_reason)
         try:
+            if sustain_seconds > 0:
+                _sustain(prepared.call, sustain_seconds, self.env.device)
             return measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call, **self.env.timing)
         finally:
             del prepared
@@ -256,9 +289,7 @@ class PassRunner:
         """The fastest working attention method for this layer type and pass shape (timed once, then reused;
         fp8 passes share the bf16 choice: their attention runs in bf16)."""
         methods = [m for m in self.env.attention_methods[str(self.dtype)]
-                   if m != "matmul" or attention_scores_bytes(self.config, layer.layer_type, concurrency=concurrency,
-                                                              new=tokens, context=context)
-                   <= MATMUL_ATTENTION_MAX_BYTES]
+                   if _attention_applies(self.config, m, layer.layer_type, kind, concurrency, tokens, context)]
         if len(methods) == 1:
             return methods[0]
         key = (str(self.dtype), layer.layer_type, kind, concurrency, tokens, context)
@@ -269,7 +300,8 @@ class PassRunner:
             for method in methods:
                 state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
                                     context=context, dtype=self.dtype, device=self.env.device,
-                                    generator=self.generator, attention_method=method)
+                                    generator=self.generator, attention_method=method,
+                                    fused=self.env.fused[str(self.dtype)])
                 try:
                     prepared = graph_or_eager(
                         lambda s=state: attention(self.config, h, layer, s, concurrency),
@@ -298,12 +330,13 @@ class PassRunner:
                 for w in layers]
 
     def layer_part(self, layer_type: LayerType, kind: PassKind, concurrency: int, tokens: int,
-                   context: int) -> tuple[Timing, float]:
+                   context: int, sustain_seconds: float = 0.0) -> tuple[Timing, float]:
         """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
         states = self.layer_states(self.layers[layer_type], kind, concurrency, tokens, context)
         x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.env.device,
                           std=1.0)
-        timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency))
+        timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency),
+                           sustain_seconds)
         touched = sum(s.routing.distinct_experts for s in states) / len(states)
         return timing, touched
 
@@ -313,9 +346,14 @@ class PassRunner:
         pass_context = 0 if kind == "prefill" else context
         parts: list[PassPart] = []
         touched: list[float] = []
+        # A whole prefill is a long compute-bound run, during which the GPU lowers its clocks (an H200 went from
+        # 1980 to 1710 MHz within 1.5 s, the sampled layers 4.5% slower): its sampled layers are timed after
+        # that much load (not in a quick run), the global ones straight after the sliding ones.
+        sustain = self.env.prefill_sustain_seconds if kind == "prefill" else 0.0
         for layer_type, name in (("sliding", "sliding-layers"), ("global", "global-layers")):
             count = len(self.layers[layer_type])
-            timing, experts = self.layer_part(layer_type, kind, concurrency, tokens, pass_context)
+            timing, experts = self.layer_part(layer_type, kind, concurrency, tokens, pass_context,
+                                              sustain if layer_type == "sliding" else 0.0)
             touched.append(experts)
             parts.append(PassPart(name=name, layers=count,  # type: ignore[arg-type]
                                   scale=self.config.backbone.count_layers(layer_type) / count, timing=timing))
@@ -543,7 +581,8 @@ def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
         "attention: query heads folded per KV group, masks only on causal passes; per layer type and pass shape the "
         "fastest working method of: " + ", ".join(dict.fromkeys(
             m for methods in env.attention_methods.values() for m in methods)) + " (sdpa: "
-        "F.scaled_dot_product_attention; matmul: two batched GEMMs around an fp32 softmax)",
+        "F.scaled_dot_product_attention; matmul: two batched GEMMs around an fp32 softmax; split-kv: a Triton "
+        "flash-decoding kernel split along the keys, for unmasked passes of few queries)",
         *(f"attention {dtype.removeprefix('torch.')} {layer_type} {kind} c={c} x {tokens} at {context}: {best} ("
           + ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1]))
           + ")" for (dtype, layer_type, kind, c, tokens, context), (best, timed)

@@ -100,20 +100,23 @@ def check_layers(config: ModelConfig, dtype: torch.dtype, device: str) -> dict[L
 
 def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
                       config: ModelConfig | None = None,
-                      layers: dict[LayerType, LayerWeights] | None = None) -> str:
+                      layers: dict[LayerType, LayerWeights] | None = None,
+                      attention_methods: tuple[AttentionMethod, ...] = ("sdpa",)) -> str:
     """The fused decoder layer against the torch one (same weights, state and input) on both layer types, causal
-    and not; every expert method it will be combined with is checked in one of those four cases (the combine only
-    sees the method's row layout; the methods themselves are checked by ``check_experts``)."""
+    and not, with each attention method; every expert method it will be combined with is checked in one of those
+    cases (the combine only sees the method's row layout; the methods themselves are checked by
+    ``check_experts``)."""
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device)
-        cases = [(t, k) for t in ("sliding", "global") for k in ("dg-denoise", "dg-commit")]
+        cases = [(t, k, a) for t in ("sliding", "global") for k in ("dg-denoise", "dg-commit")
+                 for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
         worst = 0.0
         for index in range(max(len(cases), len(methods))):
-            layer_type, kind = cases[index % len(cases)]
+            layer_type, kind, attention_method = cases[index % len(cases)]
             state = layer_state(small, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
                                 device=device, generator=torch.Generator().manual_seed(1),
-                                expert_method=methods[index % len(methods)])
+                                expert_method=methods[index % len(methods)], attention_method=attention_method)
             x = torch.randn(48, small.backbone.hidden_size, device=device, dtype=dtype)
             reference = decoder_layer(small, x, layers[layer_type], state, 2).float()
             fused = decoder_layer(small, x, layers[layer_type], replace(state, fused=True), 2)
@@ -126,17 +129,20 @@ def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMeth
 def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,
                     config: ModelConfig | None = None,
                     layers: dict[LayerType, LayerWeights] | None = None) -> str:
-    """One attention method against SDPA's math on float64 inputs, causal (prefill-like) and over a cache."""
+    """One attention method against SDPA's math on float64 inputs, on the pass shapes it is offered for: causal
+    (prefill-like) and over a cache; the split-KV method over a cache only, with one and with several queries."""
+    cases = ((("ar-step", 40, 1), ("dg-denoise", 40, 24)) if method == "split-kv"
+             else (("dg-denoise", 40, 24), ("dg-commit", 40, 24), ("prefill", 0, 24)))
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device)
         worst = 0.0
         for layer_type, layer in layers.items():
-            for kind, context in (("dg-denoise", 40), ("dg-commit", 40), ("prefill", 0)):
-                state = layer_state(small, layer_type, kind=kind, concurrency=2, new=24, context=context,
+            for kind, context, new in cases:
+                state = layer_state(small, layer_type, kind=kind, concurrency=2, new=new, context=context,
                                     dtype=dtype, device=device, generator=torch.Generator().manual_seed(1),
                                     attention_method=method)
-                h = torch.randn(48, small.backbone.hidden_size, device=device, dtype=dtype)
+                h = torch.randn(2 * new, small.backbone.hidden_size, device=device, dtype=dtype)
                 got = attention(small, h, layer, state, 2)
                 upcast = _upcast_layer(layer)
                 reference = attention(small, h.double(), upcast,

@@ -10,8 +10,9 @@
   length (GQA without copying K/V), softmax scale 1 (Gemma 4's q/k norms), and a boolean mask only where the
   pass is causal; or, where SDPA has no flash kernel (head dim 512), two batched GEMMs around a softmax, scores
   and softmax in fp32 (the benchmark times both per shape). RoPE is left out: a fused elementwise op in engines, it moves no weights.
-* On CUDA the norms, residuals, GeGLU, router top-k and expert combine run as three Triton kernels
-  (``triton_fused.py``; ``fused_decoder_layer``), checked against the torch layer before use.
+* On CUDA the q/k/v norms and KV-cache writes, the matmul attention's softmax, the residual norms, GeGLU, router
+  top-k and expert combine run as Triton kernels (``triton_fused.py``; ``fused_decoder_layer``), checked against
+  the torch layer before use.
 * Routing: the router runs (linear, softmax, top-k) for its cost, but expert ids come from a uniform random
   assignment fixed per pass: random weights would route unevenly, a trained router balances load, and the uniform
   draw reproduces the expected coverage E(1-(1-k/E)^T).
@@ -177,9 +178,13 @@ def build_layer(config: ModelConfig, layer_type: LayerType, *, dtype: Any, fp8: 
 
 
 ExpertMethod = Literal["grouped", "padded", "triton", "triton-geglu"]
-# How attention runs: fused SDPA, or (where SDPA has no flash kernel, e.g. head dim 512) two batched GEMMs around
-# a softmax over the [queries x keys] scores, which cuBLAS runs near its peak; the benchmark times both.
-AttentionMethod = Literal["sdpa", "matmul"]
+# How attention runs: fused SDPA; or (where SDPA has no flash kernel, e.g. head dim 512) two batched GEMMs around
+# a softmax over the [queries x keys] scores, which cuBLAS runs near its peak; or, for a few queries over a cache
+# with nothing masked (the AR step), a Triton kernel split along the keys (``triton_decode_attention.py``). The
+# benchmark times those that apply.
+AttentionMethod = Literal["sdpa", "matmul", "split-kv"]
+# The split-KV method is offered up to this many query rows per KV head (query heads of a group x new tokens).
+SPLIT_KV_MAX_ROWS = 64
 # Rows per block of the Triton expert GEMM: the smallest of these that holds the busiest expert's tokens, so that
 # each expert's weights are read by as few blocks as possible.
 # Two sizes only: each is a separate Triton compilation per dtype, paid once per machine.
@@ -272,7 +277,7 @@ class LayerState:
     routing: Routing
     expert_method: ExpertMethod
     attention_method: AttentionMethod = "sdpa"
-    fused: bool = False  # norms, residuals, GeGLU and the expert combine in Triton kernels (triton_fused.py)
+    fused: bool = False  # elementwise work and the attention softmax in Triton kernels (triton_fused.py)
 
 
 def causal_mask(config: ModelConfig, layer_type: LayerType, *, cached: int, context: int, new: int,
@@ -321,20 +326,32 @@ def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: 
     tokens = h.shape[0]
     new = tokens // concurrency
     qkv = layer.qkv(h)
-    q = qkv[:, : heads * dim].view(tokens, heads, dim)
-    k_raw = qkv[:, heads * dim: (heads + kv_heads) * dim].view(tokens, kv_heads, dim)
-    v_raw = k_raw if attn.k_eq_v else qkv[:, (heads + kv_heads) * dim:].view(tokens, kv_heads, dim)
-    q = rms_norm(q, layer.q_norm)
-    k = rms_norm(k_raw, layer.k_norm)
-    v = rms_norm(v_raw, None)
-    end = state.cached + new
-    state.k_cache[:, :, state.cached:end] = k.view(concurrency, new, kv_heads, dim).transpose(1, 2)
-    state.v_cache[:, :, state.cached:end] = v.view(concurrency, new, kv_heads, dim).transpose(1, 2)
-    # Fold the query heads of each KV group into the query length: [c, kv, group x new, dim].
-    q = q.view(concurrency, new, kv_heads, group, dim).permute(0, 2, 3, 1, 4).reshape(
-        concurrency, kv_heads, group * new, dim)
+    if state.fused:
+        from .triton_fused import qkv_prologue
+
+        q = qkv_prologue(qkv, layer.q_norm, layer.k_norm, state.k_cache, state.v_cache, cached=state.cached,
+                         heads=heads, k_eq_v=attn.k_eq_v, eps=RMS_EPS)
+    else:
+        q = qkv[:, : heads * dim].view(tokens, heads, dim)
+        k_raw = qkv[:, heads * dim: (heads + kv_heads) * dim].view(tokens, kv_heads, dim)
+        v_raw = k_raw if attn.k_eq_v else qkv[:, (heads + kv_heads) * dim:].view(tokens, kv_heads, dim)
+        q = rms_norm(q, layer.q_norm)
+        k = rms_norm(k_raw, layer.k_norm)
+        v = rms_norm(v_raw, None)
+        end = state.cached + new
+        state.k_cache[:, :, state.cached:end] = k.view(concurrency, new, kv_heads, dim).transpose(1, 2)
+        state.v_cache[:, :, state.cached:end] = v.view(concurrency, new, kv_heads, dim).transpose(1, 2)
+        # Fold the query heads of each KV group into the query length: [c, kv, group x new, dim].
+        q = q.view(concurrency, new, kv_heads, group, dim).permute(0, 2, 3, 1, 4).reshape(
+            concurrency, kv_heads, group * new, dim)
     if state.attention_method == "matmul":
-        out = matmul_attention(q, state.k_cache, state.v_cache, state.mask)
+        out = matmul_attention(q, state.k_cache, state.v_cache, state.mask, fused=state.fused)
+    elif state.attention_method == "split-kv":
+        if state.mask is not None:
+            raise ValueError("the split-KV attention method takes no mask")
+        from .triton_decode_attention import split_kv_attention
+
+        out = split_kv_attention(q, state.k_cache, state.v_cache)
     else:
         out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
     out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens, heads * dim)
@@ -355,10 +372,16 @@ def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return q.float() @ k.float().transpose(-2, -1)  # CPUs have no mixed-precision bmm; upcasting is exact here
 
 
-def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                     fused: bool = False) -> torch.Tensor:
     """Softmax attention as two batched GEMMs, scale 1: scores and softmax in float32, probabilities rounded once
-    to the compute dtype for the second GEMM (as flash kernels do)."""
+    to the compute dtype for the second GEMM (as flash kernels do). ``fused``: mask, softmax and rounding in one
+    Triton kernel."""
     scores = attention_scores(q, k)
+    if fused:
+        from .triton_fused import attention_probabilities
+
+        return attention_probabilities(scores, mask, v.dtype) @ v
     if mask is not None:
         scores.masked_fill_(~mask, float("-inf"))
     return torch.softmax(scores, dim=-1, out=scores).to(v.dtype) @ v

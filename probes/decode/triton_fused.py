@@ -1,4 +1,8 @@
-"""The elementwise and norm work around a decoder layer's GEMMs, fused into three Triton kernels as engines fuse it.
+"""The elementwise and norm work around a decoder layer's GEMMs, fused into Triton kernels as engines fuse it.
+
+* ``qkv_prologue``: from the fused q/k/v projection, the per-head RMS norms of q, k and v, with q written in the
+  folded [request, KV head, group x new, dim] layout attention reads and k/v written into the KV cache: one kernel
+  for four norms, two cache writes and a layout copy.
 
 * ``residual_norms``: ``r = x + rms(a) * w_attn`` and, from the same read of ``r``, its RMS norms with several
   weights (the dense MLP's, the router's and the experts' pre-norms): one kernel for seven.
@@ -6,6 +10,8 @@
 * ``moe_combine_output``: per token, the router's top-k softmax times the per-expert scales, the gated sum of its
   expert rows (gathered where the expert GEMM left them), then ``(r + rms(rms(dense) w1 + rms(moe) w2) wff) * s``:
   one kernel for the router's top-k, softmax and gathers, the combine, three norms and three elementwise ops.
+* ``attention_probabilities``: the fp32 attention scores' row softmax (with the causal mask, if any) written as
+  bf16/fp16 probabilities: one pass instead of a masked fill, torch's softmax and a cast.
 
 Rows are processed in fp32 and rounded once at the end (the torch path rounds after every op, so the two agree to
 bf16 rounding). Imported only on CUDA with Triton; ``checks.check_fused_layer`` validates them before use.
@@ -19,6 +25,69 @@ import triton.language as tl
 
 NEGATIVE_LARGE = -1.0e30  # finite "minus infinity": masked router logits never win the top-k
 GELU_BLOCK = 1024
+SOFTMAX_BLOCK = 2048  # score columns per step; rows longer than this are read twice (the second read hits L2)
+
+
+@triton.jit
+def _qkv_prologue(qkv_ptr, q_norm_ptr, k_norm_ptr, q_out_ptr, k_cache_ptr, v_cache_ptr, k_stride_r, k_stride_h,
+                  k_stride_s, v_stride_r, v_stride_h, v_stride_s, qkv_width, new, cached, heads, kv_heads, eps, K_EQ_V: tl.constexpr, DIM: tl.constexpr):
+    token = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    request = token // new
+    position = token % new
+    offs = tl.arange(0, DIM)
+    group = heads // kv_heads
+    if head < heads:
+        q = tl.load(qkv_ptr + token * qkv_width + head * DIM + offs).to(tl.float32)
+        w = tl.load(q_norm_ptr + offs).to(tl.float32)
+        q = q * tl.rsqrt(tl.sum(q * q, axis=0) / DIM + eps) * w
+        kv_head = head // group
+        row = (request * kv_heads + kv_head) * group * new + (head % group) * new + position
+        tl.store(q_out_ptr + row * DIM + offs, q.to(q_out_ptr.dtype.element_ty))
+    else:
+        kv_head = head - heads
+        k = tl.load(qkv_ptr + token * qkv_width + head * DIM + offs).to(tl.float32)
+        if K_EQ_V:
+            v = k
+        else:
+            v = tl.load(qkv_ptr + token * qkv_width + (head + kv_heads) * DIM + offs).to(tl.float32)
+        w = tl.load(k_norm_ptr + offs).to(tl.float32)
+        k_normed = k * tl.rsqrt(tl.sum(k * k, axis=0) / DIM + eps) * w
+        v_normed = v * tl.rsqrt(tl.sum(v * v, axis=0) / DIM + eps)
+        slot = cached + position
+        k_at = k_cache_ptr + request * k_stride_r + kv_head * k_stride_h + slot * k_stride_s
+        v_at = v_cache_ptr + request * v_stride_r + kv_head * v_stride_h + slot * v_stride_s
+        tl.store(k_at + offs, k_normed.to(k_cache_ptr.dtype.element_ty))
+        tl.store(v_at + offs, v_normed.to(v_cache_ptr.dtype.element_ty))
+
+
+@triton.jit
+def _attention_probabilities(scores_ptr, mask_ptr, out_ptr, queries, keys, HAS_MASK: tl.constexpr,
+                             BLOCK: tl.constexpr, NEG: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    base = row * keys
+    mask_base = (row % queries) * keys
+    m = tl.full([BLOCK], NEG, tl.float32)
+    s = tl.zeros([BLOCK], tl.float32)
+    for start in range(0, keys, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        visible = offs < keys
+        if HAS_MASK:
+            visible &= tl.load(mask_ptr + mask_base + offs, mask=offs < keys, other=0) != 0
+        x = tl.load(scores_ptr + base + offs, mask=visible, other=NEG)
+        new_m = tl.maximum(m, x)
+        s = s * tl.exp(m - new_m) + tl.where(visible, tl.exp(x - new_m), 0.0)
+        m = new_m
+    row_max = tl.max(m, axis=0)
+    inv_total = 1.0 / tl.sum(s * tl.exp(m - row_max), axis=0)
+    for start in range(0, keys, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        visible = offs < keys
+        if HAS_MASK:
+            visible &= tl.load(mask_ptr + mask_base + offs, mask=offs < keys, other=0) != 0
+        x = tl.load(scores_ptr + base + offs, mask=visible, other=NEG)
+        p = tl.where(visible, tl.exp(x - row_max) * inv_total, 0.0)
+        tl.store(out_ptr + base + offs, p.to(out_ptr.dtype.element_ty), mask=offs < keys)
 
 
 @triton.jit
@@ -148,4 +217,32 @@ def moe_combine_output(router_logits: torch.Tensor, expert_ids: torch.Tensor, ex
         positions.contiguous(), dense.contiguous(), r.contiguous(), *norms, layer_scalar, out, hidden, num_experts,
         eps, TOP_K=top_k, BLOCK=block, BLOCK_E=triton.next_power_of_2(num_experts), NEG=NEGATIVE_LARGE,
         num_warps=_warps(block))
+    return out
+
+
+def qkv_prologue(qkv: torch.Tensor, q_norm: torch.Tensor, k_norm: torch.Tensor, k_cache: torch.Tensor,
+                 v_cache: torch.Tensor, *, cached: int, heads: int, k_eq_v: bool, eps: float) -> torch.Tensor:
+    """Normalised q in the folded ``[requests, kv_heads, group x new, dim]`` layout; normalised k and v (scale-free
+    norm, read from k's slot when ``k_eq_v``) written into the caches at ``cached``."""
+    requests, kv_heads, _, dim = k_cache.shape
+    tokens = qkv.shape[0]
+    new = tokens // requests
+    qkv = qkv.contiguous()
+    q = torch.empty(requests, kv_heads, heads // kv_heads * new, dim, device=qkv.device, dtype=qkv.dtype)
+    _qkv_prologue[(tokens, heads + kv_heads)](qkv, q_norm, k_norm, q, k_cache, v_cache, *k_cache.stride()[:3],
+                                              *v_cache.stride()[:3], qkv.shape[1], new,
+                                              cached, heads, kv_heads, eps, K_EQ_V=k_eq_v, DIM=dim,
+                                              num_warps=4 if dim >= 512 else 2)
+    return q
+
+
+def attention_probabilities(scores: torch.Tensor, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """Row softmax of fp32 ``scores [..., queries, keys]`` (``mask [queries, keys]``: True = attend) in ``dtype``."""
+    queries, keys = scores.shape[-2:]
+    scores = scores.contiguous()
+    out = torch.empty(scores.shape, device=scores.device, dtype=dtype)
+    block = min(SOFTMAX_BLOCK, triton.next_power_of_2(keys))
+    _attention_probabilities[(scores.numel() // keys,)](
+        scores, mask.contiguous() if mask is not None else scores, out, queries, keys, HAS_MASK=mask is not None,
+        BLOCK=block, NEG=NEGATIVE_LARGE, num_warps=8 if block >= 2048 else 4)
     return out

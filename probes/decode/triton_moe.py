@@ -23,15 +23,20 @@ BLOCK_N = 128
 # Columns per half with the GeGLU epilogue: two accumulators of this width stream as many weight bytes per program
 # as one of BLOCK_N, and the expert width (704) is a multiple of it.
 GEGLU_BLOCK_N = 64
-NUM_STAGES = 4
+# Pipelining depth: as deep as shared memory allows, up to this (5 was fastest on an H200; 3 to 5 within 3%).
+MAX_STAGES = 5
+MIN_STAGES = 2
+EPILOGUE_RESERVE_BYTES = 8192
 
 
 @triton.jit
 def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_ptr, out_stride, block_expert_ptr,
                  a_scale_ptr, w_scale_ptr, n_cols, k_dim, GATHER: tl.constexpr, FP8: tl.constexpr,
                  GEGLU: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
+    # Column slices vary fastest, so programs running at once stream neighbouring rows of one expert's weight
+    # (8% faster for the down projection on an H200 than expert-major order).
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
     expert = tl.load(block_expert_ptr + pid_m).to(tl.int64)
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_n = pid_n * BN + tl.arange(0, BN)
@@ -91,14 +96,31 @@ def _project(a: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor, s
         a, a_scale = quantize_rows(a)
         a_scale = a_scale.view(-1)
     block_m = routing.block_rows
-    grid = (routing.block_expert.numel(), n_cols // block_n)
+    block_k = _block_k(k_dim)
+    grid = (n_cols // block_n, routing.block_expert.numel())
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
                        weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
                        a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
                        GATHER=rows is not None, FP8=scale is not None, GEGLU=fuse_geglu, BM=block_m, BN=block_n,
-                       BK=_block_k(k_dim),
-                       num_warps=8 if block_m >= 64 else 4, num_stages=NUM_STAGES)
+                       BK=block_k, num_warps=8 if block_m >= 64 else 4,
+                       num_stages=_stages(a.device, block_m, block_n * (2 if fuse_geglu else 1), block_k,
+                                          weight.element_size()))
     return out
+
+
+_SHARED_MEMORY: dict[int, int] = {}
+
+
+def _stages(device: torch.device, block_m: int, weight_columns: int, block_k: int, element_bytes: int) -> int:
+    """The deepest pipeline (at most ``MAX_STAGES``) whose buffers fit this GPU's shared memory per block, less a
+    reserve for the epilogue; activations counted at 2 bytes (FP8 ones take 1)."""
+    if device.type != "cuda":  # Triton's interpreter: no shared memory to fit
+        return MAX_STAGES
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _SHARED_MEMORY:
+        _SHARED_MEMORY[index] = triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
+    per_stage = block_m * block_k * 2 + weight_columns * block_k * element_bytes
+    return max(MIN_STAGES, min(MAX_STAGES, (_SHARED_MEMORY[index] - EPILOGUE_RESERVE_BYTES) // per_stage))
 
 
 def triton_expert_rows(experts: Experts, x: torch.Tensor, routing: Routing,

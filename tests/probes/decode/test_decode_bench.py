@@ -117,17 +117,18 @@ def test_progress_reports_each_pass(tiny_bench):
 def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_bench, monkeypatch):
     checked: list[tuple[str, object]] = []
     monkeypatch.setattr(bench, "check_layers", lambda config, dtype, device: {})
-    monkeypatch.setattr(bench, "check_attention", lambda device, dtype, *rest: checked.append(("attention", dtype))
-                        or "")
-    monkeypatch.setattr(bench, "check_fused_layer", lambda device, dtype, *rest: checked.append(("fused", dtype))
-                        or "off")
+    monkeypatch.setattr(bench, "check_attention", lambda device, dtype, method, *rest: checked.append(
+        (f"attention {method}", dtype)) or "")
+    monkeypatch.setattr(bench, "check_fused_layer", lambda device, dtype, *rest, **options: checked.append(
+        ("fused", dtype)) or "off")
     env = bench._environment("cpu", quick=False)
     env.kind = "cuda"
     plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
                             precisions=("bf16", "fp8"))
     bench._check_layer_paths(tiny_bench, env, plan, quick=False)
-    assert checked == [("attention", torch.bfloat16), ("fused", torch.bfloat16)]
-    assert env.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul")
+    assert checked == [("attention matmul", torch.bfloat16), ("attention split-kv", torch.bfloat16),
+                       ("fused", torch.bfloat16)]
+    assert env.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul", "split-kv")
     assert env.attention_methods[str(torch.float16)] == ("sdpa",)
     assert env.fused == {str(torch.bfloat16): False, str(torch.float16): False}
     assert any("fused Triton elementwise kernels unusable here (off)" in note for note in env.notes)
@@ -141,3 +142,11 @@ def test_quick_runs_compile_and_check_no_fused_layer_paths(tiny_bench, monkeypat
     bench._check_layer_paths(tiny_bench, env, plan, quick=True)
     assert set(env.attention_methods.values()) == {("sdpa",)} and not any(env.fused.values())
     assert any(note.startswith("quick: layers run SDPA and torch elementwise ops") for note in env.notes)
+
+
+def test_split_kv_attention_is_offered_only_for_unmasked_passes_of_few_query_rows(tiny_bench):
+    applies = bench._attention_applies
+    assert applies(tiny_bench, "split-kv", "global", "ar-step", 8, 1, 40)
+    assert not applies(tiny_bench, "split-kv", "global", "dg-commit", 1, 2, 40)  # causal: a mask
+    assert not applies(tiny_bench, "split-kv", "global", "dg-denoise", 1, 256, 40)  # too many query rows
+    assert applies(tiny_bench, "sdpa", "global", "dg-commit", 1, 256, 40)

@@ -84,8 +84,42 @@ def test_fused_layer_and_matmul_attention_match_the_torch_layer(dtype):
     from dgprofile.probes.decode.checks import check_attention, check_fused_layer
 
     methods = ("triton", "triton-geglu", "padded") + (("grouped",) if dtype == torch.bfloat16 else ())
-    assert check_fused_layer("cuda", dtype, methods) == ""
+    assert check_fused_layer("cuda", dtype, methods, attention_methods=("sdpa", "matmul", "split-kv")) == ""
     assert check_attention("cuda", dtype, "matmul") == ""
+    assert check_attention("cuda", dtype, "split-kv") == ""
+
+
+def test_split_kv_attention_matches_sdpa_at_the_real_ar_shapes():
+    from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
+
+    for kv_heads, group, dim, keys in ((8, 2, 256, 1025), (2, 8, 512, 4097)):
+        q = torch.randn(3, kv_heads, group, dim, device="cuda", dtype=torch.bfloat16) / dim ** 0.25
+        k, v = (torch.randn(3, kv_heads, keys, dim, device="cuda", dtype=torch.bfloat16) / dim ** 0.25
+                for _ in range(2))
+        expected = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=1.0)
+        got = split_kv_attention(q, k, v).double()
+        assert float((got - expected).norm() / expected.norm()) < 1e-2
+
+
+def test_fused_layer_with_matmul_attention_replays_in_a_cuda_graph_as_it_runs_eagerly():
+    from dataclasses import replace
+
+    from dgprofile.probes.harness import graph_or_eager
+
+    config = load_model_config()
+    layer = build_layer(config, "global", dtype=torch.bfloat16, fp8=False, device="cuda")
+    state = layer_state(config, "global", kind="dg-denoise", concurrency=1, new=256, context=4096,
+                        dtype=torch.bfloat16, device="cuda", generator=torch.Generator().manual_seed(0),
+                        expert_method="triton-geglu", attention_method="matmul", fused=True)
+    x = torch.randn(256, 2816, device="cuda", dtype=torch.bfloat16)
+    eager = decoder_layer(config, x, layer, state, 1).clone()
+    outputs = []
+    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, replace(state), 1)))
+    assert prepared.fallback_reason is None
+    outputs[-1].zero_()
+    prepared.call()
+    torch.cuda.synchronize()
+    assert float((outputs[-1].float() - eager.float()).norm() / eager.float().norm()) < 1e-3
 
 
 def test_geglu_epilogue_expert_gemm_matches_per_assignment_matmuls():
