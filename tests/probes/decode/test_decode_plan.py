@@ -85,6 +85,12 @@ def test_quick_measures_one_concurrency_without_fp16(config):
     assert (p.sliding_layers, p.global_layers) == MIN_SAMPLE
 
 
+def test_quick_models_fp8_even_where_the_gpu_runs_it(config):
+    p = plan(config, 80, quick=True, native_fp8=True)
+    assert p.measured_precisions == ("bf16",) and p.modelled_precisions[0] == "fp8"
+    assert "quick: fp8 modelled from the bf16 passes, not measured" in p.reductions
+
+
 def test_cpu_plan_reduces_for_time_and_says_what(config):
     p = plan(config, 20, device_kind="cpu", native_fp8=False, contexts=(4096,))
     assert p.measured_precisions == ("bf16",)
