@@ -1,0 +1,97 @@
+"""The decode benchmark's Triton kernels on the CPU, under Triton's interpreter, against torch references.
+
+On GPUs the benchmark checks each kernel before using it (``checks.py``) and ``test_decode_gpu.py`` runs them at
+the real shapes; here the same kernels run at tiny shapes wherever Triton is installed, GPU or not. Each case runs
+in a child process: Triton picks the interpreter when a kernel is defined, from ``TRITON_INTERPRET``. The fused
+layer check and the sampler check are left to the GPU: interpreted, they take minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("triton")
+
+PRELUDE = """
+import torch
+import torch.nn.functional as F
+torch.manual_seed(0)
+
+def assert_close(got, expected, limit, what):
+    error = float((got.double() - expected.double()).norm() / expected.double().norm())
+    assert error < limit, f"{what}: relative error {error:.2e}"
+"""
+
+
+def run_interpreted(body: str) -> None:
+    script = PRELUDE + textwrap.dedent(body)
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TRITON_INTERPRET": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_expert_gemms_with_and_without_the_geglu_epilogue_match_per_assignment_matmuls():
+    run_interpreted("""
+        from dgprofile.probes.decode.checks import check_experts
+        for method in ("triton", "triton-geglu"):
+            problem = check_experts("cpu", torch.float32, fp8=False, method=method)
+            assert problem == "", f"{method}: {problem}"
+    """)
+
+
+def test_split_kv_attention_matches_softmax_attention_over_every_key():
+    run_interpreted("""
+        from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
+        # Spans of three key steps (the online rescaling inside a span), and of one.
+        for requests, kv_heads, rows, keys, dim in ((2, 2, 3, 300, 32), (1, 1, 20, 33, 16)):
+            q = torch.randn(requests, kv_heads, rows, dim) / dim ** 0.25
+            k, v = (torch.randn(requests, kv_heads, keys, dim) / dim ** 0.25 for _ in range(2))
+            expected = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=1.0)
+            assert_close(split_kv_attention(q, k, v), expected, 1e-5, f"{rows} rows over {keys} keys")
+    """)
+
+
+def test_attention_probabilities_are_the_masked_softmax_of_the_scores():
+    run_interpreted("""
+        from dgprofile.probes.decode import triton_fused
+        triton_fused.SOFTMAX_BLOCK = 16  # several steps per row, as at the real lengths
+        scores = torch.randn(2, 3, 5, 40) * 4
+        mask = torch.rand(5, 40) > 0.3
+        mask[:, 0] = True
+        for m in (None, mask):
+            expected = torch.softmax(scores if m is None else scores.masked_fill(~m, float("-inf")), dim=-1)
+            got = triton_fused.attention_probabilities(scores, m, torch.float32)
+            assert_close(got, expected, 1e-6, "masked" if m is not None else "unmasked")
+            if m is not None:
+                assert bool((got[..., ~m] == 0).all()), "masked keys got probability"
+    """)
+
+
+def test_qkv_prologue_normalises_heads_writes_the_cache_and_folds_the_queries():
+    run_interpreted("""
+        from dgprofile.probes.decode.model import RMS_EPS, rms_norm
+        from dgprofile.probes.decode.triton_fused import qkv_prologue
+        requests, new, heads, kv_heads, dim, cached = 2, 3, 4, 2, 16, 5
+        group = heads // kv_heads
+        for k_eq_v in (False, True):
+            width = (heads + kv_heads * (1 if k_eq_v else 2)) * dim
+            qkv = torch.randn(requests * new, width)
+            q_norm, k_norm = torch.rand(dim) + 0.5, torch.rand(dim) + 0.5
+            k_cache, v_cache = (torch.zeros(requests, kv_heads, cached + new, dim) for _ in range(2))
+            q = qkv_prologue(qkv, q_norm, k_norm, k_cache, v_cache, cached=cached, heads=heads, k_eq_v=k_eq_v,
+                             eps=RMS_EPS)
+            q_ref = rms_norm(qkv[:, :heads * dim].view(requests, new, kv_heads, group, dim), q_norm)
+            q_ref = q_ref.permute(0, 2, 3, 1, 4).reshape(requests, kv_heads, group * new, dim)
+            k_raw = qkv[:, heads * dim:(heads + kv_heads) * dim].view(requests, new, kv_heads, dim)
+            v_raw = k_raw if k_eq_v else qkv[:, (heads + kv_heads) * dim:].view(requests, new, kv_heads, dim)
+            assert_close(q, q_ref, 1e-6, "q")
+            assert_close(k_cache[:, :, cached:], rms_norm(k_raw, k_norm).transpose(1, 2), 1e-6, "k")
+            assert_close(v_cache[:, :, cached:], rms_norm(v_raw, None).transpose(1, 2), 1e-6, "v")
+            assert bool((k_cache[:, :, :cached] == 0).all() and (v_cache[:, :, :cached] == 0).all()), \\
+                "wrote outside the new slots"
+    """)
