@@ -9,7 +9,9 @@
 * Attention: ``F.scaled_dot_product_attention`` with the query heads of each KV group folded into the query
   length (GQA without copying K/V), softmax scale 1 (Gemma 4's q/k norms), and a boolean mask only where the
   pass is causal; or, where SDPA has no flash kernel (head dim 512), two batched GEMMs around a softmax, scores
-  and softmax in fp32 (the benchmark times both per shape). RoPE is left out: a fused elementwise op in engines, it moves no weights.
+  and softmax in fp32; or, for an AR step's few queries, a Triton flash-decoding kernel split along the keys. The
+  benchmark times those that apply per shape. RoPE is left out: a fused elementwise op in engines, it moves no
+  weights.
 * On CUDA the q/k/v norms and KV-cache writes, the matmul attention's softmax, the residual norms, GeGLU, router
   top-k and expert combine run as Triton kernels (``triton_fused.py``; ``fused_decoder_layer``), checked against
   the torch layer before use.
