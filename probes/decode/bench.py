@@ -209,7 +209,8 @@ def _free(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def _sustain(call: Callable[[], object], seconds: float, device: str) -> None:
+def sustain_load(call: Callable[[], object], seconds: float, device: str) -> None:
+    """Call ``call`` back to back for ``seconds`` (waiting for the GPU after each), as a long run loads it."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         call()
@@ -254,7 +255,7 @@ class PassRunner:
             self.graph_fallbacks.add(prepared.fallback_reason)
         try:
             if sustain_seconds > 0:
-                _sustain(prepared.call, sustain_seconds, self.env.device)
+                sustain_load(prepared.call, sustain_seconds, self.env.device)
             return measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call, **self.env.timing)
         finally:
             del prepared

@@ -17,13 +17,14 @@ import torch
 import triton
 import triton.language as tl
 
+from .triton_fused import NEGATIVE_LARGE
+
 BLOCK_ROWS = 16  # query rows per program: the smallest tile the tensor-core dot takes
 # Keys per step, by head dimension: a K and a V tile per pipeline stage must fit shared memory twice over.
 BLOCK_KEYS = {256: 64, 512: 32}
 DEFAULT_BLOCK_KEYS = 32
 NUM_STAGES = 2
 PROGRAMS_PER_SM = 4
-NEGATIVE_LARGE = -1.0e30  # finite "minus infinity": keeps the online-softmax rescaling free of inf - inf
 
 
 @triton.jit

@@ -23,7 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
-NEGATIVE_LARGE = -1.0e30  # finite "minus infinity": masked router logits never win the top-k
+NEGATIVE_LARGE = -1.0e30  # finite "minus infinity": masked logits never win a top-k, and online softmaxes
+# rescale by exp(NEGATIVE_LARGE - m) = 0 instead of computing inf - inf
 GELU_BLOCK = 1024
 SOFTMAX_BLOCK = 2048  # score columns per step; rows longer than this are read twice (the second read hits L2)
 
@@ -62,6 +63,17 @@ def _qkv_prologue(qkv_ptr, q_norm_ptr, k_norm_ptr, q_out_ptr, k_cache_ptr, v_cac
 
 
 @triton.jit
+def _visible_scores(scores_ptr, mask_ptr, base, mask_base, start, keys, HAS_MASK: tl.constexpr,
+                    BLOCK: tl.constexpr, NEG: tl.constexpr):
+    """One step of a score row: column offsets, which of them are visible, and the scores (``NEG`` elsewhere)."""
+    offs = start + tl.arange(0, BLOCK)
+    visible = offs < keys
+    if HAS_MASK:
+        visible &= tl.load(mask_ptr + mask_base + offs, mask=offs < keys, other=0) != 0
+    return offs, visible, tl.load(scores_ptr + base + offs, mask=visible, other=NEG)
+
+
+@triton.jit
 def _attention_probabilities(scores_ptr, mask_ptr, out_ptr, queries, keys, HAS_MASK: tl.constexpr,
                              BLOCK: tl.constexpr, NEG: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
@@ -70,22 +82,15 @@ def _attention_probabilities(scores_ptr, mask_ptr, out_ptr, queries, keys, HAS_M
     m = tl.full([BLOCK], NEG, tl.float32)
     s = tl.zeros([BLOCK], tl.float32)
     for start in range(0, keys, BLOCK):
-        offs = start + tl.arange(0, BLOCK)
-        visible = offs < keys
-        if HAS_MASK:
-            visible &= tl.load(mask_ptr + mask_base + offs, mask=offs < keys, other=0) != 0
-        x = tl.load(scores_ptr + base + offs, mask=visible, other=NEG)
+        _, visible, x = _visible_scores(scores_ptr, mask_ptr, base, mask_base, start, keys, HAS_MASK, BLOCK, NEG)
         new_m = tl.maximum(m, x)
         s = s * tl.exp(m - new_m) + tl.where(visible, tl.exp(x - new_m), 0.0)
         m = new_m
     row_max = tl.max(m, axis=0)
     inv_total = 1.0 / tl.sum(s * tl.exp(m - row_max), axis=0)
     for start in range(0, keys, BLOCK):
-        offs = start + tl.arange(0, BLOCK)
-        visible = offs < keys
-        if HAS_MASK:
-            visible &= tl.load(mask_ptr + mask_base + offs, mask=offs < keys, other=0) != 0
-        x = tl.load(scores_ptr + base + offs, mask=visible, other=NEG)
+        offs, visible, x = _visible_scores(scores_ptr, mask_ptr, base, mask_base, start, keys, HAS_MASK, BLOCK,
+                                           NEG)
         p = tl.where(visible, tl.exp(x - row_max) * inv_total, 0.0)
         tl.store(out_ptr + base + offs, p.to(out_ptr.dtype.element_ty), mask=offs < keys)
 

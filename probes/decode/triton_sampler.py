@@ -19,12 +19,13 @@ import torch
 import triton
 import triton.language as tl
 
+from .triton_fused import NEGATIVE_LARGE
+
 LANES = 1024  # elements per sub-block; a pass-1 iteration reads four sub-blocks (one Philox draw each 4 elements)
 CHUNK = 4 * LANES
 NUM_WARPS = 4  # 8 contiguous bf16 per thread per sub-block: 16-byte loads
 TARGET_PROGRAMS = 2048  # enough programs per kernel for every SM of a large GPU to hold several
 MAX_SPLITS = 16
-NEGATIVE_LARGE = -1.0e30  # finite "minus infinity": keeps the online-softmax rescaling free of inf - inf
 
 
 @triton.jit

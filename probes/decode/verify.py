@@ -133,7 +133,7 @@ def sustained_load_check(device: str, seconds: float = 1.5) -> str:
     ``seconds`` of back-to-back replays, with the SM clock read (torch.cuda.clock_rate, MHz) after each."""
     import torch
 
-    from dgprofile.probes.decode.bench import GPU_TIMING
+    from dgprofile.probes.decode.bench import GPU_TIMING, sustain_load
     from dgprofile.probes.decode.model import build_layer, layer_stack, layer_state, random_tensor
     from dgprofile.probes.harness import graph_or_eager, measure, timer_for
 
@@ -147,10 +147,7 @@ def sustained_load_check(device: str, seconds: float = 1.5) -> str:
     timer = timer_for(device)
     short = measure(prepared.call, timer=timer, **GPU_TIMING).median_seconds  # type: ignore[arg-type]
     clock_short = torch.cuda.clock_rate()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        prepared.call()
-        torch.cuda.synchronize()
+    sustain_load(prepared.call, seconds, device)
     clock_loaded = torch.cuda.clock_rate()
     loaded = measure(prepared.call, timer=timer, **GPU_TIMING).median_seconds  # type: ignore[arg-type]
     return (f"  prefill 2 sliding layers: short measurement {short * 1e3:.2f} ms (SM clock {clock_short} MHz), "
