@@ -33,13 +33,15 @@ def _row(m: PassMeasurement) -> tuple[str, ...]:
     return (PASS_LABELS[m.pass_kind], _tokens(m), str(m.context_tokens), seconds_text(m.seconds),
             f"±{m.relative_spread:.1%}" if m.measured else "modelled", bytes_text(m.bytes_moved),
             flop_count_text(m.flops), bandwidth_text(m.achieved_bytes_per_s), _share(m.fraction_of_bandwidth_floor),
-            _share(m.fraction_of_compute_floor), f"{m.experts_touched_per_layer:.1f}", full)
+            _share(m.fraction_of_compute_floor), _share(m.fraction_of_roofline_floor),
+            f"{m.experts_touched_per_layer:.1f}", full)
 
 
 # "of bw floor": bandwidth floor / time (100% = all bytes moved at the measured streaming-read rate); likewise
-# "of compute floor" with the measured peak matmul rate of the pass's compute format.
+# "of compute floor" with the measured peak matmul rate of the pass's compute format; "of roofline": each
+# component at the larger of its two floors, one after another.
 HEADER = ("pass", "c x tokens", "context", "time", "spread", "bytes", "FLOPs", "achieved", "of bw floor",
-          "of compute floor", "experts/layer", "full depth (estimate vs it)")
+          "of compute floor", "of roofline", "experts/layer", "full depth (estimate vs it)")
 
 
 def format_passes(passes: PassTimes | Unavailable) -> str:

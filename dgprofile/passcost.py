@@ -383,6 +383,15 @@ def head_cost(config: ModelConfig, shape: PassShape, precision: Precision) -> di
     return parts
 
 
+def _component_costs(config: ModelConfig, shape: PassShape, fmt: Precision
+                     ) -> list[tuple[str, CostTerms, int]]:
+    """Each component of one layer of each type with its number of layers, then the head's components once."""
+    costs = [(name, terms, config.backbone.count_layers(layer_type))
+             for layer_type in ("sliding", "global")
+             for name, terms in layer_cost(config, layer_type, shape, fmt).items()]
+    return costs + [(name, terms, 1) for name, terms in head_cost(config, shape, fmt).items()]
+
+
 def pass_cost(config: ModelConfig, *, kind: PassKind, precision: str | Precision, concurrency: int,
               context_tokens: int, tokens_per_request: int | None = None) -> PassCost:
     """Bytes moved and FLOPs of one full-depth pass of ``kind`` (see the module docstring for the conventions)."""
@@ -390,12 +399,8 @@ def pass_cost(config: ModelConfig, *, kind: PassKind, precision: str | Precision
     shape = pass_shape(config, kind=kind, concurrency=concurrency, context_tokens=context_tokens,
                        tokens_per_request=tokens_per_request)
     breakdown = {name: CostTerms() for name in COMPONENTS}
-    for layer_type in ("sliding", "global"):
-        layers = config.backbone.count_layers(layer_type)
-        for name, terms in layer_cost(config, layer_type, shape, fmt).items():
-            breakdown[name] = breakdown[name] + terms.scaled(layers)
-    for name, terms in head_cost(config, shape, fmt).items():
-        breakdown[name] = breakdown[name] + terms
+    for name, terms, count in _component_costs(config, shape, fmt):
+        breakdown[name] = breakdown[name] + terms.scaled(count)
     total = CostTerms()
     for terms in breakdown.values():
         total = total + terms
@@ -409,6 +414,22 @@ def pass_cost(config: ModelConfig, *, kind: PassKind, precision: str | Precision
         experts_touched_per_layer=experts_touched(config.backbone, shape),
         breakdown=breakdown,
     )
+
+
+def roofline_floor_seconds(config: ModelConfig, *, kind: PassKind, precision: str | Precision, concurrency: int,
+                           context_tokens: int, tokens_per_request: int | None, bytes_per_s: float,
+                           flops_per_s: float) -> float:
+    """The least time for a pass whose components run one after another, each at the larger of its bandwidth
+    floor (bytes / ``bytes_per_s``) and its compute floor (FLOPs / ``flops_per_s``), per layer.
+
+    It exceeds the pass's bandwidth floor wherever a component is compute-bound: on an H200 the attention, dense
+    MLP, LM head and self-conditioning product of a 256-token canvas are. Only running compute-bound kernels at
+    the same time as bandwidth-bound ones gets below it."""
+    fmt = precision if isinstance(precision, Precision) else precision_by_name(precision)
+    shape = pass_shape(config, kind=kind, concurrency=concurrency, context_tokens=context_tokens,
+                       tokens_per_request=tokens_per_request)
+    return sum(count * max(terms.total_bytes / bytes_per_s, terms.total_flops / flops_per_s)
+               for _, terms, count in _component_costs(config, shape, fmt))
 
 
 # --- memory footprint ----------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Produced by ``dgprofile.probes.decode.run_decode_bench``. A pass is timed in par
 sample of global layers, the head: embedding, LM head, self-conditioning, sampler); ``seconds`` is the full-depth
 estimate, the sum of each part's median times its ``scale``. Floors and fractions compare the pass with the
 machine's measured limits: ``bandwidth_floor_seconds`` = bytes moved / streaming-read bandwidth,
-``compute_floor_seconds`` = FLOPs / peak matmul rate of the pass's compute format, and each fraction is
-floor / seconds (1.0 = at the floor).
+``compute_floor_seconds`` = FLOPs / peak matmul rate of the pass's compute format, ``roofline_floor_seconds`` =
+the pass's components (attention, MLPs, experts, LM head, ...) run one after another, each at the larger of its
+two floors (``passcost.roofline_floor_seconds``), and each fraction is floor / seconds (1.0 = at the floor).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dgprofile.values import Unavailable
 PassKind = Literal["prefill", "ar-step", "dg-denoise", "dg-commit"]
 PassPartName = Literal["sliding-layers", "global-layers", "head", "head-vocab", "head-rest", "full-pass"]
 NOT_FULL_DEPTH = Unavailable("not measured at full depth (run with --full-depth on a device that holds the model)")
+ROOFLINE_NOT_RECORDED = Unavailable("not recorded: the result was written before dgprofile recorded roofline floors")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class PassMeasurement:
     compute_format: str = ""
     parts: tuple[PassPart, ...] = ()
     full_depth_seconds: float | Unavailable = NOT_FULL_DEPTH
+    roofline_floor_seconds: float | Unavailable = ROOFLINE_NOT_RECORDED
+    fraction_of_roofline_floor: float | Unavailable = ROOFLINE_NOT_RECORDED
 
 
 @dataclass(frozen=True)

@@ -793,13 +793,14 @@ def _passes_table(passes: PassTimes) -> TableView:
                  Cell(flops_text(p.achieved_flops_per_s), number_key(p.achieved_flops_per_s)),
                  Cell(percent_text(p.fraction_of_bandwidth_floor), number_key(p.fraction_of_bandwidth_floor)),
                  Cell(percent_text(p.fraction_of_compute_floor), number_key(p.fraction_of_compute_floor)),
+                 Cell(percent_text(p.fraction_of_roofline_floor), number_key(p.fraction_of_roofline_floor)),
                  Cell(p.basis if p.basis.startswith(("measured", "modelled")) else
                       f"{'measured' if p.measured else 'modelled'}: {p.basis}")),
                 tone="" if p.measured else "muted")
         for p in passes.passes)
     return TableView(f"Measured passes on {passes.device} (full 30-layer estimates)", (
         "pass", "precision", "concurrency", "time", "IQR (CV)", "bytes moved", "FLOPs", "achieved bandwidth",
-        "achieved FLOP/s", "of bandwidth floor", "of compute floor", "basis"), rows, sortable=True,
+        "achieved FLOP/s", "of bandwidth floor", "of compute floor", "of roofline floor", "basis"), rows, sortable=True,
         table_id="passes-table", collapsed_summary=f"All {len(rows)} measured passes")
 
 

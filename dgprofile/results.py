@@ -25,18 +25,30 @@ from dgprofile.codec import DecodeError, from_json, json_schema, to_json
 from dgprofile.errors import ResultFileError
 from dgprofile.limits import Limits
 from dgprofile.machine import Machine
-from dgprofile.passes import PassTimes
+from dgprofile.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.predictions import Predictions
 from dgprofile.values import Unavailable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT_NAME = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _add_roofline_floors(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 records each pass's roofline floor; version 1 passes say it was not recorded."""
+    passes = document.get("passes")
+    if isinstance(passes, dict) and isinstance(passes.get("passes"), list):
+        for measurement in passes["passes"]:
+            for field in ("roofline_floor_seconds", "fraction_of_roofline_floor"):
+                measurement.setdefault(field, {"unavailable": ROOFLINE_NOT_RECORDED.reason})
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors}
 
 
 @dataclass(frozen=True)

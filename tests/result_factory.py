@@ -175,6 +175,7 @@ def pass_measurement(kind: str, *, precision: str = "bf16", concurrency: int = 1
         achieved_bytes_per_s=bytes_moved / seconds, achieved_flops_per_s=flops / seconds,
         bandwidth_floor_seconds=weights, compute_floor_seconds=compute,
         fraction_of_bandwidth_floor=weights / seconds, fraction_of_compute_floor=compute / seconds,
+        roofline_floor_seconds=max(weights, compute), fraction_of_roofline_floor=max(weights, compute) / seconds,
         breakdown_seconds={"weights": weights, "compute": max(0.0, compute - weights),
                            "overhead": overhead_seconds, "sampler": sampler_seconds})
 

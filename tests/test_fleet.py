@@ -22,7 +22,7 @@ from dgprofile.fleet import (
     render_fleet_html,
     result_paths,
 )
-from dgprofile.results import dumps
+from dgprofile.results import SCHEMA_VERSION, dumps
 from dgprofile.values import Unavailable
 
 
@@ -40,7 +40,7 @@ def mixed_dir(tmp_path: Path) -> Path:
     (tmp_path / "truncated.json").write_text(dumps(factory.measured_h100_result())[:700], encoding="utf-8")
     (tmp_path / "other-schema.json").write_text(json.dumps({"benchmarks": [], "version": "4.0"}), encoding="utf-8")
     newer = json.loads(dumps(factory.measured_h100_result()))
-    newer["schema_version"] = 2
+    newer["schema_version"] = SCHEMA_VERSION + 1
     (tmp_path / "newer.json").write_text(json.dumps(newer), encoding="utf-8")
     (tmp_path / "notes.txt").write_text("not a result", encoding="utf-8")
     return tmp_path
@@ -53,7 +53,8 @@ def test_bad_files_are_skipped_with_three_clear_reasons_and_the_rest_load(mixed_
     assert set(reasons) == {"truncated.json", "other-schema.json", "newer.json"}
     assert reasons["truncated.json"].startswith("not valid JSON, truncated or malformed")
     assert reasons["other-schema.json"] == 'not a dgprofile result file (no "format": "dgprofile-result")'
-    assert reasons["newer.json"].startswith("schema version 2 is newer than this dgprofile understands (1)")
+    assert reasons["newer.json"].startswith(
+        f"schema version {SCHEMA_VERSION + 1} is newer than this dgprofile understands ({SCHEMA_VERSION})")
 
 
 def test_a_file_whose_shown_fields_break_the_schema_is_skipped_with_the_path(tmp_path: Path) -> None:

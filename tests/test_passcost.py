@@ -18,6 +18,7 @@ from dgprofile.passcost import (
     pass_cost,
     pass_shape,
     precision_by_name,
+    roofline_floor_seconds,
     weights_bytes,
 )
 
@@ -114,6 +115,27 @@ def test_breakdown_sums_to_the_totals(config):
     assert set(cost.breakdown) == set(COMPONENTS)
     assert sum(t.total_bytes for t in cost.breakdown.values()) == pytest.approx(cost.total_bytes)
     assert sum(t.total_flops for t in cost.breakdown.values()) == pytest.approx(cost.total_flops)
+
+
+def roofline(config, kind, tokens, bytes_per_s, flops_per_s):
+    return roofline_floor_seconds(config, kind=kind, precision="bf16", concurrency=1, context_tokens=4096,
+                                  tokens_per_request=tokens, bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
+
+
+def test_roofline_floor_is_the_bandwidth_or_compute_floor_when_the_other_limit_is_unbounded(config):
+    cost = denoise(config, 4096)
+    assert roofline(config, "dg-denoise", 256, 4.5e12, float("inf")) == pytest.approx(cost.total_bytes / 4.5e12)
+    assert roofline(config, "dg-denoise", 256, float("inf"), 7e14) == pytest.approx(cost.total_flops / 7e14)
+
+
+def test_roofline_floor_of_an_h200_denoise_pass_is_above_its_bandwidth_floor_but_not_of_an_ar_step(config):
+    # The H200's measured limits: streaming read 4.52 TB/s, bf16 matmul 683 TFLOP/s (samples/h200_*).
+    bandwidth, peak = 4.52e12, 6.83e14
+    cost = denoise(config, 4096)
+    floor = cost.total_bytes / bandwidth
+    assert roofline(config, "dg-denoise", 256, bandwidth, peak) == pytest.approx(1.095 * floor, rel=0.01)
+    step = pass_cost(config, kind="ar-step", precision="bf16", concurrency=1, context_tokens=4096)
+    assert roofline(config, "ar-step", 1, bandwidth, peak) == pytest.approx(step.total_bytes / bandwidth)
 
 
 def test_weights_per_precision_match_section_5_1(config):

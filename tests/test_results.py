@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import result_factory as factory
 
 from dgprofile import results
 from dgprofile.errors import ResultFileError
@@ -62,6 +63,18 @@ def test_older_version_is_upgraded_through_the_migration_chain(monkeypatch):
 
     monkeypatch.setitem(results.MIGRATIONS, results.SCHEMA_VERSION - 1, rename_label)
     assert loads(json.dumps(document)).run.label == "upgraded-label"
+
+
+def test_version_1_passes_load_with_their_roofline_floors_marked_not_recorded():
+    document = json.loads(dumps(factory.measured_h100_result()))
+    document["schema_version"] = 1
+    for measurement in document["passes"]["passes"]:
+        del measurement["roofline_floor_seconds"], measurement["fraction_of_roofline_floor"]
+    loaded = loads(json.dumps(document), source="v1.json")
+    assert loaded.passes.passes
+    for measurement in loaded.passes.passes:
+        assert measurement.roofline_floor_seconds == results.ROOFLINE_NOT_RECORDED
+        assert measurement.fraction_of_roofline_floor == results.ROOFLINE_NOT_RECORDED
 
 
 def test_version_without_migration_is_refused():

@@ -18,7 +18,7 @@ import torch
 
 from dgprofile.limits import Limits
 from dgprofile.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
-from dgprofile.passcost import PRECISIONS, PassCost, pass_cost
+from dgprofile.passcost import PRECISIONS, PassCost, pass_cost, roofline_floor_seconds
 from dgprofile.passes import PassKind, PassMeasurement, PassPart, PassTimes
 from dgprofile.probes.harness import graph_or_eager, measure, timer_for
 from dgprofile.timing import Timing
@@ -382,6 +382,8 @@ def _measurement(config: ModelConfig, limits: Limits, *, kind: PassKind, precisi
     cost = pass_cost(config, kind=kind, precision=precision, concurrency=concurrency, context_tokens=pass_context,
                      tokens_per_request=tokens)
     bandwidth_floor, compute_floor = _floors(cost, limits, compute_format)
+    roofline_floor = _roofline_floor(config, limits, kind=kind, precision=precision, concurrency=concurrency,
+                                     context=pass_context, tokens=tokens, compute_format=compute_format)
     return PassMeasurement(
         pass_kind=kind, precision=precision, concurrency=concurrency, tokens_per_request=tokens,
         context_tokens=pass_context, seconds=seconds, timing=NOT_A_WHOLE_PASS if measured else Unavailable(
@@ -393,7 +395,19 @@ def _measurement(config: ModelConfig, limits: Limits, *, kind: PassKind, precisi
         fraction_of_compute_floor=_fraction(compute_floor, seconds),
         breakdown_seconds={p.name: p.timing.median_seconds * p.scale for p in parts},
         relative_spread=spread, experts_touched_expected=cost.experts_touched_per_layer,
-        compute_format=compute_format, parts=parts)
+        compute_format=compute_format, parts=parts, roofline_floor_seconds=roofline_floor,
+        fraction_of_roofline_floor=_fraction(roofline_floor, seconds))
+
+
+def _roofline_floor(config: ModelConfig, limits: Limits, *, kind: PassKind, precision: str, concurrency: int,
+                    context: int, tokens: int, compute_format: str) -> float | Unavailable:
+    bandwidth = limits.stream_read_bytes_per_s
+    peak = limits.peak_flops_per_s.get(compute_format)
+    if isinstance(bandwidth, Unavailable) or not peak:
+        return Unavailable(f"needs the streaming-read bandwidth and the {compute_format} matmul rate")
+    return roofline_floor_seconds(config, kind=kind, precision=precision, concurrency=concurrency,
+                                  context_tokens=context, tokens_per_request=tokens, bytes_per_s=bandwidth,
+                                  flops_per_s=peak)
 
 
 def _floors(cost: PassCost, limits: Limits, compute_format: str) -> tuple[float | Unavailable, float | Unavailable]:

@@ -58,6 +58,9 @@ def summary(runs: list[PassTimes], limits: Limits) -> list[str]:
                 text += (f"; floors at the streaming read: all bytes {floor * 1e3:.2f} ms "
                          f"({m.seconds / floor - 1:+.1%} over), weights alone {weights * 1e3:.2f} ms "
                          f"({m.seconds / weights - 1:+.1%} over)")
+            if not isinstance(m.roofline_floor_seconds, Unavailable):
+                text += (f"; roofline {m.roofline_floor_seconds * 1e3:.2f} ms "
+                         f"({m.seconds / m.roofline_floor_seconds - 1:+.1%} over)")
             lines.append(text)
     lines.append(f"  decode wall time per run: {', '.join(f'{r.seconds_taken:.1f} s' for r in runs)}")
     return lines

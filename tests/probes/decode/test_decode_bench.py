@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import dgprofile.probes.decode.bench as bench  # noqa: E402
 from dgprofile.limits import Limits  # noqa: E402
-from dgprofile.passcost import pass_cost  # noqa: E402
+from dgprofile.passcost import pass_cost, roofline_floor_seconds  # noqa: E402
 from dgprofile.values import Unavailable  # noqa: E402
 
 
@@ -60,6 +60,10 @@ def test_floors_and_fractions_come_from_passcost_and_the_limits(tiny_bench):
     assert m.bandwidth_floor_seconds == pytest.approx(cost.total_bytes / 20e9)
     assert m.fraction_of_bandwidth_floor == pytest.approx(m.bandwidth_floor_seconds / m.seconds)
     assert m.compute_floor_seconds == pytest.approx(cost.total_flops / 5e10)
+    assert m.roofline_floor_seconds == pytest.approx(roofline_floor_seconds(
+        tiny_bench, kind="ar-step", precision="bf16", concurrency=1, context_tokens=40, tokens_per_request=1,
+        bytes_per_s=20e9, flops_per_s=5e10))
+    assert m.fraction_of_roofline_floor == pytest.approx(m.roofline_floor_seconds / m.seconds)
     assert m.experts_touched_per_layer == 2.0 and m.experts_touched_expected == pytest.approx(2.0)
 
 
@@ -67,6 +71,7 @@ def test_unknown_bandwidth_leaves_the_floors_unavailable_and_nothing_modelled(ti
     result = run(limits=fake_limits(stream_read_bytes_per_s=Unavailable("not measured")), precisions=("bf16", "int4"))
     m = next(m for m in result.passes if m.measured)
     assert isinstance(m.fraction_of_bandwidth_floor, Unavailable)
+    assert isinstance(m.roofline_floor_seconds, Unavailable)
     assert not any(not m.measured for m in result.passes)
     assert any("int4 not modelled" in r for r in result.reductions)
 
