@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -155,3 +157,19 @@ def test_split_kv_attention_is_offered_only_for_unmasked_passes_of_few_query_row
     assert not applies(tiny_bench, "split-kv", "global", "dg-commit", 1, 2, 40)  # causal: a mask
     assert not applies(tiny_bench, "split-kv", "global", "dg-denoise", 1, 256, 40)  # too many query rows
     assert applies(tiny_bench, "sdpa", "global", "dg-commit", 1, 256, 40)
+
+
+def test_prefill_layers_of_both_types_are_timed_after_sustained_load_and_decode_passes_are_not(
+        tiny_bench, monkeypatch):
+    environment = bench._environment
+
+    def with_sustain(device, quick):
+        return dataclasses.replace(environment(device, quick), prefill_sustain_seconds=0.25)
+
+    loads = []
+    monkeypatch.setattr(bench, "_environment", with_sustain)
+    monkeypatch.setattr(bench, "sustain_load", lambda call, seconds, device: loads.append(seconds))
+    result = run(precisions=("bf16",), concurrencies=(1,))
+    prefill = next(m for m in result.passes if m.pass_kind == "prefill")
+    assert [p.name for p in prefill.parts][:2] == ["sliding-layers", "global-layers"]
+    assert loads == [0.25, 0.25]  # one load before each layer type of the one prefill, none elsewhere
