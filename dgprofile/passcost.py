@@ -177,7 +177,8 @@ COMPONENTS = ("embedding", "attention", "dense-mlp", "router", "experts", "norms
 
 @dataclass(frozen=True)
 class PassCost:
-    """Bytes and FLOPs of one pass, in total and by component (keys of ``COMPONENTS``)."""
+    """Bytes and FLOPs of one pass, in total and by component (keys of ``COMPONENTS``); ``components`` lists each
+    component of one layer of each type with its number of layers, then the head's components once."""
 
     kind: PassKind
     precision: str
@@ -198,6 +199,17 @@ class PassCost:
     dequant_ops: float
     experts_touched_per_layer: float
     breakdown: dict[str, CostTerms]
+    components: tuple[tuple[str, CostTerms, int], ...]
+
+    def roofline_floor_seconds(self, *, bytes_per_s: float, flops_per_s: float) -> float:
+        """The least time for the pass with its components run one after another, each at the larger of its
+        bandwidth floor (bytes / ``bytes_per_s``) and its compute floor (FLOPs / ``flops_per_s``), per layer.
+
+        It exceeds the pass's bandwidth floor wherever a component is compute-bound: on an H200 the attention,
+        dense MLP, LM head and self-conditioning product of a 256-token canvas are. Only running compute-bound
+        kernels at the same time as bandwidth-bound ones gets below it."""
+        return sum(count * max(terms.total_bytes / bytes_per_s, terms.total_flops / flops_per_s)
+                   for _, terms, count in self.components)
 
     @property
     def flop_per_byte(self) -> float:
@@ -384,12 +396,12 @@ def head_cost(config: ModelConfig, shape: PassShape, precision: Precision) -> di
 
 
 def _component_costs(config: ModelConfig, shape: PassShape, fmt: Precision
-                     ) -> list[tuple[str, CostTerms, int]]:
+                     ) -> tuple[tuple[str, CostTerms, int], ...]:
     """Each component of one layer of each type with its number of layers, then the head's components once."""
-    costs = [(name, terms, config.backbone.count_layers(layer_type))
-             for layer_type in ("sliding", "global")
-             for name, terms in layer_cost(config, layer_type, shape, fmt).items()]
-    return costs + [(name, terms, 1) for name, terms in head_cost(config, shape, fmt).items()]
+    layers = tuple((name, terms, config.backbone.count_layers(layer_type))
+                   for layer_type in ("sliding", "global")
+                   for name, terms in layer_cost(config, layer_type, shape, fmt).items())
+    return layers + tuple((name, terms, 1) for name, terms in head_cost(config, shape, fmt).items())
 
 
 def pass_cost(config: ModelConfig, *, kind: PassKind, precision: str | Precision, concurrency: int,
@@ -398,8 +410,9 @@ def pass_cost(config: ModelConfig, *, kind: PassKind, precision: str | Precision
     fmt = precision if isinstance(precision, Precision) else precision_by_name(precision)
     shape = pass_shape(config, kind=kind, concurrency=concurrency, context_tokens=context_tokens,
                        tokens_per_request=tokens_per_request)
+    components = _component_costs(config, shape, fmt)
     breakdown = {name: CostTerms() for name in COMPONENTS}
-    for name, terms, count in _component_costs(config, shape, fmt):
+    for name, terms, count in components:
         breakdown[name] = breakdown[name] + terms.scaled(count)
     total = CostTerms()
     for terms in breakdown.values():
@@ -412,24 +425,8 @@ def pass_cost(config: ModelConfig, *, kind: PassKind, precision: str | Precision
         matmul_flops=total.matmul_flops, attention_flops=total.attention_flops, sampler_flops=total.sampler_flops,
         total_flops=total.total_flops, dequant_ops=total.dequant_ops,
         experts_touched_per_layer=experts_touched(config.backbone, shape),
-        breakdown=breakdown,
+        breakdown=breakdown, components=components,
     )
-
-
-def roofline_floor_seconds(config: ModelConfig, *, kind: PassKind, precision: str | Precision, concurrency: int,
-                           context_tokens: int, tokens_per_request: int | None, bytes_per_s: float,
-                           flops_per_s: float) -> float:
-    """The least time for a pass whose components run one after another, each at the larger of its bandwidth
-    floor (bytes / ``bytes_per_s``) and its compute floor (FLOPs / ``flops_per_s``), per layer.
-
-    It exceeds the pass's bandwidth floor wherever a component is compute-bound: on an H200 the attention, dense
-    MLP, LM head and self-conditioning product of a 256-token canvas are. Only running compute-bound kernels at
-    the same time as bandwidth-bound ones gets below it."""
-    fmt = precision if isinstance(precision, Precision) else precision_by_name(precision)
-    shape = pass_shape(config, kind=kind, concurrency=concurrency, context_tokens=context_tokens,
-                       tokens_per_request=tokens_per_request)
-    return sum(count * max(terms.total_bytes / bytes_per_s, terms.total_flops / flops_per_s)
-               for _, terms, count in _component_costs(config, shape, fmt))
 
 
 # --- memory footprint ----------------------------------------------------------------------------------------------

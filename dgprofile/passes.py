@@ -6,7 +6,7 @@ estimate, the sum of each part's median times its ``scale``. Floors and fraction
 machine's measured limits: ``bandwidth_floor_seconds`` = bytes moved / streaming-read bandwidth,
 ``compute_floor_seconds`` = FLOPs / peak matmul rate of the pass's compute format, ``roofline_floor_seconds`` =
 the pass's components (attention, MLPs, experts, LM head, ...) run one after another, each at the larger of its
-two floors (``passcost.roofline_floor_seconds``), and each fraction is floor / seconds (1.0 = at the floor).
+two floors (``PassCost.roofline_floor_seconds``), and each fraction is floor / seconds (1.0 = at the floor).
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from dgprofile.passcost import (
     pass_cost,
     pass_shape,
     precision_by_name,
-    roofline_floor_seconds,
     weights_bytes,
 )
 
@@ -118,8 +117,9 @@ def test_breakdown_sums_to_the_totals(config):
 
 
 def roofline(config, kind, tokens, bytes_per_s, flops_per_s):
-    return roofline_floor_seconds(config, kind=kind, precision="bf16", concurrency=1, context_tokens=4096,
-                                  tokens_per_request=tokens, bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
+    cost = pass_cost(config, kind=kind, precision="bf16", concurrency=1, context_tokens=4096,
+                     tokens_per_request=tokens)
+    return cost.roofline_floor_seconds(bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
 
 
 def test_roofline_floor_is_the_bandwidth_or_compute_floor_when_the_other_limit_is_unbounded(config):

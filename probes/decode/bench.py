@@ -18,7 +18,7 @@ import torch
 
 from dgprofile.limits import Limits
 from dgprofile.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
-from dgprofile.passcost import PRECISIONS, PassCost, pass_cost, roofline_floor_seconds
+from dgprofile.passcost import PRECISIONS, PassCost, pass_cost
 from dgprofile.passes import PassKind, PassMeasurement, PassPart, PassTimes
 from dgprofile.probes.harness import graph_or_eager, measure, timer_for
 from dgprofile.timing import Timing
@@ -381,9 +381,7 @@ def _measurement(config: ModelConfig, limits: Limits, *, kind: PassKind, precisi
     pass_context = 0 if kind == "prefill" else context
     cost = pass_cost(config, kind=kind, precision=precision, concurrency=concurrency, context_tokens=pass_context,
                      tokens_per_request=tokens)
-    bandwidth_floor, compute_floor = _floors(cost, limits, compute_format)
-    roofline_floor = _roofline_floor(config, limits, kind=kind, precision=precision, concurrency=concurrency,
-                                     context=pass_context, tokens=tokens, compute_format=compute_format)
+    bandwidth_floor, compute_floor, roofline_floor = _floors(cost, limits, compute_format)
     return PassMeasurement(
         pass_kind=kind, precision=precision, concurrency=concurrency, tokens_per_request=tokens,
         context_tokens=pass_context, seconds=seconds, timing=NOT_A_WHOLE_PASS if measured else Unavailable(
@@ -399,25 +397,21 @@ def _measurement(config: ModelConfig, limits: Limits, *, kind: PassKind, precisi
         fraction_of_roofline_floor=_fraction(roofline_floor, seconds))
 
 
-def _roofline_floor(config: ModelConfig, limits: Limits, *, kind: PassKind, precision: str, concurrency: int,
-                    context: int, tokens: int, compute_format: str) -> float | Unavailable:
-    bandwidth = limits.stream_read_bytes_per_s
-    peak = limits.peak_flops_per_s.get(compute_format)
-    if isinstance(bandwidth, Unavailable) or not peak:
-        return Unavailable(f"needs the streaming-read bandwidth and the {compute_format} matmul rate")
-    return roofline_floor_seconds(config, kind=kind, precision=precision, concurrency=concurrency,
-                                  context_tokens=context, tokens_per_request=tokens, bytes_per_s=bandwidth,
-                                  flops_per_s=peak)
-
-
-def _floors(cost: PassCost, limits: Limits, compute_format: str) -> tuple[float | Unavailable, float | Unavailable]:
+def _floors(cost: PassCost, limits: Limits, compute_format: str
+            ) -> tuple[float | Unavailable, float | Unavailable, float | Unavailable]:
+    """The pass's bandwidth, compute and roofline floors at this machine's measured limits."""
     bandwidth = limits.stream_read_bytes_per_s
     bandwidth_floor: float | Unavailable = (cost.total_bytes / bandwidth if not isinstance(bandwidth, Unavailable)
                                             else Unavailable(f"no streaming-read bandwidth: {bandwidth.reason}"))
     peak = limits.peak_flops_per_s.get(compute_format)
     compute_floor: float | Unavailable = (cost.total_flops / peak if peak else
                                           Unavailable(f"no measured {compute_format} matmul rate on this device"))
-    return bandwidth_floor, compute_floor
+    if isinstance(bandwidth, Unavailable) or not peak:
+        roofline_floor: float | Unavailable = Unavailable(
+            f"needs the streaming-read bandwidth and the {compute_format} matmul rate")
+    else:
+        roofline_floor = cost.roofline_floor_seconds(bytes_per_s=bandwidth, flops_per_s=peak)
+    return bandwidth_floor, compute_floor, roofline_floor
 
 
 def _fraction(floor: float | Unavailable, seconds: float) -> float | Unavailable:
