@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dgprofile.limits import BandwidthFigure
 from dgprofile.probes import triton_stream
 from dgprofile.probes.harness import Budget, Timer
-from dgprofile.timing import Timing
-from dgprofile.values import Unavailable
+from dgprofile.records.limits import BandwidthFigure
+from dgprofile.records.timing import Timing
+from dgprofile.records.values import Unavailable
 
 LLC_MULTIPLE = 8
 # >= 8x the 50-60 MB L2 of H100/H200; on an H100 SXM 512 MiB buffers read ~1.5% slower than 2 GiB ones.

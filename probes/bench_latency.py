@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dgprofile.limits import LatencyFigure
 from dgprofile.probes.harness import Budget, PerfCounterTimer, Timer, cuda_graph
-from dgprofile.values import Unavailable
+from dgprofile.records.limits import LatencyFigure
+from dgprofile.records.values import Unavailable
 
 GRAPH_OPS = 100
 

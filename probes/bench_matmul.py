@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dgprofile.limits import MatmulFigure, TokenRidge
-from dgprofile.model_config import Backbone
 from dgprofile.probes.harness import Budget, Timer, graph_or_eager
-from dgprofile.timing import Timing
-from dgprofile.values import Unavailable
+from dgprofile.records.limits import MatmulFigure, TokenRidge
+from dgprofile.records.timing import Timing
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.model_config import Backbone
 
 DECODE_TOKENS = (1, 8, 64, 256, 1024, 2048)
 # On a CPU the ridge sits at a few tokens, and 256-token bf16 products take ~1 s per weight rotation on two cores.

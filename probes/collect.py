@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from dgprofile import _nvml
-from dgprofile.machine import Accelerator, CpuInfo, Identity, Machine, Software
+from dgprofile.probes import _nvml
 from dgprofile.probes.env_software import SoftwareSeams, probe_software
 from dgprofile.probes.gpu_apple import WorkingSetReader, probe_apple, torch_recommended_working_set
 from dgprofile.probes.gpu_nvidia import probe_nvidia
 from dgprofile.probes.host_cpu import HostSeams, probe_cpu
 from dgprofile.probes.memory_class import MeminfoReader, read_meminfo
-from dgprofile.results import ResultFile, RunInfo, anonymize_salt, new_result
-from dgprofile.results import anonymize as anonymize_machine
-from dgprofile.values import Unavailable
+from dgprofile.records.machine import Accelerator, CpuInfo, Identity, Machine, Software
+from dgprofile.records.results import ResultFile, RunInfo, anonymize_salt, new_result
+from dgprofile.records.results import anonymize as anonymize_machine
+from dgprofile.records.values import Unavailable
 
 T = TypeVar("T")
 NvmlOpener = Callable[[], AbstractContextManager["_nvml.NvmlQuery | Unavailable"]]

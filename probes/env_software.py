@@ -19,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
-from dgprofile.machine import Software
-from dgprofile.values import Unavailable
+from dgprofile.records.machine import Software
+from dgprofile.records.values import Unavailable
 
 
 def installed_version(distribution: str) -> str | Unavailable:

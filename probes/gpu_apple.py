@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dgprofile.hardware import HardwareSpec, match_device_name
-from dgprofile.machine import AppleGpu
 from dgprofile.probes.host_cpu import CommandRunner
 from dgprofile.probes.memory_class import classify_apple
-from dgprofile.values import Unavailable
+from dgprofile.records.machine import AppleGpu
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import HardwareSpec, match_device_name
 
 WorkingSetReader = Callable[[], "int | Unavailable"]
 

@@ -1,6 +1,6 @@
 """NVIDIA GPUs through NVML only: the probe never initialises CUDA or torch, so it holds no GPU context.
 
-Every value comes from one NVML call through the ``dgprofile._nvml`` seam. A value NVML cannot give is recorded
+Every value comes from one NVML call through the ``dgprofile.probes._nvml`` seam. A value NVML cannot give is recorded
 as ``Unavailable`` with the reason; a device that stops answering becomes a ``FailedDevice`` and the others are
 still described.
 """
@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from dgprofile import _nvml
-from dgprofile.hardware import match_device_name
-from dgprofile.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu
+from dgprofile.probes import _nvml
 from dgprofile.probes.memory_class import MeminfoReader, NvidiaMemorySignals, classify_nvidia, read_meminfo
-from dgprofile.values import Unavailable
+from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import match_device_name
 
 # Above this disagreement the NVML-derived bandwidth is not trusted (measurement.md §4.2, pitfall 1).
 DATASHEET_TOLERANCE = 0.15

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dgprofile.timing import InstabilityFlag, TimerName, Timing
-from dgprofile.units import seconds_text
-from dgprofile.values import Unavailable
+from dgprofile.records.timing import InstabilityFlag, TimerName, Timing
+from dgprofile.records.values import Unavailable
+from dgprofile.text.units import seconds_text
 
 DEFAULT_MIN_SAMPLE_SECONDS = 0.01
 DEFAULT_SAMPLES = 10

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dgprofile.hardware import HardwareSpec
-from dgprofile.machine import CpuInfo
-from dgprofile.values import Unavailable
+from dgprofile.records.machine import CpuInfo
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import HardwareSpec
 
 CommandRunner = Callable[[Sequence[str]], "str | Unavailable"]
 COMMAND_TIMEOUT_SECONDS = 5.0

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dgprofile import _nvml
-from dgprofile.machine import MemoryClass
-from dgprofile.values import Unavailable
+from dgprofile.probes import _nvml
+from dgprofile.records.machine import MemoryClass
+from dgprofile.records.values import Unavailable
 
 MEMINFO_PATH = Path("/proc/meminfo")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dgprofile.errors import UsageError
-from dgprofile.machine import Machine, NvidiaGpu
+from dgprofile.records.machine import Machine, NvidiaGpu
 
 
 def resolve_device(machine: Machine, requested: str) -> str:

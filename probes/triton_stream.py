@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dgprofile.values import Unavailable
+from dgprofile.records.values import Unavailable
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from dgprofile.compare import compare, render_compare_html  # noqa: E402
 from dgprofile.errors import ResultFileError  # noqa: E402
-from dgprofile.fleet import load_fleet, render_fleet_html  # noqa: E402
-from dgprofile.machine import Machine, NvidiaGpu  # noqa: E402
-from dgprofile.predictions import Predictions  # noqa: E402
-from dgprofile.report import render_result_html, result_hardware  # noqa: E402
-from dgprofile.results import ResultFile, dumps, load  # noqa: E402
+from dgprofile.pages.compare_page import compare, render_compare_html  # noqa: E402
+from dgprofile.pages.fleet_page import load_fleet, render_fleet_html  # noqa: E402
+from dgprofile.pages.result_page import render_result_html, result_hardware  # noqa: E402
+from dgprofile.records.machine import Machine, NvidiaGpu  # noqa: E402
+from dgprofile.records.predictions import Predictions  # noqa: E402
+from dgprofile.records.results import ResultFile, dumps, load  # noqa: E402
 
 SYNTHETIC = "synthetic example, not a measurement"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dgprofile.limits import Limits
-from dgprofile.passes import PassTimes
-from dgprofile.predictions import Predictions
-from dgprofile.results import ResultFile, load
+from dgprofile.records.limits import Limits
+from dgprofile.records.passes import PassTimes
+from dgprofile.records.predictions import Predictions
+from dgprofile.records.results import ResultFile, load
 
 
 def run(args: list[str], log: Path) -> tuple[str, float]:

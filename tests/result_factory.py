@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Iterable
 
 from dgprofile import __version__
-from dgprofile.limits import BandwidthFigure, LatencyFigure, Limits, MatmulFigure
-from dgprofile.machine import (
+from dgprofile.records.limits import BandwidthFigure, LatencyFigure, Limits, MatmulFigure
+from dgprofile.records.machine import (
     AppleGpu,
     CpuInfo,
     Identity,
@@ -21,8 +21,8 @@ from dgprofile.machine import (
     NvidiaGpu,
     Software,
 )
-from dgprofile.passes import PassMeasurement, PassTimes
-from dgprofile.predictions import (
+from dgprofile.records.passes import PassMeasurement, PassTimes
+from dgprofile.records.predictions import (
     Basis,
     CalibrationSummary,
     Ceilings,
@@ -39,9 +39,9 @@ from dgprofile.predictions import (
     Scenario,
     VerdictClass,
 )
-from dgprofile.results import FORMAT_NAME, SCHEMA_VERSION, ResultFile, RunInfo
-from dgprofile.timing import InstabilityFlag, Timing
-from dgprofile.values import Unavailable
+from dgprofile.records.results import FORMAT_NAME, SCHEMA_VERSION, ResultFile, RunInfo
+from dgprofile.records.timing import InstabilityFlag, Timing
+from dgprofile.records.values import Unavailable
 
 GIB = 1 << 30
 HOSTILE_TEXT = "<script>alert('x')</script>\"quoted\" & 'single'"

@@ -10,6 +10,6 @@ from typing import Any
 
 def run_decode_bench(**kwargs: Any) -> Any:
     """Measure AR step, DG denoise, DG commit and prefill passes: see ``bench.run_decode_bench``."""
-    from .bench import run_decode_bench as run
+    from dgprofile.probes.decode.bench import run_decode_bench as run
 
     return run(**kwargs)

@@ -16,15 +16,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from dgprofile.limits import Limits
-from dgprofile.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
-from dgprofile.passcost import PRECISIONS, PassCost, pass_cost
-from dgprofile.passes import PassKind, PassMeasurement, PassPart, PassTimes
-from dgprofile.probes.harness import graph_or_eager, measure, timer_for
-from dgprofile.timing import Timing
-from dgprofile.values import Unavailable
-
-from .checks import (
+from dgprofile.probes.decode.checks import (
     check_attention,
     check_config,
     check_experts,
@@ -32,8 +24,8 @@ from .checks import (
     check_fused_layer,
     check_layers,
 )
-from .head import Sampler, build_head, head_parts, torch_sampler
-from .model import (
+from dgprofile.probes.decode.head import Sampler, build_head, head_parts, torch_sampler
+from dgprofile.probes.decode.model import (
     SPLIT_KV_MAX_ROWS,
     AttentionMethod,
     ExpertMethod,
@@ -49,7 +41,20 @@ from .model import (
     random_tensor,
     uniform_routing,
 )
-from .plan import DEFAULT_CONCURRENCIES, DEFAULT_CONTEXTS, BenchPlan, DeviceKind, plan_bench
+from dgprofile.probes.decode.plan import (
+    DEFAULT_CONCURRENCIES,
+    DEFAULT_CONTEXTS,
+    BenchPlan,
+    DeviceKind,
+    plan_bench,
+)
+from dgprofile.probes.harness import graph_or_eager, measure, timer_for
+from dgprofile.records.limits import Limits
+from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassTimes
+from dgprofile.records.timing import Timing
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
+from dgprofile.specs.pass_cost import PRECISIONS, PassCost, pass_cost
 
 DEFAULT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4")
 Progress = Callable[[str], None]
@@ -183,7 +188,7 @@ def _pick_sampler(device: str, kind: DeviceKind) -> tuple[Sampler, str]:
     if kind != "cuda":
         return torch_sampler, "sampler: torch ops"
     try:
-        from .triton_sampler import TritonSampler, check_against_torch
+        from dgprofile.probes.decode.triton_sampler import TritonSampler, check_against_torch
 
         fused = TritonSampler()
         problem = check_against_torch(fused, torch_sampler, device)

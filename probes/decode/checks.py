@@ -11,9 +11,7 @@ from dataclasses import replace
 
 import torch
 
-from dgprofile.model_config import LayerType, ModelConfig, load_model_config
-
-from .model import (
+from dgprofile.probes.decode.model import (
     AttentionMethod,
     ExpertMethod,
     Experts,
@@ -27,6 +25,7 @@ from .model import (
     run_experts,
     uniform_routing,
 )
+from dgprofile.specs.model_config import LayerType, ModelConfig, load_model_config
 
 # Relative error allowed against a float32 reference computed from the same (dequantised) weights.
 BF16_TOLERANCE = 2e-2

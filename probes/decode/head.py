@@ -19,10 +19,9 @@ from typing import Any
 
 import torch
 
-from dgprofile.model_config import ModelConfig
-from dgprofile.passes import PassKind
-
-from .model import AR_TOP_K, Linear, geglu, random_tensor, rms_norm
+from dgprofile.probes.decode.model import AR_TOP_K, Linear, geglu, random_tensor, rms_norm
+from dgprofile.records.passes import PassKind
+from dgprofile.specs.model_config import ModelConfig
 
 # (logits [rows, vocab] bf16, probabilities out [rows, vocab] bf16, softcap, temperature)
 #   -> (entropy [rows] fp32, argmax [rows], Gumbel-max sample [rows])

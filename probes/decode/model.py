@@ -32,8 +32,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from dgprofile.model_config import LayerType, ModelConfig
-from dgprofile.passes import PassKind
+from dgprofile.records.passes import PassKind
+from dgprofile.specs.model_config import LayerType, ModelConfig
 
 RMS_EPS = 1e-6
 WEIGHT_STD = 0.02
@@ -250,7 +250,7 @@ def run_expert_rows(method: ExpertMethod, experts: Experts, x: torch.Tensor,
     """Expert output rows where the method leaves them, and the row of each assignment (flattened
     ``[tokens, top_k]``): combining kernels gather from there, saving a reordering copy."""
     if method in ("triton", "triton-geglu"):
-        from .triton_moe import triton_expert_rows
+        from dgprofile.probes.decode.triton_moe import triton_expert_rows
 
         return triton_expert_rows(experts, x, routing, fuse_geglu=method == "triton-geglu")
     if method == "grouped":
@@ -329,7 +329,7 @@ def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: 
     new = tokens // concurrency
     qkv = layer.qkv(h)
     if state.fused:
-        from .triton_fused import qkv_prologue
+        from dgprofile.probes.decode.triton_fused import qkv_prologue
 
         q = qkv_prologue(qkv, layer.q_norm, layer.k_norm, state.k_cache, state.v_cache, cached=state.cached,
                          heads=heads, k_eq_v=attn.k_eq_v, eps=RMS_EPS)
@@ -351,7 +351,7 @@ def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: 
     elif state.attention_method == "split-kv":
         if state.mask is not None:
             raise ValueError("the split-KV attention method takes no mask")
-        from .triton_decode_attention import split_kv_attention
+        from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
 
         out = split_kv_attention(q, state.k_cache, state.v_cache)
     else:
@@ -381,7 +381,7 @@ def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     Triton kernel."""
     scores = attention_scores(q, k)
     if fused:
-        from .triton_fused import attention_probabilities
+        from dgprofile.probes.decode.triton_fused import attention_probabilities
 
         return attention_probabilities(scores, mask, v.dtype) @ v
     if mask is not None:
@@ -412,8 +412,8 @@ def attention_scores_bytes(config: ModelConfig, layer_type: LayerType, *, concur
 def fused_decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
                         concurrency: int) -> torch.Tensor:
     """``decoder_layer`` with its elementwise work in Triton kernels (CUDA): same function, fewer launches."""
-    from .triton_fused import geglu as fused_geglu
-    from .triton_fused import moe_combine_output, residual_norms
+    from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
+    from dgprofile.probes.decode.triton_fused import moe_combine_output, residual_norms
 
     a = attention(config, rms_norm(x, layer.input_norm), layer, state, concurrency)
     r, dense_in, router_in, experts_in = residual_norms(

@@ -3,7 +3,7 @@
 The plan says which precisions, concurrencies, contexts and pass kinds are measured, how many layers of each type
 are sampled (at full width, scaled to the whole depth), and whether the LM head, self-conditioning product and
 sampler run on a slice of the vocabulary (scaled up). Every departure from the full request is a sentence in
-``reductions``; the memory estimate comes from ``dgprofile.passcost``.
+``reductions``; the memory estimate comes from ``dgprofile.specs.pass_cost``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from dgprofile.model_config import ModelConfig
-from dgprofile.passcost import (
+from dgprofile.records.passes import PassKind
+from dgprofile.specs.model_config import ModelConfig
+from dgprofile.specs.pass_cost import (
     ACTIVATION_BYTES,
     BF16_BYTES,
     FP32_BYTES,
@@ -25,8 +26,7 @@ from dgprofile.passcost import (
     pass_shape,
     visible_cached_tokens,
 )
-from dgprofile.passes import PassKind
-from dgprofile.units import bytes_text
+from dgprofile.text.units import bytes_text
 
 DeviceKind = Literal["cuda", "mps", "cpu"]
 

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_fused import NEGATIVE_LARGE
+from dgprofile.probes.decode.triton_fused import NEGATIVE_LARGE
 
 BLOCK_ROWS = 16  # query rows per program: the smallest tile the tensor-core dot takes
 # Keys per step, by head dimension: a K and a V tile per pipeline stage must fit shared memory twice over.

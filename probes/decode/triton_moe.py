@@ -16,8 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .model import Experts, Routing, geglu, quantize_rows
-from .triton_fused import gelu_tanh
+from dgprofile.probes.decode.model import Experts, Routing, geglu, quantize_rows
+from dgprofile.probes.decode.triton_fused import gelu_tanh
 
 BLOCK_N = 128
 # Columns per half with the GeGLU epilogue: two accumulators of this width stream as many weight bytes per program

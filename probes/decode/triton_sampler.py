@@ -5,7 +5,7 @@ logits (running max, sum of exponentials, sum of exponential x logit), the argma
 row is cut into ``splits`` spans, one program each, so that a few hundred rows still fill every SM; the programs
 leave their span's partial statistics. Pass 2 merges a row's partials (entropy, argmax, sample), reads the row
 again and writes the probabilities (bf16) that the next step's self-conditioning product reads. That is the
-traffic ``dgprofile.passcost`` counts for the sampler: two reads of the logits and one write of probabilities.
+traffic ``dgprofile.specs.pass_cost`` counts for the sampler: two reads of the logits and one write of probabilities.
 
 Pass 1 is arithmetic-bound unless kept lean: one exponential per element in the online update, an approximate
 division in the softcap's tanh, and one Philox draw per four elements (``tl.rand4x``) rather than per element.
@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_fused import NEGATIVE_LARGE
+from dgprofile.probes.decode.triton_fused import NEGATIVE_LARGE
 
 LANES = 1024  # elements per sub-block; a pass-1 iteration reads four sub-blocks (one Philox draw each 4 elements)
 CHUNK = 4 * LANES

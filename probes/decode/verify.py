@@ -15,15 +15,15 @@ import json
 import time
 from pathlib import Path
 
-from dgprofile.codec import to_json
-from dgprofile.format_passes import format_passes
-from dgprofile.limits import Limits
-from dgprofile.model_config import load_model_config
-from dgprofile.passcost import pass_cost
-from dgprofile.passes import PassMeasurement, PassTimes
 from dgprofile.probes.decode.bench import run_decode_bench
-from dgprofile.probes.limits import measure_limits
-from dgprofile.values import Unavailable
+from dgprofile.probes.measure_limits import measure_limits
+from dgprofile.records.codec import to_json
+from dgprofile.records.limits import Limits
+from dgprofile.records.passes import PassMeasurement, PassTimes
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.model_config import load_model_config
+from dgprofile.specs.pass_cost import pass_cost
+from dgprofile.terminal.format_passes import format_passes
 
 
 def _key(m: PassMeasurement) -> tuple[str, str, int, int]:

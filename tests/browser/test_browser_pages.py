@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import result_factory as factory
 
-from dgprofile.compare import compare, render_compare_html
-from dgprofile.fleet import load_fleet, render_fleet_html
-from dgprofile.report import render_result_html
-from dgprofile.results import dumps
+from dgprofile.pages.compare_page import compare, render_compare_html
+from dgprofile.pages.fleet_page import load_fleet, render_fleet_html
+from dgprofile.pages.result_page import render_result_html
+from dgprofile.records.results import dumps
 
 pytestmark = pytest.mark.browser
 

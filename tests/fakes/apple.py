@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from dgprofile.values import Unavailable
+from dgprofile.records.values import Unavailable
 
 
 def _displays_json(chip: str, cores: int, display: str) -> str:

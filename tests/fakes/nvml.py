@@ -1,4 +1,4 @@
-"""A fake NVML implementing ``dgprofile._nvml.NvmlQuery``, with named scenarios.
+"""A fake NVML implementing ``dgprofile.probes._nvml.NvmlQuery``, with named scenarios.
 
 The H100 and H200 answers are NVML's on an H100 SXM5 80GB and an H200 SXM 141GB (driver 580.159.04,
 nvidia-ml-py 13.610.43), dumped call by call on lent machines; only UUIDs and bus ids are made up. The GB10,
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dgprofile import _nvml
+from dgprofile.probes import _nvml
 
 MIB = 1 << 20
 
@@ -47,7 +47,7 @@ class FakeGpu:
 
 @dataclass
 class FakeNvml:
-    """Answers ``query`` like ``dgprofile._nvml.NvmlSession`` would, from scripted values."""
+    """Answers ``query`` like ``dgprofile.probes._nvml.NvmlSession`` would, from scripted values."""
 
     gpus: list[FakeGpu]
     system: dict[str, Any] = field(default_factory=dict)

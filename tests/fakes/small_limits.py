@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dgprofile.probes import bench_bandwidth
-from dgprofile.probes import limits as limits_module
+from dgprofile.probes import measure_limits as limits_module
 from dgprofile.probes.bench_matmul import MatmulPlan, MatmulShape
 from dgprofile.probes.harness import Budget
-from dgprofile.probes.limits import LimitsPlan
+from dgprofile.probes.measure_limits import LimitsPlan
 
 MIB = 1 << 20
 

@@ -15,8 +15,8 @@ from dgprofile.probes.bench_bandwidth import (
     sysfs_last_level_cache_bytes,
 )
 from dgprofile.probes.harness import Budget, timer_for
-from dgprofile.timing import Timing
-from dgprofile.values import Unavailable
+from dgprofile.records.timing import Timing
+from dgprofile.records.values import Unavailable
 
 MIB = 1 << 20
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from dgprofile.model_config import load_model_config
 from dgprofile.probes import bench_matmul
 from dgprofile.probes.bench_matmul import (
     MatmulPlan,
@@ -18,8 +17,9 @@ from dgprofile.probes.bench_matmul import (
     weight_copies_for,
 )
 from dgprofile.probes.harness import Budget, timer_for
-from dgprofile.timing import Timing
-from dgprofile.values import Unavailable
+from dgprofile.records.timing import Timing
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.model_config import load_model_config
 
 
 def timing(median: float) -> Timing:

@@ -11,12 +11,12 @@ import pytest
 from fakes import apple, cpu
 from fakes import nvml as fake
 
-from dgprofile import results
-from dgprofile.hardware import spec_by_id
-from dgprofile.machine import AppleGpu, FailedDevice, NvidiaGpu
 from dgprofile.probes.collect import ProbeSeams, collect_machine, probe_result
 from dgprofile.probes.host_cpu import HostSeams
-from dgprofile.values import Unavailable
+from dgprofile.records import results
+from dgprofile.records.machine import AppleGpu, FailedDevice, NvidiaGpu
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import spec_by_id
 
 HOST_MEMINFO = {"MemTotal": 128 << 30, "MemAvailable": 100 << 30}
 

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from dgprofile.probes.env_software import SoftwareSeams, installed_version, probe_software, torch_version_file
-from dgprofile.values import Unavailable
+from dgprofile.records.values import Unavailable
 
 
 def seams(versions: dict[str, str], *, requires: tuple[str, ...] = (), loaded: dict | None = None,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from fakes import apple
 
-from dgprofile.machine import AppleGpu
 from dgprofile.probes import gpu_apple
 from dgprofile.probes.gpu_apple import gpu_core_count, probe_apple
-from dgprofile.values import Unavailable
+from dgprofile.records.machine import AppleGpu
+from dgprofile.records.values import Unavailable
 
 
 def only_gpu(outputs, working_set=lambda: Unavailable("torch is not installed")) -> AppleGpu:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from fakes import nvml as fake
 
-from dgprofile import _nvml
-from dgprofile.machine import FailedDevice, NvidiaGpu
+from dgprofile.probes import _nvml
 from dgprofile.probes.gpu_nvidia import probe_nvidia
-from dgprofile.values import Unavailable
+from dgprofile.records.machine import FailedDevice, NvidiaGpu
+from dgprofile.records.values import Unavailable
 
 HOST_MEMINFO = {"MemTotal": 128 * 2**30, "MemFree": 9 * 2**30, "MemAvailable": 101 * 2**30}
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fakes import apple, cpu
 
-from dgprofile.hardware import spec_by_id
 from dgprofile.probes.host_cpu import HostSeams, parse_memory_device, probe_cpu, run_command
-from dgprofile.values import Unavailable
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import spec_by_id
 
 
 def test_xeon_model_flags_l3_numa(tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dgprofile import _nvml
+from dgprofile.probes import _nvml
 from dgprofile.probes.memory_class import NvidiaMemorySignals, classify_apple, classify_nvidia, read_meminfo
-from dgprofile.values import Unavailable
+from dgprofile.records.values import Unavailable
 
 GIB = 2**30
 NOT_SUPPORTED = _nvml.unavailable_for(_nvml.ERROR_NOT_SUPPORTED, "nvmlDeviceGetMemoryInfo")

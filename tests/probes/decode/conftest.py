@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from dgprofile.model_config import AttentionShape, ModelConfig, load_model_config
+from dgprofile.specs.model_config import AttentionShape, ModelConfig, load_model_config
 
 
 def tiny_config() -> ModelConfig:

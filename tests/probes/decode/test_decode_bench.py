@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import dgprofile.probes.decode.bench as bench  # noqa: E402
-from dgprofile.limits import Limits  # noqa: E402
-from dgprofile.passcost import pass_cost  # noqa: E402
-from dgprofile.values import Unavailable  # noqa: E402
+from dgprofile.records.limits import Limits  # noqa: E402
+from dgprofile.records.values import Unavailable  # noqa: E402
+from dgprofile.specs.pass_cost import pass_cost  # noqa: E402
 
 
 def fake_limits(**overrides) -> Limits:

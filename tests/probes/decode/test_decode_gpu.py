@@ -10,7 +10,6 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.gpu
 
-from dgprofile.model_config import load_model_config  # noqa: E402
 from dgprofile.probes.decode.checks import check_experts, check_fp8_linear  # noqa: E402
 from dgprofile.probes.decode.head import torch_sampler  # noqa: E402
 from dgprofile.probes.decode.model import (  # noqa: E402
@@ -20,6 +19,7 @@ from dgprofile.probes.decode.model import (  # noqa: E402
     mixture_of_experts,
     uniform_routing,
 )
+from dgprofile.specs.model_config import load_model_config  # noqa: E402
 
 
 @pytest.mark.parametrize("method", ["grouped", "padded", "triton", "triton-geglu"])
@@ -67,7 +67,7 @@ def test_a_global_layer_runs_at_the_real_shapes(kind):
 
 def test_quick_bench_at_the_real_shapes_finishes_in_ten_seconds():
     from dgprofile.probes.decode.bench import run_decode_bench
-    from dgprofile.probes.limits import measure_limits
+    from dgprofile.probes.measure_limits import measure_limits
 
     limits = measure_limits("cuda", quick=True)
     started = time.perf_counter()

@@ -8,7 +8,6 @@ torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
 
-from dgprofile.passcost import expected_distinct_experts  # noqa: E402
 from dgprofile.probes.decode.model import (  # noqa: E402
     attention,
     build_layer,
@@ -20,6 +19,7 @@ from dgprofile.probes.decode.model import (  # noqa: E402
     rms_norm,
     uniform_routing,
 )
+from dgprofile.specs.pass_cost import expected_distinct_experts  # noqa: E402
 
 
 def state(tiny, layer_type, kind, *, concurrency=2, new=16, context=40, seed=0):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from dgprofile.model_config import load_model_config
 from dgprofile.probes.decode.plan import (
     CPU_CONTEXT_CAP,
     CPU_VOCAB_DIVISOR,
@@ -13,6 +12,7 @@ from dgprofile.probes.decode.plan import (
     memory_needed_bytes,
     plan_bench,
 )
+from dgprofile.specs.model_config import load_model_config
 
 GB = 1e9
 

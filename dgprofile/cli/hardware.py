@@ -1,0 +1,66 @@
+"""`dgprofile hardware list|show`: the datasheet table behind `predict`, as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dgprofile.records.codec import to_json
+from dgprofile.specs.hardware import HardwareSpec, all_specs, spec_by_id
+from dgprofile.text.units import bandwidth_text, bytes_text, flops_text, plain_text
+
+_COLUMNS = ("id", "name", "memory", "bandwidth", "bf16 TFLOP/s", "memory class")
+
+
+def _row(spec: HardwareSpec) -> tuple[str, ...]:
+    bf16 = spec.peak_flops_per_s.get("bf16")
+    return (spec.id, spec.name, bytes_text(spec.memory_bytes), bandwidth_text(spec.memory_bandwidth_bytes_per_s),
+            "-" if bf16 is None else f"{bf16 / 1e12:.1f}", spec.memory_class)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _details(spec: HardwareSpec) -> str:
+    flops = ", ".join(f"{dtype} {flops_text(rate)}" for dtype, rate in spec.peak_flops_per_s.items())
+    lines = [
+        ("id", spec.id), ("name", spec.name), ("vendor", spec.vendor), ("device type", spec.device_type),
+        ("memory class", spec.memory_class), ("memory", bytes_text(spec.memory_bytes)),
+        ("memory bandwidth", bandwidth_text(spec.memory_bandwidth_bytes_per_s)), ("dense peak", flops),
+        ("native precisions", ", ".join(spec.native_precisions) or "none"),
+        ("GPU cores", plain_text(spec.gpu_cores)), ("interconnect", plain_text(spec.interconnect)),
+        ("interconnect per direction", bandwidth_text(spec.interconnect_bytes_per_s)),
+        ("matches device names", "; ".join(spec.match_names)), ("notes", spec.notes),
+    ]
+    lines += [("source", source) for source in spec.sources]
+    return "\n".join(f"{key + ':':28} {value}" for key, value in lines)
+
+
+@click.group()
+def hardware() -> None:
+    """The datasheet table behind `predict`: dense peak rates, memory and bandwidth per accelerator."""
+
+
+@hardware.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print every entry with all its fields as JSON.")
+def list_(as_json: bool) -> None:
+    """List every entry; the id is what `predict --hardware` takes."""
+    specs = all_specs()
+    if as_json:
+        click.echo(json.dumps([to_json(spec) for spec in specs], indent=2))
+        return
+    click.echo(_table([_COLUMNS, *(_row(spec) for spec in specs)]))
+    click.echo(f"\n{len(specs)} entries; figures are datasheet values (dense). "
+               "`dgprofile hardware show ID` gives sources and notes.")
+
+
+@hardware.command()
+@click.argument("hardware_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
+def show(hardware_id: str, as_json: bool) -> None:
+    """Show one entry (by id or exact device name) with its sources and notes."""
+    spec = spec_by_id(hardware_id)
+    click.echo(json.dumps(to_json(spec), indent=2) if as_json else _details(spec))

@@ -1,0 +1,196 @@
+"""The verdict: small named rules, in a fixed order, over the predicted speedup band and the memory fit.
+
+Classes (DESIGN.md): ``cannot-run`` (no supported precision fits), ``applies`` (the advertised multi-x speedup
+holds: the lower band reaches ``APPLIES_MIN_SPEEDUP``), ``does-not-apply`` (about even or slower: the speedup is at
+most ``ABOUT_EVEN_MAX_SPEEDUP``), ``partial`` (faster, but short of it). The first rule whose condition holds
+decides; the reasons and advice come from separate small rules that read the same prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dgprofile.records.predictions import (
+    Ceilings,
+    Curve,
+    MemoryFit,
+    ModeEstimate,
+    PassEstimate,
+    Prediction,
+    Scenario,
+    VerdictClass,
+)
+from dgprofile.text.units import bytes_text, seconds_text
+
+CANVAS_TOKENS = 256
+
+APPLIES_MIN_SPEEDUP = 3.0  # "up to 4x" advertised; 3x at the lower band is the advertised effect, with margin
+ABOUT_EVEN_MAX_SPEEDUP = 1.2  # within 20% is "about even": below what a user notices reliably between two runs
+
+
+@dataclass(frozen=True)
+class SpeedupBand:
+    """A speedup and its band (lower, upper)."""
+
+    point: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    """One rule of the class decision: ``name``, the class it gives, and when it holds."""
+
+    name: str
+    verdict: VerdictClass
+    holds: Callable[[SpeedupBand | None], bool]
+
+
+CLASS_RULES: tuple[ClassRule, ...] = (
+    # Order matters: nothing else can be said about a model that does not fit.
+    ClassRule("does-not-fit", "cannot-run", lambda band: band is None),
+    ClassRule("advertised-speedup-holds", "applies",
+              lambda band: band is not None and band.low >= APPLIES_MIN_SPEEDUP),
+    ClassRule("about-even-or-slower", "does-not-apply",
+              lambda band: band is not None and band.point <= ABOUT_EVEN_MAX_SPEEDUP),
+    ClassRule("faster-but-short", "partial", lambda band: band is not None),
+)
+
+
+def classify(band: SpeedupBand | None) -> VerdictClass:
+    """The class of the first rule that holds (``None``: nothing fits)."""
+    return next(rule.verdict for rule in CLASS_RULES if rule.holds(band))
+
+
+def classify_point(speedup: float) -> VerdictClass:
+    """The class a single published speedup figure (no band) falls in."""
+    return classify(SpeedupBand(speedup, speedup, speedup))
+
+
+# --- reasons and advice ----------------------------------------------------------------------------------------
+
+FOUR_BIT = ("nvfp4", "int4")
+LATE_FIRST_TOKEN_FACTOR = 3.0  # DG's first token this many times later than AR's is worth saying
+_BOUND_WORDS = {"compute": "compute-bound", "weights": "weight-streaming-bound",
+                "memory-traffic": "memory-traffic-bound", "overhead": "engine-overhead-bound"}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the reason rules of one scenario read."""
+
+    scenario: Scenario
+    diffusion: ModeEstimate | None
+    autoregressive: ModeEstimate | None
+    band: SpeedupBand | None
+    memory: MemoryFit
+
+
+def _characteristic(mode: ModeEstimate, kind: str) -> PassEstimate | None:
+    return next((p for p in mode.passes if p.pass_kind == kind), None)
+
+
+def _pass_ratio(e: Evidence) -> str | None:
+    if e.diffusion is None or e.autoregressive is None:
+        return None
+    denoise = _characteristic(e.diffusion, "dg-denoise")
+    bound = _BOUND_WORDS[denoise.bound_by] if denoise else "denoise pass"
+    ratio = e.diffusion.pass_seconds / e.autoregressive.pass_seconds
+    return (f"{bound}: a denoise pass costs {ratio:.1f}x an AR step here, and a canvas of "
+            f"{e.scenario.steps_per_canvas:.0f} denoise passes yields 256 tokens")
+
+
+def _ar_latency_bound(e: Evidence) -> str | None:
+    step = _characteristic(e.autoregressive, "ar-step") if e.autoregressive else None
+    if step is None or step.bound_by != "overhead":
+        return None
+    streaming = step.terms_seconds["weights"] + step.terms_seconds["kv-cache"]
+    return (f"AR decoding is latency-bound with {e.scenario.engine}: a step takes {seconds_text(step.seconds)} "
+            f"against {seconds_text(streaming)} to stream its weights, which is what DiffusionGemma amortises")
+
+
+def _short_output(e: Evidence) -> str | None:
+    tokens = e.scenario.output_tokens
+    if tokens % CANVAS_TOKENS == 0:
+        return None
+    if tokens < CANVAS_TOKENS:
+        return f"a {tokens}-token answer still pays a whole {CANVAS_TOKENS}-token canvas"
+    used = (tokens % CANVAS_TOKENS) / CANVAS_TOKENS
+    return f"the last canvas is only {used:.0%} used ({tokens} tokens are {tokens / CANVAS_TOKENS:.1f} canvases)"
+
+
+def _late_first_token(e: Evidence) -> str | None:
+    if e.diffusion is None or e.autoregressive is None:
+        return None
+    if e.diffusion.ttft_s < LATE_FIRST_TOKEN_FACTOR * e.autoregressive.ttft_s:
+        return None
+    return (f"the first token comes later: nothing is shown until the first canvas commits "
+            f"({seconds_text(e.diffusion.ttft_s)} vs {seconds_text(e.autoregressive.ttft_s)} for AR)")
+
+
+def _does_not_fit(e: Evidence) -> str | None:
+    return None if e.memory.fits_diffusion and e.memory.engine_runs_it else e.memory.note
+
+
+REASON_RULES: tuple[tuple[str, Callable[[Evidence], str | None]], ...] = (
+    ("does-not-fit", _does_not_fit),
+    ("pass-cost-ratio", _pass_ratio),
+    ("ar-latency-bound", _ar_latency_bound),
+    ("whole-canvas", _short_output),
+    ("late-first-token", _late_first_token),
+)
+
+
+def reasons_for(evidence: Evidence) -> tuple[str, ...]:
+    """The reasons every rule finds for one scenario, in rule order."""
+    return tuple(text for _, rule in REASON_RULES if (text := rule(evidence)) is not None)
+
+
+def headline_reasons(headline: Prediction, memory: tuple[MemoryFit, ...], concurrency_curve: Curve | None,
+                     ceilings: Ceilings) -> tuple[str, ...]:
+    """Reasons that need more than one scenario: what fits, memory class, concurrency, tensor parallelism."""
+    found: list[str] = []
+    fitting = [m.precision for m in memory if m.fits_diffusion and m.engine_runs_it]
+    if fitting and all(p in FOUR_BIT for p in fitting):
+        found.append(f"fits only at 4-bit ({', '.join(fitting)}) in {bytes_text(ceilings.usable_memory_bytes)}")
+    if ceilings.vendor == "cpu":
+        found.append(f"no GPU: the CPU runs the model from {ceilings.usable_memory_basis}")
+    elif ceilings.memory_class == "shared-physical":
+        found.append(f"unified memory: {ceilings.usable_memory_basis}")
+    if ceilings.gpus > 1:
+        found.append(f"tensor parallel over {ceilings.gpus} GPUs: weights and bandwidth split, plus two "
+                     "all-reduces per layer on the interconnect (latency assumed, not measured)")
+    if concurrency_curve is not None and isinstance(headline.speedup, float):
+        later = [p for p in concurrency_curve.points if p.x > headline.scenario.concurrency
+                 and isinstance(p.speedup, float)]
+        if later:
+            point = max(later, key=lambda p: p.x)
+            found.append(f"at concurrency {point.x:.0f} the advantage {'falls' if point.speedup < headline.speedup else 'rises'} "
+                         f"to {point.speedup:.1f}x (from {headline.speedup:.1f}x)")
+    return tuple(found)
+
+
+def advice_for(verdict: VerdictClass, headline: Prediction, memory: tuple[MemoryFit, ...]) -> tuple[str, ...]:
+    """What to do about the verdict, in plain words, and how to check it on real weights."""
+    scenario = headline.scenario
+    if verdict == "cannot-run":
+        runnable = [m for m in memory if m.engine_runs_it] or list(memory)
+        smallest = min(runnable, key=lambda m: m.diffusion_needed_bytes)
+        return (f"DiffusionGemma needs at least {bytes_text(smallest.diffusion_needed_bytes)} "
+                f"({smallest.precision}, concurrency 1) where {bytes_text(smallest.usable_bytes)} is usable: use a "
+                "larger accelerator or tensor parallelism over several (--gpus N)",)
+    advice = {
+        "applies": f"DiffusionGemma should be several times faster here for {scenario.workload} at concurrency "
+                   f"{scenario.concurrency}: worth switching interactive traffic",
+        "partial": "faster than AR Gemma 4 here, but short of the advertised speedup: worth it for long outputs "
+                   "at low concurrency; check the matrix before switching",
+        "does-not-apply": "keep autoregressive Gemma 4 on this machine: DiffusionGemma's denoise passes cost more "
+                          "than the tokens they save",
+    }[verdict]
+    verify = (f"verify on real weights: `vllm bench serve --dataset-name random --random-input-len "
+              f"{scenario.prompt_tokens} --random-output-len {scenario.output_tokens} --ignore-eos "
+              f"--max-concurrency {scenario.concurrency}` against both models (research note §4.6)"
+              if scenario.engine == "vllm" else
+              "verify on real weights with the engine's own benchmark, same prompt and output lengths, both models")
+    return (advice, verify)

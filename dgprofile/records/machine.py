@@ -1,0 +1,165 @@
+"""What the probes found on a machine: devices, memory, software. Pure data; probes fill it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dgprofile.records.values import Unavailable
+
+MemoryClassKind = Literal["discrete", "shared-physical", "coherent-split"]
+
+
+@dataclass(frozen=True)
+class MemoryClass:
+    """How an accelerator's memory relates to the host's, and how much of it the accelerator can really use."""
+
+    kind: MemoryClassKind
+    signals: tuple[str, ...]
+    usable_bytes: int | Unavailable
+    usable_basis: str
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """Another process holding memory on a GPU (it can spoil measurements)."""
+
+    pid: int
+    name: str | Unavailable
+    used_memory_bytes: int | Unavailable
+
+
+@dataclass(frozen=True)
+class NvidiaGpu:
+    """One NVIDIA GPU as NVML describes it (the probe never initialises CUDA).
+
+    ``theoretical_bandwidth_bytes_per_s`` is the figure the rest of the tool uses until a measurement replaces
+    it: the NVML-derived figure (2 x max memory clock x bus width / 8), unless it disagrees with the datasheet
+    entry by more than 15%, in which case the datasheet figure is used and ``theoretical_bandwidth_basis`` and
+    ``warnings`` say so. ``pcie_generation``/``pcie_width`` are the link's maximum (an idle link trains down).
+    """
+
+    kind: Literal["nvidia-gpu"]
+    index: int
+    name: str
+    uuid: str | Unavailable
+    pci_bus_id: str | Unavailable
+    architecture: str | Unavailable
+    compute_capability: str | Unavailable
+    driver_version: str | Unavailable
+    cuda_driver_version: str | Unavailable
+    nvml_version: str | Unavailable
+    memory_total_bytes: int | Unavailable
+    memory_free_bytes: int | Unavailable
+    memory_used_bytes: int | Unavailable
+    memory_bus_width_bits: int | Unavailable
+    memory_clock_max_hz: float | Unavailable
+    nvml_derived_bandwidth_bytes_per_s: float | Unavailable
+    datasheet_bandwidth_bytes_per_s: float | Unavailable
+    bandwidth_disagrees_with_datasheet: bool
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
+    sm_count: int | Unavailable
+    sm_count_basis: str
+    sm_clock_max_hz: float | Unavailable
+    power_limit_w: float | Unavailable
+    pcie_generation: int | Unavailable
+    pcie_width: int | Unavailable
+    mig_mode: str | Unavailable
+    ecc_mode: str | Unavailable
+    utilization_percent: int | Unavailable
+    other_processes: tuple[GpuProcess, ...] | Unavailable
+    memory_class: MemoryClass
+    spec_id: str | Unavailable
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AppleGpu:
+    """The GPU of an Apple Silicon chip (written against documented interfaces; unverified on hardware)."""
+
+    kind: Literal["apple-gpu"]
+    index: int
+    name: str
+    chip: str
+    gpu_cores: int | Unavailable
+    unified_memory_bytes: int | Unavailable
+    recommended_working_set_bytes: int | Unavailable
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
+    macos_version: str | Unavailable
+    memory_class: MemoryClass
+    spec_id: str | Unavailable
+    verified_on_hardware: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FailedDevice:
+    """A device that was seen but could not be described (lost mid-query, driver error)."""
+
+    kind: Literal["failed-device"]
+    index: int
+    vendor: str
+    reason: str
+
+
+Accelerator = NvidiaGpu | AppleGpu | FailedDevice
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """The host CPU and its memory."""
+
+    model: str | Unavailable
+    architecture: str
+    physical_cores: int | Unavailable
+    logical_cores: int | Unavailable
+    inference_flags: tuple[str, ...]
+    l3_cache_bytes: int | Unavailable
+    ram_total_bytes: int | Unavailable
+    ram_available_bytes: int | Unavailable
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
+    numa_nodes: int | Unavailable
+
+
+@dataclass(frozen=True)
+class Software:
+    """Versions of what the measurements and predictions depend on."""
+
+    python_version: str
+    os_name: str
+    os_release: str
+    torch_version: str | Unavailable
+    torch_cuda_version: str | Unavailable
+    torch_mps_available: bool | Unavailable
+    triton_version: str | Unavailable
+    transformers_version: str | Unavailable
+    vllm_version: str | Unavailable
+    nvidia_ml_py_version: str | Unavailable
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the machine is; ``--anonymize`` replaces these strings with salted hashes."""
+
+    hostname: str
+    anonymized: bool
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Everything the probes found, in one record.
+
+    ``warnings`` are things that make measurements on this machine unreliable or figures doubtful;
+    ``probe_notes`` say what each probe looked for and did not find (no NVIDIA driver, not a Mac).
+    """
+
+    identity: Identity
+    cpu: CpuInfo
+    accelerators: tuple[Accelerator, ...]
+    software: Software
+    probe_seconds: float
+    warnings: tuple[str, ...]
+    probe_notes: tuple[str, ...]

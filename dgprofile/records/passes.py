@@ -1,0 +1,80 @@
+"""Measured decode passes at the real model shapes: AR step, DG denoise, DG commit, prefill.
+
+Produced by ``dgprofile.probes.decode.run_decode_bench``. A pass is timed in parts (a sample of sliding layers, a
+sample of global layers, the head: embedding, LM head, self-conditioning, sampler); ``seconds`` is the full-depth
+estimate, the sum of each part's median times its ``scale``. Floors and fractions compare the pass with the
+machine's measured limits: ``bandwidth_floor_seconds`` = bytes moved / streaming-read bandwidth,
+``compute_floor_seconds`` = FLOPs / peak matmul rate of the pass's compute format, ``roofline_floor_seconds`` =
+the pass's components (attention, MLPs, experts, LM head, ...) run one after another, each at the larger of its
+two floors (``PassCost.roofline_floor_seconds``), and each fraction is floor / seconds (1.0 = at the floor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dgprofile.records.timing import Timing
+from dgprofile.records.values import Unavailable
+
+PassKind = Literal["prefill", "ar-step", "dg-denoise", "dg-commit"]
+PassPartName = Literal["sliding-layers", "global-layers", "head", "head-vocab", "head-rest", "full-pass"]
+NOT_FULL_DEPTH = Unavailable("not measured at full depth (run with --full-depth on a device that holds the model)")
+ROOFLINE_NOT_RECORDED = Unavailable("not recorded: the result was written before dgprofile recorded roofline floors")
+
+
+@dataclass(frozen=True)
+class PassPart:
+    """One timed piece of a pass: ``layers`` layers (0 for the head); its median counts ``scale`` times toward
+    the full pass (e.g. 25 sliding layers / 2 timed, or the vocabulary divisor for ``head-vocab``)."""
+
+    name: PassPartName
+    layers: int
+    scale: float
+    timing: Timing
+
+
+@dataclass(frozen=True)
+class PassMeasurement:
+    """One pass kind at one precision and concurrency; ``seconds`` is the full 30-layer estimate."""
+
+    pass_kind: PassKind
+    precision: str
+    concurrency: int
+    tokens_per_request: int
+    context_tokens: int
+    seconds: float
+    timing: Timing | Unavailable
+    measured: bool
+    basis: str
+    layers_measured: int
+    layers_total: int
+    experts_touched_per_layer: float
+    bytes_moved: float
+    flops: float
+    achieved_bytes_per_s: float
+    achieved_flops_per_s: float
+    bandwidth_floor_seconds: float | Unavailable
+    compute_floor_seconds: float | Unavailable
+    fraction_of_bandwidth_floor: float | Unavailable
+    fraction_of_compute_floor: float | Unavailable
+    breakdown_seconds: dict[str, float]
+    relative_spread: float = 0.0
+    experts_touched_expected: float = 0.0
+    compute_format: str = ""
+    parts: tuple[PassPart, ...] = ()
+    full_depth_seconds: float | Unavailable = NOT_FULL_DEPTH
+    roofline_floor_seconds: float | Unavailable = ROOFLINE_NOT_RECORDED
+    fraction_of_roofline_floor: float | Unavailable = ROOFLINE_NOT_RECORDED
+
+
+@dataclass(frozen=True)
+class PassTimes:
+    """All measured (and modelled) passes of one run, with what was reduced to fit the machine and how."""
+
+    model_id: str
+    device: str
+    passes: tuple[PassMeasurement, ...]
+    reductions: tuple[str, ...]
+    seconds_taken: float
+    methods: tuple[str, ...] = ()

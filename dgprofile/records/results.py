@@ -1,0 +1,245 @@
+"""The result file: one versioned, schema-validated JSON document per run.
+
+``schema_version`` is separate from the tool version and changes only when the format does. Older files are
+upgraded through ``MIGRATIONS`` (version n -> n + 1) when loaded; newer files are refused with a clear message.
+Writes are atomic (temporary file + rename), so an interrupted run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from dgprofile import __version__
+from dgprofile.errors import ResultFileError
+from dgprofile.records.codec import DecodeError, from_json, json_schema, to_json
+from dgprofile.records.limits import Limits
+from dgprofile.records.machine import Machine
+from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
+from dgprofile.records.predictions import Predictions
+from dgprofile.records.values import Unavailable
+
+SCHEMA_VERSION = 2
+FORMAT_NAME = "dgprofile-result"
+SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
+SCHEMA_RESOURCE = "result.schema.json"
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _add_roofline_floors(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 records each pass's roofline floor; version 1 passes say it was not recorded."""
+    passes = document.get("passes")
+    if isinstance(passes, dict) and isinstance(passes.get("passes"), list):
+        for measurement in passes["passes"]:
+            for field in ("roofline_floor_seconds", "fraction_of_roofline_floor"):
+                measurement.setdefault(field, {"unavailable": ROOFLINE_NOT_RECORDED.reason})
+    return document
+
+
+# MIGRATIONS[n] upgrades a version-n document to version n + 1.
+MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """How the result came to be: the command, when, and whether it finished."""
+
+    command: tuple[str, ...]
+    origin: Literal["measured", "predicted"]
+    label: str
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    status: Literal["complete", "incomplete"]
+    incomplete_reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """The whole result file."""
+
+    format: Literal["dgprofile-result"]
+    schema_version: int
+    tool_version: str
+    created_at: str
+    run: RunInfo
+    machine: Machine | Unavailable
+    limits: Limits | Unavailable
+    passes: PassTimes | Unavailable
+    predictions: Predictions | Unavailable
+
+
+NOT_MEASURED = Unavailable("not measured in this run")
+NOT_PREDICTED = Unavailable("not predicted in this run")
+
+
+def new_result(*, run: RunInfo, machine: Machine | Unavailable, limits: Limits | Unavailable = NOT_MEASURED,
+               passes: PassTimes | Unavailable = NOT_MEASURED,
+               predictions: Predictions | Unavailable = NOT_PREDICTED) -> ResultFile:
+    """A result stamped with the current format and tool versions."""
+    return ResultFile(format=FORMAT_NAME, schema_version=SCHEMA_VERSION, tool_version=__version__,
+                      created_at=run.finished_at, run=run, machine=machine, limits=limits, passes=passes,
+                      predictions=predictions)
+
+
+def result_schema() -> dict[str, Any]:
+    """The JSON Schema of the current format, derived from the dataclasses."""
+    schema = json_schema(ResultFile, title="dgprofile result file", schema_id=SCHEMA_ID)
+    schema["properties"]["format"] = {"const": FORMAT_NAME}
+    schema["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
+    return schema
+
+
+@cache
+def shipped_schema() -> dict[str, Any]:
+    """The JSON Schema shipped in the package (kept equal to ``result_schema()`` by a test)."""
+    text = resources.files("dgprofile.records.schema").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(shipped_schema())
+
+
+def dumps(result: ResultFile) -> str:
+    """The JSON text of a result (sorted keys, indented, for readable diffs)."""
+    return json.dumps(to_json(result), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes 0600; result files are meant to be shared
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def dump(result: ResultFile, path: Path) -> None:
+    """Validate and write a result file atomically."""
+    text = dumps(result)
+    validate_document(json.loads(text), source=str(path))
+    write_atomic(path, text)
+
+
+def validate_document(document: Any, *, source: str) -> None:
+    """Raise ResultFileError with the first schema violation, naming the file and the place."""
+    error = next(iter(sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ResultFileError(f"{source}: does not match the result schema at {where}: {error.message[:200]}")
+
+
+def upgrade(document: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """Bring a parsed document to the current schema version through the migration chain."""
+    if document.get("format") != FORMAT_NAME:
+        raise ResultFileError(f"{source}: not a dgprofile result file (no \"format\": \"{FORMAT_NAME}\")")
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultFileError(f"{source}: schema_version is missing or not an integer")
+    if version > SCHEMA_VERSION:
+        raise ResultFileError(
+            f"{source}: schema version {version} is newer than this dgprofile understands ({SCHEMA_VERSION}); "
+            "upgrade dgprofile to read it")
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise ResultFileError(f"{source}: schema version {version} cannot be upgraded (no migration)")
+        document = MIGRATIONS[version](document)
+        version += 1
+        document["schema_version"] = version
+    return document
+
+
+def loads(text: str, *, source: str = "<string>") -> ResultFile:
+    """Parse, upgrade, validate and decode a result file's text."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(document, dict):
+        raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
+    document = upgrade(document, source=source)
+    validate_document(document, source=source)
+    try:
+        return from_json(ResultFile, document)
+    except DecodeError as exc:
+        raise ResultFileError(f"{source}: {exc}") from exc
+
+
+def load(path: Path) -> ResultFile:
+    """Read a result file; every problem becomes a one-line ResultFileError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultFileError(f"{path}: cannot read ({exc})") from exc
+    return loads(text, source=str(path))
+
+
+SALT_ENVIRONMENT_VARIABLE = "DGPROFILE_ANONYMIZE_SALT"
+
+
+def anonymize_salt() -> str:
+    """The salt for ``--anonymize``: $DGPROFILE_ANONYMIZE_SALT (share it across a fleet so one machine keeps one
+    hash), else a random secret kept in the user's config directory, so hashes cannot be reversed by guessing
+    common hostnames yet stay stable between runs on this machine."""
+    shared = os.environ.get(SALT_ENVIRONMENT_VARIABLE)
+    if shared:
+        return shared
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "dgprofile"
+    path = config / "anonymize-salt"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        salt = secrets.token_hex(16)
+        config.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, salt + "\n")
+        path.chmod(0o600)
+        return salt
+
+
+def _hash(value: str, salt: str) -> str:
+    return "anon-" + hashlib.sha256((salt + value).encode()).hexdigest()[:12]
+
+
+def anonymize(machine: Machine, *, salt: str) -> Machine:
+    """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt)."""
+    accelerators = []
+    for device in machine.accelerators:
+        changes = {}
+        for name in ("uuid", "pci_bus_id"):
+            value = getattr(device, name, None)
+            if isinstance(value, str):
+                changes[name] = _hash(value, salt)
+        accelerators.append(dataclasses.replace(device, **changes) if changes else device)
+    identity = dataclasses.replace(machine.identity, hostname=_hash(machine.identity.hostname, salt),
+                                   anonymized=True)
+    return dataclasses.replace(machine, identity=identity, accelerators=tuple(accelerators))

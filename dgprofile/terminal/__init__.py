@@ -1,0 +1,1 @@
+"""Terminal text: the tables `check`, `bench`, `probe` and `predict` print."""

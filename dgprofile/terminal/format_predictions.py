@@ -1,0 +1,136 @@
+"""Predictions as terminal text and as the flat JSON summary of `predict --json`; the calibration table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dgprofile.records.codec import to_json
+from dgprofile.records.predictions import (
+    CalibrationSummary,
+    ModeEstimate,
+    PassEstimate,
+    Prediction,
+    Predictions,
+)
+from dgprofile.records.values import Unavailable
+from dgprofile.text.units import bytes_text, count_text, seconds_text, text_table
+
+MODE_FIELDS = ("tokens_per_s", "aggregate_tokens_per_s", "ttft_s", "first_draft_s", "total_latency_s",
+               "memory_bytes", "pass_seconds")
+
+
+def _mode_summary(mode: ModeEstimate | Unavailable) -> dict[str, Any]:
+    return {name: to_json(mode if isinstance(mode, Unavailable) else getattr(mode, name)) for name in MODE_FIELDS}
+
+
+def summary_json(predictions: Predictions) -> dict[str, Any]:
+    """The flat summary `predict --json` prints: the headline scenario, both modes, speedup band, verdict."""
+    headline = predictions.headline
+    scenario = headline.scenario
+    return {
+        "hardware": predictions.hardware, "hardware_id": to_json(predictions.ceilings.hardware_id),
+        "gpus": scenario.gpus, "origin": predictions.origin, "engine": predictions.engine,
+        "engine_reason": predictions.engine_reason, "workload": scenario.workload,
+        "precision": scenario.precision, "concurrency": scenario.concurrency,
+        "prompt_tokens": scenario.prompt_tokens, "output_tokens": scenario.output_tokens,
+        "steps_per_canvas": scenario.steps_per_canvas,
+        "diffusion": _mode_summary(headline.diffusion), "autoregressive": _mode_summary(headline.autoregressive),
+        "speedup": to_json(headline.speedup), "speedup_low": to_json(headline.speedup_low),
+        "speedup_high": to_json(headline.speedup_high), "verdict": predictions.verdict,
+        "reasons": list(predictions.reasons), "advice": list(predictions.advice),
+        "basis": [to_json(b) for b in predictions.basis],
+        "calibration_max_abs_relative_error": predictions.calibration.max_abs_relative_error,
+    }
+
+
+def _value(value: float | Unavailable, fmt: str = "{:.2f}") -> str:
+    return "n/a" if isinstance(value, Unavailable) else fmt.format(value)
+
+
+def _speedup_text(prediction: Prediction) -> str:
+    if isinstance(prediction.speedup, Unavailable):
+        return prediction.verdict
+    return (f"{prediction.speedup:.1f}x ({_value(prediction.speedup_low, '{:.1f}')}-"
+            f"{_value(prediction.speedup_high, '{:.1f}')})")
+
+
+
+def _modes_table(headline: Prediction) -> list[str]:
+    dg, ar = headline.diffusion, headline.autoregressive
+    rows: list[tuple[str, ...]] = [("", "DiffusionGemma", "Gemma 4 (AR)")]
+    for label, name, text in (("tokens/s per request", "tokens_per_s", count_text),
+                              ("tokens/s, all requests", "aggregate_tokens_per_s", count_text),
+                              ("time to first token", "ttft_s", seconds_text),
+                              ("first useful draft", "first_draft_s", seconds_text),
+                              ("total latency", "total_latency_s", seconds_text),
+                              ("memory needed", "memory_bytes", bytes_text)):
+        cells = ["n/a" if isinstance(mode, Unavailable) else text(getattr(mode, name)) for mode in (dg, ar)]
+        rows.append((label, *cells))
+    return text_table(rows)
+
+
+def _pass_line(estimate: PassEstimate) -> str:
+    terms = ", ".join(f"{name} {seconds_text(value)}" for name, value in estimate.critical_seconds.items())
+    return (f"  {estimate.pass_kind:<11} {seconds_text(estimate.seconds):>9} x {estimate.count_per_request:g}"
+            f"  bound by {estimate.bound_by}: {terms}")
+
+
+def _matrix_lines(predictions: Predictions) -> list[str]:
+    concurrencies = sorted({p.scenario.concurrency for p in predictions.matrix})
+    rows: list[tuple[str, ...]] = [("workload", "precision", *(f"c={c}" for c in concurrencies))]
+    cells: dict[tuple[str, str], dict[int, str]] = {}
+    for prediction in predictions.matrix:
+        key = (prediction.scenario.workload, prediction.scenario.precision)
+        text = ("does not fit" if isinstance(prediction.speedup, Unavailable)
+                else f"{prediction.speedup:.1f}x {prediction.verdict}")
+        cells.setdefault(key, {})[prediction.scenario.concurrency] = text
+    rows += [(w, p, *(by_c.get(c, "") for c in concurrencies)) for (w, p), by_c in cells.items()]
+    return text_table(rows)
+
+
+def format_predictions(predictions: Predictions) -> str:
+    """The terminal report of `predict` (and of the prediction part of `check`)."""
+    headline = predictions.headline
+    s = headline.scenario
+    lines = [
+        f"DiffusionGemma vs autoregressive Gemma 4 on {predictions.hardware}"
+        + (f" x {s.gpus}" if s.gpus > 1 else "") + f" ({predictions.origin} limits)",
+        f"engine: {predictions.engine} ({predictions.engine_reason})",
+        f"headline: {s.workload}, {s.prompt_tokens} prompt + {s.output_tokens} output tokens, "
+        f"{s.steps_per_canvas:.1f} steps per canvas, {s.precision}, concurrency {s.concurrency}",
+        "",
+        *_modes_table(headline),
+        "",
+        f"speedup (end to end): {_speedup_text(headline)}  ->  verdict: {predictions.verdict}",
+        "",
+        "why:",
+        *(f"  - {reason}" for reason in predictions.reasons),
+        "advice:",
+        *(f"  - {advice}" for advice in predictions.advice),
+    ]
+    for title, mode in (("DiffusionGemma passes", headline.diffusion), ("AR passes", headline.autoregressive)):
+        if isinstance(mode, ModeEstimate) and mode.passes:
+            lines += ["", f"{title} (time x count per request):", *(_pass_line(p) for p in mode.passes)]
+    lines += ["", "memory fit (headline concurrency and lengths):",
+              *text_table([("precision", "DiffusionGemma", "AR", "fits"),
+                       *((m.precision, bytes_text(m.diffusion_needed_bytes), bytes_text(m.autoregressive_needed_bytes),
+                          "yes" if m.fits_diffusion and m.engine_runs_it else "no") for m in predictions.memory)]),
+              "", "matrix (speedup and verdict):", *_matrix_lines(predictions),
+              "", "basis:", *(f"  - {b.quantity}: {b.kind} ({b.source})" for b in predictions.basis),
+              f"  - calibration: worst fitted residual {predictions.calibration.max_abs_relative_error:.0%} over "
+              f"{len(predictions.calibration.runs)} published runs ({predictions.calibration.data_file})"]
+    return "\n".join(lines)
+
+
+def calibration_table(summary: CalibrationSummary) -> str:
+    """Markdown table of every published run against the calibrated model (for the README)."""
+    rows = ["| run | engine | figure | published | model | error | fitted |", "|---|---|---|---|---|---|---|"]
+    for run in summary.runs:
+        for o in run.observables:
+            rows.append(f"| {run.run_id} | {run.engine} | {o.name} | {o.published:.4g} | {o.predicted:.4g} | "
+                        f"{o.relative_error:+.1%} | {'yes' if o.used_in_fit else 'no'} |")
+        published = "n/a" if isinstance(run.published_speedup, Unavailable) else f"{run.published_speedup:.2f}x"
+        verdict = ("n/a" if isinstance(run.published_verdict, Unavailable) else run.published_verdict)
+        rows.append(f"| {run.run_id} | {run.engine} | speedup (verdict) | {published} ({verdict}) | "
+                    f"{run.predicted_speedup:.2f}x ({run.predicted_verdict}) | | |")
+    return "\n".join(rows)

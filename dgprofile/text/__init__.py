@@ -1,0 +1,1 @@
+"""How quantities are written for people: one formatter per kind of quantity, shared by every layer."""

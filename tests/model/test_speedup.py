@@ -1,0 +1,161 @@
+"""The speedup model: pass times from named terms, and request-level figures for both modes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from dgprofile.model.calibration import calibrated_parameters
+from dgprofile.model.ceilings import ceilings_from_spec
+from dgprofile.model.engines import ENGINES
+from dgprofile.model.speedup import (
+    PassModel,
+    Request,
+    autoregressive_estimate,
+    canvases,
+    diffusion_estimate,
+    diffusion_passes,
+    physics_pass,
+)
+from dgprofile.records.passes import PassMeasurement, PassTimes
+from dgprofile.records.predictions import EngineParameters
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import spec_by_id
+from dgprofile.specs.model_config import load_model_config
+from dgprofile.specs.pass_cost import pass_cost
+
+CONFIG = load_model_config()
+
+
+def ideal(**changes: float) -> EngineParameters:
+    return dataclasses.replace(calibrated_parameters()["ideal"], **changes)
+
+
+def model(hardware: str = "h100-sxm", engine: str = "ideal", parameters: EngineParameters | None = None,
+          gpus: int = 1, measured: PassTimes | None = None) -> PassModel:
+    return PassModel(CONFIG, ceilings_from_spec(spec_by_id(hardware), gpus=gpus), ENGINES[engine],
+                     parameters or calibrated_parameters()[engine], measured)
+
+
+def test_a_weight_bound_pass_takes_its_bytes_over_the_bandwidth() -> None:
+    cost = pass_cost(CONFIG, kind="dg-denoise", precision="fp8", concurrency=1, context_tokens=1024)
+    estimate = physics_pass(cost, ceilings_from_spec(spec_by_id("h100-sxm")), ideal(), CONFIG.backbone)
+    streamed = cost.total_bytes - cost.sampler_bytes
+    assert estimate.bound_by == "weights"
+    assert estimate.seconds == pytest.approx(streamed / 3.35e12 + estimate.terms_seconds["sampler"])
+
+
+def test_critical_terms_sum_to_the_pass_time() -> None:
+    for kind in ("prefill", "ar-step", "dg-denoise", "dg-commit"):
+        estimate = model(engine="vllm").estimate(kind, "fp8", concurrency=2, context_tokens=2048,
+                                                 tokens_per_request=512 if kind == "prefill" else None)
+        assert sum(estimate.critical_seconds.values()) == pytest.approx(estimate.seconds)
+
+
+def test_vllm_ar_step_is_bound_by_its_latency_floor() -> None:
+    step = model(engine="vllm").estimate("ar-step", "fp8", concurrency=1, context_tokens=1024)
+    assert step.bound_by == "overhead"
+    assert step.terms_seconds["weights"] < step.terms_seconds["overhead"]
+
+
+def test_diffusion_step_overhead_is_added_to_diffusion_passes_only() -> None:
+    m = model(engine="ideal", parameters=ideal(diffusion_step_overhead_seconds=0.002))
+    plain = model(engine="ideal")
+    for kind in ("dg-denoise", "dg-commit"):
+        gap = m.estimate(kind, "fp8", concurrency=1, context_tokens=0).seconds - plain.estimate(
+            kind, "fp8", concurrency=1, context_tokens=0).seconds
+        assert gap == pytest.approx(0.002)
+    assert m.estimate("ar-step", "fp8", concurrency=1, context_tokens=0).seconds == pytest.approx(
+        plain.estimate("ar-step", "fp8", concurrency=1, context_tokens=0).seconds)
+
+
+def test_apple_4bit_denoise_is_compute_bound_and_dequantised() -> None:
+    denoise = model("m1-ultra-64gpu", "mlx").estimate("dg-denoise", "int4", concurrency=1, context_tokens=64)
+    assert denoise.bound_by == "compute"
+    assert denoise.terms_seconds["dequantisation"] > 0
+
+
+def test_fp8_is_native_on_hopper_and_dequantised_on_ampere() -> None:
+    hopper = model("h100-sxm").estimate("dg-denoise", "fp8", concurrency=1, context_tokens=0)
+    ampere = model("a100-sxm-80gb").estimate("dg-denoise", "fp8", concurrency=1, context_tokens=0)
+    assert hopper.terms_seconds["dequantisation"] == 0
+    assert ampere.terms_seconds["dequantisation"] > 0
+    assert ampere.terms_seconds["compute"] > hopper.terms_seconds["compute"] * 3
+
+
+def test_an_output_shorter_than_a_canvas_pays_the_whole_canvas() -> None:
+    m = model(engine="vllm")
+    short, full = Request("fp8", 1, 512, 40), Request("fp8", 1, 512, 256)
+    short_dg = diffusion_estimate(diffusion_passes(m, short), short, 16, 0)
+    full_dg = diffusion_estimate(diffusion_passes(m, full), full, 16, 0)
+    assert short_dg.total_latency_s == pytest.approx(full_dg.total_latency_s)
+    assert short_dg.tokens_per_s == pytest.approx(full_dg.tokens_per_s * 40 / 256)
+
+
+def test_each_canvas_pays_its_steps_and_one_commit() -> None:
+    m = model(engine="vllm")
+    request = Request("fp8", 1, 512, 600)
+    passes = diffusion_passes(m, request)
+    dg = diffusion_estimate(passes, request, 12, 0)
+    assert canvases(600) == passes.canvases == passes.commits == 3
+    assert dg.total_latency_s - passes.prefill.seconds == pytest.approx(
+        3 * (12 * passes.denoise.seconds + passes.commit.seconds))
+    assert dg.ttft_s == pytest.approx(passes.prefill.seconds + 12 * passes.denoise.seconds + passes.commit.seconds)
+
+
+def test_engines_that_skip_the_last_commit_pay_one_fewer() -> None:
+    passes = diffusion_passes(model("h200", "transformers"), Request("bf16", 1, 1024, 512))
+    assert (passes.canvases, passes.commits) == (2, 1)
+
+
+def test_concurrency_batches_requests_into_one_pass() -> None:
+    m = model(engine="vllm")
+    one = m.estimate("dg-denoise", "fp8", concurrency=1, context_tokens=1024)
+    four = m.estimate("dg-denoise", "fp8", concurrency=4, context_tokens=1024)
+    assert one.seconds < four.seconds < 4 * one.seconds  # the weights are read once for all four
+    request = Request("fp8", 4, 1024, 1024)
+    dg = diffusion_estimate(diffusion_passes(m, request), request, 16, 0)
+    assert dg.aggregate_tokens_per_s == pytest.approx(4 * dg.tokens_per_s)
+
+
+def test_ar_prefill_yields_the_first_token() -> None:
+    m = model(engine="vllm")
+    ar = autoregressive_estimate(m, Request("fp8", 1, 1024, 100), 0)
+    prefill, step = ar.passes
+    assert ar.ttft_s == prefill.seconds
+    assert ar.total_latency_s == pytest.approx(prefill.seconds + 99 * step.seconds)
+    assert ar.tokens_per_s == pytest.approx(1 / step.seconds)
+
+
+def test_tensor_parallel_splits_the_weights_and_pays_the_interconnect() -> None:
+    single = model("rtx-3090", "vllm").estimate("dg-denoise", "int4", concurrency=1, context_tokens=512)
+    pair = model("rtx-3090", "vllm", gpus=2).estimate("dg-denoise", "int4", concurrency=1, context_tokens=512)
+    assert pair.terms_seconds["weights"] == pytest.approx(single.terms_seconds["weights"] / 2)
+    assert single.terms_seconds["interconnect"] == 0 < pair.terms_seconds["interconnect"]
+
+
+def _measurement(kind: str, seconds: float, context_tokens: int) -> PassMeasurement:
+    return PassMeasurement(
+        pass_kind=kind, precision="bf16", concurrency=1, tokens_per_request=256 if kind != "ar-step" else 1,
+        context_tokens=context_tokens, seconds=seconds, timing=Unavailable("test"), measured=True, basis="test",
+        layers_measured=30, layers_total=30, experts_touched_per_layer=128.0, bytes_moved=1.0, flops=1.0,
+        achieved_bytes_per_s=1.0, achieved_flops_per_s=1.0, bandwidth_floor_seconds=1.0,
+        compute_floor_seconds=1.0, fraction_of_bandwidth_floor=1.0, fraction_of_compute_floor=1.0,
+        breakdown_seconds={})
+
+
+def test_the_ideal_engine_uses_measured_passes_and_scales_them_by_the_physics() -> None:
+    measured = PassTimes(model_id=CONFIG.id, device="cuda:0",
+                         passes=(_measurement("dg-denoise", 0.020, 1024),), reductions=(), seconds_taken=1.0)
+    m = model(measured=measured)
+    at_shape = m.estimate("dg-denoise", "bf16", concurrency=1, context_tokens=1024)
+    longer = m.estimate("dg-denoise", "bf16", concurrency=1, context_tokens=8192)
+    physics = model()
+    ratio = (physics.estimate("dg-denoise", "bf16", concurrency=1, context_tokens=8192).seconds
+             / physics.estimate("dg-denoise", "bf16", concurrency=1, context_tokens=1024).seconds)
+    assert (at_shape.seconds, at_shape.basis) == (pytest.approx(0.020), "measured")
+    assert longer.seconds == pytest.approx(0.020 * ratio)
+    unmeasured = m.estimate("ar-step", "bf16", concurrency=1, context_tokens=1024)
+    assert unmeasured.basis == "datasheet" and not math.isclose(unmeasured.seconds, 0.020)

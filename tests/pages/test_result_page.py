@@ -1,0 +1,218 @@
+"""The result page (`dgprofile check`'s HTML) checked structurally: sections, numbers, reasons, escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import result_factory as factory
+from bs4 import BeautifulSoup
+from jinja2 import StrictUndefined
+
+from dgprofile.pages.result_page import environment, render_result_html, verify_commands
+from dgprofile.records.codec import to_json
+from dgprofile.records.values import Unavailable
+
+SECTIONS = ("verdict", "machine", "limits", "roofline", "speedup", "passes", "memory", "basis", "verify")
+
+
+def page(result) -> BeautifulSoup:
+    return BeautifulSoup(render_result_html(result), "html.parser")
+
+
+def section_text(soup: BeautifulSoup, section_id: str) -> str:
+    return " ".join(soup.find("section", id=section_id).get_text(" ").split())
+
+
+@pytest.fixture(scope="module")
+def h100_page() -> BeautifulSoup:
+    return page(factory.measured_h100_result())
+
+
+def test_environment_escapes_and_refuses_undefined_names() -> None:
+    env = environment()
+    assert env.autoescape is True
+    assert env.undefined is StrictUndefined
+    assert environment() is env  # built once
+
+
+def test_every_section_is_present_once_in_order(h100_page: BeautifulSoup) -> None:
+    ids = [s["id"] for s in h100_page.find_all("section")]
+    assert ids == list(SECTIONS)
+    all_ids = [tag["id"] for tag in h100_page.find_all(id=True)]
+    assert len(all_ids) == len(set(all_ids)), "element ids must be unique in the page"
+
+
+def test_headline_verdict_with_band_reasons_and_advice(h100_page: BeautifulSoup) -> None:
+    verdict = h100_page.find("div", class_="verdict")
+    assert "tone-applies" in verdict["class"]
+    text = " ".join(verdict.get_text(" ").split())
+    assert "DiffusionGemma is 5.1x faster than autoregressive Gemma 4" in text
+    assert "4.3x to 5.9x" in text
+    assert "a denoise pass costs 3.0x an AR step" in text
+    assert "verify on real weights" in text
+    assert "long-form-drafting, fp8, concurrency 1, engine vllm" in text
+
+
+def test_machine_shows_memory_class_and_usable_memory(h100_page: BeautifulSoup) -> None:
+    text = section_text(h100_page, "machine")
+    assert "unified-memory class discrete" in text
+    assert "78.6 GiB (NVML free memory)" in text
+    assert "3.35 TB/s (5120-bit bus" in text
+
+
+def test_limits_show_median_iqr_cv_and_instability_advice() -> None:
+    result = factory.result(limits_=factory.limits(unstable=(factory.busy_gpu_flag(),)))
+    text = section_text(page(result), "limits")
+    assert "streaming read 3.07 TB/s" in text
+    assert "bf16 ridge 235 FLOP/byte" in text
+    assert "CV 1.0%" in text
+    assert "15 x 4 loops, cuda-graph-events" in text
+    assert "busy-gpu: another process used the GPU" in text
+    assert "Unstable measurements" in text and "stop other GPU work and rerun" in text
+
+
+def test_charts_are_inline_svg_with_their_titles(h100_page: BeautifulSoup) -> None:
+    titles = [" ".join(svg.find(class_="title").get_text(" ").split()) for svg in h100_page.find_all("svg")]
+    assert any(t.startswith("Roofline: fp8 matmul peak over measured streaming-read") for t in titles)
+    assert any(t.startswith("Speedup against output length") for t in titles)
+    assert any(t.startswith("Speedup against concurrency") for t in titles)
+    assert any(t.startswith("Time per pass") for t in titles)
+    assert any(t.startswith("DiffusionGemma memory need per precision") for t in titles)
+    roofline = section_text(h100_page, "roofline")
+    assert "Ridge at 469 FLOP/byte" in roofline
+    assert "AR decode step, fp8, c=1 (measured)" in roofline and "DG denoise pass, fp8, c=4 (measured)" in roofline
+
+
+def test_pass_breakdown_names_its_terms(h100_page: BeautifulSoup) -> None:
+    text = section_text(h100_page, "passes")
+    for term in ("weights", "sampler", "overhead"):
+        assert term in text
+    assert "DiffusionGemma 16 x DG denoise pass" in text
+    assert "All 24 measured passes" in text
+
+
+def test_memory_fit_per_precision(h100_page: BeautifulSoup) -> None:
+    rows = h100_page.find("section", id="memory").find("table").find_all("tr")[1:]
+    cells = [[td.get_text(" ", strip=True) for td in row.find_all("td")] for row in rows]
+    assert [c[0] for c in cells] == ["bf16", "fp8", "int4"]
+    assert cells[0][3] == "52.9 GiB" and cells[0][6] == "fits"
+
+
+def test_basis_names_measured_datasheet_and_calibrated_sources(h100_page: BeautifulSoup) -> None:
+    text = section_text(h100_page, "basis")
+    assert "measured NVIDIA H100 80GB HBM3 (cuda:0), timed with cuda-graph-events" in text
+    assert "datasheet NVIDIA H100 SXM5 80GB: https://resources.nvidia.com" in text
+    assert "calibrated calibration-runs.json: vllm-blog-h100-fp8" in text
+    assert "vllm-blog-h100-fp8 h100-sxm vllm 5.1x 5.3x dg_tokens_per_s +4%" in text
+
+
+def test_verify_commands_serve_and_bench_both_models_with_matching_settings(h100_page: BeautifulSoup) -> None:
+    code = h100_page.find("section", id="verify").find("code").get_text()
+    serve = re.findall(r"vllm serve (\S+)", code)
+    bench = re.findall(r"vllm bench serve --model (\S+)", code)
+    assert serve == bench == ["google/diffusiongemma-26B-A4B-it", "google/gemma-4-26B-A4B-it"]
+    assert """--diffusion-config '{"canvas_length":256,"max_denoising_steps":16}'""" in code
+    for flag in ("--dataset-name random", "--random-input-len 512", "--random-output-len 1024", "--ignore-eos",
+                 "--max-concurrency 1"):
+        assert code.count(flag) == 2, flag
+    assert code.count("--quantization fp8") == 2
+
+
+def test_verify_commands_follow_the_scenario() -> None:
+    scenario = factory.prediction(workload="code-infill", precision="bf16", concurrency=4).scenario
+    code = verify_commands(scenario)
+    assert "--quantization" not in code
+    assert code.count("--max-concurrency 4") == 2 and code.count("--random-input-len 2048") == 2
+    assert '"max_denoising_steps":12' in code
+
+
+def test_predicted_file_says_nothing_was_measured_and_uses_datasheet_ceilings() -> None:
+    soup = page(factory.predicted_apple_result())
+    assert ("Measured limits unavailable: predicted from the datasheet of Apple M3 Max (40-core GPU): nothing was "
+            "measured.") in section_text(soup, "limits")
+    assert soup.find("h1").get_text() == "DiffusionGemma vs Gemma 4 on Apple M3 Max (40-core GPU)"
+    assert "The machine description unavailable: predicted from the datasheet" in section_text(soup, "machine")
+    roofline = section_text(soup, "roofline")
+    assert "Shown instead: the datasheet limits the prediction used" in roofline
+    assert "fp16 matmul peak over datasheet bandwidth" in roofline
+    assert "This machine has no NVIDIA GPU" in section_text(soup, "verify")
+    assert "tone-does-not-apply" in soup.find("div", class_="verdict")["class"]
+    assert "DiffusionGemma is 4.5x slower" in section_text(soup, "verdict")
+
+
+def test_probe_only_file_renders_every_section_with_its_reason() -> None:
+    soup = page(factory.probe_only_result())
+    for section_id in ("verdict", "speedup", "memory"):
+        assert "Predictions unavailable: probe only: nothing was predicted." in section_text(soup, section_id)
+    assert "Measured limits unavailable: probe only: limits were not measured." in section_text(soup, "limits")
+    assert "Measured passes unavailable: probe only: passes were not measured." in section_text(soup, "passes")
+    assert "No accelerator found" in section_text(soup, "machine")
+    assert "Incomplete run: probe only" in soup.find("p", class_="banner").get_text()
+    assert not soup.find_all("svg")
+
+
+def test_unavailable_machine_and_curve_points_keep_their_reasons() -> None:
+    predictions = factory.predictions()
+    flat = factory.curve("speedup-vs-concurrency", "concurrent requests", predictions.headline.scenario,
+                         [(1, 5.0)], 197.0)
+    predictions = type(predictions)(**{**predictions.__dict__, "curves": (flat,)})
+    soup = page(factory.result(machine_=Unavailable("probe crashed"), predictions_=predictions))
+    assert "The machine description unavailable: probe crashed." in section_text(soup, "machine")
+    assert "Speedup against concurrency: unavailable (fewer than two points" in section_text(soup, "speedup")
+
+
+def test_page_is_self_contained() -> None:
+    html = render_result_html(factory.measured_h100_result())
+    soup = BeautifulSoup(html, "html.parser")
+    csp = soup.find("meta", attrs={"http-equiv": "Content-Security-Policy"})["content"]
+    assert "default-src 'none'" in csp
+    assert not soup.find_all("link")
+    assert not [s for s in soup.find_all("script") if s.get("src")]
+    assert not [tag for tag in soup.find_all(src=True)]
+    assert not [a for a in soup.find_all("a", href=True) if not a["href"].startswith("#")]
+    assert "kozea.github.io" not in html and "@import" not in html
+
+
+def test_embedded_result_json_is_the_result() -> None:
+    result = factory.hostile_result()
+    soup = page(result)
+    data = soup.find("script", id="dgprofile-result", type="application/json").string
+    assert json.loads(data) == json.loads(json.dumps(to_json(result)))
+
+
+def test_hostile_hostname_and_gpu_name_are_escaped_everywhere() -> None:
+    html = render_result_html(factory.hostile_result())
+    assert "<script>alert" not in html
+    soup = BeautifulSoup(html, "html.parser")
+    scripts = soup.find_all("script")
+    assert all(s.get("type") == "application/json" or "alert(" not in s.get_text() for s in scripts)
+    assert factory.HOSTILE_TEXT in soup.find("h1").get_text()
+    hostname = soup.find("section", id="machine").find("dt", string="hostname").find_next_sibling("dd")
+    assert hostname.get_text() == f"host{factory.HOSTILE_TEXT}"
+    device = soup.find("section", id="machine").find("h3", string=re.compile("^Device 0"))
+    assert device.get_text() == f"Device 0: H100 {factory.HOSTILE_TEXT}"
+
+
+def test_roofline_of_a_format_without_its_own_peak_uses_the_fastest_measured_peak() -> None:
+    """int4 computed in fp32 on a CPU: a bf16 roof would put the measured pass above the roof."""
+    limits = factory.limits()
+    limits = type(limits)(**{**limits.__dict__, "peak_flops_per_s": {"bf16": 1.26e10, "fp32": 5.98e10},
+                             "ridge_flop_per_byte": {}, "ridge_tokens": {}})
+    result = factory.result(limits_=limits, passes_=factory.passes(precisions=("int4",)),
+                            predictions_=factory.predictions(precisions=("int4", "fp8")))
+    text = section_text(page(result), "roofline")
+    assert "Roofline: fp32 matmul peak over measured streaming-read bandwidth" in text
+    assert "DG denoise pass, int4, c=1 (measured)" in text
+
+
+def test_a_measured_pass_above_the_roof_is_called_out() -> None:
+    limits = factory.limits(peak_bf16_flops_per_s=1e14)
+    limits = type(limits)(**{**limits.__dict__, "peak_flops_per_s": {"bf16": 1e14}})
+    result = factory.result(limits_=limits, passes_=factory.passes(flops_per_s=7.2e14, precisions=("bf16",)),
+                            predictions_=factory.predictions(precisions=("bf16",)))
+    text = section_text(page(result), "roofline")
+    assert "Above the roof: DG denoise pass, bf16, c=1 (measured)" in text
+    assert "faster than the bf16 matmul peak measured at the square shape" in text
+    assert "Above the roof" not in section_text(page(factory.measured_h100_result()), "roofline")

@@ -1,0 +1,94 @@
+"""The generic dataclass <-> JSON codec and the schema derived from the same classes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal
+
+import jsonschema
+import pytest
+
+from dgprofile.records.codec import DecodeError, from_json, json_schema, to_json
+from dgprofile.records.values import Unavailable
+
+
+class Colour(str, enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclass(frozen=True)
+class Cat:
+    kind: Literal["cat"]
+    lives: int
+
+
+@dataclass(frozen=True)
+class Dog:
+    kind: Literal["dog"]
+    good: bool
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    rate_bytes_per_s: float | Unavailable
+    tags: tuple[str, ...]
+    counts: dict[str, int]
+    colour: Colour
+    pet: Cat | Dog | Unavailable
+
+
+def sample() -> Sample:
+    return Sample(name="x", rate_bytes_per_s=Unavailable("no NVML"), tags=("a", "b"), counts={"k": 3},
+                  colour=Colour.BLUE, pet=Dog(kind="dog", good=True))
+
+
+def test_round_trip_keeps_every_value_and_type():
+    data = to_json(sample())
+    assert data["rate_bytes_per_s"] == {"unavailable": "no NVML"}
+    assert data["pet"] == {"kind": "dog", "good": True}
+    assert from_json(Sample, data) == sample()
+
+
+def test_union_of_dataclasses_is_resolved_by_kind():
+    data = to_json(sample()) | {"pet": {"kind": "cat", "lives": 9}}
+    assert from_json(Sample, data).pet == Cat(kind="cat", lives=9)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tags": "a"}, "$.tags: expected a list"),
+        ({"counts": {"k": 1.5}}, "$.counts.k: expected an integer"),
+        ({"colour": "green"}, "$.colour: 'green' is not a valid Colour"),
+        ({"pet": {"kind": "fish"}}, "$.pet: unknown kind 'fish'"),
+        ({"surprise": 1}, "unknown field(s) ['surprise']"),
+    ],
+)
+def test_bad_values_name_the_path(change, message):
+    with pytest.raises(DecodeError, match=message.replace("$", r"\$").replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        from_json(Sample, to_json(sample()) | change)
+
+
+def test_missing_field_is_an_error():
+    data = to_json(sample())
+    del data["name"]
+    with pytest.raises(DecodeError, match="missing field 'name'"):
+        from_json(Sample, data)
+
+
+def test_nan_is_refused_because_absence_needs_a_reason():
+    with pytest.raises(ValueError, match="Unavailable"):
+        to_json(Sample(name="x", rate_bytes_per_s=float("nan"), tags=(), counts={}, colour=Colour.RED,
+                       pet=Unavailable("none")))
+
+
+def test_schema_accepts_what_the_codec_writes_and_rejects_strays():
+    schema = json_schema(Sample, title="t", schema_id="urn:t")
+    validator = jsonschema.Draft202012Validator(schema)
+    assert not list(validator.iter_errors(to_json(sample())))
+    assert list(validator.iter_errors(to_json(sample()) | {"surprise": 1}))
+    assert list(validator.iter_errors(to_json(sample()) | {"rate_bytes_per_s": "N/A"}))
