@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import pwd
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from dgprofile.errors import BenchmarkBusyError
 from dgprofile.probes.device_lock import exclusive_device, lock_path
+
+try:
+    NOBODY: pwd.struct_passwd | None = pwd.getpwnam("nobody")
+except KeyError:
+    NOBODY = None
 
 
 def hold_lock(key: str, ready, release) -> None:
@@ -56,3 +66,70 @@ def test_lock_is_free_again_after_the_block(tmp_path):
     with exclusive_device(key, wait_seconds=0):
         pass
     lock_path(key).unlink(missing_ok=True)
+
+
+def test_lock_file_is_writable_by_every_user():
+    key = f"test-mode-{time.monotonic_ns()}"
+    with exclusive_device(key, wait_seconds=0):
+        assert lock_path(key).stat().st_mode & 0o777 == 0o666
+
+
+def test_a_link_planted_at_the_lock_path_is_refused_not_followed(tmp_path):
+    key = f"test-link-{time.monotonic_ns()}"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    lock_path(key).symlink_to(victim)
+    with pytest.raises(BenchmarkBusyError, match="cannot open the benchmark lock"):
+        with exclusive_device(key, wait_seconds=0):
+            pass
+    assert victim.read_text() == "keep me"
+
+
+@pytest.fixture()
+def lock_dir_every_user_reaches(monkeypatch):
+    """A sticky, world-writable lock directory like /tmp (the per-test temp dirs are private to root)."""
+    directory = Path(tempfile.mkdtemp(prefix="dgprofile-lock-test-", dir="/tmp"))
+    directory.chmod(0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    yield directory
+    shutil.rmtree(directory)
+
+
+def take_lock_as_nobody(key: str, wait_seconds: float) -> int:
+    """Fork, become the unprivileged user `nobody`, and try the lock: the child's exit code says what happened."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 0
+        try:
+            os.setgid(NOBODY.pw_gid)
+            os.setuid(NOBODY.pw_uid)
+            with exclusive_device(key, wait_seconds=wait_seconds):
+                pass
+        except BenchmarkBusyError:
+            code = 3
+        except BaseException:
+            code = 1
+        os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or NOBODY is None, reason="switching users needs root")
+
+
+@needs_root
+def test_second_user_can_check_after_the_first_user_has(lock_dir_every_user_reaches):
+    key = f"test-users-{time.monotonic_ns()}"
+    with exclusive_device(key, wait_seconds=0):
+        pass
+    assert lock_path(key).stat().st_uid == 0
+    assert take_lock_as_nobody(key, wait_seconds=0) == 0
+
+
+@needs_root
+def test_read_only_lock_file_left_by_an_older_version_still_locks_for_another_user(lock_dir_every_user_reaches):
+    key = f"test-old-file-{time.monotonic_ns()}"
+    lock_path(key).write_text("pid 1")
+    lock_path(key).chmod(0o644)
+    assert take_lock_as_nobody(key, wait_seconds=0) == 0
+    with exclusive_device(key, wait_seconds=0):
+        assert take_lock_as_nobody(key, wait_seconds=0) == 3
