@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
-import pwd
-import shutil
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
+from fakes.users import FailedAsNobody, as_nobody, directory_every_user_reaches, needs_root
 
 from dgprofile.errors import BenchmarkBusyError
 from dgprofile.probes.device_lock import exclusive_device, lock_path
-
-try:
-    NOBODY: pwd.struct_passwd | None = pwd.getpwnam("nobody")
-except KeyError:
-    NOBODY = None
 
 
 def hold_lock(key: str, ready, release) -> None:
@@ -87,33 +79,20 @@ def test_a_link_planted_at_the_lock_path_is_refused_not_followed(tmp_path):
 
 @pytest.fixture()
 def lock_dir_every_user_reaches(monkeypatch):
-    """A sticky, world-writable lock directory like /tmp (the per-test temp dirs are private to root)."""
-    directory = Path(tempfile.mkdtemp(prefix="dgprofile-lock-test-", dir="/tmp"))
-    directory.chmod(0o1777)
-    monkeypatch.setattr(tempfile, "tempdir", str(directory))
-    yield directory
-    shutil.rmtree(directory)
+    with directory_every_user_reaches() as directory:
+        monkeypatch.setattr(tempfile, "tempdir", str(directory))
+        yield directory
 
 
-def take_lock_as_nobody(key: str, wait_seconds: float) -> int:
-    """Fork, become the unprivileged user `nobody`, and try the lock: the child's exit code says what happened."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 0
-        try:
-            os.setgid(NOBODY.pw_gid)
-            os.setuid(NOBODY.pw_uid)
-            with exclusive_device(key, wait_seconds=wait_seconds):
-                pass
-        except BenchmarkBusyError:
-            code = 3
-        except BaseException:
-            code = 1
-        os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or NOBODY is None, reason="switching users needs root")
+def lock_as_nobody(key: str) -> str:
+    """Take the lock as another user: "locked", or the reason it was refused."""
+    def take() -> str:
+        with exclusive_device(key, wait_seconds=0):
+            return "locked"
+    try:
+        return as_nobody(take)
+    except FailedAsNobody as exc:
+        return str(exc)
 
 
 @needs_root
@@ -122,7 +101,7 @@ def test_second_user_can_check_after_the_first_user_has(lock_dir_every_user_reac
     with exclusive_device(key, wait_seconds=0):
         pass
     assert lock_path(key).stat().st_uid == 0
-    assert take_lock_as_nobody(key, wait_seconds=0) == 0
+    assert lock_as_nobody(key) == "locked"
 
 
 @needs_root
@@ -130,6 +109,6 @@ def test_read_only_lock_file_left_by_an_older_version_still_locks_for_another_us
     key = f"test-old-file-{time.monotonic_ns()}"
     lock_path(key).write_text("pid 1")
     lock_path(key).chmod(0o644)
-    assert take_lock_as_nobody(key, wait_seconds=0) == 0
+    assert lock_as_nobody(key) == "locked"
     with exclusive_device(key, wait_seconds=0):
-        assert take_lock_as_nobody(key, wait_seconds=0) == 3
+        assert lock_as_nobody(key).startswith("BenchmarkBusyError: another dgprofile benchmark (pid ")

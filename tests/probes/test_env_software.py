@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 
 import pytest
 
-from dgprofile.probes.env_software import SoftwareSeams, installed_version, probe_software, torch_version_file
+from dgprofile.probes.env_software import SoftwareSeams, installed_version, probe_software
 from dgprofile.records.values import Unavailable
 
 
@@ -90,14 +92,19 @@ def test_missing_packages_are_unavailable() -> None:
     assert software.python_version == "3.12.3"
 
 
-def test_real_version_file_is_read_without_import() -> None:
-    import sys
+def in_fresh_interpreter(code: str) -> str:
+    """Run ``code`` in a new Python, where torch is not imported yet (in the test process another test has)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
-    before = "torch" in sys.modules
-    text = torch_version_file()
-    assert ("torch" in sys.modules) == before
+
+def test_real_version_file_is_read_without_import() -> None:
+    out = in_fresh_interpreter(
+        "import sys\n"
+        "from dgprofile.probes.env_software import torch_version_file\n"
+        "text = torch_version_file()\n"
+        "print('torch' in sys.modules, text is not None and '__version__' in text)")
     installed = not isinstance(installed_version("torch"), Unavailable)
-    assert (text is not None and "__version__" in text) == installed
+    assert out == f"False {installed}"
 
 
 def test_real_metadata() -> None:
@@ -106,8 +113,8 @@ def test_real_metadata() -> None:
 
 
 def test_probe_does_not_import_torch() -> None:
-    import sys
-
-    before = "torch" in sys.modules
-    probe_software()
-    assert ("torch" in sys.modules) == before
+    out = in_fresh_interpreter("import sys\n"
+                               "from dgprofile.probes.env_software import probe_software\n"
+                               "probe_software()\n"
+                               "print('torch' in sys.modules)")
+    assert out == "False"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakes import apple, cpu
+from fakes.users import as_nobody, directory_every_user_reaches, needs_root, open_tree_to_everyone
 
 from dgprofile.probes.host_cpu import HostSeams, parse_memory_device, probe_cpu, run_command
 from dgprofile.records.values import Unavailable
@@ -79,13 +80,17 @@ def test_smbios_unknown_width_is_skipped() -> None:
     assert parse_memory_device(b"\x11\x05") is None
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_smbios_root_only_tables(tmp_path: Path) -> None:
-    root = cpu.linux_tree(tmp_path, memory_devices=(cpu.smbios_memory_device(
-        size_mb=1024, width_bits=64, speed=3200, configured=3200),))
-    (root / "sys/firmware/dmi/entries/17-0/raw").chmod(0)
-    info = probe_cpu(cpu.linux_seams(root))
-    assert "root" in info.theoretical_bandwidth_bytes_per_s.reason
+@needs_root
+def test_smbios_root_only_tables_read_by_an_unprivileged_user() -> None:
+    with directory_every_user_reaches() as shared:
+        root = cpu.linux_tree(shared / "machine", memory_devices=(cpu.smbios_memory_device(
+            size_mb=1024, width_bits=64, speed=3200, configured=3200),))
+        open_tree_to_everyone(root)
+        (root / "sys/firmware/dmi/entries/17-0/raw").chmod(0o400)  # as the kernel ships them: root only
+        as_user = as_nobody(lambda: probe_cpu(cpu.linux_seams(root)).theoretical_bandwidth_bytes_per_s)
+        as_root = probe_cpu(cpu.linux_seams(root)).theoretical_bandwidth_bytes_per_s
+    assert isinstance(as_user, Unavailable) and "root" in as_user.reason
+    assert as_root == 3200e6 * 8  # root reads the same table
 
 
 def test_mac_cpu_uses_sysctl_and_the_chip_table() -> None:
