@@ -29,7 +29,7 @@ def current_help() -> str:
 
     parts = []
     for args in [[]] + [[name] for name in COMMANDS]:
-        output = CliRunner().invoke(cli, [*args, "--help"], terminal_width=100).output
+        output = CliRunner().invoke(cli, [*args, "--help"], prog_name="dgprofile", terminal_width=100).output
         parts.append(f"$ dgprofile {' '.join(args)} --help\n{output}".replace("  \n", "\n"))
     return "```text\n" + "\n".join(parts) + "```"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from dgprofile.cli import COMMANDS
@@ -23,6 +25,13 @@ def _readme_tool():
 def test_readme_cli_help_is_current():
     tool = _readme_tool()
     assert tool.help_block_in_readme() == tool.current_help(), "run: python scripts/readme_command.py --write-help"
+
+
+def test_readme_help_shows_the_program_name_the_tool_prints():
+    printed = subprocess.run([sys.executable, "-m", "dgprofile", "check", "--help"], capture_output=True, text=True,
+                             check=True).stdout.splitlines()[0]
+    assert printed.startswith("Usage: dgprofile check ")
+    assert printed in _readme_tool().help_block_in_readme().splitlines()
 
 
 def test_readme_exit_code_table_matches_the_code():
