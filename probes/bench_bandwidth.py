@@ -2,10 +2,10 @@
 
 Bytes are counted as BabelStream does: every array element read once and every element written once (a copy
 moves 2x its buffer, a triad ``a = b + s * c`` 3x). Buffers are at least ``LLC_MULTIPLE`` times the last-level
-cache, so the figures are memory's, not the cache's (measurement.md section 4.1). On CUDA the read is measured
-both with torch (``torch.sum``, whose reduction kernel uses vectorised loads) and with a hand-written Triton
-kernel (``triton_stream``), the copy with torch and a Triton copy; the best of each is kept. On the CPU torch's
-ops use all its threads.
+cache, so the figures are memory's, not the cache's. On CUDA the read is measured both with torch
+(``torch.sum``, whose reduction kernel uses vectorised loads) and with a hand-written Triton kernel
+(``triton_stream``), the copy with torch and a Triton copy; the best of each is kept. On the CPU torch's ops
+use all its threads.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, Nvi
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import match_device_name
 
-# Above this disagreement the NVML-derived bandwidth is not trusted (measurement.md §4.2, pitfall 1).
+# Above this disagreement the NVML-derived bandwidth is not trusted: the x2 clock convention fails on some
+# memory types (e.g. https://github.com/ROCm/xla/pull/970).
 DATASHEET_TOLERANCE = 0.15
 # A GPU busier than this (percent of the last sample period with a kernel running) spoils timings.
 BUSY_UTILIZATION_PERCENT = 5

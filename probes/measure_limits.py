@@ -124,7 +124,7 @@ def device_facts(torch: Any, device: str, machine: Machine | None) -> DeviceFact
 
 
 def _torch_theoretical_bandwidth(props: Any) -> float | Unavailable:
-    """2 x memory clock x bus width, from CUDA's attributes as torch exposes them (measurement.md section 4.2)."""
+    """2 x memory clock x bus width, from CUDA's attributes as torch exposes them (mixbench's formula)."""
     clock_khz = getattr(props, "memory_clock_rate", 0)
     bus_bits = getattr(props, "memory_bus_width", 0)
     if not clock_khz or not bus_bits:

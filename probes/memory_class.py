@@ -1,9 +1,9 @@
 """How an accelerator's memory relates to the host's, and how much of it the accelerator can really use.
 
-Three classes (reference/measurement.md §4.3): ``discrete`` (its own memory across PCIe/SXM), ``shared-physical``
-(one DRAM pool with the CPU: Apple Silicon, Jetson, GB10 / DGX Spark, Strix Halo, integrated GPUs) and
-``coherent-split`` (own HBM plus CPU memory joined by NVLink-C2C: GH200 / GB200 class). Every decision lists the
-signals it used; name heuristics are the last resort and say so.
+Three classes: ``discrete`` (its own memory across PCIe/SXM), ``shared-physical`` (one DRAM pool with the CPU:
+Apple Silicon, Jetson, GB10 / DGX Spark, Strix Halo, integrated GPUs) and ``coherent-split`` (own HBM plus CPU
+memory joined by NVLink-C2C: GH200 / GB200 class). Every decision lists the signals it used; name heuristics
+are the last resort and say so.
 """
 
 from __future__ import annotations

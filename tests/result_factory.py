@@ -1,8 +1,8 @@
 """Realistic ResultFile objects built in code, for tests of pages, fleets and comparisons.
 
-The figures are plausible for the machines they describe (datasheet bandwidths, the pass sizes of
-reference/diffusiongemma.md §2.7), not measurements: tests check how results are shown, never what they say about
-real hardware. Every builder takes keyword overrides so a test states only what it is about.
+The figures are plausible for the machines they describe (datasheet bandwidths, the pass sizes that
+``dgprofile.specs.pass_cost`` gives), not measurements: tests check how results are shown, never what they say
+about real hardware. Every builder takes keyword overrides so a test states only what it is about.
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def pass_measurement(kind: str, *, precision: str = "bf16", concurrency: int = 1
 def passes(*, bandwidth_bytes_per_s: float = 3.07e12, flops_per_s: float = 7.2e14,
            overhead_seconds: float = 2.5e-3, precisions: Iterable[str] = ("bf16",),
            concurrencies: Iterable[int] = (1, 2, 4)) -> PassTimes:
-    """AR step, DG denoise, DG commit and prefill at the pass sizes of diffusiongemma.md §2.7."""
+    """AR step, DG denoise, DG commit and prefill at the pass sizes ``dgprofile.specs.pass_cost`` gives."""
     bytes_per_param = {"bf16": 2.0, "fp8": 1.0, "int4": 0.56}
     measurements = []
     for precision in precisions:
@@ -262,7 +262,7 @@ def prediction(*, workload: str = "short-completion", precision: str = "fp8", co
 
 
 def verdict_for(low: float, speedup: float) -> VerdictClass:
-    """The verdict class the design card's thresholds give (lower band >= 3x applies)."""
+    """The verdict class ``dgprofile.model.verdict``'s thresholds give (lower band >= 3x applies)."""
     return "applies" if low >= 3 else "partial" if speedup > 1.2 else "does-not-apply"
 
 

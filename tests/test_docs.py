@@ -50,3 +50,25 @@ def test_quickstart_commands_install_and_run_what_they_claim():
     run, test = tool.quickstart_command("run"), tool.quickstart_command("test")
     assert "pip install" in run and run.endswith("dgprofile check")
     assert "'.[test]'" in test and "pytest" in test
+
+
+# Documents users never get: code, data, templates, scripts and samples must cite public sources or README.md.
+PRIVATE_DOCUMENT_MARKERS = ("research note", "measurement.md", "diffusiongemma.md", "DESIGN.md", "§", "\\u00a7")
+SHIPPED_FOLDERS = ("dgprofile", "probes", "templates", "scripts", "samples")
+
+
+def test_nothing_shipped_points_at_a_document_users_do_not_have():
+    found = []
+    for folder in SHIPPED_FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue  # images and other binaries
+            for number, line in enumerate(text.splitlines(), 1):
+                markers = [m for m in PRIVATE_DOCUMENT_MARKERS if m.lower() in line.lower()]
+                if markers:
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {', '.join(markers)}")
+    assert not found, "cite the public source or README.md instead:\n" + "\n".join(found)

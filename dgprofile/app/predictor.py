@@ -231,7 +231,8 @@ def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> t
         Basis(f"engine behaviour ({parameters.engine})", engine_kind,
               "fitted to " + ", ".join(parameters.runs) if parameters.runs else parameters.priors[0]),
         Basis("bytes and FLOPs per pass", "assumed",
-              "dgprofile.specs.pass_cost over the released config (research note §1, §2.7)"),
+              "dgprofile.specs.pass_cost over the released config (sources in "
+              "dgprofile/data/diffusiongemma-26b-a4b.json)"),
         Basis("steps per canvas", "assumed", workload.steps.basis),
         Basis("prompt and output lengths", "assumed", workload.length_basis),
     )

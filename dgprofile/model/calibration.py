@@ -355,6 +355,6 @@ def calibration_summary() -> CalibrationSummary:
 
 
 if __name__ == "__main__":
-    target = Path(__file__).resolve().parent / "data" / FITTED_FILE
+    target = Path(__file__).resolve().parents[1] / "data" / FITTED_FILE
     write_fitted_parameters(target)
     print(f"wrote {target}")

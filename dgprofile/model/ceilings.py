@@ -18,11 +18,13 @@ from dgprofile.specs.hardware import HardwareSpec, spec_by_id
 from dgprofile.specs.pass_cost import Precision
 
 GIB = 1 << 30
-# measurement.md §4.1, H100 SXM: streaming read 3.07 of 3.35 TB/s; bf16 dense GEMM ~790 of 989 TFLOP/s.
+# H100 SXM: a streaming read (torch, 4 GiB buffers) measured 3.07 of 3.35 TB/s on one card; bf16 dense GEMM
+# reaches ~790 of 989 TFLOP/s (mamf-finder's table in
+# https://github.com/stas00/ml-engineering/tree/master/compute/accelerator).
 REFERENCE_STREAM_FRACTION = 3.07 / 3.35
 REFERENCE_MATMUL_FRACTION = 790 / 989.4
-# Metal's recommendedMaxWorkingSetSize is commonly about 75% of unified memory (DESIGN.md); `check` reads the
-# real figure on a Mac.
+# Metal's recommendedMaxWorkingSetSize is commonly about 75% of unified memory; `check` reads the real figure
+# on a Mac.
 APPLE_WORKING_SET_FRACTION = 0.75
 # Other one-pool parts (DGX Spark, Strix Halo, Jetson): the OS and desktop keep part of the pool (assumed 10%).
 SHARED_POOL_OS_FRACTION = 0.10

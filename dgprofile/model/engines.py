@@ -44,7 +44,7 @@ class Engine:
     """What an engine is, independent of fitting.
 
     ``vendors``: accelerator vendors it runs on. ``precisions``: formats it runs with published DiffusionGemma
-    weights (vLLM: bf16, FP8-dynamic and NVFP4 checkpoints, recipe S22; MLX 8/4-bit conversions; GGUF Q8_0 /
+    weights (vLLM: the recipe's bf16, FP8-dynamic and NVFP4 checkpoints; MLX 8/4-bit conversions; GGUF Q8_0 /
     Q4_K_M), computed natively where the hardware has the format, else dequantised to bf16/fp16 in the kernels
     (Marlin on NVIDIA). ``commits_last_canvas``: whether the
     final canvas also gets a commit pass (vLLM emits tokens at commit; the transformers reference loop skips the
@@ -65,18 +65,22 @@ class Engine:
 _CUDA_GRAPH_FLOOR = Prior(3e-3, 1.0, "CUDA-graph decode of 30 MoE layers: tens of kernels a layer at a few "
                           "microseconds each (order of magnitude; fitted where AR runs exist)")
 _NO_STEP_OVERHEAD = Prior(1e-3, 1.5, "assumed small unless a published diffusion run shows otherwise")
-_COMPUTE_PRIOR = Prior(0.5, 0.6, "dense bf16 GEMM reaches ~80% of the H100 datasheet (measurement.md §4.1); "
+_COMPUTE_PRIOR = Prior(0.5, 0.6, "dense bf16 GEMM reaches ~80% of the H100 datasheet (~790 of 989 TFLOP/s in "
+                       "mamf-finder's table, "
+                       "https://github.com/stas00/ml-engineering/tree/master/compute/accelerator); "
                        "grouped MoE GEMMs at ~16 tokens per expert reach less (assumed)")
 
 ENGINES: dict[str, Engine] = {
     "vllm": Engine(
         "vllm", "vLLM >= 0.24 (model runner v2, CUDA graphs, FP8/NVFP4/AWQ kernels)",
         ("nvidia", "amd"), ("bf16", "fp8", "nvfp4"), True, 0.85,
-        "--gpu-memory-utilization 0.85, the recipe's headroom for denoising activations (research note §4.2)",
+        "--gpu-memory-utilization 0.85, the recipe's headroom for denoising activations "
+        "(https://recipes.vllm.ai/Google/diffusiongemma-26B-A4B-it)",
         {"pass_floor_seconds": _CUDA_GRAPH_FLOOR,
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
          "bandwidth_efficiency": Prior(0.86, 0.15, "CUDA-graph GEMV streaming reaches 85-86% of the H100 "
-                                       "datasheet (measurement.md §4.1)"),
+                                       "datasheet (2.84-2.90 of 3.35 TB/s measured on an H100 SXM: bf16 "
+                                       "8192x8192 weight, 1-64 tokens)"),
          "compute_efficiency": _COMPUTE_PRIOR}),
     "mlx": Engine(
         "mlx", "MLX on Apple Silicon (mlx-lm style, group-quantised 4/8-bit)",
@@ -85,8 +89,8 @@ ENGINES: dict[str, Engine] = {
         {"pass_floor_seconds": Prior(5e-3, 1.0, "no graph capture: every op is a Metal dispatch (assumed order "
                                      "of magnitude; fitted to the M1 Ultra AR run)"),
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
-         "bandwidth_efficiency": Prior(0.78, 0.15, "an M1 Max GPU attains ~78% of its datasheet bandwidth "
-                                       "(measurement.md §4.1)"),
+         "bandwidth_efficiency": Prior(0.78, 0.15, "an M1 Max GPU attains ~78% of its datasheet bandwidth (~318 "
+                                       "of 409.6 GB/s: https://github.com/ggml-org/llama.cpp/pull/1642)"),
          "compute_efficiency": _COMPUTE_PRIOR}),
     "llama.cpp": Engine(
         "llama.cpp", "llama.cpp (GGUF; DiffusionGemma through llama-diffusion-cli, PR #24423)",
@@ -94,8 +98,7 @@ ENGINES: dict[str, Engine] = {
         "assumed: compute buffers and runtime take ~5%",
         {"pass_floor_seconds": _CUDA_GRAPH_FLOOR,
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
-         "bandwidth_efficiency": Prior(0.8, 0.2, "assumed between the CUDA-graph and Apple figures of "
-                                       "measurement.md §4.1"),
+         "bandwidth_efficiency": Prior(0.8, 0.2, "assumed between the vllm (0.86) and mlx (0.78) priors"),
          "compute_efficiency": _COMPUTE_PRIOR}),
     "transformers": Engine(
         "transformers", "Hugging Face transformers, eager (no torch.compile, no CUDA graphs)",

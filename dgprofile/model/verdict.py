@@ -1,9 +1,10 @@
 """The verdict: small named rules, in a fixed order, over the predicted speedup band and the memory fit.
 
-Classes (DESIGN.md): ``cannot-run`` (no supported precision fits), ``applies`` (the advertised multi-x speedup
-holds: the lower band reaches ``APPLIES_MIN_SPEEDUP``), ``does-not-apply`` (about even or slower: the speedup is at
-most ``ABOUT_EVEN_MAX_SPEEDUP``), ``partial`` (faster, but short of it). The first rule whose condition holds
-decides; the reasons and advice come from separate small rules that read the same prediction.
+Classes (README.md, "What `check` tells you"): ``cannot-run`` (no supported precision fits), ``applies`` (the
+advertised multi-x speedup holds: the lower band reaches ``APPLIES_MIN_SPEEDUP``), ``does-not-apply`` (about
+even or slower: the speedup is at most ``ABOUT_EVEN_MAX_SPEEDUP``), ``partial`` (faster, but short of it). The
+first rule whose condition holds decides; the reasons and advice come from separate small rules that read the
+same prediction.
 """
 
 from __future__ import annotations
@@ -190,7 +191,8 @@ def advice_for(verdict: VerdictClass, headline: Prediction, memory: tuple[Memory
     }[verdict]
     verify = (f"verify on real weights: `vllm bench serve --dataset-name random --random-input-len "
               f"{scenario.prompt_tokens} --random-output-len {scenario.output_tokens} --ignore-eos "
-              f"--max-concurrency {scenario.concurrency}` against both models (research note §4.6)"
+              f"--max-concurrency {scenario.concurrency}` against both models, as the vLLM blog did "
+              "(https://vllm.ai/blog/2026-06-10-diffusion-gemma)"
               if scenario.engine == "vllm" else
               "verify on real weights with the engine's own benchmark, same prompt and output lengths, both models")
     return (advice, verify)

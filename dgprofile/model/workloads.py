@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from dgprofile.errors import UsageError
 
 CANVAS_TOKENS = 256
-MIN_STEPS = 2  # the stability check needs two passes (research note §2.3)
+MIN_STEPS = 2  # the stability check needs two passes (transformers' StableAndConfidentStoppingCriteria)
 MAX_STEPS = 48  # max_denoising_steps of the released generation config
 ARXIV_SOURCE = "arXiv 2606.14620 (tokens committed per decoder call, H100, transformers)"
 TOKENS_PER_CALL: dict[str, float] = {"gsm8k": 25.5, "humaneval": 23.0, "mbpp": 19.8, "factual": 5.8,

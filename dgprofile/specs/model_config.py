@@ -22,7 +22,7 @@ LayerType = Literal["sliding", "global"]
 # Which of the two models that share the backbone is meant: DiffusionGemma adds the self-conditioning MLP.
 ModelKind = Literal["diffusion", "autoregressive"]
 # Per-layer RMSNorms with a learned hidden-size scale: input, post-attention, pre/post dense MLP, pre/post
-# experts, and the norm after their sum (S2, section 1.2 of the research note).
+# experts, and the norm after their sum (transformers' modeling_diffusion_gemma.py).
 HIDDEN_NORMS_PER_LAYER = 7
 
 

@@ -21,7 +21,7 @@ Pass kinds: ``prefill`` (causal over the prompt, writes KV, logits of the last p
 ``ar-step`` (one token per request, logits and greedy/top-k sampling), ``dg-denoise`` (bidirectional over the
 canvas, reads KV, logits with softcap, the entropy-bound sampler, self-conditioning), ``dg-commit`` (causal over
 the canvas, writes KV, no logits: the transformers reference; vLLM also samples on commit, adding roughly one LM
-head and sampler, see research note §2.7).
+head and sampler).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ PASS_KINDS: tuple[PassKind, ...] = ("prefill", "ar-step", "dg-denoise", "dg-comm
 ScaleBlock = Literal["none", "row", "group"]
 
 ACTIVATION_BYTES = 2  # bf16 hidden states between kernels, whatever the weight format
-# The LM head GEMM writes bf16 logits (vLLM's does); the softcap and the sampler then compute in fp32 (S2, S17).
+# The LM head GEMM writes bf16 logits (vLLM's does); the softcap and the sampler then compute in fp32
+# (transformers' and vLLM's diffusion_gemma code).
 LOGIT_BYTES = 2
 PROBABILITY_BYTES = 2  # probabilities handed to the self-conditioning product, in the embedding's dtype (bf16)
 # The entropy-bound sampler over [tokens x vocab] logits (fp32 arithmetic), as a fused engine does it: one sweep
@@ -59,7 +60,8 @@ DENOISE_SAMPLER_FLOPS_PER_LOGIT = 16
 AR_SAMPLER_LOGIT_READS = 1
 AR_SAMPLER_FLOPS_PER_LOGIT = 4
 # vLLM's DiffusionGemma sampler holds "~10 transient fp32 copies of [group * CL, vocab]" per decoding request,
-# plus a persistent self-conditioning embedding [canvas, hidden] fp32 per slot (S17; research note §4.5).
+# plus a persistent self-conditioning embedding [canvas, hidden] fp32 per slot
+# (vllm/model_executor/models/diffusion_gemma.py).
 SAMPLER_TRANSIENT_FP32_COPIES = 10
 SELF_CONDITIONING_BUFFER_BYTES_PER_ELEMENT = 4
 FP32_BYTES = 4
@@ -71,7 +73,7 @@ class Precision:
 
     Quantised formats apply to the attention projections, the dense MLP, the routed experts and the
     self-conditioning MLP; the tied embedding / LM head, routers, norms and vision tower stay bf16, as the
-    published FP8 and 4-bit checkpoints keep them (research note §5.1).
+    published FP8 and 4-bit checkpoints keep them.
     """
 
     name: str
@@ -478,7 +480,7 @@ def kv_cache_bytes(config: ModelConfig, context_tokens: int, precision: str | Pr
 def dg_request_buffers_bytes(config: ModelConfig) -> float:
     """Memory one concurrently decoding DiffusionGemma request needs beyond weights and KV: the persistent
     self-conditioning embedding [canvas x hidden] fp32 and the sampler's transient fp32 [canvas x vocab] copies
-    (vLLM's figure: ~10 of them, ~2.5 GiB; research note §4.5)."""
+    (vLLM's diffusion_gemma.py: ~10 of them, ~2.5 GiB)."""
     canvas, backbone = config.diffusion.canvas_length, config.backbone
     persistent = canvas * backbone.hidden_size * SELF_CONDITIONING_BUFFER_BYTES_PER_ELEMENT
     transient = SAMPLER_TRANSIENT_FP32_COPIES * canvas * backbone.vocab_size * FP32_BYTES

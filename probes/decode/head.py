@@ -1,10 +1,11 @@
 """The parts of a pass outside the decoder layers: embedding, self-conditioning, final norm, LM head and sampler.
 
-The denoise head follows DiffusionGemma's step (research note §2.1-2.4): canvas embeddings plus the
-self-conditioning signal softmax(previous logits / T) @ E through its MLP; logits through the tied LM head with
-the fp32 softcap; the entropy-bound sampler over [canvas x vocab] (temperature, softmax, entropy, argmax,
-Gumbel-max draw, accept mask by sorted entropy budget, renoise, stop test) which also writes the probabilities the
-next step's self-conditioning reads. The AR head samples greedy/top-k from one row of logits per request.
+The denoise head follows DiffusionGemma's step (transformers' generation_diffusion_gemma.py): canvas
+embeddings plus the self-conditioning signal softmax(previous logits / T) @ E through its MLP; logits through
+the tied LM head with the fp32 softcap; the entropy-bound sampler over [canvas x vocab] (temperature, softmax,
+entropy, argmax, Gumbel-max draw, accept mask by sorted entropy budget, renoise, stop test) which also writes
+the probabilities the next step's self-conditioning reads. The AR head samples greedy/top-k from one row of
+logits per request.
 
 When the plan measures the vocabulary-sized products on a slice of the vocabulary, the head is timed in two parts:
 ``head-vocab`` (LM head, self-conditioning product, sampler: scaled by the slice divisor) and ``head-rest``.
