@@ -19,10 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from dgprofile.analysis.compare import compare  # noqa: E402
+from dgprofile.analysis.figures import evidence, memory_class_text  # noqa: E402
+from dgprofile.analysis.fleet import load_fleet  # noqa: E402
 from dgprofile.errors import ResultFileError  # noqa: E402
-from dgprofile.pages.compare_page import compare, render_compare_html  # noqa: E402
-from dgprofile.pages.fleet_page import load_fleet, render_fleet_html  # noqa: E402
-from dgprofile.pages.result_page import render_result_html, result_hardware  # noqa: E402
+from dgprofile.pages.compare_page import render_compare_html  # noqa: E402
+from dgprofile.pages.fleet_page import render_fleet_html  # noqa: E402
+from dgprofile.pages.result_page import render_result_html  # noqa: E402
 from dgprofile.records.machine import Machine, NvidiaGpu  # noqa: E402
 from dgprofile.records.predictions import Predictions  # noqa: E402
 from dgprofile.records.results import ResultFile, dumps, load  # noqa: E402
@@ -52,7 +55,7 @@ def _is_measured_nvidia(result: ResultFile) -> bool:
 
 def _pick(results: list[ResultFile]) -> tuple[ResultFile, ResultFile] | None:
     gpu = next((r for r in results if _is_measured_nvidia(r)), None)
-    shared = [r for r in results if result_hardware(r)[1] == "shared-physical" and isinstance(r.predictions, Predictions)]
+    shared = [r for r in results if memory_class_text(evidence(r)) == "shared-physical" and isinstance(r.predictions, Predictions)]
     # Apple Silicon first: the comparison users ask for most; another shared-memory machine otherwise.
     apple = next((r for r in shared if r.predictions.ceilings.vendor == "apple"), shared[0] if shared else None)
     return (gpu, apple) if gpu is not None and apple is not None else None

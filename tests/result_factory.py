@@ -8,7 +8,9 @@ about real hardware. Every builder takes keyword overrides so a test states only
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 from dgprofile import __version__
 from dgprofile.records.limits import BandwidthFigure, LatencyFigure, Limits, MatmulFigure
@@ -37,9 +39,9 @@ from dgprofile.records.predictions import (
     Predictions,
     RunReproduction,
     Scenario,
-    VerdictClass,
+    Verdict,
 )
-from dgprofile.records.results import FORMAT_NAME, SCHEMA_VERSION, ResultFile, RunInfo
+from dgprofile.records.results import FORMAT_NAME, SCHEMA_VERSION, ResultFile, RunInfo, dumps
 from dgprofile.records.timing import InstabilityFlag, Timing
 from dgprofile.records.values import Unavailable
 
@@ -241,7 +243,7 @@ def mode(*, tokens_per_s: float, pass_seconds: float, output_tokens: int, memory
 
 def prediction(*, workload: str = "short-completion", precision: str = "fp8", concurrency: int = 1,
                engine: str = "vllm", speedup: float = 5.1, band: float = 0.15,
-               verdict: VerdictClass | None = None, reasons: tuple[str, ...] = (),
+               verdict: Verdict | None = None, reasons: tuple[str, ...] = (),
                ar_tokens_per_s: float = 197.0, memory_bytes: int = 31 * GIB,
                output_tokens: int | None = None) -> Prediction:
     """Both modes in one scenario; DG's rate is AR's times ``speedup``."""
@@ -261,9 +263,9 @@ def prediction(*, workload: str = "short-completion", precision: str = "fp8", co
                       reasons=reasons or (f"a denoise pass costs {dg.pass_seconds / ar.pass_seconds:.1f}x an AR step",))
 
 
-def verdict_for(low: float, speedup: float) -> VerdictClass:
+def verdict_for(low: float, speedup: float) -> Verdict:
     """The verdict class ``dgprofile.model.verdict``'s thresholds give (lower band >= 3x applies)."""
-    return "applies" if low >= 3 else "partial" if speedup > 1.2 else "does-not-apply"
+    return Verdict.APPLIES if low >= 3 else Verdict.PARTIAL if speedup > 1.2 else Verdict.DOES_NOT_APPLY
 
 
 def curve(name: str, x_label: str, scenario: Scenario, points: Iterable[tuple[float, float]],
@@ -314,13 +316,13 @@ def calibration() -> CalibrationSummary:
     run = RunReproduction(run_id="vllm-blog-h100-fp8", engine="vllm", hardware="h100-sxm", observables=(
         ObservableResidual(name="dg_tokens_per_s", published=1008.0, predicted=1050.0, relative_error=0.042,
                            used_in_fit=True),), published_speedup=5.12, predicted_speedup=5.3,
-        published_verdict="applies", predicted_verdict="applies")
+        published_verdict=Verdict.APPLIES, predicted_verdict=Verdict.APPLIES)
     return CalibrationSummary(data_file="calibration-runs.json", engines=(engine,), runs=(run,),
                               max_abs_relative_error=0.042)
 
 
 def predictions(*, speedup: float = 5.1, engine: str = "vllm", precisions: tuple[str, ...] = ("fp8", "bf16"),
-                ar_tokens_per_s: float = 197.0, verdict: VerdictClass | None = None,
+                ar_tokens_per_s: float = 197.0, verdict: Verdict | None = None,
                 reasons: tuple[str, ...] = (), ceilings_: Ceilings | None = None,
                 weights_bytes: dict[str, int] | None = None) -> Predictions:
     """A headline (first precision, long-form drafting, concurrency 1), a matrix over workloads, precisions and
@@ -436,3 +438,35 @@ def with_identity(base: ResultFile, *, hostname: str, created_at: str) -> Result
     new_machine = dataclasses.replace(base.machine, identity=Identity(hostname=hostname, anonymized=False))
     return dataclasses.replace(base, machine=new_machine, created_at=created_at,
                                run=dataclasses.replace(base.run, finished_at=created_at))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Directories of result files, for the fleet
+
+def write_result(path: Path, result: ResultFile) -> Path:
+    path.write_text(dumps(result), encoding="utf-8")
+    return path
+
+
+def write_mixed_fleet(directory: Path) -> Path:
+    """Three good files, plus a truncated one, one of another schema and one of a newer schema version."""
+    write_result(directory / "h100.json", measured_h100_result())
+    write_result(directory / "m3.json", predicted_apple_result())
+    write_result(directory / "cpu.json", probe_only_result())
+    (directory / "truncated.json").write_text(dumps(measured_h100_result())[:700], encoding="utf-8")
+    (directory / "other-schema.json").write_text(json.dumps({"benchmarks": [], "version": "4.0"}), encoding="utf-8")
+    newer = json.loads(dumps(measured_h100_result()))
+    newer["schema_version"] = SCHEMA_VERSION + 1
+    (directory / "newer.json").write_text(json.dumps(newer), encoding="utf-8")
+    (directory / "notes.txt").write_text("not a result", encoding="utf-8")
+    return directory
+
+
+def generate_fleet(directory: Path, count: int) -> None:
+    """``count`` distinct result files, a mix of measured H100, predicted Apple and probe-only runs."""
+    bases = [dumps(measured_h100_result()), dumps(predicted_apple_result()), dumps(probe_only_result())]
+    created = '"created_at": "2026-11-20T10:15:00Z"'
+    for i in range(count):
+        text = bases[i % 3].replace(created, f'"created_at": "2026-11-{1 + i // 60 % 28:02d}T10:{i % 60:02d}:00Z"')
+        text = text.replace('"hostname": "gpu-node-01"', f'"hostname": "node-{i:04d}"')
+        (directory / f"r{i:04d}.json").write_text(text, encoding="utf-8")

@@ -13,12 +13,6 @@ from dgprofile.cli.scenario_options import below_fail_under, predict_options, sc
 from dgprofile.exit_codes import ExitCode
 from dgprofile.records.values import Unavailable
 
-VERDICT_EXIT_CODES = {
-    "applies": ExitCode.OK,
-    "partial": ExitCode.VERDICT_PARTIAL,
-    "does-not-apply": ExitCode.VERDICT_DOES_NOT_APPLY,
-    "cannot-run": ExitCode.VERDICT_CANNOT_RUN,
-}
 RESULTS_DIR = Path("dgprofile-results")
 
 
@@ -81,4 +75,4 @@ def check(ctx: click.Context, quick: bool, device: str, output: Path | None, htm
     if below_fail_under(predictions, fail_under):
         click.echo(f"headline speedup (lower band) below --fail-under {fail_under}", err=True)
         ctx.exit(ExitCode.BELOW_FAIL_UNDER)
-    ctx.exit(VERDICT_EXIT_CODES[predictions.verdict])
+    ctx.exit(predictions.verdict.exit_code)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from dgprofile.pages.compare_page import compare as compare_results
-from dgprofile.pages.compare_page import render_compare_html, render_comparison_text
+from dgprofile.analysis.compare import compare as compare_results
+from dgprofile.pages.compare_page import render_compare_html
 from dgprofile.records.results import load, write_atomic
+from dgprofile.terminal.format_comparison import format_comparison
 
 
 @click.command()
@@ -21,7 +22,7 @@ def compare(a: Path, b: Path, output: Path | None, all_scenarios: bool) -> None:
     """Compare result file B against A (typically a dedicated GPU against Apple Silicon): limits, pass times,
     predicted speedups per scenario, and a plain-words account of why they differ."""
     comparison = compare_results(load(a), load(b))
-    click.echo(render_comparison_text(comparison, all_scenarios=all_scenarios), nl=False)
+    click.echo(format_comparison(comparison, all_scenarios=all_scenarios), nl=False)
     if output is not None:
         write_atomic(output, render_compare_html(comparison))
         click.echo(f"wrote {output}")

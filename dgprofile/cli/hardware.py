@@ -8,7 +8,7 @@ import click
 
 from dgprofile.records.codec import to_json
 from dgprofile.specs.hardware import HardwareSpec, all_specs, spec_by_id
-from dgprofile.text.units import bandwidth_text, bytes_text, flops_text, plain_text
+from dgprofile.text.units import bandwidth_text, bytes_text, flops_text, plain_text, text_table
 
 _COLUMNS = ("id", "name", "memory", "bandwidth", "bf16 TFLOP/s", "memory class")
 
@@ -17,11 +17,6 @@ def _row(spec: HardwareSpec) -> tuple[str, ...]:
     bf16 = spec.peak_flops_per_s.get("bf16")
     return (spec.id, spec.name, bytes_text(spec.memory_bytes), bandwidth_text(spec.memory_bandwidth_bytes_per_s),
             "-" if bf16 is None else f"{bf16 / 1e12:.1f}", spec.memory_class)
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def _details(spec: HardwareSpec) -> str:
@@ -52,7 +47,7 @@ def list_(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([to_json(spec) for spec in specs], indent=2))
         return
-    click.echo(_table([_COLUMNS, *(_row(spec) for spec in specs)]))
+    click.echo("\n".join(text_table([_COLUMNS, *(_row(spec) for spec in specs)], indent="")))
     click.echo(f"\n{len(specs)} entries; figures are datasheet values (dense). "
                "`dgprofile hardware show ID` gives sources and notes.")
 

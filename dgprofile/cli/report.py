@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from dgprofile.analysis.fleet import fleet_csv, fleet_json, load_fleet
 from dgprofile.errors import ResultFileError
-from dgprofile.pages.fleet_page import fleet_csv, fleet_json, load_fleet, render_fleet_html
+from dgprofile.pages.fleet_page import render_fleet_html
 from dgprofile.records.results import write_atomic
 
 

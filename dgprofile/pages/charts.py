@@ -17,7 +17,10 @@ from dataclasses import dataclass
 import pygal
 from pygal.style import Style
 
-# Colours shared with templates/report.css (the verdict colours) so charts and page read as one.
+# The colour of each tone, as templates/report.css draws it (--applies, --partial, --dna, --cannot), so a bar
+# coloured by verdict reads like the verdict's badge.
+TONE_COLOURS = {"applies": "#15803d", "partial": "#b45309", "does-not-apply": "#b91c1c", "cannot-run": "#4b5563",
+                "unknown": "#4b5563"}
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#4b5563")
 _STYLE_OPTIONS: dict[str, object] = {
     "background": "transparent",
@@ -182,10 +185,14 @@ def stacked_bar_svg(*, title: str, categories: Sequence[str], stacks: Mapping[st
 
 def bar_svg(*, title: str, categories: Sequence[str], series: Mapping[str, Sequence[float | None]],
             value_title: str, value_formatter: Callable[[float], str] = lambda v: f"{v:.3g}",
-            horizontal: bool = False) -> str:
+            horizontal: bool = False, bar_colours: Sequence[str] = ()) -> str:
     """Grouped bars, vertical or (``horizontal``, first category on top) horizontal; ``None`` leaves a gap (an
-    unavailable value is not zero). A single series has no legend."""
+    unavailable value is not zero). A single series has no legend; ``bar_colours`` gives each of its bars its own
+    colour."""
     options = _config(title=title, value_formatter=value_formatter, show_legend=len(series) > 1)
+    if bar_colours:
+        series = {name: [{"value": v, "color": c} for v, c in zip(values, bar_colours, strict=True)]
+                  for name, values in series.items()}
     if horizontal:
         options["height"] = 170 + 30 * len(categories) * max(1, len(series))
         chart = pygal.HorizontalBar(**options, x_title=value_title)

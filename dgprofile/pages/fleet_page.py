@@ -1,34 +1,21 @@
-"""Many result files at once: load them, skip the bad ones with a reason, group machines, export CSV and JSON.
+"""The fleet page: many result files at once, from the ``Fleet`` that ``dgprofile.analysis.fleet`` loads.
 
-A fleet is summarised one row per file. Each file is parsed and upgraded through the migration chain, and every
-field the fleet shows (the run, the machine, the streaming bandwidth and ridge, the headline prediction, the
-verdict and the memory fit) is decoded strictly through the codec, which checks what the JSON Schema checks for
-those fields. The rest of the file (the scenario matrix, the pass tables, the timings) is not checked here: the
-fleet never shows it, and validating a whole 150 KB file costs about 0.1 s, twenty times the 5 ms per file that
-a 1,000-file fleet in 5 s allows. `dgprofile compare` and the result page load and validate whole files.
+Verdict counts, a sortable and filterable machines table, the speedup per hardware model, one section per model,
+and the files skipped with their reasons.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
-import os
 import statistics
-from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from markupsafe import Markup
 
-from dgprofile.errors import ResultFileError, UsageError
+from dgprofile.analysis.figures import Figure, figure_text
+from dgprofile.analysis.fleet import NO_PREDICTION, VERDICT_ORDER, Fleet, FleetRow, HardwareGroup
 from dgprofile.pages import charts
-from dgprofile.pages.result_page import (
-    VERDICT_LABELS,
+from dgprofile.pages.environment import render_page
+from dgprofile.pages.views import (
     Badge,
     Block,
     Cell,
@@ -41,311 +28,31 @@ from dgprofile.pages.result_page import (
     TableView,
     Tile,
     TilesView,
-    band_text,
-    hardware_name,
-    host_name,
-    memory_class_text,
+    Tone,
+)
+from dgprofile.records.predictions import Verdict
+from dgprofile.records.values import Unavailable
+from dgprofile.text.units import (
+    bandwidth_text,
     number_key,
-    render_page,
+    speedup_band_text,
     speedup_text,
     tokens_per_s_text,
-    usable_memory,
-    verdict_tone,
 )
-from dgprofile.records.codec import DecodeError, from_json, to_json
-from dgprofile.records.machine import Machine
-from dgprofile.records.predictions import VerdictClass
-from dgprofile.records.results import RunInfo, upgrade
-from dgprofile.records.values import Unavailable
-from dgprofile.text.units import bandwidth_text, bytes_text
 
-NO_PREDICTION = "no prediction"
-# Below this many files the start-up of worker processes costs more than it saves.
-PARALLEL_MIN_FILES = 200
-CHUNK_FILES = 50
-
-
-@dataclass(frozen=True)
-class FleetRow:
-    """One result file of a fleet, summarised (the columns of the fleet table, CSV and JSON)."""
-
-    path: str
-    hostname: str
-    hardware: str
-    memory_class: str
-    origin: str
-    status: str
-    created_at: str
-    tool_version: str
-    verdict: str
-    speedup: float | Unavailable
-    speedup_low: float | Unavailable
-    speedup_high: float | Unavailable
-    workload: str
-    precision: str
-    engine: str
-    diffusion_tokens_per_s: float | Unavailable
-    autoregressive_tokens_per_s: float | Unavailable
-    stream_read_bytes_per_s: float | Unavailable
-    ridge_flop_per_byte: float | Unavailable
-    usable_memory_bytes: int | Unavailable
-    fitting_precisions: tuple[str, ...]
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file left out of the fleet, and why."""
-
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class HardwareGroup:
-    """The machines of one hardware model."""
-
-    hardware: str
-    rows: tuple[FleetRow, ...]
-
-    @property
-    def verdict_counts(self) -> dict[str, int]:
-        """How many machines of the group got each verdict."""
-        return dict(Counter(row.verdict for row in self.rows))
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """The readable files of a fleet, the skipped ones, and the machines grouped by hardware model."""
-
-    rows: tuple[FleetRow, ...]
-    skipped: tuple[SkippedFile, ...]
-
-    @property
-    def groups(self) -> tuple[HardwareGroup, ...]:
-        """Machines grouped by hardware model, largest group first."""
-        by_hardware: dict[str, list[FleetRow]] = {}
-        for row in self.rows:
-            by_hardware.setdefault(row.hardware, []).append(row)
-        return tuple(HardwareGroup(name, tuple(rows))
-                     for name, rows in sorted(by_hardware.items(), key=lambda item: (-len(item[1]), item[0])))
-
-    @property
-    def verdict_counts(self) -> dict[str, int]:
-        """How many files got each verdict (``NO_PREDICTION`` for files without predictions)."""
-        return dict(Counter(row.verdict for row in self.rows))
-
-
-def result_paths(inputs: Sequence[Path]) -> list[Path]:
-    """The files named, and every ``*.json`` file under the directories named, sorted within each directory."""
-    paths: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if item.is_dir():
-            paths += sorted(p for p in item.rglob("*.json") if p.is_file())
-        elif item.exists():
-            paths.append(item)
-        else:
-            raise UsageError(f"{item}: no such file or directory")
-    return paths
-
-
-def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
-    """Load every result file under ``inputs``; bad and duplicate files become ``SkippedFile`` with a reason.
-
-    ``workers``: processes to parse with (default: the CPU count when there are many files, else 1).
-    """
-    paths = result_paths(inputs)
-    if workers is None:
-        workers = (os.cpu_count() or 1) if len(paths) >= PARALLEL_MIN_FILES else 1
-    if workers > 1:
-        chunks = [paths[i:i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            outcomes = [o for chunk in pool.map(_summarise_all, chunks) for o in chunk]
-    else:
-        outcomes = _summarise_all(paths)
-    return _without_duplicates(outcomes)
-
-
-def _summarise_all(paths: Iterable[Path]) -> list[FleetRow | SkippedFile]:
-    return [_summarise_file(path) for path in paths]
-
-
-def _summarise_file(path: Path) -> FleetRow | SkippedFile:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return SkippedFile(str(path), f"cannot read ({exc.strerror or exc})")
-    try:
-        return summarise(data, source=str(path))
-    except ResultFileError as exc:
-        return SkippedFile(str(path), _without_source(str(exc), str(path)))
-
-
-def _without_source(message: str, source: str) -> str:
-    prefix = f"{source}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
-
-
-def summarise(data: bytes, *, source: str) -> FleetRow:
-    """The fleet row of one result file's bytes; ResultFileError (naming ``source``) when it cannot be used."""
-    try:
-        document = json.loads(data)
-    except UnicodeDecodeError as exc:
-        raise ResultFileError(f"{source}: not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({exc.msg} at line "
-                              f"{exc.lineno})") from exc
-    if not isinstance(document, dict):
-        raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
-    document = upgrade(document, source=source)
-    try:
-        return _row(document, source=source)
-    except DecodeError as exc:
-        raise ResultFileError(f"{source}: does not match the result schema: {exc}") from exc
-
-
-def _at(document: Any, path: str, tp: Any) -> Any:
-    """The value at a dotted ``path`` ("$.a.b") decoded strictly as ``tp``; DecodeError naming the path."""
-    value = document
-    walked = "$"
-    for name in path.split(".")[1:]:
-        if not isinstance(value, dict) or name not in value:
-            raise DecodeError(f"{walked}: missing field '{name}'")
-        value, walked = value[name], f"{walked}.{name}"
-    return from_json(tp, value, path)
-
-
-def _is_unavailable(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"unavailable"}
-
-
-def _row(document: dict[str, Any], *, source: str) -> FleetRow:
-    run = _at(document, "$.run", RunInfo)
-    machine = _at(document, "$.machine", Machine | Unavailable)
-    stream: float | Unavailable
-    ridge: float | Unavailable = Unavailable("no measured limits")
-    if _is_unavailable(document.get("limits")):
-        stream = _at(document, "$.limits", Unavailable)
-    else:
-        stream = _at(document, "$.limits.stream_read_bytes_per_s", float | Unavailable)
-        ridges = _at(document, "$.limits.ridge_flop_per_byte", dict[str, float])
-        if ridges:
-            ridge = ridges["bf16"] if "bf16" in ridges else next(iter(ridges.values()))
-    missing: Unavailable
-    predicted_for = predicted_class = ""
-    if _is_unavailable(document.get("predictions")):
-        missing = _at(document, "$.predictions", Unavailable)
-        verdict, reasons, fitting = NO_PREDICTION, (), ()
-        speedups = (missing, missing, missing)
-        scenario = {"workload": "", "precision": "", "engine": ""}
-        rates = (missing, missing)
-    else:
-        verdict = _at(document, "$.predictions.verdict", VerdictClass)
-        reasons = _at(document, "$.predictions.reasons", tuple[str, ...])
-        predicted_for = _at(document, "$.predictions.ceilings.device_name", str)
-        predicted_class = _at(document, "$.predictions.ceilings.memory_class", str)
-        fitting = _fitting_precisions(document)
-        speedups = tuple(_at(document, f"$.predictions.headline.{name}", float | Unavailable)
-                         for name in ("speedup", "speedup_low", "speedup_high"))
-        scenario = {name: _at(document, f"$.predictions.headline.scenario.{name}", str)
-                    for name in ("workload", "precision", "engine")}
-        rates = tuple(_mode_rate(document, mode) for mode in ("diffusion", "autoregressive"))
-    return FleetRow(
-        path=source, hostname=host_name(machine, run.label), hardware=hardware_name(machine, predicted_for),
-        memory_class=memory_class_text(machine, predicted_class), origin=run.origin,
-        status=run.status, created_at=_at(document, "$.created_at", str),
-        tool_version=_at(document, "$.tool_version", str), verdict=verdict, speedup=speedups[0],
-        speedup_low=speedups[1], speedup_high=speedups[2], **scenario, diffusion_tokens_per_s=rates[0],
-        autoregressive_tokens_per_s=rates[1], stream_read_bytes_per_s=stream, ridge_flop_per_byte=ridge,
-        usable_memory_bytes=usable_memory(machine), fitting_precisions=fitting, reasons=reasons)
-
-
-def _mode_rate(document: dict[str, Any], mode: str) -> float | Unavailable:
-    path = f"$.predictions.headline.{mode}"
-    if _is_unavailable(document["predictions"]["headline"].get(mode)):
-        return _at(document, path, Unavailable)
-    return _at(document, f"{path}.tokens_per_s", float)
-
-
-def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:
-    memory = _at(document, "$.predictions.memory", tuple[dict[str, Any], ...])
-    return tuple(_at(fit, "$.precision", str) for fit in memory if _at(fit, "$.fits_diffusion", bool))
-
-
-def _without_duplicates(outcomes: Sequence[FleetRow | SkippedFile]) -> Fleet:
-    """Keep the first file of each (host, hardware, created_at); later ones are skipped as duplicates. Identical
-    files always share that key, so contents are compared only on a collision, to say which kind of duplicate."""
-    rows: list[FleetRow] = []
-    skipped: list[SkippedFile] = []
-    first_by_identity: dict[tuple[str, str, str], str] = {}
-    for outcome in outcomes:
-        if isinstance(outcome, SkippedFile):
-            skipped.append(outcome)
-            continue
-        identity = (outcome.hostname, outcome.hardware, outcome.created_at)
-        first = first_by_identity.setdefault(identity, outcome.path)
-        if first == outcome.path:
-            rows.append(outcome)
-        elif _same_content(first, outcome.path):
-            skipped.append(SkippedFile(outcome.path, f"duplicate: identical content to {first}"))
-        else:
-            skipped.append(SkippedFile(outcome.path, f"duplicate: same machine ({outcome.hostname}) and created_at "
-                                                     f"({outcome.created_at}) as {first}"))
-    return Fleet(rows=tuple(rows), skipped=tuple(skipped))
-
-
-def _same_content(first: str, second: str) -> bool:
-    try:
-        return hashlib.sha256(Path(first).read_bytes()).digest() == hashlib.sha256(Path(second).read_bytes()).digest()
-    except OSError:
-        return False
-
-
-CSV_COLUMNS = ("path", "hostname", "hardware", "memory_class", "origin", "status", "created_at", "verdict",
-               "speedup", "speedup_low", "speedup_high", "workload", "precision", "engine", "diffusion_tokens_per_s",
-               "autoregressive_tokens_per_s", "stream_read_bytes_per_s", "ridge_flop_per_byte",
-               "usable_memory_bytes", "fitting_precisions", "reasons")
-
-
-def fleet_csv(fleet: Fleet) -> str:
-    """One CSV line per readable file; an unavailable number is an empty cell, lists are joined with '; '."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in fleet.rows:
-        cells = []
-        for column in CSV_COLUMNS:
-            value = getattr(row, column)
-            if isinstance(value, Unavailable):
-                value = ""
-            elif isinstance(value, tuple):
-                value = "; ".join(value)
-            cells.append(value)
-        writer.writerow(cells)
-    return out.getvalue()
-
-
-def fleet_json(fleet: Fleet) -> dict[str, Any]:
-    """The fleet as JSON: counts by verdict, groups, every row and every skipped file with its reason."""
-    return {
-        "files": len(fleet.rows) + len(fleet.skipped),
-        "readable": len(fleet.rows),
-        "verdict_counts": fleet.verdict_counts,
-        "groups": [{"hardware": g.hardware, "machines": len(g.rows), "verdict_counts": g.verdict_counts}
-                   for g in fleet.groups],
-        "rows": [to_json(row) for row in fleet.rows],
-        "skipped": [to_json(s) for s in fleet.skipped],
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The fleet page
-
-VERDICT_ORDER = ("applies", "partial", "does-not-apply", "cannot-run", NO_PREDICTION)
 # A group's chart shows one bar per machine up to this many machines, and a histogram of speedups beyond.
 BARS_PER_MACHINE_MAX = 30
 SPEEDUP_BINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, float("inf"))
+
+
+def verdict_label(verdict: Verdict | str) -> str:
+    """A verdict's label; 'No prediction' for a file without predictions."""
+    return verdict.label if isinstance(verdict, Verdict) else "No prediction"
+
+
+def verdict_tone(verdict: Verdict | str) -> Tone:
+    """A verdict's tone; 'unknown' for a file without predictions."""
+    return verdict.tone if isinstance(verdict, Verdict) else "unknown"  # type: ignore[return-value]
 
 
 def render_fleet_html(fleet: Fleet) -> str:
@@ -365,7 +72,7 @@ def fleet_page(fleet: Fleet) -> PageView:
         heading=f"DiffusionGemma vs Gemma 4 across {len(fleet.rows)} result files",
         subtitle=f"{total} files read, {len(fleet.rows)} shown, {len(fleet.skipped)} skipped; "
                  f"{len(groups)} hardware models",
-        badges=tuple(Badge(f"{count} {VERDICT_LABELS.get(v, v).lower()}", verdict_tone(v))
+        badges=tuple(Badge(f"{count} {verdict_label(v).lower()}", verdict_tone(v))
                      for v in VERDICT_ORDER if (count := fleet.verdict_counts.get(v, 0))),
         banners=(f"{len(fleet.skipped)} file(s) skipped: see the last section.",) if fleet.skipped else (),
         sections=tuple(sections))
@@ -374,7 +81,7 @@ def fleet_page(fleet: Fleet) -> PageView:
 def _summary_section(fleet: Fleet) -> SectionView:
     counts = fleet.verdict_counts
     total = max(1, len(fleet.rows))
-    tiles = tuple(Tile(VERDICT_LABELS.get(v, "No prediction"), str(counts.get(v, 0)), verdict_tone(v),
+    tiles = tuple(Tile(verdict_label(v), str(counts.get(v, 0)), verdict_tone(v),
                        f"{counts.get(v, 0) / total * 100:.0f}% of machines")
                   for v in VERDICT_ORDER if v != NO_PREDICTION or counts.get(v))
     measured = sum(row.origin == "measured" for row in fleet.rows)
@@ -390,16 +97,17 @@ def _summary_section(fleet: Fleet) -> SectionView:
 def _machines_section(fleet: Fleet) -> SectionView:
     rows = tuple(RowView((
         Cell(row.hostname), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
-        Cell(VERDICT_LABELS.get(row.verdict, row.verdict), tone=verdict_tone(row.verdict)),
+        Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict)),
         Cell(speedup_text(row.speedup) if not isinstance(row.speedup, Unavailable) else "",
              number_key(row.speedup), tone=verdict_tone(row.verdict)),
-        Cell(band_text(row.speedup_low, row.speedup_high) if not isinstance(row.speedup_low, Unavailable) else "",
+        Cell(speedup_band_text(row.speedup_low, row.speedup_high) if not isinstance(row.speedup_low, Unavailable)
+             else "",
              number_key(row.speedup_low)),
         Cell(" ".join(x for x in (row.precision, row.engine) if x)),
         Cell(_rate(row.diffusion_tokens_per_s), number_key(row.diffusion_tokens_per_s)),
         Cell(_rate(row.autoregressive_tokens_per_s), number_key(row.autoregressive_tokens_per_s)),
-        Cell(_maybe(bandwidth_text, row.stream_read_bytes_per_s), number_key(row.stream_read_bytes_per_s)),
-        Cell(_maybe(bytes_text, row.usable_memory_bytes), number_key(row.usable_memory_bytes)),
+        Cell(_figure(row.stream_read_bytes_per_s, row.stream_read_basis, "B/s"), number_key(row.stream_read_bytes_per_s)),
+        Cell(_figure(row.usable_memory_bytes, row.usable_memory_basis, "B"), number_key(row.usable_memory_bytes)),
         Cell(", ".join(row.fitting_precisions)), Cell(row.created_at), Cell(row.path)),
         filter_text=f"{row.verdict} {row.status}") for row in fleet.rows)
     table = TableView("", ("host", "hardware", "memory class", "origin", "verdict", "speedup", "band",
@@ -413,8 +121,8 @@ def _rate(value: float | Unavailable) -> str:
     return "" if isinstance(value, Unavailable) else tokens_per_s_text(value)
 
 
-def _maybe(fmt: Any, value: Any) -> str:
-    return "" if isinstance(value, Unavailable) else fmt(value)
+def _figure(value: float | Unavailable, basis: str, unit: str) -> str:
+    return "" if isinstance(value, Unavailable) else figure_text(Figure(value, basis=basis), unit)
 
 
 def _speedups(rows: Iterable[FleetRow]) -> list[float]:
@@ -437,7 +145,7 @@ def _groups_overview(groups: Sequence[HardwareGroup]) -> SectionView:
                             for v in VERDICT_ORDER)))
                  for g in groups)
     table = TableView("", ("hardware model", "machines", "median speedup",
-                           *(VERDICT_LABELS.get(v, "no prediction") for v in VERDICT_ORDER)), rows, sortable=True,
+                           *(verdict_label(v) for v in VERDICT_ORDER)), rows, sortable=True,
                       table_id="groups-table")
     return SectionView("groups", "Hardware models", intro, (ChartView(Markup(svg), "Box: quartiles of the "
                        "headline speedup; whiskers: lowest and highest machine."), table))
@@ -454,11 +162,11 @@ def _median_key(values: list[float]) -> str:
 def _group_section(index: int, group: HardwareGroup) -> SectionView:
     speedups = _speedups(group.rows)
     bandwidths = [r.stream_read_bytes_per_s for r in group.rows
-                  if not isinstance(r.stream_read_bytes_per_s, Unavailable)]
+                  if r.stream_read_basis == "measured" and not isinstance(r.stream_read_bytes_per_s, Unavailable)]
     facts = FactsView("", (
         ("machines", str(len(group.rows))),
         ("memory class", ", ".join(sorted({r.memory_class for r in group.rows}))),
-        ("verdicts", ", ".join(f"{n} {VERDICT_LABELS.get(v, v).lower()}"
+        ("verdicts", ", ".join(f"{n} {verdict_label(v).lower()}"
                                for v in VERDICT_ORDER if (n := group.verdict_counts.get(v, 0)))),
         ("median headline speedup", _median_text(speedups)),
         ("median measured streaming read", bandwidth_text(statistics.median(bandwidths)) if bandwidths
@@ -477,8 +185,9 @@ def _group_chart(group: HardwareGroup) -> Block:
         svg = charts.bar_svg(title=f"Headline speedup per machine: {group.hardware}",
                              categories=[r.hostname for r in rows],
                              series={"headline speedup": [r.speedup for r in rows]},
-                             value_title="speedup (x)", value_formatter=lambda v: f"{v:.2g}x", horizontal=True)
-        return ChartView(Markup(svg), "Each machine's headline speedup, lowest first.")
+                             value_title="speedup (x)", value_formatter=lambda v: f"{v:.2g}x", horizontal=True,
+                             bar_colours=[charts.TONE_COLOURS[verdict_tone(r.verdict)] for r in rows])
+        return ChartView(Markup(svg), "Each machine's headline speedup, lowest first, coloured by its verdict.")
     counts = [0] * (len(SPEEDUP_BINS) - 1)
     for r in rows:
         counts[next(i for i in range(len(counts)) if r.speedup < SPEEDUP_BINS[i + 1])] += 1

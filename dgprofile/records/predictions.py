@@ -7,14 +7,52 @@ computed (a precision that does not fit, an engine that cannot run a format) is 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Literal
 
+from dgprofile.exit_codes import ExitCode
 from dgprofile.records.machine import MemoryClassKind
 from dgprofile.records.passes import PassKind
 from dgprofile.records.values import Unavailable
 
-VerdictClass = Literal["applies", "partial", "does-not-apply", "cannot-run"]
+
+class Verdict(str, enum.Enum):
+    """Whether the advertised speedup holds on a machine. Each class carries its words and its exit code, so a
+    class cannot be added without saying how every page, table and exit status shows it.
+
+    ``label`` names the class, ``meaning`` says it in a sentence fragment, ``exit_code`` is what `check` exits
+    with; ``tone`` is the page's colour of it (CSS class ``tone-<tone>``, ``dgprofile.pages.charts.TONE_COLOURS``).
+    """
+
+    label: str
+    meaning: str
+    exit_code: ExitCode
+
+    def __new__(cls, value: str, label: str, meaning: str, exit_code: ExitCode) -> Verdict:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label, member.meaning, member.exit_code = label, meaning, exit_code
+        return member
+
+    APPLIES = ("applies", "Applies", "the advertised multi-x speedup holds", ExitCode.OK)
+    PARTIAL = ("partial", "Partial", "faster, but well short of the advertised speedup", ExitCode.VERDICT_PARTIAL)
+    DOES_NOT_APPLY = ("does-not-apply", "Does not apply", "about even or slower: the advertised speedup does not apply",
+                      ExitCode.VERDICT_DOES_NOT_APPLY)
+    CANNOT_RUN = ("cannot-run", "Cannot run", "the model does not fit this machine in any supported precision",
+                  ExitCode.VERDICT_CANNOT_RUN)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def tone(self) -> str:
+        """The page tone of the class: its own name."""
+        return self.value
+
+
+# The model layer still names the classes by their strings under this name; the records store members (below).
+VerdictClass = Verdict
 # Where a number comes from: measured on this machine, a datasheet, fitted to published runs, or assumed.
 BasisKind = Literal["measured", "datasheet", "calibrated", "assumed"]
 # The term that sets a pass's time: weight streaming, other memory traffic (KV cache, activations), arithmetic,
@@ -93,8 +131,12 @@ class Prediction:
     speedup: float | Unavailable
     speedup_low: float | Unavailable
     speedup_high: float | Unavailable
-    verdict: VerdictClass
+    verdict: Verdict
     reasons: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        # dgprofile.model builds records with a class's string; the record keeps the member.
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
 
 
 @dataclass(frozen=True)
@@ -207,8 +249,13 @@ class RunReproduction:
     observables: tuple[ObservableResidual, ...]
     published_speedup: float | Unavailable
     predicted_speedup: float
-    published_verdict: VerdictClass | Unavailable
-    predicted_verdict: VerdictClass
+    published_verdict: Verdict | Unavailable
+    predicted_verdict: Verdict
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.published_verdict, Unavailable):
+            object.__setattr__(self, "published_verdict", Verdict(self.published_verdict))
+        object.__setattr__(self, "predicted_verdict", Verdict(self.predicted_verdict))
 
 
 @dataclass(frozen=True)
@@ -240,7 +287,7 @@ class Predictions:
     engine: str
     engine_reason: str
     headline: Prediction
-    verdict: VerdictClass
+    verdict: Verdict
     reasons: tuple[str, ...]
     advice: tuple[str, ...]
     matrix: tuple[Prediction, ...]
@@ -249,3 +296,6 @@ class Predictions:
     ceilings: Ceilings
     calibration: CalibrationSummary
     basis: tuple[Basis, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))

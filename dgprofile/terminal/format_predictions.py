@@ -13,7 +13,14 @@ from dgprofile.records.predictions import (
     Predictions,
 )
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import bytes_text, count_text, seconds_text, text_table
+from dgprofile.text.units import (
+    bytes_text,
+    count_text,
+    seconds_text,
+    speedup_text,
+    speedup_with_band_text,
+    text_table,
+)
 
 MODE_FIELDS = ("tokens_per_s", "aggregate_tokens_per_s", "ttft_s", "first_draft_s", "total_latency_s",
                "memory_bytes", "pass_seconds")
@@ -36,23 +43,17 @@ def summary_json(predictions: Predictions) -> dict[str, Any]:
         "steps_per_canvas": scenario.steps_per_canvas,
         "diffusion": _mode_summary(headline.diffusion), "autoregressive": _mode_summary(headline.autoregressive),
         "speedup": to_json(headline.speedup), "speedup_low": to_json(headline.speedup_low),
-        "speedup_high": to_json(headline.speedup_high), "verdict": predictions.verdict,
+        "speedup_high": to_json(headline.speedup_high), "verdict": predictions.verdict.value,
         "reasons": list(predictions.reasons), "advice": list(predictions.advice),
         "basis": [to_json(b) for b in predictions.basis],
         "calibration_max_abs_relative_error": predictions.calibration.max_abs_relative_error,
     }
 
 
-def _value(value: float | Unavailable, fmt: str = "{:.2f}") -> str:
-    return "n/a" if isinstance(value, Unavailable) else fmt.format(value)
-
-
-def _speedup_text(prediction: Prediction) -> str:
+def _headline_speedup_text(prediction: Prediction) -> str:
     if isinstance(prediction.speedup, Unavailable):
-        return prediction.verdict
-    return (f"{prediction.speedup:.1f}x ({_value(prediction.speedup_low, '{:.1f}')}-"
-            f"{_value(prediction.speedup_high, '{:.1f}')})")
-
+        return str(prediction.verdict)
+    return speedup_with_band_text(prediction.speedup, prediction.speedup_low, prediction.speedup_high)
 
 
 def _modes_table(headline: Prediction) -> list[str]:
@@ -82,7 +83,7 @@ def _matrix_lines(predictions: Predictions) -> list[str]:
     for prediction in predictions.matrix:
         key = (prediction.scenario.workload, prediction.scenario.precision)
         text = ("does not fit" if isinstance(prediction.speedup, Unavailable)
-                else f"{prediction.speedup:.1f}x {prediction.verdict}")
+                else f"{speedup_text(prediction.speedup)} {prediction.verdict}")
         cells.setdefault(key, {})[prediction.scenario.concurrency] = text
     rows += [(w, p, *(by_c.get(c, "") for c in concurrencies)) for (w, p), by_c in cells.items()]
     return text_table(rows)
@@ -101,7 +102,7 @@ def format_predictions(predictions: Predictions) -> str:
         "",
         *_modes_table(headline),
         "",
-        f"speedup (end to end): {_speedup_text(headline)}  ->  verdict: {predictions.verdict}",
+        f"speedup (end to end): {_headline_speedup_text(headline)}  ->  verdict: {predictions.verdict}",
         "",
         "why:",
         *(f"  - {reason}" for reason in predictions.reasons),

@@ -84,3 +84,68 @@ def text_table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     """Rows as left-aligned columns for the terminal (the first row is usually the header)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def number_key(value: float | int | Unavailable) -> str:
+    """A sort key for a numeric table cell (empty for unavailable, which sorts last)."""
+    return "" if isinstance(value, Unavailable) else repr(float(value))
+
+
+def watts_text(value: float | Unavailable) -> str:
+    """A power limit."""
+    return unavailable_text(value) if isinstance(value, Unavailable) else f"{value:.0f} W"
+
+
+def whole_percent_text(value: int | Unavailable) -> str:
+    """A percentage reported as a whole number (utilisation)."""
+    return unavailable_text(value) if isinstance(value, Unavailable) else f"{value}%"
+
+
+def tokens_per_s_text(value: float | Unavailable) -> str:
+    """A decoding rate."""
+    if isinstance(value, Unavailable):
+        return unavailable_text(value)
+    return f"{value:,.0f} tok/s" if value >= 100 else f"{value:.3g} tok/s"
+
+
+PASS_LABELS = {"ar-step": "AR decode step", "dg-denoise": "DG denoise pass", "dg-commit": "DG commit pass",
+               "prefill": "prefill"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The speedup of DiffusionGemma over autoregressive Gemma 4 (above 1: DiffusionGemma is faster)
+
+def speedup_text(value: float | Unavailable) -> str:
+    """``5.1x`` for a speedup; ``0.22x`` stays a ratio (``speedup_relation`` says it in words)."""
+    if isinstance(value, Unavailable):
+        return unavailable_text(value)
+    return f"{value:.2f}x" if value < 1 else f"{value:.1f}x"
+
+
+def speedup_band_text(low: float | Unavailable, high: float | Unavailable) -> str:
+    """An uncertainty band, e.g. '4.3x to 5.9x'."""
+    if isinstance(low, Unavailable) or isinstance(high, Unavailable):
+        return "band unavailable"
+    return f"{speedup_text(low)} to {speedup_text(high)}"
+
+
+def speedup_with_band_text(speedup: float | Unavailable, low: float | Unavailable, high: float | Unavailable) -> str:
+    """A speedup and its band, e.g. '5.1x (4.3x to 5.9x)'."""
+    if isinstance(speedup, Unavailable):
+        return speedup_text(speedup)
+    return f"{speedup_text(speedup)} ({speedup_band_text(low, high)})"
+
+
+def speedup_relation(value: float) -> str:
+    """How fast DiffusionGemma is against autoregressive Gemma 4: '5.1x faster', '4.5x slower', 'about as fast'."""
+    if 0.95 <= value <= 1.05:
+        return "about as fast"
+    return f"{value:.1f}x faster" if value > 1 else f"{1 / value:.1f}x slower"
+
+
+def speedup_words(value: float | Unavailable) -> str:
+    """The speedup in a sentence: 'DiffusionGemma is 5.1x faster than autoregressive Gemma 4'."""
+    if isinstance(value, Unavailable):
+        return f"no speedup could be predicted ({value.reason})"
+    relation = speedup_relation(value)
+    return f"DiffusionGemma is {relation} {'as' if relation == 'about as fast' else 'than'} autoregressive Gemma 4"

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import result_factory as factory
 
-from dgprofile.pages.compare_page import compare, render_compare_html
-from dgprofile.pages.fleet_page import load_fleet, render_fleet_html
+from dgprofile.analysis.compare import compare
+from dgprofile.analysis.fleet import load_fleet
+from dgprofile.pages.compare_page import render_compare_html
+from dgprofile.pages.fleet_page import render_fleet_html
 from dgprofile.pages.result_page import render_result_html
 from dgprofile.records.results import dumps
 

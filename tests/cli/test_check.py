@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from fakes.small_limits import use_small_limits
 
 from dgprofile.cli import cli
-from dgprofile.cli.check import VERDICT_EXIT_CODES
 from dgprofile.exit_codes import ExitCode
 from dgprofile.probes.device_lock import exclusive_device
 from dgprofile.records import results
@@ -35,7 +34,7 @@ def test_check_writes_result_and_page_and_exits_with_the_verdict_code(tmp_path):
     path = tmp_path / "out" / "cpu.dgprofile.json"
     result = CliRunner().invoke(cli, ["check", "--device", "cpu", "-o", str(path)])
     loaded = results.load(path)
-    assert result.exit_code == VERDICT_EXIT_CODES[loaded.predictions.verdict], result.output
+    assert result.exit_code == loaded.predictions.verdict.exit_code, result.output
     assert loaded.run.origin == "measured" and loaded.limits.device == "cpu"
     assert loaded.run.incomplete_reasons == (
         "timing decode passes failed: RuntimeError: decode benchmark replaced in this test",)

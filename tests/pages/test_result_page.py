@@ -10,7 +10,8 @@ import result_factory as factory
 from bs4 import BeautifulSoup
 from jinja2 import StrictUndefined
 
-from dgprofile.pages.result_page import environment, render_result_html, verify_commands
+from dgprofile.pages.environment import environment
+from dgprofile.pages.result_page import render_result_html, verify_commands
 from dgprofile.records.codec import to_json
 from dgprofile.records.values import Unavailable
 

@@ -1,0 +1,356 @@
+"""Two result files side by side (typically a dedicated GPU against Apple Silicon), and why they differ.
+
+``compare(a, b)`` is pure: it reads two result objects and returns a ``Comparison`` whose every row carries an
+explicit ``RowOutcome`` for B against A, with the direction of "better" declared per metric (pyperf / asv style).
+A difference smaller than ``SAME_WITHIN`` is ``SAME``; one inside the two values' combined spread (measurement
+IQR, prediction bands) is ``NOT_SIGNIFICANT``. Values that could not be obtained keep their reason. The machine
+figures come from ``dgprofile.analysis.figures``, as on the fleet and result pages.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from dgprofile.analysis.figures import (
+    Evidence,
+    Figure,
+    evidence,
+    figure_text,
+    half_precision,
+    hardware_name,
+    host_name,
+    matmul_peak,
+    memory_class_text,
+    ridge,
+    stream_bandwidth,
+    usable_accelerator_memory,
+)
+from dgprofile.records.limits import Limits
+from dgprofile.records.passes import PassTimes
+from dgprofile.records.predictions import PassEstimate, Prediction, Predictions, Verdict
+from dgprofile.records.results import ResultFile
+from dgprofile.records.timing import Timing
+from dgprofile.records.values import Unavailable
+from dgprofile.text.units import PASS_LABELS, bytes_text, speedup_relation
+
+SAME_WITHIN = 0.05  # B within 5% of A reads as the same
+NOISE_FACTOR = 2.0  # a difference must exceed twice the combined relative spread to count
+SECTION_TITLES = {"limits": "Limits", "passes": "Pass times", "predictions": "Predicted speedups"}
+
+
+class RowOutcome(str, enum.Enum):
+    """What one row says about B against A."""
+
+    BETTER = "better"
+    WORSE = "worse"
+    SAME = "same"
+    NOT_SIGNIFICANT = "not significant"
+    NOT_COMPARABLE = "not comparable"
+    ONLY_A = "only in A"
+    ONLY_B = "only in B"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One compared quantity. ``ratio`` is B over A; ``summary`` says it in words. A row about a scenario of the
+    matrix names it (``scenario``: workload and precision) and its ``concurrency``, a measured pass its
+    concurrency; the rest (machine figures, each side's own headline) have no one concurrency: None."""
+
+    section: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    a: Figure
+    b: Figure
+    ratio: float | Unavailable
+    outcome: RowOutcome
+    summary: str
+    concurrency: int | None = None
+    scenario: str = ""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One of the two machines, as the comparison names it."""
+
+    label: str
+    hostname: str
+    hardware: str
+    memory_class: str
+    origin: str
+    verdict: Verdict | Unavailable
+    speedup: float | Unavailable
+    speedup_low: float | Unavailable
+    speedup_high: float | Unavailable
+    engine: str
+    precision: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome of ``compare``: both sides, every row, and a plain-words account of the difference."""
+
+    a: Side
+    b: Side
+    rows: tuple[Row, ...]
+    explanations: tuple[str, ...]
+
+
+def _row(section: str, metric: str, unit: str, a: Figure, b: Figure, *, higher_is_better: bool,
+         comparable: str = "", concurrency: int | None = None, scenario: str = "") -> Row:
+    """Decide one row's outcome; ``comparable`` (non-empty) names why the two values should not be compared."""
+    def row(ratio: float | Unavailable, outcome: RowOutcome, summary: str) -> Row:
+        return Row(section, metric, unit, higher_is_better, a, b, ratio, outcome, summary, concurrency, scenario)
+
+    av, bv = a.value, b.value
+    if isinstance(av, Unavailable) or isinstance(bv, Unavailable):
+        outcome = (RowOutcome.UNAVAILABLE if isinstance(av, Unavailable) and isinstance(bv, Unavailable)
+                   else RowOutcome.ONLY_B if isinstance(av, Unavailable) else RowOutcome.ONLY_A)
+        missing = "both" if outcome is RowOutcome.UNAVAILABLE else "A" if outcome is RowOutcome.ONLY_B else "B"
+        reason = next(v.reason for v in (av, bv) if isinstance(v, Unavailable))
+        return row(Unavailable(f"missing in {missing}"), outcome, reason)
+    if av <= 0 or bv <= 0:
+        return row(Unavailable("a value is zero"), RowOutcome.NOT_COMPARABLE, "a value is zero")
+    ratio = bv / av
+    if comparable:
+        return row(ratio, RowOutcome.NOT_COMPARABLE, comparable)
+    change = abs(math.log(ratio))
+    noise = NOISE_FACTOR * math.hypot(a.relative_spread, b.relative_spread)
+    if change <= math.log1p(SAME_WITHIN):
+        outcome = RowOutcome.SAME
+    elif change <= noise:
+        outcome = RowOutcome.NOT_SIGNIFICANT
+    else:
+        outcome = RowOutcome.BETTER if (ratio > 1) == higher_is_better else RowOutcome.WORSE
+    factor = max(ratio, 1 / ratio)
+    direction = "higher" if ratio > 1 else "lower"
+    summary = "about the same" if outcome is RowOutcome.SAME else f"B {factor:.2g}x {direction}" + (
+        " (within the spread)" if outcome is RowOutcome.NOT_SIGNIFICANT else "")
+    return row(ratio, outcome, summary)
+
+
+def _timing_spread(timing: Timing | Unavailable) -> float:
+    return 0.0 if isinstance(timing, Unavailable) else timing.relative_spread
+
+
+def _band_spread(p: Prediction) -> float:
+    """Half the relative width of a prediction's speedup band."""
+    if any(isinstance(v, Unavailable) for v in (p.speedup, p.speedup_low, p.speedup_high)):
+        return 0.0
+    return (p.speedup_high - p.speedup_low) / (2 * p.speedup) if p.speedup > 0 else 0.0  # type: ignore[operator]
+
+
+def _side(label: str, result: ResultFile) -> Side:
+    p = result.predictions
+    headline = p.headline if isinstance(p, Predictions) else None
+    missing = p if isinstance(p, Unavailable) else Unavailable("no prediction")
+    e = evidence(result)
+    return Side(
+        label=label, hostname=host_name(result.machine, result.run.label), hardware=hardware_name(e),
+        memory_class=memory_class_text(e), origin=result.run.origin,
+        verdict=p.verdict if isinstance(p, Predictions) else missing,
+        speedup=headline.speedup if headline else missing, speedup_low=headline.speedup_low if headline else missing,
+        speedup_high=headline.speedup_high if headline else missing,
+        engine=headline.scenario.engine if headline else "", precision=headline.scenario.precision if headline else "",
+        created_at=result.created_at)
+
+
+def _launch_floor(result: ResultFile) -> Figure:
+    if isinstance(result.limits, Limits):
+        return Figure(result.limits.launch_floor_seconds, 0.0, "measured")
+    return Figure(result.limits)
+
+
+def _predicted_passes(result: ResultFile) -> dict[str, PassEstimate]:
+    p = result.predictions
+    if not isinstance(p, Predictions):
+        return {}
+    found = {}
+    for mode in (p.headline.autoregressive, p.headline.diffusion):
+        if not isinstance(mode, Unavailable):
+            found.update({e.pass_kind: e for e in mode.passes if e.pass_kind != "prefill"})
+    return found
+
+
+def _matrix(result: ResultFile) -> dict[tuple[str, str, int], Prediction]:
+    """The side's own-engine scenarios by (workload, precision, concurrency)."""
+    p = result.predictions
+    if not isinstance(p, Predictions):
+        return {}
+    return {(x.scenario.workload, x.scenario.precision, x.scenario.concurrency): x for x in p.matrix
+            if x.scenario.engine == p.engine}
+
+
+def _missing_prediction(result: ResultFile) -> Unavailable:
+    return result.predictions if isinstance(result.predictions, Unavailable) else Unavailable("not in the file")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# compare
+
+def compare(a: ResultFile, b: ResultFile) -> Comparison:
+    """Compare B against A: limits, pass times, predicted speedups per scenario, and why they differ."""
+    rows = [*_limit_rows(evidence(a), evidence(b), a, b), *_pass_rows(a, b), *_prediction_rows(a, b)]
+    return Comparison(a=_side("A", a), b=_side("B", b), rows=tuple(rows), explanations=_explain(a, b))
+
+
+def _limit_rows(ea: Evidence, eb: Evidence, a: ResultFile, b: ResultFile) -> list[Row]:
+    da, db = half_precision(ea), half_precision(eb)
+    dtype_note = "" if da == db else f" ({da} on A, {db} on B)"
+    rows = [
+        _row("limits", "streaming read bandwidth", "B/s", stream_bandwidth(ea), stream_bandwidth(eb),
+             higher_is_better=True),
+        _row("limits", f"half-precision matmul peak{dtype_note}", "FLOP/s", matmul_peak(ea, da), matmul_peak(eb, db),
+             higher_is_better=True),
+        # A higher ridge keeps a 256-token denoise pass bandwidth-bound, which is what DiffusionGemma needs.
+        _row("limits", f"ridge: FLOP per byte at the matmul peak{dtype_note}", "FLOP/byte", ridge(ea), ridge(eb),
+             higher_is_better=True),
+        _row("limits", "memory usable by the accelerator", "B", usable_accelerator_memory(ea),
+             usable_accelerator_memory(eb), higher_is_better=True),
+        _row("limits", "launch floor per kernel", "s", _launch_floor(a), _launch_floor(b), higher_is_better=False),
+    ]
+    fp8_a, fp8_b = matmul_peak(ea, "fp8"), matmul_peak(eb, "fp8")
+    if not isinstance(fp8_a.value, Unavailable) or not isinstance(fp8_b.value, Unavailable):
+        rows.insert(2, _row("limits", "fp8 matmul peak", "FLOP/s", fp8_a, fp8_b, higher_is_better=True))
+    return rows
+
+
+def _pass_rows(a: ResultFile, b: ResultFile) -> list[Row]:
+    rows = []
+    pa, pb = _predicted_passes(a), _predicted_passes(b)
+    for kind in ("ar-step", "dg-denoise", "dg-commit"):
+        if kind not in pa and kind not in pb:
+            continue
+        va = Figure(pa[kind].seconds, 0.0, pa[kind].basis) if kind in pa else Figure(_missing_prediction(a))
+        vb = Figure(pb[kind].seconds, 0.0, pb[kind].basis) if kind in pb else Figure(_missing_prediction(b))
+        rows.append(_row("passes", f"{PASS_LABELS[kind]}, headline scenario (predicted)", "s", va, vb,
+                         higher_is_better=False, comparable=_precision_mismatch(a, b)))
+    if isinstance(a.passes, PassTimes) and isinstance(b.passes, PassTimes):
+        measured_b = {(m.pass_kind, m.precision, m.concurrency): m for m in b.passes.passes if m.measured}
+        for m in a.passes.passes:
+            other = measured_b.get((m.pass_kind, m.precision, m.concurrency))
+            if m.measured and other is not None and m.concurrency == 1:
+                rows.append(_row("passes", f"{PASS_LABELS[m.pass_kind]}, {m.precision}, concurrency 1 (measured)",
+                                 "s", Figure(m.seconds, _timing_spread(m.timing), "measured"),
+                                 Figure(other.seconds, _timing_spread(other.timing), "measured"),
+                                 higher_is_better=False, concurrency=1))
+    return rows
+
+
+def _precision_mismatch(a: ResultFile, b: ResultFile) -> str:
+    if not (isinstance(a.predictions, Predictions) and isinstance(b.predictions, Predictions)):
+        return ""
+    pa, pb = a.predictions.headline.scenario.precision, b.predictions.headline.scenario.precision
+    return "" if pa == pb else f"different precisions ({pa} on A, {pb} on B)"
+
+
+def _prediction_rows(a: ResultFile, b: ResultFile) -> list[Row]:
+    rows = []
+    sa, sb = _side("A", a), _side("B", b)
+    band_a = _band_spread(a.predictions.headline) if isinstance(a.predictions, Predictions) else 0.0
+    band_b = _band_spread(b.predictions.headline) if isinstance(b.predictions, Predictions) else 0.0
+    rows.append(_row("predictions", "headline speedup (each machine's own headline scenario)", "x",
+                     Figure(sa.speedup, band_a, "predicted"), Figure(sb.speedup, band_b, "predicted"),
+                     higher_is_better=True))
+    ma, mb = _matrix(a), _matrix(b)
+    for key in sorted(set(ma) | set(mb), key=lambda k: (k[2], k[0], k[1])):
+        workload, precision, concurrency = key
+        rows.append(_row("predictions", f"speedup: {workload}, {precision}, concurrency {concurrency}", "x",
+                         _speedup_figure(ma.get(key), a), _speedup_figure(mb.get(key), b), higher_is_better=True,
+                         concurrency=concurrency, scenario=f"{workload}, {precision}"))
+    return rows
+
+
+def _speedup_figure(p: Prediction | None, result: ResultFile) -> Figure:
+    if p is None:
+        engine = result.predictions.engine if isinstance(result.predictions, Predictions) else "no engine"
+        return Figure(Unavailable(f"scenario not predicted for {engine}"))
+    return Figure(p.speedup, _band_spread(p), "predicted")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Why they differ, in words
+
+def _explain(a: ResultFile, b: ResultFile) -> tuple[str, ...]:
+    sa, sb = _side("A", a), _side("B", b)
+    ea, eb = evidence(a), evidence(b)
+    lines = [_headline_sentence(sa, sb)]
+    bw_a, bw_b = stream_bandwidth(ea), stream_bandwidth(eb)
+    if not isinstance(bw_a.value, Unavailable) and not isinstance(bw_b.value, Unavailable):
+        lo, hi = sorted(((bw_a.value, "A"), (bw_b.value, "B")))
+        lines.append(
+            f"Bandwidth: A streams memory at {figure_text(bw_a, 'B/s')}, B at {figure_text(bw_b, 'B/s')}. A denoise "
+            f"pass streams nearly every weight of the model, so on {lo[1]} each pass takes at least "
+            f"{hi[0] / lo[0]:.1f}x longer than on {hi[1]}; an AR step reads only the active experts.")
+    lines += _ridge_sentences(a, b)
+    fit = _fit_sentence(a, b)
+    if fit:
+        lines.append(fit)
+    if sa.memory_class != sb.memory_class:
+        lines.append(f"Memory: A is {sa.memory_class}, B is {sb.memory_class}; usable by the accelerator: "
+                     f"{figure_text(usable_accelerator_memory(ea), 'B')} on A, "
+                     f"{figure_text(usable_accelerator_memory(eb), 'B')} on B. On a shared-physical "
+                     "machine the GPU shares RAM with the CPU and only part of it is usable.")
+    if sa.engine and sb.engine and sa.engine != sb.engine:
+        lines.append(f"Engines: A is predicted with {sa.engine}, B with {sb.engine} (each platform's usual engine); "
+                     "their per-pass overhead and kernel efficiency differ and are calibrated to published runs.")
+    if sa.origin != sb.origin:
+        lines.append(f"Basis: A is {sa.origin}, B is {sb.origin}; figures marked 'datasheet' were not measured.")
+    return tuple(lines)
+
+
+def _headline_sentence(sa: Side, sb: Side) -> str:
+    def one(side: Side) -> str:
+        if isinstance(side.speedup, Unavailable) or isinstance(side.verdict, Unavailable):
+            reason = side.speedup.reason if isinstance(side.speedup, Unavailable) else "no verdict"
+            return f"on {side.label} ({side.hardware}) nothing was predicted ({reason})"
+        return (f"on {side.label} ({side.hardware}) DiffusionGemma is {speedup_relation(side.speedup)} "
+                f"({side.verdict.label.lower()}, {side.precision}, {side.engine})")
+    text = f"Headline: {one(sa)}; {one(sb)}."
+    return text[0].upper() + text[1:]
+
+
+def _denoise_intensity(result: ResultFile) -> float | None:
+    denoise = _predicted_passes(result).get("dg-denoise")
+    if denoise is not None and denoise.bytes_moved > 0:
+        return denoise.flops / denoise.bytes_moved
+    if isinstance(result.passes, PassTimes):
+        for m in result.passes.passes:
+            if m.pass_kind == "dg-denoise" and m.concurrency == 1 and m.bytes_moved > 0:
+                return m.flops / m.bytes_moved
+    return None
+
+
+def _ridge_sentences(a: ResultFile, b: ResultFile) -> list[str]:
+    lines = []
+    for label, result in (("A", a), ("B", b)):
+        machine_ridge = ridge(evidence(result))
+        intensity = _denoise_intensity(result)
+        if isinstance(machine_ridge.value, Unavailable) or intensity is None:
+            continue
+        if intensity < machine_ridge.value:
+            state = ("sits below it, so the pass is bandwidth-bound: its 256 tokens cost little more than one, "
+                     "which is where DiffusionGemma's speedup comes from")
+        else:
+            state = ("sits above it, so the pass is compute-bound: the machine pays for the arithmetic of all 256 "
+                     "canvas tokens on every pass, and the speedup shrinks or turns into a slowdown")
+        lines.append(f"Ridge on {label}: {machine_ridge.value:.0f} FLOP/byte; a denoise pass ({intensity:.0f} "
+                     f"FLOP/byte in the headline scenario) {state}.")
+    return lines
+
+
+def _fit_sentence(a: ResultFile, b: ResultFile) -> str:
+    parts = []
+    for label, result in (("A", a), ("B", b)):
+        if not isinstance(result.predictions, Predictions) or not result.predictions.memory:
+            continue
+        fits = [m.precision for m in result.predictions.memory if m.fits_diffusion and m.engine_runs_it]
+        misses = [f"{m.precision} (needs {bytes_text(m.diffusion_needed_bytes)} of {bytes_text(m.usable_bytes)})"
+                  for m in result.predictions.memory if not m.fits_diffusion]
+        text = f"on {label} DiffusionGemma fits in {', '.join(fits) or 'no precision'}"
+        parts.append(text + (f" but not in {', '.join(misses)}" if misses else ""))
+    return ("Fit: " + "; ".join(parts) + ".") if parts else ""

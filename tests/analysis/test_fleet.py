@@ -1,0 +1,121 @@
+"""The fleet: loading many result files, skip reasons, duplicates, groups, CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import result_factory as factory
+
+from dgprofile.analysis.fleet import (
+    CSV_COLUMNS,
+    NO_PREDICTION,
+    fleet_csv,
+    fleet_json,
+    load_fleet,
+    result_paths,
+)
+from dgprofile.errors import UsageError
+from dgprofile.records.results import SCHEMA_VERSION, dumps
+from dgprofile.records.values import Unavailable
+
+
+@pytest.fixture()
+def mixed_dir(tmp_path: Path) -> Path:
+    return factory.write_mixed_fleet(tmp_path)
+
+
+
+def test_bad_files_are_skipped_with_three_clear_reasons_and_the_rest_load(mixed_dir: Path) -> None:
+    fleet = load_fleet([mixed_dir])
+    assert sorted(Path(r.path).name for r in fleet.rows) == ["cpu.json", "h100.json", "m3.json"]
+    reasons = {Path(s.path).name: s.reason for s in fleet.skipped}
+    assert set(reasons) == {"truncated.json", "other-schema.json", "newer.json"}
+    assert reasons["truncated.json"].startswith("not valid JSON, truncated or malformed")
+    assert reasons["other-schema.json"] == 'not a dgprofile result file (no "format": "dgprofile-result")'
+    assert reasons["newer.json"].startswith(
+        f"schema version {SCHEMA_VERSION + 1} is newer than this dgprofile understands ({SCHEMA_VERSION})")
+
+
+def test_a_file_whose_shown_fields_break_the_schema_is_skipped_with_the_path(tmp_path: Path) -> None:
+    document = json.loads(dumps(factory.measured_h100_result()))
+    document["predictions"]["headline"]["speedup"] = "fast"
+    (tmp_path / "bad.json").write_text(json.dumps(document), encoding="utf-8")
+    (skipped,) = load_fleet([tmp_path]).skipped
+    assert skipped.reason.startswith("does not match the result schema: $.predictions.headline.speedup")
+
+
+def test_duplicates_identical_content_and_same_machine_and_time(tmp_path: Path) -> None:
+    base = factory.measured_h100_result()
+    factory.write_result(tmp_path / "a.json", base)
+    factory.write_result(tmp_path / "b-copy.json", base)
+    other_run = factory.result(predictions_=factory.predictions(speedup=4.0))
+    factory.write_result(tmp_path / "c-same-host-and-time.json", other_run)
+    factory.write_result(tmp_path / "d-later.json", factory.with_identity(base, hostname="gpu-node-01",
+                                                            created_at="2026-11-21T09:00:00Z"))
+    fleet = load_fleet([tmp_path])
+    assert [Path(r.path).name for r in fleet.rows] == ["a.json", "d-later.json"]
+    reasons = {Path(s.path).name: s.reason for s in fleet.skipped}
+    assert reasons["b-copy.json"] == f"duplicate: identical content to {tmp_path / 'a.json'}"
+    assert reasons["c-same-host-and-time.json"] == (
+        f"duplicate: same machine (gpu-node-01) and created_at (2026-11-20T10:15:00Z) as {tmp_path / 'a.json'}")
+
+
+def test_rows_summarise_the_headline_and_keep_unavailable_reasons(mixed_dir: Path) -> None:
+    rows = {Path(r.path).name: r for r in load_fleet([mixed_dir]).rows}
+    h100 = rows["h100.json"]
+    assert (h100.verdict, h100.speedup, h100.precision, h100.engine) == ("applies", 5.1, "fp8", "vllm")
+    assert h100.stream_read_bytes_per_s == 3.07e12 and h100.fitting_precisions == ("bf16", "fp8", "int4")
+    assert rows["m3.json"].memory_class == "shared-physical"
+    # Nothing was measured on the Mac: its figures are the datasheet's, and say so.
+    assert (rows["m3.json"].stream_read_bytes_per_s, rows["m3.json"].stream_read_basis) == (400e9, "datasheet")
+    assert (h100.stream_read_basis, h100.usable_memory_basis) == ("measured", "probed")
+    assert (rows["m3.json"].hostname, rows["m3.json"].hardware) == ("predicted: m3-max-40", "Apple M3 Max (40-core GPU)")
+    cpu = rows["cpu.json"]
+    assert cpu.verdict == NO_PREDICTION and cpu.hardware.startswith("CPU only: Intel")
+    assert cpu.speedup == Unavailable("probe only: nothing was predicted")
+
+
+def test_groups_by_hardware_model_largest_first(tmp_path: Path) -> None:
+    for i in range(3):
+        factory.write_result(tmp_path / f"h{i}.json", factory.with_identity(factory.measured_h100_result(), hostname=f"h{i}",
+                                                             created_at=f"2026-11-2{i}T00:00:00Z"))
+    factory.write_result(tmp_path / "m3.json", factory.predicted_apple_result())
+    groups = load_fleet([tmp_path]).groups
+    assert [(g.hardware, len(g.rows)) for g in groups] == [("NVIDIA H100 80GB HBM3", 3),
+                                                           ("Apple M3 Max (40-core GPU)", 1)]
+    assert groups[0].verdict_counts == {"applies": 3}
+
+
+def test_csv_has_one_line_per_file_and_empty_cells_for_unavailable(mixed_dir: Path) -> None:
+    fleet = load_fleet([mixed_dir])
+    rows = list(csv.DictReader(io.StringIO(fleet_csv(fleet))))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 3
+    cpu = next(r for r in rows if r["path"].endswith("cpu.json"))
+    assert cpu["speedup"] == "" and cpu["verdict"] == NO_PREDICTION
+    h100 = next(r for r in rows if r["path"].endswith("h100.json"))
+    assert float(h100["speedup"]) == 5.1 and h100["fitting_precisions"] == "bf16; fp8; int4"
+
+
+def test_json_has_counts_groups_rows_and_skipped(mixed_dir: Path) -> None:
+    data = fleet_json(load_fleet([mixed_dir]))
+    assert data["files"] == 6 and data["readable"] == 3
+    assert data["verdict_counts"] == {"applies": 1, "does-not-apply": 1, NO_PREDICTION: 1}
+    assert len(data["skipped"]) == 3
+    cpu = next(r for r in data["rows"] if r["path"].endswith("cpu.json"))
+    assert cpu["speedup"] == {"unavailable": "probe only: nothing was predicted"}
+
+
+def test_missing_input_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file or directory"):
+        result_paths([tmp_path / "nope"])
+
+
+def test_parallel_loading_gives_the_serial_result(tmp_path: Path) -> None:
+    factory.generate_fleet(tmp_path, 12)
+    (tmp_path / "broken.json").write_text("{", encoding="utf-8")
+    assert load_fleet([tmp_path], workers=2) == load_fleet([tmp_path], workers=1)
+
