@@ -10,6 +10,7 @@ use all its threads.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,8 +205,7 @@ def host_transfer(device: str, *, buffer_bytes: int, timer: Timer, budget: Budge
         non_blocking = memory == "pinned"
         for name, dst, src in ((f"h2d-{memory}", on_device, host), (f"d2h-{memory}", host, on_device)):
             progress(f"host transfer: {name}")
-            timing = budget.measure(lambda dst=dst, src=src, non_blocking=non_blocking: dst.copy_(
-                src, non_blocking=non_blocking), timer=timer)
+            timing = budget.measure(functools.partial(dst.copy_, src, non_blocking=non_blocking), timer=timer)
             # PCIe links are rated per direction; a transfer moves its buffer once across the link.
             figures.append(bandwidth_figure(name, "torch copy_", buffer_bytes=numel * FP32_BYTES,
                                             bytes_per_call=numel * FP32_BYTES, timing=timing,

@@ -162,12 +162,12 @@ def _operands(torch: Any, dtype: str, device: str, m: int, k: int, n: int, copie
 
 
 def _product(torch: Any, dtype: str, device: str) -> Callable[[Any, Any], Any]:
-    if dtype == "int8":
-        return torch._int_mm
     if dtype == "fp8":
         one = torch.ones((), device=device, dtype=torch.float32)
         return lambda a, w: torch._scaled_mm(a, w, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
-    return torch.matmul
+    # torch comes in as Any (imported lazily by the caller), so its functions are Any too.
+    product: Callable[[Any, Any], Any] = torch._int_mm if dtype == "int8" else torch.matmul
+    return product
 
 
 def weight_copies_for(weight_bytes: int, last_level_cache_bytes: int | Unavailable) -> int:

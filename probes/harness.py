@@ -46,8 +46,15 @@ MPS_EVENT_RESOLUTION_SECONDS = 1e-6
 class Timer(Protocol):
     """Times ``loops`` back-to-back calls of ``fn`` on one device and returns the elapsed seconds."""
 
-    name: TimerName
-    resolution_seconds: float
+    @property
+    def name(self) -> TimerName:
+        """Which clock the figures came from (recorded in every Timing)."""
+        ...
+
+    @property
+    def resolution_seconds(self) -> float:
+        """The finest interval the clock resolves."""
+        ...
 
     def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
         """Seconds for ``loops`` calls, including any device work they queued."""
@@ -82,7 +89,7 @@ def _between_events(event: Callable[..., Any], fn: Callable[[], object], loops: 
         fn()
     end.record()
     end.synchronize()
-    return start.elapsed_time(end) / 1e3
+    return float(start.elapsed_time(end)) / 1e3  # torch reports milliseconds
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ def py_cpuinfo() -> dict[str, Any]:
     """py-cpuinfo's description (slow: about a second; used only where no faster source exists)."""
     import cpuinfo
 
-    return cpuinfo.get_cpu_info()
+    info: dict[str, Any] = cpuinfo.get_cpu_info()  # py-cpuinfo ships no types
+    return info
 
 
 @dataclass(frozen=True)

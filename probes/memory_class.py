@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dgprofile.probes import _nvml
-from dgprofile.records.machine import MemoryClass
+from dgprofile.records.machine import MemoryClass, MemoryClassKind
 from dgprofile.records.values import Unavailable
 
 MEMINFO_PATH = Path("/proc/meminfo")
@@ -80,6 +80,7 @@ def classify_nvidia(signals: NvidiaMemorySignals,
     shared_hint = _has_hint(signals.name, SHARED_PHYSICAL_NAME_HINTS)
     coherent_hint = _has_hint(signals.name, COHERENT_SPLIT_NAME_HINTS)
 
+    kind: MemoryClassKind
     if memory_not_supported:
         kind, decided_by = "shared-physical", "decided by: no dedicated memory reported"
     elif (ats or c2c) and shared_hint:
@@ -114,7 +115,7 @@ def _host_available(read_host_meminfo: MeminfoReader) -> tuple[int | Unavailable
     return meminfo["MemAvailable"], basis
 
 
-def _dedicated(signals: NvidiaMemorySignals, kind: str) -> tuple[int | Unavailable, str]:
+def _dedicated(signals: NvidiaMemorySignals, kind: MemoryClassKind) -> tuple[int | Unavailable, str]:
     total = signals.memory_total_bytes
     if isinstance(total, Unavailable):
         return total, "dedicated memory reported by NVML"

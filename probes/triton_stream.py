@@ -86,7 +86,7 @@ def _programs(buffer: Any, *, sm_count: int, config: StreamConfig) -> int:
         raise ValueError("the Triton streaming kernels index with 32-bit offsets: use a smaller buffer")
     if buffer.numel() % config.block:
         raise ValueError(f"buffer length {buffer.numel()} is not a multiple of the block ({config.block})")
-    return min(sm_count * config.programs_per_sm, buffer.numel() // config.block)
+    return min(sm_count * config.programs_per_sm, int(buffer.numel()) // config.block)
 
 
 def stream_read(buffer: Any, *, sm_count: int, config: StreamConfig) -> tuple[Callable[[], Any], int]:

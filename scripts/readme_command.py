@@ -28,7 +28,8 @@ def current_help() -> str:
     from dgprofile.cli import COMMANDS, cli
 
     parts = []
-    for args in [[]] + [[name] for name in COMMANDS]:
+    invocations: list[list[str]] = [[], *([name] for name in COMMANDS)]
+    for args in invocations:
         output = CliRunner().invoke(cli, [*args, "--help"], prog_name="dgprofile", terminal_width=100).output
         parts.append(f"$ dgprofile {' '.join(args)} --help\n{output}".replace("  \n", "\n"))
     return "```text\n" + "\n".join(parts) + "```"

@@ -57,7 +57,9 @@ def _pick(results: list[ResultFile]) -> tuple[ResultFile, ResultFile] | None:
     gpu = next((r for r in results if _is_measured_nvidia(r)), None)
     shared = [r for r in results if memory_class_text(evidence(r)) == "shared-physical" and isinstance(r.predictions, Predictions)]
     # Apple Silicon first: the comparison users ask for most; another shared-memory machine otherwise.
-    apple = next((r for r in shared if r.predictions.ceilings.vendor == "apple"), shared[0] if shared else None)
+    apple = next((r for r in shared
+                  if isinstance(r.predictions, Predictions) and r.predictions.ceilings.vendor == "apple"),
+                 shared[0] if shared else None)
     return (gpu, apple) if gpu is not None and apple is not None else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,7 +38,7 @@ def default_result_path() -> Path:
 @scenario_options
 @click.pass_context
 def check(ctx: click.Context, quick: bool, device: str, output: Path | None, html_path: Path | None, no_html: bool,
-          anonymize: bool, wait_seconds: float, as_json: bool, fail_under: float | None, **scenario: object) -> None:
+          anonymize: bool, wait_seconds: float, as_json: bool, fail_under: float | None, **scenario: Any) -> None:
     """Measure this machine end to end and say whether DiffusionGemma's speedup applies here.
 
     Probes the hardware, measures bandwidth, matmul rates and launch latency, times the AR step and the DG
@@ -53,7 +54,7 @@ def check(ctx: click.Context, quick: bool, device: str, output: Path | None, htm
 
     options = CheckOptions(measure=MeasureOptions(quick=quick, device=device, anonymize=anonymize,
                                                   wait_seconds=wait_seconds),
-                           prediction=predict_options(**scenario))  # type: ignore[arg-type]
+                           prediction=predict_options(**scenario))
     outcome = run_check(options, command=command_line(ctx),
                         progress=lambda message: click.echo(f"... {message}", err=True))
     result_path = output or default_result_path()

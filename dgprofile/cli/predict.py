@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,7 +24,7 @@ from dgprofile.exit_codes import ExitCode
 @scenario_options
 @click.pass_context
 def predict(ctx: click.Context, hardware_id: str, gpus: int, as_json: bool, output: Path | None,
-            fail_under: float | None, **scenario: object) -> None:
+            fail_under: float | None, **scenario: Any) -> None:
     """Predict DiffusionGemma's speedup over autoregressive Gemma 4 on hardware you don't have."""
     from dgprofile.app.predictor import predict_for_spec, predicted_result
     from dgprofile.records.results import dump
@@ -32,7 +33,7 @@ def predict(ctx: click.Context, hardware_id: str, gpus: int, as_json: bool, outp
 
     started = datetime.now(timezone.utc)
     spec = spec_by_id(hardware_id)
-    predictions = predict_for_spec(spec, gpus=gpus, options=predict_options(**scenario))  # type: ignore[arg-type]
+    predictions = predict_for_spec(spec, gpus=gpus, options=predict_options(**scenario))
     if output is not None:
         dump(predicted_result(spec, predictions, command=command_line(ctx), started_at=started,
                               finished_at=datetime.now(timezone.utc)), output)

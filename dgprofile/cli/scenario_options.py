@@ -46,7 +46,10 @@ def scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def predict_options(*, engine: str, precision: str | None, workload: str | None, steps: float | None,
                     prompt_tokens: int | None, output_tokens: int | None, concurrency: int,
                     memory_gb: float | None) -> PredictOptions:
-    """The core's options object from the parsed command-line values."""
+    """The core's options object from the parsed command-line values.
+
+    Commands pass their ``**scenario`` (typed Any: Click converted each value by the option types above).
+    """
     return PredictOptions(engine=engine, precision=precision, workload=workload, steps=steps,
                           prompt_tokens=prompt_tokens, output_tokens=output_tokens, concurrency=concurrency,
                           memory_bytes=None if memory_gb is None else int(memory_gb * GIB))

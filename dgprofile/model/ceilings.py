@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dgprofile.errors import UsageError
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Accelerator, AppleGpu, Machine, MemoryClassKind, NvidiaGpu
+from dgprofile.records.machine import AppleGpu, Machine, MemoryClassKind, NvidiaGpu
 from dgprofile.records.predictions import Ceilings
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import HardwareSpec, spec_by_id
@@ -64,7 +64,7 @@ def ceilings_from_spec(spec: HardwareSpec, *, gpus: int = 1, memory_bytes: int |
 
 
 def _first_accelerator(machine: Machine) -> NvidiaGpu | AppleGpu | Unavailable:
-    devices: list[Accelerator] = [d for d in machine.accelerators if isinstance(d, (NvidiaGpu, AppleGpu))]
+    devices: list[NvidiaGpu | AppleGpu] = [d for d in machine.accelerators if isinstance(d, (NvidiaGpu, AppleGpu))]
     return devices[0] if devices else Unavailable("no GPU was found on this machine")
 
 

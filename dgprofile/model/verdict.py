@@ -163,12 +163,12 @@ def headline_reasons(headline: Prediction, memory: tuple[MemoryFit, ...], concur
         found.append(f"tensor parallel over {ceilings.gpus} GPUs: weights and bandwidth split, plus two "
                      "all-reduces per layer on the interconnect (latency assumed, not measured)")
     if concurrency_curve is not None and isinstance(headline.speedup, float):
-        later = [p for p in concurrency_curve.points if p.x > headline.scenario.concurrency
+        later = [(p.x, p.speedup) for p in concurrency_curve.points if p.x > headline.scenario.concurrency
                  and isinstance(p.speedup, float)]
         if later:
-            point = max(later, key=lambda p: p.x)
-            found.append(f"at concurrency {point.x:.0f} the advantage {'falls' if point.speedup < headline.speedup else 'rises'} "
-                         f"to {point.speedup:.1f}x (from {headline.speedup:.1f}x)")
+            x, speedup = max(later, key=lambda point: point[0])
+            found.append(f"at concurrency {x:.0f} the advantage {'falls' if speedup < headline.speedup else 'rises'} "
+                         f"to {speedup:.1f}x (from {headline.speedup:.1f}x)")
     return tuple(found)
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import functools
 import types
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from dgprofile.records.values import Unavailable
 
@@ -54,7 +54,7 @@ def to_json(value: Any) -> Any:
 
 def from_json(cls: type[T], data: Any, path: str = "$") -> T:
     """Build ``cls`` from a JSON value, checking types on the way; raises DecodeError naming the path."""
-    return _decode(cls, data, path)
+    return cast(T, _decode(cls, data, path))  # _decode checked every field against cls on the way
 
 
 def _is_union(tp: Any) -> bool:

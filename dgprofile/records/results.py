@@ -18,19 +18,19 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from dgprofile import __version__
 from dgprofile.errors import ResultFileError
 from dgprofile.records.codec import DecodeError, from_json, json_schema, to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Machine
+from dgprofile.records.machine import Accelerator, Machine, NvidiaGpu
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
 
 SCHEMA_VERSION = 2
-FORMAT_NAME = "dgprofile-result"
+FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
 
@@ -105,7 +105,8 @@ def result_schema() -> dict[str, Any]:
 def shipped_schema() -> dict[str, Any]:
     """The JSON Schema shipped in the package (kept equal to ``result_schema()`` by a test)."""
     text = resources.files("dgprofile.records.schema").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @cache
@@ -232,14 +233,13 @@ def _hash(value: str, salt: str) -> str:
 
 def anonymize(machine: Machine, *, salt: str) -> Machine:
     """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt)."""
-    accelerators = []
+    accelerators: list[Accelerator] = []
     for device in machine.accelerators:
-        changes = {}
-        for name in ("uuid", "pci_bus_id"):
-            value = getattr(device, name, None)
-            if isinstance(value, str):
-                changes[name] = _hash(value, salt)
-        accelerators.append(dataclasses.replace(device, **changes) if changes else device)
+        if isinstance(device, NvidiaGpu):  # the only device with a UUID and a PCI bus id
+            uuid, bus = device.uuid, device.pci_bus_id
+            device = dataclasses.replace(device, uuid=_hash(uuid, salt) if isinstance(uuid, str) else uuid,
+                                         pci_bus_id=_hash(bus, salt) if isinstance(bus, str) else bus)
+        accelerators.append(device)
     identity = dataclasses.replace(machine.identity, hostname=_hash(machine.identity.hostname, salt),
                                    anonymized=True)
     return dataclasses.replace(machine, identity=identity, accelerators=tuple(accelerators))

@@ -133,7 +133,7 @@ def expected_distinct_experts(num_experts: int, top_k: int, tokens: float) -> fl
     """Mean number of distinct experts ``tokens`` uniformly routed tokens touch in one layer: E(1-(1-k/E)^T)."""
     if tokens <= 0:
         return 0.0
-    return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
+    return num_experts * (1.0 - math.pow(1.0 - top_k / num_experts, tokens))
 
 
 # --- terms -------------------------------------------------------------------------------------------------------

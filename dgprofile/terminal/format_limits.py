@@ -38,10 +38,10 @@ def _bandwidth_lines(limits: Limits) -> list[str]:
                  + f", copy {bandwidth_text(limits.copy_bytes_per_s)}, triad {bandwidth_text(limits.triad_bytes_per_s)}")
     if limits.host_transfer:
         lines += ["", "Host transfers (one direction)"]
-        rows = [("direction", "buffer", "rate", "spread")]
-        rows += [(f.name, bytes_text(f.buffer_bytes), bandwidth_text(f.bytes_per_s), _spread(f.timing))
-                 for f in limits.host_transfer]
-        lines += text_table(rows)
+        transfer_rows = [("direction", "buffer", "rate", "spread")]
+        transfer_rows += [(f.name, bytes_text(f.buffer_bytes), bandwidth_text(f.bytes_per_s), _spread(f.timing))
+                          for f in limits.host_transfer]
+        lines += text_table(transfer_rows)
     return lines
 
 

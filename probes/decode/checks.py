@@ -25,6 +25,7 @@ from dgprofile.probes.decode.model import (
     run_experts,
     uniform_routing,
 )
+from dgprofile.records.passes import PassKind
 from dgprofile.specs.model_config import LayerType, ModelConfig, load_model_config
 
 # Relative error allowed against a float32 reference computed from the same (dequantised) weights.
@@ -65,7 +66,7 @@ def _reference(experts: Experts, x: torch.Tensor, routing: Routing) -> torch.Ten
         for expert in expert_ids:
             gate_up = experts.gate_up[expert].float()
             down = experts.down[expert].float()
-            if experts.fp8:
+            if experts.gate_up_scale is not None and experts.down_scale is not None:  # FP8 experts
                 gate_up = gate_up * experts.gate_up_scale[expert].view(-1, 1)
                 down = down * experts.down_scale[expert].view(-1, 1)
             gate, up = (gate_up @ x[token].float()).chunk(2)
@@ -78,6 +79,7 @@ def check_fp8_linear(device: str) -> str:
     try:
         torch.manual_seed(0)
         linear = Linear(512, 256, dtype=torch.bfloat16, fp8=True, device=device)
+        assert linear.scale is not None, "an FP8 Linear carries its per-channel scales"
         weight = linear.weight.float() * linear.scale.view(-1, 1)
         worst = 0.0
         for rows in (1, 37):
@@ -110,7 +112,9 @@ def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMeth
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device)
-        cases = [(t, k, a) for t in ("sliding", "global") for k in ("dg-denoise", "dg-commit")
+        layer_types: tuple[LayerType, ...] = ("sliding", "global")
+        kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
+        cases = [(t, k, a) for t in layer_types for k in kinds
                  for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
         worst = 0.0
         for index in range(max(len(cases), len(methods))):
@@ -132,8 +136,9 @@ def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,
                     layers: dict[LayerType, LayerWeights] | None = None) -> str:
     """One attention method against SDPA's math on float64 inputs, on the pass shapes it is offered for: causal
     (prefill-like) and over a cache; the split-KV method over a cache only, with one and with several queries."""
-    cases = ((("ar-step", 40, 1), ("dg-denoise", 40, 24)) if method == "split-kv"
-             else (("dg-denoise", 40, 24), ("dg-commit", 40, 24), ("prefill", 0, 24)))
+    cases: tuple[tuple[PassKind, int, int], ...] = (
+        (("ar-step", 40, 1), ("dg-denoise", 40, 24)) if method == "split-kv"
+        else (("dg-denoise", 40, 24), ("dg-commit", 40, 24), ("prefill", 0, 24)))
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device)
@@ -155,7 +160,7 @@ def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,
     return "" if worst <= BF16_TOLERANCE else f"{method} attention off by {worst:.1%} (limit {BF16_TOLERANCE:.0%})"
 
 
-def _upcast_layer(layer):  # type: ignore[no-untyped-def]
+def _upcast_layer(layer: LayerWeights) -> LayerWeights:
     """The attention weights of ``layer`` in float64 (only what ``attention`` reads)."""
     qkv = Linear.__new__(Linear)
     qkv.fp8, qkv.weight, qkv.scale = False, layer.qkv.weight.double(), None

@@ -120,7 +120,7 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
     def self_conditioning_product() -> None:
         soft.copy_(probs @ head.embedding)
 
-    def logits_and_sampler() -> tuple[torch.Tensor, torch.Tensor]:
+    def logits_and_sampler() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = rms_norm(states, head.final_norm) @ head.embedding.t()
         entropy, argmax, sample = sampler(logits, probs, softcap, temperature)
         return entropy.view(concurrency, tokens), sample.view(concurrency, tokens), argmax.view(concurrency, tokens)
@@ -145,9 +145,9 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
         return {"head": whole}
     entropy_row = torch.rand((concurrency, tokens), device=device)
 
-    def vocab_part() -> None:
+    def denoise_vocab_part() -> None:
         self_conditioning_product()
         logits_and_sampler()
 
-    return {"head-vocab": vocab_part,
+    return {"head-vocab": denoise_vocab_part,
             "head-rest": lambda: (rest(), canvas_update(entropy_row, ids, previous_argmax))}

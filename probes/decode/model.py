@@ -75,7 +75,7 @@ class Linear:
         self.scale = torch.full((1, out_features), WEIGHT_STD * 4 / FP8_MAX, device=device) if fp8 else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fp8:
+        if self.scale is None:  # not FP8
             return F.linear(x, self.weight)
         xq, xs = quantize_rows(x)
         return torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.scale, out_dtype=torch.bfloat16)
@@ -108,7 +108,7 @@ class Experts:
 
     def _grouped(self, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
                  offsets: torch.Tensor) -> torch.Tensor:
-        if not self.fp8:
+        if scale is None:  # not FP8
             return torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)
         xq, xs = quantize_rows(x)
         return torch._scaled_grouped_mm(xq, weight.transpose(-2, -1), xs.squeeze(-1), scale, offs=offsets,

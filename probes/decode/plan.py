@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from dgprofile.records.passes import PassKind
-from dgprofile.specs.model_config import ModelConfig
+from dgprofile.specs.model_config import LayerType, ModelConfig
 from dgprofile.specs.pass_cost import (
     ACTIVATION_BYTES,
     BF16_BYTES,
@@ -93,11 +93,11 @@ def transient_bytes(config: ModelConfig, plan: BenchPlan, kind: PassKind, concur
     cached = _pass_context(kind, context)
     shape = pass_shape(config, kind=kind, concurrency=concurrency, context_tokens=cached,
                        tokens_per_request=tokens)
-    counts = {"sliding": plan.sliding_layers, "global": plan.global_layers}
+    counts: dict[LayerType, int] = {"sliding": plan.sliding_layers, "global": plan.global_layers}
     if plan.full_depth:
         counts = {t: backbone.count_layers(t) for t in counts}
     kv = sum(n * concurrency * (visible_cached_tokens(backbone, t, cached) + tokens)
-             * kv_bytes_per_token(backbone, t, PRECISIONS["bf16"]) for t, n in counts.items())  # type: ignore[arg-type]
+             * kv_bytes_per_token(backbone, t, PRECISIONS["bf16"]) for t, n in counts.items())
     activations = max(sum(c.activation_bytes for c in layer_cost(config, t, shape, PRECISIONS["bf16"]).values())
                       for t in ("sliding", "global")) * ACTIVATION_PEAK_FACTOR
     head = head_cost(config, shape, PRECISIONS["bf16"])
@@ -106,7 +106,7 @@ def transient_bytes(config: ModelConfig, plan: BenchPlan, kind: PassKind, concur
     logits = rows * vocab * (2 * BF16_BYTES + TORCH_SAMPLER_FP32_COPIES * FP32_BYTES)
     mask = 0.0
     if kind in ("prefill", "dg-commit"):
-        group = max(backbone.num_attention_heads // backbone.attention(t).num_kv_heads for t in counts)  # type: ignore[arg-type]
+        group = max(backbone.num_attention_heads // backbone.attention(t).num_kv_heads for t in counts)
         mask = group * tokens * (cached + tokens) * (1 + BF16_BYTES)
     hidden = shape.tokens * backbone.hidden_size * ACTIVATION_BYTES
     return kv + activations + logits + mask + hidden

@@ -19,6 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
+from dgprofile.probes.decode.head import Sampler
 from dgprofile.probes.decode.triton_fused import NEGATIVE_LARGE
 
 LANES = 1024  # elements per sub-block; a pass-1 iteration reads four sub-blocks (one Philox draw each 4 elements)
@@ -166,7 +167,7 @@ class TritonSampler:
         return entropy, argmax, sample
 
 
-def check_against_torch(sampler: TritonSampler, reference, device: str) -> str:
+def check_against_torch(sampler: TritonSampler, reference: Sampler, device: str) -> str:
     """Empty when the fused sampler agrees with the torch one on random logits; else what disagreed."""
     generator = torch.Generator(device=device).manual_seed(7)
     logits = (torch.randn(6, 50_000, device=device, generator=generator) * 8).to(torch.bfloat16)
@@ -187,7 +188,7 @@ def check_against_torch(sampler: TritonSampler, reference, device: str) -> str:
     return "; ".join(problems)
 
 
-def _check_sampling_frequency(sampler: TritonSampler, reference, device: str) -> list[str]:
+def _check_sampling_frequency(sampler: TritonSampler, reference: Sampler, device: str) -> list[str]:
     """The Gumbel-max draw picks each row's most likely token about as often as its probability says (a wrong
     merge of the per-lane or per-span draws shifts this by far more than five standard deviations)."""
     generator = torch.Generator(device=device).manual_seed(11)

@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dgprofile.probes.decode.bench import run_decode_bench
+from dgprofile.probes.decode.model import AttentionMethod, ExpertMethod
 from dgprofile.probes.measure_limits import measure_limits
 from dgprofile.records.codec import to_json
 from dgprofile.records.limits import Limits
 from dgprofile.records.passes import PassMeasurement, PassTimes
 from dgprofile.records.values import Unavailable
-from dgprofile.specs.model_config import load_model_config
+from dgprofile.specs.model_config import LayerType, load_model_config
 from dgprofile.specs.pass_cost import pass_cost
 from dgprofile.terminal.format_passes import format_passes
 
@@ -87,18 +89,19 @@ def sdpa_backends(device: str) -> list[str]:
     return lines
 
 
-def profile_layer(device: str, layer_type: str, tokens: int, method: str, attention_method: str) -> str:
+def profile_layer(device: str, layer_type: LayerType, tokens: int, method: ExpertMethod,
+                  attention_method: AttentionMethod) -> str:
     """Kernel times of one layer of a bf16 denoise pass on the fused path (eager, so each kernel shows), top 25."""
     import torch
 
     from dgprofile.probes.decode.model import build_layer, layer_stack, layer_state, random_tensor
 
     config = load_model_config()
-    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=False, device=device)  # type: ignore[arg-type]
-    state = layer_state(config, layer_type, kind="dg-denoise", concurrency=tokens // 256,  # type: ignore[arg-type]
+    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=False, device=device)
+    state = layer_state(config, layer_type, kind="dg-denoise", concurrency=tokens // 256,
                         new=256, context=4096, dtype=torch.bfloat16, device=device,
-                        generator=torch.Generator().manual_seed(0), expert_method=method,  # type: ignore[arg-type]
-                        attention_method=attention_method, fused=True)  # type: ignore[arg-type]
+                        generator=torch.Generator().manual_seed(0), expert_method=method,
+                        attention_method=attention_method, fused=True)
     x = random_tensor((tokens, config.backbone.hidden_size), torch.bfloat16, device, std=1.0)
     return _profile(layer_stack(config, [layer], [state], x, tokens // 256))
 
@@ -117,7 +120,7 @@ def profile_head(device: str) -> str:
     return _profile(run)
 
 
-def _profile(run) -> str:  # type: ignore[no-untyped-def]
+def _profile(run: Callable[[], object]) -> str:
     import torch
 
     for _ in range(3):
@@ -127,7 +130,7 @@ def _profile(run) -> str:  # type: ignore[no-untyped-def]
         for _ in range(5):
             run()
         torch.cuda.synchronize()
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60)
+    return str(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))
 
 
 def sustained_load_check(device: str, seconds: float = 1.5) -> str:
@@ -148,6 +151,7 @@ def sustained_load_check(device: str, seconds: float = 1.5) -> str:
     x = random_tensor((4096, config.backbone.hidden_size), torch.bfloat16, device, std=1.0)
     prepared = graph_or_eager(layer_stack(config, layers, states, x, 1))
     timer = timer_for(device)
+    # GPU_TIMING is a dict[str, float] that measure() cannot check against its int and float keywords.
     short = measure(prepared.call, timer=timer, **GPU_TIMING).median_seconds  # type: ignore[arg-type]
     clock_short = torch.cuda.clock_rate()
     sustain_load(prepared.call, seconds, device)
@@ -195,7 +199,9 @@ def main() -> None:
     if args.full_depth and args.device.startswith("cuda"):
         print(sustained_load_check(args.device), flush=True)
     if args.profile and args.device.startswith("cuda"):
-        for layer_type, attention_method in (("sliding", "sdpa"), ("global", "sdpa"), ("global", "matmul")):
+        cases: tuple[tuple[LayerType, AttentionMethod], ...] = (("sliding", "sdpa"), ("global", "sdpa"),
+                                                                ("global", "matmul"))
+        for layer_type, attention_method in cases:
             print(f"\nprofile: one bf16 {layer_type} layer, fused, {attention_method} attention, denoise, "
                   "256 tokens (5 calls)")
             print(profile_layer(args.device, layer_type, 256, args.profile_method, attention_method), flush=True)
