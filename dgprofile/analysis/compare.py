@@ -169,7 +169,7 @@ def _predicted_passes(result: ResultFile) -> dict[str, PassEstimate]:
     p = result.predictions
     if not isinstance(p, Predictions):
         return {}
-    found = {}
+    found: dict[str, PassEstimate] = {}
     for mode in (p.headline.autoregressive, p.headline.diffusion):
         if not isinstance(mode, Unavailable):
             found.update({e.pass_kind: e for e in mode.passes if e.pass_kind != "prefill"})

@@ -210,7 +210,8 @@ def _is_unavailable(value: Any) -> bool:
 
 def _measured(document: dict[str, Any]) -> MeasuredCeilings | Unavailable:
     if _is_unavailable(document.get("limits")):
-        return _at(document, "$.limits", Unavailable)
+        missing: Unavailable = _at(document, "$.limits", Unavailable)
+        return missing
     bandwidth = _at(document, "$.limits.bandwidth", tuple[dict[str, Any], ...])
     stream = next((f for f in bandwidth if f.get("name") == "stream-read"), None)
     spread = 0.0 if stream is None else _at(stream, "$.timing", Timing).relative_spread
@@ -222,6 +223,8 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
     run = _at(document, "$.run", RunInfo)
     machine = _at(document, "$.machine", Machine | Unavailable)
     ceilings: Ceilings | Unavailable
+    speedups: tuple[float | Unavailable, ...]
+    rates: tuple[float | Unavailable, ...]
     if _is_unavailable(document.get("predictions")):
         missing = ceilings = _at(document, "$.predictions", Unavailable)
         verdict: Verdict | str = NO_PREDICTION
@@ -256,9 +259,10 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
 
 def _mode_rate(document: dict[str, Any], mode: str) -> float | Unavailable:
     path = f"$.predictions.headline.{mode}"
-    if _is_unavailable(document["predictions"]["headline"].get(mode)):
-        return _at(document, path, Unavailable)
-    return _at(document, f"{path}.tokens_per_s", float)
+    rate: float | Unavailable = (_at(document, path, Unavailable)
+                                 if _is_unavailable(document["predictions"]["headline"].get(mode))
+                                 else _at(document, f"{path}.tokens_per_s", float))
+    return rate
 
 
 def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:

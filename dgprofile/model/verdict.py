@@ -20,8 +20,9 @@ from dgprofile.records.predictions import (
     PassEstimate,
     Prediction,
     Scenario,
-    VerdictClass,
+    Verdict,
 )
+from dgprofile.records.values import unreachable
 from dgprofile.text.units import bytes_text, seconds_text
 
 CANVAS_TOKENS = 256
@@ -44,27 +45,27 @@ class ClassRule:
     """One rule of the class decision: ``name``, the class it gives, and when it holds."""
 
     name: str
-    verdict: VerdictClass
+    verdict: Verdict
     holds: Callable[[SpeedupBand | None], bool]
 
 
 CLASS_RULES: tuple[ClassRule, ...] = (
     # Order matters: nothing else can be said about a model that does not fit.
-    ClassRule("does-not-fit", "cannot-run", lambda band: band is None),
-    ClassRule("advertised-speedup-holds", "applies",
+    ClassRule("does-not-fit", Verdict.CANNOT_RUN, lambda band: band is None),
+    ClassRule("advertised-speedup-holds", Verdict.APPLIES,
               lambda band: band is not None and band.low >= APPLIES_MIN_SPEEDUP),
-    ClassRule("about-even-or-slower", "does-not-apply",
+    ClassRule("about-even-or-slower", Verdict.DOES_NOT_APPLY,
               lambda band: band is not None and band.point <= ABOUT_EVEN_MAX_SPEEDUP),
-    ClassRule("faster-but-short", "partial", lambda band: band is not None),
+    ClassRule("faster-but-short", Verdict.PARTIAL, lambda band: band is not None),
 )
 
 
-def classify(band: SpeedupBand | None) -> VerdictClass:
+def classify(band: SpeedupBand | None) -> Verdict:
     """The class of the first rule that holds (``None``: nothing fits)."""
     return next(rule.verdict for rule in CLASS_RULES if rule.holds(band))
 
 
-def classify_point(speedup: float) -> VerdictClass:
+def classify_point(speedup: float) -> Verdict:
     """The class a single published speedup figure (no band) falls in."""
     return classify(SpeedupBand(speedup, speedup, speedup))
 
@@ -172,23 +173,27 @@ def headline_reasons(headline: Prediction, memory: tuple[MemoryFit, ...], concur
     return tuple(found)
 
 
-def advice_for(verdict: VerdictClass, headline: Prediction, memory: tuple[MemoryFit, ...]) -> tuple[str, ...]:
+def advice_for(verdict: Verdict, headline: Prediction, memory: tuple[MemoryFit, ...]) -> tuple[str, ...]:
     """What to do about the verdict, in plain words, and how to check it on real weights."""
     scenario = headline.scenario
-    if verdict == "cannot-run":
+    if verdict is Verdict.CANNOT_RUN:
         runnable = [m for m in memory if m.engine_runs_it] or list(memory)
         smallest = min(runnable, key=lambda m: m.diffusion_needed_bytes)
         return (f"DiffusionGemma needs at least {bytes_text(smallest.diffusion_needed_bytes)} "
                 f"({smallest.precision}, concurrency 1) where {bytes_text(smallest.usable_bytes)} is usable: use a "
                 "larger accelerator or tensor parallelism over several (--gpus N)",)
-    advice = {
-        "applies": f"DiffusionGemma should be several times faster here for {scenario.workload} at concurrency "
-                   f"{scenario.concurrency}: worth switching interactive traffic",
-        "partial": "faster than AR Gemma 4 here, but short of the advertised speedup: worth it for long outputs "
-                   "at low concurrency; check the matrix before switching",
-        "does-not-apply": "keep autoregressive Gemma 4 on this machine: DiffusionGemma's denoise passes cost more "
-                          "than the tokens they save",
-    }[verdict]
+    match verdict:
+        case Verdict.APPLIES:
+            advice = (f"DiffusionGemma should be several times faster here for {scenario.workload} at concurrency "
+                      f"{scenario.concurrency}: worth switching interactive traffic")
+        case Verdict.PARTIAL:
+            advice = ("faster than AR Gemma 4 here, but short of the advertised speedup: worth it for long outputs "
+                      "at low concurrency; check the matrix before switching")
+        case Verdict.DOES_NOT_APPLY:
+            advice = ("keep autoregressive Gemma 4 on this machine: DiffusionGemma's denoise passes cost more than "
+                      "the tokens they save")
+        case _:
+            unreachable(verdict)
     verify = (f"verify on real weights: `vllm bench serve --dataset-name random --random-input-len "
               f"{scenario.prompt_tokens} --random-output-len {scenario.output_tokens} --ignore-eos "
               f"--max-concurrency {scenario.concurrency}` against both models, as the vLLM blog did "

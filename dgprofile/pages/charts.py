@@ -190,20 +190,20 @@ def bar_svg(*, title: str, categories: Sequence[str], series: Mapping[str, Seque
     unavailable value is not zero). A single series has no legend; ``bar_colours`` gives each of its bars its own
     colour."""
     options = _config(title=title, value_formatter=value_formatter, show_legend=len(series) > 1)
-    if bar_colours:
-        series = {name: [{"value": v, "color": c} for v, c in zip(values, bar_colours, strict=True)]
-                  for name, values in series.items()}
+    bars: dict[str, list[float | None | dict[str, object]]] = {
+        name: [{"value": v, "color": c} for v, c in zip(values, bar_colours, strict=True)] if bar_colours
+        else list(values) for name, values in series.items()}
     if horizontal:
         options["height"] = 170 + 30 * len(categories) * max(1, len(series))
         chart = pygal.HorizontalBar(**options, x_title=value_title)
         chart.x_labels = list(reversed(categories))
-        for name, values in series.items():
+        for name, values in bars.items():
             chart.add(name, list(reversed(values)))
     else:
         chart = pygal.Bar(**options, y_title=value_title)
         chart.x_labels = list(categories)
-        for name, values in series.items():
-            chart.add(name, list(values))
+        for name, values in bars.items():
+            chart.add(name, values)
     return _render(chart)
 
 

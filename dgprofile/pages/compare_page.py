@@ -44,7 +44,7 @@ def _verdict_label(side: Side) -> str:
 
 
 def _verdict_tone(side: Side) -> Tone:
-    return "unknown" if isinstance(side.verdict, Unavailable) else side.verdict.tone  # type: ignore[return-value]
+    return "unknown" if isinstance(side.verdict, Unavailable) else side.verdict.tone
 
 
 def _side_facts(side: Side) -> tuple[Block, ...]:

@@ -52,7 +52,7 @@ def verdict_label(verdict: Verdict | str) -> str:
 
 def verdict_tone(verdict: Verdict | str) -> Tone:
     """A verdict's tone; 'unknown' for a file without predictions."""
-    return verdict.tone if isinstance(verdict, Verdict) else "unknown"  # type: ignore[return-value]
+    return verdict.tone if isinstance(verdict, Verdict) else "unknown"
 
 
 def render_fleet_html(fleet: Fleet) -> str:
@@ -177,20 +177,20 @@ def _group_section(index: int, group: HardwareGroup) -> SectionView:
 
 
 def _group_chart(group: HardwareGroup) -> Block:
-    rows = [r for r in group.rows if not isinstance(r.speedup, Unavailable)]
+    rows = sorted(((r.speedup, r) for r in group.rows if not isinstance(r.speedup, Unavailable)),
+                  key=lambda pair: pair[0])
     if not rows:
         return NoticeView("Speedup chart unavailable: no file of this hardware model holds a prediction.")
     if len(rows) <= BARS_PER_MACHINE_MAX:
-        rows.sort(key=lambda r: r.speedup)
         svg = charts.bar_svg(title=f"Headline speedup per machine: {group.hardware}",
-                             categories=[r.hostname for r in rows],
-                             series={"headline speedup": [r.speedup for r in rows]},
+                             categories=[r.hostname for _, r in rows],
+                             series={"headline speedup": [speedup for speedup, _ in rows]},
                              value_title="speedup (x)", value_formatter=lambda v: f"{v:.2g}x", horizontal=True,
-                             bar_colours=[charts.TONE_COLOURS[verdict_tone(r.verdict)] for r in rows])
+                             bar_colours=[charts.TONE_COLOURS[verdict_tone(r.verdict)] for _, r in rows])
         return ChartView(Markup(svg), "Each machine's headline speedup, lowest first, coloured by its verdict.")
     counts = [0] * (len(SPEEDUP_BINS) - 1)
-    for r in rows:
-        counts[next(i for i in range(len(counts)) if r.speedup < SPEEDUP_BINS[i + 1])] += 1
+    for speedup, _ in rows:
+        counts[next(i for i in range(len(counts)) if speedup < SPEEDUP_BINS[i + 1])] += 1
     labels = [f"{lo:g}x-{hi:g}x" if hi != float("inf") else f">= {lo:g}x"
               for lo, hi in zip(SPEEDUP_BINS, SPEEDUP_BINS[1:], strict=False)]
     svg = charts.bar_svg(title=f"Machines by headline speedup: {group.hardware}", categories=labels,

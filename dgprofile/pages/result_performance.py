@@ -228,8 +228,8 @@ def _curve_chart(curve: Curve) -> Block:
     s = curve.scenario
     fixed = f"{s.workload}, {s.precision}, {s.engine}" + (
         "" if curve.name == "speedup-vs-concurrency" else f", concurrency {s.concurrency}")
-    points = [p for p in curve.points if not isinstance(p.speedup, Unavailable)]
-    if len({p.x for p in points}) < 2:
+    points = [(p, p.speedup) for p in curve.points if not isinstance(p.speedup, Unavailable)]
+    if len({p.x for p, _ in points}) < 2:
         missing = "; ".join(sorted({p.speedup.reason for p in curve.points if isinstance(p.speedup, Unavailable)}))
         return NoticeView(f"{title}: unavailable (fewer than two points could be predicted{': ' + missing if missing else ''}).")
 
@@ -237,9 +237,10 @@ def _curve_chart(curve: Curve) -> Block:
         return (f"{curve.x_label} {p.x:g}: {speedup_text(p.speedup)} "
                 f"({speedup_band_text(p.speedup_low, p.speedup_high)})")
 
-    series = [charts.Series("predicted speedup", tuple(charts.ChartPoint(p.x, p.speedup, label(p)) for p in points))]
+    series = [charts.Series("predicted speedup", tuple(charts.ChartPoint(p.x, speedup, label(p))
+                                                       for p, speedup in points))]
     for name, attr in (("band, low", "speedup_low"), ("band, high", "speedup_high")):
-        band = [p for p in points if not isinstance(getattr(p, attr), Unavailable)]
+        band = [p for p, _ in points if not isinstance(getattr(p, attr), Unavailable)]
         if band:
             series.append(charts.Series(name, tuple(charts.ChartPoint(p.x, getattr(p, attr), label(p)) for p in band),
                                         dashed=True, colour=charts.BAND_COLOUR))

@@ -11,10 +11,10 @@ from typing import Literal
 
 from markupsafe import Markup
 
+from dgprofile.records.predictions import VerdictTone
 from dgprofile.records.values import Unavailable
 
-Tone = Literal["", "applies", "partial", "does-not-apply", "cannot-run", "unknown", "warning", "muted", "better",
-               "worse", "same"]
+Tone = Literal[VerdictTone, "", "unknown", "warning", "muted", "better", "worse", "same"]
 
 
 @dataclass(frozen=True)

@@ -14,41 +14,85 @@ from typing import Literal
 from dgprofile.exit_codes import ExitCode
 from dgprofile.records.machine import MemoryClassKind
 from dgprofile.records.passes import PassKind
-from dgprofile.records.values import Unavailable
+from dgprofile.records.values import Unavailable, unreachable
+
+
+# A verdict's page tone is its own name.
+VerdictTone = Literal["applies", "partial", "does-not-apply", "cannot-run"]
 
 
 class Verdict(str, enum.Enum):
-    """Whether the advertised speedup holds on a machine. Each class carries its words and its exit code, so a
-    class cannot be added without saying how every page, table and exit status shows it.
+    """Whether the advertised speedup holds on a machine. Each class carries its words and its exit code, and the
+    type checker proves every property handles every class, so a class cannot be added without saying how every
+    page, table and exit status shows it.
 
     ``label`` names the class, ``meaning`` says it in a sentence fragment, ``exit_code`` is what `check` exits
     with; ``tone`` is the page's colour of it (CSS class ``tone-<tone>``, ``dgprofile.pages.charts.TONE_COLOURS``).
     """
 
-    label: str
-    meaning: str
-    exit_code: ExitCode
-
-    def __new__(cls, value: str, label: str, meaning: str, exit_code: ExitCode) -> Verdict:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.label, member.meaning, member.exit_code = label, meaning, exit_code
-        return member
-
-    APPLIES = ("applies", "Applies", "the advertised multi-x speedup holds", ExitCode.OK)
-    PARTIAL = ("partial", "Partial", "faster, but well short of the advertised speedup", ExitCode.VERDICT_PARTIAL)
-    DOES_NOT_APPLY = ("does-not-apply", "Does not apply", "about even or slower: the advertised speedup does not apply",
-                      ExitCode.VERDICT_DOES_NOT_APPLY)
-    CANNOT_RUN = ("cannot-run", "Cannot run", "the model does not fit this machine in any supported precision",
-                  ExitCode.VERDICT_CANNOT_RUN)
+    APPLIES = "applies"
+    PARTIAL = "partial"
+    DOES_NOT_APPLY = "does-not-apply"
+    CANNOT_RUN = "cannot-run"
 
     def __str__(self) -> str:
         return self.value
 
     @property
-    def tone(self) -> str:
-        """The page tone of the class: its own name."""
-        return self.value
+    def label(self) -> str:
+        match self:
+            case Verdict.APPLIES:
+                return "Applies"
+            case Verdict.PARTIAL:
+                return "Partial"
+            case Verdict.DOES_NOT_APPLY:
+                return "Does not apply"
+            case Verdict.CANNOT_RUN:
+                return "Cannot run"
+            case _:
+                unreachable(self)
+
+    @property
+    def meaning(self) -> str:
+        match self:
+            case Verdict.APPLIES:
+                return "the advertised multi-x speedup holds"
+            case Verdict.PARTIAL:
+                return "faster, but well short of the advertised speedup"
+            case Verdict.DOES_NOT_APPLY:
+                return "about even or slower: the advertised speedup does not apply"
+            case Verdict.CANNOT_RUN:
+                return "the model does not fit this machine in any supported precision"
+            case _:
+                unreachable(self)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        match self:
+            case Verdict.APPLIES:
+                return ExitCode.OK
+            case Verdict.PARTIAL:
+                return ExitCode.VERDICT_PARTIAL
+            case Verdict.DOES_NOT_APPLY:
+                return ExitCode.VERDICT_DOES_NOT_APPLY
+            case Verdict.CANNOT_RUN:
+                return ExitCode.VERDICT_CANNOT_RUN
+            case _:
+                unreachable(self)
+
+    @property
+    def tone(self) -> VerdictTone:
+        match self:
+            case Verdict.APPLIES:
+                return "applies"
+            case Verdict.PARTIAL:
+                return "partial"
+            case Verdict.DOES_NOT_APPLY:
+                return "does-not-apply"
+            case Verdict.CANNOT_RUN:
+                return "cannot-run"
+            case _:
+                unreachable(self)
 
 
 # The model layer still names the classes by their strings under this name; the records store members (below).

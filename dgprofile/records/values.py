@@ -7,6 +7,7 @@ an "N/A" string, so the reason travels with the result file and reaches the repo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 
 @dataclass(frozen=True)
@@ -19,3 +20,9 @@ class Unavailable:
 def is_available(value: object) -> bool:
     """True when ``value`` is a real value rather than ``Unavailable``."""
     return not isinstance(value, Unavailable)
+
+
+def unreachable(value: NoReturn) -> NoReturn:
+    """The last case of an exhaustive ``match``: the type checker fails wherever a member is left unhandled
+    (``typing.assert_never``, which this supports on Python 3.10 too)."""
+    raise AssertionError(f"unhandled case: {value!r}")

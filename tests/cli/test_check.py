@@ -40,7 +40,7 @@ def test_check_writes_result_and_page_and_exits_with_the_verdict_code(tmp_path):
         "timing decode passes failed: RuntimeError: decode benchmark replaced in this test",)
     assert f"verdict: {loaded.predictions.verdict}" in result.stdout
     page = BeautifulSoup((tmp_path / "out" / "cpu.dgprofile.html").read_text(), "html.parser")
-    assert loaded.predictions.verdict in page.get_text()
+    assert loaded.predictions.verdict.label in page.get_text()
     assert "... measuring limits on cpu" in result.stderr
 
 
