@@ -54,6 +54,7 @@ from dgprofile.records.predictions import (
     Prediction,
     Predictions,
     Scenario,
+    Verdict,
 )
 from dgprofile.records.results import ResultFile, RunInfo, new_result
 from dgprofile.records.values import Unavailable
@@ -261,7 +262,7 @@ def _predict(setup: _Setup, options: PredictOptions) -> Predictions:
         _curve(setup, "speedup-vs-concurrency", "concurrent requests",
                [(c, headline_workload, c) for c in CURVE_CONCURRENCIES], shown_precision, headline.scenario),
     )
-    verdict = headline.verdict if precision is not None else "cannot-run"
+    verdict = headline.verdict if precision is not None else Verdict.CANNOT_RUN
     reasons = headline.reasons + headline_reasons(headline, memory, curves[1], setup.ceilings)
     parameters = setup.model.parameters
     return Predictions(

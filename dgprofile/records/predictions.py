@@ -16,7 +16,6 @@ from dgprofile.records.machine import MemoryClassKind
 from dgprofile.records.passes import PassKind
 from dgprofile.records.values import Unavailable, unreachable
 
-
 # A verdict's page tone is its own name.
 VerdictTone = Literal["applies", "partial", "does-not-apply", "cannot-run"]
 
