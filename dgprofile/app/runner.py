@@ -47,7 +47,7 @@ class CheckOptions:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class MeasuredRunResult:
     """The result, and whether the user interrupted the run (the CLI exits 130 after writing it)."""
 
     result: ResultFile
@@ -124,16 +124,16 @@ def _run_info(command: tuple[str, ...], label: str, started_at: str, started: fl
                    status="incomplete" if incomplete else "complete", incomplete_reasons=incomplete)
 
 
-def run_bench(options: MeasureOptions, *, command: tuple[str, ...], progress: Progress) -> Outcome:
+def run_bench(options: MeasureOptions, *, command: tuple[str, ...], progress: Progress) -> MeasuredRunResult:
     """`dgprofile bench`: the machine, its limits and (unless limits_only) its decode passes; no prediction."""
     started_at, started = _now(), time.monotonic()
     measured = _measure(options, progress)
     run = _run_info(command, f"dgprofile bench on {measured.device}", started_at, started, measured.incomplete)
     result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes)
-    return Outcome(result=result, interrupted=measured.interrupted)
+    return MeasuredRunResult(result=result, interrupted=measured.interrupted)
 
 
-def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Progress) -> Outcome:
+def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Progress) -> MeasuredRunResult:
     """`dgprofile check`: everything `bench` measures, then the predictions and verdict."""
     started_at, started = _now(), time.monotonic()
     measured = _measure(options.measure, progress)
@@ -146,4 +146,4 @@ def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Prog
     run = _run_info(command, f"dgprofile check on {measured.device}", started_at, started, measured.incomplete)
     result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes,
                         predictions=predictions)
-    return Outcome(result=result, interrupted=measured.interrupted)
+    return MeasuredRunResult(result=result, interrupted=measured.interrupted)
