@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from dgprofile.app.machine import probe_machine
 from dgprofile.app.predictor import PredictOptions, predict_for_machine
 from dgprofile.errors import BenchmarkBusyError, UsageError
 from dgprofile.records.limits import Limits
@@ -79,10 +80,8 @@ def _lock_key(machine: Machine, device: str) -> str:
 
 
 def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
-    from dgprofile.probes.collect import collect_machine
-
     progress("probing the machine")
-    machine = collect_machine(anonymize=options.anonymize)
+    machine = probe_machine(anonymize=options.anonymize)
     if importlib.util.find_spec("torch") is None:
         return _Measured(machine, options.device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), False)
 
