@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from dgprofile.app.decode_passes import time_decode_passes
 from dgprofile.app.machine import probe_machine
 from dgprofile.app.predictor import PredictOptions, predict_for_machine
 from dgprofile.errors import BenchmarkBusyError, UsageError
@@ -85,7 +86,6 @@ def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
     if importlib.util.find_spec("torch") is None:
         return _Measured(machine, options.device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), False)
 
-    from dgprofile.probes.decode import run_decode_bench
     from dgprofile.probes.device_lock import exclusive_device
     from dgprofile.probes.measure_limits import measure_limits
     from dgprofile.probes.torch_devices import resolve_device
@@ -105,7 +105,7 @@ def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
             if not options.limits_only:
                 step = "timing decode passes"
                 progress(f"{step} on {device}")
-                passes = run_decode_bench(device=device, limits=limits, quick=options.quick, progress=progress)
+                passes = time_decode_passes(device=device, limits=limits, quick=options.quick, progress=progress)
     except KeyboardInterrupt:
         interrupted = True
         incomplete.append(f"interrupted (Ctrl-C) while {step}")
