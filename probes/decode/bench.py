@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,9 +83,9 @@ class DeviceCapabilities:
     kind: DeviceKind
     free_memory_bytes: float
     native_fp8: bool
-    expert_methods: dict[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
-    attention_methods: dict[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
-    fused: dict[str, bool]  # dtype name -> whether the fused elementwise kernels passed their check
+    expert_methods: Mapping[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
+    attention_methods: Mapping[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
+    fused: Mapping[str, bool]  # dtype name -> whether the fused elementwise kernels passed their check
     sampler: Sampler
     sampler_method: str
     budget: Budget
@@ -137,10 +137,10 @@ def _capabilities(device: str, quick: bool) -> DeviceCapabilities:
 
 def _check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: BenchPlan,
                        quick: bool) -> DeviceCapabilities:
-    """For the compute dtypes the plan measures (fp8 layers compute in bf16): switch on the matmul attention method
-    and the fused Triton elementwise kernels where they agree with their references (CUDA only; elsewhere SDPA and
-    the torch ops). Dtypes not measured are not checked, and a quick run checks none: each check costs Triton
-    compilations, seconds on a fresh machine."""
+    """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the matmul
+    and split-KV attention methods and the fused Triton elementwise kernels switched on where they agree with their
+    references (CUDA only; elsewhere SDPA and the torch ops). Dtypes not measured are not checked, and a quick run
+    checks none: each check costs Triton compilations, seconds on a fresh machine."""
     if caps.kind != "cuda":
         return caps
     if quick:
