@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TypeVar
 
 from dgprofile.probes import _nvml
@@ -24,8 +23,6 @@ from dgprofile.probes.gpu_nvidia import probe_nvidia
 from dgprofile.probes.host_cpu import HostSeams, probe_cpu
 from dgprofile.probes.memory_class import MeminfoReader, read_meminfo
 from dgprofile.records.machine import Accelerator, CpuInfo, Identity, Machine, Software
-from dgprofile.records.results import ResultFile, RunInfo, anonymize_salt, new_result
-from dgprofile.records.results import anonymize as anonymize_machine
 from dgprofile.records.values import Unavailable
 
 T = TypeVar("T")
@@ -58,8 +55,8 @@ def _guarded(label: str, probe: Callable[[], T], fallback: Callable[[str], T], w
         return fallback(reason)
 
 
-def collect_machine(*, anonymize: bool = False, seams: ProbeSeams | None = None) -> Machine:
-    """Run every probe (no benchmarks) and return what they found, optionally with identities hashed."""
+def collect_machine(*, seams: ProbeSeams | None = None) -> Machine:
+    """Run every probe (no benchmarks) and return what they found."""
     started = time.perf_counter()
     seams = seams or default_seams()
     warnings: list[str] = []
@@ -97,11 +94,10 @@ def collect_machine(*, anonymize: bool = False, seams: ProbeSeams | None = None)
     software = _guarded("software", lambda: probe_software(seams.software),
                         lambda reason: _unknown_software(reason), warnings)
     hostname = _guarded("hostname", seams.hostname, lambda reason: "unknown-host", warnings)
-    machine = Machine(identity=Identity(hostname=hostname, anonymized=False), cpu=cpu,
+    return Machine(identity=Identity(hostname=hostname, anonymized=False), cpu=cpu,
                       accelerators=tuple(accelerators), software=software,
                       probe_seconds=time.perf_counter() - started, warnings=tuple(warnings),
                       probe_notes=tuple(notes))
-    return anonymize_machine(machine, salt=anonymize_salt()) if anonymize else machine
 
 
 def _unknown_cpu(arch: str, reason: str) -> CpuInfo:
@@ -119,13 +115,3 @@ def _unknown_software(reason: str) -> Software:
                     torch_mps_available=missing, triton_version=missing, transformers_version=missing,
                     vllm_version=missing, nvidia_ml_py_version=missing)
 
-
-def probe_result(machine: Machine, *, command: tuple[str, ...], started_at: datetime) -> ResultFile:
-    """A result file holding only the probe's findings (no limits, passes or predictions)."""
-    finished_at = datetime.now(timezone.utc)
-    run = RunInfo(command=command, origin="measured", label=machine.identity.hostname,
-                  started_at=started_at.isoformat(timespec="seconds"),
-                  finished_at=finished_at.isoformat(timespec="seconds"),
-                  duration_seconds=(finished_at - started_at).total_seconds(), status="complete",
-                  incomplete_reasons=())
-    return new_result(run=run, machine=machine)

@@ -262,16 +262,17 @@ def measure(fn: Callable[[], object], *, timer: Timer, min_sample_seconds: float
 
 @dataclass(frozen=True)
 class Budget:
-    """How long to time one thing: ``measure``'s minimum sample time, sample count and time budget."""
+    """How long to time one thing: ``measure``'s minimum sample time, samples, budget and warm-up calls."""
 
     min_sample_seconds: float = DEFAULT_MIN_SAMPLE_SECONDS
     samples: int = DEFAULT_SAMPLES
     max_seconds: float = DEFAULT_MAX_SECONDS
+    warmup: int = DEFAULT_WARMUP_CALLS
 
     def measure(self, fn: Callable[[], object], *, timer: Timer, ops_per_call: int = 1) -> Timing:
         """``measure`` with this budget."""
         return measure(fn, timer=timer, min_sample_seconds=self.min_sample_seconds, samples=self.samples,
-                       max_seconds=self.max_seconds, ops_per_call=ops_per_call)
+                       warmup=self.warmup, max_seconds=self.max_seconds, ops_per_call=ops_per_call)
 
 
 def _iqr(values: Sequence[float]) -> float:

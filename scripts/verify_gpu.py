@@ -4,7 +4,7 @@
 
 Runs, in order: `dgprofile probe --json` (timed as a user runs it), `dgprofile bench --limits-only` twice (repeat
 agreement), the decode benchmark at full depth against its sampled-layer estimate and a repeat
-(`python -m dgprofile.probes.decode.verify`), `dgprofile check` in full and `--quick` (timed), and the vLLM FP8
+(`scripts/verify_decode.py`), `dgprofile check` in full and `--quick` (timed), and the vLLM FP8
 predictions of the issue's scenario. Writes the result files and a log under --out and prints a short table last.
 """
 
@@ -90,7 +90,8 @@ def main() -> None:
                  agreement(first.peak_flops_per_s["bf16"], second.peak_flops_per_s["bf16"])), "within 3%"),
              ("limits step", f"{first.seconds_taken:.1f} s, {second.seconds_taken:.1f} s", "< 15 s")]
 
-    text, _ = run([sys.executable, "-m", "dgprofile.probes.decode.verify", "--full-depth", "--repeat", "2"], log)
+    verify_decode = Path(__file__).with_name("verify_decode.py")
+    text, _ = run([sys.executable, str(verify_decode), "--full-depth", "--repeat", "2"], log)
     summary = text[text.rfind("\nSummary"):].strip().splitlines()[1:]
     rows += [("decode " + line.strip().split(":")[0], ":".join(line.strip().split(":")[1:]).strip(), "")
              for line in summary if line.strip() and not line.startswith("total")]

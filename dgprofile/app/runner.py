@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from dgprofile.app.decode_passes import time_decode_passes
+from dgprofile.app.machine import probe_machine
 from dgprofile.app.predictor import PredictOptions, predict_for_machine
 from dgprofile.errors import BenchmarkBusyError, UsageError
 from dgprofile.records.limits import Limits
@@ -47,7 +49,7 @@ class CheckOptions:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class MeasuredRunResult:
     """The result, and whether the user interrupted the run (the CLI exits 130 after writing it)."""
 
     result: ResultFile
@@ -79,14 +81,11 @@ def _lock_key(machine: Machine, device: str) -> str:
 
 
 def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
-    from dgprofile.probes.collect import collect_machine
-
     progress("probing the machine")
-    machine = collect_machine(anonymize=options.anonymize)
+    machine = probe_machine(anonymize=options.anonymize)
     if importlib.util.find_spec("torch") is None:
         return _Measured(machine, options.device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), False)
 
-    from dgprofile.probes.decode import run_decode_bench
     from dgprofile.probes.device_lock import exclusive_device
     from dgprofile.probes.measure_limits import measure_limits
     from dgprofile.probes.torch_devices import resolve_device
@@ -106,7 +105,7 @@ def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
             if not options.limits_only:
                 step = "timing decode passes"
                 progress(f"{step} on {device}")
-                passes = run_decode_bench(device=device, limits=limits, quick=options.quick, progress=progress)
+                passes = time_decode_passes(device=device, limits=limits, quick=options.quick, progress=progress)
     except KeyboardInterrupt:
         interrupted = True
         incomplete.append(f"interrupted (Ctrl-C) while {step}")
@@ -124,16 +123,16 @@ def _run_info(command: tuple[str, ...], label: str, started_at: str, started: fl
                    status="incomplete" if incomplete else "complete", incomplete_reasons=incomplete)
 
 
-def run_bench(options: MeasureOptions, *, command: tuple[str, ...], progress: Progress) -> Outcome:
+def run_bench(options: MeasureOptions, *, command: tuple[str, ...], progress: Progress) -> MeasuredRunResult:
     """`dgprofile bench`: the machine, its limits and (unless limits_only) its decode passes; no prediction."""
     started_at, started = _now(), time.monotonic()
     measured = _measure(options, progress)
     run = _run_info(command, f"dgprofile bench on {measured.device}", started_at, started, measured.incomplete)
     result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes)
-    return Outcome(result=result, interrupted=measured.interrupted)
+    return MeasuredRunResult(result=result, interrupted=measured.interrupted)
 
 
-def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Progress) -> Outcome:
+def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Progress) -> MeasuredRunResult:
     """`dgprofile check`: everything `bench` measures, then the predictions and verdict."""
     started_at, started = _now(), time.monotonic()
     measured = _measure(options.measure, progress)
@@ -146,4 +145,4 @@ def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Prog
     run = _run_info(command, f"dgprofile check on {measured.device}", started_at, started, measured.incomplete)
     result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes,
                         predictions=predictions)
-    return Outcome(result=result, interrupted=measured.interrupted)
+    return MeasuredRunResult(result=result, interrupted=measured.interrupted)

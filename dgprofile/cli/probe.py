@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from dgprofile.app.machine import probe_machine, probe_result
 from dgprofile.records.codec import to_json
 from dgprofile.records.results import dump
 from dgprofile.terminal.format_machine import format_machine
@@ -24,10 +25,8 @@ def probe(as_json: bool, output: Path | None, anonymize: bool) -> None:
 
     Values that cannot be read are shown as unavailable, with the reason.
     """
-    from dgprofile.probes.collect import collect_machine, probe_result
-
     started_at = datetime.now(timezone.utc)
-    machine = collect_machine(anonymize=anonymize)
+    machine = probe_machine(anonymize=anonymize)
     if output is not None:
         command = ("dgprofile", "probe", *(["--json"] if as_json else []), "-o", str(output),
                    *(["--anonymize"] if anonymize else []))

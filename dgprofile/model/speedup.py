@@ -37,10 +37,9 @@ from dgprofile.records.predictions import (
     PassBound,
     PassEstimate,
 )
-from dgprofile.specs.model_config import Backbone, ModelConfig
+from dgprofile.specs.model_config import CANVAS_TOKENS, Backbone, ModelConfig
 from dgprofile.specs.pass_cost import PassCost, pass_cost, precision_by_name
 
-CANVAS_TOKENS = 256
 DIFFUSION_PASSES: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
 QUANTISED_COMPONENTS = ("attention", "dense-mlp", "experts")
 # Tensor parallelism: two all-reduces of the hidden states per layer (after attention and after the MLPs); a

@@ -23,9 +23,8 @@ from dgprofile.records.predictions import (
     Verdict,
 )
 from dgprofile.records.values import unreachable
+from dgprofile.specs.model_config import CANVAS_TOKENS
 from dgprofile.text.units import bytes_text, seconds_text
-
-CANVAS_TOKENS = 256
 
 APPLIES_MIN_SPEEDUP = 3.0  # "up to 4x" advertised; 3x at the lower band is the advertised effect, with margin
 ABOUT_EVEN_MAX_SPEEDUP = 1.2  # within 20% is "about even": below what a user notices reliably between two runs
@@ -100,7 +99,7 @@ def _pass_ratio(e: Evidence) -> str | None:
     bound = _BOUND_WORDS[denoise.bound_by] if denoise else "denoise pass"
     ratio = e.diffusion.pass_seconds / e.autoregressive.pass_seconds
     return (f"{bound}: a denoise pass costs {ratio:.1f}x an AR step here, and a canvas of "
-            f"{e.scenario.steps_per_canvas:.0f} denoise passes yields 256 tokens")
+            f"{e.scenario.steps_per_canvas:.0f} denoise passes yields {CANVAS_TOKENS} tokens")
 
 
 def _ar_latency_bound(e: Evidence) -> str | None:

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 from dgprofile.errors import UsageError
+from dgprofile.specs.model_config import CANVAS_TOKENS
 
-CANVAS_TOKENS = 256
 MIN_STEPS = 2  # the stability check needs two passes (transformers' StableAndConfidentStoppingCriteria)
 MAX_STEPS = 48  # max_denoising_steps of the released generation config
 ARXIV_SOURCE = "arXiv 2606.14620 (tokens committed per decoder call, H100, transformers)"

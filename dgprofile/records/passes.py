@@ -1,9 +1,9 @@
 """Measured decode passes at the real model shapes: AR step, DG denoise, DG commit, prefill.
 
-Produced by ``dgprofile.probes.decode.run_decode_bench``. A pass is timed in parts (a sample of sliding layers, a
-sample of global layers, the head: embedding, LM head, self-conditioning, sampler); ``seconds`` is the full-depth
-estimate, the sum of each part's median times its ``scale``. Floors and fractions compare the pass with the
-machine's measured limits: ``bandwidth_floor_seconds`` = bytes moved / streaming-read bandwidth,
+Timed by ``dgprofile.probes.decode.run_decode_bench``; ``dgprofile.model.floors`` adds the floors and the modelled
+precisions. A pass is timed in parts (a sample of sliding layers, a sample of global layers, the head: embedding,
+LM head, self-conditioning, sampler); ``seconds`` is the full-depth estimate, the sum of each part's median times
+its ``scale``. Floors and fractions compare the pass with the machine's measured limits: ``bandwidth_floor_seconds`` = bytes moved / streaming-read bandwidth,
 ``compute_floor_seconds`` = FLOPs / peak matmul rate of the pass's compute format, ``roofline_floor_seconds`` =
 the pass's components (attention, MLPs, experts, LM head, ...) run one after another, each at the larger of its
 two floors (``PassCost.roofline_floor_seconds``), and each fraction is floor / seconds (1.0 = at the floor).

@@ -148,6 +148,10 @@ def _check_consistent(config: ModelConfig) -> None:
 # --- parameter counts (pure arithmetic on the configuration) ---------------------------------------------------
 
 
+# The default model's canvas: the tokens one DiffusionGemma pass denoises per request, read from its config.
+CANVAS_TOKENS = load_model_config().diffusion.canvas_length
+
+
 def attention_params(backbone: Backbone, layer_type: LayerType) -> int:
     """q, k, (v unless K=V) and o projections of one layer."""
     shape = backbone.attention(layer_type)

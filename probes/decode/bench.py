@@ -4,18 +4,21 @@ A pass is timed in parts through the shared harness (``dgprofile.probes.harness`
 NVIDIA: a sample of sliding layers, a sample of global layers (full width, scaled to the model's depth), and the
 head once. The plan (``plan.py``) is made from memory figures before anything is allocated; an out-of-memory
 error that slips through skips the configuration that caused it and says so. Precisions the hardware cannot
-run natively are modelled from the measured bf16 pass of the same shape.
+run natively are left to the model (``DecodeMeasurements.modelled_precisions``): the probe measures, and
+``dgprofile.model.floors`` sets the passes against the machine's limits and models those precisions.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
+from dgprofile.probes.decode.autotune import Autotuner
 from dgprofile.probes.decode.checks import (
     check_attention,
     check_config,
@@ -25,12 +28,14 @@ from dgprofile.probes.decode.checks import (
     check_layers,
 )
 from dgprofile.probes.decode.head import Sampler, build_head, head_parts, torch_sampler
+from dgprofile.probes.decode.measurements import DecodeMeasurements, Progress
 from dgprofile.probes.decode.model import (
     SPLIT_KV_MAX_ROWS,
     AttentionMethod,
     ExpertMethod,
     LayerState,
     LayerWeights,
+    Routing,
     attention,
     attention_scores_bytes,
     build_layer,
@@ -44,27 +49,25 @@ from dgprofile.probes.decode.model import (
 from dgprofile.probes.decode.plan import (
     DEFAULT_CONCURRENCIES,
     DEFAULT_CONTEXTS,
+    DEFAULT_PRECISIONS,
     BenchPlan,
     DeviceKind,
     plan_bench,
 )
-from dgprofile.probes.harness import graph_or_eager, measure, timer_for
-from dgprofile.records.limits import Limits
+from dgprofile.probes.harness import Budget, graph_or_eager, timer_for
 from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassTimes
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
-from dgprofile.specs.pass_cost import PRECISIONS, PassCost, pass_cost
+from dgprofile.specs.pass_cost import pass_cost
 
-DEFAULT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4")
-Progress = Callable[[str], None]
-# Harness settings per device: GPU parts last 0.1-20 ms; CPU parts last seconds, and two samples after the
+# Harness budgets per device: GPU parts last 0.1-20 ms; CPU parts last seconds, and two samples after the
 # calibration call (which doubles as the warm-up) are what the CPU time budget allows.
-GPU_TIMING = {"min_sample_seconds": 0.005, "samples": 7, "warmup": 2, "max_seconds": 0.25}
-GPU_QUICK_TIMING = {"min_sample_seconds": 0.003, "samples": 5, "warmup": 1, "max_seconds": 0.1}
-AUTOTUNE_TIMING = {"min_sample_seconds": 0.002, "samples": 3, "warmup": 1, "max_seconds": 0.05}
-CPU_TIMING = {"min_sample_seconds": 0.0, "samples": 2, "warmup": 0, "max_seconds": 0.0}
+GPU_BUDGET = Budget(min_sample_seconds=0.005, samples=7, max_seconds=0.25, warmup=2)
+GPU_QUICK_BUDGET = Budget(min_sample_seconds=0.003, samples=5, max_seconds=0.1, warmup=1)
+CPU_BUDGET = Budget(min_sample_seconds=0.0, samples=2, max_seconds=0.0, warmup=0)
 NOT_A_WHOLE_PASS = Unavailable("timed in parts (sampled layers and head): see parts")
+NOT_YET_COMPARED = Unavailable("not yet set against the machine's limits")
 # The matmul attention method materialises the scores: only offered where they stay this small.
 MATMUL_ATTENTION_MAX_BYTES = 512 * 2**20
 PREFILL_SUSTAIN_SECONDS = 1.0
@@ -72,28 +75,34 @@ FUSED_TEXT = ("fused Triton kernels (q/k/v norms + KV-cache writes + query layou
               "residual + norms, GeGLU, router top-k + expert combine + output norms)")
 
 
-@dataclass
-class Environment:
-    """What the device offers, read once before planning."""
+@dataclass(frozen=True)
+class DeviceCapabilities:
+    """What the device offers: read before planning, then completed by the layer-path checks."""
 
     device: str
     kind: DeviceKind
     free_memory_bytes: float
     native_fp8: bool
-    expert_methods: dict[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
-    expert_choices: dict[tuple[str, int], tuple[ExpertMethod, dict[str, float]]]  # (precision, tokens) -> pick
-    attention_methods: dict[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
-    attention_choices: dict[tuple[object, ...], tuple[AttentionMethod, dict[str, float]]]
-    fused: dict[str, bool]  # dtype name -> whether the fused elementwise kernels passed their check
+    expert_methods: Mapping[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
+    attention_methods: Mapping[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
+    fused: Mapping[str, bool]  # dtype name -> whether the fused elementwise kernels passed their check
     sampler: Sampler
     sampler_method: str
-    timing: dict[str, float]
+    budget: Budget
     prefill_sustain_seconds: float  # load before timing prefill layers (clocks as a long run holds them)
-    notes: list[str]  # fast paths that failed their check, and what was done instead
+    notes: tuple[str, ...]  # fast paths that failed their check, and what was done instead
     fp8_reason: str  # why fp8 is not measured, when it is not
 
 
-def _environment(device: str, quick: bool) -> Environment:
+@dataclass(frozen=True)
+class Autotuners:
+    """The fastest working expert and attention methods per pass shape, shared by every precision of a run."""
+
+    experts: Autotuner
+    attention: Autotuner
+
+
+def _capabilities(device: str, quick: bool) -> DeviceCapabilities:
     kind: DeviceKind = "cuda" if device.startswith("cuda") else ("mps" if device == "mps" else "cpu")
     notes: list[str] = []
     fp8_reason = "this device has no native fp8 matmul (needs sm_89+)"
@@ -116,46 +125,50 @@ def _environment(device: str, quick: bool) -> Environment:
         if problem:
             native_fp8, fp8_reason = False, f"its fast path failed here ({problem})"
     sampler, method = _pick_sampler(device, kind)
-    timing = CPU_TIMING if kind == "cpu" else (GPU_QUICK_TIMING if quick else GPU_TIMING)
+    budget = CPU_BUDGET if kind == "cpu" else (GPU_QUICK_BUDGET if quick else GPU_BUDGET)
     dtypes = (str(torch.bfloat16), str(torch.float16))
-    return Environment(device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8,
-                       expert_methods=methods, expert_choices={}, attention_methods=dict.fromkeys(dtypes, ("sdpa",)),
-                       attention_choices={}, fused=dict.fromkeys(dtypes, False), sampler=sampler,
-                       sampler_method=method, timing=timing,
-                       prefill_sustain_seconds=PREFILL_SUSTAIN_SECONDS if kind == "cuda" and not quick else 0.0,
-                       notes=notes, fp8_reason=fp8_reason)
+    return DeviceCapabilities(
+        device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8, expert_methods=methods,
+        attention_methods=dict.fromkeys(dtypes, ("sdpa",)), fused=dict.fromkeys(dtypes, False), sampler=sampler,
+        sampler_method=method, budget=budget,
+        prefill_sustain_seconds=PREFILL_SUSTAIN_SECONDS if kind == "cuda" and not quick else 0.0,
+        notes=tuple(notes), fp8_reason=fp8_reason)
 
 
-def _check_layer_paths(config: ModelConfig, env: Environment, plan: BenchPlan, quick: bool) -> None:
-    """For the compute dtypes the plan measures (fp8 layers compute in bf16): switch on the matmul attention method
-    and the fused Triton elementwise kernels where they agree with their references (CUDA only; elsewhere SDPA and
-    the torch ops). Dtypes not measured are not checked, and a quick run checks none: each check costs Triton
-    compilations, seconds on a fresh machine."""
-    if env.kind != "cuda":
-        return
+def _check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: BenchPlan,
+                       quick: bool) -> DeviceCapabilities:
+    """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the matmul
+    and split-KV attention methods and the fused Triton elementwise kernels switched on where they agree with their
+    references (CUDA only; elsewhere SDPA and the torch ops). Dtypes not measured are not checked, and a quick run
+    checks none: each check costs Triton compilations, seconds on a fresh machine."""
+    if caps.kind != "cuda":
+        return caps
     if quick:
-        env.notes.append("quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul and "
-                         "split-KV attention are not compiled and checked)")
-        return
+        return replace(caps, notes=caps.notes + (
+            "quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul and split-KV "
+            "attention are not compiled and checked)",))
+    notes = list(caps.notes)
+    attention_methods, fused = dict(caps.attention_methods), dict(caps.fused)
     dtypes = dict.fromkeys(torch.float16 if p == "fp16" else torch.bfloat16 for p in plan.measured_precisions)
     small = check_config(config)
     for dtype in dtypes:
         name = str(dtype)
-        layers = check_layers(small, dtype, env.device)
+        layers = check_layers(small, dtype, caps.device)
         for method in ("matmul", "split-kv"):
-            problem = check_attention(env.device, dtype, method, small, layers)
+            problem = check_attention(caps.device, dtype, method, small, layers)
             if problem:
-                env.notes.append(f"{name} attention: {method} method unusable here ({problem})")
+                notes.append(f"{name} attention: {method} method unusable here ({problem})")
             else:
-                env.attention_methods[name] += (method,)
-        problem = check_fused_layer(env.device, dtype, env.expert_methods[False], small, layers,
-                                    attention_methods=env.attention_methods[name])
+                attention_methods[name] += (method,)
+        problem = check_fused_layer(caps.device, dtype, caps.expert_methods[False], small, layers,
+                                    attention_methods=attention_methods[name])
         if problem:
-            env.notes.append(f"{name} layers: fused Triton elementwise kernels unusable here ({problem})")
+            notes.append(f"{name} layers: fused Triton elementwise kernels unusable here ({problem})")
         else:
-            env.fused[name] = True
+            fused[name] = True
         del layers
-        _free(env.device)
+        _free(caps.device)
+    return replace(caps, attention_methods=attention_methods, fused=fused, notes=tuple(notes))
 
 
 def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, quick: bool, notes: list[str]
@@ -240,99 +253,75 @@ def _attention_applies(config: ModelConfig, method: AttentionMethod, layer_type:
 class PassRunner:
     """Times the parts of passes for one precision on one set of weights."""
 
-    def __init__(self, config: ModelConfig, plan: BenchPlan, env: Environment, precision: str,
-                 layers: dict[LayerType, list[LayerWeights]]) -> None:
-        self.config, self.plan, self.env, self.precision = config, plan, env, precision
+    def __init__(self, config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
+                 precision: str, layers: dict[LayerType, list[LayerWeights]]) -> None:
+        self.config, self.plan, self.caps, self.tuners, self.precision = config, plan, caps, tuners, precision
         self.layers = layers
         self.dtype = torch.float16 if precision == "fp16" else torch.bfloat16
         self.fp8 = precision == "fp8"
         self.head = build_head(config, vocab_rows=config.backbone.vocab_size // plan.vocab_divisor,
-                               dtype=self.dtype, fp8=self.fp8, device=env.device)
-        self.timer = timer_for(env.device)
+                               dtype=self.dtype, fp8=self.fp8, device=caps.device)
+        self.timer = timer_for(caps.device)
         self.generator = torch.Generator().manual_seed(2024)
         self.graph_fallbacks: set[str] = set()
 
     def time(self, fn: Callable[[], object], sustain_seconds: float = 0.0) -> Timing:
         """One harness measurement, replayed as a CUDA graph where capture works; ``sustain_seconds`` of
         back-to-back calls first bring the clocks to where a long run holds them."""
-        prepared = graph_or_eager(fn, use_graph=self.env.kind == "cuda")
+        prepared = graph_or_eager(fn, use_graph=self.caps.kind == "cuda")
         if prepared.fallback_reason:
             self.graph_fallbacks.add(prepared.fallback_reason)
         try:
             if sustain_seconds > 0:
-                sustain_load(prepared.call, sustain_seconds, self.env.device)
-            return measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call, **self.env.timing)
+                sustain_load(prepared.call, sustain_seconds, self.caps.device)
+            return self.caps.budget.measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call)
         finally:
             del prepared
 
     def expert_method(self, layer: LayerWeights, tokens: int) -> ExpertMethod:
-        """The fastest working expert method for ``tokens`` tokens in this precision (timed once, then reused);
-        on CUDA only methods that can be captured in a graph count, as an engine would need."""
-        methods = self.env.expert_methods[self.fp8]
-        key = (self.precision, tokens)
-        if len(methods) == 1:
-            return methods[0]
-        if key not in self.env.expert_choices:
-            backbone = self.config.backbone
-            routing = uniform_routing(tokens, backbone.num_experts, backbone.top_k_experts, self.env.device,
+        """The fastest working expert method for ``tokens`` tokens in this precision (timed once, then reused)."""
+        backbone = self.config.backbone
+
+        def inputs() -> tuple[Routing, torch.Tensor]:
+            routing = uniform_routing(tokens, backbone.num_experts, backbone.top_k_experts, self.caps.device,
                                       self.generator)
-            r = random_tensor((tokens, backbone.hidden_size), self.dtype, self.env.device, std=1.0)
-            seconds: dict[str, float] = {}
-            for method in methods:
-                try:
-                    prepared = graph_or_eager(lambda m=method: mixture_of_experts(self.config, r, layer, routing, m),
-                                              use_graph=self.env.kind == "cuda")
-                    if prepared.fallback_reason:
-                        continue
-                    seconds[method] = measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call,
-                                              **AUTOTUNE_TIMING).median_seconds
-                except Exception:  # a method that fails at this shape is simply not a candidate for it
-                    continue
-            best = min(seconds, key=seconds.__getitem__) if seconds else methods[0]
-            self.env.expert_choices[key] = (best, seconds)
-        return self.env.expert_choices[key][0]
+            return routing, random_tensor((tokens, backbone.hidden_size), self.dtype, self.caps.device, std=1.0)
+
+        def build(method: ExpertMethod, shared: tuple[Routing, torch.Tensor]) -> Callable[[], object]:
+            routing, r = shared
+            return lambda: mixture_of_experts(self.config, r, layer, routing, method)
+
+        return self.tuners.experts.fastest((self.precision, tokens), self.caps.expert_methods[self.fp8],
+                                           inputs, build)
 
     def attention_method(self, layer: LayerWeights, kind: PassKind, concurrency: int, tokens: int,
                          context: int) -> AttentionMethod:
         """The fastest working attention method for this layer type and pass shape (timed once, then reused;
         fp8 passes share the bf16 choice: their attention runs in bf16)."""
-        methods = [m for m in self.env.attention_methods[str(self.dtype)]
+        methods = [m for m in self.caps.attention_methods[str(self.dtype)]
                    if _attention_applies(self.config, m, layer.layer_type, kind, concurrency, tokens, context)]
-        if len(methods) == 1:
-            return methods[0]
+
+        def inputs() -> torch.Tensor:
+            return random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
+                                 self.caps.device, std=1.0)
+
+        def build(method: AttentionMethod, h: torch.Tensor) -> Callable[[], object]:
+            state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                                context=context, dtype=self.dtype, device=self.caps.device,
+                                generator=self.generator, attention_method=method,
+                                fused=self.caps.fused[str(self.dtype)])
+            return lambda: attention(self.config, h, layer, state, concurrency)
+
         key = (str(self.dtype), layer.layer_type, kind, concurrency, tokens, context)
-        if key not in self.env.attention_choices:
-            seconds: dict[str, float] = {}
-            h = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
-                              self.env.device, std=1.0)
-            for method in methods:
-                state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
-                                    context=context, dtype=self.dtype, device=self.env.device,
-                                    generator=self.generator, attention_method=method,
-                                    fused=self.env.fused[str(self.dtype)])
-                try:
-                    prepared = graph_or_eager(
-                        lambda s=state: attention(self.config, h, layer, s, concurrency),
-                        use_graph=self.env.kind == "cuda")
-                    if prepared.fallback_reason:
-                        continue
-                    seconds[method] = measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call,
-                                              **AUTOTUNE_TIMING).median_seconds
-                except Exception:  # see expert_method
-                    continue
-                finally:
-                    del state
-            best = min(seconds, key=seconds.__getitem__) if seconds else methods[0]
-            self.env.attention_choices[key] = (best, seconds)
-        return self.env.attention_choices[key][0]
+        return self.tuners.attention.fastest(key, methods, inputs, build)
 
     def layer_states(self, layers: list[LayerWeights], kind: PassKind, concurrency: int, tokens: int,
                      context: int) -> list[LayerState]:
         """Per layer: KV buffers, routing and the fastest working methods for this pass shape."""
         method = self.expert_method(layers[0], concurrency * tokens)
-        fused = self.env.fused[str(self.dtype)]
+        fused = self.caps.fused[str(self.dtype)]
         return [layer_state(self.config, w.layer_type, kind=kind, concurrency=concurrency, new=tokens,
-                            context=context, dtype=self.dtype, device=self.env.device, generator=self.generator,
+                            context=context, dtype=self.dtype, device=self.caps.device, generator=self.generator,
                             expert_method=method, fused=fused,
                             attention_method=self.attention_method(w, kind, concurrency, tokens, context))
                 for w in layers]
@@ -341,13 +330,12 @@ class PassRunner:
                    context: int, sustain_seconds: float = 0.0) -> tuple[Timing, float]:
         """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
         states = self.layer_states(self.layers[layer_type], kind, concurrency, tokens, context)
-        x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.env.device,
+        x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.caps.device,
                           std=1.0)
         timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency),
                            sustain_seconds)
         touched = sum(s.routing.distinct_experts for s in states) / len(states)
         return timing, touched
-
     def measure_pass(self, kind: PassKind, concurrency: int, context: int) -> tuple[list[PassPart], float, int]:
         """Parts of one pass, the mean experts touched per sampled layer, and the tokens per request."""
         tokens = _pass_tokens(self.config, kind, context)
@@ -358,7 +346,7 @@ class PassRunner:
         # 1980 to 1710 MHz within 1.5 s, the sampled layers 4.5% slower): each type's sampled layers are timed
         # after that much load (not in a quick run). Building the next type's state lets the clocks recover:
         # an H200's global prefill layer measured 8% faster without its own load than with it.
-        sustain = self.env.prefill_sustain_seconds if kind == "prefill" else 0.0
+        sustain = self.caps.prefill_sustain_seconds if kind == "prefill" else 0.0
         for layer_type, name in (("sliding", "sliding-layers"), ("global", "global-layers")):
             count = len(self.layers[layer_type])
             timing, experts = self.layer_part(layer_type, kind, concurrency, tokens, pass_context, sustain)
@@ -366,8 +354,8 @@ class PassRunner:
             parts.append(PassPart(name=name, layers=count,  # type: ignore[arg-type]
                                   scale=self.config.backbone.count_layers(layer_type) / count, timing=timing))
         for name, fn in head_parts(self.config, self.head, kind=kind, concurrency=concurrency, tokens=tokens,
-                                   split=self.plan.vocab_divisor > 1, sampler=self.env.sampler,
-                                   device=self.env.device).items():
+                                   split=self.plan.vocab_divisor > 1, sampler=self.caps.sampler,
+                                   device=self.caps.device).items():
             scale = float(self.plan.vocab_divisor) if name == "head-vocab" else 1.0
             parts.append(PassPart(name=name, layers=0, scale=scale, timing=self.time(fn)))  # type: ignore[arg-type]
         return parts, sum(touched) / len(touched), tokens
@@ -379,48 +367,28 @@ def _pass_tokens(config: ModelConfig, kind: PassKind, context: int) -> int:
     return 1 if kind == "ar-step" else config.diffusion.canvas_length
 
 
-def _measurement(config: ModelConfig, limits: Limits, *, kind: PassKind, precision: str, concurrency: int,
-                 context: int, tokens: int, seconds: float, parts: tuple[PassPart, ...], measured: bool,
-                 basis: str, layers_measured: int, touched: float, spread: float,
-                 compute_format: str) -> PassMeasurement:
+
+def _measurement(config: ModelConfig, *, kind: PassKind, precision: str, concurrency: int, context: int,
+                 tokens: int, parts: tuple[PassPart, ...], basis: str, layers_measured: int,
+                 touched: float) -> PassMeasurement:
+    """A pass timed in parts, with the bytes and FLOPs it moved; its floors wait for the machine's limits."""
+    seconds = sum(p.timing.median_seconds * p.scale for p in parts)
+    spread = sum(p.timing.relative_spread * p.timing.median_seconds * p.scale for p in parts) / seconds
     pass_context = 0 if kind == "prefill" else context
     cost = pass_cost(config, kind=kind, precision=precision, concurrency=concurrency, context_tokens=pass_context,
                      tokens_per_request=tokens)
-    bandwidth_floor, compute_floor, roofline_floor = _floors(cost, limits, compute_format)
     return PassMeasurement(
         pass_kind=kind, precision=precision, concurrency=concurrency, tokens_per_request=tokens,
-        context_tokens=pass_context, seconds=seconds, timing=NOT_A_WHOLE_PASS if measured else Unavailable(
-            "modelled, not run"), measured=measured, basis=basis, layers_measured=layers_measured,
-        layers_total=config.backbone.num_layers, experts_touched_per_layer=touched,
+        context_tokens=pass_context, seconds=seconds, timing=NOT_A_WHOLE_PASS, measured=True, basis=basis,
+        layers_measured=layers_measured, layers_total=config.backbone.num_layers, experts_touched_per_layer=touched,
         bytes_moved=cost.total_bytes, flops=cost.total_flops, achieved_bytes_per_s=cost.total_bytes / seconds,
-        achieved_flops_per_s=cost.total_flops / seconds, bandwidth_floor_seconds=bandwidth_floor,
-        compute_floor_seconds=compute_floor, fraction_of_bandwidth_floor=_fraction(bandwidth_floor, seconds),
-        fraction_of_compute_floor=_fraction(compute_floor, seconds),
+        achieved_flops_per_s=cost.total_flops / seconds, bandwidth_floor_seconds=NOT_YET_COMPARED,
+        compute_floor_seconds=NOT_YET_COMPARED, fraction_of_bandwidth_floor=NOT_YET_COMPARED,
+        fraction_of_compute_floor=NOT_YET_COMPARED,
         breakdown_seconds={p.name: p.timing.median_seconds * p.scale for p in parts},
         relative_spread=spread, experts_touched_expected=cost.experts_touched_per_layer,
-        compute_format=compute_format, parts=parts, roofline_floor_seconds=roofline_floor,
-        fraction_of_roofline_floor=_fraction(roofline_floor, seconds))
-
-
-def _floors(cost: PassCost, limits: Limits, compute_format: str
-            ) -> tuple[float | Unavailable, float | Unavailable, float | Unavailable]:
-    """The pass's bandwidth, compute and roofline floors at this machine's measured limits."""
-    bandwidth = limits.stream_read_bytes_per_s
-    bandwidth_floor: float | Unavailable = (cost.total_bytes / bandwidth if not isinstance(bandwidth, Unavailable)
-                                            else Unavailable(f"no streaming-read bandwidth: {bandwidth.reason}"))
-    peak = limits.peak_flops_per_s.get(compute_format)
-    compute_floor: float | Unavailable = (cost.total_flops / peak if peak else
-                                          Unavailable(f"no measured {compute_format} matmul rate on this device"))
-    if isinstance(bandwidth, Unavailable) or not peak:
-        roofline_floor: float | Unavailable = Unavailable(
-            f"needs the streaming-read bandwidth and the {compute_format} matmul rate")
-    else:
-        roofline_floor = cost.roofline_floor_seconds(bytes_per_s=bandwidth, flops_per_s=peak)
-    return bandwidth_floor, compute_floor, roofline_floor
-
-
-def _fraction(floor: float | Unavailable, seconds: float) -> float | Unavailable:
-    return floor if isinstance(floor, Unavailable) else floor / seconds
+        compute_format=precision, parts=parts, roofline_floor_seconds=NOT_YET_COMPARED,
+        fraction_of_roofline_floor=NOT_YET_COMPARED)
 
 
 def _basis(plan: BenchPlan, layers: dict[LayerType, list[LayerWeights]], config: ModelConfig) -> str:
@@ -431,23 +399,24 @@ def _basis(plan: BenchPlan, layers: dict[LayerType, list[LayerWeights]], config:
     return text
 
 
-def _build_layers(config: ModelConfig, plan: BenchPlan, env: Environment, precision: str, *,
+def _build_layers(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, precision: str, *,
                   full_depth: bool = False) -> dict[LayerType, list[LayerWeights]]:
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     fp8 = precision == "fp8"
     types = config.backbone.layer_types if full_depth else (
         ("sliding",) * plan.sliding_layers + ("global",) * plan.global_layers)
-    built = [build_layer(config, t, dtype=dtype, fp8=fp8, device=env.device) for t in types]
+    built = [build_layer(config, t, dtype=dtype, fp8=fp8, device=caps.device) for t in types]
     if full_depth:
         return {"all": built}  # type: ignore[dict-item]
     return {"sliding": [w for w in built if w.layer_type == "sliding"],
             "global": [w for w in built if w.layer_type == "global"]}
 
 
-def _sweep_precision(config: ModelConfig, plan: BenchPlan, env: Environment, limits: Limits, precision: str,
-                     reductions: list[str], progress: Progress) -> tuple[list[PassMeasurement], set[str]]:
-    layers = _build_layers(config, plan, env, precision)
-    runner = PassRunner(config, plan, env, precision, layers)
+def _sweep_precision(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
+                     precision: str, reductions: list[str], progress: Progress
+                     ) -> tuple[list[PassMeasurement], set[str]]:
+    layers = _build_layers(config, plan, caps, precision)
+    runner = PassRunner(config, plan, caps, tuners, precision, layers)
     basis = _basis(plan, layers, config)
     results: list[PassMeasurement] = []
     for kind in plan.kinds:
@@ -457,7 +426,7 @@ def _sweep_precision(config: ModelConfig, plan: BenchPlan, env: Environment, lim
                 try:
                     parts, touched, tokens = runner.measure_pass(kind, concurrency, context)
                 except Exception as error:  # a failing pass never sinks the run: it is recorded with its reason
-                    _free(env.device)
+                    _free(caps.device)
                     if _out_of_memory(error):
                         reductions.append(f"out of memory: {kind} {precision} at concurrency {concurrency} and "
                                           f"context {context} skipped, larger ones too")
@@ -465,26 +434,24 @@ def _sweep_precision(config: ModelConfig, plan: BenchPlan, env: Environment, lim
                     reductions.append(f"failed: {kind} {precision} at concurrency {concurrency} and context "
                                       f"{context}: {_describe(error)}")
                     continue
-                seconds = sum(p.timing.median_seconds * p.scale for p in parts)
-                spread = sum(p.timing.relative_spread * p.timing.median_seconds * p.scale for p in parts) / seconds
                 results.append(_measurement(
-                    config, limits, kind=kind, precision=precision, concurrency=concurrency, context=context,
-                    tokens=tokens, seconds=seconds, parts=tuple(parts), measured=True, basis=basis,
-                    layers_measured=len(layers["sliding"]) + len(layers["global"]), touched=touched,
-                    spread=spread, compute_format=precision))
-                _free(env.device)
+                    config, kind=kind, precision=precision, concurrency=concurrency, context=context,
+                    tokens=tokens, parts=tuple(parts), basis=basis,
+                    layers_measured=len(layers["sliding"]) + len(layers["global"]), touched=touched))
+                _free(caps.device)
     fallbacks = runner.graph_fallbacks
     del runner, layers
-    _free(env.device)
+    _free(caps.device)
     return results, fallbacks
 
 
-def _full_depth(config: ModelConfig, plan: BenchPlan, env: Environment, measured: list[PassMeasurement],
-                progress: Progress) -> list[PassMeasurement]:
+def _full_depth(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
+                measured: list[PassMeasurement], progress: Progress) -> list[PassMeasurement]:
     """Time every pass kind through all layers (first precision and concurrency) and attach it to the estimate."""
     precision, concurrency = plan.measured_precisions[0], plan.concurrencies[0]
-    layers = _build_layers(config, plan, env, precision, full_depth=True)["all"]  # type: ignore[index]
-    runner = PassRunner(config, replace(plan, vocab_divisor=1), env, precision, {"sliding": [], "global": []})
+    layers = _build_layers(config, plan, caps, precision, full_depth=True)["all"]  # type: ignore[index]
+    runner = PassRunner(config, replace(plan, vocab_divisor=1), caps, tuners, precision,
+                        {"sliding": [], "global": []})
     updated = list(measured)
     for index, m in enumerate(measured):
         if m.precision != precision or m.concurrency != concurrency:
@@ -492,89 +459,81 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, env: Environment, measured
         progress(f"decode: full depth {m.pass_kind} {precision} c={concurrency}")
         states = runner.layer_states(layers, m.pass_kind, concurrency, m.tokens_per_request, m.context_tokens)
         x = random_tensor((concurrency * m.tokens_per_request, config.backbone.hidden_size), runner.dtype,
-                          env.device, std=1.0)
+                          caps.device, std=1.0)
         stack = layer_stack(config, layers, states, x, concurrency)
         head = head_parts(config, runner.head, kind=m.pass_kind, concurrency=concurrency,
-                          tokens=m.tokens_per_request, split=False, sampler=env.sampler,
-                          device=env.device)["head"]
+                          tokens=m.tokens_per_request, split=False, sampler=caps.sampler,
+                          device=caps.device)["head"]
         timing = runner.time(lambda stack=stack, head=head: (stack(), head()))
         updated[index] = replace(m, full_depth_seconds=timing.median_seconds)
         del states, stack, head
-        _free(env.device)
+        _free(caps.device)
     del runner, layers
-    _free(env.device)
+    _free(caps.device)
     return updated
 
 
-def _modelled(config: ModelConfig, limits: Limits, plan: BenchPlan, measured: list[PassMeasurement],
-              reductions: list[str]) -> list[PassMeasurement]:
-    """Precisions not run here: the bf16 pass of the same shape, at its measured efficiency against its floors,
-    with this precision's bytes, FLOPs and (where the hardware lacks the format) dequantisation work."""
-    bandwidth = limits.stream_read_bytes_per_s
-    bf16_peak = limits.peak_flops_per_s.get("bf16")
-    vector_peak = limits.peak_flops_per_s.get("fp32")
-    base = [m for m in measured if m.precision == "bf16"]
-    if not plan.modelled_precisions:
-        return []
-    if isinstance(bandwidth, Unavailable) or not bf16_peak or not vector_peak or not base:
-        reductions.append(f"{', '.join(plan.modelled_precisions)} not modelled: needs the measured bf16 passes, "
-                          "streaming-read bandwidth and bf16/fp32 matmul rates")
-        return []
-    results = []
-    for precision in plan.modelled_precisions:
-        fmt = PRECISIONS[precision]
-        native_peak = limits.peak_flops_per_s.get(fmt.native_compute_format)
-        for m in base:
-            floor = max(m.bytes_moved / bandwidth, m.flops / bf16_peak)
-            efficiency = m.seconds / floor
-            cost = pass_cost(config, kind=m.pass_kind, precision=precision, concurrency=m.concurrency,
-                             context_tokens=m.context_tokens, tokens_per_request=m.tokens_per_request)
-            if native_peak:
-                compute_format = fmt.native_compute_format
-                compute, how = cost.total_flops / native_peak, f"native {compute_format} matmul rate"
-            else:
-                compute_format = "bf16"
-                compute = cost.total_flops / bf16_peak + cost.dequant_ops / vector_peak
-                how = "dequantised to bf16 (bf16 matmul rate + dequantisation at the fp32 rate)"
-            seconds = efficiency * max(cost.total_bytes / bandwidth, compute)
-            results.append(_measurement(
-                config, limits, kind=m.pass_kind, precision=precision, concurrency=m.concurrency,
-                context=m.context_tokens if m.pass_kind != "prefill" else m.tokens_per_request,
-                tokens=m.tokens_per_request, seconds=seconds, parts=(), measured=False,
-                basis=f"modelled: the bf16 pass measured here ({efficiency:.2f}x its floor) with {precision} bytes "
-                      f"and FLOPs, {how}", layers_measured=0, touched=m.experts_touched_per_layer,
-                spread=m.relative_spread, compute_format=compute_format))
-    return results
+def _timed_choices(choices: list[tuple[tuple[Any, ...], tuple[str, dict[str, float]]]]
+                   ) -> list[tuple[tuple[Any, ...], str, str]]:
+    """Each autotuned key, its pick, and every candidate's time, fastest first."""
+    return [(key, best, ", ".join(f"{name} {seconds * 1e3:.3f} ms"
+                                  for name, seconds in sorted(timed.items(), key=lambda i: i[1])))
+            for key, (best, timed) in choices]
 
 
-def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
-                     precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
+def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbacks: set[str]) -> tuple[str, ...]:
+    """How the passes were computed and timed: the methods that worked here, and what autotuning picked."""
+    return (
+        "experts: tokens sorted by expert (dispatch precomputed from the fixed routing), then per token count the "
+        "fastest working method of: " + ", ".join(dict.fromkeys(caps.expert_methods[False] + caps.expert_methods[True])),
+        *(f"experts {precision} at {tokens} tokens: {best}" + (f" ({timed})" if timed else "")
+          for (precision, tokens), best, timed in _timed_choices(sorted(tuners.experts.choices.items()))),
+        "attention: query heads folded per KV group, masks only on causal passes; per layer type and pass shape the "
+        "fastest working method of: " + ", ".join(dict.fromkeys(
+            m for methods in caps.attention_methods.values() for m in methods)) + " (sdpa: "
+        "F.scaled_dot_product_attention; matmul: two batched GEMMs around an fp32 softmax; split-kv: a Triton "
+        "flash-decoding kernel split along the keys, for unmasked passes of few queries)",
+        *(f"attention {dtype.removeprefix('torch.')} {layer_type} {kind} c={c} x {tokens} at {context}: {best} "
+          f"({timed})" for (dtype, layer_type, kind, c, tokens, context), best, timed
+          in _timed_choices(sorted(tuners.attention.choices.items(), key=str))),
+        "layer elementwise work: " + "; ".join(
+            f"{dtype.removeprefix('torch.')}: " + (FUSED_TEXT if on else "torch ops") for dtype, on in caps.fused.items()),
+        caps.sampler_method,
+        "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",
+        "timing: CUDA graph replays" if caps.kind == "cuda" else f"timing: {caps.kind} eager calls",
+        *(f"CUDA graph capture failed, eager calls timed instead: {reason}" for reason in sorted(graph_fallbacks)),
+    )
+
+
+def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
                      concurrencies: tuple[int, ...] = DEFAULT_CONCURRENCIES,
                      context_tokens: tuple[int, ...] = DEFAULT_CONTEXTS, full_depth: bool = False,
-                     progress: Progress | None = None, model: str = DEFAULT_MODEL) -> PassTimes:
+                     progress: Progress | None = None, model: str = DEFAULT_MODEL) -> DecodeMeasurements:
     """Measure the four pass kinds at the real model shapes on ``device`` ("cuda", "cuda:N", "mps", "cpu").
 
     Sampled layers at full width, scaled to the whole depth; the LM head and sampler once. Memory is planned before
     anything is allocated; what was reduced to fit (memory or, on a CPU, time) is listed in ``reductions``.
     ``full_depth`` also times each pass kind through all layers (first precision and concurrency) to check the
-    sampled estimate.
+    sampled estimate. Precisions this device cannot run are named for the model to derive, not measured.
     """
     started = time.perf_counter()
     say: Progress = progress or (lambda _message: None)
     config = load_model_config(model)
-    env = _environment(device, quick)
-    plan = plan_bench(config, device_kind=env.kind, free_memory_bytes=env.free_memory_bytes,
-                      native_fp8=env.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
-                      contexts=context_tokens, full_depth=full_depth, fp8_reason=env.fp8_reason)
-    _check_layer_paths(config, env, plan, quick)
-    reductions = env.notes + list(plan.reductions)
+    caps = _capabilities(device, quick)
+    plan = plan_bench(config, device_kind=caps.kind, free_memory_bytes=caps.free_memory_bytes,
+                      native_fp8=caps.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
+                      contexts=context_tokens, full_depth=full_depth, fp8_reason=caps.fp8_reason)
+    caps = _check_layer_paths(config, caps, plan, quick)
+    tuners = Autotuners(experts=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),
+                        attention=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"))
+    reductions = list(caps.notes) + list(plan.reductions)
     measured: list[PassMeasurement] = []
     fallbacks: set[str] = set()
     for precision in plan.measured_precisions:
         try:
-            results, failed_graphs = _sweep_precision(config, plan, env, limits, precision, reductions, say)
+            results, failed_graphs = _sweep_precision(config, plan, caps, tuners, precision, reductions, say)
         except Exception as error:  # see _sweep_precision
-            _free(env.device)
+            _free(caps.device)
             reductions.append(f"out of memory: {precision} weights did not fit; not measured"
                               if _out_of_memory(error) else f"failed: {precision}: {_describe(error)}")
             continue
@@ -582,35 +541,12 @@ def run_decode_bench(*, device: str, limits: Limits, quick: bool = False,
         fallbacks |= failed_graphs
     if plan.full_depth and measured:
         try:
-            measured = _full_depth(config, plan, env, measured, say)
+            measured = _full_depth(config, plan, caps, tuners, measured, say)
         except Exception as error:  # see _sweep_precision
-            _free(env.device)
+            _free(caps.device)
             reductions.append("out of memory: full-depth check skipped" if _out_of_memory(error)
                               else f"failed: full-depth check: {_describe(error)}")
-    modelled = _modelled(config, limits, plan, measured, reductions)
-    methods = [
-        "experts: tokens sorted by expert (dispatch precomputed from the fixed routing), then per token count the "
-        "fastest working method of: " + ", ".join(dict.fromkeys(env.expert_methods[False] + env.expert_methods[True])),
-        *(f"experts {precision} at {tokens} tokens: {best}" + (" (" + ", ".join(
-            f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1])) + ")"
-            if timed else "") for (precision, tokens), (best, timed) in sorted(env.expert_choices.items())),
-        "attention: query heads folded per KV group, masks only on causal passes; per layer type and pass shape the "
-        "fastest working method of: " + ", ".join(dict.fromkeys(
-            m for methods in env.attention_methods.values() for m in methods)) + " (sdpa: "
-        "F.scaled_dot_product_attention; matmul: two batched GEMMs around an fp32 softmax; split-kv: a Triton "
-        "flash-decoding kernel split along the keys, for unmasked passes of few queries)",
-        *(f"attention {dtype.removeprefix('torch.')} {layer_type} {kind} c={c} x {tokens} at {context}: {best} ("
-          + ", ".join(f"{name} {seconds * 1e3:.3f} ms" for name, seconds in sorted(timed.items(), key=lambda i: i[1]))
-          + ")" for (dtype, layer_type, kind, c, tokens, context), (best, timed)
-          in sorted(env.attention_choices.items(), key=str)),
-        "layer elementwise work: " + "; ".join(
-            f"{dtype.removeprefix('torch.')}: " + (FUSED_TEXT if on else "torch ops") for dtype, on in env.fused.items()),
-        env.sampler_method,
-        "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",
-        "timing: CUDA graph replays" if env.kind == "cuda" else f"timing: {env.kind} eager calls",
-    ]
-    methods += [f"CUDA graph capture failed, eager calls timed instead: {reason}" for reason in sorted(fallbacks)]
-    return PassTimes(model_id=config.id, device=device, passes=tuple(measured + modelled),
-                     reductions=tuple(reductions), seconds_taken=time.perf_counter() - started,
-                     methods=tuple(methods))
-
+    passes = PassTimes(model_id=config.id, device=device, passes=tuple(measured), reductions=tuple(reductions),
+                       seconds_taken=time.perf_counter() - started,
+                       methods=describe_methods(caps, tuners, fallbacks))
+    return DecodeMeasurements(passes=passes, modelled_precisions=plan.modelled_precisions)

@@ -30,6 +30,7 @@ from dgprofile.text.units import bytes_text
 
 DeviceKind = Literal["cuda", "mps", "cpu"]
 
+DEFAULT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4")
 DEFAULT_CONCURRENCIES = (1, 2, 4, 8)
 DEFAULT_CONTEXTS = (4096,)
 # Fraction of the free device memory (or available RAM) the benchmark lets itself plan for.
@@ -145,7 +146,7 @@ def memory_needed_bytes(config: ModelConfig, plan: BenchPlan) -> float:
 
 
 def plan_bench(config: ModelConfig, *, device_kind: DeviceKind, free_memory_bytes: float, native_fp8: bool,
-               quick: bool = False, precisions: tuple[str, ...] = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4"),
+               quick: bool = False, precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
                concurrencies: tuple[int, ...] = DEFAULT_CONCURRENCIES,
                contexts: tuple[int, ...] = DEFAULT_CONTEXTS, full_depth: bool = False,
                fp8_reason: str = "this device has no native fp8 matmul (needs sm_89+)") -> BenchPlan:

@@ -9,6 +9,7 @@ import pytest
 
 from dgprofile.errors import UsageError
 from dgprofile.specs.model_config import (
+    CANVAS_TOKENS,
     attention_params,
     count_params,
     expert_params,
@@ -84,3 +85,7 @@ def test_shape_arithmetic_is_generic_for_a_tiny_variant(config):
     assert counts.experts == 2 * 8 * 3 * 64 * 32
     assert counts.embedding == 512 * 64
     assert counts.attention == attention_params(tiny_backbone, "sliding") + attention_params(tiny_backbone, "global")
+
+
+def test_the_canvas_length_is_read_from_the_config() -> None:
+    assert CANVAS_TOKENS == load_model_config().diffusion.canvas_length == 256

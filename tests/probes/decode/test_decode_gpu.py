@@ -66,12 +66,12 @@ def test_a_global_layer_runs_at_the_real_shapes(kind):
 
 
 def test_quick_bench_at_the_real_shapes_finishes_in_ten_seconds():
-    from dgprofile.probes.decode.bench import run_decode_bench
+    from dgprofile.app.decode_passes import time_decode_passes
     from dgprofile.probes.measure_limits import measure_limits
 
     limits = measure_limits("cuda", quick=True)
     started = time.perf_counter()
-    result = run_decode_bench(device="cuda", limits=limits, quick=True)
+    result = time_decode_passes(device="cuda", limits=limits, quick=True)
     elapsed = time.perf_counter() - started
     kinds = {m.pass_kind for m in result.passes if m.measured and m.precision == "bf16"}
     assert kinds == {"prefill", "ar-step", "dg-denoise", "dg-commit"}

@@ -1,11 +1,12 @@
 """Check the decode benchmark against its targets on a real GPU, in one command.
 
-    python -m dgprofile.probes.decode.verify [--device cuda] [--full-depth] [--repeat 2] [--out DIR]
+    python scripts/verify_decode.py [--device cuda] [--full-depth] [--repeat 2] [--out DIR]
 
-Measures the limits, runs the decode benchmark ``--repeat`` times (the first with ``--full-depth`` if asked),
-writes each ``PassTimes`` as JSON under ``--out``, and prints the pass tables followed by a summary: sampled
-estimate against the full-depth measurement, run-to-run differences, the bf16 denoise pass at concurrency 1
-against its bandwidth floor (all bytes, and weights alone), and the AR step time.
+A developer script, not shipped in the package. Measures the limits, runs the decode benchmark ``--repeat``
+times (the first with ``--full-depth`` if asked), writes each ``PassTimes`` as JSON under ``--out``, and prints
+the pass tables followed by a summary: sampled estimate against the full-depth measurement, run-to-run
+differences, the bf16 denoise pass at concurrency 1 against its bandwidth floor (all bytes, and weights alone),
+and the AR step time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dgprofile.probes.decode.bench import run_decode_bench
+from dgprofile.app.decode_passes import time_decode_passes
 from dgprofile.probes.decode.model import AttentionMethod, ExpertMethod
 from dgprofile.probes.measure_limits import measure_limits
 from dgprofile.records.codec import to_json
@@ -139,9 +140,9 @@ def sustained_load_check(device: str, seconds: float = 1.5) -> str:
     ``seconds`` of back-to-back replays, with the SM clock read (torch.cuda.clock_rate, MHz) after each."""
     import torch
 
-    from dgprofile.probes.decode.bench import GPU_TIMING, sustain_load
+    from dgprofile.probes.decode.bench import GPU_BUDGET, sustain_load
     from dgprofile.probes.decode.model import build_layer, layer_stack, layer_state, random_tensor
-    from dgprofile.probes.harness import graph_or_eager, measure, timer_for
+    from dgprofile.probes.harness import graph_or_eager, timer_for
 
     config = load_model_config()
     layers = [build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device=device) for _ in range(2)]
@@ -151,12 +152,11 @@ def sustained_load_check(device: str, seconds: float = 1.5) -> str:
     x = random_tensor((4096, config.backbone.hidden_size), torch.bfloat16, device, std=1.0)
     prepared = graph_or_eager(layer_stack(config, layers, states, x, 1))
     timer = timer_for(device)
-    # GPU_TIMING is a dict[str, float] that measure() cannot check against its int and float keywords.
-    short = measure(prepared.call, timer=timer, **GPU_TIMING).median_seconds  # type: ignore[arg-type]
+    short = GPU_BUDGET.measure(prepared.call, timer=timer).median_seconds
     clock_short = torch.cuda.clock_rate()
     sustain_load(prepared.call, seconds, device)
     clock_loaded = torch.cuda.clock_rate()
-    loaded = measure(prepared.call, timer=timer, **GPU_TIMING).median_seconds  # type: ignore[arg-type]
+    loaded = GPU_BUDGET.measure(prepared.call, timer=timer).median_seconds
     return (f"  prefill 2 sliding layers: short measurement {short * 1e3:.2f} ms (SM clock {clock_short} MHz), "
             f"after {seconds:.1f} s of load {loaded * 1e3:.2f} ms (SM clock {clock_loaded} MHz, "
             f"{loaded / short - 1:+.1%})")
@@ -185,9 +185,9 @@ def main() -> None:
           f"({limits.seconds_taken:.1f} s)", flush=True)
     runs = []
     for index in range(args.repeat):
-        result = run_decode_bench(device=args.device, limits=limits, quick=args.quick,
-                                  full_depth=args.full_depth and index == 0,
-                                  progress=lambda message: print(message, flush=True))
+        result = time_decode_passes(device=args.device, limits=limits, quick=args.quick,
+                                    full_depth=args.full_depth and index == 0,
+                                    progress=lambda message: print(message, flush=True))
         runs.append(result)
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,113 @@
+"""The decode benchmark's passes set against this machine's measured limits, and the precisions it did not run.
+
+A measured pass gets its bandwidth, compute and roofline floors (``dgprofile.records.passes`` defines them) and
+its fraction of each. A precision the device cannot run is modelled from the bf16 pass of the same shape: at the
+efficiency that pass reached against its floor, with this precision's bytes, FLOPs and (where the hardware lacks
+the format) dequantisation work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from dgprofile.records.limits import Limits
+from dgprofile.records.passes import PassMeasurement, PassTimes
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.model_config import ModelConfig
+from dgprofile.specs.pass_cost import PRECISIONS, PassCost, pass_cost
+
+NOT_RUN = Unavailable("modelled, not run")
+
+
+def pass_floors(cost: PassCost, limits: Limits, compute_format: str
+                ) -> tuple[float | Unavailable, float | Unavailable, float | Unavailable]:
+    """The pass's bandwidth, compute and roofline floors at this machine's measured limits."""
+    bandwidth = limits.stream_read_bytes_per_s
+    bandwidth_floor: float | Unavailable = (cost.total_bytes / bandwidth if not isinstance(bandwidth, Unavailable)
+                                            else Unavailable(f"no streaming-read bandwidth: {bandwidth.reason}"))
+    peak = limits.peak_flops_per_s.get(compute_format)
+    compute_floor: float | Unavailable = (cost.total_flops / peak if peak else
+                                          Unavailable(f"no measured {compute_format} matmul rate on this device"))
+    if isinstance(bandwidth, Unavailable) or not peak:
+        roofline_floor: float | Unavailable = Unavailable(
+            f"needs the streaming-read bandwidth and the {compute_format} matmul rate")
+    else:
+        roofline_floor = cost.roofline_floor_seconds(bytes_per_s=bandwidth, flops_per_s=peak)
+    return bandwidth_floor, compute_floor, roofline_floor
+
+
+def _fraction(floor: float | Unavailable, seconds: float) -> float | Unavailable:
+    return floor if isinstance(floor, Unavailable) else floor / seconds
+
+
+def _floor_fields(cost: PassCost, limits: Limits, compute_format: str,
+                  seconds: float) -> dict[str, float | Unavailable]:
+    bandwidth_floor, compute_floor, roofline_floor = pass_floors(cost, limits, compute_format)
+    return {"bandwidth_floor_seconds": bandwidth_floor, "compute_floor_seconds": compute_floor,
+            "roofline_floor_seconds": roofline_floor,
+            "fraction_of_bandwidth_floor": _fraction(bandwidth_floor, seconds),
+            "fraction_of_compute_floor": _fraction(compute_floor, seconds),
+            "fraction_of_roofline_floor": _fraction(roofline_floor, seconds)}
+
+
+def with_floors(config: ModelConfig, limits: Limits, measured: PassMeasurement) -> PassMeasurement:
+    """A measured pass with its floors, and its fraction of each, at this machine's limits."""
+    cost = pass_cost(config, kind=measured.pass_kind, precision=measured.precision,
+                     concurrency=measured.concurrency, context_tokens=measured.context_tokens,
+                     tokens_per_request=measured.tokens_per_request)
+    return replace(measured, **_floor_fields(cost, limits, measured.compute_format, measured.seconds))
+
+
+def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeasurement],
+                    precisions: tuple[str, ...], reductions: list[str]) -> list[PassMeasurement]:
+    """Precisions not run here: the bf16 pass of the same shape, at its measured efficiency against its floors,
+    with this precision's bytes, FLOPs and (where the hardware lacks the format) dequantisation work."""
+    bandwidth = limits.stream_read_bytes_per_s
+    bf16_peak = limits.peak_flops_per_s.get("bf16")
+    vector_peak = limits.peak_flops_per_s.get("fp32")
+    base = [m for m in measured if m.precision == "bf16"]
+    if not precisions:
+        return []
+    if isinstance(bandwidth, Unavailable) or not bf16_peak or not vector_peak or not base:
+        reductions.append(f"{', '.join(precisions)} not modelled: needs the measured bf16 passes, "
+                          "streaming-read bandwidth and bf16/fp32 matmul rates")
+        return []
+    results = []
+    for precision in precisions:
+        fmt = PRECISIONS[precision]
+        native_peak = limits.peak_flops_per_s.get(fmt.native_compute_format)
+        for m in base:
+            floor = max(m.bytes_moved / bandwidth, m.flops / bf16_peak)
+            efficiency = m.seconds / floor
+            cost = pass_cost(config, kind=m.pass_kind, precision=precision, concurrency=m.concurrency,
+                             context_tokens=m.context_tokens, tokens_per_request=m.tokens_per_request)
+            if native_peak:
+                compute_format = fmt.native_compute_format
+                compute, how = cost.total_flops / native_peak, f"native {compute_format} matmul rate"
+            else:
+                compute_format = "bf16"
+                compute = cost.total_flops / bf16_peak + cost.dequant_ops / vector_peak
+                how = "dequantised to bf16 (bf16 matmul rate + dequantisation at the fp32 rate)"
+            seconds = efficiency * max(cost.total_bytes / bandwidth, compute)
+            results.append(PassMeasurement(
+                pass_kind=m.pass_kind, precision=precision, concurrency=m.concurrency,
+                tokens_per_request=m.tokens_per_request, context_tokens=m.context_tokens, seconds=seconds,
+                timing=NOT_RUN, measured=False,
+                basis=f"modelled: the bf16 pass measured here ({efficiency:.2f}x its floor) with {precision} bytes "
+                      f"and FLOPs, {how}", layers_measured=0, layers_total=config.backbone.num_layers,
+                experts_touched_per_layer=m.experts_touched_per_layer, bytes_moved=cost.total_bytes,
+                flops=cost.total_flops, achieved_bytes_per_s=cost.total_bytes / seconds,
+                achieved_flops_per_s=cost.total_flops / seconds, breakdown_seconds={},
+                relative_spread=m.relative_spread, experts_touched_expected=cost.experts_touched_per_layer,
+                compute_format=compute_format, **_floor_fields(cost, limits, compute_format, seconds)))
+    return results
+
+
+def passes_against_limits(config: ModelConfig, limits: Limits, measured: PassTimes,
+                          modelled_precisions: tuple[str, ...]) -> PassTimes:
+    """The measured passes with their floors, followed by ``modelled_precisions`` modelled from the bf16 ones;
+    a precision that cannot be modelled is named in the reductions."""
+    passes = [with_floors(config, limits, m) for m in measured.passes]
+    reductions = list(measured.reductions)
+    modelled = modelled_passes(config, limits, passes, modelled_precisions, reductions)
+    return replace(measured, passes=tuple(passes + modelled), reductions=tuple(reductions))

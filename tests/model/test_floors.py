@@ -1,0 +1,60 @@
+"""Floors of a measured pass at the machine's limits, and precisions modelled from the bf16 pass (no torch)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dgprofile.model.floors import NOT_RUN, passes_against_limits, with_floors
+from dgprofile.records.limits import Limits
+from dgprofile.records.passes import PassMeasurement, PassTimes
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.model_config import load_model_config
+from dgprofile.specs.pass_cost import pass_cost
+
+CONFIG = load_model_config()
+NOT_YET = Unavailable("not yet set against the machine's limits")
+
+
+def limits(**peaks: float) -> Limits:
+    return Limits(device="cuda", device_name="test gpu", stream_read_bytes_per_s=3e12, copy_bytes_per_s=3e12,
+                  bandwidth=(), host_transfer=(), matmul=(), peak_flops_per_s={"bf16": 8e14, "fp32": 5e13, **peaks},
+                  ridge_flop_per_byte={}, ridge_tokens={}, latency=(), launch_floor_seconds=Unavailable("test"),
+                  seconds_taken=0.0, notes=())
+
+
+def measured_denoise(seconds: float = 0.02) -> PassMeasurement:
+    cost = pass_cost(CONFIG, kind="dg-denoise", precision="bf16", concurrency=1, context_tokens=4096)
+    return PassMeasurement(
+        pass_kind="dg-denoise", precision="bf16", concurrency=1, tokens_per_request=256, context_tokens=4096,
+        seconds=seconds, timing=Unavailable("timed in parts"), measured=True, basis="test", layers_measured=3,
+        layers_total=30, experts_touched_per_layer=100.0, bytes_moved=cost.total_bytes, flops=cost.total_flops,
+        achieved_bytes_per_s=cost.total_bytes / seconds, achieved_flops_per_s=cost.total_flops / seconds,
+        bandwidth_floor_seconds=NOT_YET, compute_floor_seconds=NOT_YET, fraction_of_bandwidth_floor=NOT_YET,
+        fraction_of_compute_floor=NOT_YET, breakdown_seconds={}, compute_format="bf16",
+        roofline_floor_seconds=NOT_YET, fraction_of_roofline_floor=NOT_YET)
+
+
+def test_a_measured_pass_gets_its_three_floors_and_fractions() -> None:
+    m = with_floors(CONFIG, limits(), measured_denoise())
+    assert m.bandwidth_floor_seconds == pytest.approx(m.bytes_moved / 3e12)
+    assert m.compute_floor_seconds == pytest.approx(m.flops / 8e14)
+    assert m.fraction_of_roofline_floor == pytest.approx(m.roofline_floor_seconds / 0.02)
+
+
+def test_native_formats_use_their_rate_and_the_others_dequantise_to_bf16() -> None:
+    passes = PassTimes(model_id=CONFIG.id, device="cuda", passes=(measured_denoise(),), reductions=("kept",),
+                       seconds_taken=1.0)
+    result = passes_against_limits(CONFIG, limits(int8=1.6e15), passes, ("int8", "int4"))
+    int8, int4 = (next(m for m in result.passes if m.precision == p) for p in ("int8", "int4"))
+    assert int8.compute_format == "int8" and "native int8 matmul rate" in int8.basis
+    assert int4.compute_format == "bf16" and "dequantised to bf16" in int4.basis
+    assert not int4.measured and int4.timing == NOT_RUN and int4.bytes_moved < result.passes[0].bytes_moved
+    assert result.reductions == ("kept",)
+
+
+def test_without_a_bf16_pass_nothing_is_modelled_and_the_reductions_say_so() -> None:
+    passes = PassTimes(model_id=CONFIG.id, device="cuda", passes=(), reductions=(), seconds_taken=1.0)
+    result = passes_against_limits(CONFIG, limits(), passes, ("fp8",))
+    assert result.passes == ()
+    assert result.reductions == ("fp8 not modelled: needs the measured bf16 passes, streaming-read bandwidth and "
+                                 "bf16/fp32 matmul rates",)
