@@ -24,6 +24,7 @@ from dgprofile.probes.host_cpu import HostSeams, probe_cpu
 from dgprofile.probes.memory_class import MeminfoReader, read_meminfo
 from dgprofile.records.machine import Accelerator, CpuInfo, Identity, Machine, Software
 from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import HardwareSpec
 
 T = TypeVar("T")
 NvmlOpener = Callable[[], AbstractContextManager["_nvml.NvmlQuery | Unavailable"]]
@@ -73,7 +74,7 @@ def collect_machine(*, seams: ProbeSeams | None = None) -> Machine:
         notes.extend(found.notes)
 
     _guarded("NVIDIA GPU", nvidia, lambda reason: None, warnings)
-    soc_spec = Unavailable("not an Apple Silicon Mac")
+    soc_spec: HardwareSpec | Unavailable = Unavailable("not an Apple Silicon Mac")
     if seams.host.os_name == "Darwin":
         apple = _guarded("Apple GPU", lambda: probe_apple(seams.host.run, seams.apple_working_set),
                          lambda reason: None, warnings)

@@ -45,6 +45,7 @@ from dgprofile.records.machine import Machine
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import (
     Basis,
+    BasisKind,
     Ceilings,
     Curve,
     CurvePoint,
@@ -128,11 +129,11 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptio
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     parameters = calibrated_parameters()[name]
-    uses_measurements = name == "ideal" and measured is not None
-    uncertainty = (_measured_spread(measured) if uses_measurements
+    passes_used = measured if name == "ideal" else None
+    uncertainty = (_measured_spread(passes_used) if passes_used is not None
                    else max(parameters.rms_log_residual, MODEL_UNCERTAINTY_FLOOR))
     config = load_model_config()
-    model = PassModel(config, ceilings, engine, parameters, measured if uses_measurements else None)
+    model = PassModel(config, ceilings, engine, parameters, passes_used)
     return _Setup(config, ceilings, model, reason, uncertainty)
 
 
@@ -224,7 +225,7 @@ def _curve(setup: _Setup, name: str, x_label: str, scenarios: list[tuple[float, 
 
 def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> tuple[Basis, ...]:
     ceilings = setup.ceilings
-    engine_kind = "measured" if setup.model.measured is not None else (
+    engine_kind: BasisKind = "measured" if setup.model.measured is not None else (
         "calibrated" if parameters.engine != "ideal" else "assumed")
     return (
         Basis("bandwidth and matmul rates", ceilings.source, "; ".join(ceilings.sources) or ceilings.device_name),

@@ -9,6 +9,7 @@ the format) dequantisation work.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypedDict
 
 from dgprofile.records.limits import Limits
 from dgprofile.records.passes import PassMeasurement, PassTimes
@@ -40,14 +41,24 @@ def _fraction(floor: float | Unavailable, seconds: float) -> float | Unavailable
     return floor if isinstance(floor, Unavailable) else floor / seconds
 
 
-def _floor_fields(cost: PassCost, limits: Limits, compute_format: str,
-                  seconds: float) -> dict[str, float | Unavailable]:
+class FloorFields(TypedDict):
+    """The floor fields of a ``PassMeasurement``, set together."""
+
+    bandwidth_floor_seconds: float | Unavailable
+    compute_floor_seconds: float | Unavailable
+    roofline_floor_seconds: float | Unavailable
+    fraction_of_bandwidth_floor: float | Unavailable
+    fraction_of_compute_floor: float | Unavailable
+    fraction_of_roofline_floor: float | Unavailable
+
+
+def _floor_fields(cost: PassCost, limits: Limits, compute_format: str, seconds: float) -> FloorFields:
     bandwidth_floor, compute_floor, roofline_floor = pass_floors(cost, limits, compute_format)
-    return {"bandwidth_floor_seconds": bandwidth_floor, "compute_floor_seconds": compute_floor,
-            "roofline_floor_seconds": roofline_floor,
-            "fraction_of_bandwidth_floor": _fraction(bandwidth_floor, seconds),
-            "fraction_of_compute_floor": _fraction(compute_floor, seconds),
-            "fraction_of_roofline_floor": _fraction(roofline_floor, seconds)}
+    return FloorFields(bandwidth_floor_seconds=bandwidth_floor, compute_floor_seconds=compute_floor,
+                       roofline_floor_seconds=roofline_floor,
+                       fraction_of_bandwidth_floor=_fraction(bandwidth_floor, seconds),
+                       fraction_of_compute_floor=_fraction(compute_floor, seconds),
+                       fraction_of_roofline_floor=_fraction(roofline_floor, seconds))
 
 
 def with_floors(config: ModelConfig, limits: Limits, measured: PassMeasurement) -> PassMeasurement:

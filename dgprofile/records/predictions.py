@@ -94,8 +94,6 @@ class Verdict(str, enum.Enum):
                 unreachable(self)
 
 
-# The model layer still names the classes by their strings under this name; the records store members (below).
-VerdictClass = Verdict
 # Where a number comes from: measured on this machine, a datasheet, fitted to published runs, or assumed.
 BasisKind = Literal["measured", "datasheet", "calibrated", "assumed"]
 # The term that sets a pass's time: weight streaming, other memory traffic (KV cache, activations), arithmetic,
@@ -176,10 +174,6 @@ class Prediction:
     speedup_high: float | Unavailable
     verdict: Verdict
     reasons: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        # dgprofile.model builds records with a class's string; the record keeps the member.
-        object.__setattr__(self, "verdict", Verdict(self.verdict))
 
 
 @dataclass(frozen=True)
@@ -295,11 +289,6 @@ class RunReproduction:
     published_verdict: Verdict | Unavailable
     predicted_verdict: Verdict
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.published_verdict, Unavailable):
-            object.__setattr__(self, "published_verdict", Verdict(self.published_verdict))
-        object.__setattr__(self, "predicted_verdict", Verdict(self.predicted_verdict))
-
 
 @dataclass(frozen=True)
 class CalibrationSummary:
@@ -339,6 +328,3 @@ class Predictions:
     ceilings: Ceilings
     calibration: CalibrationSummary
     basis: tuple[Basis, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "verdict", Verdict(self.verdict))

@@ -55,7 +55,7 @@ from dgprofile.probes.decode.plan import (
     plan_bench,
 )
 from dgprofile.probes.harness import Budget, graph_or_eager, timer_for
-from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassTimes
+from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassPartName, PassTimes
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
@@ -106,8 +106,9 @@ def _capabilities(device: str, quick: bool) -> DeviceCapabilities:
     kind: DeviceKind = "cuda" if device.startswith("cuda") else ("mps" if device == "mps" else "cpu")
     notes: list[str] = []
     fp8_reason = "this device has no native fp8 matmul (needs sm_89+)"
+    free: float
     if kind == "cuda":
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        free = float(torch.cuda.mem_get_info(torch.device(device))[0])
         native_fp8 = torch.cuda.get_device_capability(torch.device(device)) >= (8, 9) and hasattr(torch, "_scaled_mm")
     elif kind == "mps":
         free, native_fp8 = float(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()), False
@@ -347,17 +348,19 @@ class PassRunner:
         # after that much load (not in a quick run). Building the next type's state lets the clocks recover:
         # an H200's global prefill layer measured 8% faster without its own load than with it.
         sustain = self.caps.prefill_sustain_seconds if kind == "prefill" else 0.0
-        for layer_type, name in (("sliding", "sliding-layers"), ("global", "global-layers")):
+        layer_parts: tuple[tuple[LayerType, PassPartName], ...] = (("sliding", "sliding-layers"),
+                                                                    ("global", "global-layers"))
+        for layer_type, name in layer_parts:
             count = len(self.layers[layer_type])
             timing, experts = self.layer_part(layer_type, kind, concurrency, tokens, pass_context, sustain)
             touched.append(experts)
-            parts.append(PassPart(name=name, layers=count,  # type: ignore[arg-type]
+            parts.append(PassPart(name=name, layers=count,
                                   scale=self.config.backbone.count_layers(layer_type) / count, timing=timing))
-        for name, fn in head_parts(self.config, self.head, kind=kind, concurrency=concurrency, tokens=tokens,
-                                   split=self.plan.vocab_divisor > 1, sampler=self.caps.sampler,
-                                   device=self.caps.device).items():
-            scale = float(self.plan.vocab_divisor) if name == "head-vocab" else 1.0
-            parts.append(PassPart(name=name, layers=0, scale=scale, timing=self.time(fn)))  # type: ignore[arg-type]
+        for head_name, fn in head_parts(self.config, self.head, kind=kind, concurrency=concurrency, tokens=tokens,
+                                        split=self.plan.vocab_divisor > 1, sampler=self.caps.sampler,
+                                        device=self.caps.device).items():
+            scale = float(self.plan.vocab_divisor) if head_name == "head-vocab" else 1.0
+            parts.append(PassPart(name=head_name, layers=0, scale=scale, timing=self.time(fn)))
         return parts, sum(touched) / len(touched), tokens
 
 
@@ -399,12 +402,16 @@ def _basis(plan: BenchPlan, layers: dict[LayerType, list[LayerWeights]], config:
     return text
 
 
+def _repeated(layer_type: LayerType, count: int) -> tuple[LayerType, ...]:
+    return (layer_type,) * count
+
+
 def _build_layers(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, precision: str, *,
                   full_depth: bool = False) -> dict[LayerType, list[LayerWeights]]:
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     fp8 = precision == "fp8"
-    types = config.backbone.layer_types if full_depth else (
-        ("sliding",) * plan.sliding_layers + ("global",) * plan.global_layers)
+    sampled = _repeated("sliding", plan.sliding_layers) + _repeated("global", plan.global_layers)
+    types = config.backbone.layer_types if full_depth else sampled
     built = [build_layer(config, t, dtype=dtype, fp8=fp8, device=caps.device) for t in types]
     if full_depth:
         return {"all": built}  # type: ignore[dict-item]
@@ -464,7 +471,11 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, 
         head = head_parts(config, runner.head, kind=m.pass_kind, concurrency=concurrency,
                           tokens=m.tokens_per_request, split=False, sampler=caps.sampler,
                           device=caps.device)["head"]
-        timing = runner.time(lambda stack=stack, head=head: (stack(), head()))
+        def full_pass(stack: Callable[[], object] = stack, head: Callable[[], object] = head) -> None:
+            stack()
+            head()
+
+        timing = runner.time(full_pass)
         updated[index] = replace(m, full_depth_seconds=timing.median_seconds)
         del states, stack, head
         _free(caps.device)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from dgprofile.probes.decode.model import AR_TOP_K, Linear, geglu, random_tensor, rms_norm
-from dgprofile.records.passes import PassKind
+from dgprofile.records.passes import PassKind, PassPartName
 from dgprofile.specs.model_config import ModelConfig
 
 # (logits [rows, vocab] bf16, probabilities out [rows, vocab] bf16, softcap, temperature)
@@ -84,7 +84,7 @@ def _softcapped_top_k(logits: torch.Tensor, softcap: float) -> torch.Tensor:
 
 
 def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concurrency: int, tokens: int,
-               split: bool, sampler: Sampler, device: str) -> dict[str, Callable[[], object]]:
+               split: bool, sampler: Sampler, device: str) -> dict[PassPartName, Callable[[], object]]:
     """Callables on fixed buffers for the head of one pass: {"head": ...}, or {"head-vocab": ..., "head-rest": ...}
     when ``split`` (vocabulary-sized work apart from the rest)."""
     backbone, diffusion = config.backbone, config.diffusion
