@@ -72,3 +72,11 @@ def test_nothing_shipped_points_at_a_document_users_do_not_have():
                 if markers:
                     found.append(f"{path.relative_to(ROOT)}:{number}: {', '.join(markers)}")
     assert not found, "cite the public source or README.md instead:\n" + "\n".join(found)
+
+
+def test_readme_layout_names_every_layer_package():
+    start = README.index("### Layout")
+    layout = README[start:README.find("\n## ", start) % (len(README) + 1)]
+    packages = sorted(p.parent.name for p in (ROOT / "dgprofile").glob("*/__init__.py") if p.parent.name != "data")
+    for package in packages:
+        assert f"`dgprofile/{package}/`" in layout, f"README's layout section lacks dgprofile/{package}/"
