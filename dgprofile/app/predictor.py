@@ -115,7 +115,19 @@ def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: 
     return _predict(_setup(ceilings, passes if isinstance(passes, PassTimes) else None, options), options)
 
 
-def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptions) -> _Setup:
+def predict_measured_scenario(machine: Machine, limits: Limits | Unavailable, passes: PassTimes | Unavailable, *,
+                              workload: Workload, precision: str, concurrency: int, engine: str,
+                              config: ModelConfig | None = None) -> Prediction:
+    """The prediction for one scenario that `verify` measured on this machine (every pass kept), for the released
+    model or for ``config`` (the miniature a quick CPU run builds)."""
+    options = PredictOptions(engine=engine, precision=precision, concurrency=concurrency)
+    setup = _setup(ceilings_from_machine(machine, limits), passes if isinstance(passes, PassTimes) else None,
+                   options, config)
+    return predict_scenario(setup, workload, precision, concurrency, detailed=True)
+
+
+def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptions,
+           config: ModelConfig | None = None) -> _Setup:
     if options.engine == AUTO:
         name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type)
     else:
@@ -132,7 +144,7 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptio
     passes_used = measured if name == "ideal" else None
     uncertainty = (_measured_spread(passes_used) if passes_used is not None
                    else max(parameters.rms_log_residual, MODEL_UNCERTAINTY_FLOOR))
-    config = load_model_config()
+    config = config or load_model_config()
     model = PassModel(config, ceilings, engine, parameters, passes_used)
     return _Setup(config, ceilings, model, reason, uncertainty)
 

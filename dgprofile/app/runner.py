@@ -70,7 +70,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _lock_key(machine: Machine, device: str) -> str:
+def lock_key(machine: Machine, device: str) -> str:
     """GPUs are locked by UUID, so `cuda:0` in two containers sharing a card still collide."""
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else 0
@@ -98,7 +98,7 @@ def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
     interrupted = False
     step = "waiting for the device"
     try:
-        with exclusive_device(_lock_key(machine, device), wait_seconds=options.wait_seconds, on_wait=progress):
+        with exclusive_device(lock_key(machine, device), wait_seconds=options.wait_seconds, on_wait=progress):
             step = "measuring limits"
             progress(f"{step} on {device}")
             limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)

@@ -28,8 +28,9 @@ from dgprofile.records.machine import Accelerator, Machine, NvidiaGpu
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
+from dgprofile.records.verification import MeasuredRun
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -47,8 +48,14 @@ def _add_roofline_floors(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _add_measured_runs(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 holds the measured runs of `dgprofile verify`; older files have none."""
+    document.setdefault("measured_runs", [])
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors}
+MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_measured_runs}
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class ResultFile:
     limits: Limits | Unavailable
     passes: PassTimes | Unavailable
     predictions: Predictions | Unavailable
+    measured_runs: tuple[MeasuredRun, ...] = ()
 
 
 NOT_MEASURED = Unavailable("not measured in this run")
@@ -86,11 +94,12 @@ NOT_PREDICTED = Unavailable("not predicted in this run")
 
 def new_result(*, run: RunInfo, machine: Machine | Unavailable, limits: Limits | Unavailable = NOT_MEASURED,
                passes: PassTimes | Unavailable = NOT_MEASURED,
-               predictions: Predictions | Unavailable = NOT_PREDICTED) -> ResultFile:
+               predictions: Predictions | Unavailable = NOT_PREDICTED,
+               measured_runs: tuple[MeasuredRun, ...] = ()) -> ResultFile:
     """A result stamped with the current format and tool versions."""
     return ResultFile(format=FORMAT_NAME, schema_version=SCHEMA_VERSION, tool_version=__version__,
                       created_at=run.finished_at, run=run, machine=machine, limits=limits, passes=passes,
-                      predictions=predictions)
+                      predictions=predictions, measured_runs=measured_runs)
 
 
 def result_schema() -> dict[str, Any]:
