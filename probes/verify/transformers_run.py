@@ -190,12 +190,12 @@ def build_random(role: ModelRole, plan: SizePlan, *, device: str, dtype: str, se
     model: Any
     if role == "diffusion":
         settings = config.diffusion
-        hf_config = DiffusionGemmaConfig(
+        diffusion_config = DiffusionGemmaConfig(
             text_config=DiffusionGemmaTextConfig(**fields), vision_config=_minimal_vision_config(),
             canvas_length=settings.canvas_length, image_token_id=vocab - 1, boi_token_id=vocab - 2,
             eoi_token_id=vocab - 3)
         with torch.device(device):
-            model = DiffusionGemmaForBlockDiffusion._from_config(hf_config, dtype=DTYPES[dtype])
+            model = DiffusionGemmaForBlockDiffusion._from_config(diffusion_config, dtype=DTYPES[dtype])
         model.generation_config = DiffusionGemmaGenerationConfig(
             max_new_tokens=settings.canvas_length, max_denoising_steps=settings.max_denoising_steps,
             sampler_config=EntropyBoundSamplerConfig(entropy_bound=settings.entropy_bound), t_max=settings.t_max,
@@ -204,10 +204,10 @@ def build_random(role: ModelRole, plan: SizePlan, *, device: str, dtype: str, se
             pad_token_id=PAD_ID)
         architecture, model_id = "DiffusionGemmaForBlockDiffusion", config.hf_repo
     else:
-        hf_config = Gemma4TextConfig(**fields, enable_moe_block=True, attention_k_eq_v=True,
+        text_config = Gemma4TextConfig(**fields, enable_moe_block=True, attention_k_eq_v=True,
                                      hidden_size_per_layer_input=0, vocab_size_per_layer_input=vocab)
         with torch.device(device):
-            model = Gemma4ForCausalLM._from_config(hf_config, dtype=DTYPES[dtype])
+            model = Gemma4ForCausalLM._from_config(text_config, dtype=DTYPES[dtype])
         architecture, model_id = "Gemma4ForCausalLM", config.autoregressive_twin.hf_repo
     model.eval()
     backbone = config.backbone

@@ -127,13 +127,20 @@ def mode_statistics(records: Sequence[RequestRecord], role: ModelRole, predictio
     def predicted(value: float | Unavailable) -> float | Unavailable:
         return mode if isinstance(mode, Unavailable) else value
 
-    if isinstance(mode, ModeEstimate):
-        scenario_output = prediction.scenario.output_tokens if isinstance(prediction, Prediction) else 0
+    ttft: float | Unavailable
+    draft: float | Unavailable
+    total: float | Unavailable
+    rate: float | Unavailable
+    pass_time: float | Unavailable
+    memory: float | Unavailable
+    if isinstance(mode, ModeEstimate) and isinstance(prediction, Prediction):
         ttft, draft, total = mode.ttft_s, mode.first_draft_s, mode.total_latency_s
-        rate: float | Unavailable = scenario_output / total if total > 0 else Unavailable("no predicted latency")
+        rate = (prediction.scenario.output_tokens / mode.total_latency_s if mode.total_latency_s > 0
+                else Unavailable("no predicted latency"))
         pass_time, memory = _predicted_pass(mode, role), float(mode.memory_bytes)
     else:
-        ttft = draft = total = rate = pass_time = memory = mode
+        missing = mode if isinstance(mode, Unavailable) else Unavailable("not predicted")
+        ttft = draft = total = rate = pass_time = memory = missing
     not_predicted = Unavailable("set by the request, not predicted")
     autoregressive = Unavailable("autoregressive: one token per forward, no canvases")
     return ModeStatistics(

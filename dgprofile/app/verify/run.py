@@ -279,10 +279,12 @@ def _workload_statistics(outcomes: list[tuple[_Request, RequestOutcome]], worklo
         dg_total, ar_total = dg.record.total_latency_seconds, ar.record.total_latency_seconds
         if isinstance(dg_total, float) and isinstance(ar_total, float) and dg_total > 0:
             speedups.append(ar_total / dg_total)
-        if isinstance(dg.text, str) and isinstance(ar.text, str):
-            distances.append(edit_distance(dg.text, ar.text))
+        if isinstance(dg.text, Unavailable):
+            distances.append(dg.text)
+        elif isinstance(ar.text, Unavailable):
+            distances.append(ar.text)
         else:
-            distances.append(dg.text if isinstance(dg.text, Unavailable) else ar.text)
+            distances.append(edit_distance(dg.text, ar.text))
     workload = workload_by_name(workload_name)
     predicted_speedup = (prediction if isinstance(prediction, Unavailable) else prediction.speedup)
     speedup = figure(speedups, predicted_speedup) if speedups else Unavailable("no prompt finished on both models")
