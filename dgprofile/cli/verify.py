@@ -10,6 +10,7 @@ from dgprofile.cli.command_line import command_line
 from dgprofile.exit_codes import ExitCode
 from dgprofile.model.engines import AUTO, ENGINE_NAMES
 from dgprofile.model.workloads import WORKLOADS
+from dgprofile.specs.pass_cost import PRECISIONS
 
 SIZES = ("full", "sampled-layers", "miniature")
 
@@ -23,6 +24,17 @@ SIZES = ("full", "sampled-layers", "miniature")
 @click.option("--size", type=click.Choice(SIZES), help="Random weights: full size, sampled layers scaled to the "
               "whole model, or the miniature [default: full where it fits, else sampled layers; a quick run on a "
               "CPU builds the miniature].")
+@click.option("--dg-url", metavar="URL", help="An OpenAI-compatible server serving DiffusionGemma (e.g. vLLM's "
+              "http://127.0.0.1:8001).")
+@click.option("--dg-served-model", metavar="NAME", help="The model name DiffusionGemma is served under.")
+@click.option("--ar-url", metavar="URL", help="The server serving the autoregressive Gemma 4.")
+@click.option("--ar-served-model", metavar="NAME", help="The model name Gemma 4 is served under.")
+@click.option("--concurrency", "concurrencies", multiple=True, type=click.IntRange(min=1),
+              help="Servers: concurrent streams per level (repeatable) [default: 1, 2, 4, 8].")
+@click.option("--precision", default="bf16", show_default=True, type=click.Choice(tuple(PRECISIONS)),
+              help="Servers: the weight format they run (the prediction beside the figures is for it).")
+@click.option("--timeout", "timeout_seconds", default=300.0, show_default=True, type=click.FloatRange(min=0,
+              min_open=True), help="Servers: seconds before a request counts as timed out.")
 @click.option("--steps", type=click.IntRange(min=1), help="Denoise passes per canvas, fixed [default: random "
               "weights: each workload's typical figure; checkpoints: the checkpoint's adaptive stopping].")
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(tuple(WORKLOADS)),
@@ -48,7 +60,8 @@ SIZES = ("full", "sampled-layers", "miniature")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of random weights, prompts and sampling.")
 @click.pass_context
 def verify(ctx: click.Context, dg_model: str | None, ar_model: str | None, random_weights: bool, size: str | None,
-           steps: int | None, workloads: tuple[str, ...], prompts_path: Path | None, quick: bool, device: str,
+           dg_url: str | None, dg_served_model: str | None, ar_url: str | None, ar_served_model: str | None,
+           concurrencies: tuple[int, ...], precision: str, timeout_seconds: float, steps: int | None, workloads: tuple[str, ...], prompts_path: Path | None, quick: bool, device: str,
            dtype: str, engine: str, base_path: Path | None, output: Path | None, html_path: Path | None,
            no_html: bool, anonymize: bool, wait_seconds: float, seed: int) -> None:
     """Run the real DiffusionGemma and Gemma 4 on this machine and measure what users feel.
@@ -72,7 +85,10 @@ def verify(ctx: click.Context, dg_model: str | None, ar_model: str | None, rando
     base = load(base_path) if base_path is not None else None
     options = VerifyOptions(dg_model=dg_model, ar_model=ar_model, random_weights=random_weights, size=size,
                             device=device, dtype=dtype, steps=steps, workloads=workloads, prompts_path=prompts_path,
-                            quick=quick, engine=engine, anonymize=anonymize, wait_seconds=wait_seconds, seed=seed)
+                            quick=quick, engine=engine, anonymize=anonymize, wait_seconds=wait_seconds, seed=seed,
+                            dg_url=dg_url, dg_served_model=dg_served_model, ar_url=ar_url,
+                            ar_served_model=ar_served_model, precision=precision, timeout_seconds=timeout_seconds,
+                            **({"concurrencies": concurrencies} if concurrencies else {}))
     outcome = run_verify(options, base=base, command=command_line(ctx),
                          progress=lambda message: click.echo(f"... {message}", err=True))
     dump(outcome.result, result_path)

@@ -10,6 +10,7 @@ marked incomplete with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib.util
 import os
@@ -38,8 +39,9 @@ from dgprofile.app.verify.measures import (
     request_outcome,
 )
 from dgprofile.app.verify.prompts import VerifyPrompt, load_prompts, select_prompts
+from dgprofile.app.verify.server import DEFAULT_TIMEOUT_SECONDS, ServerTarget, run_level, server_version
 from dgprofile.errors import BenchmarkBusyError, DgprofileError, UsageError
-from dgprofile.model.engines import AUTO
+from dgprofile.model.engines import AUTO, ENGINE_NAMES
 from dgprofile.model.workloads import MAX_STEPS, MIN_STEPS, with_overrides, workload_by_name
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
@@ -64,6 +66,8 @@ VERIFY_MISSING = "the transformers backend needs torch and transformers: pip ins
 RANDOM_QUALITY = Unavailable("not measured: random weights never converge, so drafts and outputs mean nothing")
 DTYPE_PRECISIONS = {"bf16": "bf16", "fp16": "fp16"}
 SAMPLER = "entropy-bound (the checkpoint's generation config)"
+SERVER_CONCURRENCIES = (1, 2, 4, 8)
+SERVER_MISSING = "the server backend needs the openai client and httpx: pip install 'dgprofile[verify]'"
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,18 @@ class VerifyOptions:
     anonymize: bool = False
     wait_seconds: float = 0.0
     seed: int = 0
+    dg_url: str | None = None
+    dg_served_model: str | None = None
+    ar_url: str | None = None
+    ar_served_model: str | None = None
+    concurrencies: tuple[int, ...] = SERVER_CONCURRENCIES
+    precision: str = "bf16"
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+    @property
+    def servers(self) -> bool:
+        """True when the models are behind OpenAI-compatible servers."""
+        return self.dg_url is not None or self.ar_url is not None
 
 
 @dataclass(frozen=True)
@@ -107,7 +123,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _check_server_options(options: VerifyOptions) -> None:
+    if options.random_weights or options.dg_model is not None or options.ar_model is not None:
+        raise UsageError("--dg-url/--ar-url measure servers: drop --dg-model, --ar-model and --random-weights")
+    if None in (options.dg_url, options.dg_served_model, options.ar_url, options.ar_served_model):
+        raise UsageError("give --dg-url with --dg-served-model and --ar-url with --ar-served-model")
+    if not options.concurrencies or min(options.concurrencies) < 1:
+        raise UsageError("--concurrency levels must be at least 1")
+    if importlib.util.find_spec("openai") is None or importlib.util.find_spec("httpx") is None:
+        raise DgprofileError(SERVER_MISSING)
+
+
 def _check_options(options: VerifyOptions) -> None:
+    if options.servers:
+        _check_server_options(options)
+        return
     checkpoints = options.dg_model is not None or options.ar_model is not None
     if options.random_weights and checkpoints:
         raise UsageError("--random-weights builds both models: drop --dg-model and --ar-model")
@@ -130,7 +160,7 @@ def _requests(options: VerifyOptions, prompts: tuple[VerifyPrompt, ...]) -> list
     requests = []
     for prompt in prompts:
         workload = workload_by_name(prompt.workload)
-        if options.random_weights:
+        if options.random_weights and not options.servers:
             steps = options.steps or max(MIN_STEPS, round(workload.steps.typical))
             requests.append(_Request(prompt, workload.output_tokens, workload.prompt_tokens, steps))
         else:
@@ -230,6 +260,51 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
     return collected
 
 
+def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Progress) -> _Collected:
+    targets: dict[ModelRole, ServerTarget] = {
+        "diffusion": ServerTarget("diffusion", options.dg_url or "", options.dg_served_model or ""),
+        "autoregressive": ServerTarget("autoregressive", options.ar_url or "", options.ar_served_model or "")}
+    versions = {role: server_version(target) for role, target in targets.items()}
+    version = next((v for v in versions.values() if isinstance(v, str)), versions["diffusion"])
+    collected = _Collected([], [], {}, [], False, version, f"servers at {targets['diffusion'].root} and "
+                                                           f"{targets['autoregressive'].root}")
+    released = load_model_config()
+    for role, target in targets.items():
+        collected.models.append(ModelUnderTest(
+            role=role, model_id=target.served_model, revision=Unavailable("not reported by the server"),
+            source="server", architecture=Unavailable("not reported by the server").reason,
+            dtype=options.precision, layers_run=released.backbone.num_layers,
+            layers_total=released.backbone.num_layers, vocab_run=released.backbone.vocab_size,
+            vocab_total=released.backbone.vocab_size, scaling="none: whatever the server runs"))
+        collected.configs[role] = released
+    step = "starting"
+    by_text = [(r.prompt.text, r.max_new_tokens) for r in requests]
+    try:
+        with _sigterm_interrupts():
+            for role, target in targets.items():
+                for concurrency in options.concurrencies:
+                    step = f"{ROLE_NAMES[role]} at {target.api_base}, {concurrency} concurrent stream(s)"
+                    progress(step)
+
+                    def done(index: int, trace: Any, role: ModelRole = role, concurrency: int = concurrency) -> None:
+                        prompt = requests[index].prompt
+                        collected.outcomes.append((requests[index], request_outcome(
+                            trace, workload=prompt.workload, prompt_id=prompt.prompt_id, role=role,
+                            concurrency=concurrency)))
+                        progress(f"{ROLE_NAMES[role]}: {prompt.workload} ({prompt.prompt_id}), "
+                                 f"{len(collected.outcomes)} requests done")
+
+                    asyncio.run(run_level(target, by_text, concurrency, timeout_seconds=options.timeout_seconds,
+                                          on_done=done))
+    except KeyboardInterrupt:
+        collected.interrupted = True
+        collected.incomplete.append(f"interrupted while {step}")
+    failed = sum(1 for _, o in collected.outcomes if o.record.faults)
+    if failed:
+        collected.incomplete.append(f"{failed} of {len(collected.outcomes)} requests failed (each says why)")
+    return collected
+
+
 # --- statistics beside the prediction ---------------------------------------------------------------------------
 
 
@@ -240,7 +315,7 @@ def _median_int(values: list[int | Unavailable]) -> int | None:
 
 def _prediction(machine: Machine, limits: Limits | Unavailable, passes: PassTimes | Unavailable,
                 records: list[RequestRecord], workload_name: str, *, precision: str | Unavailable, engine: str,
-                config: ModelConfig | Unavailable) -> Prediction | Unavailable:
+                config: ModelConfig | Unavailable, concurrency: int) -> Prediction | Unavailable:
     """The prediction for the scenario that ran: the workload at the measured median prompt and output lengths
     and DiffusionGemma's measured steps per canvas."""
     if isinstance(precision, Unavailable):
@@ -259,22 +334,29 @@ def _prediction(machine: Machine, limits: Limits | Unavailable, passes: PassTime
         steps=min(MAX_STEPS, max(MIN_STEPS, statistics.median(steps))) if steps else None)
     try:
         return predict_measured_scenario(machine, limits, passes, workload=workload, precision=precision,
-                                         concurrency=1, engine=engine, config=config)
+                                         concurrency=concurrency, engine=engine, config=config)
     except UsageError as exc:
         return Unavailable(f"not predicted: {exc}")
 
 
-def _workload_statistics(outcomes: list[tuple[_Request, RequestOutcome]], workload_name: str,
+def _pairs(outcomes: list[tuple[_Request, RequestOutcome]]) -> tuple[int, list[tuple[RequestOutcome, RequestOutcome]]]:
+    """(prompts, the i-th DiffusionGemma request of each prompt paired with its i-th Gemma 4 request)."""
+    by_prompt: dict[str, dict[ModelRole, list[RequestOutcome]]] = {}
+    for _, outcome in outcomes:
+        by_prompt.setdefault(outcome.record.prompt_id, {}).setdefault(outcome.record.role, []).append(outcome)
+    pairs = [pair for of_prompt in by_prompt.values()
+             for pair in zip(of_prompt.get("diffusion", []), of_prompt.get("autoregressive", []), strict=False)]
+    return len(by_prompt), pairs
+
+
+def _workload_statistics(outcomes: list[tuple[_Request, RequestOutcome]], workload_name: str, concurrency: int,
                          prediction: Prediction | Unavailable, *, quality: Unavailable | None) -> WorkloadStatistics:
     records = [o.record for _, o in outcomes]
-    by_prompt: dict[str, dict[ModelRole, RequestOutcome]] = {}
-    for _, outcome in outcomes:
-        by_prompt.setdefault(outcome.record.prompt_id, {})[outcome.record.role] = outcome
+    prompts, pairs = _pairs(outcomes)
     speedups: list[float | Unavailable] = []
     distances: list[float | Unavailable] = []
-    for pair in by_prompt.values():
-        dg, ar = pair.get("diffusion"), pair.get("autoregressive")
-        if dg is None or ar is None or dg.record.faults or ar.record.faults:
+    for dg, ar in pairs:
+        if dg.record.faults or ar.record.faults:
             continue
         dg_total, ar_total = dg.record.total_latency_seconds, ar.record.total_latency_seconds
         if isinstance(dg_total, float) and isinstance(ar_total, float) and dg_total > 0:
@@ -299,7 +381,7 @@ def _workload_statistics(outcomes: list[tuple[_Request, RequestOutcome]], worklo
         dg_stats = dataclasses.replace(dg_stats, first_useful_draft_seconds=quality)
         ar_stats = dataclasses.replace(ar_stats, first_useful_draft_seconds=quality)
     return WorkloadStatistics(
-        workload=workload_name, concurrency=1, prompts=len(by_prompt),
+        workload=workload_name, concurrency=concurrency, prompts=prompts,
         scenario=prediction if isinstance(prediction, Unavailable) else prediction.scenario,
         diffusion=dg_stats, autoregressive=ar_stats, speedup=speedup, edit_distance_between_models=distance,
         measured_verdict=measured_verdict(speedup),
@@ -311,7 +393,8 @@ def _drop_quality(outcome: RequestOutcome) -> RequestOutcome:
     return RequestOutcome(record, RANDOM_QUALITY)
 
 
-def _settings(options: VerifyOptions, requests: list[_Request], models: list[ModelUnderTest]) -> RunSettings:
+def _settings(options: VerifyOptions, requests: list[_Request], models: list[ModelUnderTest],
+              precision: str | Unavailable) -> RunSettings:
     reductions: list[str] = []
     if options.quick:
         reductions.append("quick: one prompt per workload")
@@ -325,6 +408,13 @@ def _settings(options: VerifyOptions, requests: list[_Request], models: list[Mod
         source = "the workloads' lengths as random token ids (random weights need no text)"
     else:
         source = str(options.prompts_path) if options.prompts_path else "the prompts shipped with dgprofile"
+    if options.servers:
+        return RunSettings(
+            dtype=precision if isinstance(precision, str) else options.precision,
+            steps_per_canvas=Unavailable("set by the server"), sampler="the server's (temperature 0 requested)",
+            autoregressive_decoding="temperature 0", concurrencies=options.concurrencies, ignore_eos=False,
+            quick=options.quick, prompts_source=source, warmup="none: the server is already warm",
+            reductions=tuple(reductions))
     return RunSettings(
         dtype=options.dtype, steps_per_canvas=fixed, sampler=SAMPLER, autoregressive_decoding="greedy",
         concurrencies=(1,), ignore_eos=options.random_weights, quick=options.quick, prompts_source=source,
@@ -334,9 +424,14 @@ def _settings(options: VerifyOptions, requests: list[_Request], models: list[Mod
 def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Unavailable,
                   passes: PassTimes | Unavailable, requests: list[_Request], collected: _Collected,
                   started_at: str, started: float) -> MeasuredRun:
-    engine = "transformers" if options.engine == AUTO else options.engine
-    precision: str | Unavailable = (DTYPE_PRECISIONS[options.dtype] if options.dtype in DTYPE_PRECISIONS
-                                    else Unavailable(f"{options.dtype} is not a precision the model predicts"))
+    if options.servers:
+        detected = "vllm" if isinstance(collected.engine_version, str) else AUTO
+        engine = detected if options.engine == AUTO else options.engine
+        precision: str | Unavailable = options.precision
+    else:
+        engine = "transformers" if options.engine == AUTO else options.engine
+        precision = (DTYPE_PRECISIONS[options.dtype] if options.dtype in DTYPE_PRECISIONS
+                     else Unavailable(f"{options.dtype} is not a precision the model predicts"))
     outcomes = collected.outcomes
     if options.random_weights:
         outcomes = [(request, _drop_quality(outcome)) for request, outcome in outcomes]
@@ -348,14 +443,19 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
             config = Unavailable(f"not predicted: {model.model_id} is not the released architecture "
                                  f"({model.layers_total} layers, vocabulary {model.vocab_total:,})")
     workloads = []
+    concurrencies = options.concurrencies if options.servers else (1,)
     for name in dict.fromkeys(request.prompt.workload for request in requests):
-        of_workload = [(r, o) for r, o in outcomes if r.prompt.workload == name]
-        if not of_workload:
-            continue
-        prediction = _prediction(machine, limits, passes, [o.record for _, o in of_workload], name,
-                                 precision=precision, engine=engine, config=config)
-        workloads.append(_workload_statistics(of_workload, name, prediction,
-                                              quality=RANDOM_QUALITY if options.random_weights else None))
+        for concurrency in concurrencies:
+            of_workload = [(r, o) for r, o in outcomes
+                           if r.prompt.workload == name and o.record.concurrency == concurrency]
+            if not of_workload:
+                continue
+            prediction = _prediction(machine, limits, passes, [o.record for _, o in of_workload], name,
+                                     precision=precision, engine=engine, config=config, concurrency=concurrency)
+            workloads.append(_workload_statistics(of_workload, name, concurrency, prediction,
+                                                  quality=RANDOM_QUALITY if options.random_weights else None))
+    if isinstance(config, ModelConfig) and engine == AUTO:
+        engine = next((w.scenario.engine for w in workloads if not isinstance(w.scenario, Unavailable)), engine)
     if isinstance(config, Unavailable):
         basis = config.reason
     elif isinstance(precision, Unavailable):
@@ -365,11 +465,13 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
                  f"{'measured limits' if isinstance(limits, Limits) else 'datasheet'}, for {config.name} at {precision}")
     incomplete = tuple(collected.incomplete)
     return MeasuredRun(
-        backend="transformers", engine="transformers", engine_version=collected.engine_version,
+        backend="openai-server" if options.servers else "transformers",
+        engine=engine if engine != AUTO else "unknown OpenAI-compatible server",
+        engine_version=collected.engine_version,
         device=collected.device, started_at=started_at, duration_seconds=round(time.monotonic() - started, 3),
         status="incomplete" if incomplete else "complete", incomplete_reasons=incomplete,
         models=tuple(collected.models), predicted_model=config.id if isinstance(config, ModelConfig) else config,
-        settings=_settings(options, requests, collected.models), prediction_basis=basis,
+        settings=_settings(options, requests, collected.models, precision), prediction_basis=basis,
         workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes))
 
 
@@ -379,6 +481,10 @@ def _base_measurements(options: VerifyOptions, base: ResultFile | None, command:
         if not isinstance(base.machine, Machine):
             raise UsageError("--result must be a measured result (from `dgprofile check`), not a prediction")
         return base.machine, base.limits, base.passes
+    if options.servers:  # the servers hold the accelerator: its limits come from a `check` run (--result)
+        return (probe_machine(anonymize=options.anonymize),
+                Unavailable("not measured: the servers hold the accelerator (pass a `check` result with --result)"),
+                Unavailable("not measured"))
     bench = run_bench(MeasureOptions(quick=True, device=options.device, anonymize=options.anonymize,
                                      wait_seconds=options.wait_seconds, limits_only=True),
                       command=command, progress=progress)
@@ -400,7 +506,8 @@ def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tupl
     started_at, started = _now(), time.monotonic()
     machine, limits, passes = _base_measurements(options, base, command, progress)
     requests = _requests(options, prompts)
-    collected = _run_models(options, machine, requests, progress)
+    collected = (_run_servers(options, requests, progress) if options.servers
+                 else _run_models(options, machine, requests, progress))
     progress("setting the measured figures beside the prediction")
     run = _measured_run(options, machine, limits, passes, requests, collected, started_at, started)
     engine = run.engine
@@ -411,10 +518,11 @@ def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tupl
             headline_from_measured(predictions, runs) if isinstance(predictions, Predictions) else predictions))
         return VerifyOutcome(result, run, collected.interrupted)
     try:
-        precision = DTYPE_PRECISIONS.get(options.dtype)
+        precision = options.precision if options.servers else DTYPE_PRECISIONS.get(options.dtype)
+        engine_name = engine if engine in ENGINE_NAMES else AUTO
         whole: Predictions | Unavailable = headline_from_measured(
-            predict_for_machine(machine, limits, passes, options=PredictOptions(engine=engine, precision=precision)),
-            (run,))
+            predict_for_machine(machine, limits, passes,
+                                options=PredictOptions(engine=engine_name, precision=precision)), (run,))
     except UsageError as exc:
         whole = Unavailable(str(exc))
     info = RunInfo(command=command, origin="measured", label=f"dgprofile verify on {collected.device}",
