@@ -23,6 +23,7 @@ from dgprofile.analysis.figures import (
     usable_accelerator_memory,
 )
 from dgprofile.pages.environment import embed_json, render_page
+from dgprofile.pages.measured_section import measured_section
 from dgprofile.pages.result_performance import (
     limits_section,
     memory_section,
@@ -89,6 +90,7 @@ def result_page(result: ResultFile) -> PageView:
     headline = predictions.headline if isinstance(predictions, Predictions) else None
     sections = (
         _verdict_section(predictions),
+        measured_section(result.measured_runs),
         _machine_section(result.machine),
         limits_section(result.limits),
         roofline_section(result.limits, result.passes, predictions),
@@ -316,7 +318,9 @@ def verify_commands(scenario: Scenario) -> str:
 
 
 def _verify_section(machine: Machine | Unavailable, predictions: Predictions | Unavailable) -> SectionView:
-    intro = "Check the prediction on real weights: serve each model with vLLM and benchmark it with the same settings."
+    intro = ("Check the prediction on real weights: `dgprofile verify` runs both models (transformers in process, or "
+             "any OpenAI-compatible server) and adds its figures above; or serve each model with vLLM and benchmark "
+             "it with the same settings.")
     headline = predictions.headline if isinstance(predictions, Predictions) else None
     if isinstance(machine, Machine):
         vendor = "nvidia" if any(isinstance(a, NvidiaGpu) for a in machine.accelerators) else "other"
