@@ -41,6 +41,7 @@ from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
 NO_PREDICTION = "no prediction"
+NO_MEASURED_RUN = Unavailable("no measured run (`dgprofile verify`) in this file")
 # The order verdicts are counted and listed in; a file without predictions comes last.
 VERDICT_ORDER: tuple[Verdict | str, ...] = (*Verdict, NO_PREDICTION)
 # Below this many files the start-up of worker processes costs more than it saves.
@@ -79,6 +80,8 @@ class FleetRow:
     stream_read_basis: str
     ridge_basis: str
     usable_memory_basis: str
+    measured_speedup: float | Unavailable = NO_MEASURED_RUN
+    measured_scenario: str = ""
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
         scenario = {name: _at(document, f"$.predictions.headline.scenario.{name}", str)
                     for name in ("workload", "precision", "engine")}
         rates = tuple(_mode_rate(document, mode) for mode in ("diffusion", "autoregressive"))
+    measured_speedup, measured_scenario = _measured_speedup(document, scenario["workload"])
     e = Evidence(machine=machine, measured=_measured(document), ceilings=ceilings)
     bandwidth, machine_ridge, usable = stream_bandwidth(e), ridge(e), usable_accelerator_memory(e)
     return FleetRow(
@@ -254,7 +258,25 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
         autoregressive_tokens_per_s=rates[1], stream_read_bytes_per_s=bandwidth.value,
         ridge_flop_per_byte=machine_ridge.value, usable_memory_bytes=usable.value, fitting_precisions=fitting,
         reasons=reasons, stream_read_basis=bandwidth.basis, ridge_basis=machine_ridge.basis,
-        usable_memory_basis=usable.basis)
+        usable_memory_basis=usable.basis, measured_speedup=measured_speedup, measured_scenario=measured_scenario)
+
+
+def _measured_speedup(document: dict[str, Any], headline_workload: str) -> tuple[float | Unavailable, str]:
+    """The latest measured run's speedup at concurrency 1 for the headline workload (else its first workload at
+    concurrency 1), and what it measured."""
+    runs = _at(document, "$.measured_runs", tuple[dict[str, Any], ...])
+    if not runs:
+        return NO_MEASURED_RUN, ""
+    run = runs[-1]
+    workloads = [w for w in _at(run, "$.workloads", tuple[dict[str, Any], ...]) if w.get("concurrency") == 1]
+    chosen = next((w for w in workloads if w.get("workload") == headline_workload),
+                  workloads[0] if workloads else None)
+    if chosen is None:
+        return Unavailable("the measured run has no workload at concurrency 1"), ""
+    speedup = chosen.get("speedup")
+    value: float | Unavailable = (_at(chosen, "$.speedup", Unavailable) if _is_unavailable(speedup)
+                                  else _at(chosen, "$.speedup.median", float))
+    return value, f"{_at(chosen, '$.workload', str)}, {_at(run, '$.engine', str)} ({_at(run, '$.backend', str)})"
 
 
 def _mode_rate(document: dict[str, Any], mode: str) -> float | Unavailable:
@@ -303,7 +325,7 @@ CSV_COLUMNS = ("path", "hostname", "hardware", "memory_class", "origin", "status
                "speedup", "speedup_low", "speedup_high", "workload", "precision", "engine", "diffusion_tokens_per_s",
                "autoregressive_tokens_per_s", "stream_read_bytes_per_s", "ridge_flop_per_byte",
                "usable_memory_bytes", "fitting_precisions", "reasons", "stream_read_basis", "ridge_basis",
-               "usable_memory_basis")
+               "usable_memory_basis", "measured_speedup", "measured_scenario")
 
 
 def fleet_csv(fleet: Fleet) -> str:

@@ -104,6 +104,8 @@ def _machines_section(fleet: Fleet) -> SectionView:
              else "",
              number_key(row.speedup_low)),
         Cell(" ".join(x for x in (row.precision, row.engine) if x)),
+        Cell(f"{speedup_text(row.measured_speedup)} ({row.measured_scenario})"
+             if not isinstance(row.measured_speedup, Unavailable) else "", number_key(row.measured_speedup)),
         Cell(_rate(row.diffusion_tokens_per_s), number_key(row.diffusion_tokens_per_s)),
         Cell(_rate(row.autoregressive_tokens_per_s), number_key(row.autoregressive_tokens_per_s)),
         Cell(_figure(row.stream_read_bytes_per_s, row.stream_read_basis, "B/s"), number_key(row.stream_read_bytes_per_s)),
@@ -111,7 +113,7 @@ def _machines_section(fleet: Fleet) -> SectionView:
         Cell(", ".join(row.fitting_precisions)), Cell(row.created_at), Cell(row.path)),
         filter_text=f"{row.verdict} {row.status}") for row in fleet.rows)
     table = TableView("", ("host", "hardware", "memory class", "origin", "verdict", "speedup", "band",
-                           "precision, engine", "DG tok/s", "AR tok/s", "streaming read", "usable memory",
+                           "precision, engine", "measured speedup", "DG tok/s", "AR tok/s", "streaming read", "usable memory",
                            "fits", "created", "file"), rows, sortable=True, filterable=True, table_id="fleet-table")
     return SectionView("machines", "Machines", "Every readable result file. Click a heading to sort; type in the "
                        "box to filter (all words must match, e.g. 'H100 partial').", (table,))

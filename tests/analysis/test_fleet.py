@@ -119,3 +119,16 @@ def test_parallel_loading_gives_the_serial_result(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{", encoding="utf-8")
     assert load_fleet([tmp_path], workers=2) == load_fleet([tmp_path], workers=1)
 
+
+
+def test_a_measured_run_adds_its_speedup_to_the_fleet_row_and_csv(tmp_path):
+    run = factory.measured_run(dg_factor=2.0, ar_factor=1.0)
+    factory.write_result(tmp_path / "measured.json", factory.measured_h100_result(measured_runs=(run,)))
+    factory.write_result(tmp_path / "plain.json", factory.with_identity(
+        factory.measured_h100_result(), hostname="other", created_at="2026-11-21T10:00:00Z"))
+    fleet = load_fleet([tmp_path])
+    rows = {row.hostname: row for row in fleet.rows}
+    assert rows["gpu-node-01"].measured_speedup == run.workloads[0].speedup.median
+    assert rows["gpu-node-01"].measured_scenario == "long-form-drafting, vllm (openai-server)"
+    assert isinstance(rows["other"].measured_speedup, Unavailable)
+    assert "measured_speedup" in fleet_csv(fleet).splitlines()[0]

@@ -15,7 +15,7 @@ from dgprofile.pages.result_page import render_result_html, verify_commands
 from dgprofile.records.codec import to_json
 from dgprofile.records.values import Unavailable
 
-SECTIONS = ("verdict", "machine", "limits", "roofline", "speedup", "passes", "memory", "basis", "verify")
+SECTIONS = ("verdict", "measured", "machine", "limits", "roofline", "speedup", "passes", "memory", "basis", "verify")
 
 
 def page(result) -> BeautifulSoup:
