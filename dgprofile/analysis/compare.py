@@ -33,11 +33,13 @@ from dgprofile.records.predictions import PassEstimate, Prediction, Predictions,
 from dgprofile.records.results import ResultFile
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
+from dgprofile.records.verification import MeasuredFigure, MeasuredRun, WorkloadStatistics
 from dgprofile.text.units import PASS_LABELS, bytes_text, speedup_relation
 
 SAME_WITHIN = 0.05  # B within 5% of A reads as the same
 NOISE_FACTOR = 2.0  # a difference must exceed twice the combined relative spread to count
-SECTION_TITLES = {"limits": "Limits", "passes": "Pass times", "predictions": "Predicted speedups"}
+SECTION_TITLES = {"limits": "Limits", "passes": "Pass times", "predictions": "Predicted speedups",
+                  "measured": "Measured on real weights"}
 
 
 class RowOutcome(str, enum.Enum):
@@ -194,7 +196,8 @@ def _missing_prediction(result: ResultFile) -> Unavailable:
 
 def compare(a: ResultFile, b: ResultFile) -> Comparison:
     """Compare B against A: limits, pass times, predicted speedups per scenario, and why they differ."""
-    rows = [*_limit_rows(evidence(a), evidence(b), a, b), *_pass_rows(a, b), *_prediction_rows(a, b)]
+    rows = [*_limit_rows(evidence(a), evidence(b), a, b), *_pass_rows(a, b), *_prediction_rows(a, b),
+            *_measured_rows(a, b)]
     return Comparison(a=_side("A", a), b=_side("B", b), rows=tuple(rows), explanations=_explain(a, b))
 
 
@@ -262,6 +265,59 @@ def _prediction_rows(a: ResultFile, b: ResultFile) -> list[Row]:
         rows.append(_row("predictions", f"speedup: {workload}, {precision}, concurrency {concurrency}", "x",
                          _speedup_figure(ma.get(key), a), _speedup_figure(mb.get(key), b), higher_is_better=True,
                          concurrency=concurrency, scenario=f"{workload}, {precision}"))
+    return rows
+
+
+# (metric, which model, field, unit, higher is better): what `verify` measured, compared run against run.
+MEASURED_METRICS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("DiffusionGemma tokens/s", "diffusion", "tokens_per_s", "tok/s", True),
+    ("Gemma 4 tokens/s", "autoregressive", "tokens_per_s", "tok/s", True),
+    ("DiffusionGemma time to first token", "diffusion", "ttft_seconds", "s", False),
+    ("DiffusionGemma time to first useful draft", "diffusion", "first_useful_draft_seconds", "s", False),
+    ("Gemma 4 time to first useful draft", "autoregressive", "first_useful_draft_seconds", "s", False),
+    ("DiffusionGemma total latency", "diffusion", "total_latency_seconds", "s", False),
+)
+
+
+def _measured_figure(value: MeasuredFigure | Unavailable) -> Figure:
+    if isinstance(value, Unavailable):
+        return Figure(value)
+    spread = (value.p75 - value.p25) / (2 * value.median) if value.median > 0 else 0.0
+    return Figure(value.median, spread, "measured")
+
+
+def _latest_workloads(result: ResultFile) -> tuple[MeasuredRun | None, dict[tuple[str, int], WorkloadStatistics]]:
+    if not result.measured_runs:
+        return None, {}
+    run = result.measured_runs[-1]
+    return run, {(w.workload, w.concurrency): w for w in run.workloads}
+
+
+def _measured_rows(a: ResultFile, b: ResultFile) -> list[Row]:
+    """The latest measured run of each file, workload by workload: speedup, rates and latencies."""
+    run_a, wa = _latest_workloads(a)
+    run_b, wb = _latest_workloads(b)
+    if run_a is None and run_b is None:
+        return []
+    engines = "" if run_a is None or run_b is None or run_a.engine == run_b.engine else (
+        f"different engines ({run_a.engine} on A, {run_b.engine} on B)")
+    missing_a = Unavailable("no measured run of this workload in A")
+    missing_b = Unavailable("no measured run of this workload in B")
+    rows = []
+    for key in sorted(set(wa) | set(wb), key=lambda k: (k[1], k[0])):
+        workload, concurrency = key
+        sa, sb = wa.get(key), wb.get(key)
+        label = f"{workload}, concurrency {concurrency}"
+        rows.append(_row("measured", f"speedup: {label}", "x",
+                         _measured_figure(sa.speedup if sa else missing_a),
+                         _measured_figure(sb.speedup if sb else missing_b), higher_is_better=True,
+                         comparable=engines, concurrency=concurrency, scenario=workload))
+        for metric, role, field, unit, higher in MEASURED_METRICS:
+            fa = getattr(getattr(sa, role), field) if sa else missing_a
+            fb = getattr(getattr(sb, role), field) if sb else missing_b
+            rows.append(_row("measured", f"{metric}: {label}", unit, _measured_figure(fa), _measured_figure(fb),
+                             higher_is_better=higher, comparable=engines, concurrency=concurrency,
+                             scenario=workload))
     return rows
 
 

@@ -87,6 +87,8 @@ _SECTION_INTROS = {
     "passes": "Time of one pass of each kind in each machine's headline scenario, and measured passes where both "
               "files have them.",
     "predictions": "Predicted DiffusionGemma/Gemma 4 speedup per scenario, each machine with its own engine.",
+    "measured": "What `dgprofile verify` measured with the real models on each machine (the latest run of each "
+                "file): medians, with the quartiles as the spread.",
 }
 
 

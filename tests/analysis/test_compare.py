@@ -84,3 +84,20 @@ def test_the_account_names_bandwidth_ridge_fit_memory_and_engines(gpu_vs_mac) ->
     assert "on B DiffusionGemma fits in fp8, int4 but not in bf16 (needs 52.9 GiB of 48.0 GiB)" in text
     assert "A is discrete, B is shared-physical" in text
     assert "A is predicted with vllm, B with mlx" in text
+
+
+def test_measured_runs_are_compared_workload_by_workload():
+    a = factory.measured_h100_result(measured_runs=(factory.measured_run(dg_factor=1.0),))
+    b = factory.measured_h100_result(measured_runs=(factory.measured_run(dg_factor=2.0),))
+    rows = {r.metric: r for r in compare(a, b).rows if r.section == "measured"}
+    speedup = rows["speedup: long-form-drafting, concurrency 1"]
+    assert speedup.outcome is RowOutcome.WORSE and speedup.ratio == pytest.approx(0.5)
+    assert rows["Gemma 4 tokens/s: long-form-drafting, concurrency 1"].outcome is RowOutcome.SAME
+    other_engine = factory.measured_h100_result(measured_runs=(factory.measured_run(engine="transformers"),))
+    row = next(r for r in compare(a, other_engine).rows if r.section == "measured")
+    assert row.outcome is RowOutcome.NOT_COMPARABLE and "different engines" in row.summary
+
+
+def test_without_measured_runs_there_is_nothing_to_compare_in_that_section():
+    assert not [r for r in compare(factory.measured_h100_result(), factory.measured_h100_result()).rows
+                if r.section == "measured"]

@@ -14,7 +14,8 @@ def test_page_sides_account_tables_and_escaping() -> None:
     html = render_compare_html(c)
     assert "<script>alert" not in html
     soup = BeautifulSoup(html, "html.parser")
-    assert [s["id"] for s in soup.find_all("section")] == ["machines", "why", "limits", "passes", "predictions"]
+    assert [s["id"] for s in soup.find_all("section")] == ["machines", "why", "limits", "passes", "predictions",
+                                                               "measured"]
     assert soup.find("h1").get_text() == f"H100 {factory.HOSTILE_TEXT} vs Apple M3 Max (40-core GPU)"
     outcomes = {td.get_text() for td in soup.select("section#limits td.tone-worse")}
     assert outcomes == {"worse"}
