@@ -1,10 +1,11 @@
 """`dgprofile verify` end to end: run both models on the workload prompts, then set each figure beside the
 prediction for the same scenario on this machine.
 
-Alone, `verify` probes the machine and measures its limits quickly (as `bench --limits-only --quick`), so the
-prediction rests on this machine's ceilings; with ``--result`` it reads them from a `check` result and adds the
-measured run to that file. Each model loads (or is built), runs one warm-up request, then every prompt, and is
-freed before the other loads. A Ctrl-C or SIGTERM, or a failing step, ends the measuring but keeps what finished,
+Alone, `verify` probes the machine and, for transformers in process, measures its limits quickly (as `bench
+--limits-only --quick`), so the prediction rests on this machine's ceilings (servers hold the accelerator, so for
+them the prediction falls back to the datasheet); with ``--result`` it reads them from a `check` result and adds
+the measured run to that file. In process, each model loads (or is built), runs one warm-up request, then every
+prompt, and is freed before the other loads; servers get every prompt at each concurrency level. A Ctrl-C or SIGTERM, or a failing step, ends the measuring but keeps what finished,
 marked incomplete with the reason.
 """
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 from click.testing import CliRunner
 
+from dgprofile.app.verify.run import VerifyOptions, run_verify
 from dgprofile.cli import cli
 from dgprofile.errors import UsageError
 from dgprofile.exit_codes import ExitCode
@@ -71,3 +73,63 @@ def test_verify_needs_checkpoints_or_random_weights():
     outcome = CliRunner().invoke(cli, ["verify", "--dg-model", "x"])
     assert outcome.exit_code != 0
     assert "give both --dg-model and --ar-model" in str(outcome.exception)
+
+
+def test_ctrl_c_keeps_the_requests_that_finished(tiny_checkpoints, cpu_check_result, tmp_path):
+    dg, ar = tiny_checkpoints
+
+    def interrupt_at_the_second_request(message: str) -> None:
+        if "request 2 of" in message:
+            raise KeyboardInterrupt
+
+    options = VerifyOptions(dg_model=str(dg), ar_model=str(ar), steps=2, device="cpu",
+                            prompts_path=write_prompts(tmp_path / "p.jsonl"))
+    outcome = run_verify(options, base=results.load(cpu_check_result), command=("dgprofile", "verify"),
+                         progress=interrupt_at_the_second_request)
+    assert outcome.interrupted and outcome.run.status == "incomplete"
+    assert outcome.run.incomplete_reasons == ("interrupted while DiffusionGemma: short-completion, request 2 of 2 "
+                                              "(colours)",)
+    assert [(r.role, r.prompt_id) for r in outcome.run.requests] == [("diffusion", "greet")]
+    assert outcome.result.measured_runs == (outcome.run,)
+
+
+def tiny_config():
+    """The released configuration shrunk to test size (the size plan's arithmetic is unchanged)."""
+    import dataclasses
+
+    from dgprofile.probes.verify.plan import miniature_config
+    from dgprofile.specs.model_config import load_model_config
+
+    small = miniature_config(load_model_config())
+    backbone = dataclasses.replace(small.backbone, hidden_size=64, intermediate_size=64, moe_intermediate_size=16,
+                                   num_experts=4, top_k_experts=2, vocab_size=512,
+                                   sliding_attention=dataclasses.replace(small.backbone.sliding_attention,
+                                                                         head_dim=16),
+                                   global_attention=dataclasses.replace(small.backbone.global_attention,
+                                                                        head_dim=32))
+    return dataclasses.replace(small, backbone=backbone,
+                               diffusion=dataclasses.replace(small.diffusion, canvas_length=16,
+                                                             self_conditioning_size=64))
+
+
+def test_random_weights_with_sampled_layers_count_each_layer_as_the_layers_it_stands_for(monkeypatch):
+    from dgprofile.probes.verify import transformers_run
+    from dgprofile.probes.verify.plan import SizePlan
+
+    config = tiny_config()
+    clock = iter(range(100_000))
+    fake_time = types.SimpleNamespace(perf_counter=lambda: float(next(clock)))  # every mark one second later
+    monkeypatch.setattr(transformers_run, "time", fake_time)
+    traces = {}
+    for scale in (2.0, 10.0):
+        plan = SizePlan(size="sampled-layers", config=config, layer_types=("sliding", "global"),
+                        layer_scale={"sliding": scale, "global": scale}, vocab_run=512, vocab_scale=1.0,
+                        description="test")
+        loaded = transformers_run.build_random("diffusion", plan, device="cpu", dtype="fp32", seed=0)
+        traces[scale] = transformers_run.generate_one(loaded, transformers_run.PromptInput(
+            text=None, prompt_tokens=8, max_new_tokens=16, steps=3, ignore_eos=True, seed=1))
+    plain, scaled = traces[2.0], traces[10.0]
+    assert scaled.denoise_passes == plain.denoise_passes == 3 and scaled.output_tokens == 16
+    assert scaled.snapshots[0].text == Unavailable("random weights: no tokenizer, so no text")
+    # Between two drafts the decoder runs its two layers: each one-second layer counts 10 times instead of 2.
+    assert [b - a for a, b in zip(plain.pass_seconds, scaled.pass_seconds, strict=True)] == [16.0, 16.0]
