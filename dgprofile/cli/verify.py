@@ -43,8 +43,8 @@ SIZES = ("full", "sampled-layers", "miniature")
               help="Your own prompts, one JSON object per line (see the README) [default: the shipped ones].")
 @click.option("--quick", is_flag=True, help="One prompt per workload (and the miniature on a CPU).")
 @click.option("--device", default="auto", show_default=True, help="cuda, cuda:N, mps or cpu.")
-@click.option("--dtype", default="bf16", show_default=True, type=click.Choice(("bf16", "fp16", "fp32")),
-              help="Weights' dtype in transformers.")
+@click.option("--dtype", default="auto", show_default=True, type=click.Choice(("auto", "bf16", "fp16", "fp32")),
+              help="Weights' dtype in transformers (auto: bf16, or fp32 on a CPU without native bf16).")
 @click.option("--engine", default=AUTO, show_default=True, type=click.Choice((AUTO, *ENGINE_NAMES)),
               help="Engine the prediction beside the figures is for (auto: the one that ran).")
 @click.option("--result", "base_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -43,6 +43,8 @@ def assert_clean(opened) -> None:
 
 
 @pytest.mark.parametrize("name, result", [("check.png", factory.measured_h100_result()),
+                                          ("check-measured-run.png", factory.measured_h100_result(
+                                              measured_runs=(factory.measured_run(),))),
                                           ("check-predicted.png", factory.predicted_apple_result()),
                                           ("check-probe-only.png", factory.probe_only_result())])
 def test_result_page_renders_without_errors_or_requests(open_page, tmp_path: Path, screenshot_dir: Path,
@@ -50,7 +52,7 @@ def test_result_page_renders_without_errors_or_requests(open_page, tmp_path: Pat
     opened = open_page(write_page(tmp_path, "check.html", render_result_html(result)))
     opened.page.screenshot(path=str(screenshot_dir / name), full_page=True)
     assert_clean(opened)
-    assert opened.page.locator("section").count() == 9
+    assert opened.page.locator("section").count() == 10
 
 
 def test_chart_tooltip_shows_the_point_on_hover(open_page, tmp_path: Path) -> None:

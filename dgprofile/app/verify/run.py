@@ -65,9 +65,15 @@ ROLES: tuple[ModelRole, ...] = ("diffusion", "autoregressive")
 ROLE_NAMES: dict[ModelRole, str] = {"diffusion": "DiffusionGemma", "autoregressive": "Gemma 4"}
 VERIFY_MISSING = "the transformers backend needs torch and transformers: pip install 'dgprofile[verify]'"
 RANDOM_QUALITY = Unavailable("not measured: random weights never converge, so drafts and outputs mean nothing")
-DTYPE_PRECISIONS = {"bf16": "bf16", "fp16": "fp16"}
+# The precision each weights dtype is predicted at: fp32 weights (a CPU without native bf16) are predicted as bf16
+# weights computed at the fp32 rate, the predictor's model of a CPU; the basis says they moved twice the bytes.
+DTYPE_PRECISIONS = {"bf16": "bf16", "fp16": "fp16", "fp32": "bf16"}
+# CPU features that compute bf16 natively (x86 AVX512-BF16 or AMX, Arm BF16); without them torch emulates it,
+# an order of magnitude slower than fp32.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 SAMPLER = "entropy-bound (the checkpoint's generation config)"
 SERVER_CONCURRENCIES = (1, 2, 4, 8)
+AUTO_DTYPE = "auto"
 SERVER_MISSING = "the server backend needs the openai client and httpx: pip install 'dgprofile[verify]'"
 
 
@@ -80,7 +86,7 @@ class VerifyOptions:
     random_weights: bool = False
     size: str | None = None
     device: str = "auto"
-    dtype: str = "bf16"
+    dtype: str = "auto"
     steps: int | None = None
     workloads: tuple[str, ...] = ()
     prompts_path: Path | None = None
@@ -149,8 +155,6 @@ def _check_options(options: VerifyOptions) -> None:
         raise UsageError("--size applies to --random-weights only")
     if options.steps is not None and not MIN_STEPS <= options.steps <= MAX_STEPS:
         raise UsageError(f"--steps must be between {MIN_STEPS} and {MAX_STEPS} (the sampler's limits)")
-    if options.random_weights and options.dtype not in DTYPE_PRECISIONS:
-        raise UsageError(f"--dtype {options.dtype}: random weights are built in bf16 or fp16")
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
         raise DgprofileError(VERIFY_MISSING)
 
@@ -196,6 +200,16 @@ class _Collected:
     interrupted: bool
     engine_version: str | Unavailable
     device: str
+    dtype: str
+
+
+def _weights_dtype(requested: str, machine: Machine, device: str) -> str:
+    """``requested``, or for "auto" bf16 where the device computes it natively and fp32 on other CPUs."""
+    if requested != AUTO_DTYPE:
+        return requested
+    if device != "cpu" or any(flag in machine.cpu.inference_flags for flag in NATIVE_BF16_FLAGS):
+        return "bf16"
+    return "fp32"
 
 
 def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Request], progress: Progress
@@ -208,7 +222,8 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
     from dgprofile.probes.verify.plan import MODEL_SIZES, plan_size
 
     device = resolve_device(machine, options.device)
-    collected = _Collected([], [], {}, [], False, backend.engine_version(), device)
+    dtype = _weights_dtype(options.dtype, machine, device)
+    collected = _Collected([], [], {}, [], False, backend.engine_version(), device, dtype)
     released = load_model_config()
     step = "waiting for the device"
     loaded: Any = None
@@ -224,12 +239,12 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
                     plan = plan_size(released, model=role, device_kind=backend.device_kind(device),
                                      free_memory_bytes=backend.free_memory_bytes(device), quick=options.quick,
                                      requested=requested)
-                    loaded = backend.build_random(role, plan, device=device, dtype=options.dtype, seed=options.seed)
+                    loaded = backend.build_random(role, plan, device=device, dtype=dtype, seed=options.seed)
                     collected.configs[role] = plan.config
                 else:
                     checkpoint = options.dg_model if role == "diffusion" else options.ar_model
                     assert checkpoint is not None  # _check_options
-                    loaded = backend.load_checkpoint(role, checkpoint, device=device, dtype=options.dtype)
+                    loaded = backend.load_checkpoint(role, checkpoint, device=device, dtype=dtype)
                     collected.configs[role] = released
                 collected.models.append(loaded.under_test)
                 step = f"warming up {name}"
@@ -268,7 +283,7 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
     versions = {role: server_version(target) for role, target in targets.items()}
     version = next((v for v in versions.values() if isinstance(v, str)), versions["diffusion"])
     collected = _Collected([], [], {}, [], False, version, f"servers at {targets['diffusion'].root} and "
-                                                           f"{targets['autoregressive'].root}")
+                                                           f"{targets['autoregressive'].root}", options.precision)
     released = load_model_config()
     for role, target in targets.items():
         collected.models.append(ModelUnderTest(
@@ -395,10 +410,13 @@ def _drop_quality(outcome: RequestOutcome) -> RequestOutcome:
 
 
 def _settings(options: VerifyOptions, requests: list[_Request], models: list[ModelUnderTest],
-              precision: str | Unavailable) -> RunSettings:
+              precision: str | Unavailable, dtype: str) -> RunSettings:
     reductions: list[str] = []
     if options.quick:
         reductions.append("quick: one prompt per workload")
+    if dtype == "fp32" and options.dtype == AUTO_DTYPE:
+        reductions.append("fp32 weights: this CPU computes bf16 only by emulation (no AVX512-BF16, AMX or Arm "
+                          "BF16), an order of magnitude slower")
     reductions += [f"{ROLE_NAMES[m.role]}: {m.scaling}" for m in models if m.source == "random-weights"]
     steps = sorted({r.steps for r in requests if r.steps is not None})
     fixed: int | Unavailable = (steps[0] if len(steps) == 1 else Unavailable(
@@ -417,7 +435,7 @@ def _settings(options: VerifyOptions, requests: list[_Request], models: list[Mod
             quick=options.quick, prompts_source=source, warmup="none: the server is already warm",
             reductions=tuple(reductions))
     return RunSettings(
-        dtype=options.dtype, steps_per_canvas=fixed, sampler=SAMPLER, autoregressive_decoding="greedy",
+        dtype=dtype, steps_per_canvas=fixed, sampler=SAMPLER, autoregressive_decoding="greedy",
         concurrencies=(1,), ignore_eos=options.random_weights, quick=options.quick, prompts_source=source,
         warmup="one short request per model before the measured ones", reductions=tuple(reductions))
 
@@ -431,8 +449,8 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
         precision: str | Unavailable = options.precision
     else:
         engine = "transformers" if options.engine == AUTO else options.engine
-        precision = (DTYPE_PRECISIONS[options.dtype] if options.dtype in DTYPE_PRECISIONS
-                     else Unavailable(f"{options.dtype} is not a precision the model predicts"))
+        precision = (DTYPE_PRECISIONS[collected.dtype] if collected.dtype in DTYPE_PRECISIONS
+                     else Unavailable(f"{collected.dtype} is not a precision the model predicts"))
     outcomes = collected.outcomes
     if options.random_weights:
         outcomes = [(request, _drop_quality(outcome)) for request, outcome in outcomes]
@@ -463,7 +481,8 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
         basis = f"not predicted: {precision.reason}"
     else:
         basis = (f"{engine} engine on this machine's "
-                 f"{'measured limits' if isinstance(limits, Limits) else 'datasheet'}, for {config.name} at {precision}")
+                 f"{'measured limits' if isinstance(limits, Limits) else 'datasheet'}, for {config.name} at {precision}"
+                 + (" (the run held fp32 weights, which move twice the bytes)" if collected.dtype == "fp32" else ""))
     incomplete = tuple(collected.incomplete)
     return MeasuredRun(
         backend="openai-server" if options.servers else "transformers",
@@ -472,7 +491,7 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
         device=collected.device, started_at=started_at, duration_seconds=round(time.monotonic() - started, 3),
         status="incomplete" if incomplete else "complete", incomplete_reasons=incomplete,
         models=tuple(collected.models), predicted_model=config.id if isinstance(config, ModelConfig) else config,
-        settings=_settings(options, requests, collected.models, precision), prediction_basis=basis,
+        settings=_settings(options, requests, collected.models, precision, collected.dtype), prediction_basis=basis,
         workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes))
 
 
@@ -519,7 +538,7 @@ def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tupl
             headline_from_measured(predictions, runs) if isinstance(predictions, Predictions) else predictions))
         return VerifyOutcome(result, run, collected.interrupted)
     try:
-        precision = options.precision if options.servers else DTYPE_PRECISIONS.get(options.dtype)
+        precision = options.precision if options.servers else DTYPE_PRECISIONS.get(run.settings.dtype)
         engine_name = engine if engine in ENGINE_NAMES else AUTO
         whole: Predictions | Unavailable = headline_from_measured(
             predict_for_machine(machine, limits, passes,
