@@ -102,7 +102,8 @@ ENGINES: dict[str, Engine] = {
          "compute_efficiency": _COMPUTE_PRIOR}),
     "transformers": Engine(
         "transformers", "Hugging Face transformers, eager (no torch.compile, no CUDA graphs)",
-        ("nvidia", "amd", "apple"), ("bf16",), False, 0.95,
+        # CPUs too: `dgprofile verify` runs both models there in transformers and sets them beside this engine.
+        ("nvidia", "amd", "apple", "cpu"), ("bf16",), False, 0.95,
         "assumed: the CUDA context and allocator slack take ~5%",
         {"pass_floor_seconds": Prior(0.05, 1.5, "eager Python over 30 MoE layers (fitted to the H200 run)"),
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,

@@ -149,3 +149,21 @@ def test_terminal_table_sets_each_figure_beside_its_prediction():
     assert "long-form-drafting (3 prompts, concurrency 1): speedup" in text
     row = next(line for line in text.splitlines() if "total latency" in line)
     assert "(+20%)" in row and "(-10%)" in row
+
+
+def test_the_miniature_a_quick_cpu_run_builds_is_predicted_as_that_model_with_the_transformers_engine():
+    from pathlib import Path
+
+    from dgprofile.app.predictor import predict_measured_scenario
+    from dgprofile.model.workloads import workload_by_name
+    from dgprofile.probes.verify.plan import miniature_config
+
+    sample = results.load(Path(__file__).resolve().parents[3] / "samples" / "cpu-xeon-2core_20261126.dgprofile.json")
+    released = load_model_config()
+    scenario = {"workload": workload_by_name("short-completion"), "precision": "bf16", "concurrency": 1,
+                "engine": "transformers"}
+    small = predict_measured_scenario(sample.machine, sample.limits, sample.passes, config=miniature_config(released),
+                                      **scenario)
+    full = predict_measured_scenario(sample.machine, sample.limits, sample.passes, **scenario)
+    assert small.scenario.engine == "transformers" and not isinstance(small.diffusion, Unavailable)
+    assert isinstance(full.diffusion, Unavailable)  # 50 GB of bf16 weights do not fit this VM's RAM
