@@ -50,7 +50,9 @@ class TransformersServer:
         self.log = (home / "server.log").open("w")
         self.process = subprocess.Popen([str(executable), "serve", str(checkpoint), "--host", "127.0.0.1", "--port",
                                          str(self.port), "--device", "cpu"], env=env, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT,
+                                        # its own session: signals of its shutdown never reach the test run
+                                        start_new_session=True)
 
     def wait_until_up(self, timeout_seconds: float = 120.0) -> None:
         import time
