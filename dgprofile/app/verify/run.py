@@ -495,25 +495,29 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
         workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes))
 
 
+LIMITS_INTERRUPTED = "interrupted while measuring this machine's limits: no model ran"
+
+
 def _base_measurements(options: VerifyOptions, base: ResultFile | None, command: tuple[str, ...],
-                       progress: Progress) -> tuple[Machine, Limits | Unavailable, PassTimes | Unavailable]:
+                       progress: Progress) -> tuple[Machine, Limits | Unavailable, PassTimes | Unavailable, bool]:
+    """The machine, its limits and passes, and whether the user interrupted measuring them."""
     if base is not None:
         if not isinstance(base.machine, Machine):
             raise UsageError("--result must be a measured result (from `dgprofile check`), not a prediction")
-        return base.machine, base.limits, base.passes
+        return base.machine, base.limits, base.passes, False
     if options.servers:  # the servers hold the accelerator: its limits come from a `check` run (--result)
         return (probe_machine(anonymize=options.anonymize),
                 Unavailable("not measured: the servers hold the accelerator (pass a `check` result with --result)"),
-                Unavailable("not measured"))
-    bench = run_bench(MeasureOptions(quick=True, device=options.device, anonymize=options.anonymize,
-                                     wait_seconds=options.wait_seconds, limits_only=True),
-                      command=command, progress=progress)
+                Unavailable("not measured"), False)
+    with _sigterm_interrupts():
+            bench = run_bench(MeasureOptions(quick=True, device=options.device, anonymize=options.anonymize,
+                                         wait_seconds=options.wait_seconds, limits_only=True),
+                          command=command, progress=progress)
     machine = bench.result.machine
     if not isinstance(machine, Machine):
-        return probe_machine(anonymize=options.anonymize), bench.result.limits, Unavailable("not measured")
-    if bench.interrupted:
-        raise KeyboardInterrupt
-    return machine, bench.result.limits, Unavailable("not measured: `verify` ran the real models instead")
+        machine = probe_machine(anonymize=options.anonymize)
+    return (machine, bench.result.limits, Unavailable("not measured: `verify` ran the real models instead"),
+            bench.interrupted)
 
 
 def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tuple[str, ...],
@@ -524,10 +528,14 @@ def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tupl
     prompts = select_prompts(load_prompts(options.prompts_path), workloads=options.workloads,
                              per_workload=1 if options.quick else None)
     started_at, started = _now(), time.monotonic()
-    machine, limits, passes = _base_measurements(options, base, command, progress)
+    machine, limits, passes, interrupted = _base_measurements(options, base, command, progress)
     requests = _requests(options, prompts)
-    collected = (_run_servers(options, requests, progress) if options.servers
-                 else _run_models(options, machine, requests, progress))
+    if interrupted:  # keep what was measured and run nothing more
+        collected = _Collected([], [], {}, [LIMITS_INTERRUPTED], True, Unavailable("no model ran"), options.device,
+                               options.dtype)
+    else:
+        collected = (_run_servers(options, requests, progress) if options.servers
+                     else _run_models(options, machine, requests, progress))
     progress("setting the measured figures beside the prediction")
     run = _measured_run(options, machine, limits, passes, requests, collected, started_at, started)
     engine = run.engine

@@ -167,3 +167,17 @@ def test_the_miniature_a_quick_cpu_run_builds_is_predicted_as_that_model_with_th
     full = predict_measured_scenario(sample.machine, sample.limits, sample.passes, **scenario)
     assert small.scenario.engine == "transformers" and not isinstance(small.diffusion, Unavailable)
     assert isinstance(full.diffusion, Unavailable)  # 50 GB of bf16 weights do not fit this VM's RAM
+
+
+def test_an_interrupt_while_measuring_limits_keeps_them_and_runs_no_model(monkeypatch):
+    from dgprofile.app.runner import MeasuredRunResult
+    from dgprofile.app.verify import run as verify_run
+
+    measured = factory.measured_h100_result()
+    monkeypatch.setattr(verify_run, "run_bench",
+                        lambda *args, **kwargs: MeasuredRunResult(result=measured, interrupted=True))
+    outcome = verify_run.run_verify(verify_run.VerifyOptions(random_weights=True, quick=True), base=None,
+                                    command=("dgprofile", "verify"), progress=lambda message: None)
+    assert outcome.interrupted and outcome.run.incomplete_reasons == (verify_run.LIMITS_INTERRUPTED,)
+    assert outcome.run.requests == () and outcome.result.limits == measured.limits
+    assert results.loads(results.dumps(outcome.result)).measured_runs == (outcome.run,)
