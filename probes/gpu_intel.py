@@ -29,7 +29,8 @@ INTEL_DRIVERS = ("xe", "i915")
 # INTEL_PTL_IDS).
 _GENERATIONS = (("56", "Xe-HPG (Alchemist)"), ("7d", "Xe-LPG (Meteor Lake / Arrow Lake)"),
                 ("64", "Xe2-LPG (Lunar Lake)"), ("e2", "Xe2-HPG (Battlemage)"), ("b0", "Xe3-LPG (Panther Lake)"))
-_FDINFO_MEMORY = re.compile(r"drm-total-(\S+):\s+(\d+)\s*(KiB|MiB|GiB)?")
+# Memory per region ("drm-total-vram0: 9437184 KiB"); "drm-total-cycles-<engine>" counts GPU clock cycles.
+_FDINFO_MEMORY = re.compile(r"^drm-total-(?!cycles-)(\S+):\s+(\d+)\s*(KiB|MiB|GiB)?\s*$", re.MULTILINE)
 _UNITS = {None: 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
 
 

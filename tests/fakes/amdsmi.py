@@ -13,12 +13,14 @@ BIOS carve-out and the GTT raised to 115 GiB through ttm.pages_limit
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from dgprofile.probes import _amdsmi
+from dgprofile.records.values import Unavailable
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -175,3 +177,13 @@ SCENARIOS: dict[str, Callable[[], FakeAmdSmi]] = {
 }
 
 DRIVER_MISSING = _amdsmi.unavailable_for(_amdsmi.STATUS_DRIVER_NOT_LOADED, "amdsmi init")
+NOT_INSTALLED = Unavailable("the amdsmi Python bindings are not installed (No module named 'amdsmi')")
+
+
+def opener(found: FakeAmdSmi | Unavailable) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """A ``ProbeSeams.open_amdsmi`` that yields ``found``."""
+    @contextlib.contextmanager
+    def open_amdsmi() -> Iterator[Any]:
+        yield found
+
+    return open_amdsmi
