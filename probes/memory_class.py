@@ -211,10 +211,10 @@ def _apu_usable(signals: AmdMemorySignals, read_host_meminfo: MeminfoReader) -> 
     gtt, _ = _free(signals.gtt_total_bytes, signals.gtt_used_bytes, "GTT")
     host, _ = _host_available(read_host_meminfo)
     if isinstance(gtt, Unavailable) or isinstance(host, Unavailable):
-        missing = gtt if isinstance(gtt, Unavailable) else host
         if isinstance(carve_out, Unavailable):
             return carve_out, carve_basis
-        return carve_out, f"the free BIOS carve-out only: GTT or host memory unknown ({missing.reason})"
+        missing = "; ".join(v.reason for v in (gtt, host) if isinstance(v, Unavailable))
+        return carve_out, f"the free BIOS carve-out only: GTT or host memory unknown ({missing})"
     from_host = min(gtt, host)
     limit = "GTT" if gtt <= host else "MemAvailable"
     if isinstance(carve_out, Unavailable):
