@@ -47,7 +47,15 @@ from dgprofile.pages.views import (
 )
 from dgprofile.records.codec import to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Accelerator, AmdGpu, AppleGpu, FailedDevice, IntelGpu, Machine, NvidiaGpu
+from dgprofile.records.machine import (
+    Accelerator,
+    AmdGpu,
+    AppleGpu,
+    FailedDevice,
+    IntelGpu,
+    Machine,
+    NvidiaGpu,
+)
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Prediction, Predictions, Scenario
 from dgprofile.records.results import ResultFile
