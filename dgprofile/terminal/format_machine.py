@@ -114,7 +114,8 @@ def _amd_rows(gpu: AmdGpu) -> list[Row]:
         ("driver", f"amdgpu {plain_text(gpu.driver_version)} (ROCm {plain_text(gpu.rocm_version)}, "
                    f"amdsmi {plain_text(gpu.amdsmi_version)})"),
         ("VRAM", f"{bytes_text(gpu.memory_total_bytes)} total, {bytes_text(gpu.memory_free_bytes)} free, "
-                 f"{bytes_text(gpu.memory_used_bytes)} used ({plain_text(gpu.memory_type)})"),
+                 f"{bytes_text(gpu.memory_used_bytes)} used"
+                 + (f" ({gpu.memory_type})" if isinstance(gpu.memory_type, str) else "")),
         ("GTT", f"{bytes_text(gpu.gtt_total_bytes)} total, {bytes_text(gpu.gtt_used_bytes)} used"),
         ("memory bus",
          f"{plain_text(gpu.memory_bus_width_bits)} bits, controller clock {hertz_text(gpu.memory_clock_max_hz)} max"),
