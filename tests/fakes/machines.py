@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dgprofile.probes.collect import ProbeSeams
+from dgprofile.records.values import Unavailable
 from fakes import amdsmi as fake_amdsmi
 from fakes import cpu
 from fakes.intel_sysfs import FakeDrmFiles
-
-from dgprofile.probes.collect import ProbeSeams
-from dgprofile.records.values import Unavailable
 
 GIB = 1 << 30
 HOST_MEMINFO = {"MemTotal": 124 * GIB, "MemAvailable": 118 * GIB}
