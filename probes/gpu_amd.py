@@ -12,7 +12,6 @@ and tested with fakes; not yet verified on AMD hardware.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,8 +224,3 @@ def _other_processes(listing: Any, own_pid: int) -> tuple[GpuProcess, ...] | Una
             used_memory_bytes=int(vram) if isinstance(vram, int) else Unavailable("not reported")))
     return tuple(found)
 
-
-def gfx_target_of(arch_name: str) -> str:
-    """The LLVM processor of a HIP ``gcnArchName`` ("gfx942:sramecc+:xnack-" -> "gfx942")."""
-    match = re.match(r"gfx[0-9a-f]+", arch_name)
-    return match.group(0) if match else arch_name

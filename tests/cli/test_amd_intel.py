@@ -156,3 +156,15 @@ def test_intel_machine_round_trips_through_a_result_file(tmp_path: Path, monkeyp
     CliRunner().invoke(cli, ["probe", "--anonymize", "-o", str(path)])
     (gpu,) = results.load(path).machine.accelerators
     assert isinstance(gpu, IntelGpu) and gpu.pci_bus_id.startswith("anon-")
+
+
+def test_benchmark_locks_name_the_card_not_the_torch_index(tmp_path: Path) -> None:
+    """Two containers sharing one card must collide on its lock, whatever index torch gives it there."""
+    from dgprofile.app.runner import _lock_key
+    from dgprofile.probes.collect import collect_machine
+
+    amd = collect_machine(seams=machines.seams(tmp_path, amd=fake_amdsmi.healthy_mi300x()))
+    assert _lock_key(amd, "cuda:0") == "5fff74a1-0000-1000-80ea-000000000000"
+    intel = collect_machine(seams=machines.seams(tmp_path, intel=intel_sysfs.arc_b580()))
+    assert _lock_key(intel, "xpu:0") == "0000:03:00.0"
+    assert _lock_key(intel, "cpu") == "cpu"

@@ -129,3 +129,11 @@ def test_architecture_families(target: str, family: str) -> None:
 
 def test_unknown_architecture_is_unavailable() -> None:
     assert isinstance(architecture_of("gfx7"), Unavailable)
+
+
+def test_apu_without_gtt_figures_falls_back_to_the_free_carve_out() -> None:
+    scenario = fake.strix_halo(carve_out=96 * GIB)
+    del scenario.gpus[0].answers["amdsmi_get_gpu_memory_total:GTT"]
+    gpu = only_gpu(scenario)
+    assert gpu.memory_class.usable_bytes == 96 * GIB - 90 * MIB
+    assert gpu.memory_class.usable_basis.startswith("the free BIOS carve-out only")
