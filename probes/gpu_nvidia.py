@@ -12,16 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dgprofile.probes import _nvml
+from dgprofile.probes.gpu_common import DATASHEET_TOLERANCE, busy_warnings, process_name
 from dgprofile.probes.memory_class import MeminfoReader, NvidiaMemorySignals, classify_nvidia, read_meminfo
 from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import match_device_name
-
-# Above this disagreement the NVML-derived bandwidth is not trusted: the x2 clock convention fails on some
-# memory types (e.g. https://github.com/ROCm/xla/pull/970).
-DATASHEET_TOLERANCE = 0.15
-# A GPU busier than this (percent of the last sample period with a kernel running) spoils timings.
-BUSY_UTILIZATION_PERCENT = 5
 
 # FP32 lanes per SM by compute capability: CUDA C++ Programming Guide, "Arithmetic Instructions" throughput
 # table (32-bit floating-point add/multiply per clock per multiprocessor). NVML reports lanes ("GPU cores").
@@ -116,7 +111,7 @@ def _describe(nvml: _nvml.NvmlQuery, index: int, handle: Any, name: str, version
     utilization = q("nvmlDeviceGetUtilizationRates")
     utilization = utilization if isinstance(utilization, Unavailable) else int(utilization["gpu"])
     processes = _other_processes(nvml, q, own_pid)
-    warnings.extend(_busy_warnings(utilization, processes))
+    warnings.extend(busy_warnings(utilization, processes))
     power = q("nvmlDeviceGetEnforcedPowerLimit")
     sm_clock_mhz = q("nvmlDeviceGetMaxClockInfo", _nvml.CLOCK_SM)
     pci = q("nvmlDeviceGetPciInfo")
@@ -254,21 +249,7 @@ def _other_processes(nvml: _nvml.NvmlQuery, q: Any, own_pid: int) -> tuple[GpuPr
         name = nvml.query("nvmlSystemGetProcessName", pid)
         seen[pid] = GpuProcess(
             pid=pid,
-            # The executable's base name only: full paths can carry user names into shared result files.
-            name=name if isinstance(name, Unavailable) else os.path.basename(str(name)) or str(name),
+            name=name if isinstance(name, Unavailable) else process_name(str(name)),
             used_memory_bytes=Unavailable("the driver does not report per-process memory here")
             if memory is None else int(memory))
     return tuple(seen.values())
-
-
-def _busy_warnings(utilization: Any, processes: Any) -> list[str]:
-    warnings = []
-    if isinstance(processes, tuple) and processes:
-        held = sum(p.used_memory_bytes for p in processes if isinstance(p.used_memory_bytes, int))
-        names = ", ".join(f"{p.name if isinstance(p.name, str) else '?'} (pid {p.pid})" for p in processes[:5])
-        warnings.append(f"the GPU is busy: {len(processes)} other process(es) use it ({names}; "
-                        f"{held / 2**30:.1f} GiB held): measurements here will be unreliable")
-    if isinstance(utilization, int) and utilization >= BUSY_UTILIZATION_PERCENT:
-        warnings.append(f"the GPU was {utilization}% utilised while probed: "
-                        "measurements here will be unreliable")
-    return warnings

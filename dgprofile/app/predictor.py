@@ -117,7 +117,8 @@ def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: 
 
 def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptions) -> _Setup:
     if options.engine == AUTO:
-        name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type)
+        name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type,
+                                   device_name=ceilings.device_name)
     else:
         name, reason = options.engine, "chosen on the command line"
     engine = engine_by_name(name)

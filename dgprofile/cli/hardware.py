@@ -26,9 +26,10 @@ def _details(spec: HardwareSpec) -> str:
         ("memory class", spec.memory_class), ("memory", bytes_text(spec.memory_bytes)),
         ("memory bandwidth", bandwidth_text(spec.memory_bandwidth_bytes_per_s)), ("dense peak", flops),
         ("native precisions", ", ".join(spec.native_precisions) or "none"),
-        ("GPU cores", plain_text(spec.gpu_cores)), ("interconnect", plain_text(spec.interconnect)),
+        ("GPU cores / CUs / Xe cores", plain_text(spec.gpu_cores)), ("interconnect", plain_text(spec.interconnect)),
         ("interconnect per direction", bandwidth_text(spec.interconnect_bytes_per_s)),
-        ("matches device names", "; ".join(spec.match_names)), ("notes", spec.notes),
+        ("matches device names", "; ".join(spec.match_names)),
+        ("matches PCI ids", "; ".join(spec.pci_device_ids) or "none"), ("notes", spec.notes),
     ]
     lines += [("source", source) for source in spec.sources]
     return "\n".join(f"{key + ':':28} {value}" for key, value in lines)

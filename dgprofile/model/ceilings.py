@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from dgprofile.errors import UsageError
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import AppleGpu, Machine, MemoryClassKind, NvidiaGpu
+from dgprofile.records.machine import (
+    AmdGpu,
+    AppleGpu,
+    DescribedAccelerator,
+    FailedDevice,
+    IntelGpu,
+    Machine,
+    MemoryClassKind,
+    NvidiaGpu,
+)
 from dgprofile.records.predictions import Ceilings
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import HardwareSpec, spec_by_id
@@ -63,9 +72,43 @@ def ceilings_from_spec(spec: HardwareSpec, *, gpus: int = 1, memory_bytes: int |
         launch_floor_seconds=Unavailable("not measured: predicted from the datasheet"), sources=spec.sources)
 
 
-def _first_accelerator(machine: Machine) -> NvidiaGpu | AppleGpu | Unavailable:
-    devices: list[NvidiaGpu | AppleGpu] = [d for d in machine.accelerators if isinstance(d, (NvidiaGpu, AppleGpu))]
+def _first_accelerator(machine: Machine) -> DescribedAccelerator | Unavailable:
+    devices: list[DescribedAccelerator] = [d for d in machine.accelerators if not isinstance(d, FailedDevice)]
     return devices[0] if devices else Unavailable("no GPU was found on this machine")
+
+
+def vendor_of(device: DescribedAccelerator) -> str:
+    """The vendor name engines and datasheet entries use."""
+    if isinstance(device, NvidiaGpu):
+        return "nvidia"
+    if isinstance(device, AmdGpu):
+        return "amd"
+    if isinstance(device, IntelGpu):
+        return "intel"
+    return "apple"
+
+
+def _torch_device_kind(device: DescribedAccelerator) -> str:
+    """The torch device a measurement of this accelerator runs on (ROCm builds drive AMD GPUs as "cuda")."""
+    if isinstance(device, (NvidiaGpu, AmdGpu)):
+        return "cuda"
+    return "xpu" if isinstance(device, IntelGpu) else "mps"
+
+
+def measured_on(limits: Limits | Unavailable, device: DescribedAccelerator) -> Limits | None:
+    """The limits if they were measured on this accelerator's kind of torch device; None otherwise (a torch
+    build without the GPU's backend measures the CPU, whose figures say nothing about the GPU)."""
+    if isinstance(limits, Unavailable) or limits.device.partition(":")[0] != _torch_device_kind(device):
+        return None
+    return limits
+
+
+def _device_type(device: DescribedAccelerator) -> str:
+    """What a device outside the datasheet table is, from its kind and memory class."""
+    if isinstance(device, AppleGpu):
+        return "soc-gpu"
+    shared = device.memory_class.kind == "shared-physical"
+    return "apu-gpu" if shared and isinstance(device, (AmdGpu, IntelGpu)) else "discrete-gpu"
 
 
 def datasheet_footing(measured: float, reference_fraction: float, datasheet: float | None) -> float:
@@ -81,7 +124,7 @@ def ceilings_from_machine(machine: Machine, limits: Limits | Unavailable, *, gpu
     if isinstance(device, Unavailable):
         return _cpu_ceilings(machine, limits)
     spec = spec_by_id(device.spec_id) if isinstance(device.spec_id, str) else None
-    measured = limits if isinstance(limits, Limits) else None
+    measured = measured_on(limits, device)
     datasheet_bandwidth = spec.memory_bandwidth_bytes_per_s if spec else None
     if measured and not isinstance(measured.stream_read_bytes_per_s, Unavailable):
         bandwidth = datasheet_footing(measured.stream_read_bytes_per_s, REFERENCE_STREAM_FRACTION,
@@ -93,7 +136,7 @@ def ceilings_from_machine(machine: Machine, limits: Limits | Unavailable, *, gpu
     peaks = dict(spec.peak_flops_per_s) if spec else {}
     for dtype, rate in (measured.peak_flops_per_s.items() if measured else ()):
         peaks[dtype] = datasheet_footing(rate, REFERENCE_MATMUL_FRACTION, peaks.get(dtype))
-    vendor = "apple" if isinstance(device, AppleGpu) else "nvidia"
+    vendor = vendor_of(device)
     memory_class = device.memory_class
     usable = memory_class.usable_bytes
     if isinstance(usable, Unavailable):
@@ -105,7 +148,7 @@ def ceilings_from_machine(machine: Machine, limits: Limits | Unavailable, *, gpu
     return Ceilings(
         source="measured" if measured else "datasheet", device_name=device.name,
         hardware_id=spec.id if spec else Unavailable("not in the datasheet table"), vendor=vendor,
-        device_type=spec.device_type if spec else ("soc-gpu" if vendor == "apple" else "discrete-gpu"),
+        device_type=spec.device_type if spec else _device_type(device),
         gpus=gpus, memory_class=memory_class.kind, bandwidth_bytes_per_s=bandwidth, peak_flops_per_s=peaks,
         native_precisions=spec.native_precisions if spec else tuple(peaks),
         usable_memory_bytes=usable_bytes * gpus, usable_memory_basis=usable_basis,

@@ -94,7 +94,7 @@ ENGINES: dict[str, Engine] = {
          "compute_efficiency": _COMPUTE_PRIOR}),
     "llama.cpp": Engine(
         "llama.cpp", "llama.cpp (GGUF; DiffusionGemma through llama-diffusion-cli, PR #24423)",
-        ("nvidia", "amd", "apple", "cpu"), ("bf16", "int8", "int4"), False, 0.95,
+        ("nvidia", "amd", "intel", "apple", "cpu"), ("bf16", "int8", "int4"), False, 0.95,
         "assumed: compute buffers and runtime take ~5%",
         {"pass_floor_seconds": _CUDA_GRAPH_FLOOR,
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
@@ -102,7 +102,7 @@ ENGINES: dict[str, Engine] = {
          "compute_efficiency": _COMPUTE_PRIOR}),
     "transformers": Engine(
         "transformers", "Hugging Face transformers, eager (no torch.compile, no CUDA graphs)",
-        ("nvidia", "amd", "apple"), ("bf16",), False, 0.95,
+        ("nvidia", "amd", "intel", "apple"), ("bf16",), False, 0.95,
         "assumed: the CUDA context and allocator slack take ~5%",
         {"pass_floor_seconds": Prior(0.05, 1.5, "eager Python over 30 MoE layers (fitted to the H200 run)"),
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
@@ -111,7 +111,7 @@ ENGINES: dict[str, Engine] = {
     "ideal": Engine(
         "ideal", "no overhead beyond the passes: the measured passes on this machine, or the device's "
         "ceilings when nothing was measured",
-        ("nvidia", "amd", "apple", "cpu"), ("bf16", "fp8", "int8", "nvfp4", "int4"), True, 1.0,
+        ("nvidia", "amd", "intel", "apple", "cpu"), ("bf16", "fp8", "int8", "nvfp4", "int4"), True, 1.0,
         "no engine reserve",
         {}),
 }
@@ -129,15 +129,23 @@ def engine_by_name(name: str) -> Engine:
         raise UsageError(f"unknown engine '{name}': known are {', '.join(ENGINE_NAMES)} and {AUTO}") from None
 
 
-def auto_engine(*, vendor: str, device_type: str) -> tuple[str, str]:
+def auto_engine(*, vendor: str, device_type: str, device_name: str) -> tuple[str, str]:
     """The engine a user of this platform would run, and why.
 
-    vLLM on NVIDIA and AMD GPUs with their own memory or a vLLM build (discrete cards, superchips, DGX Spark:
-    the recipe ships an override for it); MLX on Apple Silicon; llama.cpp on APUs and integrated parts where
-    vLLM has no DiffusionGemma build (Strix Halo) and on CPUs.
+    vLLM on NVIDIA GPUs with their own memory or a vLLM build (discrete cards, superchips, DGX Spark: the recipe
+    ships an override for it) and on AMD Instinct accelerators (ROCm builds); MLX on Apple Silicon; llama.cpp
+    where vLLM has no DiffusionGemma build or its users do not run it: AMD APUs (Strix Halo) and Radeon cards
+    (ROCm or Vulkan), Intel Arc and integrated GPUs (SYCL), and CPUs.
     """
     if vendor == "apple":
         return "mlx", "Apple Silicon: MLX is the native Metal engine"
-    if vendor in ("nvidia", "amd") and device_type != "apu-gpu":
+    if vendor == "nvidia" and device_type != "apu-gpu":
         return "vllm", "vLLM serves DiffusionGemma on NVIDIA and AMD GPUs (recipe, min vLLM 0.24)"
+    if vendor == "amd" and device_type != "apu-gpu" and "instinct" in device_name.lower():
+        return "vllm", "vLLM serves DiffusionGemma on AMD Instinct accelerators through its ROCm build"
+    if vendor == "amd":
+        return "llama.cpp", ("Radeon and Ryzen AI users run llama.cpp (GGUF, ROCm or Vulkan backend) "
+                             "rather than vLLM")
+    if vendor == "intel":
+        return "llama.cpp", "Intel Arc and integrated GPUs run llama.cpp (GGUF, SYCL backend)"
     return "llama.cpp", "no vLLM build for this platform: llama.cpp (GGUF) is what runs there"

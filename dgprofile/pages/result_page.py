@@ -47,7 +47,15 @@ from dgprofile.pages.views import (
 )
 from dgprofile.records.codec import to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Accelerator, AppleGpu, FailedDevice, Machine, NvidiaGpu
+from dgprofile.records.machine import (
+    Accelerator,
+    AmdGpu,
+    AppleGpu,
+    FailedDevice,
+    IntelGpu,
+    Machine,
+    NvidiaGpu,
+)
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Prediction, Predictions, Scenario
 from dgprofile.records.results import ResultFile
@@ -177,6 +185,24 @@ def _accelerator_facts(device: Accelerator) -> FactsView:
                   ("PCIe", f"gen {plain_text(device.pcie_generation)} x{plain_text(device.pcie_width)}"),
                   ("MIG / ECC", f"{plain_text(device.mig_mode)} / {plain_text(device.ecc_mode)}"),
                   ("utilisation at probe time", whole_percent_text(device.utilization_percent))]
+    elif isinstance(device, AmdGpu):
+        items += [("VRAM / GTT", f"{bytes_text(device.memory_total_bytes)} / {bytes_text(device.gtt_total_bytes)}"),
+                  ("datasheet bandwidth", bandwidth_text(device.datasheet_bandwidth_bytes_per_s)),
+                  ("architecture", f"{plain_text(device.architecture)} ({plain_text(device.gfx_target)})"),
+                  ("compute units", f"{plain_text(device.compute_units)} at up to "
+                                    f"{hertz_text(device.gfx_clock_max_hz)}"),
+                  ("driver / ROCm", f"{plain_text(device.driver_version)} / {plain_text(device.rocm_version)}"),
+                  ("power limit", watts_text(device.power_limit_w)),
+                  ("compute / memory partition",
+                   f"{plain_text(device.compute_partition)} / {plain_text(device.memory_partition)}"),
+                  ("utilisation at probe time", whole_percent_text(device.utilization_percent)),
+                  ("verified on hardware", plain_text(device.verified_on_hardware))]
+    elif isinstance(device, IntelGpu):
+        items += [("local memory", bytes_text(device.memory_total_bytes)),
+                  ("architecture", f"{plain_text(device.architecture)}, PCI {device.pci_device_id}"),
+                  ("Xe cores", f"{plain_text(device.xe_cores)} at up to {hertz_text(device.gt_clock_max_hz)}"),
+                  ("driver", device.driver), ("power limit", watts_text(device.power_limit_w)),
+                  ("verified on hardware", plain_text(device.verified_on_hardware))]
     elif isinstance(device, AppleGpu):
         items += [("chip", f"{device.chip}, {plain_text(device.gpu_cores)} GPU cores"),
                   ("unified memory", bytes_text(device.unified_memory_bytes)),
@@ -319,7 +345,8 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
     intro = "Check the prediction on real weights: serve each model with vLLM and benchmark it with the same settings."
     headline = predictions.headline if isinstance(predictions, Predictions) else None
     if isinstance(machine, Machine):
-        vendor = "nvidia" if any(isinstance(a, NvidiaGpu) for a in machine.accelerators) else "other"
+        vendor = ("nvidia" if any(isinstance(a, NvidiaGpu) for a in machine.accelerators) else
+                  "amd" if any(isinstance(a, AmdGpu) for a in machine.accelerators) else "other")
     else:
         vendor = predictions.ceilings.vendor if isinstance(predictions, Predictions) else "unknown"
     if headline is None:
@@ -336,8 +363,8 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
     if s.precision not in ("bf16", "fp8"):
         notes.insert(0, f"The scenario's precision is {s.precision}: serve a {s.precision} checkpoint of each model "
                         "instead of the original weights (the commands above run bf16).")
-    if vendor != "nvidia":
-        notes.insert(0, f"This machine has no NVIDIA GPU, and the prediction is for the {s.engine} engine: the vLLM "
-                        "commands verify the same scenario on a CUDA machine.")
+    if vendor not in ("nvidia", "amd"):
+        notes.insert(0, f"This machine has no NVIDIA or AMD GPU, and the prediction is for the {s.engine} engine: "
+                        "the vLLM commands verify the same scenario on a CUDA or ROCm machine.")
     return SectionView("verify", "Verify on real weights", intro, (
         CodeView(f"vLLM, {scenario_text(s)}", verify_commands(s)), ListView("Reading the results", tuple(notes))))

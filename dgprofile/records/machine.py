@@ -95,6 +95,90 @@ class AppleGpu:
 
 
 @dataclass(frozen=True)
+class AmdGpu:
+    """One AMD GPU or APU as amdsmi (AMD's management library) describes it; the probe starts no HIP context.
+
+    ``architecture`` is the family (CDNA 3, RDNA 3.5, ...) and ``gfx_target`` the LLVM processor (gfx942) that
+    ROCm builds for. ``memory_total_bytes`` is the driver's VRAM: on APUs the BIOS carve-out, beside the GTT
+    (system memory the GPU maps, ``gtt_total_bytes``); ``memory_class.usable_bytes`` says what the GPU can really
+    use. ``library_bandwidth_bytes_per_s`` is amdsmi's own peak VRAM bandwidth where the driver reports one;
+    ``theoretical_bandwidth_bytes_per_s`` follows the same datasheet cross-check as ``NvidiaGpu``. Written
+    against amdsmi's documented interface and tested with fakes: ``verified_on_hardware`` stays false until a
+    run on real hardware confirms it.
+    """
+
+    kind: Literal["amd-gpu"]
+    index: int
+    name: str
+    uuid: str | Unavailable
+    pci_bus_id: str | Unavailable
+    pci_device_id: str | Unavailable
+    architecture: str | Unavailable
+    gfx_target: str | Unavailable
+    driver_version: str | Unavailable
+    amdsmi_version: str | Unavailable
+    rocm_version: str | Unavailable
+    memory_type: str | Unavailable
+    memory_total_bytes: int | Unavailable
+    memory_free_bytes: int | Unavailable
+    memory_used_bytes: int | Unavailable
+    gtt_total_bytes: int | Unavailable
+    gtt_used_bytes: int | Unavailable
+    memory_bus_width_bits: int | Unavailable
+    memory_clock_max_hz: float | Unavailable
+    library_bandwidth_bytes_per_s: float | Unavailable
+    datasheet_bandwidth_bytes_per_s: float | Unavailable
+    bandwidth_disagrees_with_datasheet: bool
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
+    compute_units: int | Unavailable
+    gfx_clock_max_hz: float | Unavailable
+    power_limit_w: float | Unavailable
+    pcie_generation: int | Unavailable
+    pcie_width: int | Unavailable
+    compute_partition: str | Unavailable
+    memory_partition: str | Unavailable
+    utilization_percent: int | Unavailable
+    other_processes: tuple[GpuProcess, ...] | Unavailable
+    memory_class: MemoryClass
+    spec_id: str | Unavailable
+    verified_on_hardware: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IntelGpu:
+    """One Intel GPU (Arc card or integrated graphics) as the xe or i915 kernel driver describes it in sysfs.
+
+    The driver exposes no marketing name, memory clock or bus width: ``name``, ``xe_cores`` and the theoretical
+    bandwidth come from the datasheet entry of the PCI device id, and an integrated GPU shares the host's DRAM
+    (its bandwidth is the CPU's). ``architecture`` is the Xe generation. Written against the kernel's documented
+    sysfs and DRM fdinfo files and tested with fakes: ``verified_on_hardware`` stays false until a run on real
+    hardware confirms it.
+    """
+
+    kind: Literal["intel-gpu"]
+    index: int
+    name: str
+    pci_bus_id: str | Unavailable
+    pci_device_id: str
+    architecture: str | Unavailable
+    driver: str
+    memory_total_bytes: int | Unavailable
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
+    xe_cores: int | Unavailable
+    gt_clock_max_hz: float | Unavailable
+    power_limit_w: float | Unavailable
+    utilization_percent: int | Unavailable
+    other_processes: tuple[GpuProcess, ...] | Unavailable
+    memory_class: MemoryClass
+    spec_id: str | Unavailable
+    verified_on_hardware: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FailedDevice:
     """A device that was seen but could not be described (lost mid-query, driver error)."""
 
@@ -104,7 +188,9 @@ class FailedDevice:
     reason: str
 
 
-Accelerator = NvidiaGpu | AppleGpu | FailedDevice
+Accelerator = NvidiaGpu | AmdGpu | IntelGpu | AppleGpu | FailedDevice
+# Every accelerator that was described (not failed): what measurements and predictions can use.
+DescribedAccelerator = NvidiaGpu | AmdGpu | IntelGpu | AppleGpu
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dgprofile import __version__
 from dgprofile.errors import ResultFileError
 from dgprofile.records.codec import DecodeError, from_json, json_schema, to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Accelerator, Machine, NvidiaGpu
+from dgprofile.records.machine import Accelerator, AmdGpu, IntelGpu, Machine, NvidiaGpu
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
@@ -234,11 +234,14 @@ def _hash(value: str, salt: str) -> str:
 def anonymize(machine: Machine, *, salt: str) -> Machine:
     """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt)."""
     accelerators: list[Accelerator] = []
+    def hashed(value: str | Unavailable) -> str | Unavailable:
+        return _hash(value, salt) if isinstance(value, str) else value
+
     for device in machine.accelerators:
-        if isinstance(device, NvidiaGpu):  # the only device with a UUID and a PCI bus id
-            uuid, bus = device.uuid, device.pci_bus_id
-            device = dataclasses.replace(device, uuid=_hash(uuid, salt) if isinstance(uuid, str) else uuid,
-                                         pci_bus_id=_hash(bus, salt) if isinstance(bus, str) else bus)
+        if isinstance(device, (NvidiaGpu, AmdGpu)):
+            device = dataclasses.replace(device, uuid=hashed(device.uuid), pci_bus_id=hashed(device.pci_bus_id))
+        elif isinstance(device, IntelGpu):  # the xe/i915 drivers expose no UUID
+            device = dataclasses.replace(device, pci_bus_id=hashed(device.pci_bus_id))
         accelerators.append(device)
     identity = dataclasses.replace(machine.identity, hostname=_hash(machine.identity.hostname, salt),
                                    anonymized=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TimerName = Literal["cuda-graph-events", "cuda-events", "mps-events", "mps-sync", "perf-counter"]
+TimerName = Literal["cuda-graph-events", "cuda-events", "xpu-events", "mps-events", "mps-sync", "perf-counter"]
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ class HardwareSpec:
     the largest configuration sold, since users have smaller ones); ``notes`` says whether it is a driver reading
     or the marketed figure. ``peak_flops_per_s`` holds dense rates only, keyed by PEAK_FLOPS_DTYPES.
     ``interconnect_bytes_per_s`` is the GPU-to-GPU bandwidth one GPU has per direction (what tensor
-    parallelism over several of these uses), ``Unavailable`` where the part has no such link.
+    parallelism over several of these uses), ``Unavailable`` where the part has no such link. ``gpu_cores``
+    counts what tells binned variants of one name apart: Apple GPU cores, AMD compute units, Intel Xe cores.
+    ``pci_device_ids`` ("8086:e20b") identify parts whose driver reports no name (Intel's xe and i915).
     """
 
     id: str
@@ -54,6 +56,7 @@ class HardwareSpec:
     interconnect_bytes_per_s: float | Unavailable
     sources: tuple[str, ...]
     notes: str
+    pci_device_ids: tuple[str, ...] = ()
 
     def peak_flops(self, dtype: str) -> float | Unavailable:
         """The dense peak rate for ``dtype``, or Unavailable saying the datasheet gives none."""
@@ -122,3 +125,17 @@ def match_device_name(name: str, *, memory_bytes: int | Unavailable = _NOT_GIVEN
             return min(fitting, key=lambda s: s.memory_bytes)
         return min(candidates, key=lambda s: abs(s.memory_bytes - memory_bytes))
     return candidates[0]
+
+
+def match_pci_device(vendor_id: str, device_id: str) -> HardwareSpec | Unavailable:
+    """The entry listing this PCI vendor and device id (hex, with or without 0x; e.g. "8086", "e20b")."""
+    wanted = f"{_hex4(vendor_id)}:{_hex4(device_id)}"
+    for spec in all_specs():
+        if wanted in spec.pci_device_ids:
+            return spec
+    return Unavailable(f"PCI device {wanted} is not in dgprofile's datasheet table")
+
+
+def _hex4(value: str) -> str:
+    text = value.strip().lower()
+    return text[2:] if text.startswith("0x") else text

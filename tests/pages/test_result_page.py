@@ -138,7 +138,7 @@ def test_predicted_file_says_nothing_was_measured_and_uses_datasheet_ceilings() 
     roofline = section_text(soup, "roofline")
     assert "Shown instead: the datasheet limits the prediction used" in roofline
     assert "fp16 matmul peak over datasheet bandwidth" in roofline
-    assert "This machine has no NVIDIA GPU" in section_text(soup, "verify")
+    assert "This machine has no NVIDIA or AMD GPU" in section_text(soup, "verify")
     assert "tone-does-not-apply" in soup.find("div", class_="verdict")["class"]
     assert "DiffusionGemma is 4.5x slower" in section_text(soup, "verdict")
 

@@ -15,6 +15,7 @@ from dgprofile.specs.hardware import (
     HardwareSpec,
     all_specs,
     match_device_name,
+    match_pci_device,
     spec_by_id,
     spec_ids,
 )
@@ -85,9 +86,33 @@ def test_match_names_are_unique_unless_bins_told_apart_by_cores_or_memory() -> N
             assert len(set(map(str, cores))) == len(specs) or len(set(memories)) == len(specs), name
 
 
-def test_apple_entries_have_core_counts_and_others_do_not() -> None:
+def test_core_counts_where_binned_parts_or_silent_drivers_need_them() -> None:
+    """Apple bins and AMD APU bins differ in cores under one name; Intel's drivers report no core count at all."""
     for spec in all_specs():
-        assert isinstance(spec.gpu_cores, Unavailable) == (spec.vendor != "apple"), spec.id
+        counted = spec.vendor in ("apple", "intel") or spec.device_type == "apu-gpu"
+        assert isinstance(spec.gpu_cores, Unavailable) != counted, spec.id
+
+
+def test_amd_and_intel_entries_of_the_issue_are_present() -> None:
+    for spec_id, bandwidth in (("mi300x", 5.3e12), ("mi325x", 6.0e12), ("strix-halo-395", 256e9),
+                               ("strix-halo-8050s", 256e9), ("rx-7900-xtx", 960e9), ("arc-b580", 456e9),
+                               ("arc-pro-b70", 608e9)):
+        spec = spec_by_id(spec_id)
+        assert spec.memory_bandwidth_bytes_per_s == bandwidth
+        assert any(source.startswith("https://") for source in spec.sources), spec_id
+
+
+def test_pci_device_ids_name_intel_cards() -> None:
+    spec = match_pci_device("0x8086", "0xE20B")
+    assert isinstance(spec, HardwareSpec) and spec.id == "arc-b580"
+    missing = match_pci_device("8086", "ffff")
+    assert isinstance(missing, Unavailable) and "8086:ffff" in missing.reason
+
+
+def test_strix_halo_bins_are_told_apart_by_compute_units_under_the_llvm_target() -> None:
+    for units, expected in ((40, "strix-halo-395"), (32, "strix-halo-8050s")):
+        spec = match_device_name("gfx1151", gpu_cores=units)
+        assert isinstance(spec, HardwareSpec) and spec.id == expected
 
 
 @pytest.mark.parametrize("spec_id", REQUIRED_IDS)

@@ -6,8 +6,10 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
+from fakes import amdsmi as fake_amdsmi
 from fakes import apple, cpu
 from fakes import nvml as fake
+from fakes.intel_sysfs import FakeDrmFiles
 
 from dgprofile.probes.collect import ProbeSeams, collect_machine
 from dgprofile.probes.host_cpu import HostSeams
@@ -24,7 +26,8 @@ def machine_from(tmp_path: Path, scenario: fake.FakeNvml | None = None, host: Ho
     return collect_machine(seams=ProbeSeams(
         host=host or cpu.linux_seams(cpu.linux_tree(tmp_path)), open_nvml=open_nvml,
         read_meminfo=lambda: {"MemAvailable": 100 << 30}, hostname=lambda: "gpu-box-7",
-        apple_working_set=lambda: apple.M3_MAX_WORKING_SET))
+        apple_working_set=lambda: apple.M3_MAX_WORKING_SET, open_amdsmi=fake_amdsmi.opener(fake_amdsmi.NOT_INSTALLED),
+        drm_files=FakeDrmFiles()))
 
 
 def rows(text: str) -> dict[str, str]:
