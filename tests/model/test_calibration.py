@@ -22,6 +22,7 @@ from dgprofile.terminal.format_predictions import calibration_table
 
 TARGET = 0.20  # every fitted published figure within 20%
 RUN_IDS = [run.id for run in load_runs()]
+FITTED_RUN_IDS = [run.id for run in load_runs() if any(o.fit for o in run.observables)]
 
 
 def reproduction(run_id: str) -> RunReproduction:
@@ -34,12 +35,19 @@ def test_the_structured_section_covers_every_published_run() -> None:
     assert RUN_IDS == published
 
 
-@pytest.mark.parametrize("run_id", RUN_IDS)
+@pytest.mark.parametrize("run_id", FITTED_RUN_IDS)
 def test_run_is_reproduced_within_target(run_id: str) -> None:
-    fitted = [o for o in reproduction(run_id).observables if o.used_in_fit]
-    assert fitted, "every run contributes at least one fitted figure"
-    for observable in fitted:
+    for observable in (o for o in reproduction(run_id).observables if o.used_in_fit):
         assert abs(observable.relative_error) <= TARGET, observable
+
+
+def test_runs_that_fit_nothing_say_why() -> None:
+    """A run only reproduced (its figures rest on an unstated setting or a bin the table lacks) names the reason
+    among its assumptions: it then tests transfer, as the validation reports."""
+    reproduced_only = [run for run in load_runs() if run.id not in FITTED_RUN_IDS]
+    assert {run.id for run in reproduced_only} == {"llamacpp-strixhalo-pr24423", "club3090-1x3090-ar-int8-mtp"}
+    for run in reproduced_only:
+        assert any("reproduced, not fitted" in assumption for assumption in run.assumptions), run.id
 
 
 @pytest.mark.parametrize("run_id", RUN_IDS)
@@ -72,11 +80,12 @@ def test_stored_parameters_equal_a_fresh_fit() -> None:
 
 def test_parameters_the_data_identify_are_marked_fitted() -> None:
     parameters = calibrated_parameters()
-    assert {"pass_floor_seconds", "diffusion_step_overhead_seconds", "bandwidth_efficiency"} <= set(
-        parameters["vllm"].fitted)
+    assert {"pass_floor_seconds", "diffusion_step_overhead_seconds", "bandwidth_efficiency",
+            "mtp_draft_step_fraction", "mtp_acceptance"} <= set(parameters["vllm"].fitted)
     assert "compute_efficiency" in parameters["mlx"].fitted  # the M1 Ultra run is compute-bound
-    assert "compute_efficiency" not in parameters["vllm"].fitted
-    assert any(p.startswith("compute_efficiency: prior") for p in parameters["vllm"].priors)
+    assert "eager_host_factor" not in parameters["vllm"].fitted  # no published eager run
+    assert any(p.startswith("eager_host_factor: prior") for p in parameters["vllm"].priors)
+    assert "mtp_acceptance" not in parameters["mlx"].fitted
 
 
 def test_llamacpp_run_is_explained_by_compute_not_bandwidth() -> None:
@@ -84,7 +93,7 @@ def test_llamacpp_run_is_explained_by_compute_not_bandwidth() -> None:
     bandwidth efficiency (to an implausible 0.3); the multi-start fit finds the cheaper compute explanation."""
     llama = calibrated_parameters()["llama.cpp"]
     assert llama.fitted == ("compute_efficiency",)
-    assert llama.bandwidth_efficiency == pytest.approx(0.8, rel=0.05)
+    assert llama.bandwidth_efficiency == pytest.approx(0.87, rel=0.05)
 
 
 def test_vllm_builds_differ_only_by_the_diffusion_step_overhead() -> None:
