@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from dgprofile.errors import UsageError
 from dgprofile.model import setup as knobs
-from dgprofile.model.calibration import calibrated_parameters, calibration_summary
+from dgprofile.model.calibration import calibrated_parameters, calibration_summary, stored_validation
 from dgprofile.model.ceilings import ceilings_from_machine, ceilings_from_spec, runs_natively
 from dgprofile.model.engines import AUTO, Engine, auto_engine, engine_by_name
 from dgprofile.model.memory_fit import memory_fit
@@ -175,9 +175,7 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | No
     passes_used = measured if name == "ideal" else None
     model = PassModel(config, ceilings, engine, parameters, passes_used, mode=mode, interconnect=link)
     assumptions = _assumptions(engine, parameters, mode, link, baseline, options)
-    base = (_measured_spread(passes_used) if passes_used is not None
-            else calibration_summary().validation.speedup_log_sigma
-            if not isinstance(calibration_summary().validation, Unavailable) else 0.0)
+    base = _measured_spread(passes_used) if passes_used is not None else stored_validation().speedup_log_sigma
     return _Setup(config, ceilings, model, reason, base, options, sampler, baseline, link, assumptions)
 
 

@@ -23,7 +23,6 @@ from dgprofile.specs.model_config import ModelConfig, ModelKind
 from dgprofile.specs.pass_cost import dg_request_buffers_bytes, kv_cache_bytes, weights_bytes
 from dgprofile.text.units import bytes_text
 
-
 _WEIGHTS: dict[tuple[str, str, ModelKind], float] = {}
 
 

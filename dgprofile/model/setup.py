@@ -32,6 +32,7 @@ from dgprofile.records.predictions import (
     Ceilings,
     ExecutionMode,
     Interconnect,
+    LinkKind,
     Sampler,
     SamplerKind,
 )
@@ -244,7 +245,7 @@ def datasheet_interconnect(ceilings: Ceilings) -> Interconnect:
     if match:
         return pcie_link(int(match["generation"]), int(match["width"]), peer_to_peer=spec.peer_to_peer,
                          basis=basis + ("" if spec.peer_to_peer else "; the driver refuses peer-to-peer"))
-    kind = "infinity-fabric" if text.startswith("Infinity Fabric") else "network"
+    kind: LinkKind = "infinity-fabric" if text.startswith("Infinity Fabric") else "network"
     return Interconnect(kind=kind, description=text.split(":")[0], bytes_per_s=ceilings.interconnect_bytes_per_s,
                         all_reduce_latency_seconds=ALL_REDUCE_LATENCY_SECONDS[kind], peer_to_peer=kind != "network",
                         basis=basis)

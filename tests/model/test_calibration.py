@@ -14,11 +14,13 @@ from dgprofile.model.calibration import (
     fit_all_engines,
     levenberg_marquardt,
     load_runs,
+    stored_validation,
 )
+from dgprofile.model.validation import BAND_Z, transfer_validation
 from dgprofile.records.codec import to_json
 from dgprofile.records.predictions import RunReproduction
 from dgprofile.records.values import Unavailable
-from dgprofile.terminal.format_predictions import calibration_table
+from dgprofile.terminal.format_predictions import calibration_table, validation_table
 
 TARGET = 0.20  # every fitted published figure within 20%
 RUN_IDS = [run.id for run in load_runs()]
@@ -64,18 +66,62 @@ def test_runs_without_a_published_speedup_still_get_a_predicted_class() -> None:
     assert classes["transformers-eager-h200-bf16-random"] == "applies"  # both passes launch-bound
 
 
+def _assert_same(fresh: object, stored: object, where: str) -> None:
+    if isinstance(fresh, float) and isinstance(stored, (int, float)):
+        assert fresh == pytest.approx(stored, rel=1e-6, abs=1e-12), where
+    elif isinstance(fresh, dict) and isinstance(stored, dict):
+        assert fresh.keys() == stored.keys(), where
+        for key in fresh:
+            _assert_same(fresh[key], stored[key], f"{where}.{key}")
+    elif isinstance(fresh, list) and isinstance(stored, list):
+        assert len(fresh) == len(stored), where
+        for i, (a, b) in enumerate(zip(fresh, stored, strict=True)):
+            _assert_same(a, b, f"{where}[{i}]")
+    else:
+        assert fresh == stored, where
+
+
 def test_stored_parameters_equal_a_fresh_fit() -> None:
     """`python -m dgprofile.model.calibration` must be re-run whenever the data, the model or passcost change."""
     fresh = fit_all_engines()
     stored = calibrated_parameters()
     assert fresh.keys() == stored.keys()
     for name, parameters in fresh.items():
-        for key, value in to_json(parameters).items():
-            expected = to_json(stored[name])[key]
-            if isinstance(value, float):
-                assert value == pytest.approx(expected, rel=1e-6), (name, key)
-            else:
-                assert value == expected, (name, key)
+        _assert_same(to_json(parameters), to_json(stored[name]), name)
+
+
+def test_stored_validation_equals_a_fresh_one() -> None:
+    """The transfer validation is stored beside the fit (`predict` reads its speedup sigma): refit both together."""
+    _assert_same(to_json(transfer_validation()), to_json(stored_validation()), "validation")
+
+
+def test_leave_one_out_speedup_error_stays_within_25_percent() -> None:
+    """Each published speedup predicted by a fit that never saw its run (README, "Validation")."""
+    assert transfer_validation().median_speedup_error_leave_one_out <= 0.25
+
+
+def test_leave_one_out_gets_every_published_verdict_class_right() -> None:
+    speedups = [c for c in transfer_validation().checks
+                if c.held_out == "run" and not isinstance(c.published_verdict, Unavailable)]
+    assert {c.run_id for c in speedups} >= {"vllm-blog-h100-fp8", "vllm-recipe-h100-speedbench",
+                                            "mlxcel-m1ultra-4bit", "nvidia-h100-dg-vs-ar-mtp"}
+    for check in speedups:
+        assert check.predicted_verdict == check.published_verdict, check
+
+
+def test_band_coverage_is_what_the_checks_say() -> None:
+    """The coverage reported is the share of left-out figures inside the band they were predicted with; for the
+    speedup band `check` prints the target is about 80%."""
+    validation = transfer_validation()
+    loo = [c for c in validation.checks if c.held_out == "run"]
+    speedups = [c for c in loo if not isinstance(c.published_verdict, Unavailable)]
+    assert validation.speedup_coverage_leave_one_out == sum(c.in_band for c in speedups) / len(speedups)
+    assert validation.speedup_coverage_leave_one_out >= 0.8
+    assert 0.5 <= validation.figure_coverage_leave_one_out <= 1.0
+    for check in validation.checks:
+        assert check.low < check.predicted < check.high
+        assert check.in_band == (check.low <= check.published <= check.high)
+    assert BAND_Z == pytest.approx(1.2816)
 
 
 def test_parameters_the_data_identify_are_marked_fitted() -> None:
@@ -120,3 +166,9 @@ def test_calibration_table_lists_every_run_and_figure() -> None:
     for run in calibration_summary().runs:
         assert run.run_id in table
     assert table.count("\n") + 1 == 2 + sum(len(r.observables) + 1 for r in calibration_summary().runs)
+
+
+def test_validation_table_lists_every_check() -> None:
+    table = validation_table(transfer_validation())
+    assert table.count("\n") + 1 == 2 + len(transfer_validation().checks)
+    assert "| mlxcel-m1ultra-4bit | apple | run |" in table
