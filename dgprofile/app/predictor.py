@@ -165,7 +165,7 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | No
         raise UsageError("--concurrency must be at least 1")
     config = load_model_config()
     parameters = calibrated_parameters()[name]
-    mode = knobs.execution_mode(engine, options.execution_mode)
+    mode = knobs.execution_mode(engine, options.execution_mode, ceilings.vendor)
     link = knobs.interconnect(ceilings, options.interconnect, machine)
     sampler = knobs.sampler(options.sampler, options.sampler_value)
     baseline = knobs.ar_baseline(options.ar_baseline, engine,
@@ -174,17 +174,17 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | No
     ceilings = with_measured_passes(config, ceilings, measured)
     passes_used = measured if name == "ideal" else None
     model = PassModel(config, ceilings, engine, parameters, passes_used, mode=mode, interconnect=link)
-    assumptions = _assumptions(engine, parameters, mode, link, baseline, options)
+    assumptions = _assumptions(engine, parameters, mode, link, baseline, options, ceilings.vendor)
     base = _measured_spread(passes_used) if passes_used is not None else stored_validation().speedup_log_sigma
     return _Setup(config, ceilings, model, reason, base, options, sampler, baseline, link, assumptions)
 
 
 def _assumptions(engine: Engine, parameters: EngineParameters, mode: ExecutionMode,
-                 link: Interconnect | Unavailable, baseline: ArBaseline, options: PredictOptions
+                 link: Interconnect | Unavailable, baseline: ArBaseline, options: PredictOptions, vendor: str
                  ) -> tuple[tuple[str, float], ...]:
     """The scenario's assumptions beyond the calibration, each with the log-sigma it adds to the band."""
     found: list[tuple[str, float]] = []
-    if mode != engine.default_mode:
+    if mode != engine.default_mode and vendor in knobs.GRAPH_VENDORS:
         found.append((f"{mode} launches: host cost per kernel {parameters.eager_host_factor:g}x a bare torch op "
                       "(prior, no published run)", engine.priors["eager_host_factor"].log_sigma))
     if isinstance(link, Interconnect):

@@ -133,10 +133,16 @@ def default_quantised_logits(precision: Precision) -> bool:
 # --- execution mode --------------------------------------------------------------------------------------------
 
 
-def execution_mode(engine: Engine, requested: ExecutionMode | None) -> ExecutionMode:
-    """The engine's default mode, or the requested one if the engine runs it."""
+GRAPH_VENDORS = ("nvidia", "amd")  # CUDA graphs, and HIP graphs on ROCm
+
+
+def execution_mode(engine: Engine, requested: ExecutionMode | None, vendor: str) -> ExecutionMode:
+    """The engine's default mode (eager where there are no CUDA or HIP graphs: Apple, CPUs), or the requested one
+    if the engine runs it there."""
     if requested is None:
-        return engine.default_mode
+        return engine.default_mode if vendor in GRAPH_VENDORS or "eager" not in engine.execution_modes else "eager"
+    if requested == "cuda-graphs" and vendor not in GRAPH_VENDORS:
+        raise UsageError(f"{vendor} devices have no CUDA graphs: use --execution-mode eager")
     if requested not in engine.execution_modes:
         raise UsageError(f"{engine.name} runs {' or '.join(engine.execution_modes)}, not {requested}")
     return requested

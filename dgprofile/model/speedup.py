@@ -333,10 +333,12 @@ def _measured(estimate: PassEstimate, seconds: float, measurement: PassMeasureme
 
 
 def with_measured_passes(config: ModelConfig, ceilings: Ceilings, measured: PassTimes | None) -> Ceilings:
-    """The ceilings with what the measured passes say about this device's kernels (``PassFactor`` per pass kind
-    and concurrency): each measured bf16 (else fp16) denoise, commit and prefill pass against its roofline at the
-    measured limits, relative to the same ratio on the reference GPUs (``REFERENCE_ROOFLINE_RATIO``)."""
-    if measured is None or ceilings.source != "measured":
+    """The ceilings with what the measured passes say about this accelerator's kernels (``PassFactor`` per pass
+    kind and concurrency): each measured bf16 (else fp16) denoise, commit and prefill pass against its roofline at
+    the measured limits, relative to the same ratio on the reference GPUs (``REFERENCE_ROOFLINE_RATIO``)."""
+    if measured is None or ceilings.source != "measured" or ceilings.vendor == "cpu":
+        # On a CPU the passes are torch's own CPU kernels, far from what an engine's are (bf16 matmuls there
+        # often run at a fifth of the fp32 rate): they say nothing about the device that transfers to an engine.
         return ceilings
     factors = []
     for kind, reference in REFERENCE_ROOFLINE_RATIO.items():

@@ -52,7 +52,7 @@ from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Prediction, Predictions, Scenario
 from dgprofile.records.results import ResultFile
 from dgprofile.records.values import Unavailable
-from dgprofile.text.scenario import baseline_text, setup_text
+from dgprofile.text.scenario import baseline_text, nvlink_text, peers_text, setup_text
 from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
@@ -179,6 +179,7 @@ def _accelerator_facts(device: Accelerator) -> FactsView:
                   ("driver / CUDA", f"{plain_text(device.driver_version)} / {plain_text(device.cuda_driver_version)}"),
                   ("power limit", watts_text(device.power_limit_w)),
                   ("PCIe", f"gen {plain_text(device.pcie_generation)} x{plain_text(device.pcie_width)}"),
+                  ("NVLink", nvlink_text(device)), ("other GPUs", peers_text(device)),
                   ("MIG / ECC", f"{plain_text(device.mig_mode)} / {plain_text(device.ecc_mode)}"),
                   ("utilisation at probe time", whole_percent_text(device.utilization_percent))]
     elif isinstance(device, AppleGpu):
