@@ -326,6 +326,9 @@ def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> t
     engine_kind: BasisKind = "measured" if model.measured is not None else (
         "calibrated" if parameters.engine != "ideal" else "assumed")
     mode_source = "the engine's default" if options.execution_mode is None else "given on the command line"
+    if model.engine.name == "vllm" and ceilings.gpus > 1 and model.mode == "cuda-graphs" and not ceilings.peer_to_peer:
+        mode_source += ("; consumer multi-GPU rigs often run vLLM with --enforce-eager (calibration-runs.json "
+                        "engine notes): if yours does, give --execution-mode eager")
     measured_passes = "; ".join(f.basis for f in ceilings.pass_factors) or "no measured passes: factor 1"
     summary = calibration_summary()
     validation = summary.validation
@@ -344,8 +347,10 @@ def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> t
         Basis("execution mode", "assumed", f"{model.mode} ({mode_source})"),
         Basis("interconnect", "measured" if isinstance(setup.interconnect, Interconnect)
               and setup.interconnect.basis.startswith("detected") else "assumed",
-              setup.interconnect.basis if isinstance(setup.interconnect, Interconnect)
-              else setup.interconnect.reason),
+              (setup.interconnect.basis + (f"; {knobs.LINK_ASSUMPTION}" + (
+                  "; vLLM runs this model tensor-parallel only from https://github.com/vllm-project/vllm/pull/46177 "
+                  "on (it crashed before)" if model.engine.name == "vllm" else "")))
+              if isinstance(setup.interconnect, Interconnect) else setup.interconnect.reason),
         Basis("sampler", "assumed", f"{setup.sampler.kind} {setup.sampler.value:g}"
               + (" (the released default)" if options.sampler is None and options.sampler_value is None
                  else " (given on the command line)")),

@@ -26,8 +26,9 @@ _OPTIONS = (
                  help="Weight format (default: the best that fits)."),
     click.option("--workload", type=click.Choice(tuple(WORKLOADS)),
                  help="Headline workload (default long-form-drafting)."),
-    click.option("--steps", type=click.FloatRange(min=1), help="Denoise passes per canvas, fixed "
-                 "(default: the workload's published convergence evidence)."),
+    click.option("--steps", type=click.FloatRange(min=1), help="Denoise passes per canvas, fixed: early stopping "
+                 "off (default: the workload's published convergence evidence, moved by the sampler, thinking and "
+                 "quantised logits)."),
     click.option("--prompt-tokens", type=click.IntRange(min=1), help="Prompt length of the headline workload."),
     click.option("--output-tokens", type=click.IntRange(min=1), help="Output length of the headline workload."),
     click.option("--concurrency", default=1, show_default=True, type=click.IntRange(min=1),
