@@ -181,7 +181,8 @@ def mtp_basis(baseline: ArBaseline, *, given: bool) -> str:
         f"{DEFAULT_MTP_DRAFT_TOKENS} draft tokens as in the vLLM blog's MTP4 run, acceptance fitted to the "
         "published MTP runs (calibration-runs.json)")
     return f"Gemma 4 with its MTP drafter: {plain_number(baseline.draft_tokens)} draft tokens a step, " \
-           f"acceptance {plain_number(baseline.acceptance)} ({source})"
+           f"acceptance {plain_number(baseline.acceptance)} ({source}); the drafter's own weights are not counted " \
+           "in the memory fit"
 
 
 def plain_number(value: float | int | Unavailable) -> str:
