@@ -319,8 +319,10 @@ def verify_commands(scenario: Scenario) -> str:
     max_len = scenario.prompt_tokens + scenario.output_tokens + 256
     quant = " --quantization fp8" if scenario.precision == "fp8" else ""
     seqs = max(4, scenario.concurrency)
+    setup = (" --enforce-eager" if scenario.execution_mode == "eager" else "") + (
+        f" --tensor-parallel-size {scenario.gpus}" if scenario.gpus > 1 else "")
     common = (f"--max-num-seqs {seqs} --max-model-len {max_len}{quant} --no-enable-prefix-caching "
-              "--gpu-memory-utilization 0.85")
+              f"--gpu-memory-utilization 0.85{setup}")
     bench = (f"--dataset-name random --random-input-len {scenario.prompt_tokens} --random-output-len "
              f"{scenario.output_tokens} --ignore-eos --num-prompts {max(100, 20 * scenario.concurrency)} "
              f"--max-concurrency {scenario.concurrency}")
@@ -359,6 +361,10 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
              f"{round(s.steps_per_canvas)} steps, point --generation-config at a copy of the checkpoint's "
              "generation_config.json with confidence_threshold 0.",
              "TTFT of DiffusionGemma includes the whole first canvas (tokens appear only at its commit)."]
+    if s.ar_baseline.kind == "mtp":
+        notes.append(f"The prediction compares with {baseline_text(s)}: serve Gemma 4 with its MTP drafter "
+                     "(vLLM's --speculative-config) as your setup does, and compare its acceptance with the "
+                     "prediction's.")
     if s.precision not in ("bf16", "fp8"):
         notes.insert(0, f"The scenario's precision is {s.precision}: serve a {s.precision} checkpoint of each model "
                         "instead of the original weights (the commands above run bf16).")

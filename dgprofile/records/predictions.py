@@ -171,7 +171,7 @@ class Scenario:
     thinking: bool = False
     quantised_logits: bool = False
     ar_baseline: ArBaseline = PLAIN_BASELINE
-    weight_format: str = ""
+    weight_format: str = "not recorded"
 
 
 @dataclass(frozen=True)

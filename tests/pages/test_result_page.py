@@ -254,3 +254,11 @@ def test_transfer_validation_is_listed_with_the_calibration() -> None:
     table = soup.find("table", id="transfer-table")
     assert table is not None and "leave-one-out" in table.find_parent("div", class_="table-block").find("h3").get_text()
     assert len(table.find("tbody").find_all("tr")) > 20
+
+
+def test_verify_commands_follow_the_setup_knobs() -> None:
+    import dataclasses
+
+    scenario = dataclasses.replace(factory.prediction().scenario, execution_mode="eager", gpus=2)
+    commands = verify_commands(scenario)
+    assert commands.count("--enforce-eager --tensor-parallel-size 2") == 2  # both models, same setup
