@@ -60,10 +60,12 @@ from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Prediction, Predictions, Scenario
 from dgprofile.records.results import ResultFile
 from dgprofile.records.values import Unavailable
+from dgprofile.text.scenario import baseline_text, nvlink_text, peers_text, setup_text
 from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
     hertz_text,
+    number_key,
     percent_text,
     plain_text,
     seconds_text,
@@ -80,10 +82,11 @@ AR_MODEL = "google/gemma-4-26B-A4B-it"
 
 
 def scenario_text(scenario: Scenario) -> str:
-    """A scenario in one line."""
+    """A scenario in one line, with its setup and the AR baseline it is compared with."""
     return (f"{scenario.workload}, {scenario.precision}, concurrency {scenario.concurrency}, engine "
             f"{scenario.engine}: {scenario.prompt_tokens} prompt -> {scenario.output_tokens} output tokens, "
-            f"{scenario.steps_per_canvas:.3g} denoising steps per canvas")
+            f"{scenario.steps_per_canvas:.3g} denoising steps per canvas; setup: {setup_text(scenario)}; "
+            f"against {baseline_text(scenario)}")
 
 
 def render_result_html(result: ResultFile) -> str:
@@ -160,7 +163,8 @@ def _modes_table(p: Prediction) -> TableView:
         for mode in (p.diffusion, p.autoregressive):
             cells.append(Cell(fmt(mode) if isinstance(mode, Unavailable) else fmt(getattr(mode, attr))))
         rows.append(RowView(tuple(cells)))
-    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", "Gemma 4 (AR)"), tuple(rows))
+    ar_label = "Gemma 4 (AR + MTP)" if p.scenario.ar_baseline.kind == "mtp" else "Gemma 4 (AR)"
+    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", ar_label), tuple(rows))
 
 
 def _accelerator_facts(device: Accelerator) -> FactsView:
@@ -183,6 +187,7 @@ def _accelerator_facts(device: Accelerator) -> FactsView:
                   ("driver / CUDA", f"{plain_text(device.driver_version)} / {plain_text(device.cuda_driver_version)}"),
                   ("power limit", watts_text(device.power_limit_w)),
                   ("PCIe", f"gen {plain_text(device.pcie_generation)} x{plain_text(device.pcie_width)}"),
+                  ("NVLink", nvlink_text(device)), ("other GPUs", peers_text(device)),
                   ("MIG / ECC", f"{plain_text(device.mig_mode)} / {plain_text(device.ecc_mode)}"),
                   ("utilisation at probe time", whole_percent_text(device.utilization_percent))]
     elif isinstance(device, AmdGpu):
@@ -305,12 +310,33 @@ def _calibration_blocks(p: Predictions) -> list[Block]:
         Cell(f"{plain_text(r.published_verdict)} / {r.predicted_verdict}",
              tone="" if r.published_verdict in (r.predicted_verdict,) or isinstance(r.published_verdict, Unavailable)
              else "warning"))) for r in c.runs)
-    return [TableView(f"Engine parameters fitted to {c.data_file}", (
-                "engine", "pass floor", "overhead per denoise step", "bandwidth efficiency", "compute efficiency", "fitted",
-                "runs", "RMS log residual"), engines),
-            TableView(f"Published runs reproduced (largest error {c.max_abs_relative_error * 100:.0f}%)", (
-                "run", "hardware", "engine", "published speedup", "predicted", "figures (error)",
-                "verdict published / predicted"), runs)]
+    blocks: list[Block] = [
+        TableView(f"Engine parameters fitted to {c.data_file}", (
+            "engine", "pass floor", "overhead per denoise step", "bandwidth efficiency", "compute efficiency",
+            "fitted", "runs", "RMS log residual"), engines),
+        TableView(f"Published runs reproduced (largest error {c.max_abs_relative_error * 100:.0f}%)", (
+            "run", "hardware", "engine", "published speedup", "predicted", "figures (error)",
+            "verdict published / predicted"), runs)]
+    validation = c.validation
+    if isinstance(validation, Unavailable):
+        blocks.append(unavailable_notice("Transfer validation", validation))
+    else:
+        checks = tuple(RowView((
+            Cell(t.run_id), Cell(t.hardware_class), Cell(t.held_out), Cell(t.figure),
+            Cell(f"{t.published:.4g}", number_key(t.published)), Cell(f"{t.predicted:.4g}", number_key(t.predicted)),
+            Cell(f"{t.relative_error * 100:+.0f}%", number_key(t.relative_error)),
+            Cell(f"{t.low:.4g} to {t.high:.4g}"), Cell("yes" if t.in_band else "no", tone="" if t.in_band else "warning")))
+            for t in validation.checks)
+        blocks.append(TableView(
+            f"Transfer: each published figure predicted by a fit that did not see it (median leave-one-out error "
+            f"{validation.median_speedup_error_leave_one_out * 100:.0f}% for speedups, "
+            f"{validation.median_figure_error_leave_one_out * 100:.0f}% for other figures; inside the 80% band "
+            f"{validation.speedup_coverage_leave_one_out * 100:.0f}% and "
+            f"{validation.figure_coverage_leave_one_out * 100:.0f}%)",
+            ("run", "hardware class", "held out", "figure", "published", "predicted", "error", "band", "inside"),
+            checks, sortable=True, filterable=True, table_id="transfer-table",
+            collapsed_summary=f"All {len(checks)} transfer checks"))
+    return blocks
 
 
 def verify_commands(scenario: Scenario) -> str:
@@ -319,8 +345,10 @@ def verify_commands(scenario: Scenario) -> str:
     max_len = scenario.prompt_tokens + scenario.output_tokens + 256
     quant = " --quantization fp8" if scenario.precision == "fp8" else ""
     seqs = max(4, scenario.concurrency)
+    setup = (" --enforce-eager" if scenario.execution_mode == "eager" else "") + (
+        f" --tensor-parallel-size {scenario.gpus}" if scenario.gpus > 1 else "")
     common = (f"--max-num-seqs {seqs} --max-model-len {max_len}{quant} --no-enable-prefix-caching "
-              "--gpu-memory-utilization 0.85")
+              f"--gpu-memory-utilization 0.85{setup}")
     bench = (f"--dataset-name random --random-input-len {scenario.prompt_tokens} --random-output-len "
              f"{scenario.output_tokens} --ignore-eos --num-prompts {max(100, 20 * scenario.concurrency)} "
              f"--max-concurrency {scenario.concurrency}")
@@ -360,6 +388,10 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
              f"{round(s.steps_per_canvas)} steps, point --generation-config at a copy of the checkpoint's "
              "generation_config.json with confidence_threshold 0.",
              "TTFT of DiffusionGemma includes the whole first canvas (tokens appear only at its commit)."]
+    if s.ar_baseline.kind == "mtp":
+        notes.append(f"The prediction compares with {baseline_text(s)}: serve Gemma 4 with its MTP drafter "
+                     "(vLLM's --speculative-config) as your setup does, and compare its acceptance with the "
+                     "prediction's.")
     if s.precision not in ("bf16", "fp8"):
         notes.insert(0, f"The scenario's precision is {s.precision}: serve a {s.precision} checkpoint of each model "
                         "instead of the original weights (the commands above run bf16).")

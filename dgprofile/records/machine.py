@@ -30,6 +30,31 @@ class GpuProcess:
 
 
 @dataclass(frozen=True)
+class NvLink:
+    """The NVLink links NVML reports active on a GPU: count, NVLink version and the per-direction bandwidth they
+    give together (25 GB/s a link for NVLink 2-4, 50 GB/s for NVLink 5)."""
+
+    active_links: int
+    version: int | Unavailable
+    bytes_per_s: float | Unavailable
+
+
+@dataclass(frozen=True)
+class PeerLink:
+    """How a GPU reaches another one: NVML's topology level of their closest common ancestor ("same board",
+    "single PCIe switch", "host bridge", "same NUMA node", "across NUMA nodes"), whether NVLink joins them and
+    whether the driver allows peer-to-peer reads between them."""
+
+    peer_index: int
+    topology: str | Unavailable
+    nvlink: bool
+    peer_to_peer: bool | Unavailable
+
+
+NOT_PROBED_LINKS = Unavailable("not probed: the result was written before dgprofile read NVLink topology")
+
+
+@dataclass(frozen=True)
 class NvidiaGpu:
     """One NVIDIA GPU as NVML describes it (the probe never initialises CUDA).
 
@@ -37,6 +62,8 @@ class NvidiaGpu:
     it: the NVML-derived figure (2 x max memory clock x bus width / 8), unless it disagrees with the datasheet
     entry by more than 15%, in which case the datasheet figure is used and ``theoretical_bandwidth_basis`` and
     ``warnings`` say so. ``pcie_generation``/``pcie_width`` are the link's maximum (an idle link trains down).
+    ``nvlink`` and ``peer_links`` are NVML's topology: what tensor parallelism over several of these GPUs would
+    all-reduce over.
     """
 
     kind: Literal["nvidia-gpu"]
@@ -72,6 +99,8 @@ class NvidiaGpu:
     memory_class: MemoryClass
     spec_id: str | Unavailable
     warnings: tuple[str, ...]
+    nvlink: NvLink | Unavailable = NOT_PROBED_LINKS
+    peer_links: tuple[PeerLink, ...] | Unavailable = NOT_PROBED_LINKS
 
 
 @dataclass(frozen=True)

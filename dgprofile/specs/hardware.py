@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -39,6 +39,11 @@ class HardwareSpec:
     parallelism over several of these uses), ``Unavailable`` where the part has no such link. ``gpu_cores``
     counts what tells binned variants of one name apart: Apple GPU cores, AMD compute units, Intel Xe cores.
     ``pci_device_ids`` ("8086:e20b") identify parts whose driver reports no name (Intel's xe and i915).
+    ``architecture`` is the id of an entry of the table's ``architectures`` (which formats it computes natively
+    and how engines run the others). ``peer_to_peer``: whether the driver lets two of these cards reach each
+    other's memory over PCIe (GeForce drivers do not). ``approximate`` maps each figure that is derived rather than published
+    ("memory_bandwidth_bytes_per_s", "memory_bytes", "peak_flops_per_s" for every rate, or
+    "peak_flops_per_s.<dtype>") to the log-standard deviation a prediction's band is widened by where it uses it.
     """
 
     id: str
@@ -57,6 +62,9 @@ class HardwareSpec:
     sources: tuple[str, ...]
     notes: str
     pci_device_ids: tuple[str, ...] = ()
+    architecture: str | Unavailable = Unavailable("no architecture given for this entry")
+    peer_to_peer: bool = True
+    approximate: dict[str, float] = field(default_factory=dict)
 
     def peak_flops(self, dtype: str) -> float | Unavailable:
         """The dense peak rate for ``dtype``, or Unavailable saying the datasheet gives none."""
@@ -64,13 +72,60 @@ class HardwareSpec:
             return self.peak_flops_per_s[dtype]
         return Unavailable(f"{self.name} has no published dense {dtype} rate")
 
+    def approximate_log_sigma(self, figure: str) -> float:
+        """How uncertain a figure is (0 for a published one): ``figure`` is a field name, or
+        "peak_flops_per_s.<dtype>"."""
+        if figure in self.approximate:
+            return self.approximate[figure]
+        family = figure.split(".", 1)[0]
+        return self.approximate.get(family, 0.0) if family != figure else 0.0
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One GPU architecture: the formats its math units compute directly (``native_precisions``), how serving
+    engines run the others (``runs_as``: precision -> words, e.g. FP8 on Ampere as W8A16 through Marlin), and the
+    PCIe generation its cards use to reach one another without NVLink."""
+
+    id: str
+    name: str
+    vendor: str
+    native_precisions: tuple[str, ...]
+    runs_as: dict[str, str]
+    pcie_generation: int | Unavailable
+    sources: tuple[str, ...]
+
+
+@cache
+def _table() -> dict[str, object]:
+    text = resources.files("dgprofile.data").joinpath("hardware.json").read_text(encoding="utf-8")
+    table: dict[str, object] = json.loads(text)
+    return table
+
 
 @cache
 def all_specs() -> tuple[HardwareSpec, ...]:
     """Every entry of the table, in file order."""
-    text = resources.files("dgprofile.data").joinpath("hardware.json").read_text(encoding="utf-8")
-    return tuple(from_json(HardwareSpec, entry, f"hardware.json[{i}]")
-                 for i, entry in enumerate(json.loads(text)["entries"]))
+    entries = _table()["entries"]
+    assert isinstance(entries, list)
+    return tuple(from_json(HardwareSpec, entry, f"hardware.json[{i}]") for i, entry in enumerate(entries))
+
+
+@cache
+def all_architectures() -> tuple[Architecture, ...]:
+    """Every architecture of the table, in file order."""
+    entries = _table()["architectures"]
+    assert isinstance(entries, list)
+    return tuple(from_json(Architecture, entry, f"hardware.json:architectures[{i}]")
+                 for i, entry in enumerate(entries))
+
+
+def architecture_of(spec: HardwareSpec) -> Architecture | Unavailable:
+    """The architecture entry a datasheet entry names."""
+    if isinstance(spec.architecture, Unavailable):
+        return spec.architecture
+    found = next((a for a in all_architectures() if a.id == spec.architecture), None)
+    return found or Unavailable(f"architecture '{spec.architecture}' is not in the table")
 
 
 def spec_ids() -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from dgprofile.records.machine import (
     Software,
 )
 from dgprofile.records.values import Unavailable
+from dgprofile.text.scenario import nvlink_text, peers_text
 from dgprofile.text.units import bandwidth_text, bytes_text, hertz_text, plain_text, seconds_text
 
 Row = tuple[str, str]
@@ -91,6 +92,7 @@ def _nvidia_rows(gpu: NvidiaGpu) -> list[Row]:
         ("SM clock", f"{hertz_text(gpu.sm_clock_max_hz)} max"),
         ("power limit", _watts(power)),
         ("PCIe", f"gen {plain_text(gpu.pcie_generation)} x{plain_text(gpu.pcie_width)} (link maximum)"),
+        ("NVLink", nvlink_text(gpu)), ("other GPUs", peers_text(gpu)),
         ("MIG", plain_text(gpu.mig_mode)), ("ECC", plain_text(gpu.ecc_mode)),
         ("utilisation", plain_text(percent) if isinstance(percent, Unavailable) else f"{percent}%"),
         ("other processes", _processes_text(gpu)),

@@ -217,3 +217,48 @@ def test_a_measured_pass_above_the_roof_is_called_out() -> None:
     assert "Above the roof: DG denoise pass, bf16, c=1 (measured)" in text
     assert "faster than the bf16 matmul peak measured at the square shape" in text
     assert "Above the roof" not in section_text(page(factory.measured_h100_result()), "roofline")
+
+
+def test_passes_show_what_was_measured_and_what_the_engine_adds() -> None:
+    """Issue 14: on a measured machine the page says, per pass, which measurement the hardware side rests on and
+    what the engine adds to it."""
+    import dataclasses
+
+    from dgprofile.app.predictor import predict_for_machine
+
+    measured = factory.measured_h100_result()
+    predictions = predict_for_machine(measured.machine, measured.limits, measured.passes)
+    soup = page(dataclasses.replace(measured, predictions=predictions))
+    block = next(b for b in soup.find("section", id="passes").find_all("div", class_="table-block")
+                 if "what vllm adds" in b.find("h3").get_text())
+    table = block.find("table")
+    rows = {" ".join(r.find_all("td")[0].get_text().split()): [" ".join(td.get_text().split())
+                                                              for td in r.find_all("td")]
+            for r in table.find("tbody").find_all("tr")}
+    denoise = rows["DiffusionGemma: DG denoise pass"]
+    assert denoise[3].startswith("measured here: dg-denoise bf16 at concurrency 1")
+    assert denoise[6].startswith("+")  # the released vLLM's per-step overhead
+    step = rows["Gemma 4: AR decode step"]
+    assert step[5].startswith("+")  # vLLM's AR step is its floor
+    assert "setup: cuda-graphs" in section_text(soup, "verdict")
+
+
+def test_transfer_validation_is_listed_with_the_calibration() -> None:
+    import dataclasses
+
+    from dgprofile.app.predictor import predict_for_spec
+    from dgprofile.specs.hardware import spec_by_id
+
+    measured = factory.measured_h100_result()
+    soup = page(dataclasses.replace(measured, predictions=predict_for_spec(spec_by_id("h100-sxm"))))
+    table = soup.find("table", id="transfer-table")
+    assert table is not None and "leave-one-out" in table.find_parent("div", class_="table-block").find("h3").get_text()
+    assert len(table.find("tbody").find_all("tr")) > 20
+
+
+def test_verify_commands_follow_the_setup_knobs() -> None:
+    import dataclasses
+
+    scenario = dataclasses.replace(factory.prediction().scenario, execution_mode="eager", gpus=2)
+    commands = verify_commands(scenario)
+    assert commands.count("--enforce-eager --tensor-parallel-size 2") == 2  # both models, same setup

@@ -77,6 +77,33 @@ def test_version_1_passes_load_with_their_roofline_floors_marked_not_recorded():
         assert measurement.fraction_of_roofline_floor == results.ROOFLINE_NOT_RECORDED
 
 
+def test_version_2_results_load_with_the_setup_the_earlier_model_assumed():
+    """The H100 of samples/ was written at version 2: its scenarios get the engine's own launch mode, the released
+    sampler and plain AR, its GPU's NVLink topology and its calibration's validation say they were not recorded."""
+    path = next(p for p in SAMPLES if p.name.startswith("h100-sxm"))
+    assert json.loads(path.read_text())["schema_version"] == 2
+    result = load(path)
+    headline = result.predictions.headline
+    assert (headline.scenario.execution_mode, headline.scenario.ar_baseline.kind) == ("cuda-graphs", "plain")
+    assert (headline.scenario.sampler.kind, headline.scenario.sampler.value) == ("entropy-bound", 0.1)
+    assert isinstance(headline.scenario.interconnect, Unavailable)
+    assert all(isinstance(p.hardware_seconds, Unavailable) for p in headline.diffusion.passes)
+    gpu = result.machine.accelerators[0]
+    assert isinstance(gpu.nvlink, Unavailable) and "before dgprofile read NVLink topology" in gpu.nvlink.reason
+    assert isinstance(result.predictions.calibration.validation, Unavailable)
+
+
+def test_version_2_transformers_scenarios_were_eager():
+    document = json.loads(dumps(factory.measured_h100_result()))
+    document["schema_version"] = 2
+    scenario = document["predictions"]["headline"]["scenario"]
+    scenario["engine"] = "transformers"
+    for field in ("execution_mode", "interconnect", "sampler", "thinking", "quantised_logits", "ar_baseline",
+                  "weight_format"):
+        del scenario[field]
+    assert loads(json.dumps(document)).predictions.headline.scenario.execution_mode == "eager"
+
+
 def test_version_without_migration_is_refused():
     document = json.loads(dumps(minimal_result()))
     document["schema_version"] = 0

@@ -107,3 +107,14 @@ def test_hostile_names_cannot_reach_the_terminal(tmp_path: Path) -> None:
     text = format_machine(machine)
     assert "\x1b" not in text and "\x07" not in text
     assert "GPU 0: NVIDIA ?[2J?]0;pwned?H100" in text
+
+
+def test_nvlink_pair_shows_its_links_and_peers(tmp_path: Path) -> None:
+    text = format_machine(machine_from(tmp_path, fake.hgx_h100_pair()))
+    assert "18 links, NVLink 4, 450 GB/s per direction" in text
+    assert "GPU 1: same NUMA node, NVLink, peer-to-peer" in text
+
+
+def test_geforce_pair_shows_no_peer_to_peer(tmp_path: Path) -> None:
+    text = format_machine(machine_from(tmp_path, fake.rtx_3090_pair()))
+    assert "GPU 1: host bridge, no NVLink, no peer-to-peer" in text
