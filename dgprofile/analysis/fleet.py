@@ -4,8 +4,10 @@ A fleet is summarised one row per file. Each file is parsed and upgraded through
 field the fleet shows (the run, the machine, the measured limits and the ceilings its figures read, the headline
 prediction, the verdict and the memory fit) is decoded strictly through the codec, which checks what the JSON Schema checks for
 those fields. The rest of the file (the scenario matrix, the pass tables, the timings) is not checked here: the
-fleet never shows it, and validating a whole 150 KB file costs about 0.1 s, twenty times the 5 ms per file that
-a 1,000-file fleet in 5 s allows. `dgprofile compare` and the result page load and validate whole files.
+fleet never shows it, and validating a whole 150 KB file costs about 0.1 s, a hundred times the 1 ms per file that
+a 10,000-file fleet in 10 s allows. For the same reason a file that dgprofile wrote in the current format is not
+parsed whole: only the sections the fleet shows are (``_shown_sections``), which cuts the JSON parsed from
+400 KB to about 20 KB for a measured GPU. `dgprofile compare` and the result page load and validate whole files.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from dgprofile.analysis.figures import (
     usable_accelerator_memory,
 )
 from dgprofile.errors import ResultFileError, UsageError
-from dgprofile.records.codec import DecodeError, from_json, to_json
+from dgprofile.records.codec import DecodeError, fields_of, from_json, to_json
+from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
-from dgprofile.records.predictions import Ceilings, Verdict
-from dgprofile.records.results import RunInfo, upgrade
+from dgprofile.records.predictions import Ceilings, Predictions, Verdict
+from dgprofile.records.results import SCHEMA_VERSION, ResultFile, RunInfo, upgrade
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
@@ -51,11 +54,13 @@ CHUNK_FILES = 50
 @dataclass(frozen=True)
 class FleetRow:
     """One result file of a fleet, summarised (the columns of the fleet table, CSV and JSON). ``verdict`` is
-    ``NO_PREDICTION`` for a file without predictions; the machine figures are those of
-    ``dgprofile.analysis.figures``, each with its basis."""
+    ``NO_PREDICTION`` for a file without predictions; ``device`` is the device the limits were measured on
+    ('cuda:3', 'cpu'; empty when nothing was measured), which tells apart the GPUs of one host; the machine
+    figures are those of ``dgprofile.analysis.figures``, each with its basis."""
 
     path: str
     hostname: str
+    device: str
     hardware: str
     memory_class: str
     origin: str
@@ -103,11 +108,38 @@ class HardwareGroup:
 
 
 @dataclass(frozen=True)
+class FailedMachine:
+    """A machine (or one GPU of it) that a fleet run asked for a result and got none from, and why."""
+
+    machine: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FleetRunInfo:
+    """How a fleet run gathered its files: the cluster, the command run on every machine, how long it took."""
+
+    label: str
+    cluster: str
+    command: str
+    machines: int
+    started_at: str
+    wall_seconds: float
+    notes: tuple[str, ...] = ()
+
+
+NOT_A_FLEET_RUN = Unavailable("read from result files by `dgprofile report`")
+
+
+@dataclass(frozen=True)
 class Fleet:
-    """The readable files of a fleet, the skipped ones, and the machines grouped by hardware model."""
+    """The readable files of a fleet, the skipped ones, the machines a fleet run got no file from, and the
+    machines grouped by hardware model."""
 
     rows: tuple[FleetRow, ...]
     skipped: tuple[SkippedFile, ...]
+    failed: tuple[FailedMachine, ...] = ()
+    run: FleetRunInfo | Unavailable = NOT_A_FLEET_RUN
 
     @property
     def groups(self) -> tuple[HardwareGroup, ...]:
@@ -141,11 +173,12 @@ def result_paths(inputs: Sequence[Path]) -> list[Path]:
 def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
     """Load every result file under ``inputs``; bad and duplicate files become ``SkippedFile`` with a reason.
 
-    ``workers``: processes to parse with (default: the CPU count when there are many files, else 1).
+    ``workers``: processes to parse with (default: the CPUs this process may use when there are many files,
+    else 1).
     """
     paths = result_paths(inputs)
     if workers is None:
-        workers = (os.cpu_count() or 1) if len(paths) >= PARALLEL_MIN_FILES else 1
+        workers = _usable_cpus() if len(paths) >= PARALLEL_MIN_FILES else 1
     if workers > 1:
         chunks = [paths[i:i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -153,6 +186,14 @@ def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
     else:
         outcomes = _summarise_all(paths)
     return _without_duplicates(outcomes)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which taskset and container CPU sets narrow), not all the
+    machine has: more workers than that only take turns."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _summarise_all(paths: Iterable[Path]) -> list[FleetRow | SkippedFile]:
@@ -177,6 +218,12 @@ def _without_source(message: str, source: str) -> str:
 
 def summarise(data: bytes, *, source: str) -> FleetRow:
     """The fleet row of one result file's bytes; ResultFileError (naming ``source``) when it cannot be used."""
+    shown = _shown_sections(data)
+    if shown is not None:
+        try:
+            return _row(upgrade(shown, source=source), source=source)
+        except (DecodeError, ResultFileError):
+            pass  # parsed whole below, so that the message is the one any reader of the file gets
     try:
         document = json.loads(data)
     except UnicodeDecodeError as exc:
@@ -191,6 +238,98 @@ def summarise(data: bytes, *, source: str) -> FleetRow:
         return _row(document, source=source)
     except DecodeError as exc:
         raise ResultFileError(f"{source}: does not match the result schema: {exc}") from exc
+
+
+# A file dgprofile wrote (records.results.dumps: keys sorted, two spaces of indent per level) starts every member of
+# the top-level object on a new line with exactly two spaces before its quoted name, and every member of a section
+# with four. JSON strings cannot hold a raw newline, so these bytes mark members and nothing else.
+_SHOWN_SECTIONS: dict[str, frozenset[str] | None] = {  # None: the whole section
+    "created_at": None, "format": None, "schema_version": None, "tool_version": None, "run": None, "machine": None,
+    "limits": frozenset({"bandwidth", "device", "peak_flops_per_s", "stream_read_bytes_per_s"}),
+    "predictions": frozenset({"verdict", "reasons", "ceilings", "headline", "memory"}),
+}
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The members of an object as dgprofile writes it (sorted), the marker that starts each member's line at
+    this depth, and the largest member the fleet does not show: it is never scanned, because members before it
+    are looked for from the start and members after it from the end."""
+
+    markers: tuple[tuple[str, bytes], ...]
+    skipped: int
+    opening: bytes
+    closing: bytes
+
+    @classmethod
+    def of(cls, names: Iterable[str], *, skipped: str, indent: int) -> _Layout:
+        ordered = sorted(names)
+        head = b"\n" + b" " * indent + b'"'
+        return cls(tuple((name, head + name.encode() + b'": ') for name in ordered), ordered.index(skipped),
+                   b"{" + head, b"\n" + b" " * (indent - 2) + b"}")
+
+
+_LAYOUTS: dict[str, _Layout] = {
+    "": _Layout.of((name for name, _ in fields_of(ResultFile)), skipped="passes", indent=2),
+    "limits": _Layout.of((name for name, _ in fields_of(Limits)), skipped="matmul", indent=4),
+    "predictions": _Layout.of((name for name, _ in fields_of(Predictions)), skipped="matrix", indent=4),
+}
+_CURRENT_VERSION = str(SCHEMA_VERSION).encode()
+
+
+def _shown_sections(data: bytes) -> dict[str, Any] | None:
+    """The parts of a current-format file written by dgprofile that the fleet shows, parsed (in one go) without
+    parsing the rest; None when the file is anything else (older, hand-formatted, damaged), which is then parsed
+    whole."""
+    members = _member_spans(data, _LAYOUTS[""])
+    if members is None or _text(data, members.get("schema_version")) != _CURRENT_VERSION:
+        return None
+    parts: list[bytes] = []
+    for name, wanted in _SHOWN_SECTIONS.items():
+        if name not in members:
+            return None
+        value = _text(data, members[name])
+        inner = None if wanted is None else _member_spans(value, _LAYOUTS[name])
+        if wanted is not None and inner is not None:
+            value = b"{" + b",".join(b'"%s":%s' % (key.encode(), _text(value, span))
+                                     for key, span in inner.items() if key in wanted) + b"}"
+        parts.append(b'"%s":%s' % (name.encode(), value))
+    try:
+        document = json.loads(b"{" + b",".join(parts) + b"}")
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _text(data: bytes, span: tuple[int, int] | None) -> bytes:
+    """A member's value: its span without the comma that separates it from the next member."""
+    return b"" if span is None else data[span[0]:span[1]].rstrip().removesuffix(b",")
+
+
+def _member_spans(data: bytes, layout: _Layout) -> dict[str, tuple[int, int]] | None:
+    """Where the value of each member of the object ``data`` lies; None when ``data`` is not laid out as
+    ``layout`` (an unavailable section, say), which is then parsed whole. A member out of order is missed, and the
+    span of its neighbour then holds it too, so parsing that span fails: out-of-order files end up parsed whole."""
+    if not data.startswith(layout.opening):
+        return None
+    starts: dict[str, tuple[int, int]] = {}  # name -> (start of the member's line, start of its value)
+    position = 0
+    for name, marker in layout.markers[:layout.skipped + 1]:
+        start = data.find(marker, position)
+        if start != -1:
+            position = start + len(marker)
+            starts[name] = (start, position)
+    closing = end = data.rfind(layout.closing)
+    for name, marker in reversed(layout.markers[layout.skipped + 1:]):
+        start = data.rfind(marker, position, end)
+        if start != -1:
+            starts[name] = (start, start + len(marker))
+            end = start
+    if not starts or closing == -1:
+        return None
+    ordered = sorted(starts.items(), key=lambda item: item[1][0])
+    ends = [line for _, (line, _) in ordered[1:]] + [closing]
+    return {name: (value, stop) for (name, (_, value)), stop in zip(ordered, ends, strict=True)}
 
 
 def _at(document: Any, path: str, tp: Any) -> Any:
@@ -245,8 +384,9 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
         rates = tuple(_mode_rate(document, mode) for mode in ("diffusion", "autoregressive"))
     e = Evidence(machine=machine, measured=_measured(document), ceilings=ceilings)
     bandwidth, machine_ridge, usable = stream_bandwidth(e), ridge(e), usable_accelerator_memory(e)
+    device = "" if _is_unavailable(document.get("limits")) else _at(document, "$.limits.device", str)
     return FleetRow(
-        path=source, hostname=host_name(machine, run.label), hardware=hardware_name(e),
+        path=source, hostname=host_name(machine, run.label), device=device, hardware=hardware_name(e),
         memory_class=memory_class_text(e), origin=run.origin,
         status=run.status, created_at=_at(document, "$.created_at", str),
         tool_version=_at(document, "$.tool_version", str), verdict=verdict, speedup=speedups[0],
@@ -271,16 +411,17 @@ def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _without_duplicates(outcomes: Sequence[FleetRow | SkippedFile]) -> Fleet:
-    """Keep the first file of each (host, hardware, created_at); later ones are skipped as duplicates. Identical
-    files always share that key, so contents are compared only on a collision, to say which kind of duplicate."""
+    """Keep the first file of each (host, measured device, hardware, created_at); later ones are skipped as
+    duplicates. Identical files always share that key, so contents are compared only on a collision, to say which
+    kind of duplicate. The device keeps apart the GPUs of one host measured in the same second."""
     rows: list[FleetRow] = []
     skipped: list[SkippedFile] = []
-    first_by_identity: dict[tuple[str, str, str], str] = {}
+    first_by_identity: dict[tuple[str, str, str, str], str] = {}
     for outcome in outcomes:
         if isinstance(outcome, SkippedFile):
             skipped.append(outcome)
             continue
-        identity = (outcome.hostname, outcome.hardware, outcome.created_at)
+        identity = (outcome.hostname, outcome.device, outcome.hardware, outcome.created_at)
         first = first_by_identity.setdefault(identity, outcome.path)
         if first == outcome.path:
             rows.append(outcome)
@@ -299,15 +440,19 @@ def _same_content(first: str, second: str) -> bool:
         return False
 
 
-CSV_COLUMNS = ("path", "hostname", "hardware", "memory_class", "origin", "status", "created_at", "verdict",
+CSV_COLUMNS = ("path", "hostname", "device", "hardware", "memory_class", "origin", "status", "created_at", "verdict",
                "speedup", "speedup_low", "speedup_high", "workload", "precision", "engine", "diffusion_tokens_per_s",
                "autoregressive_tokens_per_s", "stream_read_bytes_per_s", "ridge_flop_per_byte",
                "usable_memory_bytes", "fitting_precisions", "reasons", "stream_read_basis", "ridge_basis",
                "usable_memory_basis")
 
 
+NO_RESULT = "no result"
+
+
 def fleet_csv(fleet: Fleet) -> str:
-    """One CSV line per readable file; an unavailable number is an empty cell, lists are joined with '; '."""
+    """One CSV line per readable file; an unavailable number is an empty cell, lists are joined with '; '. A machine
+    a fleet run got no result from gets a line too: its name as hostname, status 'no result', the reason."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -321,11 +466,15 @@ def fleet_csv(fleet: Fleet) -> str:
                 value = "; ".join(value)
             cells.append(value)
         writer.writerow(cells)
+    for failed in fleet.failed:
+        writer.writerow([{"hostname": failed.machine, "status": NO_RESULT, "reasons": failed.reason}.get(column, "")
+                         for column in CSV_COLUMNS])
     return out.getvalue()
 
 
 def fleet_json(fleet: Fleet) -> dict[str, Any]:
-    """The fleet as JSON: counts by verdict, groups, every row and every skipped file with its reason."""
+    """The fleet as JSON: counts by verdict, groups, every row, every skipped file and every machine without a
+    result with its reason, and how a fleet run gathered the files."""
     return {
         "files": len(fleet.rows) + len(fleet.skipped),
         "readable": len(fleet.rows),
@@ -334,6 +483,8 @@ def fleet_json(fleet: Fleet) -> dict[str, Any]:
                    for g in fleet.groups],
         "rows": [to_json(row) for row in fleet.rows],
         "skipped": [to_json(s) for s in fleet.skipped],
+        "failed": [to_json(f) for f in fleet.failed],
+        "run": to_json(fleet.run),
     }
 
 

@@ -227,7 +227,8 @@ def anonymize_salt() -> str:
         return salt
 
 
-def _hash(value: str, salt: str) -> str:
+def salted_hash(value: str, salt: str) -> str:
+    """What ``--anonymize`` writes instead of an identifier: the same for one value and one salt."""
     return "anon-" + hashlib.sha256((salt + value).encode()).hexdigest()[:12]
 
 
@@ -237,9 +238,9 @@ def anonymize(machine: Machine, *, salt: str) -> Machine:
     for device in machine.accelerators:
         if isinstance(device, NvidiaGpu):  # the only device with a UUID and a PCI bus id
             uuid, bus = device.uuid, device.pci_bus_id
-            device = dataclasses.replace(device, uuid=_hash(uuid, salt) if isinstance(uuid, str) else uuid,
-                                         pci_bus_id=_hash(bus, salt) if isinstance(bus, str) else bus)
+            device = dataclasses.replace(device, uuid=salted_hash(uuid, salt) if isinstance(uuid, str) else uuid,
+                                         pci_bus_id=salted_hash(bus, salt) if isinstance(bus, str) else bus)
         accelerators.append(device)
-    identity = dataclasses.replace(machine.identity, hostname=_hash(machine.identity.hostname, salt),
+    identity = dataclasses.replace(machine.identity, hostname=salted_hash(machine.identity.hostname, salt),
                                    anonymized=True)
     return dataclasses.replace(machine, identity=identity, accelerators=tuple(accelerators))

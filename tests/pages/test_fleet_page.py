@@ -29,7 +29,8 @@ def test_page_counts_verdicts_lists_skipped_files_and_escapes_hostile_names(mixe
              for t in soup.find_all(class_="tile")}
     assert tiles == {"Applies": "2", "Partial": "0", "Does not apply": "1", "Cannot run": "0", "No prediction": "1"}
     skipped = [[td.get_text() for td in tr.find_all("td")] for tr in soup.find(id="skipped-table").find_all("tr")[1:]]
-    assert {Path(path).name for path, _ in skipped} == {"truncated.json", "other-schema.json", "newer.json"}
+    assert {(kind, Path(path).name) for kind, path, _ in skipped} == {
+        ("file", "truncated.json"), ("file", "other-schema.json"), ("file", "newer.json")}
     hosts = [tr.find("td").get_text() for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
     assert f"host{factory.HOSTILE_TEXT}" in hosts
     headings = [h.get_text() for h in soup.find_all("h2")]
