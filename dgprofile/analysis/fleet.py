@@ -18,11 +18,11 @@ import io
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from dgprofile.analysis.figures import (
     Evidence,
@@ -38,7 +38,7 @@ from dgprofile.errors import ResultFileError, UsageError
 from dgprofile.records.codec import DecodeError, fields_of, from_json, to_json
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
-from dgprofile.records.predictions import Ceilings, Predictions, Verdict
+from dgprofile.records.predictions import Ceilings, ModeEstimate, Prediction, Predictions, Verdict
 from dgprofile.records.results import SCHEMA_VERSION, ResultFile, RunInfo, upgrade
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
@@ -240,40 +240,56 @@ def summarise(data: bytes, *, source: str) -> FleetRow:
         raise ResultFileError(f"{source}: does not match the result schema: {exc}") from exc
 
 
-# A file dgprofile wrote (records.results.dumps: keys sorted, two spaces of indent per level) starts every member of
-# the top-level object on a new line with exactly two spaces before its quoted name, and every member of a section
-# with four. JSON strings cannot hold a raw newline, so these bytes mark members and nothing else.
-_SHOWN_SECTIONS: dict[str, frozenset[str] | None] = {  # None: the whole section
+# A file dgprofile wrote (records.results.dumps: keys sorted, two spaces of indent per level) starts each member of
+# an object at depth d on a new line with exactly 2d spaces before its quoted name. JSON strings cannot hold a raw
+# newline, so these bytes mark members and nothing else, and the fleet can cut out what it shows (a tenth of a
+# measured GPU's file) and parse only that.
+_Shown = Mapping[str, "_Shown | None"]  # member -> what of it is shown (None: all of it)
+_SHOWN: _Shown = {
     "created_at": None, "format": None, "schema_version": None, "tool_version": None, "run": None, "machine": None,
-    "limits": frozenset({"bandwidth", "device", "peak_flops_per_s", "stream_read_bytes_per_s"}),
-    "predictions": frozenset({"verdict", "reasons", "ceilings", "headline", "memory"}),
+    "limits": {"bandwidth": None, "device": None, "peak_flops_per_s": None, "stream_read_bytes_per_s": None},
+    "predictions": {"verdict": None, "reasons": None, "ceilings": None, "memory": None, "headline": {
+        "scenario": None, "speedup": None, "speedup_low": None, "speedup_high": None,
+        "diffusion": {"tokens_per_s": None}, "autoregressive": {"tokens_per_s": None}}},
 }
+# The member of each object that is largest and not shown: it is never scanned, because the members before it are
+# looked for from the start of the object and the members after it from the end.
+_LARGEST_HIDDEN = {ResultFile: "passes", Limits: "matmul", Predictions: "matrix", Prediction: "diffusion",
+                   ModeEstimate: "passes"}
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """The members of an object as dgprofile writes it (sorted), the marker that starts each member's line at
-    this depth, and the largest member the fleet does not show: it is never scanned, because members before it
-    are looked for from the start and members after it from the end."""
+    """How dgprofile writes one object: its members in order with the marker that starts each member's line, the
+    index of the largest member not shown, the object's first and last bytes, and the layouts of the members whose
+    parts are shown."""
 
     markers: tuple[tuple[str, bytes], ...]
     skipped: int
     opening: bytes
     closing: bytes
+    shown: Mapping[str, _Layout | None]
 
     @classmethod
-    def of(cls, names: Iterable[str], *, skipped: str, indent: int) -> _Layout:
-        ordered = sorted(names)
-        head = b"\n" + b" " * indent + b'"'
-        return cls(tuple((name, head + name.encode() + b'": ') for name in ordered), ordered.index(skipped),
-                   b"{" + head, b"\n" + b" " * (indent - 2) + b"}")
+    def of(cls, record: type, shown: _Shown, *, depth: int) -> _Layout:
+        names = sorted(name for name, _ in fields_of(record))
+        head = b"\n" + b"  " * depth + b'"'
+        types = dict(fields_of(record))
+        inner = {name: None if part is None else cls.of(_record_type(types[name]), part, depth=depth + 1)
+                 for name, part in shown.items()}
+        largest = _LARGEST_HIDDEN.get(record)
+        return cls(tuple((name, head + name.encode() + b'": ') for name in names),
+                   names.index(largest) if largest else len(names) - 1, b"{" + head,
+                   b"\n" + b"  " * (depth - 1) + b"}", inner)
 
 
-_LAYOUTS: dict[str, _Layout] = {
-    "": _Layout.of((name for name, _ in fields_of(ResultFile)), skipped="passes", indent=2),
-    "limits": _Layout.of((name for name, _ in fields_of(Limits)), skipped="matmul", indent=4),
-    "predictions": _Layout.of((name for name, _ in fields_of(Predictions)), skipped="matrix", indent=4),
-}
+def _record_type(tp: Any) -> type:
+    """The dataclass of a member typed ``SomeRecord`` or ``SomeRecord | Unavailable``."""
+    members = get_args(tp) or (tp,)
+    return next(m for m in members if isinstance(m, type) and m is not Unavailable)
+
+
+_RESULT_LAYOUT = _Layout.of(ResultFile, _SHOWN, depth=1)
 _CURRENT_VERSION = str(SCHEMA_VERSION).encode()
 
 
@@ -281,24 +297,34 @@ def _shown_sections(data: bytes) -> dict[str, Any] | None:
     """The parts of a current-format file written by dgprofile that the fleet shows, parsed (in one go) without
     parsing the rest; None when the file is anything else (older, hand-formatted, damaged), which is then parsed
     whole."""
-    members = _member_spans(data, _LAYOUTS[""])
+    members = _member_spans(data, _RESULT_LAYOUT)
     if members is None or _text(data, members.get("schema_version")) != _CURRENT_VERSION:
         return None
-    parts: list[bytes] = []
-    for name, wanted in _SHOWN_SECTIONS.items():
-        if name not in members:
-            return None
-        value = _text(data, members[name])
-        inner = None if wanted is None else _member_spans(value, _LAYOUTS[name])
-        if wanted is not None and inner is not None:
-            value = b"{" + b",".join(b'"%s":%s' % (key.encode(), _text(value, span))
-                                     for key, span in inner.items() if key in wanted) + b"}"
-        parts.append(b'"%s":%s' % (name.encode(), value))
+    shown = _shown_text(data, _RESULT_LAYOUT, members)
+    if shown is None:
+        return None
     try:
-        document = json.loads(b"{" + b",".join(parts) + b"}")
+        document = json.loads(shown)
     except ValueError:  # json.JSONDecodeError and UnicodeDecodeError
         return None
     return document if isinstance(document, dict) else None
+
+
+def _shown_text(data: bytes, layout: _Layout, members: Mapping[str, tuple[int, int]]) -> bytes | None:
+    """The JSON text of the shown parts of an object (None when a shown member is missing)."""
+    parts = []
+    for name, inner in layout.shown.items():
+        if name not in members:
+            return None
+        value = _text(data, members[name])
+        spans = None if inner is None else _member_spans(value, inner)
+        if inner is not None and spans is not None:  # else the whole value: {"unavailable": ...}, say
+            cut = _shown_text(value, inner, spans)
+            if cut is None:
+                return None
+            value = cut
+        parts.append(b'"%s":%s' % (name.encode(), value))
+    return b"{" + b",".join(parts) + b"}"
 
 
 def _text(data: bytes, span: tuple[int, int] | None) -> bytes:

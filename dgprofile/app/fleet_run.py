@@ -162,7 +162,7 @@ def discover(nodes: Sequence[Mapping[str, Any]], *, per_gpu: bool,
         base = {"node_id": node["NodeID"], "hostname": node.get("NodeManagerHostname") or "unknown host",
                 "address": node.get("NodeManagerAddress") or "unknown address"}
         if per_gpu and gpus:
-            share = math.floor(cpus / gpus / RESOURCE_STEP) * RESOURCE_STEP
+            share = round(math.floor(cpus / gpus / RESOURCE_STEP) * RESOURCE_STEP, 4)
             targets += [Target(**base, cpus=share, gpus=1, gpu_slot=slot, gpu_slots=gpus)
                         for slot in range(1, gpus + 1)]
         else:
@@ -281,7 +281,7 @@ def _run_all(ray: Any, targets: list[Target], job: fleet_node.NodeJob, results_d
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=PROGRESS_INTERVAL_SECONDS)
             for ref in ready:
                 attempt = pending.pop(ref)
-                report(_receive(ray, ref, attempt, submit, results_dir, salt, collected))
+                report(_receive(ray, ref, attempt, submit, results_dir, salt, collected, options.timeout_seconds))
             now = time.monotonic()
             for ref, attempt in list(pending.items()):
                 if now - attempt.submitted > unanswered_after:
@@ -303,7 +303,7 @@ def _run_all(ray: Any, targets: list[Target], job: fleet_node.NodeJob, results_d
 
 
 def _receive(ray: Any, ref: Any, attempt: _Attempt, submit: Callable[[Target, int, str], None], results_dir: Path,
-             salt: str, collected: _Collected) -> str:
+             salt: str, collected: _Collected, timeout_seconds: float) -> str:
     """Take in one finished task: write its result file, or record why there is none (or retry it once after a
     node loss). Returns the progress event."""
     from ray import exceptions
@@ -325,7 +325,7 @@ def _receive(ray: Any, ref: Any, attempt: _Attempt, submit: Callable[[Target, in
     except exceptions.RayError as exc:
         return _fail(collected, attempt, _first_line(exc), salt)
     if not run["result"]:
-        return _fail(collected, attempt, _no_result_reason(run), salt)
+        return _fail(collected, attempt, _no_result_reason(run, timeout_seconds), salt)
     collected.durations.append(run["seconds"])
     path, outcome = _store(run["result"], attempt.target, results_dir)
     collected.paths.append(path)
@@ -333,7 +333,7 @@ def _receive(ray: Any, ref: Any, attempt: _Attempt, submit: Callable[[Target, in
         collected.skipped.append(outcome)
         return f"{name}: result file skipped: {outcome.reason}"
     collected.rows.append(outcome)
-    timed_out = f", timed out after {run['seconds']:.0f} s: partial result" if run["timed_out"] else ""
+    timed_out = f", interrupted at the {timeout_seconds:g} s timeout: partial result" if run["timed_out"] else ""
     verdict = outcome.verdict if isinstance(outcome.speedup, Unavailable) else \
         f"{outcome.verdict} {outcome.speedup:.2g}x"
     return f"{name}: {verdict} ({run['seconds']:.0f} s{timed_out}) -> {path.name}"
@@ -345,12 +345,12 @@ def _fail(collected: _Collected, attempt: _Attempt, reason: str, salt: str) -> s
     return f"{name}: no result: {reason}"
 
 
-def _no_result_reason(run: fleet_node.NodeRun) -> str:
+def _no_result_reason(run: fleet_node.NodeRun, timeout_seconds: float) -> str:
     """Why a command wrote no result file, from its exit code and the end of its error output."""
     lines = [line.strip() for line in run["error_tail"].splitlines() if line.strip()]
     last = lines[-1] if lines else "no error output"
     if run["timed_out"]:
-        return f"timed out after {run['seconds']:.0f} s and wrote no partial result ({last})"
+        return f"timed out after {timeout_seconds:g} s and wrote no partial result ({last})"
     if "No module named dgprofile" in run["error_tail"]:
         return (f"dgprofile is not installed in the node's Python ({run['command'][0]}): install it there or ship "
                 "it with --runtime-env-json (README: Fleets)")

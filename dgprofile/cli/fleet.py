@@ -30,10 +30,10 @@ def fleet() -> None:
 
 
 @fleet.command("run")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [OPTIONS]...]")
 @click.option("--address", default="",
-              help="Ray cluster to run on, e.g. ray://head:10001 or head:6379 [default: $RAY_ADDRESS, else a local "
-                   "Ray instance started for this run].")
+              help="Ray cluster to run on, e.g. head-node:6379 [default: $RAY_ADDRESS, else a local Ray instance "
+                   "started for this run].")
 @click.option("--per-gpu", is_flag=True, help="One measurement per GPU instead of one per node.")
 @click.option("--quick", is_flag=True, help="Run `check --quick` on every machine (without a command after --).")
 @click.option("--include-cpu-nodes", is_flag=True,
