@@ -1,7 +1,7 @@
 """A Ray cluster of several nodes on this one machine, to try `dgprofile fleet run` without a real cluster.
 
 Starts Ray's own multi-node test cluster (ray.cluster_utils.Cluster: a head and N - 1 worker nodes, each a separate
-raylet), prints the address and the command to run against it, and keeps it up until Ctrl-C. Every node is this
+raylet), prints the address and the command to run against it, and keeps it up until Ctrl-C (or SIGTERM). Every node is this
 machine: their measurements share its devices, so dgprofile's device lock makes them take turns (give `check`
 a `--wait` long enough), and the results describe this machine N times. Nodes may advertise GPUs they do not
 have (--gpus-per-node) to try --per-gpu scheduling; their commands then need `--device cpu`.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import tempfile
 import time
 
@@ -33,6 +34,9 @@ def main() -> None:
     os.environ["RAY_TMPDIR"] = folder
     from ray.cluster_utils import Cluster
 
+    # SIGTERM (and SIGINT, which a shell ignores in commands it puts in the background) stop it cleanly too.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.default_int_handler)
     started = time.monotonic()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": args.cpus_per_node, "node_ip_address": "127.0.0.1", "include_dashboard": False})

@@ -23,11 +23,10 @@ def quickstart_command(name: str) -> str:
 
 
 def current_help() -> str:
+    import click
     from click.testing import CliRunner
 
     from dgprofile.cli import COMMANDS, cli
-
-    import click
 
     parts = []
     invocations: list[list[str]] = [[]]

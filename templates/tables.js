@@ -49,7 +49,7 @@
     Object.keys(buttons).forEach(function (step) {
       buttons[step].addEventListener("click", function () { state.page = steps[step](); show(); });
     });
-    nav.hidden = false;
+    nav.hidden = table.tBodies[0].rows.length <= size;  // one page: nothing to move between
     show();
     return { reset: function () { state.page = 0; show(); } };
   }

@@ -42,6 +42,8 @@ RECEIVED = "the received result"
 UNANSWERED_MARGIN_SECONDS = 60.0
 # How often the progress (and its ETA) is refreshed while nothing finishes.
 PROGRESS_INTERVAL_SECONDS = 1.0
+# The environment variable that sets the niceness Ray starts task workers with.
+WORKER_NICENESS = "RAY_worker_niceness"
 # Ray reads resource amounts to four decimal places.
 RESOURCE_STEP = 1e-4
 
@@ -203,8 +205,6 @@ def run_fleet(options: FleetRunOptions, output_dir: Path, *, progress: Progress)
     if options.per_gpu and not command.takes_device:
         raise UsageError(f"`dgprofile {arguments[0]}` describes a whole machine: run it once per node, "
                          "without --per-gpu")
-    results_dir = output_dir / RESULTS_FOLDER
-    results_dir.mkdir(parents=True, exist_ok=True)
     salt = anonymize_salt() if options.anonymize else ""
     job_base = fleet_node.NodeJob(
         launcher=list(options.launcher), arguments=list(arguments),
@@ -216,6 +216,8 @@ def run_fleet(options: FleetRunOptions, output_dir: Path, *, progress: Progress)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     started = time.monotonic()
     try:
+        results_dir = output_dir / RESULTS_FOLDER
+        results_dir.mkdir(parents=True, exist_ok=True)
         targets, notes = discover(ray.nodes(), per_gpu=options.per_gpu, include_cpu_nodes=options.include_cpu_nodes)
         if not targets:
             raise DgprofileError(f"no alive node to run on in {cluster}")
@@ -238,8 +240,12 @@ def _connect(ray: Any, options: FleetRunOptions) -> str:
     if not address:
         # A local instance is this run's own: it need not report usage to Ray's servers.
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray starts task workers at niceness 15, below everything else on the node: a measurement at that priority
+    # gives the CPU up to any other work, and its timings with it. Its tasks run at the usual priority instead.
+    runtime_env = dict(options.runtime_env)
+    runtime_env["env_vars"] = {WORKER_NICENESS: "0", **runtime_env.get("env_vars", {})}
     try:
-        ray.init(address=address or None, runtime_env=dict(options.runtime_env) or None, log_to_driver=False,
+        ray.init(address=address or None, runtime_env=runtime_env, log_to_driver=False,
                  logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"

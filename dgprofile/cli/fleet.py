@@ -6,7 +6,7 @@ import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -103,6 +103,10 @@ def run(ctx: click.Context, command: tuple[str, ...], address: str, per_gpu: boo
         ctx.exit(ExitCode.FLEET_INCOMPLETE)
 
 
+def _as_is(status: str | None) -> str | None:
+    return status
+
+
 def clock_text(seconds: float) -> str:
     """A duration as a clock shows it: 0:42, 12:05, 1:02:03."""
     minutes, second = divmod(int(seconds), 60)
@@ -114,7 +118,7 @@ class ProgressView:
     """Live progress on a terminal (Click's progress bar: machines finished of all, with what is running, failed
     and the time left), one line per event elsewhere (logs, CI)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.interactive = stream.isatty()
         self.bar: Any = None
@@ -134,8 +138,8 @@ class ProgressView:
                            file=self.stream)
             return
         if self.bar is None:
-            self.bar = click.progressbar(length=progress.total, label="fleet run", file=self.stream, show_eta=False,
-                                         show_percent=False, show_pos=True, item_show_func=lambda text: text)
+            self.bar = click.progressbar(None, length=progress.total, label="fleet run", file=self.stream,
+                                         show_eta=False, show_percent=False, show_pos=True, item_show_func=_as_is)
             self.bar.__enter__()
         if progress.event:
             click.echo("\r\x1b[2K" + progress.event, file=self.stream)

@@ -96,8 +96,10 @@ def test_per_gpu_check_pins_one_task_per_gpu_and_streams_real_result_files(ray_c
     assert len(fleet.rows) == 3 and len(outcome.result_paths) == 3
     assert fleet.run.machines == 3
     assert fleet.run.notes == ("1 node(s) without a GPU left out (--include-cpu-nodes measures them too)",)
-    # The two measurements on the two-GPU node got different GPUs.
+    # The two measurements on the two-GPU node got different GPUs, and ran at the usual priority (Ray's own
+    # default for task workers is niceness 15).
     assert sorted(p.name.split("-")[2] for p in ray_cluster.folders["gpu2"].glob("seen-gpu-*")) == ["0", "1"]
+    assert {p.read_text() for p in ray_cluster.folders["gpu2"].glob("niceness-*")} == {"0"}
     for path in outcome.result_paths:  # the unchanged result format, validated whole
         loaded = results.load(path)
         assert loaded.limits.device == "cpu" and loaded.run.command[1:3] == ("check", "--quick")

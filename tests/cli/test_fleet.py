@@ -126,3 +126,25 @@ def test_clock_text() -> None:
 def test_target_names_the_gpu_slot_only_per_gpu() -> None:
     whole = Target(node_id="n" * 16, hostname="h", address="1.2.3.4", cpus=8, gpus=2)
     assert whole.describe("") == "h (1.2.3.4, Ray node nnnnnnnn)"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_a_bar_with_the_counts_and_the_events_above_it() -> None:
+    stream = Terminal()
+    view = ProgressView(stream)
+    view.show(FleetProgress(total=4, done=0, running=4, failed=0, elapsed_seconds=1, eta_seconds=Unavailable("x"),
+                            event=""))
+    view.show(FleetProgress(total=4, done=1, running=3, failed=0, elapsed_seconds=62, eta_seconds=20.0,
+                            event="host-a: applies 5.1x (60 s) -> host-a_cuda-0.dgprofile.json"))
+    view.show(FleetProgress(total=4, done=1, running=3, failed=0, elapsed_seconds=63, eta_seconds=19.0, event=""))
+    view.close()
+    text = stream.getvalue()
+    assert "fleet run" in text and "0/4" in text and "1/4" in text
+    assert "4 running, 0 failed, 0:01 elapsed, time left unknown until one finishes" in text
+    assert "\x1b[2Khost-a: applies 5.1x (60 s) -> host-a_cuda-0.dgprofile.json\n" in text
+    # A refresh without an event still redraws the bar with the new time.
+    assert "3 running, 0 failed, 1:03 elapsed, about 0:19 left" in text

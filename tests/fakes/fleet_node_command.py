@@ -6,7 +6,8 @@ Each node of Ray's test cluster gets its own environment, which picks its behavi
 * ``TMPDIR``: the node's own temporary folder, so device locks stay per node as on separate machines; a task given
   a GPU by Ray locks ``$TMPDIR/gpu-<CUDA_VISIBLE_DEVICES>``, so the fake GPUs of one node are separate devices,
   and leaves a ``seen-gpu-<id>-<pid>`` marker there to show which GPU it got;
-* ``DGPROFILE_TEST_NODE_SLEEP``: seconds to wait before anything (a machine that hangs);
+* ``DGPROFILE_TEST_NODE_SLEEP``: seconds to wait before anything (a machine that hangs); then the command's
+  niceness is left in ``$TMPDIR/niceness-<pid>``;
 * ``DGPROFILE_TEST_NODE_CRASH_WORKER_ONCE``: a marker path; the first time, kill the Ray worker that started this
   (a worker lost with its node still up), after that run normally.
 """
@@ -30,6 +31,7 @@ def main() -> None:
         os.kill(os.getppid(), signal.SIGKILL)
         time.sleep(30)
     time.sleep(float(os.environ.get("DGPROFILE_TEST_NODE_SLEEP", "0")))
+    (Path(tempfile.gettempdir()) / f"niceness-{os.getpid()}").write_text(str(os.nice(0)))
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu:
         folder = Path(tempfile.gettempdir()) / f"gpu-{gpu}"

@@ -76,7 +76,8 @@ def test_a_fleet_run_page_says_how_it_was_gathered_and_lists_machines_without_a_
                   failed=(FailedMachine("gpu-9 (10.0.0.9, Ray node 0badc0de)", "node lost (NodeDiedError: ...)"),))
     soup = BeautifulSoup(render_fleet_html(fleet), "html.parser")
     assert soup.find("h1").get_text() == "DiffusionGemma vs Gemma 4 across 3 machines: local test cluster"
-    run = {dt.get_text(): dd.get_text() for dt, dd in zip(soup.select("section#run dt"), soup.select("section#run dd"))}
+    run = {dt.get_text(): dd.get_text()
+           for dt, dd in zip(soup.select("section#run dt"), soup.select("section#run dd"), strict=True)}
     assert run["cluster"] == "127.0.0.1:6379" and run["wall time"] == "52.4 s" and run["without a result"] == "1"
     assert "1 node(s) without a GPU left out" in soup.find("section", id="run").get_text()
     rows = [[td.get_text() for td in tr.find_all("td")] for tr in soup.select("#skipped-table tbody tr")]
@@ -110,3 +111,12 @@ def test_only_the_largest_hardware_models_get_a_section(tmp_path: Path) -> None:
     assert len(soup.select("#groups-table tbody tr")) == GROUP_SECTIONS_MAX + 2
     assert f"The {GROUP_SECTIONS_MAX} largest of the {GROUP_SECTIONS_MAX + 2} models" in soup.find(
         "section", id="groups").get_text()
+
+
+def test_rows_past_the_first_page_start_hidden_so_a_large_page_lays_out_fast(tmp_path: Path) -> None:
+    factory.generate_fleet(tmp_path, ROWS_PER_PAGE + 10)
+    soup = BeautifulSoup(render_fleet_html(load_fleet([tmp_path])), "html.parser")
+    rows = soup.select("#fleet-table tbody tr")
+    assert [row.has_attr("hidden") for row in rows] == [False] * ROWS_PER_PAGE + [True] * 10
+    assert f"Without scripts only the first {ROWS_PER_PAGE} of {ROWS_PER_PAGE + 10} rows show." in soup.find(
+        "section", id="machines").find("noscript").get_text()
