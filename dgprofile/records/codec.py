@@ -21,6 +21,9 @@ from dgprofile.records.values import Unavailable
 T = TypeVar("T")
 
 
+Decoder = Callable[[Any, str], Any]
+
+
 class DecodeError(ValueError):
     """A JSON value does not match the dataclass it should become; the message names the path."""
 
@@ -59,12 +62,15 @@ def from_json(cls: type[T], data: Any, path: str = "$") -> T:
     return cast(T, decode(data, path))  # the decoder checked every field against cls on the way
 
 
+def decoder(tp: Any) -> Decoder:
+    """The function ``from_json`` decodes values of ``tp`` with (a JSON value and its path in, the object out).
+    Looking it up costs more than decoding a number with it: to decode many values of one type, look it up once."""
+    return _decoder(tp)
+
+
 def _is_union(tp: Any) -> bool:
     origin = get_origin(tp)
     return origin is Union or origin is types.UnionType
-
-
-Decoder = Callable[[Any, str], Any]
 
 
 @functools.cache
@@ -221,29 +227,29 @@ def _kind_of(cls: type) -> tuple[str, ...] | None:
 def _union_decoder(tp: Any) -> Decoder:
     members = get_args(tp)
     may_be_unavailable = Unavailable in members
-    alternatives = tuple(m for m in members if m is not Unavailable)
-    classes = [m for m in alternatives if isinstance(m, type) and dataclasses.is_dataclass(m)]
-    kinds: list[tuple[tuple[str, ...], type]] = []
+    alternatives = tuple(_Lazy(m) for m in members if m is not Unavailable)
+    classes = [m for m in members if isinstance(m, type) and dataclasses.is_dataclass(m) and m is not Unavailable]
+    kinds: list[tuple[tuple[str, ...], _Lazy]] = []
     if len(classes) > 1:
         for cls in classes:
             cls_kinds = _kind_of(cls)
             if cls_kinds is None:
                 raise TypeError(f"{cls.__name__} is in a union of dataclasses without a kind Literal field")
-            kinds.append((cls_kinds, cls))
+            kinds.append((cls_kinds, _Lazy(cls)))
 
     def decode(data: Any, path: str) -> Any:
         if may_be_unavailable and isinstance(data, dict) and set(data) == {"unavailable"}:
             return _unavailable(data, path)
         if isinstance(data, dict) and kinds:
             kind = data.get("kind")
-            cls = next((c for values, c in kinds if kind in values), None)
-            if cls is None:
+            member = next((c for values, c in kinds if kind in values), None)
+            if member is None:
                 raise DecodeError(f"{path}: unknown kind {kind!r}")
-            return _decoder(cls)(data, path)
+            return member.decoder(data, path)
         errors = []
-        for member in alternatives:
+        for alternative in alternatives:
             try:
-                return _decoder(member)(data, path)
+                return alternative.decoder(data, path)
             except DecodeError as exc:
                 errors.append(str(exc))
         raise DecodeError(errors[0] if len(errors) == 1 else f"{path}: matches no alternative ({'; '.join(errors)})")
@@ -318,4 +324,4 @@ def _schema_for(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
     raise TypeError(f"codec cannot describe the type {tp!r}")
 
 
-__all__ = ["DecodeError", "fields_of", "from_json", "json_schema", "to_json"]
+__all__ = ["DecodeError", "Decoder", "decoder", "fields_of", "from_json", "json_schema", "to_json"]
