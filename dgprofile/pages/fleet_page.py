@@ -1,7 +1,9 @@
 """The fleet page: many result files at once, from the ``Fleet`` that ``dgprofile.analysis.fleet`` loads.
 
-Verdict counts, a sortable and filterable machines table, the speedup per hardware model, one section per model,
-and the files skipped with their reasons.
+Verdict counts, a sortable, filterable and paged machines table, the speedup per hardware model, one section per
+model (the largest ones), and the machines and files skipped with their reasons. For a fleet run, how the files
+were gathered comes first. The page stays a few screens tall at 10,000 machines: tables page, and sections are
+per hardware model, not per machine.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from collections.abc import Iterable, Sequence
 from markupsafe import Markup
 
 from dgprofile.analysis.figures import Figure, figure_text
-from dgprofile.analysis.fleet import NO_PREDICTION, VERDICT_ORDER, Fleet, FleetRow, HardwareGroup
+from dgprofile.analysis.fleet import (
+    NO_PREDICTION,
+    VERDICT_ORDER,
+    Fleet,
+    FleetRow,
+    FleetRunInfo,
+    HardwareGroup,
+)
 from dgprofile.pages import charts
 from dgprofile.pages.environment import render_page
 from dgprofile.pages.views import (
@@ -21,6 +30,7 @@ from dgprofile.pages.views import (
     Cell,
     ChartView,
     FactsView,
+    ListView,
     NoticeView,
     PageView,
     RowView,
@@ -34,7 +44,9 @@ from dgprofile.records.predictions import Verdict
 from dgprofile.records.values import Unavailable
 from dgprofile.text.units import (
     bandwidth_text,
+    count_text,
     number_key,
+    seconds_text,
     speedup_band_text,
     speedup_text,
     tokens_per_s_text,
@@ -43,6 +55,10 @@ from dgprofile.text.units import (
 # A group's chart shows one bar per machine up to this many machines, and a histogram of speedups beyond.
 BARS_PER_MACHINE_MAX = 30
 SPEEDUP_BINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, float("inf"))
+# Rows a paged table shows at a time: about two screens of the machines table.
+ROWS_PER_PAGE = 50
+# Hardware models with a section of their own, the largest first; the hardware models table lists every one.
+GROUP_SECTIONS_MAX = 12
 
 
 def verdict_label(verdict: Verdict | str) -> str:
@@ -63,19 +79,51 @@ def render_fleet_html(fleet: Fleet) -> str:
 def fleet_page(fleet: Fleet) -> PageView:
     """The view-model of the fleet page."""
     groups = fleet.groups
-    sections = [_summary_section(fleet), _machines_section(fleet), _groups_overview(groups)]
-    sections += [_group_section(i, group) for i, group in enumerate(groups, start=1)]
+    sections = [] if isinstance(fleet.run, Unavailable) else [_run_section(fleet, fleet.run)]
+    sections += [_summary_section(fleet), _machines_section(fleet), _groups_overview(groups)]
+    sections += [_group_section(i, group) for i, group in enumerate(groups[:GROUP_SECTIONS_MAX], start=1)]
     sections.append(_skipped_section(fleet))
     total = len(fleet.rows) + len(fleet.skipped)
+    banners = []
+    if fleet.failed:
+        banners.append(f"{count_text(len(fleet.failed))} machine(s) gave no result: see the last section.")
+    if fleet.skipped:
+        banners.append(f"{count_text(len(fleet.skipped))} file(s) skipped: see the last section.")
+    if isinstance(fleet.run, FleetRunInfo):
+        heading = f"DiffusionGemma vs Gemma 4 across {count_text(len(fleet.rows))} machines: {fleet.run.label}"
+        subtitle = (f"fleet run on {fleet.run.cluster}: {count_text(fleet.run.machines)} asked, "
+                    f"{count_text(len(fleet.rows))} shown, {count_text(len(fleet.failed))} without a result, "
+                    f"{count_text(len(fleet.skipped))} files skipped; {count_text(len(groups))} hardware models")
+    else:
+        heading = f"DiffusionGemma vs Gemma 4 across {count_text(len(fleet.rows))} result files"
+        subtitle = (f"{count_text(total)} files read, {count_text(len(fleet.rows))} shown, "
+                    f"{count_text(len(fleet.skipped))} skipped; {count_text(len(groups))} hardware models")
     return PageView(
         title=f"dgprofile fleet: {len(fleet.rows)} machines",
-        heading=f"DiffusionGemma vs Gemma 4 across {len(fleet.rows)} result files",
-        subtitle=f"{total} files read, {len(fleet.rows)} shown, {len(fleet.skipped)} skipped; "
-                 f"{len(groups)} hardware models",
+        heading=heading, subtitle=subtitle,
         badges=tuple(Badge(f"{count} {verdict_label(v).lower()}", verdict_tone(v))
-                     for v in VERDICT_ORDER if (count := fleet.verdict_counts.get(v, 0))),
-        banners=(f"{len(fleet.skipped)} file(s) skipped: see the last section.",) if fleet.skipped else (),
+                     for v in VERDICT_ORDER if (count := fleet.verdict_counts.get(v, 0)))
+        + ((Badge(f"{len(fleet.failed)} without a result", "warning"),) if fleet.failed else ()),
+        banners=tuple(banners),
         sections=tuple(sections))
+
+
+def _run_section(fleet: Fleet, run: FleetRunInfo) -> SectionView:
+    facts = FactsView("", (
+        ("fleet", run.label),
+        ("cluster", run.cluster),
+        ("command on every machine", run.command),
+        ("machines asked", count_text(run.machines)),
+        ("results received", count_text(len(fleet.rows) + len(fleet.skipped))),
+        ("without a result", count_text(len(fleet.failed))),
+        ("started", run.started_at),
+        ("wall time", seconds_text(run.wall_seconds)),
+    ))
+    blocks: list[Block] = [facts]
+    if run.notes:
+        blocks.append(ListView("Notes", run.notes))
+    return SectionView("run", "Fleet run", "How the result files below were gathered: one command run on every "
+                       "machine of the cluster, each result sent back as it finished.", tuple(blocks))
 
 
 def _summary_section(fleet: Fleet) -> SectionView:
@@ -96,7 +144,7 @@ def _summary_section(fleet: Fleet) -> SectionView:
 
 def _machines_section(fleet: Fleet) -> SectionView:
     rows = tuple(RowView((
-        Cell(row.hostname), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
+        Cell(row.hostname), Cell(row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
         Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict)),
         Cell(speedup_text(row.speedup) if not isinstance(row.speedup, Unavailable) else "",
              number_key(row.speedup), tone=verdict_tone(row.verdict)),
@@ -110,11 +158,13 @@ def _machines_section(fleet: Fleet) -> SectionView:
         Cell(_figure(row.usable_memory_bytes, row.usable_memory_basis, "B"), number_key(row.usable_memory_bytes)),
         Cell(", ".join(row.fitting_precisions)), Cell(row.created_at), Cell(row.path)),
         filter_text=f"{row.verdict} {row.status}") for row in fleet.rows)
-    table = TableView("", ("host", "hardware", "memory class", "origin", "verdict", "speedup", "band",
+    table = TableView("", ("host", "device", "hardware", "memory class", "origin", "verdict", "speedup", "band",
                            "precision, engine", "DG tok/s", "AR tok/s", "streaming read", "usable memory",
-                           "fits", "created", "file"), rows, sortable=True, filterable=True, table_id="fleet-table")
+                           "fits", "created", "file"), rows, sortable=True, filterable=True, table_id="fleet-table",
+                      page_size=ROWS_PER_PAGE)
+    paging = f" {ROWS_PER_PAGE} rows show at a time." if len(rows) > ROWS_PER_PAGE else ""
     return SectionView("machines", "Machines", "Every readable result file. Click a heading to sort; type in the "
-                       "box to filter (all words must match, e.g. 'H100 partial').", (table,))
+                       "box to filter (all words must match, e.g. 'H100 partial')." + paging, (table,))
 
 
 def _rate(value: float | Unavailable) -> str:
@@ -132,6 +182,9 @@ def _speedups(rows: Iterable[FleetRow]) -> list[float]:
 def _groups_overview(groups: Sequence[HardwareGroup]) -> SectionView:
     intro = "The headline speedup by hardware model: the spread within a model comes from precision, engine and " \
             "each machine's measured limits."
+    if len(groups) > GROUP_SECTIONS_MAX:
+        intro += (f" The {GROUP_SECTIONS_MAX} largest of the {len(groups)} models have a section of their own "
+                  "below; this table lists every one.")
     values = {g.hardware: _speedups(g.rows) for g in groups}
     values = {name: v for name, v in values.items() if v}
     if not values:
@@ -200,9 +253,13 @@ def _group_chart(group: HardwareGroup) -> Block:
 
 
 def _skipped_section(fleet: Fleet) -> SectionView:
-    intro = "Files left out, and why. Every other file is shown above."
-    if not fleet.skipped:
-        return SectionView("skipped", "Skipped files", intro, (NoticeView("No file was skipped."),))
-    rows = tuple(RowView((Cell(s.path), Cell(s.reason)), tone="warning") for s in fleet.skipped)
-    return SectionView("skipped", "Skipped files", intro, (TableView("", ("file", "reason"), rows,
-                                                                     table_id="skipped-table"),))
+    title = "Skipped machines and files" if not isinstance(fleet.run, Unavailable) else "Skipped files"
+    intro = ("Machines the fleet run got no result from, and files left out, each with the reason. Everything "
+             "else is shown above.")
+    if not fleet.skipped and not fleet.failed:
+        return SectionView("skipped", title, intro, (NoticeView("No machine or file was skipped."),))
+    rows = tuple(RowView((Cell("machine"), Cell(f.machine), Cell(f.reason)), tone="warning") for f in fleet.failed)
+    rows += tuple(RowView((Cell("file"), Cell(s.path), Cell(s.reason)), tone="warning") for s in fleet.skipped)
+    return SectionView("skipped", title, intro, (TableView("", ("skipped", "machine or file", "reason"), rows,
+                                                           filterable=len(rows) > ROWS_PER_PAGE,
+                                                           table_id="skipped-table", page_size=ROWS_PER_PAGE),))

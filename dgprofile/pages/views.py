@@ -37,7 +37,8 @@ class RowView:
 
 @dataclass(frozen=True)
 class TableView:
-    """A table; ``sortable`` tables get clickable headers, ``filterable`` ones a filter box."""
+    """A table; ``sortable`` tables get clickable headers, ``filterable`` ones a filter box, and a table with a
+    ``page_size`` (and a ``table_id``) shows that many rows at a time, with buttons to page through the rest."""
 
     caption: str
     headers: tuple[str, ...]
@@ -46,6 +47,7 @@ class TableView:
     filterable: bool = False
     table_id: str = ""
     collapsed_summary: str = ""  # when set, the table starts folded behind this line
+    page_size: int = 0
     kind: Literal["table"] = "table"
 
 

@@ -300,7 +300,8 @@ def anonymize_salt() -> str:
         return salt
 
 
-def _hash(value: str, salt: str) -> str:
+def salted_hash(value: str, salt: str) -> str:
+    """What ``--anonymize`` writes instead of an identifier: the same for one value and one salt."""
     return "anon-" + hashlib.sha256((salt + value).encode()).hexdigest()[:12]
 
 
@@ -308,7 +309,7 @@ def anonymize(machine: Machine, *, salt: str) -> Machine:
     """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt)."""
     accelerators: list[Accelerator] = []
     def hashed(value: str | Unavailable) -> str | Unavailable:
-        return _hash(value, salt) if isinstance(value, str) else value
+        return salted_hash(value, salt) if isinstance(value, str) else value
 
     for device in machine.accelerators:
         if isinstance(device, (NvidiaGpu, AmdGpu)):
@@ -316,6 +317,6 @@ def anonymize(machine: Machine, *, salt: str) -> Machine:
         elif isinstance(device, IntelGpu):  # the xe/i915 drivers expose no UUID
             device = dataclasses.replace(device, pci_bus_id=hashed(device.pci_bus_id))
         accelerators.append(device)
-    identity = dataclasses.replace(machine.identity, hostname=_hash(machine.identity.hostname, salt),
+    identity = dataclasses.replace(machine.identity, hostname=salted_hash(machine.identity.hostname, salt),
                                    anonymized=True)
     return dataclasses.replace(machine, identity=identity, accelerators=tuple(accelerators))

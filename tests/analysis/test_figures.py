@@ -39,7 +39,7 @@ def test_fleet_compare_and_result_page_show_the_same_figures(path: Path) -> None
     assert (row.usable_memory_bytes, row.usable_memory_basis) == (usable.value, usable.basis)
     fleet = BeautifulSoup(render_fleet_html(Fleet(rows=(row,), skipped=())), "html.parser")
     fleet_cells = [td.get_text() for td in fleet.select("#fleet-table tr")[1].find_all("td")]
-    assert fleet_cells[1] == hardware_name(e)
+    assert fleet_cells[2] == hardware_name(e)
     for figure, unit in ((bandwidth, "B/s"), (usable, "B")):
         assert (figure_text(figure, unit) if figure.basis else "") in fleet_cells
 

@@ -117,3 +117,32 @@ def test_hostile_strings_stay_text_on_every_page(open_page, tmp_path: Path, flee
         assert opened.page.evaluate("document.querySelectorAll('script:not([type])').length") == 1, path.name
         assert factory.HOSTILE_TEXT in opened.page.locator("body").inner_text(), path.name
         assert_clean(opened)
+
+
+def test_a_large_fleet_page_pages_its_table_and_stays_a_few_screens_tall(open_page, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    factory.generate_fleet(results, 600)
+    opened = open_page(write_page(tmp_path, "fleet.html", render_fleet_html(load_fleet([results]))))
+    page = opened.page
+    assert_clean(opened)
+    # Unpaged, 600 rows made a page about 27,000 px tall (a thousand, 91,709 px).
+    assert page.evaluate("document.documentElement.scrollHeight") < 12_000
+    status = page.locator(".pager[data-table='fleet-table'] .pager-status")
+    assert status.text_content() == "rows 1\u201350 of 600; page 1 of 12"
+    assert page.locator("#fleet-table tbody tr:visible").count() == 50
+    first_page = page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents()
+    page.locator(".pager[data-table='fleet-table'] button[data-step='next']").click()
+    assert status.text_content() == "rows 51\u2013100 of 600; page 2 of 12"
+    assert page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents() != first_page
+    page.locator(".pager[data-table='fleet-table'] button[data-step='last']").click()
+    assert status.text_content() == "rows 551\u2013600 of 600; page 12 of 12"
+    assert page.locator(".pager[data-table='fleet-table'] button[data-step='next']").is_disabled()
+    # Filtering and sorting go over every row, and start again at the first page.
+    page.fill("input[data-table='fleet-table']", "node-0003")
+    assert status.text_content() == "rows 1\u20131 of 1 matching (600 in all); page 1 of 1"
+    assert page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents() == ["node-0003"]
+    page.fill("input[data-table='fleet-table']", "")
+    page.locator("#fleet-table th", has_text="host").first.click()
+    assert status.text_content() == "rows 1\u201350 of 600; page 1 of 12"
+    assert page.locator("#fleet-table tbody tr:visible td:first-child").first.text_content() == "cpu-box"
