@@ -16,6 +16,7 @@ from dgprofile.probes.memory_class import MeminfoReader, NvidiaMemorySignals, cl
 from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import match_device_name
+from dgprofile.text.units import bandwidth_text, bytes_text, percent_text, plural, signed_percent_text
 
 # Above this disagreement the NVML-derived bandwidth is not trusted: the x2 clock convention fails on some
 # memory types (e.g. https://github.com/ROCm/xla/pull/970).
@@ -211,13 +212,13 @@ def _bandwidth(bus_width: Any, memory_clock_mhz: Any, spec: Any, *, shared: bool
     gap = derived / datasheet - 1
     if abs(gap) > DATASHEET_TOLERANCE:
         warnings.append(
-            f"NVML-derived bandwidth {derived / 1e9:.0f} GB/s disagrees with the datasheet's "
-            f"{datasheet / 1e9:.0f} GB/s for '{spec.id}' by {gap:+.0%}: dgprofile uses the datasheet figure "
-            "(the 2x data-rate convention does not hold for every memory type) until a measured bandwidth "
-            "replaces it")
-        basis = f"datasheet entry '{spec.id}', because {formula} disagrees by {gap:+.0%}"
+            f"NVML-derived bandwidth {bandwidth_text(derived)} disagrees with the datasheet's "
+            f"{bandwidth_text(datasheet)} for '{spec.id}' by {signed_percent_text(gap)}: dgprofile uses the "
+            "datasheet figure (the 2x data-rate convention does not hold for every memory type) until a measured "
+            "bandwidth replaces it")
+        basis = f"datasheet entry '{spec.id}', because {formula} disagrees by {signed_percent_text(gap)}"
         return _Bandwidth(derived, datasheet, True, datasheet, basis, tuple(warnings))
-    basis = f"{formula}; agrees with datasheet entry '{spec.id}' within {abs(gap):.1%}"
+    basis = f"{formula}; agrees with datasheet entry '{spec.id}' within {percent_text(abs(gap))}"
     return _Bandwidth(derived, datasheet, False, derived, basis, tuple(warnings))
 
 
@@ -266,8 +267,8 @@ def _busy_warnings(utilization: Any, processes: Any) -> list[str]:
     if isinstance(processes, tuple) and processes:
         held = sum(p.used_memory_bytes for p in processes if isinstance(p.used_memory_bytes, int))
         names = ", ".join(f"{p.name if isinstance(p.name, str) else '?'} (pid {p.pid})" for p in processes[:5])
-        warnings.append(f"the GPU is busy: {len(processes)} other process(es) use it ({names}; "
-                        f"{held / 2**30:.1f} GiB held): measurements here will be unreliable")
+        warnings.append(f"the GPU is busy: {plural(len(processes), 'other process', 'other processes')} use it: "
+                        f"{names}, {bytes_text(held)} held; measurements here will be unreliable")
     if isinstance(utilization, int) and utilization >= BUSY_UTILIZATION_PERCENT:
         warnings.append(f"the GPU was {utilization}% utilised while probed: "
                         "measurements here will be unreliable")

@@ -17,7 +17,15 @@ from dgprofile.records.machine import (
     Software,
 )
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import bandwidth_text, bytes_text, hertz_text, plain_text, seconds_text
+from dgprofile.text.units import (
+    bandwidth_text,
+    bytes_text,
+    hertz_text,
+    plain_text,
+    seconds_text,
+    watts_text,
+    whole_percent_text,
+)
 
 Row = tuple[str, str]
 
@@ -86,10 +94,10 @@ def _nvidia_rows(gpu: NvidiaGpu) -> list[Row]:
         ("datasheet entry", plain_text(gpu.spec_id)),
         ("SMs", _with_basis(plain_text(gpu.sm_count), gpu.sm_count, gpu.sm_count_basis)),
         ("SM clock", f"{hertz_text(gpu.sm_clock_max_hz)} max"),
-        ("power limit", plain_text(power) if isinstance(power, Unavailable) else f"{power:.0f} W"),
+        ("power limit", watts_text(power)),
         ("PCIe", f"gen {plain_text(gpu.pcie_generation)} x{plain_text(gpu.pcie_width)} (link maximum)"),
         ("MIG", plain_text(gpu.mig_mode)), ("ECC", plain_text(gpu.ecc_mode)),
-        ("utilisation", plain_text(percent) if isinstance(percent, Unavailable) else f"{percent}%"),
+        ("utilisation", whole_percent_text(percent)),
         ("other processes", _processes_text(gpu)),
         *_memory_class_rows(gpu.memory_class),
     ]
