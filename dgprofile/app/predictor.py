@@ -1,10 +1,8 @@
 """Entry points: predictions and verdict for a measured machine (`check`) or a datasheet entry (`predict`).
 
 The headline scenario is interactive: the headline workload (long-form drafting unless ``--workload`` says
-otherwise) at concurrency 1 (or ``--concurrency``), the platform's engine, and the *best* precision that fits:
-the one with the lowest DiffusionGemma latency among those of 8 bits or more (bf16, fp8, int8) that fit and that
-the engine runs; 4-bit formats only when none of those fits (4-bit costs measurable quality, 8-bit far less).
-Latencies within ``PRECISION_TIE_TOLERANCE`` tie, and the engine's order of formats (widest first) breaks the tie.
+otherwise) at concurrency 1 (or ``--concurrency``), the platform's engine, and the best precision that fits
+(``dgprofile.model.best_precision``).
 
 Speedup is end-to-end request latency, AR over DiffusionGemma. Its band combines the workload's range of steps
 per canvas (the most steps give the lower band) with the model's own uncertainty: the engine's calibration
@@ -20,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dgprofile.errors import UsageError
+from dgprofile.model.best_precision import best_precision
 from dgprofile.model.calibration import calibrated_parameters, calibration_summary
-from dgprofile.model.ceilings import ceilings_from_machine, ceilings_from_spec
+from dgprofile.model.ceilings import MEMORY_FROM_COMMAND_LINE, ceilings_from_machine, ceilings_from_spec
 from dgprofile.model.engines import AUTO, auto_engine, engine_by_name
 from dgprofile.model.memory_fit import memory_fit
 from dgprofile.model.speedup import (
@@ -69,9 +68,6 @@ MATRIX_REASONS = 2  # matrix cells keep their first reasons (fit, pass cost); th
 MATRIX_CONCURRENCIES = (1, 2, 4, 8)  # vLLM caps DiffusionGemma at 4-8 sequences for memory
 CURVE_OUTPUT_TOKENS = (32, 64, 128, 256, 512, 768, 1024, 2048, 4096)
 CURVE_CONCURRENCIES = (1, 2, 4, 8, 16)
-WIDE_PRECISIONS = ("bf16", "fp8", "int8")  # 8 bits or more: preferred for the headline
-# Precisions within 5% of the fastest tie; the engine's own order (widest first) breaks the tie.
-PRECISION_TIE_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,7 @@ def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: 
     ceilings = ceilings_from_machine(machine, limits, gpus=gpus)
     if options.memory_bytes is not None:
         ceilings = dataclasses.replace(ceilings, usable_memory_bytes=options.memory_bytes * gpus,
-                                       usable_memory_basis="memory given on the command line")
+                                       usable_memory_basis=MEMORY_FROM_COMMAND_LINE)
     return _predict(_setup(ceilings, passes if isinstance(passes, PassTimes) else None, options), options)
 
 
@@ -195,18 +191,13 @@ def _best_precision(setup: _Setup, workload: Workload, concurrency: int, options
     candidates = [p for p in engine.precisions if p in PRECISIONS]
     fitting = [p for p in candidates
                if (m := _memory(setup, p, concurrency, workload)).fits_diffusion and m.fits_autoregressive]
-    preferred = [p for p in fitting if p in WIDE_PRECISIONS] or fitting
-    if not preferred:
-        return None
 
     def latency(precision: str) -> float:
         request = Request(precision, concurrency, workload.prompt_tokens, workload.output_tokens)
         return diffusion_estimate(diffusion_passes(setup.model, request), request, workload.steps.typical,
                                   0).total_latency_s
 
-    latencies = {p: latency(p) for p in preferred}
-    fastest = min(latencies.values())
-    return next(p for p in preferred if latencies[p] <= fastest * (1 + PRECISION_TIE_TOLERANCE))
+    return best_precision({p: latency(p) for p in fitting}, engine.precisions)
 
 
 def _curve(setup: _Setup, name: str, x_label: str, scenarios: list[tuple[float, Workload, int]], precision: str,
@@ -269,7 +260,7 @@ def _predict(setup: _Setup, options: PredictOptions) -> Predictions:
     return Predictions(
         model_id=setup.config.id, hardware=setup.ceilings.device_name, origin=setup.ceilings.source,
         engine=engine.name, engine_reason=setup.engine_reason, headline=headline, verdict=verdict,
-        reasons=reasons, advice=advice_for(verdict, headline, memory), matrix=matrix, curves=curves,
+        reasons=reasons, advice=advice_for(verdict, headline, memory, setup.ceilings), matrix=matrix, curves=curves,
         memory=memory, ceilings=setup.ceilings, calibration=calibration_summary(),
         basis=_basis(setup, headline_workload, parameters))
 

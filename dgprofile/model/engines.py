@@ -49,7 +49,8 @@ class Engine:
     (Marlin on NVIDIA). ``commits_last_canvas``: whether the
     final canvas also gets a commit pass (vLLM emits tokens at commit; the transformers reference loop skips the
     last commit). ``memory_utilization``: share of usable memory the engine lets weights, KV cache and request
-    buffers take (the rest is activation headroom).
+    buffers take (the rest is activation headroom). ``shows_drafts``: whether the user sees DiffusionGemma's
+    intermediate drafts while a canvas is refined, or only committed canvases (it moves the first useful draft).
     """
 
     name: str
@@ -60,6 +61,8 @@ class Engine:
     memory_utilization: float
     memory_utilization_basis: str
     priors: dict[str, Prior]
+    shows_drafts: bool
+    shows_drafts_basis: str
 
 
 _CUDA_GRAPH_FLOOR = Prior(3e-3, 1.0, "CUDA-graph decode of 30 MoE layers: tens of kernels a layer at a few "
@@ -81,7 +84,9 @@ ENGINES: dict[str, Engine] = {
          "bandwidth_efficiency": Prior(0.86, 0.15, "CUDA-graph GEMV streaming reaches 85-86% of the H100 "
                                        "datasheet (2.84-2.90 of 3.35 TB/s measured on an H100 SXM: bf16 "
                                        "8192x8192 weight, 1-64 tokens)"),
-         "compute_efficiency": _COMPUTE_PRIOR}),
+         "compute_efficiency": _COMPUTE_PRIOR},
+        shows_drafts=False, shows_drafts_basis="the commit pass emits a canvas's 256 tokens at once; nothing is "
+        "streamed before it"),
     "mlx": Engine(
         "mlx", "MLX on Apple Silicon (mlx-lm style, group-quantised 4/8-bit)",
         ("apple",), ("bf16", "int8", "int4"), False, 1.0,
@@ -91,7 +96,8 @@ ENGINES: dict[str, Engine] = {
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
          "bandwidth_efficiency": Prior(0.78, 0.15, "an M1 Max GPU attains ~78% of its datasheet bandwidth (~318 "
                                        "of 409.6 GB/s: https://github.com/ggml-org/llama.cpp/pull/1642)"),
-         "compute_efficiency": _COMPUTE_PRIOR}),
+         "compute_efficiency": _COMPUTE_PRIOR},
+        shows_drafts=False, shows_drafts_basis="assumed: generation returns committed canvases"),
     "llama.cpp": Engine(
         "llama.cpp", "llama.cpp (GGUF; DiffusionGemma through llama-diffusion-cli, PR #24423)",
         ("nvidia", "amd", "apple", "cpu"), ("bf16", "int8", "int4"), False, 0.95,
@@ -99,7 +105,8 @@ ENGINES: dict[str, Engine] = {
         {"pass_floor_seconds": _CUDA_GRAPH_FLOOR,
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
          "bandwidth_efficiency": Prior(0.8, 0.2, "assumed between the vllm (0.86) and mlx (0.78) priors"),
-         "compute_efficiency": _COMPUTE_PRIOR}),
+         "compute_efficiency": _COMPUTE_PRIOR},
+        shows_drafts=False, shows_drafts_basis="assumed: served output comes a canvas at a time"),
     "transformers": Engine(
         "transformers", "Hugging Face transformers, eager (no torch.compile, no CUDA graphs)",
         ("nvidia", "amd", "apple"), ("bf16",), False, 0.95,
@@ -107,13 +114,15 @@ ENGINES: dict[str, Engine] = {
         {"pass_floor_seconds": Prior(0.05, 1.5, "eager Python over 30 MoE layers (fitted to the H200 run)"),
          "diffusion_step_overhead_seconds": _NO_STEP_OVERHEAD,
          "bandwidth_efficiency": Prior(0.8, 0.2, "assumed: eager kernels stream close to the CUDA-graph figure"),
-         "compute_efficiency": _COMPUTE_PRIOR}),
+         "compute_efficiency": _COMPUTE_PRIOR},
+        shows_drafts=True, shows_drafts_basis="in process, generate() hands its streamer every denoising step's "
+        "draft (put_draft; TextDiffusionStreamer shows them); `transformers serve` streams committed canvases only"),
     "ideal": Engine(
         "ideal", "no overhead beyond the passes: the measured passes on this machine, or the device's "
         "ceilings when nothing was measured",
         ("nvidia", "amd", "apple", "cpu"), ("bf16", "fp8", "int8", "nvfp4", "int4"), True, 1.0,
         "no engine reserve",
-        {}),
+        {}, shows_drafts=True, shows_drafts_basis="the best case: every draft is shown as it is made"),
 }
 
 # `ideal` is not fitted: it is the bound the measured (or datasheet) ceilings set.
