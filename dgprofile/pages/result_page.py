@@ -22,6 +22,7 @@ from dgprofile.analysis.figures import (
     stream_bandwidth,
     usable_accelerator_memory,
 )
+from dgprofile.model.speedup import USEFUL_DRAFT_DEFINITION
 from dgprofile.pages.environment import embed_json, render_page
 from dgprofile.pages.result_performance import (
     limits_section,
@@ -55,16 +56,20 @@ from dgprofile.records.values import Unavailable
 from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
+    count_text,
     hertz_text,
     percent_text,
     plain_text,
     seconds_text,
+    signed_percent_text,
+    significant_text,
     speedup_band_text,
     speedup_text,
     speedup_words,
     tokens_per_s_text,
     watts_text,
     whole_percent_text,
+    with_article,
 )
 
 DG_MODEL = "google/diffusiongemma-26B-A4B-it"
@@ -75,7 +80,7 @@ def scenario_text(scenario: Scenario) -> str:
     """A scenario in one line."""
     return (f"{scenario.workload}, {scenario.precision}, concurrency {scenario.concurrency}, engine "
             f"{scenario.engine}: {scenario.prompt_tokens} prompt -> {scenario.output_tokens} output tokens, "
-            f"{scenario.steps_per_canvas:.3g} denoising steps per canvas")
+            f"{count_text(scenario.steps_per_canvas)} denoising steps per canvas")
 
 
 def render_result_html(result: ResultFile) -> str:
@@ -152,7 +157,8 @@ def _modes_table(p: Prediction) -> TableView:
         for mode in (p.diffusion, p.autoregressive):
             cells.append(Cell(fmt(mode) if isinstance(mode, Unavailable) else fmt(getattr(mode, attr))))
         rows.append(RowView(tuple(cells)))
-    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", "Gemma 4 (AR)"), tuple(rows))
+    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", "Gemma 4 (AR)"), tuple(rows),
+                     note=f"First useful draft: {USEFUL_DRAFT_DEFINITION}.")
 
 
 def _accelerator_facts(device: Accelerator) -> FactsView:
@@ -271,18 +277,18 @@ def _calibration_blocks(p: Predictions) -> list[Block]:
         Cell(e.engine), Cell(seconds_text(e.pass_floor_seconds)), Cell(seconds_text(e.diffusion_step_overhead_seconds)),
         Cell(percent_text(e.bandwidth_efficiency)), Cell(percent_text(e.compute_efficiency)),
         Cell(", ".join(e.fitted) or "none"), Cell(", ".join(e.runs) or "none"),
-        Cell(f"{e.rms_log_residual:.3f}"))) for e in c.engines)
+        Cell(significant_text(e.rms_log_residual)))) for e in c.engines)
     runs = tuple(RowView((
         Cell(r.run_id), Cell(r.hardware), Cell(r.engine), Cell(speedup_text(r.published_speedup)),
         Cell(speedup_text(r.predicted_speedup)),
-        Cell(", ".join(f"{o.name} {o.relative_error * 100:+.0f}%" for o in r.observables)),
+        Cell(", ".join(f"{o.name} {signed_percent_text(o.relative_error)}" for o in r.observables)),
         Cell(f"{plain_text(r.published_verdict)} / {r.predicted_verdict}",
              tone="" if r.published_verdict in (r.predicted_verdict,) or isinstance(r.published_verdict, Unavailable)
              else "warning"))) for r in c.runs)
     return [TableView(f"Engine parameters fitted to {c.data_file}", (
                 "engine", "pass floor", "overhead per denoise step", "bandwidth efficiency", "compute efficiency", "fitted",
                 "runs", "RMS log residual"), engines),
-            TableView(f"Published runs reproduced (largest error {c.max_abs_relative_error * 100:.0f}%)", (
+            TableView(f"Published runs reproduced, largest error {percent_text(c.max_abs_relative_error)}", (
                 "run", "hardware", "engine", "published speedup", "predicted", "figures (error)",
                 "verdict published / predicted"), runs)]
 
@@ -328,13 +334,13 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
     s = headline.scenario
     notes = [f"Compare the two runs' mean end-to-end latency and output token throughput with the predicted total "
              f"latency and tokens/s above; DiffusionGemma's run also prints a 'Diffusion Decoding' block with the "
-             f"denoising steps per canvas (predicted: {s.steps_per_canvas:.3g}).",
+             f"denoising steps per canvas (predicted: {count_text(s.steps_per_canvas)}).",
              "max_denoising_steps only caps the steps: adaptive stopping may stop a canvas earlier. For exactly "
              f"{round(s.steps_per_canvas)} steps, point --generation-config at a copy of the checkpoint's "
              "generation_config.json with confidence_threshold 0.",
              "TTFT of DiffusionGemma includes the whole first canvas (tokens appear only at its commit)."]
     if s.precision not in ("bf16", "fp8"):
-        notes.insert(0, f"The scenario's precision is {s.precision}: serve a {s.precision} checkpoint of each model "
+        notes.insert(0, f"The scenario's precision is {s.precision}: serve {with_article(s.precision)} checkpoint of each model "
                         "instead of the original weights (the commands above run bf16).")
     if vendor != "nvidia":
         notes.insert(0, f"This machine has no NVIDIA GPU, and the prediction is for the {s.engine} engine: the vLLM "

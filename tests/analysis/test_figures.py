@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bs4 import BeautifulSoup
+from html_soup import page_soup
 
 from dgprofile.analysis.compare import compare
 from dgprofile.analysis.figures import (
@@ -26,6 +26,14 @@ from dgprofile.records.results import load
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
 
 
+def cell_text(td) -> str:
+    """A table cell as figure_text writes it: the value, and its basis (shown under it) in parentheses."""
+    detail = td.select_one(".cell-detail")
+    basis = detail.extract().get_text() if detail is not None else ""
+    value = td.get_text().replace("\xa0", " ")
+    return f"{value} ({basis})" if basis else value
+
+
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_fleet_compare_and_result_page_show_the_same_figures(path: Path) -> None:
     result = load(path)
@@ -37,21 +45,21 @@ def test_fleet_compare_and_result_page_show_the_same_figures(path: Path) -> None
         hardware_name(e), bandwidth.value, bandwidth.basis)
     assert (row.ridge_flop_per_byte, row.ridge_basis) == (machine_ridge.value, machine_ridge.basis)
     assert (row.usable_memory_bytes, row.usable_memory_basis) == (usable.value, usable.basis)
-    fleet = BeautifulSoup(render_fleet_html(Fleet(rows=(row,), skipped=())), "html.parser")
-    fleet_cells = [td.get_text() for td in fleet.select("#fleet-table tr")[1].find_all("td")]
+    fleet = page_soup(render_fleet_html(Fleet(rows=(row,), skipped=())))
+    fleet_cells = [cell_text(td) for td in fleet.select("#fleet-table tr")[1].find_all("td")]
     assert fleet_cells[1] == hardware_name(e)
     for figure, unit in ((bandwidth, "B/s"), (usable, "B")):
         assert (figure_text(figure, unit) if figure.basis else "") in fleet_cells
 
-    page = BeautifulSoup(render_compare_html(compare(result, result)), "html.parser")
-    limits = {tr.find_all("td")[0].get_text(): tr.find_all("td")[1].get_text()
+    page = page_soup(render_compare_html(compare(result, result)))
+    limits = {tr.find_all("td")[0].get_text(): cell_text(tr.find_all("td")[1])
               for tr in page.select("section#limits tr") if tr.find_all("td")}
     assert limits["streaming read bandwidth"] == figure_text(bandwidth, "B/s")
     assert limits["memory usable by the accelerator"] == figure_text(usable, "B")
     assert next(v for k, v in limits.items() if k.startswith("ridge")) == figure_text(machine_ridge, "FLOP/byte")
     assert page.find("h1").get_text() == f"{hardware_name(e)} vs {hardware_name(e)}"
 
-    facts = BeautifulSoup(render_result_html(result), "html.parser").select_one("section#basis")
+    facts = page_soup(render_result_html(result)).select_one("section#basis")
     text = " ".join(facts.get_text(" ").split())
     for shown in (hardware_name(e), figure_text(bandwidth, "B/s"), figure_text(machine_ridge, "FLOP/byte"),
                   figure_text(usable, "B")):

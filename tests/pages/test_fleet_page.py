@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import result_factory as factory
-from bs4 import BeautifulSoup
+from html_soup import page_soup
 
 from dgprofile.analysis.fleet import load_fleet
 from dgprofile.pages.fleet_page import render_fleet_html
@@ -24,7 +24,7 @@ def test_page_counts_verdicts_lists_skipped_files_and_escapes_hostile_names(mixe
     factory.write_result(mixed_dir / "hostile.json", factory.hostile_result())
     html = render_fleet_html(load_fleet([mixed_dir]))
     assert "<script>alert" not in html
-    soup = BeautifulSoup(html, "html.parser")
+    soup = page_soup(html)
     tiles = {t.find(class_="tile-label").get_text(): t.find(class_="tile-value").get_text()
              for t in soup.find_all(class_="tile")}
     assert tiles == {"Applies": "2", "Partial": "0", "Does not apply": "1", "Cannot run": "0", "No prediction": "1"}
@@ -32,8 +32,8 @@ def test_page_counts_verdicts_lists_skipped_files_and_escapes_hostile_names(mixe
     assert {Path(path).name for path, _ in skipped} == {"truncated.json", "other-schema.json", "newer.json"}
     hosts = [tr.find("td").get_text() for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
     assert f"host{factory.HOSTILE_TEXT}" in hosts
-    headings = [h.get_text() for h in soup.find_all("h2")]
-    assert f"H100 {factory.HOSTILE_TEXT}" in headings
+    hardware = [tr.find_all("td")[1].get_text() for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
+    assert f"H100 {factory.HOSTILE_TEXT}" in hardware
     table = soup.find(id="fleet-table")
     assert "sortable" in table["class"] and soup.find("input", attrs={"data-table": "fleet-table"})
 
@@ -43,7 +43,7 @@ def test_a_large_group_is_binned_by_speedup(tmp_path: Path) -> None:
     for i in range(31):
         (tmp_path / f"h{i:02d}.json").write_text(text.replace('"hostname": "gpu-node-01"', f'"hostname": "h{i}"'),
                                                  encoding="utf-8")
-    soup = BeautifulSoup(render_fleet_html(load_fleet([tmp_path])), "html.parser")
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
     assert "31 machines binned by headline speedup." in soup.find("section", id="group-1").get_text()
 
 

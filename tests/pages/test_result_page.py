@@ -8,6 +8,7 @@ import re
 import pytest
 import result_factory as factory
 from bs4 import BeautifulSoup
+from html_soup import page_soup
 from jinja2 import StrictUndefined
 
 from dgprofile.pages.environment import environment
@@ -19,7 +20,7 @@ SECTIONS = ("verdict", "machine", "limits", "roofline", "speedup", "passes", "me
 
 
 def page(result) -> BeautifulSoup:
-    return BeautifulSoup(render_result_html(result), "html.parser")
+    return page_soup(render_result_html(result))
 
 
 def section_text(soup: BeautifulSoup, section_id: str) -> str:
@@ -80,7 +81,7 @@ def test_charts_are_inline_svg_with_their_titles(h100_page: BeautifulSoup) -> No
     assert any(t.startswith("Speedup against output length") for t in titles)
     assert any(t.startswith("Speedup against concurrency") for t in titles)
     assert any(t.startswith("Time per pass") for t in titles)
-    assert any(t.startswith("DiffusionGemma memory need per precision") for t in titles)
+    assert any(t.startswith("DiffusionGemma's need per precision against the usable memory") for t in titles)
     roofline = section_text(h100_page, "roofline")
     assert "Ridge at 469 FLOP/byte" in roofline
     assert "AR decode step, fp8, c=1 (measured)" in roofline and "DG denoise pass, fp8, c=4 (measured)" in roofline
@@ -106,7 +107,7 @@ def test_basis_names_measured_datasheet_and_calibrated_sources(h100_page: Beauti
     assert "measured NVIDIA H100 80GB HBM3 (cuda:0), timed with cuda-graph-events" in text
     assert "datasheet NVIDIA H100 SXM5 80GB: https://resources.nvidia.com" in text
     assert "calibrated calibration-runs.json: vllm-blog-h100-fp8" in text
-    assert "vllm-blog-h100-fp8 h100-sxm vllm 5.1x 5.3x dg_tokens_per_s +4%" in text
+    assert "vllm-blog-h100-fp8 h100-sxm vllm 5.1x 5.3x dg_tokens_per_s +4.2%" in text
 
 
 def test_verify_commands_serve_and_bench_both_models_with_matching_settings(h100_page: BeautifulSoup) -> None:
@@ -166,7 +167,7 @@ def test_unavailable_machine_and_curve_points_keep_their_reasons() -> None:
 
 def test_page_is_self_contained() -> None:
     html = render_result_html(factory.measured_h100_result())
-    soup = BeautifulSoup(html, "html.parser")
+    soup = page_soup(html)
     csp = soup.find("meta", attrs={"http-equiv": "Content-Security-Policy"})["content"]
     assert "default-src 'none'" in csp
     assert not soup.find_all("link")
@@ -186,7 +187,7 @@ def test_embedded_result_json_is_the_result() -> None:
 def test_hostile_hostname_and_gpu_name_are_escaped_everywhere() -> None:
     html = render_result_html(factory.hostile_result())
     assert "<script>alert" not in html
-    soup = BeautifulSoup(html, "html.parser")
+    soup = page_soup(html)
     scripts = soup.find_all("script")
     assert all(s.get("type") == "application/json" or "alert(" not in s.get_text() for s in scripts)
     assert factory.HOSTILE_TEXT in soup.find("h1").get_text()
