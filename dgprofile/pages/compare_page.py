@@ -26,7 +26,7 @@ from dgprofile.pages.views import (
     Tone,
 )
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import factor_text, speedup_with_band_text
+from dgprofile.text.units import factor_text, number_key, speedup_with_band_text
 
 OUTCOME_TONES: dict[RowOutcome, Tone] = {
     RowOutcome.BETTER: "better", RowOutcome.WORSE: "worse", RowOutcome.SAME: "same", RowOutcome.NOT_SIGNIFICANT: "same",
@@ -102,7 +102,7 @@ def _rows_table(rows: Iterable[Row]) -> TableView:
 def _figure_cell(figure: Figure, unit: str, runs: str) -> Cell:
     """A figure with, under it, what it was predicted for ('fp8, vllm') or else its basis ('datasheet')."""
     text, basis = figure_value_and_basis(figure, unit)
-    return Cell(text, detail=runs or basis)
+    return Cell(text, number_key(figure.value), detail=runs or basis)
 
 
 def _speedup_chart(c: Comparison) -> Block:

@@ -17,7 +17,8 @@ from markupsafe import Markup, escape
 from dgprofile.pages.views import PageView
 
 # Where a long word of a table cell (a file path, URL, timestamp, hash) may break: after a separator; inside a
-# piece still longer than LONG_PIECE, after each dot and then every LONG_PIECE characters. Shorter words never break.
+# piece still longer than LONG_PIECE, after each dot and then every LONG_PIECE characters. Words up to LONG_PIECE
+# characters ('FLOP/byte', 'llama.cpp') never break.
 _AFTER_SEPARATOR = re.compile(r"(?<=[/_\-:])")
 _AFTER_DOT = re.compile(r"(?<=\.)")
 _WORDS = re.compile(r"(\s+)")
@@ -25,6 +26,8 @@ LONG_PIECE = 12
 
 
 def _pieces(word: str) -> list[str]:
+    if len(word) <= LONG_PIECE:
+        return [word]
     pieces = []
     for piece in _AFTER_SEPARATOR.split(word):
         for part in (_AFTER_DOT.split(piece) if len(piece) > LONG_PIECE else [piece]):

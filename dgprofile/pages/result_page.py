@@ -209,7 +209,7 @@ def _machine_section(machine: Machine | Unavailable) -> SectionView:
         ("CPU memory bandwidth", f"{bandwidth_text(cpu.theoretical_bandwidth_bytes_per_s)} "
                                  f"({cpu.theoretical_bandwidth_basis})"),
         ("OS", f"{sw.os_name} {sw.os_release}, Python {sw.python_version}"),
-        ("torch", f"{plain_text(sw.torch_version)} (CUDA {plain_text(sw.torch_cuda_version)})"),
+        ("torch", f"{plain_text(sw.torch_version)}; CUDA {plain_text(sw.torch_cuda_version)}"),
         ("vLLM / transformers", f"{plain_text(sw.vllm_version)} / {plain_text(sw.transformers_version)}"),
     ))]
     blocks += [_accelerator_facts(device) for device in machine.accelerators]

@@ -119,8 +119,8 @@ def _apple_rows(gpu: AppleGpu) -> list[Row]:
 def _software_rows(software: Software) -> list[Row]:
     return [
         ("Python", software.python_version), ("OS", f"{software.os_name} {software.os_release}"),
-        ("torch", f"{plain_text(software.torch_version)} (CUDA {plain_text(software.torch_cuda_version)}, "
-                  f"MPS {plain_text(software.torch_mps_available)})"),
+        ("torch", f"{plain_text(software.torch_version)}; CUDA {plain_text(software.torch_cuda_version)}; "
+                  f"MPS {plain_text(software.torch_mps_available)}"),
         ("triton", plain_text(software.triton_version)),
         ("transformers", plain_text(software.transformers_version)),
         ("vLLM", plain_text(software.vllm_version)),

@@ -22,6 +22,8 @@ from dgprofile.pages.compare_page import render_compare_html
 from dgprofile.pages.fleet_page import render_fleet_html
 from dgprofile.pages.result_page import render_result_html
 from dgprofile.records.results import load
+from dgprofile.terminal.format_predictions import format_predictions
+from dgprofile.text.units import speedup_text
 
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
 
@@ -64,3 +66,22 @@ def test_fleet_compare_and_result_page_show_the_same_figures(path: Path) -> None
     for shown in (hardware_name(e), figure_text(bandwidth, "B/s"), figure_text(machine_ridge, "FLOP/byte"),
                   figure_text(usable, "B")):
         assert " ".join(shown.split()) in text
+
+
+def test_the_cpu_headline_speedup_reads_the_same_on_every_surface_and_in_the_readme() -> None:
+    path = next(p for p in SAMPLES if p.name.startswith("cpu-"))
+    result = load(path)
+    shown = speedup_text(result.predictions.headline.speedup)
+    assert shown == "0.11x"
+    assert f"speedup (end to end): {shown} (" in format_predictions(result.predictions)
+    assert f"from {shown})" in " ".join(result.predictions.reasons)
+    verdict = page_soup(render_result_html(result)).select_one("section#verdict .verdict-band").get_text()
+    assert f"Speedup {shown}," in verdict
+    row = summarise(path.read_bytes(), source=str(path))
+    fleet = page_soup(render_fleet_html(Fleet(rows=(row,), skipped=())))
+    assert fleet.select("#fleet-table tr")[1].find_all("td")[5].get_text() == shown
+    compared = page_soup(render_compare_html(compare(result, result)))
+    headline = next(tr for tr in compared.select("section#predictions tr") if "headline" in tr.get_text())
+    assert cell_text(headline.find_all("td")[1]).startswith(shown)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"`does-not-apply` ({shown}:" in readme

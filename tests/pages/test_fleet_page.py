@@ -58,3 +58,24 @@ def test_a_thousand_result_files_load_and_render_in_under_five_seconds(tmp_path:
     assert len(fleet.rows) == 1000 and not fleet.skipped
     assert html.count("<tr") > 1000
     assert elapsed < 5.0, f"1,000 result files took {elapsed:.2f} s of CPU"
+
+
+def test_hardware_models_of_one_machine_each_get_visible_bars_not_hairlines(tmp_path: Path) -> None:
+    factory.write_result(tmp_path / "h100.json", factory.measured_h100_result())
+    factory.write_result(tmp_path / "m3.json", factory.predicted_apple_result())
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
+    chart = soup.find("section", id="groups").find("svg")
+    bars = [float(rect["width"]) for rect in chart.select("rect.rect")]
+    assert len(bars) == 2 and min(bars) > 5, bars
+    labels = [t.get_text() for t in chart.select(".axis.x text, .axis.y text")]
+    assert "NVIDIA H100 SXM5 80GB (1 machine)" in labels
+
+
+def test_a_model_with_several_machines_shows_the_range_from_lowest_to_highest(tmp_path: Path) -> None:
+    for i, speedup in enumerate((5.1, 1.4, 3.3)):
+        result = factory.result(predictions_=factory.predictions(speedup=speedup))
+        factory.write_result(tmp_path / f"h{i}.json", factory.with_identity(
+            result, hostname=f"node-{i}", created_at=f"2026-11-2{i}T00:00:00Z"))
+    chart = page_soup(render_fleet_html(load_fleet([tmp_path]))).find("section", id="groups").find("svg")
+    assert len(chart.select(".ci")) == 1
+    assert any(t.get_text().endswith("(3 machines)") for t in chart.select(".axis text"))

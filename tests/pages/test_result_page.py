@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import result_factory as factory
@@ -14,6 +15,7 @@ from jinja2 import StrictUndefined
 from dgprofile.pages.environment import environment
 from dgprofile.pages.result_page import render_result_html, verify_commands
 from dgprofile.records.codec import to_json
+from dgprofile.records.results import load
 from dgprofile.records.values import Unavailable
 
 SECTIONS = ("verdict", "machine", "limits", "roofline", "speedup", "passes", "memory", "basis", "verify")
@@ -218,3 +220,58 @@ def test_a_measured_pass_above_the_roof_is_called_out() -> None:
     assert "Above the roof: DG denoise pass, bf16, c=1 (measured)" in text
     assert "faster than the bf16 matmul peak measured at the square shape" in text
     assert "Above the roof" not in section_text(page(factory.measured_h100_result()), "roofline")
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+@pytest.fixture(scope="module")
+def cpu_page() -> BeautifulSoup:
+    return page(load(SAMPLES / "cpu-xeon-2core_20261126.dgprofile.json"))
+
+
+def test_roofline_labels_modelled_int4_points_as_modelled_not_measured(cpu_page: BeautifulSoup) -> None:
+    legend = [t.get_text() for t in cpu_page.select("section#roofline svg .legend text")]
+    int4 = [label for label in legend if ", int4, " in label]
+    assert int4 and all(label.endswith("(modelled from the measured passes)") for label in int4), legend
+
+
+def test_the_first_useful_draft_is_defined_under_the_table_that_shows_it(h100_page: BeautifulSoup) -> None:
+    table = h100_page.find("section", id="verdict").find(class_="table-block")
+    assert "time to first useful draft" in table.get_text()
+    assert "normalised edit distance 0.1 of the final output" in table.find(class_="table-note").get_text()
+
+
+def test_a_cpu_only_run_gets_no_gpu_or_mac_advice(cpu_page: BeautifulSoup) -> None:
+    text = section_text(cpu_page, "limits")
+    assert "Unstable measurements" in text
+    assert "nvidia-smi" not in text and "Activity Monitor" not in text
+
+
+def test_memory_fit_table_need_is_what_its_bar_adds_up_to() -> None:
+    predictions = load(SAMPLES / "h100-sxm_20261126.dgprofile.json").predictions
+    for fit in predictions.memory:
+        parts = (fit.weights_bytes + fit.diffusion_kv_cache_bytes + fit.diffusion_buffers_bytes
+                 + fit.activation_headroom_bytes)
+        assert abs(parts - fit.diffusion_needed_bytes) <= 4
+
+
+def prose_paren_depth(text: str) -> int:
+    """How deep parenthetical remarks nest; a parenthesis right after a letter or symbol is notation
+    ('Intel(R)', 'E(1-(1-k/E)^T)') and does not count."""
+    stack: list[bool] = []
+    deepest = 0
+    for i, char in enumerate(text):
+        if char == "(":
+            stack.append(i == 0 or text[i - 1].isspace())
+            deepest = max(deepest, sum(stack))
+        elif char == ")" and stack:
+            stack.pop()
+    return deepest
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_no_sentence_on_a_result_page_nests_parentheses_three_deep(path: Path) -> None:
+    soup = page(load(path))
+    for element in soup.find_all(["li", "p", "td", "dd", "figcaption", "h3"]):
+        assert prose_paren_depth(element.get_text(" ")) < 3, element.get_text(" ")
