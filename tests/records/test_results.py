@@ -77,6 +77,30 @@ def test_version_1_passes_load_with_their_roofline_floors_marked_not_recorded():
         assert measurement.fraction_of_roofline_floor == results.ROOFLINE_NOT_RECORDED
 
 
+def test_version_2_needs_gain_the_headroom_they_kept_apart_and_lose_the_old_first_draft():
+    """Version 2 stored the need without the headroom and the headroom as 15% of the usable memory (vLLM)."""
+    document = json.loads(dumps(factory.measured_h100_result()))
+    document["schema_version"] = 2
+    for fit in document["predictions"]["memory"]:
+        fit["diffusion_needed_bytes"], fit["autoregressive_needed_bytes"] = 30 << 30, 27 << 30
+        fit["activation_headroom_bytes"] = int(fit["usable_bytes"] * 0.15)
+    headline = document["predictions"]["headline"]
+    headline["diffusion"]["memory_bytes"], headline["diffusion"]["first_draft_s"] = 30 << 30, 0.5
+    loaded = loads(json.dumps(document), source="v2.json")
+    for fit in loaded.predictions.memory:
+        assert fit.diffusion_needed_bytes == pytest.approx((30 << 30) / 0.85, abs=2)
+        assert fit.activation_headroom_bytes == fit.diffusion_needed_bytes - (30 << 30)
+        assert fit.autoregressive_needed_bytes == pytest.approx((27 << 30) / 0.85, abs=2)
+    assert loaded.predictions.headline.diffusion.memory_bytes == loaded.predictions.memory[0].diffusion_needed_bytes
+    assert loaded.predictions.headline.diffusion.first_draft_s == results.FIRST_DRAFT_REDEFINED
+
+
+def test_a_truncated_string_is_reported_at_its_place_without_a_doubled_at():
+    with pytest.raises(ResultFileError) as info:
+        loads('{"format": "dgprofile-', source="cut.json")
+    assert str(info.value) == "cut.json: not valid JSON (Unterminated string starting at line 1, column 12)"
+
+
 def test_version_without_migration_is_refused():
     document = json.loads(dumps(minimal_result()))
     document["schema_version"] = 0
