@@ -4,8 +4,8 @@ A measurement warms up, calibrates the number of calls per sample (doubling unti
 ``min_sample_seconds``), takes ``samples`` samples within a time budget, and returns a ``Timing``: median, IQR,
 min/max, coefficient of variation, the loops and timer used, and instability flags with advice.
 
-Timers sit behind a small seam (``Timer``): CUDA events (also around CUDA-graph replays), MPS events or MPS
-synchronisation, and ``time.perf_counter`` on the CPU. torch is imported lazily, only by the device timers and
+Timers sit behind a small seam (``Timer``): CUDA events (also around CUDA-graph replays; on ROCm builds these are
+HIP events), XPU events on Intel GPUs, MPS events or MPS synchronisation, and ``time.perf_counter`` on the CPU. torch is imported lazily, only by the device timers and
 ``cuda_graph``, so the statistics and calibration are testable with a fake timer and clock.
 """
 
@@ -41,6 +41,9 @@ TIMER_RESOLUTION_MARGIN = 100  # a sample should last at least this many timer t
 CUDA_EVENT_RESOLUTION_SECONDS = 0.5e-6
 # Metal reports GPU timestamps in nanoseconds, torch.mps.Event in float milliseconds; no finer claim is made.
 MPS_EVENT_RESOLUTION_SECONDS = 1e-6
+# Level Zero event timestamps tick in tens of nanoseconds on Arc (zeDeviceGetProperties timerResolution), and
+# torch.xpu.Event reports float milliseconds; as for MPS, no finer claim than a microsecond is made.
+XPU_EVENT_RESOLUTION_SECONDS = 1e-6
 
 
 class Timer(Protocol):
@@ -109,6 +112,22 @@ class CudaEventTimer:
 
 
 @dataclass(frozen=True)
+class XpuEventTimer:
+    """Intel XPU events recorded on the current stream of ``device_index`` around the calls (torch.xpu.Event)."""
+
+    device_index: int
+    name: TimerName = "xpu-events"
+    resolution_seconds: float = XPU_EVENT_RESOLUTION_SECONDS
+
+    def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
+        """Device seconds between an event before the first call and one after the last."""
+        import torch
+
+        with torch.xpu.device(self.device_index):
+            return _between_events(torch.xpu.Event, fn, loops)
+
+
+@dataclass(frozen=True)
 class MpsEventTimer:
     """Apple MPS events around the calls (torch.mps.Event); unverified on hardware."""
 
@@ -123,12 +142,16 @@ class MpsEventTimer:
 
 
 def timer_for(device: str) -> Timer:
-    """The best timer for a torch device string: "cuda", "cuda:N", "mps" or "cpu"."""
+    """The best timer for a torch device string: "cuda", "cuda:N", "xpu", "xpu:N", "mps" or "cpu"."""
     kind, _, index = device.partition(":")
     if kind == "cuda":
         import torch
 
         return CudaEventTimer(int(index) if index else torch.cuda.current_device())
+    if kind == "xpu":
+        import torch
+
+        return XpuEventTimer(int(index) if index else torch.xpu.current_device())
     if kind == "mps":
         import torch
 
@@ -137,7 +160,7 @@ def timer_for(device: str) -> Timer:
         return PerfCounterTimer(synchronize=torch.mps.synchronize, name="mps-sync")
     if kind == "cpu":
         return PerfCounterTimer()
-    raise ValueError(f"no timer for device {device!r}: expected cuda, cuda:N, mps or cpu")
+    raise ValueError(f"no timer for device {device!r}: expected cuda, cuda:N, xpu, xpu:N, mps or cpu")
 
 
 class GraphReplay:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,8 @@ from dgprofile.records.predictions import Predictions
 from dgprofile.records.results import SCHEMA_VERSION, ResultFile, dump, load
 from dgprofile.specs.hardware import spec_by_id
 
-SCENARIO_OPTIONS = ("engine", "precision", "workload", "steps", "prompt_tokens", "output_tokens", "concurrency",
-                    "memory_gb")
+# Every scenario option `check` and `predict` share (workload, precision, setup knobs, ...), by predict_options' names.
+SCENARIO_OPTIONS = tuple(inspect.signature(predict_options).parameters)
 
 
 def _recorded_options(result: ResultFile) -> dict[str, Any]:
@@ -40,9 +41,9 @@ def repredicted(result: ResultFile) -> Predictions:
     """The file's predictions, worked out again from what it recorded."""
     params = _recorded_options(result)
     options = predict_options(**{name: params[name] for name in SCENARIO_OPTIONS})
-    if isinstance(result.machine, Machine):
+    if isinstance(result.machine, Machine):  # `check`, or `predict --from-result` (which copies the machine)
         return predict_for_machine(result.machine, result.limits, result.passes, options=options)
-    return predict_for_spec(spec_by_id(params["hardware_id"]), gpus=params["gpus"], options=options)
+    return predict_for_spec(spec_by_id(params["hardware_id"]), options=options)
 
 
 def main() -> None:

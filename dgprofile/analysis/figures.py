@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from dgprofile.model.ceilings import MEMORY_FROM_COMMAND_LINE
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import AppleGpu, FailedDevice, Machine, NvidiaGpu
+from dgprofile.records.machine import DescribedAccelerator, FailedDevice, Machine
 from dgprofile.records.predictions import Ceilings, Predictions
 from dgprofile.records.results import ResultFile
 from dgprofile.records.values import Unavailable
@@ -89,9 +89,9 @@ def _reason(*values: object) -> Unavailable:
 # ---------------------------------------------------------------------------------------------------------------
 # The machine
 
-def primary_accelerator(machine: Machine) -> NvidiaGpu | AppleGpu | None:
+def primary_accelerator(machine: Machine) -> DescribedAccelerator | None:
     """The device the run measured or predicted for: the first described accelerator."""
-    described = [a for a in machine.accelerators if not isinstance(a, FailedDevice)]
+    described: list[DescribedAccelerator] = [a for a in machine.accelerators if not isinstance(a, FailedDevice)]
     return described[0] if described else None
 
 

@@ -19,15 +19,25 @@ from __future__ import annotations
 
 from dgprofile.model.engines import Engine
 from dgprofile.records.predictions import Ceilings, EngineParameters, MemoryFit
-from dgprofile.specs.model_config import ModelConfig
+from dgprofile.specs.model_config import ModelConfig, ModelKind
 from dgprofile.specs.pass_cost import dg_request_buffers_bytes, kv_cache_bytes, weights_bytes
 from dgprofile.text.units import bytes_text
+
+_WEIGHTS: dict[tuple[str, str, ModelKind], float] = {}
+
+
+def _weights(config: ModelConfig, precision: str, model: ModelKind) -> float:
+    """``weights_bytes`` memoised: every matrix cell asks again for the same few formats."""
+    key = (config.id, precision, model)
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = weights_bytes(config, precision, model=model)
+    return _WEIGHTS[key]
 
 
 def diffusion_needed_bytes(config: ModelConfig, precision: str, *, concurrency: int, context_tokens: int,
                            workspace_fraction: float) -> tuple[float, float, float, float]:
     """(weights, KV cache, request buffers, workspace) DiffusionGemma needs at this concurrency."""
-    weights = weights_bytes(config, precision, model="diffusion")
+    weights = _weights(config, precision, "diffusion")
     return (weights, kv_cache_bytes(config, context_tokens, precision, sequences=concurrency),
             dg_request_buffers_bytes(config) * concurrency, weights * workspace_fraction)
 
@@ -38,7 +48,7 @@ def memory_fit(config: ModelConfig, ceilings: Ceilings, engine: Engine, paramete
     weights, dg_kv, buffers, workspace = diffusion_needed_bytes(
         config, precision, concurrency=concurrency, context_tokens=context_tokens,
         workspace_fraction=parameters.diffusion_workspace_fraction)
-    ar_weights = weights_bytes(config, precision, model="autoregressive")
+    ar_weights = _weights(config, precision, "autoregressive")
     ar_kv = kv_cache_bytes(config, context_tokens, precision, sequences=concurrency)
     usable = ceilings.usable_memory_bytes
     share = engine.memory_utilization

@@ -26,6 +26,7 @@ from dgprofile.records.predictions import (
 )
 from dgprofile.records.values import Unavailable, unreachable
 from dgprofile.specs.model_config import CANVAS_TOKENS
+from dgprofile.specs.pass_cost import FOUR_BIT_PRECISIONS
 from dgprofile.text.units import (
     bytes_text,
     count_text,
@@ -84,7 +85,7 @@ def classify_point(speedup: float) -> Verdict:
 
 # --- reasons and advice ----------------------------------------------------------------------------------------
 
-FOUR_BIT = ("nvfp4", "int4")
+FOUR_BIT = FOUR_BIT_PRECISIONS
 LATE_FIRST_TOKEN_FACTOR = 3.0  # DG's first token this many times later than AR's is worth saying
 _BOUND_WORDS = {"compute": "compute-bound", "weights": "weight-streaming-bound",
                 "memory-traffic": "memory-traffic-bound", "overhead": "engine-overhead-bound"}
@@ -152,9 +153,23 @@ def _does_not_fit(e: Evidence) -> str | None:
     return None if e.memory.fits_diffusion and e.memory.engine_runs_it else e.memory.note
 
 
+def _mtp_baseline(e: Evidence) -> str | None:
+    baseline = e.scenario.ar_baseline
+    if baseline.kind != "mtp" or e.autoregressive is None:
+        return None
+    step = _characteristic(e.autoregressive, "ar-step")
+    if step is None:
+        return None
+    tokens = e.autoregressive.tokens_per_s * step.seconds
+    return (f"the baseline is Gemma 4 with its MTP drafter: {count_text(tokens)} tokens per verification step of "
+            f"{seconds_text(step.seconds)} ({baseline.draft_tokens} drafts, "
+            f"{percent_text(baseline.acceptance)} accepted each)" if isinstance(baseline.acceptance, float) else None)
+
+
 REASON_RULES: tuple[tuple[str, Callable[[Evidence], str | None]], ...] = (
     ("does-not-fit", _does_not_fit),
     ("pass-cost-ratio", _pass_ratio),
+    ("mtp-baseline", _mtp_baseline),
     ("ar-latency-bound", _ar_latency_bound),
     ("whole-canvas", _short_output),
     ("late-first-token", _late_first_token),

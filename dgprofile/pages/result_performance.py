@@ -283,6 +283,7 @@ def passes_section(passes: PassTimes | Unavailable, predictions: Predictions | U
     blocks: list[Block] = []
     if isinstance(predictions, Predictions):
         blocks.append(_predicted_breakdown(predictions.headline))
+        blocks.append(_hardware_and_engine_table(predictions.headline))
     if isinstance(passes, Unavailable):
         blocks.append(unavailable_notice("Measured passes", passes))
     elif not passes.passes:
@@ -329,6 +330,30 @@ def _predicted_breakdown(h: Prediction) -> Block:
                             "path and add up to its time. Passes per request: " + ", ".join(
                                 f"{model} {count_text(p.count_per_request)} x {PASS_LABELS[p.pass_kind]}"
                                 for model, p in estimates) + (f". Once per request: {prefill}." if prefill else "."))
+
+
+ENGINE_ADDITIONS = ("kernels", "floor", "step-overhead", "interconnect", "mtp-drafter")
+
+
+def _hardware_and_engine_table(h: Prediction) -> Block:
+    """Per predicted pass: the hardware side (what was measured on this machine, or the device's roofline) and
+    what the engine adds to it."""
+    estimates = [(model, p) for model, mode in (("DiffusionGemma", h.diffusion), ("Gemma 4", h.autoregressive))
+                 if not isinstance(mode, Unavailable) for p in mode.passes]
+    if not estimates:
+        return NoticeView("What the engine adds is unavailable: the headline prediction holds no pass estimates.")
+
+    def added(p: PassEstimate, name: str) -> Cell:
+        value = p.engine_added_seconds.get(name, 0.0)
+        return Cell(("-" if value < 0 else "+") + seconds_text(abs(value)) if value else "", number_key(value))
+
+    rows = tuple(RowView((
+        Cell(f"{model}: {PASS_LABELS[p.pass_kind]}"), Cell(seconds_text(p.seconds), number_key(p.seconds)),
+        Cell(seconds_text(p.hardware_seconds), number_key(p.hardware_seconds)), Cell(p.hardware_basis),
+        *(added(p, name) for name in ENGINE_ADDITIONS))) for model, p in estimates)
+    return TableView(f"What was measured and what {h.scenario.engine} adds, per pass", (
+        "pass", "predicted", "hardware side", "hardware basis", "engine kernels", "engine floor", "step overhead",
+        "interconnect", "MTP drafter"), rows)
 
 
 def _measured_breakdown(passes: PassTimes, precision: str) -> Block:

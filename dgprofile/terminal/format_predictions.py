@@ -14,8 +14,10 @@ from dgprofile.records.predictions import (
     PassEstimate,
     Prediction,
     Predictions,
+    TransferValidation,
 )
 from dgprofile.records.values import Unavailable
+from dgprofile.text.scenario import baseline_text, setup_text
 from dgprofile.text.units import (
     bytes_text,
     count_text,
@@ -31,6 +33,8 @@ from dgprofile.text.units import (
 
 MODE_FIELDS = ("tokens_per_s", "aggregate_tokens_per_s", "ttft_s", "first_draft_s", "total_latency_s",
                "memory_bytes", "pass_seconds")
+SETUP_FIELDS = ("execution_mode", "interconnect", "sampler", "thinking", "quantised_logits", "ar_baseline",
+                "weight_format")
 
 
 def _mode_summary(mode: ModeEstimate | Unavailable) -> dict[str, Any]:
@@ -48,6 +52,7 @@ def summary_json(predictions: Predictions) -> dict[str, Any]:
         "precision": scenario.precision, "concurrency": scenario.concurrency,
         "prompt_tokens": scenario.prompt_tokens, "output_tokens": scenario.output_tokens,
         "steps_per_canvas": scenario.steps_per_canvas,
+        "setup": {name: to_json(getattr(scenario, name)) for name in SETUP_FIELDS},
         "diffusion": _mode_summary(headline.diffusion), "autoregressive": _mode_summary(headline.autoregressive),
         "speedup": to_json(headline.speedup), "speedup_low": to_json(headline.speedup_low),
         "speedup_high": to_json(headline.speedup_high), "verdict": predictions.verdict.value,
@@ -65,7 +70,8 @@ def _headline_speedup_text(prediction: Prediction) -> str:
 
 def _modes_table(headline: Prediction) -> list[str]:
     dg, ar = headline.diffusion, headline.autoregressive
-    rows: list[tuple[str, ...]] = [("", "DiffusionGemma", "Gemma 4 (AR)")]
+    ar_label = "Gemma 4 (AR + MTP)" if headline.scenario.ar_baseline.kind == "mtp" else "Gemma 4 (AR)"
+    rows: list[tuple[str, ...]] = [("", "DiffusionGemma", ar_label)]
     for label, name, text in (("tokens/s per request", "tokens_per_s", count_text),
                               ("tokens/s, all requests", "aggregate_tokens_per_s", count_text),
                               ("time to first token", "ttft_s", seconds_text),
@@ -78,10 +84,16 @@ def _modes_table(headline: Prediction) -> list[str]:
                                               initial_indent="  ", subsequent_indent="    ")]
 
 
-def _pass_line(estimate: PassEstimate) -> str:
+def _pass_lines(estimate: PassEstimate) -> list[str]:
     terms = ", ".join(f"{name} {seconds_text(value)}" for name, value in estimate.critical_seconds.items())
-    return (f"  {estimate.pass_kind:<11} {seconds_text(estimate.seconds):>9} x {count_text(estimate.count_per_request)}"
-            f"  bound by {estimate.bound_by}: {terms}")
+    lines = [f"  {estimate.pass_kind:<11} {seconds_text(estimate.seconds):>9} x {count_text(estimate.count_per_request)}"
+             f"  bound by {estimate.bound_by}: {terms}"]
+    if isinstance(estimate.hardware_seconds, float):
+        added = ", ".join(f"{name} {'-' if value < 0 else '+'}{seconds_text(abs(value))}"
+                          for name, value in estimate.engine_added_seconds.items())
+        lines.append(f"  {'':<11} hardware {seconds_text(estimate.hardware_seconds)}"
+                     + (f"; the engine adds {added}" if added else "") + f" ({estimate.hardware_basis})")
+    return lines
 
 
 def _matrix_lines(predictions: Predictions) -> list[str]:
@@ -112,10 +124,12 @@ def format_predictions(predictions: Predictions) -> str:
         f"engine: {predictions.engine}; {predictions.engine_reason}",
         f"headline: {s.workload}, {s.prompt_tokens} prompt + {s.output_tokens} output tokens, "
         f"{count_text(s.steps_per_canvas)} steps per canvas, {s.precision}, concurrency {s.concurrency}",
+        f"setup: {setup_text(s)}",
         "",
         *_modes_table(headline),
         "",
-        f"speedup (end to end): {_headline_speedup_text(headline)}  ->  verdict: {predictions.verdict}",
+        f"speedup (end to end, against {baseline_text(s)}): {_headline_speedup_text(headline)}  ->  "
+        f"verdict: {predictions.verdict}",
         "",
         "why:",
         *(f"  - {reason}" for reason in predictions.reasons),
@@ -124,7 +138,8 @@ def format_predictions(predictions: Predictions) -> str:
     ]
     for title, mode in (("DiffusionGemma passes", headline.diffusion), ("AR passes", headline.autoregressive)):
         if isinstance(mode, ModeEstimate) and mode.passes:
-            lines += ["", f"{title} (time x count per request):", *(_pass_line(p) for p in mode.passes)]
+            lines += ["", f"{title} (time x count per request):",
+                      *(line for p in mode.passes for line in _pass_lines(p))]
     lines += ["", "memory fit (headline concurrency and lengths):",
               *text_table([("precision", "DiffusionGemma", "AR", "fits"),
                        *((m.precision, bytes_text(m.diffusion_needed_bytes), bytes_text(m.autoregressive_needed_bytes),
@@ -148,4 +163,15 @@ def calibration_table(summary: CalibrationSummary) -> str:
         verdict = ("n/a" if isinstance(run.published_verdict, Unavailable) else run.published_verdict)
         rows.append(f"| {run.run_id} | {run.engine} | speedup (verdict) | {published} ({verdict}) | "
                     f"{speedup_text(run.predicted_speedup)} ({run.predicted_verdict}) | | |")
+    return "\n".join(rows)
+
+
+def validation_table(validation: TransferValidation) -> str:
+    """Markdown table of every published figure predicted by a fit that did not see it (for the README)."""
+    rows = ["| run | class | held out | figure | published | predicted | error | 80% band | inside |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for c in validation.checks:
+        rows.append(f"| {c.run_id} | {c.hardware_class} | {c.held_out} | {c.figure} | {c.published:.4g} | "
+                    f"{c.predicted:.4g} | {c.relative_error:+.0%} | {c.low:.4g}-{c.high:.4g} | "
+                    f"{'yes' if c.in_band else 'no'} |")
     return "\n".join(rows)

@@ -73,7 +73,7 @@ def test_the_cpu_headline_speedup_reads_the_same_on_every_surface_and_in_the_rea
     result = load(path)
     shown = speedup_text(result.predictions.headline.speedup)
     assert shown == "0.11x"
-    assert f"speedup (end to end): {shown} (" in format_predictions(result.predictions)
+    assert f"speedup (end to end, against plain Gemma 4): {shown} (" in format_predictions(result.predictions)
     assert f"from {shown})" in " ".join(result.predictions.reasons)
     verdict = page_soup(render_result_html(result)).select_one("section#verdict .verdict-band").get_text()
     assert f"Speedup {shown}," in verdict

@@ -36,6 +36,8 @@ def test_a_cpu_only_file_written_with_gpu_advice_reads_cpu_advice() -> None:
 
 def test_each_platform_gets_its_own_tool() -> None:
     advice = {timer: unstable_groups([("x", flagged(timer))])[0].advice
-              for timer in ("cuda-events", "mps-events", "perf-counter")}
+              for timer in ("cuda-events", "xpu-events", "mps-events", "perf-counter")}
     assert "nvidia-smi" in advice["cuda-events"] and "Activity Monitor" not in advice["cuda-events"]
+    assert "amd-smi" in advice["cuda-events"]  # ROCm builds of torch time AMD GPUs through torch.cuda's events
     assert "Activity Monitor" in advice["mps-events"] and "nvidia-smi" not in advice["mps-events"]
+    assert "xpu-smi" in advice["xpu-events"] and "nvidia-smi" not in advice["xpu-events"]

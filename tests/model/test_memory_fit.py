@@ -28,8 +28,8 @@ def fitting(hardware: str, engine: str, **kwargs: int) -> set[str]:
 
 
 def test_rtx_4090_fits_only_4bit() -> None:
-    assert fitting("rtx-4090", "vllm") == {"nvfp4"}
-    assert fitting("rtx-4090", "llama.cpp") == {"int4"}
+    assert fitting("rtx-4090", "vllm") == {"int4", "nvfp4"}
+    assert fitting("rtx-4090", "llama.cpp") == {"q4_k_m"}
 
 
 def test_a_16gb_mac_cannot_run_any_precision() -> None:

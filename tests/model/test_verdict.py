@@ -86,11 +86,11 @@ def test_concurrency_8_that_does_not_fit_states_the_need_at_concurrency_8_and_ho
     options = {"memory_bytes": 48 << 30}
     assert predict_for_spec(spec_by_id("m3-max-30gpu"), options=PredictOptions(**options)).verdict != "cannot-run"
     predictions = predict_for_spec(spec_by_id("m3-max-30gpu"), options=PredictOptions(concurrency=8, **options))
-    int4 = next(m for m in predictions.memory if m.precision == "int4")
+    int4 = next(m for m in predictions.memory if m.precision == "mlx-4bit")
     assert predictions.verdict == "cannot-run" and not int4.fits_diffusion and int4.concurrency == 8
     (advice,) = predictions.advice
     assert advice.startswith(f"DiffusionGemma needs at least {bytes_text(int4.diffusion_needed_bytes)} "
-                             f"(int4, concurrency 8) where {bytes_text(int4.usable_bytes)} is usable")
+                             f"(mlx-4bit, concurrency 8) where {bytes_text(int4.usable_bytes)} is usable")
     assert f"lower --concurrency to {int4.max_diffusion_concurrency} or less" in advice
     assert "concurrency 1" not in advice
     assert f"needs {bytes_text(int4.diffusion_needed_bytes)} for DiffusionGemma at concurrency 8" in \
@@ -114,7 +114,7 @@ def test_cannot_run_on_a_gpu_with_a_link_names_the_command_that_models_tensor_pa
     predictions = predict_for_spec(spec_by_id("rtx-4090"), options=PredictOptions(memory_bytes=12 << 30))
     assert predictions.verdict == "cannot-run"
     assert "`dgprofile predict --hardware rtx-4090 --gpus 2` models it" in predictions.advice[0]
-    two = predict_for_spec(spec_by_id("rtx-4090"), gpus=2, options=PredictOptions(memory_bytes=12 << 30))
+    two = predict_for_spec(spec_by_id("rtx-4090"), options=PredictOptions(gpus=2, memory_bytes=12 << 30))
     assert two.verdict != "cannot-run"
 
 

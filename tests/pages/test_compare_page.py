@@ -35,5 +35,5 @@ def test_h100_against_m3_max_compares_every_scenario_at_each_sides_best_precisio
     assert outcomes == {"worse"}, "every scenario gets an answer, none reads 'only in A' or 'only in B'"
     long_form = next(row for row in rows if row[0].get_text().startswith("speedup: long-form-drafting, concurrency 1"))
     assert long_form[1].select_one(".cell-detail").get_text() == "fp8, vllm"
-    assert long_form[2].select_one(".cell-detail").get_text() == "int8, mlx"
+    assert long_form[2].select_one(".cell-detail").get_text() == "mlx-8bit, mlx"
 

@@ -141,7 +141,7 @@ def test_predicted_file_says_nothing_was_measured_and_uses_datasheet_ceilings() 
     roofline = section_text(soup, "roofline")
     assert "Shown instead: the datasheet limits the prediction used" in roofline
     assert "fp16 matmul peak over datasheet bandwidth" in roofline
-    assert "This machine has no NVIDIA GPU" in section_text(soup, "verify")
+    assert "This machine has no NVIDIA or AMD GPU" in section_text(soup, "verify")
     assert "tone-does-not-apply" in soup.find("div", class_="verdict")["class"]
     assert "DiffusionGemma is 4.5x slower" in section_text(soup, "verdict")
 
@@ -230,8 +230,17 @@ def cpu_page() -> BeautifulSoup:
     return page(load(SAMPLES / "cpu-xeon-2core_20261126.dgprofile.json"))
 
 
-def test_roofline_labels_modelled_int4_points_as_modelled_not_measured(cpu_page: BeautifulSoup) -> None:
-    legend = [t.get_text() for t in cpu_page.select("section#roofline svg .legend text")]
+def test_roofline_labels_modelled_int4_points_as_modelled_not_measured() -> None:
+    """The CPU run measured bf16 passes only; with an int4 headline the roofline plots the int4 passes modelled
+    from them, and says so."""
+    import dataclasses
+
+    result = load(SAMPLES / "cpu-xeon-2core_20261126.dgprofile.json")
+    headline = result.predictions.headline
+    int4_headline = dataclasses.replace(headline, scenario=dataclasses.replace(headline.scenario, precision="int4"))
+    soup = page(dataclasses.replace(result, predictions=dataclasses.replace(result.predictions,
+                                                                            headline=int4_headline)))
+    legend = [t.get_text() for t in soup.select("section#roofline svg .legend text")]
     int4 = [label for label in legend if ", int4, " in label]
     assert int4 and all(label.endswith("(modelled from the measured passes)") for label in int4), legend
 
@@ -275,3 +284,46 @@ def test_no_sentence_on_a_result_page_nests_parentheses_three_deep(path: Path) -
     soup = page(load(path))
     for element in soup.find_all(["li", "p", "td", "dd", "figcaption", "h3"]):
         assert prose_paren_depth(element.get_text(" ")) < 3, element.get_text(" ")
+def test_passes_show_what_was_measured_and_what_the_engine_adds() -> None:
+    """Issue 14: on a measured machine the page says, per pass, which measurement the hardware side rests on and
+    what the engine adds to it."""
+    import dataclasses
+
+    from dgprofile.app.predictor import predict_for_machine
+
+    measured = factory.measured_h100_result()
+    predictions = predict_for_machine(measured.machine, measured.limits, measured.passes)
+    soup = page(dataclasses.replace(measured, predictions=predictions))
+    block = next(b for b in soup.find("section", id="passes").find_all("div", class_="table-block")
+                 if "what vllm adds" in b.find("h3").get_text())
+    table = block.find("table")
+    rows = {" ".join(r.find_all("td")[0].get_text().split()): [" ".join(td.get_text().split())
+                                                              for td in r.find_all("td")]
+            for r in table.find("tbody").find_all("tr")}
+    denoise = rows["DiffusionGemma: DG denoise pass"]
+    assert denoise[3].startswith("measured here: dg-denoise bf16 at concurrency 1")
+    assert denoise[6].startswith("+")  # the released vLLM's per-step overhead
+    step = rows["Gemma 4: AR decode step"]
+    assert step[5].startswith("+")  # vLLM's AR step is its floor
+    assert "setup: cuda-graphs" in section_text(soup, "verdict")
+
+
+def test_transfer_validation_is_listed_with_the_calibration() -> None:
+    import dataclasses
+
+    from dgprofile.app.predictor import predict_for_spec
+    from dgprofile.specs.hardware import spec_by_id
+
+    measured = factory.measured_h100_result()
+    soup = page(dataclasses.replace(measured, predictions=predict_for_spec(spec_by_id("h100-sxm"))))
+    table = soup.find("table", id="transfer-table")
+    assert table is not None and "leave-one-out" in table.find_parent("div", class_="table-block").find("h3").get_text()
+    assert len(table.find("tbody").find_all("tr")) > 20
+
+
+def test_verify_commands_follow_the_setup_knobs() -> None:
+    import dataclasses
+
+    scenario = dataclasses.replace(factory.prediction().scenario, execution_mode="eager", gpus=2)
+    commands = verify_commands(scenario)
+    assert commands.count("--enforce-eager --tensor-parallel-size 2") == 2  # both models, same setup

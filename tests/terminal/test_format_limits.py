@@ -85,7 +85,7 @@ def test_unstable_figures_are_listed_with_their_advice() -> None:
     text = format_limits(make_limits())
     assert "Unstable measurements (marked !)" in text
     assert ("bf16 lm-head M=256: samples vary by 9.0% (threshold 5%); another process may be using the GPU: check "
-            "nvidia-smi, stop other jobs and rerun") in text
+            "nvidia-smi (amd-smi on AMD), stop other jobs and rerun") in text
 
 
 def test_unknown_theoretical_peak_shows_a_dash_in_the_table_and_the_reason_once() -> None:
