@@ -110,7 +110,7 @@ def _torch_cuda(seams: SoftwareSeams, torch_version: str | Unavailable) -> str |
                 return cuda
             hip = re.search(r"^hip\b[^=\n]*=\s*'([^']+)'", version_file, re.MULTILINE)
             return Unavailable(f"ROCm build of torch (HIP {hip.group(1)}), not CUDA" if hip
-                               else "CPU-only build of torch (torch/version.py: cuda = None)")
+                               else "CPU-only build of torch: torch/version.py says cuda = None")
     local = torch_version.partition("+")[2]
     if local.startswith("cu") and local[2:].isdigit() and len(local) >= 4:
         return f"{local[2:-1]}.{local[-1]}"  # cu128 -> 12.8, cu130 -> 13.0

@@ -9,6 +9,7 @@ from typing import Any
 from dgprofile.records.machine import GpuProcess
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import HardwareSpec
+from dgprofile.text.units import bandwidth_text, bytes_text, percent_text, plural, signed_percent_text
 
 # Above this disagreement a library-reported bandwidth is not trusted: clock conventions differ between memory
 # types and vendors (e.g. https://github.com/ROCm/xla/pull/970).
@@ -28,8 +29,8 @@ def busy_warnings(utilization: int | Unavailable, processes: tuple[GpuProcess, .
     if isinstance(processes, tuple) and processes:
         held = sum(p.used_memory_bytes for p in processes if isinstance(p.used_memory_bytes, int))
         names = ", ".join(f"{p.name if isinstance(p.name, str) else '?'} (pid {p.pid})" for p in processes[:5])
-        warnings.append(f"the GPU is busy: {len(processes)} other process(es) use it ({names}; "
-                        f"{held / 2**30:.1f} GiB held): measurements here will be unreliable")
+        warnings.append(f"the GPU is busy: {plural(len(processes), 'other process', 'other processes')} use it: "
+                        f"{names}, {bytes_text(held)} held; measurements here will be unreliable")
     if isinstance(utilization, int) and utilization >= BUSY_UTILIZATION_PERCENT:
         warnings.append(f"the GPU was {utilization}% utilised while probed: "
                         "measurements here will be unreliable")
@@ -64,14 +65,17 @@ def cross_check_bandwidth(reported: float | Unavailable, reported_basis: str,
                               f"datasheet entry '{spec.id}' ({reported.reason})", ())
     gap = reported / spec.memory_bandwidth_bytes_per_s - 1
     if abs(gap) > DATASHEET_TOLERANCE:
-        warning = (f"the reported bandwidth {reported / 1e9:.0f} GB/s disagrees with the datasheet's "
-                   f"{spec.memory_bandwidth_bytes_per_s / 1e9:.0f} GB/s for '{spec.id}' by {gap:+.0%}: dgprofile "
-                   "uses the datasheet figure until a measured bandwidth replaces it")
+        warning = (f"the reported bandwidth {bandwidth_text(reported)} disagrees with the datasheet's "
+                   f"{bandwidth_text(spec.memory_bandwidth_bytes_per_s)} for '{spec.id}' by "
+                   f"{signed_percent_text(gap)}: dgprofile uses the datasheet figure until a measured bandwidth "
+                   "replaces it")
         return BandwidthCheck(reported, datasheet, True, datasheet,
-                              f"datasheet entry '{spec.id}', because {reported_basis} disagrees by {gap:+.0%}",
+                              f"datasheet entry '{spec.id}', because {reported_basis} disagrees by "
+                              f"{signed_percent_text(gap)}",
                               (warning,))
     return BandwidthCheck(reported, datasheet, False, reported,
-                          f"{reported_basis}; agrees with datasheet entry '{spec.id}' within {abs(gap):.1%}", ())
+                          f"{reported_basis}; agrees with datasheet entry '{spec.id}' within "
+                          f"{percent_text(abs(gap))}", ())
 
 
 def whole_number(value: Any, what: str) -> int | Unavailable:

@@ -18,6 +18,7 @@ from dgprofile.probes.memory_class import MeminfoReader, NvidiaMemorySignals, cl
 from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu, NvLink, PeerLink
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import match_device_name
+from dgprofile.text.units import bandwidth_text, percent_text, signed_percent_text
 
 # FP32 lanes per SM by compute capability: CUDA C++ Programming Guide, "Arithmetic Instructions" throughput
 # table (32-bit floating-point add/multiply per clock per multiprocessor). NVML reports lanes ("GPU cores").
@@ -270,13 +271,13 @@ def _bandwidth(bus_width: Any, memory_clock_mhz: Any, spec: Any, *, shared: bool
     gap = derived / datasheet - 1
     if abs(gap) > DATASHEET_TOLERANCE:
         warnings.append(
-            f"NVML-derived bandwidth {derived / 1e9:.0f} GB/s disagrees with the datasheet's "
-            f"{datasheet / 1e9:.0f} GB/s for '{spec.id}' by {gap:+.0%}: dgprofile uses the datasheet figure "
-            "(the 2x data-rate convention does not hold for every memory type) until a measured bandwidth "
-            "replaces it")
-        basis = f"datasheet entry '{spec.id}', because {formula} disagrees by {gap:+.0%}"
+            f"NVML-derived bandwidth {bandwidth_text(derived)} disagrees with the datasheet's "
+            f"{bandwidth_text(datasheet)} for '{spec.id}' by {signed_percent_text(gap)}: dgprofile uses the "
+            "datasheet figure (the 2x data-rate convention does not hold for every memory type) until a measured "
+            "bandwidth replaces it")
+        basis = f"datasheet entry '{spec.id}', because {formula} disagrees by {signed_percent_text(gap)}"
         return _Bandwidth(derived, datasheet, True, datasheet, basis, tuple(warnings))
-    basis = f"{formula}; agrees with datasheet entry '{spec.id}' within {abs(gap):.1%}"
+    basis = f"{formula}; agrees with datasheet entry '{spec.id}' within {percent_text(abs(gap))}"
     return _Bandwidth(derived, datasheet, False, derived, basis, tuple(warnings))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from dgprofile.probes import _nvml
 from dgprofile.records.machine import MemoryClass, MemoryClassKind
 from dgprofile.records.values import Unavailable
+from dgprofile.text.units import bytes_text
 
 MEMINFO_PATH = Path("/proc/meminfo")
 
@@ -122,7 +123,7 @@ def _dedicated(signals: NvidiaMemorySignals, kind: MemoryClassKind) -> tuple[int
     reserved = signals.memory_reserved_bytes
     if isinstance(reserved, int):
         usable = total - reserved
-        basis = f"NVML dedicated memory minus {reserved / 2**20:.0f} MiB reserved by the driver"
+        basis = f"NVML dedicated memory minus {bytes_text(reserved)} reserved by the driver"
     else:
         usable, basis = total, "NVML dedicated memory (this driver does not report its reserved part)"
     if kind == "coherent-split":

@@ -29,6 +29,7 @@ from typing import Any, get_args
 from dgprofile.analysis.figures import (
     Evidence,
     MeasuredCeilings,
+    hardware_model,
     hardware_name,
     host_name,
     memory_class_text,
@@ -41,7 +42,7 @@ from dgprofile.records.codec import DecodeError, Decoder, decoder, fields_of, to
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
 from dgprofile.records.predictions import Ceilings, ModeEstimate, Prediction, Predictions, Verdict
-from dgprofile.records.results import SCHEMA_VERSION, ResultFile, RunInfo, upgrade
+from dgprofile.records.results import SCHEMA_VERSION, ResultFile, RunInfo, json_error_text, upgrade
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
@@ -60,12 +61,14 @@ class FleetRow:
     """One result file of a fleet, summarised (the columns of the fleet table, CSV and JSON). ``verdict`` is
     ``NO_PREDICTION`` for a file without predictions; ``device`` is the device the limits were measured on
     ('cuda:3', 'cpu'; empty when nothing was measured), which tells apart the GPUs of one host; the machine
-    figures are those of ``dgprofile.analysis.figures``, each with its basis."""
+    figures are those of ``dgprofile.analysis.figures``, each with its basis. ``hardware`` is the device as probed
+    (or predicted for), ``hardware_model`` the datasheet entry it matched, which groups the fleet."""
 
     path: str
     hostname: str
     device: str
     hardware: str
+    hardware_model: str
     memory_class: str
     origin: str
     status: str
@@ -100,7 +103,7 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class HardwareGroup:
-    """The machines of one hardware model."""
+    """The machines of one hardware model (one datasheet entry, or one device name that matched none)."""
 
     hardware: str
     rows: tuple[FleetRow, ...]
@@ -150,7 +153,7 @@ class Fleet:
         """Machines grouped by hardware model, largest group first."""
         by_hardware: dict[str, list[FleetRow]] = {}
         for row in self.rows:
-            by_hardware.setdefault(row.hardware, []).append(row)
+            by_hardware.setdefault(row.hardware_model, []).append(row)
         return tuple(HardwareGroup(name, tuple(rows))
                      for name, rows in sorted(by_hardware.items(), key=lambda item: (-len(item[1]), item[0])))
 
@@ -239,8 +242,7 @@ def summarise(data: Buffer, *, source: str) -> FleetRow:
     except UnicodeDecodeError as exc:
         raise ResultFileError(f"{source}: not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({exc.msg} at line "
-                              f"{exc.lineno})") from exc
+        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({json_error_text(exc)})") from exc
     if not isinstance(document, dict):
         raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
     document = upgrade(document, source=source)
@@ -445,7 +447,7 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
     device = "" if _is_unavailable(document.get("limits")) else _at(document, "$.limits.device", _TEXT)
     return FleetRow(
         path=source, hostname=host_name(machine, run.label), device=device, hardware=hardware_name(e),
-        memory_class=memory_class_text(e), origin=run.origin,
+        hardware_model=hardware_model(e), memory_class=memory_class_text(e), origin=run.origin,
         status=run.status, created_at=_at(document, "$.created_at", _TEXT),
         tool_version=_at(document, "$.tool_version", _TEXT), verdict=verdict, speedup=speedups[0],
         speedup_low=speedups[1], speedup_high=speedups[2], **scenario, diffusion_tokens_per_s=rates[0],
@@ -498,7 +500,7 @@ def _same_content(first: str, second: str) -> bool:
         return False
 
 
-CSV_COLUMNS = ("path", "hostname", "device", "hardware", "memory_class", "origin", "status", "created_at", "verdict",
+CSV_COLUMNS = ("path", "hostname", "device", "hardware", "hardware_model", "memory_class", "origin", "status", "created_at", "verdict",
                "speedup", "speedup_low", "speedup_high", "workload", "precision", "engine", "diffusion_tokens_per_s",
                "autoregressive_tokens_per_s", "stream_read_bytes_per_s", "ridge_flop_per_byte",
                "usable_memory_bytes", "fitting_precisions", "reasons", "stream_read_basis", "ridge_basis",

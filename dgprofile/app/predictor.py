@@ -2,11 +2,8 @@
 measured limits and passes of a result file (`predict --from-result`).
 
 The headline scenario is interactive: the headline workload (long-form drafting unless ``--workload`` says
-otherwise) at concurrency 1 (or ``--concurrency``), the platform's engine, and the *best* precision that fits:
-the one with the lowest DiffusionGemma latency among those of 8 bits or more (bf16, fp8, int8, Q8_0, MLX 8-bit)
-that fit and that the engine runs; 4-bit formats only when none of those fits (4-bit costs measurable quality,
-8-bit far less). Latencies within ``PRECISION_TIE_TOLERANCE`` tie, and the engine's order of formats (widest
-first) breaks the tie.
+otherwise) at concurrency 1 (or ``--concurrency``), the platform's engine, and the best precision that fits
+(``dgprofile.model.best_precision``).
 
 Speedup is end-to-end request latency, AR (plain, or with the MTP drafter) over DiffusionGemma. Its band
 combines the workload's range of steps per canvas (the most steps give the lower band) with the model's own
@@ -24,8 +21,14 @@ from datetime import datetime, timezone
 
 from dgprofile.errors import UsageError
 from dgprofile.model import setup as knobs
+from dgprofile.model.best_precision import best_precision
 from dgprofile.model.calibration import calibrated_parameters, calibration_summary, stored_validation
-from dgprofile.model.ceilings import ceilings_from_machine, ceilings_from_spec, runs_natively
+from dgprofile.model.ceilings import (
+    MEMORY_FROM_COMMAND_LINE,
+    ceilings_from_machine,
+    ceilings_from_spec,
+    runs_natively,
+)
 from dgprofile.model.engines import AUTO, Engine, auto_engine, engine_by_name
 from dgprofile.model.memory_fit import memory_fit
 from dgprofile.model.speedup import (
@@ -73,15 +76,13 @@ from dgprofile.records.results import ResultFile, RunInfo, new_result
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import HardwareSpec
 from dgprofile.specs.model_config import ModelConfig, load_model_config
-from dgprofile.specs.pass_cost import FOUR_BIT_PRECISIONS, PRECISIONS, precision_by_name
+from dgprofile.specs.pass_cost import PRECISIONS, precision_by_name
 
 MEASURED_UNCERTAINTY_FLOOR = 0.05
 MATRIX_REASONS = 2  # matrix cells keep their first reasons (fit, pass cost); the headline keeps all
 MATRIX_CONCURRENCIES = (1, 2, 4, 8)  # vLLM caps DiffusionGemma at 4-8 sequences for memory
 CURVE_OUTPUT_TOKENS = (32, 64, 128, 256, 512, 768, 1024, 2048, 4096)
 CURVE_CONCURRENCIES = (1, 2, 4, 8, 16)
-# Precisions within 5% of the fastest tie; the engine's own order (widest first) breaks the tie.
-PRECISION_TIE_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: 
     ceilings = ceilings_from_machine(machine, limits, gpus=options.gpus)
     if options.memory_bytes is not None:
         ceilings = dataclasses.replace(ceilings, usable_memory_bytes=options.memory_bytes * options.gpus,
-                                       usable_memory_basis="memory given on the command line")
+                                       usable_memory_basis=MEMORY_FROM_COMMAND_LINE)
     measured = passes if isinstance(passes, PassTimes) else None
     return _predict(_setup(ceilings, measured, machine, options), options)
 
@@ -263,18 +264,13 @@ def _best_precision(setup: _Setup, workload: Workload, concurrency: int, options
     candidates = [p for p in engine.precisions if p in PRECISIONS]
     fitting = [p for p in candidates
                if (m := _memory(setup, p, concurrency, workload)).fits_diffusion and m.fits_autoregressive]
-    preferred = [p for p in fitting if p not in FOUR_BIT_PRECISIONS] or fitting
-    if not preferred:
-        return None
 
     def latency(precision: str) -> float:
         request = Request(precision, concurrency, workload.prompt_tokens, workload.output_tokens)
         return diffusion_estimate(diffusion_passes(setup.model, request), request, workload.steps.typical,
                                   0).total_latency_s
 
-    latencies = {p: latency(p) for p in preferred}
-    fastest = min(latencies.values())
-    return next(p for p in preferred if latencies[p] <= fastest * (1 + PRECISION_TIE_TOLERANCE))
+    return best_precision({p: latency(p) for p in fitting}, engine.precisions)
 
 
 def _curve(setup: _Setup, name: str, x_label: str, scenarios: list[tuple[float, Workload, int]], precision: str,
@@ -403,7 +399,7 @@ def _predict(setup: _Setup, options: PredictOptions) -> Predictions:
     return Predictions(
         model_id=setup.config.id, hardware=setup.ceilings.device_name, origin=setup.ceilings.source,
         engine=engine.name, engine_reason=setup.engine_reason, headline=headline, verdict=verdict,
-        reasons=reasons, advice=advice_for(verdict, headline, memory), matrix=matrix, curves=curves,
+        reasons=reasons, advice=advice_for(verdict, headline, memory, setup.ceilings), matrix=matrix, curves=curves,
         memory=memory, ceilings=setup.ceilings, calibration=calibration_summary(),
         basis=_basis(setup, headline_workload, parameters))
 

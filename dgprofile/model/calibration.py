@@ -177,7 +177,10 @@ def predict_observable(config: ModelConfig, run: CalibrationRun, observable: Obs
     if name.endswith("_peak_memory_bytes"):
         fit = memory_fit(config, model.ceilings, model.engine, parameters, precision=run.precision,
                          concurrency=run.concurrency, context_tokens=request.prompt_tokens + request.output_tokens)
-        return float(fit.diffusion_needed_bytes if name.startswith("dg_") else fit.autoregressive_needed_bytes)
+        # A published peak is what was allocated: the need less the activation headroom the fit rule adds.
+        if name.startswith("dg_"):
+            return float(fit.diffusion_needed_bytes - fit.activation_headroom_bytes)
+        return fit.autoregressive_needed_bytes * model.engine.memory_utilization
     if name == "ar_mtp_generation_tokens_per_s":
         return autoregressive_estimate(model, request, 0, run_baseline(run, parameters)).tokens_per_s
     if name.startswith("ar_"):

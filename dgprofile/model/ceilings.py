@@ -51,18 +51,20 @@ APPLE_WORKING_SET_FRACTION = 0.75
 SHARED_POOL_OS_FRACTION = 0.10
 # A discrete GPU loses the CUDA/ROCm context and driver reservations (assumed 1 GiB).
 DISCRETE_RESERVED_BYTES = 1 * GIB
+MEMORY_FROM_COMMAND_LINE = "memory given on the command line"
 _REFERENCE_FLOOR = "no launch latency measured: the reference GPU's (H100 SXM) assumed"
 
 
 def usable_memory(memory_bytes: int, memory_class: MemoryClassKind, vendor: str) -> tuple[int, str]:
-    """Memory one accelerator can give the model, and the rule used."""
+    """Memory one accelerator of a datasheet entry can give the model, and the rule used: the datasheet side of
+    the usable-memory rule (``dgprofile.model.memory_fit``; a measured machine uses what its probe read)."""
     if memory_class == "shared-physical" and vendor == "apple":
         return (int(memory_bytes * APPLE_WORKING_SET_FRACTION),
-                f"{APPLE_WORKING_SET_FRACTION:.0%} of unified memory (Metal's recommended working set)")
+                f"{APPLE_WORKING_SET_FRACTION:.0%} of unified memory, Metal's recommended working set")
     if memory_class == "shared-physical":
         return (int(memory_bytes * (1 - SHARED_POOL_OS_FRACTION)),
                 f"one pool shared with the OS: {1 - SHARED_POOL_OS_FRACTION:.0%} of it assumed free")
-    return (memory_bytes - DISCRETE_RESERVED_BYTES, "device memory less ~1 GiB of driver/context reservation")
+    return (memory_bytes - DISCRETE_RESERVED_BYTES, "device memory less ~1 GiB of driver and context reservation")
 
 
 def achievable_bandwidth(datasheet_bytes_per_s: float) -> float:
@@ -91,7 +93,7 @@ def ceilings_from_spec(spec: HardwareSpec, *, gpus: int = 1, memory_bytes: int |
         bandwidth_bytes_per_s=achievable_bandwidth(spec.memory_bandwidth_bytes_per_s),
         peak_flops_per_s=achievable_rates(spec.peak_flops_per_s),
         native_precisions=spec.native_precisions, usable_memory_bytes=usable * gpus,
-        usable_memory_basis=basis + ("" if memory_bytes is None else " (memory given on the command line)"),
+        usable_memory_basis=basis + ("" if memory_bytes is None else f"; {MEMORY_FROM_COMMAND_LINE}"),
         interconnect_bytes_per_s=spec.interconnect_bytes_per_s,
         launch_floor_seconds=Unavailable("not measured: predicted from the datasheet"), sources=spec.sources,
         architecture=spec.architecture, floor_scale=1.0, floor_scale_basis=_REFERENCE_FLOOR,

@@ -58,7 +58,9 @@ class Engine:
     its default and the mode of its calibration runs. ``commits_last_canvas``: whether the final canvas also gets
     a commit pass (vLLM emits tokens at commit; the transformers reference loop skips the last commit).
     ``memory_utilization``: share of usable memory the engine lets weights, KV cache and request buffers take (the
-    rest is activation headroom). ``runs_mtp``: whether it serves Gemma 4 with its MTP drafter.
+    rest is activation headroom). ``runs_mtp``: whether it serves Gemma 4 with its MTP drafter. ``shows_drafts``:
+    whether the user sees DiffusionGemma's intermediate drafts while a canvas is refined, or only committed canvases
+    (it moves the first useful draft).
     """
 
     name: str
@@ -71,6 +73,8 @@ class Engine:
     memory_utilization_basis: str
     runs_mtp: bool
     priors: dict[str, Prior]
+    shows_drafts: bool
+    shows_drafts_basis: str
 
     @property
     def default_mode(self) -> ExecutionMode:
@@ -105,7 +109,9 @@ ENGINES: dict[str, Engine] = {
          "mtp_acceptance": _ACCEPTANCE_PRIOR,
          "eager_host_factor": Prior(3.0, 0.7, "with --enforce-eager every custom op and Triton kernel is launched "
                                     "from Python, several times a bare torch op (assumed: no published eager "
-                                    "run of this model)")}),
+                                    "run of this model)")},
+        shows_drafts=False, shows_drafts_basis="the commit pass emits a canvas's 256 tokens at once; nothing is "
+        "streamed before it"),
     "mlx": Engine(
         "mlx", "MLX on Apple Silicon (mlx-lm style, group-quantised 4/8-bit)",
         ("apple",), ("bf16", "mlx-8bit", "mlx-4bit"), ("eager",), False, 1.0,
@@ -119,7 +125,8 @@ ENGINES: dict[str, Engine] = {
          "compute_efficiency": _COMPUTE_PRIOR,
          "mtp_draft_step_fraction": _MTP_PRIOR,
          "mtp_acceptance": _ACCEPTANCE_PRIOR,
-         "eager_host_factor": _NO_EAGER}),
+         "eager_host_factor": _NO_EAGER},
+        shows_drafts=False, shows_drafts_basis="assumed: generation returns committed canvases"),
     "llama.cpp": Engine(
         "llama.cpp", "llama.cpp (GGUF; DiffusionGemma through llama-diffusion-cli, PR #24423)",
         ("nvidia", "amd", "intel", "apple", "cpu"), ("bf16", "q8_0", "q4_k_m"), ("cuda-graphs", "eager"), False, 0.95,
@@ -130,7 +137,8 @@ ENGINES: dict[str, Engine] = {
          "compute_efficiency": _COMPUTE_PRIOR,
          "mtp_draft_step_fraction": _MTP_PRIOR,
          "mtp_acceptance": _ACCEPTANCE_PRIOR,
-         "eager_host_factor": Prior(1.0, 0.5, "C++ launches cost about a bare torch op (assumed)")}),
+         "eager_host_factor": Prior(1.0, 0.5, "C++ launches cost about a bare torch op (assumed)")},
+        shows_drafts=False, shows_drafts_basis="assumed: served output comes a canvas at a time"),
     "transformers": Engine(
         "transformers", "Hugging Face transformers, eager (no torch.compile, no CUDA graphs)",
         ("nvidia", "amd", "intel", "apple"), ("bf16",), ("eager",), False, 0.95,
@@ -141,13 +149,15 @@ ENGINES: dict[str, Engine] = {
          "compute_efficiency": _COMPUTE_PRIOR,
          "mtp_draft_step_fraction": _MTP_PRIOR,
          "mtp_acceptance": _ACCEPTANCE_PRIOR,
-         "eager_host_factor": _NO_EAGER}),
+         "eager_host_factor": _NO_EAGER},
+        shows_drafts=True, shows_drafts_basis="in process, generate() hands its streamer every denoising step's "
+        "draft (put_draft; TextDiffusionStreamer shows them); `transformers serve` streams committed canvases only"),
     "ideal": Engine(
         "ideal", "no overhead beyond the passes: the measured passes on this machine, or the device's "
         "ceilings when nothing was measured",
         ("nvidia", "amd", "intel", "apple", "cpu"), ("bf16", "fp8", "int8", "nvfp4", "int4"), ("cuda-graphs",), True, 1.0,
         "no engine reserve", True,
-        {}),
+        {}, shows_drafts=True, shows_drafts_basis="the best case: every draft is shown as it is made"),
 }
 
 # `ideal` is not fitted: it is the bound the measured (or datasheet) ceilings set.

@@ -26,6 +26,12 @@ prefill (which yields the first token) and one step per further token; with the 
 pass of ``k + 1`` tokens and ``k`` drafter steps per expected accepted run (``dgprofile.model.setup``).
 Concurrency ``c`` batches the requests into each pass (a denoise pass of ``c x 256`` tokens). Context-dependent
 terms are taken at the mean context of the request's passes (they are linear in it).
+
+The first useful draft (``USEFUL_DRAFT_DEFINITION``) needs all but a tenth of the output's tokens final in what
+the user holds, counted in tokens. AR holds its growing prefix. DiffusionGemma holds its committed canvases, plus
+the canvas being refined where the engine shows drafts; a draft's accepted tokens grow about linearly over the
+denoise passes (vLLM counts ~16 tokens committed per step at 16 steps), so a canvas is that fraction final after
+that fraction of its passes.
 """
 
 from __future__ import annotations
@@ -60,6 +66,11 @@ DIFFUSION_PASSES: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
 QUANTISED_COMPONENTS = ("attention", "dense-mlp", "experts")
 ALL_REDUCES_PER_LAYER = 2  # after attention and after the MLPs
 HIDDEN_STATE_BYTES = 2
+USEFUL_DRAFT_EDIT_DISTANCE = 0.1
+USEFUL_DRAFT_DEFINITION = (
+    "the first moment the user holds text within normalised edit distance "
+    f"{USEFUL_DRAFT_EDIT_DISTANCE:g} of the final output: for DiffusionGemma an intermediate draft (where the engine "
+    "shows drafts) or its committed canvases, for autoregressive Gemma 4 the growing prefix")
 # Kernels an engine launches per pass, for the host-launch floor of eager mode. Assumed from the structure of a
 # Gemma 4 MoE decoder layer: norms, QKV projection, q/k norms and rotary, attention, output projection, dense
 # MLP (two GEMMs and the activation), router and top-k, two grouped expert GEMMs with routing and reduction,
@@ -384,6 +395,12 @@ class DiffusionPasses:
     commit: PassEstimate
     canvases: int
     commits: int
+    shows_drafts: bool
+
+
+def useful_draft_tokens(output_tokens: int) -> int:
+    """Tokens that must be final before the user holds a useful draft: all but a tenth of the output."""
+    return output_tokens - math.floor(USEFUL_DRAFT_EDIT_DISTANCE * output_tokens)
 
 
 def diffusion_passes(model: PassModel, request: Request) -> DiffusionPasses:
@@ -396,7 +413,22 @@ def diffusion_passes(model: PassModel, request: Request) -> DiffusionPasses:
                                tokens_per_request=request.prompt_tokens, **shape),
         denoise=model.estimate("dg-denoise", request.precision, context_tokens=mean_context, **shape),
         commit=model.estimate("dg-commit", request.precision, context_tokens=mean_context, **shape),
-        canvases=count, commits=count if model.engine.commits_last_canvas else count - 1)
+        canvases=count, commits=count if model.engine.commits_last_canvas else count - 1,
+        shows_drafts=model.engine.shows_drafts)
+
+
+def _diffusion_first_draft(passes: DiffusionPasses, output_tokens: int, steps: float) -> float:
+    """When the user first holds DiffusionGemma text within the useful-draft distance of the final output."""
+    needed = useful_draft_tokens(output_tokens)
+    canvas = (needed - 1) // CANVAS_TOKENS  # the canvas that holds the last token needed
+    # Every canvas before it was refined and committed (a commit encodes a canvas before the next one starts).
+    start = passes.prefill.seconds + canvas * (steps * passes.denoise.seconds + passes.commit.seconds)
+    if passes.shows_drafts:
+        real_tokens = min(CANVAS_TOKENS, output_tokens - canvas * CANVAS_TOKENS)
+        fraction = (needed - canvas * CANVAS_TOKENS) / real_tokens
+        return start + min(steps, math.ceil(steps * fraction)) * passes.denoise.seconds
+    committed = passes.commit.seconds if canvas < passes.commits else 0.0
+    return start + steps * passes.denoise.seconds + committed
 
 
 def diffusion_estimate(passes: DiffusionPasses, request: Request, steps: float, memory_bytes: int
@@ -412,7 +444,7 @@ def diffusion_estimate(passes: DiffusionPasses, request: Request, steps: float, 
               dataclasses.replace(passes.commit, count_per_request=float(passes.commits)))
     return ModeEstimate(
         tokens_per_s=rate, aggregate_tokens_per_s=rate * request.concurrency, ttft_s=ttft,
-        first_draft_s=passes.prefill.seconds + math.ceil(steps / 2) * passes.denoise.seconds,
+        first_draft_s=_diffusion_first_draft(passes, request.output_tokens, steps),
         total_latency_s=total, memory_bytes=memory_bytes, pass_seconds=passes.denoise.seconds,
         breakdown_seconds=passes.denoise.critical_seconds, passes=listed)
 
@@ -449,10 +481,10 @@ def autoregressive_estimate(model: PassModel, request: Request, memory_bytes: in
     step, tokens = ar_step(model, request, baseline)
     steps = (request.output_tokens - 1) / tokens
     total = prefill.seconds + steps * step.seconds
-    draft_tokens = min(request.output_tokens, CANVAS_TOKENS // 2)
     return ModeEstimate(
         tokens_per_s=tokens / step.seconds, aggregate_tokens_per_s=request.concurrency * tokens / step.seconds,
-        ttft_s=prefill.seconds, first_draft_s=prefill.seconds + (draft_tokens - 1) / tokens * step.seconds,
+        ttft_s=prefill.seconds,
+        first_draft_s=prefill.seconds + (useful_draft_tokens(request.output_tokens) - 1) / tokens * step.seconds,
         total_latency_s=total, memory_bytes=memory_bytes, pass_seconds=step.seconds,
         breakdown_seconds=step.critical_seconds,
         passes=(prefill, dataclasses.replace(step, count_per_request=steps)))

@@ -22,6 +22,7 @@ from dgprofile.analysis.figures import (
     stream_bandwidth,
     usable_accelerator_memory,
 )
+from dgprofile.model.speedup import USEFUL_DRAFT_DEFINITION
 from dgprofile.pages.environment import embed_json, render_page
 from dgprofile.pages.result_performance import (
     limits_section,
@@ -64,17 +65,21 @@ from dgprofile.text.scenario import baseline_text, nvlink_text, peers_text, setu
 from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
+    count_text,
     hertz_text,
     number_key,
     percent_text,
     plain_text,
     seconds_text,
+    signed_percent_text,
+    significant_text,
     speedup_band_text,
     speedup_text,
     speedup_words,
     tokens_per_s_text,
     watts_text,
     whole_percent_text,
+    with_article,
 )
 
 DG_MODEL = "google/diffusiongemma-26B-A4B-it"
@@ -85,7 +90,7 @@ def scenario_text(scenario: Scenario) -> str:
     """A scenario in one line, with its setup and the AR baseline it is compared with."""
     return (f"{scenario.workload}, {scenario.precision}, concurrency {scenario.concurrency}, engine "
             f"{scenario.engine}: {scenario.prompt_tokens} prompt -> {scenario.output_tokens} output tokens, "
-            f"{scenario.steps_per_canvas:.3g} denoising steps per canvas; setup: {setup_text(scenario)}; "
+            f"{count_text(scenario.steps_per_canvas)} denoising steps per canvas; setup: {setup_text(scenario)}; "
             f"against {baseline_text(scenario)}")
 
 
@@ -164,7 +169,8 @@ def _modes_table(p: Prediction) -> TableView:
             cells.append(Cell(fmt(mode) if isinstance(mode, Unavailable) else fmt(getattr(mode, attr))))
         rows.append(RowView(tuple(cells)))
     ar_label = "Gemma 4 (AR + MTP)" if p.scenario.ar_baseline.kind == "mtp" else "Gemma 4 (AR)"
-    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", ar_label), tuple(rows))
+    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", ar_label), tuple(rows),
+                     note=f"First useful draft: {USEFUL_DRAFT_DEFINITION}.")
 
 
 def _accelerator_facts(device: Accelerator) -> FactsView:
@@ -234,7 +240,7 @@ def _machine_section(machine: Machine | Unavailable) -> SectionView:
         ("CPU memory bandwidth", f"{bandwidth_text(cpu.theoretical_bandwidth_bytes_per_s)} "
                                  f"({cpu.theoretical_bandwidth_basis})"),
         ("OS", f"{sw.os_name} {sw.os_release}, Python {sw.python_version}"),
-        ("torch", f"{plain_text(sw.torch_version)} (CUDA {plain_text(sw.torch_cuda_version)})"),
+        ("torch", f"{plain_text(sw.torch_version)}; CUDA {plain_text(sw.torch_cuda_version)}"),
         ("vLLM / transformers", f"{plain_text(sw.vllm_version)} / {plain_text(sw.transformers_version)}"),
     ))]
     blocks += [_accelerator_facts(device) for device in machine.accelerators]
@@ -302,11 +308,11 @@ def _calibration_blocks(p: Predictions) -> list[Block]:
         Cell(e.engine), Cell(seconds_text(e.pass_floor_seconds)), Cell(seconds_text(e.diffusion_step_overhead_seconds)),
         Cell(percent_text(e.bandwidth_efficiency)), Cell(percent_text(e.compute_efficiency)),
         Cell(", ".join(e.fitted) or "none"), Cell(", ".join(e.runs) or "none"),
-        Cell(f"{e.rms_log_residual:.3f}"))) for e in c.engines)
+        Cell(significant_text(e.rms_log_residual)))) for e in c.engines)
     runs = tuple(RowView((
         Cell(r.run_id), Cell(r.hardware), Cell(r.engine), Cell(speedup_text(r.published_speedup)),
         Cell(speedup_text(r.predicted_speedup)),
-        Cell(", ".join(f"{o.name} {o.relative_error * 100:+.0f}%" for o in r.observables)),
+        Cell(", ".join(f"{o.name} {signed_percent_text(o.relative_error)}" for o in r.observables)),
         Cell(f"{plain_text(r.published_verdict)} / {r.predicted_verdict}",
              tone="" if r.published_verdict in (r.predicted_verdict,) or isinstance(r.published_verdict, Unavailable)
              else "warning"))) for r in c.runs)
@@ -314,7 +320,7 @@ def _calibration_blocks(p: Predictions) -> list[Block]:
         TableView(f"Engine parameters fitted to {c.data_file}", (
             "engine", "pass floor", "overhead per denoise step", "bandwidth efficiency", "compute efficiency",
             "fitted", "runs", "RMS log residual"), engines),
-        TableView(f"Published runs reproduced (largest error {c.max_abs_relative_error * 100:.0f}%)", (
+        TableView(f"Published runs reproduced, largest error {percent_text(c.max_abs_relative_error)}", (
             "run", "hardware", "engine", "published speedup", "predicted", "figures (error)",
             "verdict published / predicted"), runs)]
     validation = c.validation
@@ -323,19 +329,21 @@ def _calibration_blocks(p: Predictions) -> list[Block]:
     else:
         checks = tuple(RowView((
             Cell(t.run_id), Cell(t.hardware_class), Cell(t.held_out), Cell(t.figure),
-            Cell(f"{t.published:.4g}", number_key(t.published)), Cell(f"{t.predicted:.4g}", number_key(t.predicted)),
-            Cell(f"{t.relative_error * 100:+.0f}%", number_key(t.relative_error)),
-            Cell(f"{t.low:.4g} to {t.high:.4g}"), Cell("yes" if t.in_band else "no", tone="" if t.in_band else "warning")))
+            Cell(significant_text(t.published), number_key(t.published)),
+            Cell(significant_text(t.predicted), number_key(t.predicted)),
+            Cell(signed_percent_text(t.relative_error), number_key(t.relative_error)),
+            Cell(f"{significant_text(t.low)} to {significant_text(t.high)}"),
+            Cell("yes" if t.in_band else "no", tone="" if t.in_band else "warning")))
             for t in validation.checks)
         blocks.append(TableView(
             f"Transfer: each published figure predicted by a fit that did not see it (median leave-one-out error "
-            f"{validation.median_speedup_error_leave_one_out * 100:.0f}% for speedups, "
-            f"{validation.median_figure_error_leave_one_out * 100:.0f}% for other figures; inside the 80% band "
-            f"{validation.speedup_coverage_leave_one_out * 100:.0f}% and "
-            f"{validation.figure_coverage_leave_one_out * 100:.0f}%)",
+            f"{percent_text(validation.median_speedup_error_leave_one_out)} for speedups, "
+            f"{percent_text(validation.median_figure_error_leave_one_out)} for other figures; inside the 80% band "
+            f"{percent_text(validation.speedup_coverage_leave_one_out)} and "
+            f"{percent_text(validation.figure_coverage_leave_one_out)})",
             ("run", "hardware class", "held out", "figure", "published", "predicted", "error", "band", "inside"),
             checks, sortable=True, filterable=True, table_id="transfer-table",
-            collapsed_summary=f"All {len(checks)} transfer checks"))
+            collapsed_summary=f"All {count_text(len(checks))} transfer checks"))
     return blocks
 
 
@@ -383,7 +391,7 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
     s = headline.scenario
     notes = [f"Compare the two runs' mean end-to-end latency and output token throughput with the predicted total "
              f"latency and tokens/s above; DiffusionGemma's run also prints a 'Diffusion Decoding' block with the "
-             f"denoising steps per canvas (predicted: {s.steps_per_canvas:.3g}).",
+             f"denoising steps per canvas (predicted: {count_text(s.steps_per_canvas)}).",
              "max_denoising_steps only caps the steps: adaptive stopping may stop a canvas earlier. For exactly "
              f"{round(s.steps_per_canvas)} steps, point --generation-config at a copy of the checkpoint's "
              "generation_config.json with confidence_threshold 0.",
@@ -393,7 +401,7 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
                      "(vLLM's --speculative-config) as your setup does, and compare its acceptance with the "
                      "prediction's.")
     if s.precision not in ("bf16", "fp8"):
-        notes.insert(0, f"The scenario's precision is {s.precision}: serve a {s.precision} checkpoint of each model "
+        notes.insert(0, f"The scenario's precision is {s.precision}: serve {with_article(s.precision)} checkpoint of each model "
                         "instead of the original weights (the commands above run bf16).")
     if vendor not in ("nvidia", "amd"):
         notes.insert(0, f"This machine has no NVIDIA or AMD GPU, and the prediction is for the {s.engine} engine: "

@@ -211,18 +211,17 @@ class ModeEstimate:
 
     ``tokens_per_s`` is the generation rate of one request (output tokens over the time after prefill, as vLLM's
     generation throughput counts it); ``aggregate_tokens_per_s`` is over all concurrent requests. For diffusion
-    ``ttft_s`` is prefill + the whole first canvas with its commit (nothing is emitted before), and
-    ``first_draft_s`` is prefill + the denoise passes after which half the canvas is accepted (acceptance grows about
-linearly over the passes: vLLM counts ~16 tokens committed per step at 16 steps); for AR it is the time to
-stream the same half canvas (128 tokens, or the whole output if shorter). ``pass_seconds``
-    and ``breakdown_seconds`` describe the characteristic pass (a denoise pass, an AR step); ``passes`` holds
-    every pass kind.
+    ``ttft_s`` is prefill + the whole first canvas with its commit (nothing final is emitted before).
+    ``first_draft_s`` is the time to the first useful draft as ``dgprofile.model.speedup.USEFUL_DRAFT_DEFINITION``
+    defines it (README, "What `check` tells you"); unavailable in files of schema 2 and older, which recorded a
+    different quantity under this name. ``pass_seconds`` and ``breakdown_seconds`` describe the characteristic
+    pass (a denoise pass, an AR step); ``passes`` holds every pass kind.
     """
 
     tokens_per_s: float
     aggregate_tokens_per_s: float
     ttft_s: float
-    first_draft_s: float
+    first_draft_s: float | Unavailable
     total_latency_s: float
     memory_bytes: int
     pass_seconds: float
@@ -246,7 +245,12 @@ class Prediction:
 
 @dataclass(frozen=True)
 class MemoryFit:
-    """Whether one precision fits the accelerator(s) at the scenario's concurrency, and what takes the memory."""
+    """Whether one precision fits the accelerator(s) at the scenario's concurrency, and what takes the memory.
+
+    ``diffusion_needed_bytes`` is everything DiffusionGemma needs: weights, KV cache, its buffers
+    (``diffusion_buffers_bytes``, the workspace included) and ``activation_headroom_bytes``; a model fits when its
+    need is at most ``usable_bytes`` (the rule: ``dgprofile.model.memory_fit``).
+    """
 
     precision: str
     gpus: int

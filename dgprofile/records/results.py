@@ -29,7 +29,7 @@ from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -120,8 +120,43 @@ def _add_setup_knobs(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+FIRST_DRAFT_REDEFINED = Unavailable(
+    "not recorded: the result was written before dgprofile defined the first useful draft by edit distance")
+
+
+def _needs_with_headroom(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 counts the engine's activation headroom in every memory need (a need is weights, KV cache and
+    buffers divided by the share of memory the engine lets them take), and redefines ``first_draft_s``.
+
+    Versions 2 and 3 kept the headroom apart as usable x (1 - share), so the share is recovered from it exactly; its
+    ``first_draft_s`` measured something else (half a canvas accepted) and becomes unavailable."""
+    predictions = document.get("predictions")
+    if not isinstance(predictions, dict) or not isinstance(predictions.get("memory"), list):
+        return document
+    share = 1.0
+    for fit in predictions["memory"]:
+        usable = fit["usable_bytes"]
+        share = (usable - fit["activation_headroom_bytes"]) / usable if usable > 0 else 1.0
+        without_headroom = fit["diffusion_needed_bytes"]
+        fit["diffusion_needed_bytes"] = int(without_headroom / share)
+        fit["activation_headroom_bytes"] = fit["diffusion_needed_bytes"] - without_headroom
+        fit["autoregressive_needed_bytes"] = int(fit["autoregressive_needed_bytes"] / share)
+    for prediction in [predictions.get("headline"), *predictions.get("matrix", ())]:
+        for mode in (prediction.get(name) for name in ("diffusion", "autoregressive")):
+            if isinstance(mode, dict) and "memory_bytes" in mode:
+                mode["memory_bytes"] = int(mode["memory_bytes"] / share)
+                mode["first_draft_s"] = {"unavailable": FIRST_DRAFT_REDEFINED.reason}
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs}
+MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs, 3: _needs_with_headroom}
+
+
+def json_error_text(error: json.JSONDecodeError) -> str:
+    """Where and why a text is not JSON: 'Expecting value at line 1, column 5'; json's messages that end in
+    'starting at' read on into the place ('Unterminated string starting at line 1, column 13')."""
+    return f"{error.msg}{' ' if error.msg.endswith(' at') else ' at '}line {error.lineno}, column {error.colno}"
 
 
 @dataclass(frozen=True)
@@ -257,7 +292,7 @@ def loads(text: str, *, source: str = "<string>") -> ResultFile:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise ResultFileError(f"{source}: not valid JSON ({json_error_text(exc)})") from exc
     if not isinstance(document, dict):
         raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
     document = upgrade(document, source=source)

@@ -21,7 +21,15 @@ from dgprofile.records.machine import (
 )
 from dgprofile.records.values import Unavailable
 from dgprofile.text.scenario import nvlink_text, peers_text
-from dgprofile.text.units import bandwidth_text, bytes_text, hertz_text, plain_text, seconds_text
+from dgprofile.text.units import (
+    bandwidth_text,
+    bytes_text,
+    hertz_text,
+    plain_text,
+    seconds_text,
+    watts_text,
+    whole_percent_text,
+)
 
 Row = tuple[str, str]
 
@@ -90,22 +98,14 @@ def _nvidia_rows(gpu: NvidiaGpu) -> list[Row]:
         ("datasheet entry", plain_text(gpu.spec_id)),
         ("SMs", _with_basis(plain_text(gpu.sm_count), gpu.sm_count, gpu.sm_count_basis)),
         ("SM clock", f"{hertz_text(gpu.sm_clock_max_hz)} max"),
-        ("power limit", _watts(power)),
+        ("power limit", watts_text(power)),
         ("PCIe", f"gen {plain_text(gpu.pcie_generation)} x{plain_text(gpu.pcie_width)} (link maximum)"),
         ("NVLink", nvlink_text(gpu)), ("other GPUs", peers_text(gpu)),
         ("MIG", plain_text(gpu.mig_mode)), ("ECC", plain_text(gpu.ecc_mode)),
-        ("utilisation", plain_text(percent) if isinstance(percent, Unavailable) else f"{percent}%"),
+        ("utilisation", whole_percent_text(percent)),
         ("other processes", _processes_text(gpu)),
         *_memory_class_rows(gpu.memory_class),
     ]
-
-
-def _watts(power: float | Unavailable) -> str:
-    return plain_text(power) if isinstance(power, Unavailable) else f"{power:.0f} W"
-
-
-def _percent(percent: int | Unavailable) -> str:
-    return plain_text(percent) if isinstance(percent, Unavailable) else f"{percent}%"
 
 
 def _amd_rows(gpu: AmdGpu) -> list[Row]:
@@ -128,10 +128,10 @@ def _amd_rows(gpu: AmdGpu) -> list[Row]:
                                   + (": DISAGREE" if gpu.bandwidth_disagrees_with_datasheet else "")),
         ("datasheet entry", plain_text(gpu.spec_id)),
         ("compute units", f"{plain_text(gpu.compute_units)} at up to {hertz_text(gpu.gfx_clock_max_hz)}"),
-        ("power limit", _watts(gpu.power_limit_w)),
+        ("power limit", watts_text(gpu.power_limit_w)),
         ("PCIe", f"gen {plain_text(gpu.pcie_generation)} x{plain_text(gpu.pcie_width)} (link maximum)"),
         ("partitions", f"compute {plain_text(gpu.compute_partition)}, memory {plain_text(gpu.memory_partition)}"),
-        ("utilisation", _percent(gpu.utilization_percent)),
+        ("utilisation", whole_percent_text(gpu.utilization_percent)),
         ("other processes", _processes_text(gpu)),
         ("verified on hardware", plain_text(gpu.verified_on_hardware)),
         *_memory_class_rows(gpu.memory_class),
@@ -147,8 +147,8 @@ def _intel_rows(gpu: IntelGpu) -> list[Row]:
                                   gpu.theoretical_bandwidth_bytes_per_s, gpu.theoretical_bandwidth_basis)),
         ("datasheet entry", plain_text(gpu.spec_id)),
         ("Xe cores", f"{plain_text(gpu.xe_cores)} at up to {hertz_text(gpu.gt_clock_max_hz)}"),
-        ("power limit", _watts(gpu.power_limit_w)),
-        ("utilisation", _percent(gpu.utilization_percent)),
+        ("power limit", watts_text(gpu.power_limit_w)),
+        ("utilisation", whole_percent_text(gpu.utilization_percent)),
         ("other processes", _processes_text(gpu)),
         ("verified on hardware", plain_text(gpu.verified_on_hardware)),
         *_memory_class_rows(gpu.memory_class),
@@ -171,8 +171,8 @@ def _apple_rows(gpu: AppleGpu) -> list[Row]:
 def _software_rows(software: Software) -> list[Row]:
     return [
         ("Python", software.python_version), ("OS", f"{software.os_name} {software.os_release}"),
-        ("torch", f"{plain_text(software.torch_version)} (CUDA {plain_text(software.torch_cuda_version)}, "
-                  f"MPS {plain_text(software.torch_mps_available)})"),
+        ("torch", f"{plain_text(software.torch_version)}; CUDA {plain_text(software.torch_cuda_version)}; "
+                  f"MPS {plain_text(software.torch_mps_available)}"),
         ("triton", plain_text(software.triton_version)),
         ("transformers", plain_text(software.transformers_version)),
         ("vLLM", plain_text(software.vllm_version)),

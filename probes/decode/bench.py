@@ -516,7 +516,7 @@ def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbac
         "layer elementwise work: " + "; ".join(
             f"{dtype.removeprefix('torch.')}: " + (FUSED_TEXT if on else "torch ops") for dtype, on in caps.fused.items()),
         caps.sampler_method,
-        "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",
+        "routing: router computed, expert ids drawn uniformly; expected coverage E(1-(1-k/E)^T)",
         (f"timing: {gpu_backends.backend_name(torch, caps.device)} graph replays" if caps.kind == "cuda"
          else f"timing: {caps.kind} eager calls"),
         *(f"CUDA graph capture failed, eager calls timed instead: {reason}" for reason in sorted(graph_fallbacks)),

@@ -46,7 +46,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("healthy-mi300x", amd=fake_amdsmi.healthy_mi300x, device="AMD Instinct MI300X",
-             memory_class="discrete", usable_bytes=(196592 - 283) * MIB, bandwidth="5.3 TB/s", engine="vllm",
+             memory_class="discrete", usable_bytes=(196592 - 283) * MIB, bandwidth="5.30 TB/s", engine="vllm",
              spec_id="mi300x"),
     Scenario("strix-halo", amd=fake_amdsmi.strix_halo, device="AMD Radeon Graphics", memory_class="shared-physical",
              usable_bytes=(512 - 90) * MIB + 115 * GIB - 300 * MIB, bandwidth="256 GB/s", engine="llama.cpp",
@@ -59,7 +59,7 @@ SCENARIOS = [
     Scenario("arc-pro-b70", intel=intel_sysfs.arc_pro_b70, device="Intel Arc Pro B70", memory_class="discrete",
              usable_bytes=32 * GIB, bandwidth="608 GB/s", engine="llama.cpp", spec_id="arc-pro-b70"),
     Scenario("device-lost", amd=fake_amdsmi.device_lost, device="AMD Instinct MI300X", memory_class="discrete",
-             usable_bytes=(196592 - 283) * MIB, bandwidth="5.3 TB/s", engine="vllm", spec_id="mi300x"),
+             usable_bytes=(196592 - 283) * MIB, bandwidth="5.30 TB/s", engine="vllm", spec_id="mi300x"),
 ]
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dgprofile.cli import cli, main
 from dgprofile.exit_codes import ExitCode
-from dgprofile.records.results import load
+from dgprofile.records.results import SCHEMA_VERSION, load
 
 BLOG = ["--precision", "fp8", "--prompt-tokens", "1024", "--output-tokens", "1024", "--steps", "16"]
 REQUIRED_KEYS = {"hardware", "engine", "precision", "concurrency", "steps_per_canvas", "speedup", "speedup_low",
@@ -113,7 +113,7 @@ def test_from_result_repredicts_a_measured_file_with_this_model(tmp_path: Path) 
     assert summary["diffusion"]["tokens_per_s"] == pytest.approx(1008, rel=0.1)
     assert summary["autoregressive"]["tokens_per_s"] == pytest.approx(197, rel=0.1)
     rewritten = load(output)
-    assert rewritten.run.origin == "measured" and rewritten.schema_version == 3
+    assert rewritten.run.origin == "measured" and rewritten.schema_version == SCHEMA_VERSION
     assert rewritten.passes == load(SAMPLES / "h100-sxm_20261126.dgprofile.json").passes
 
 

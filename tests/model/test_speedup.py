@@ -266,3 +266,37 @@ def test_the_ideal_engine_uses_measured_passes_and_scales_them_by_the_physics() 
     assert longer.seconds == pytest.approx(0.020 * ratio)
     unmeasured = m.estimate("ar-step", "bf16", concurrency=1, context_tokens=1024)
     assert unmeasured.basis == "datasheet" and not math.isclose(unmeasured.seconds, 0.020)
+
+
+def test_the_first_useful_draft_never_comes_before_the_first_token_where_nothing_shows_before_a_commit() -> None:
+    m = model(engine="vllm")
+    for output_tokens in (40, 256, 600, 1024):
+        request = Request("fp8", 1, 512, output_tokens)
+        dg = diffusion_estimate(diffusion_passes(m, request), request, 16, 0)
+        assert not isinstance(dg.first_draft_s, Unavailable)
+        assert dg.first_draft_s >= dg.ttft_s, output_tokens
+
+
+def test_the_first_useful_draft_of_a_committing_engine_is_the_commit_of_the_canvas_holding_nine_tenths() -> None:
+    m = model(engine="vllm")
+    request = Request("fp8", 1, 512, 1024)  # 922 tokens needed: the fourth canvas
+    passes = diffusion_passes(m, request)
+    dg = diffusion_estimate(passes, request, 16, 0)
+    assert dg.first_draft_s == pytest.approx(passes.prefill.seconds + 4 * (16 * passes.denoise.seconds
+                                                                          + passes.commit.seconds))
+
+
+def test_ar_holds_a_useful_draft_once_nine_tenths_of_its_output_is_there() -> None:
+    m = model(engine="vllm")
+    ar = autoregressive_estimate(m, Request("fp8", 1, 512, 1024), 0)
+    prefill, step = ar.passes
+    assert ar.first_draft_s == pytest.approx(prefill.seconds + (1024 - 102 - 1) * step.seconds)
+
+
+def test_an_engine_that_shows_drafts_gives_a_useful_draft_before_its_canvas_commits() -> None:
+    m = model("h200", "transformers")
+    request = Request("bf16", 1, 512, 64)  # one canvas, 58 tokens needed: 15 of 16 passes
+    passes = diffusion_passes(m, request)
+    dg = diffusion_estimate(passes, request, 16, 0)
+    assert dg.first_draft_s == pytest.approx(passes.prefill.seconds + 15 * passes.denoise.seconds)
+    assert not isinstance(dg.first_draft_s, Unavailable) and dg.first_draft_s < dg.ttft_s

@@ -108,7 +108,7 @@ def test_busy_gpu_lists_other_processes_and_warns() -> None:
     assert named.name == "python3"  # base name only: the path held a user name
     assert named.used_memory_bytes == 70 * 2**30
     assert isinstance(unnamed.name, Unavailable) and isinstance(unnamed.used_memory_bytes, Unavailable)
-    assert any("2 other process(es)" in w and "unreliable" in w for w in gpu.warnings)
+    assert any("2 other processes use it" in w and "70.0 GiB held" in w and "unreliable" in w for w in gpu.warnings)
     assert any("87% utilised" in w for w in gpu.warnings)
 
 

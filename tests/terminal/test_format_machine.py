@@ -66,7 +66,7 @@ def test_unavailable_values_show_reasons(tmp_path: Path) -> None:
     table = rows(format_machine(machine_from(tmp_path, fake.gb10())))
     assert table["memory"].startswith("unavailable (nvmlDeviceGetMemoryInfo: not supported")
     assert table["memory class"] == "shared-physical"
-    assert table["usable memory"].startswith("100.0 GiB (MemAvailable")
+    assert table["usable memory"].startswith("100 GiB (MemAvailable")
     assert table["DRAM bandwidth"].startswith("unavailable (no SMBIOS")
 
 
