@@ -147,7 +147,7 @@ def _summary_section(fleet: Fleet) -> SectionView:
 
 def _machines_section(fleet: Fleet) -> SectionView:
     rows = tuple(RowView((
-        Cell(row.hostname), Cell(row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
+        Cell(row.hostname, detail=row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
         Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict)),
         Cell(speedup_text(row.speedup) if not isinstance(row.speedup, Unavailable) else "",
              number_key(row.speedup), tone=verdict_tone(row.verdict)),
@@ -159,11 +159,12 @@ def _machines_section(fleet: Fleet) -> SectionView:
         Cell(_rate(row.autoregressive_tokens_per_s), number_key(row.autoregressive_tokens_per_s)),
         _figure_cell(row.stream_read_bytes_per_s, row.stream_read_basis, "B/s"),
         _figure_cell(row.usable_memory_bytes, row.usable_memory_basis, "B"),
-        Cell(", ".join(row.fitting_precisions)), Cell(row.created_at), Cell(row.path)),
+        Cell(", ".join(row.fitting_precisions)), Cell(row.path, detail=row.created_at)),
         filter_text=f"{row.verdict} {row.status}") for row in fleet.rows)
-    table = TableView("", ("host", "device", "hardware", "memory class", "origin", "verdict", "speedup", "band",
+    # The device measured (which GPU of a host) sits under the host, the time a file was made under its path.
+    table = TableView("", ("host, device", "hardware", "memory class", "origin", "verdict", "speedup", "band",
                            "precision, engine", "DG tok/s", "AR tok/s", "streaming read", "usable memory",
-                           "fits", "created", "file"), rows, sortable=True, filterable=True, table_id="fleet-table",
+                           "fits", "file, created"), rows, sortable=True, filterable=True, table_id="fleet-table",
                       page_size=ROWS_PER_PAGE)
     paging = f" {ROWS_PER_PAGE} rows show at a time." if len(rows) > ROWS_PER_PAGE else ""
     return SectionView("machines", "Machines", "Every readable result file. Click a heading to sort; type in the "
