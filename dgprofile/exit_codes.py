@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     INPUT_ERROR = 3
     ENVIRONMENT_ERROR = 4
     BELOW_FAIL_UNDER = 5
+    FLEET_INCOMPLETE = 6
     VERDICT_PARTIAL = 10
     VERDICT_DOES_NOT_APPLY = 11
     VERDICT_CANNOT_RUN = 12
@@ -25,8 +26,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.INTERNAL_ERROR: "unexpected internal error (a bug: please report it with the traceback from --debug)",
     ExitCode.USAGE_ERROR: "bad command line (unknown option, missing argument)",
     ExitCode.INPUT_ERROR: "bad input: unreadable, malformed or incompatible result file, unknown hardware name",
-    ExitCode.ENVIRONMENT_ERROR: "cannot measure here: another dgprofile benchmark holds the device, or torch is missing",
+    ExitCode.ENVIRONMENT_ERROR: "cannot measure here: another dgprofile benchmark holds the device, or torch (or, for "
+                                "`fleet run`, Ray) is missing or unreachable",
     ExitCode.BELOW_FAIL_UNDER: "`--fail-under X` given and the headline speedup (lower band) is below X",
+    ExitCode.FLEET_INCOMPLETE: "`fleet run`: some machines gave no result (the fleet page lists each with the reason)",
     ExitCode.VERDICT_PARTIAL: "`check`: DiffusionGemma is faster here, but well short of the advertised speedup",
     ExitCode.VERDICT_DOES_NOT_APPLY: "`check`: about even or slower than autoregressive Gemma 4 here",
     ExitCode.VERDICT_CANNOT_RUN: "`check`: the model does not fit this machine in any supported precision",

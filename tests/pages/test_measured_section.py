@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import result_factory as factory
 from bs4 import BeautifulSoup
+from html_soup import page_soup
 
 from dgprofile.pages.result_page import render_result_html
 
 
 def section(html: str) -> BeautifulSoup:
-    found = BeautifulSoup(html, "html.parser").find(id="measured")
+    found = page_soup(html).find(id="measured")
     assert found is not None
     return found
 
