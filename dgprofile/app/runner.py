@@ -29,6 +29,13 @@ TORCH_MISSING = Unavailable("torch is not installed: pip install 'dgprofile[benc
 LIMITS_ONLY = Unavailable("not measured: --limits-only")
 
 
+# The passes are bf16 at the real shapes; a CPU engine on such a CPU (llama.cpp) computes in fp32 instead, which
+# the model takes from the measured fp32 matmul rate.
+NO_BF16_ARITHMETIC = Unavailable(
+    "not measured: this CPU has no bf16 arithmetic (AVX512-BF16, AMX or Arm BF16), so torch would emulate the bf16 "
+    "passes at a small fraction of the fp32 rate (hours for one run); the prediction rests on the measured limits")
+
+
 @dataclass(frozen=True)
 class MeasureOptions:
     """What the measured steps cover."""
@@ -112,7 +119,10 @@ def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
             step = "measuring limits"
             progress(f"{step} on {device}")
             limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
-            if not options.limits_only:
+            if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
+                passes = NO_BF16_ARITHMETIC
+                progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
+            elif not options.limits_only:
                 step = "timing decode passes"
                 progress(f"{step} on {device}")
                 passes = time_decode_passes(device=device, limits=limits, quick=options.quick, progress=progress)

@@ -222,6 +222,10 @@ Accelerator = NvidiaGpu | AmdGpu | IntelGpu | AppleGpu | FailedDevice
 DescribedAccelerator = NvidiaGpu | AmdGpu | IntelGpu | AppleGpu
 
 
+# py-cpuinfo's names of the CPU features that compute bf16 natively.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
 @dataclass(frozen=True)
 class CpuInfo:
     """The host CPU and its memory."""
@@ -237,6 +241,12 @@ class CpuInfo:
     theoretical_bandwidth_bytes_per_s: float | Unavailable
     theoretical_bandwidth_basis: str
     numa_nodes: int | Unavailable
+
+    @property
+    def computes_bf16_natively(self) -> bool:
+        """Whether the CPU has bf16 arithmetic (x86 AVX512-BF16 or AMX, Arm BF16); without it torch emulates bf16
+        matmuls, two orders of magnitude slower than fp32 on a 2-core x86 VM (0.45 against ~50 GFLOP/s)."""
+        return any(flag in self.inference_flags for flag in NATIVE_BF16_FLAGS)
 
 
 @dataclass(frozen=True)

@@ -462,10 +462,10 @@ def _autoregressive_trace(loaded: LoadedModel, events: list[tuple[str, int, list
         canvases=Unavailable("autoregressive: no canvases"), tokens_per_forward=1.0, peak_memory_bytes=peak)
 
 
-def warm_up(loaded: LoadedModel) -> None:
-    """One short request first, so one-time costs (allocator, kernel selection, lazy initialisation) stay out of
-    the measured ones."""
+def warm_up(loaded: LoadedModel, prompt_tokens: int = WARMUP_PROMPT_TOKENS) -> None:
+    """One short request (two denoise passes, or a few tokens) with a prompt of ``prompt_tokens`` random token ids,
+    so one-time costs at that shape (allocator growth, kernel selection, lazy initialisation) stay out of the
+    measured requests."""
     canvas = loaded.model.config.canvas_length if loaded.role == "diffusion" else WARMUP_AR_TOKENS
-    generate_one(loaded, PromptInput(text=None if loaded.tokenizer is None else "Hello", seed=0,
-                                     prompt_tokens=WARMUP_PROMPT_TOKENS, max_new_tokens=canvas,
+    generate_one(loaded, PromptInput(text=None, seed=0, prompt_tokens=prompt_tokens, max_new_tokens=canvas,
                                      steps=2 if loaded.role == "diffusion" else None, ignore_eos=True))

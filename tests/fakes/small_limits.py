@@ -12,6 +12,7 @@ from dgprofile.probes import measure_limits as limits_module
 from dgprofile.probes.bench_matmul import MatmulPlan, MatmulShape
 from dgprofile.probes.harness import Budget
 from dgprofile.probes.measure_limits import LimitsPlan
+from dgprofile.records.machine import CpuInfo
 
 MIB = 1 << 20
 
@@ -25,8 +26,11 @@ def tiny_plan(device: str, *, quick: bool) -> LimitsPlan:
         matmul_dtypes=("fp32", "bf16"))
 
 
-def use_small_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tiny limits plan and buffers; device locks in a private temp directory, away from real runs."""
+def use_small_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, bf16_arithmetic: bool = True) -> None:
+    """Tiny limits plan and buffers; device locks in a private temp directory, away from real runs. The CPU counts
+    as having bf16 arithmetic (or not, with ``bf16_arithmetic``) whatever this machine's CPU has, so the same
+    figures are measured on every test machine."""
+    monkeypatch.setattr(CpuInfo, "computes_bf16_natively", property(lambda self: bf16_arithmetic))
     monkeypatch.setattr(limits_module, "plan_for", tiny_plan)
     monkeypatch.setattr(bench_bandwidth, "MIN_CPU_BUFFER_BYTES", 2 * MIB)
     monkeypatch.setattr(bench_bandwidth, "LLC_MULTIPLE", 0)

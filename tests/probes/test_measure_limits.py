@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 import pytest
+import result_factory as factory
 
 from dgprofile.probes import bench_bandwidth
 from dgprofile.probes import measure_limits as limits_module
@@ -107,6 +109,21 @@ def test_cpu_limits_step_fills_every_figure_and_survives_the_result_file_round_t
     assert any(m.startswith("bandwidth:") for m in messages) and any(m.startswith("matmul:") for m in messages)
     document = json.loads(json.dumps(to_json(limits)))
     assert from_json(Limits, document) == limits
+
+
+@pytest.mark.parametrize(("flags", "measured"), [(("avx2", "fma"), {"fp32"}), (("avx2", "avx512_bf16"), {"fp32", "bf16"}),
+                                                (("asimd", "bf16"), {"fp32", "bf16"})])
+def test_a_cpu_without_bf16_arithmetic_skips_the_emulated_bf16_matmul(
+        small_cpu: None, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], measured: set[str]) -> None:
+    # On a 2-core x86 VM without AVX512-BF16, torch 2.13 multiplied bf16 at 0.45 GFLOP/s: the quick limits step
+    # spent eight minutes on its bf16 products.
+    monkeypatch.setattr(limits_module, "plan_for", lambda device, *, quick: dataclasses.replace(
+        tiny_plan(device, quick=quick), matmul_dtypes=("fp32", "bf16")))
+    host = factory.machine(cpu_info=dataclasses.replace(factory.cpu(), inference_flags=flags))
+    limits = measure_limits("cpu", machine=host)
+    assert set(limits.peak_flops_per_s) == measured
+    assert any(note.startswith("bf16 matmul not measured: this CPU has no bf16 arithmetic") for note in limits.notes) \
+        == ("bf16" not in measured)
 
 
 def test_a_failing_part_is_noted_and_the_rest_still_measured(small_cpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
