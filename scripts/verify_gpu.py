@@ -91,9 +91,13 @@ def verify_rows(measured: MeasuredRun, spec_id: str | None, log: Path) -> list[t
                 shown += ")"
             rows.append((f"verify {stats.workload} {label}", shown, "within 25%"))
         speedup = stats.speedup
-        rows.append((f"verify {stats.workload} speedup",
-                     f"{speedup.median:.2f}x measured vs {speedup.predicted}" if isinstance(speedup, MeasuredFigure)
-                     else str(speedup), ""))
+        if isinstance(speedup, MeasuredFigure):
+            beside = (speedup.predicted.reason if isinstance(speedup.predicted, Unavailable)
+                      else f"{speedup.predicted:.2f}x predicted")
+            shown = f"{speedup.median:.2f}x measured vs {beside}"
+        else:
+            shown = speedup.reason
+        rows.append((f"verify {stats.workload} speedup", shown, ""))
     return rows
 
 
