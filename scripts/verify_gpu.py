@@ -9,7 +9,8 @@ predictions of the issue's scenario, and `dgprofile verify --random-weights` (tr
 architectures at full size where they fit, one prompt per workload at each workload's fixed steps) added to the
 check result, its measured denoise pass and AR step set beside what `check` and `predict --engine transformers`
 give. Writes the result files and a log under --out and prints a short table last. `--only-verify` runs the
-probe and the verify step alone (about 5 minutes on an H200).
+probe and the verify step alone (about 3.5 minutes on an H200), `--skip-verify` everything else, so that each
+fits one 10-minute call on a lent machine.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--slug", required=True, help="file-name stem for the result files, e.g. h100")
     parser.add_argument("--only-verify", action="store_true", help="run the probe and the verify step only")
+    parser.add_argument("--skip-verify", action="store_true",
+                        help="everything but the verify step (which then runs alone, within one 10-minute call)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "verify-log.txt"
@@ -189,7 +192,8 @@ def main() -> None:
         h = full.predictions.headline
         rows.append(("check headline", f"{h.scenario.workload} {h.scenario.precision} {h.scenario.engine}: "
                      f"{h.speedup:.2f}x {h.verdict}" if isinstance(h.speedup, float) else h.verdict, ""))
-    rows += run_verify_step(result_path, args.out, args.slug, spec_id, log)
+    if not args.skip_verify:
+        rows += run_verify_step(result_path, args.out, args.slug, spec_id, log)
     print_table(rows, args.out)
 
 
