@@ -6,6 +6,12 @@ prediction, the verdict and the memory fit) is decoded strictly through the code
 those fields. The rest of the file (the scenario matrix, the pass tables, the timings) is not checked here: the
 fleet never shows it, and validating a whole 150 KB file costs about 0.1 s, twenty times the 5 ms per file that
 a 1,000-file fleet in 5 s allows. `dgprofile compare` and the result page load and validate whole files.
+
+What is skipped, always with the reason, while the rest still loads: what cannot be read (a missing name, a
+dangling link, a link loop, a directory that cannot be listed, a file without read permission), what is not a
+usable result file (malformed, another format, a newer schema, a shown field the schema refuses, such as a NaN
+or negative speedup), and duplicates: a file with the same bytes as one read before it. The same file named
+twice is read once.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -32,11 +37,11 @@ from dgprofile.analysis.figures import (
     stream_bandwidth,
     usable_accelerator_memory,
 )
-from dgprofile.errors import ResultFileError, UsageError
+from dgprofile.errors import ResultFileError
 from dgprofile.records.codec import DecodeError, from_json, to_json
 from dgprofile.records.machine import Machine
 from dgprofile.records.predictions import Ceilings, Verdict
-from dgprofile.records.results import RunInfo, upgrade
+from dgprofile.records.results import RunInfo, parse_json, read_bytes, unreadable_reason, upgrade
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
@@ -124,26 +129,46 @@ class Fleet:
         return dict(Counter(row.verdict for row in self.rows))
 
 
-def result_paths(inputs: Sequence[Path]) -> list[Path]:
-    """The files named, and every ``*.json`` file under the directories named, sorted within each directory."""
+def result_paths(inputs: Sequence[Path]) -> tuple[list[Path], list[SkippedFile]]:
+    """The files named, and every ``*.json`` file under the directories named (sorted within each), each file once
+    however often it is named (directly, through its directory, or through a link); and what cannot be read, with
+    the reason: a name that does not exist, a dangling link or link loop, a directory that cannot be listed.
+    Links to directories are not followed, so a link back up the tree cannot loop."""
     paths: list[Path] = []
-    for item in inputs:
-        item = Path(item)
+    skipped: list[SkippedFile] = []
+    for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(p for p in item.rglob("*.json") if p.is_file())
-        elif item.exists():
-            paths.append(item)
+            found: list[Path] = []
+            for directory, _, names in os.walk(item, onerror=lambda exc: skipped.append(_unlistable(exc))):
+                found += [Path(directory, name) for name in names if name.endswith(".json")]
+            candidates = sorted(found)
         else:
-            raise UsageError(f"{item}: no such file or directory")
-    return paths
+            candidates = [item]
+        for path in candidates:
+            try:
+                path.stat()
+            except OSError as exc:
+                skipped.append(SkippedFile(str(path), f"cannot read: {unreadable_reason(path, exc)}"))
+                continue
+            paths.append(path)
+    by_real_path: dict[str, Path] = {}
+    for path in paths:
+        by_real_path.setdefault(os.path.realpath(path), path)
+    return list(by_real_path.values()), skipped
+
+
+def _unlistable(exc: OSError) -> SkippedFile:
+    directory = Path(exc.filename)
+    return SkippedFile(str(directory), f"cannot list this directory: {unreadable_reason(directory, exc)}")
 
 
 def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
-    """Load every result file under ``inputs``; bad and duplicate files become ``SkippedFile`` with a reason.
+    """Load every result file under ``inputs``; unreadable, bad and duplicate files become ``SkippedFile`` with a
+    reason.
 
     ``workers``: processes to parse with (default: the CPU count when there are many files, else 1).
     """
-    paths = result_paths(inputs)
+    paths, unreadable = result_paths(inputs)
     if workers is None:
         workers = (os.cpu_count() or 1) if len(paths) >= PARALLEL_MIN_FILES else 1
     if workers > 1:
@@ -152,22 +177,21 @@ def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
             outcomes = [o for chunk in pool.map(_summarise_all, chunks) for o in chunk]
     else:
         outcomes = _summarise_all(paths)
-    return _without_duplicates(outcomes)
+    fleet = _without_duplicates(outcomes)
+    return Fleet(rows=fleet.rows, skipped=(*unreadable, *fleet.skipped))
 
 
-def _summarise_all(paths: Iterable[Path]) -> list[FleetRow | SkippedFile]:
+def _summarise_all(paths: Iterable[Path]) -> list[tuple[FleetRow | SkippedFile, bytes]]:
     return [_summarise_file(path) for path in paths]
 
 
-def _summarise_file(path: Path) -> FleetRow | SkippedFile:
+def _summarise_file(path: Path) -> tuple[FleetRow | SkippedFile, bytes]:
+    """The file's row (or why it was skipped) and the digest of its bytes (duplicates are found by it)."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return SkippedFile(str(path), f"cannot read ({exc.strerror or exc})")
-    try:
-        return summarise(data, source=str(path))
+        data = read_bytes(path)
+        return summarise(data, source=str(path)), hashlib.sha256(data).digest()
     except ResultFileError as exc:
-        return SkippedFile(str(path), _without_source(str(exc), str(path)))
+        return SkippedFile(str(path), _without_source(str(exc), str(path))), b""
 
 
 def _without_source(message: str, source: str) -> str:
@@ -177,16 +201,7 @@ def _without_source(message: str, source: str) -> str:
 
 def summarise(data: bytes, *, source: str) -> FleetRow:
     """The fleet row of one result file's bytes; ResultFileError (naming ``source``) when it cannot be used."""
-    try:
-        document = json.loads(data)
-    except UnicodeDecodeError as exc:
-        raise ResultFileError(f"{source}: not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({exc.msg} at line "
-                              f"{exc.lineno})") from exc
-    if not isinstance(document, dict):
-        raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
-    document = upgrade(document, source=source)
+    document = upgrade(parse_json(data, source=source), source=source)
     try:
         return _row(document, source=source)
     except DecodeError as exc:
@@ -270,33 +285,22 @@ def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:
     return tuple(_at(fit, "$.precision", str) for fit in memory if _at(fit, "$.fits_diffusion", bool))
 
 
-def _without_duplicates(outcomes: Sequence[FleetRow | SkippedFile]) -> Fleet:
-    """Keep the first file of each (host, hardware, created_at); later ones are skipped as duplicates. Identical
-    files always share that key, so contents are compared only on a collision, to say which kind of duplicate."""
+def _without_duplicates(outcomes: Sequence[tuple[FleetRow | SkippedFile, bytes]]) -> Fleet:
+    """Keep the first of files with the same bytes; later copies are skipped as duplicates. Only the same content
+    makes a duplicate: two results of one machine made in the same second (four `predict` runs for different
+    workloads, say) are different results, and both count."""
     rows: list[FleetRow] = []
     skipped: list[SkippedFile] = []
-    first_by_identity: dict[tuple[str, str, str], str] = {}
-    for outcome in outcomes:
+    first_with_content: dict[bytes, str] = {}
+    for outcome, digest in outcomes:
         if isinstance(outcome, SkippedFile):
             skipped.append(outcome)
-            continue
-        identity = (outcome.hostname, outcome.hardware, outcome.created_at)
-        first = first_by_identity.setdefault(identity, outcome.path)
-        if first == outcome.path:
-            rows.append(outcome)
-        elif _same_content(first, outcome.path):
-            skipped.append(SkippedFile(outcome.path, f"duplicate: identical content to {first}"))
+        elif digest in first_with_content:
+            skipped.append(SkippedFile(outcome.path, f"duplicate: same content as {first_with_content[digest]}"))
         else:
-            skipped.append(SkippedFile(outcome.path, f"duplicate: same machine ({outcome.hostname}) and created_at "
-                                                     f"({outcome.created_at}) as {first}"))
+            first_with_content[digest] = outcome.path
+            rows.append(outcome)
     return Fleet(rows=tuple(rows), skipped=tuple(skipped))
-
-
-def _same_content(first: str, second: str) -> bool:
-    try:
-        return hashlib.sha256(Path(first).read_bytes()).digest() == hashlib.sha256(Path(second).read_bytes()).digest()
-    except OSError:
-        return False
 
 
 CSV_COLUMNS = ("path", "hostname", "hardware", "memory_class", "origin", "status", "created_at", "verdict",
