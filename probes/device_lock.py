@@ -11,9 +11,10 @@ import contextlib
 import fcntl
 import os
 import re
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from dgprofile.errors import BenchmarkBusyError
@@ -23,7 +24,7 @@ HOLDER_CHARS = 80  # the file is writable by every user: show no more of it than
 
 
 def lock_path(device_key: str) -> Path:
-    """The lock file for one device (a GPU UUID, "cuda:0", "mps" or "cpu")."""
+    """The lock file for one device (a ``device_lock_key``)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", device_key)
     return Path(tempfile.gettempdir()) / f"dgprofile-bench-{safe}.lock"
 
@@ -59,31 +60,100 @@ def _holder(descriptor: int) -> str:
     return "".join(c for c in note if c.isprintable()).strip() or "another process"
 
 
+def requested_lock_keys(requested: str) -> tuple[str, ...]:
+    """The locks a run on ``requested`` (as given to --device) takes before it probes anything, so that of two runs
+    the one started first gets the device. A GPU is named as the driver numbers it (through CUDA_VISIBLE_DEVICES,
+    so cuda:0 under ``CUDA_VISIBLE_DEVICES=3`` and cuda:3 are one device); ``auto`` holds every device it may pick,
+    until ``HeldLocks.keep_only`` narrows the hold to the one it picked."""
+    if requested == "auto":
+        return ("mps", "cpu") if sys.platform == "darwin" else (device_lock_key("cuda:0"), "cpu")
+    return (device_lock_key(requested),)
+
+
+def device_lock_key(device: str) -> str:
+    """The lock key of one torch device: "cpu", "mps", or "nvidia-gpu-<index or UUID as the driver knows it>"."""
+    kind, _, index = device.partition(":")
+    if kind != "cuda":
+        return device
+    position = int(index) if index else 0  # torch's "cuda" is its current device, 0 unless a program changes it
+    visible = [entry.strip() for entry in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
+    return f"nvidia-gpu-{visible[position] if position < len(visible) else position}"
+
+
+class HeldLocks:
+    """The benchmark lock files of one run, and which of them it holds; closing a file releases its lock."""
+
+    def __init__(self) -> None:
+        self._descriptors: dict[str, int] = {}
+
+    def open(self, key: str) -> None:
+        """Open (creating it if needed) the lock file of device ``key``."""
+        self._descriptors[key] = _open_lock_file(lock_path(key))
+
+    def lock_every(self) -> tuple[str, str] | None:
+        """Take every lock or none: (the busy device, its holder) when one is taken, after undoing the rest."""
+        taken: list[int] = []
+        for key, descriptor in self._descriptors.items():
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                for done in taken:
+                    fcntl.flock(done, fcntl.LOCK_UN)
+                return key, _holder(descriptor)
+            taken.append(descriptor)
+        for descriptor in taken:
+            with contextlib.suppress(OSError):  # a read-only descriptor: the lock holds, the note is not written
+                os.ftruncate(descriptor, 0)
+                os.pwrite(descriptor, f"pid {os.getpid()}".encode(), 0)
+        return None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The devices held."""
+        return tuple(self._descriptors)
+
+    def keep_only(self, key: str) -> None:
+        """Release every lock but ``key``'s (which must be held: the run measures only a device it locked)."""
+        if key not in self._descriptors:
+            raise ValueError(f"{key} is not among the locks held ({', '.join(self._descriptors)})")
+        for other in [k for k in self._descriptors if k != key]:
+            os.close(self._descriptors.pop(other))
+
+    def release_all(self) -> None:
+        """Release every lock still held."""
+        while self._descriptors:
+            os.close(self._descriptors.popitem()[1])
+
+
+@contextlib.contextmanager
+def exclusive_devices(device_keys: Sequence[str], *, wait_seconds: float,
+                      on_wait: Callable[[str], None] | None = None) -> Iterator[HeldLocks]:
+    """Hold the benchmark locks of every device in ``device_keys``; wait up to ``wait_seconds`` for other runs,
+    then refuse clearly. All are taken at once (never some while waiting for the rest), so runs cannot deadlock."""
+    held = HeldLocks()
+    try:
+        for key in dict.fromkeys(device_keys):
+            held.open(key)
+        deadline = time.monotonic() + wait_seconds
+        announced = False
+        while (busy := held.lock_every()) is not None:
+            key, holder = busy
+            if time.monotonic() >= deadline:
+                raise BenchmarkBusyError(
+                    f"another dgprofile benchmark ({holder}) is measuring {key}; two at once would spoil each "
+                    f"other's timings. Wait for it, or pass --wait SECONDS")
+            if on_wait and not announced:
+                on_wait(f"waiting for another dgprofile benchmark ({holder}) on {key}")
+                announced = True
+            time.sleep(POLL_SECONDS)
+        yield held
+    finally:
+        held.release_all()
+
+
 @contextlib.contextmanager
 def exclusive_device(device_key: str, *, wait_seconds: float,
                      on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the device's benchmark lock; wait up to ``wait_seconds`` for another run, then refuse clearly."""
-    descriptor = _open_lock_file(lock_path(device_key))
-    try:
-        deadline = time.monotonic() + wait_seconds
-        announced = False
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _holder(descriptor)
-                if time.monotonic() >= deadline:
-                    raise BenchmarkBusyError(
-                        f"another dgprofile benchmark ({holder}) is measuring {device_key}; two at once would "
-                        f"spoil each other's timings. Wait for it, or pass --wait SECONDS") from None
-                if on_wait and not announced:
-                    on_wait(f"waiting for another dgprofile benchmark ({holder}) on {device_key}")
-                    announced = True
-                time.sleep(POLL_SECONDS)
-        with contextlib.suppress(OSError):  # a read-only descriptor: the lock holds, the note is not written
-            os.ftruncate(descriptor, 0)
-            os.pwrite(descriptor, f"pid {os.getpid()}".encode(), 0)
+    """Hold one device's benchmark lock (see ``exclusive_devices``)."""
+    with exclusive_devices((device_key,), wait_seconds=wait_seconds, on_wait=on_wait):
         yield
-    finally:
-        os.close(descriptor)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from dgprofile.errors import UsageError
-from dgprofile.records.machine import Machine, NvidiaGpu
 
 
-def resolve_device(machine: Machine, requested: str) -> str:
-    """``requested`` checked against what torch sees, or for "auto" the first NVIDIA GPU torch can use, else
-    Apple's GPU through MPS, else the CPU."""
+def resolve_device(requested: str) -> str:
+    """``requested`` checked against what torch sees, or for "auto" the first NVIDIA GPU torch can use (cuda:0),
+    else Apple's GPU through MPS, else the CPU."""
     import torch
 
     if requested == "auto":
         if torch.cuda.is_available() and torch.cuda.device_count() > 0:
-            nvidia = [a.index for a in machine.accelerators if isinstance(a, NvidiaGpu)]
-            return f"cuda:{nvidia[0] if nvidia and nvidia[0] < torch.cuda.device_count() else 0}"
+            return "cuda:0"
         return "mps" if torch.backends.mps.is_available() else "cpu"
     kind, _, index = requested.partition(":")
     if kind == "cuda":

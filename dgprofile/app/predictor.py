@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from dgprofile.errors import UsageError
 from dgprofile.model.calibration import calibrated_parameters, calibration_summary
 from dgprofile.model.ceilings import ceilings_from_machine, ceilings_from_spec
-from dgprofile.model.engines import AUTO, auto_engine, engine_by_name
+from dgprofile.model.engines import AUTO, Engine, auto_engine, engine_by_name
 from dgprofile.model.memory_fit import memory_fit
 from dgprofile.model.speedup import (
     PassModel,
@@ -115,17 +115,38 @@ def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: 
     return _predict(_setup(ceilings, passes if isinstance(passes, PassTimes) else None, options), options)
 
 
+def validate_options(options: PredictOptions, *, vendor: str | None = None) -> None:
+    """Refuse, before anything is measured, options no machine can answer: an engine that does not run the
+    precision asked for, a workload override out of range or longer than the model's context, and (given
+    ``vendor``, the machine's accelerator vendor) an engine that does not run on it. UsageError naming them."""
+    if options.engine != AUTO:
+        _check_engine(engine_by_name(options.engine), vendor, options.precision)
+    if options.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    workload = with_overrides(workload_by_name(options.workload or HEADLINE_WORKLOAD),
+                              prompt_tokens=options.prompt_tokens, output_tokens=options.output_tokens,
+                              steps=options.steps)
+    context = load_model_config().backbone.max_position_embeddings
+    if workload.prompt_tokens + workload.output_tokens > context:
+        raise UsageError(f"a {workload.prompt_tokens:,}-token prompt and {workload.output_tokens:,}-token output "
+                         f"exceed the model's {context:,}-token context (--prompt-tokens, --output-tokens)")
+
+
+def _check_engine(engine: Engine, vendor: str | None, precision: str | None) -> None:
+    if vendor is not None and vendor not in engine.vendors:
+        raise UsageError(f"{engine.name} does not run on {vendor} accelerators (it runs on "
+                         f"{', '.join(engine.vendors)})")
+    if precision is not None and precision not in engine.precisions:
+        raise UsageError(f"{engine.name} does not run {precision}: it runs {', '.join(engine.precisions)}")
+
+
 def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptions) -> _Setup:
     if options.engine == AUTO:
         name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type)
     else:
         name, reason = options.engine, "chosen on the command line"
     engine = engine_by_name(name)
-    if ceilings.vendor not in engine.vendors:
-        raise UsageError(f"{name} does not run on {ceilings.vendor} accelerators (it runs on "
-                         f"{', '.join(engine.vendors)})")
-    if options.precision is not None and options.precision not in engine.precisions:
-        raise UsageError(f"{name} does not run {options.precision}: it runs {', '.join(engine.precisions)}")
+    _check_engine(engine, ceilings.vendor, options.precision)
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     parameters = calibrated_parameters()[name]

@@ -68,6 +68,14 @@ def _first_accelerator(machine: Machine) -> NvidiaGpu | AppleGpu | Unavailable:
     return devices[0] if devices else Unavailable("no GPU was found on this machine")
 
 
+def machine_vendor(machine: Machine) -> str:
+    """Whose accelerator a measured machine is predicted for: its first GPU's vendor, else "cpu"."""
+    device = _first_accelerator(machine)
+    if isinstance(device, Unavailable):
+        return "cpu"
+    return "apple" if isinstance(device, AppleGpu) else "nvidia"
+
+
 def datasheet_footing(measured: float, reference_fraction: float, datasheet: float | None) -> float:
     """A measured rate divided by the fraction of the datasheet a healthy card reaches, capped at the datasheet."""
     equivalent = measured / reference_fraction
@@ -93,7 +101,7 @@ def ceilings_from_machine(machine: Machine, limits: Limits | Unavailable, *, gpu
     peaks = dict(spec.peak_flops_per_s) if spec else {}
     for dtype, rate in (measured.peak_flops_per_s.items() if measured else ()):
         peaks[dtype] = datasheet_footing(rate, REFERENCE_MATMUL_FRACTION, peaks.get(dtype))
-    vendor = "apple" if isinstance(device, AppleGpu) else "nvidia"
+    vendor = machine_vendor(machine)
     memory_class = device.memory_class
     usable = memory_class.usable_bytes
     if isinstance(usable, Unavailable):
