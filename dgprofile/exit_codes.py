@@ -14,7 +14,8 @@ class ExitCode(enum.IntEnum):
     INPUT_ERROR = 3
     ENVIRONMENT_ERROR = 4
     BELOW_FAIL_UNDER = 5
-    OUTPUT_ERROR = 6
+    FLEET_INCOMPLETE = 6
+    OUTPUT_ERROR = 7
     VERDICT_PARTIAL = 10
     VERDICT_DOES_NOT_APPLY = 11
     VERDICT_CANNOT_RUN = 12
@@ -27,8 +28,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.INTERNAL_ERROR: "unexpected internal error (a bug: please report it with the traceback from --debug)",
     ExitCode.USAGE_ERROR: "bad command line (unknown option, missing argument, a value outside its range)",
     ExitCode.INPUT_ERROR: "bad input: unreadable, malformed or incompatible result file, unknown hardware name",
-    ExitCode.ENVIRONMENT_ERROR: "cannot measure here: another dgprofile benchmark holds the device, or torch is missing",
+    ExitCode.ENVIRONMENT_ERROR: "cannot measure here: another dgprofile benchmark holds the device, or torch (or, for "
+                                "`fleet run`, Ray) is missing or unreachable",
     ExitCode.BELOW_FAIL_UNDER: "`--fail-under X` given and the headline speedup (lower band) is below X",
+    ExitCode.FLEET_INCOMPLETE: "`fleet run`: some machines gave no result (the fleet page lists each with the reason)",
     ExitCode.OUTPUT_ERROR: "an output cannot be written: its place is unwritable, or it names an input or another "
                            "output (checked before any work starts; a result that still fails to write after a run is "
                            "saved elsewhere, and the path printed)",

@@ -62,22 +62,36 @@ def _holder(descriptor: int) -> str:
 
 def requested_lock_keys(requested: str) -> tuple[str, ...]:
     """The locks a run on ``requested`` (as given to --device) takes before it probes anything, so that of two runs
-    the one started first gets the device. A GPU is named as the driver numbers it (through CUDA_VISIBLE_DEVICES,
-    so cuda:0 under ``CUDA_VISIBLE_DEVICES=3`` and cuda:3 are one device); ``auto`` holds every device it may pick,
-    until ``HeldLocks.keep_only`` narrows the hold to the one it picked."""
+    the one started first gets the device. A GPU is named as the driver numbers it (through the visible-devices
+    variable, so cuda:0 under ``CUDA_VISIBLE_DEVICES=3`` and cuda:3 are one device); ``auto`` holds every device it
+    may pick, until ``HeldLocks.keep_only`` narrows the hold to the one it picked."""
     if requested == "auto":
-        return ("mps", "cpu") if sys.platform == "darwin" else (device_lock_key("cuda:0"), "cpu")
+        if sys.platform == "darwin":
+            return ("mps", "cpu")
+        return (device_lock_key("cuda:0"), device_lock_key("xpu:0"), "cpu")
     return (device_lock_key(requested),)
 
 
+# Which variables renumber a torch device kind's GPUs, first found wins. ROCm's HIP reads HIP_VISIBLE_DEVICES and
+# CUDA_VISIBLE_DEVICES alike (https://rocm.docs.amd.com/en/latest/conceptual/gpu-isolation.html); Intel's Level
+# Zero reads ZE_AFFINITY_MASK (its programming guide, https://spec.oneapi.io/level-zero/latest/core/PROG.html).
+# The card's UUID or bus id is locked too once probed, so a numbering missed here still collides.
+_VISIBLE_DEVICES = {"cuda": ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES"), "xpu": ("ZE_AFFINITY_MASK",)}
+
+
 def device_lock_key(device: str) -> str:
-    """The lock key of one torch device: "cpu", "mps", or "nvidia-gpu-<index or UUID as the driver knows it>"."""
+    """The lock key of one torch device: "cpu", "mps", or "<cuda|xpu>-gpu-<index or id as the driver knows it>"
+    ("cuda" covers NVIDIA GPUs and, in ROCm builds of torch, AMD ones)."""
     kind, _, index = device.partition(":")
-    if kind != "cuda":
+    if kind not in _VISIBLE_DEVICES:
         return device
-    position = int(index) if index else 0  # torch's "cuda" is its current device, 0 unless a program changes it
-    visible = [entry.strip() for entry in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
-    return f"nvidia-gpu-{visible[position] if position < len(visible) else position}"
+    position = int(index) if index else 0  # torch's bare "cuda"/"xpu" is its current device, 0 unless changed
+    visible: list[str] = []
+    for variable in _VISIBLE_DEVICES[kind]:
+        visible = [entry.strip() for entry in os.environ.get(variable, "").split(",") if entry.strip()]
+        if visible:
+            break
+    return f"{kind}-gpu-{visible[position] if position < len(visible) else position}"
 
 
 class HeldLocks:
@@ -113,9 +127,8 @@ class HeldLocks:
         return tuple(self._descriptors)
 
     def keep_only(self, key: str) -> None:
-        """Release every lock but ``key``'s (which must be held: the run measures only a device it locked)."""
-        if key not in self._descriptors:
-            raise ValueError(f"{key} is not among the locks held ({', '.join(self._descriptors)})")
+        """Release every lock but ``key``'s. A key not held (a device "auto" was not expected to pick) is left for
+        the caller to take."""
         for other in [k for k in self._descriptors if k != key]:
             os.close(self._descriptors.pop(other))
 

@@ -23,12 +23,18 @@ def quickstart_command(name: str) -> str:
 
 
 def current_help() -> str:
+    import click
     from click.testing import CliRunner
 
     from dgprofile.cli import COMMANDS, cli
 
     parts = []
-    invocations: list[list[str]] = [[], *([name] for name in COMMANDS)]
+    invocations: list[list[str]] = [[]]
+    for name in COMMANDS:
+        invocations.append([name])
+        group = cli.get_command(click.Context(cli), name)
+        if isinstance(group, click.Group) and name == "fleet":  # `fleet run` is where its options are
+            invocations += [[name, sub] for sub in group.list_commands(click.Context(group))]
     for args in invocations:
         output = CliRunner().invoke(cli, [*args, "--help"], prog_name="dgprofile", terminal_width=100).output
         parts.append(f"$ dgprofile {' '.join(args)} --help\n{output}".replace("  \n", "\n"))

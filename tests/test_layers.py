@@ -61,3 +61,10 @@ def test_only_the_nvml_seam_imports_pynvml() -> None:
 @pytest.mark.parametrize("library", ["jinja2", "pygal"])
 def test_analysis_computes_without_rendering_libraries(library: str) -> None:
     assert lint("dgprofile/analysis/example.py", f"import {library}\n").returncode == 1
+
+
+@pytest.mark.parametrize("path", [f"dgprofile/{layer}/example.py" for layer in LAYERS if layer != "app"]
+                         + ["probes/example.py", "dgprofile/example.py"])
+def test_only_the_app_layer_imports_ray(path: str) -> None:
+    assert lint(path, "import ray\n").returncode == 1
+    assert lint("dgprofile/app/example.py", "import ray\n").returncode == 0

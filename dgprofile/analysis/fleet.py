@@ -4,8 +4,11 @@ A fleet is summarised one row per file. Each file is parsed and upgraded through
 field the fleet shows (the run, the machine, the measured limits and the ceilings its figures read, the headline
 prediction, the verdict and the memory fit) is decoded strictly through the codec, which checks what the JSON Schema checks for
 those fields. The rest of the file (the scenario matrix, the pass tables, the timings) is not checked here: the
-fleet never shows it, and validating a whole 150 KB file costs about 0.1 s, twenty times the 5 ms per file that
-a 1,000-file fleet in 5 s allows. `dgprofile compare` and the result page load and validate whole files.
+fleet never shows it, and validating a whole 150 KB file costs about 0.1 s, a hundred times the 1 ms per file that
+a 10,000-file fleet in 10 s allows. For the same reason a file that dgprofile wrote in the current format is not
+parsed whole: only the parts the fleet shows are (``_shown_sections``), which cuts the JSON parsed from 400 KB to
+about 12 KB for a measured GPU; a file damaged only in the other parts is therefore still shown. `dgprofile
+compare` and the result page load and validate whole files.
 
 What is skipped, always with the reason, while the rest still loads: what cannot be read (a missing name, a
 dangling link, a link loop, a directory that cannot be listed, a file without read permission), what is not a
@@ -19,17 +22,20 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import mmap
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from dgprofile.analysis.figures import (
     Evidence,
     MeasuredCeilings,
+    hardware_model,
     hardware_name,
     host_name,
     memory_class_text,
@@ -38,14 +44,24 @@ from dgprofile.analysis.figures import (
     usable_accelerator_memory,
 )
 from dgprofile.errors import ResultFileError
-from dgprofile.records.codec import DecodeError, from_json, to_json
+from dgprofile.records.codec import DecodeError, Decoder, decoder, fields_of, to_json
+from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
-from dgprofile.records.predictions import Ceilings, Verdict
-from dgprofile.records.results import RunInfo, parse_json, read_bytes, unreadable_reason, upgrade
+from dgprofile.records.predictions import Ceilings, ModeEstimate, Prediction, Predictions, Verdict
+from dgprofile.records.results import (
+    SCHEMA_VERSION,
+    ResultFile,
+    RunInfo,
+    parse_json,
+    unreadable_reason,
+    upgrade,
+)
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
 NO_PREDICTION = "no prediction"
+# A result file as bytes, or mapped into memory (then only the parts that are read are copied out).
+Buffer = bytes | mmap.mmap
 # The order verdicts are counted and listed in; a file without predictions comes last.
 VERDICT_ORDER: tuple[Verdict | str, ...] = (*Verdict, NO_PREDICTION)
 # Below this many files the start-up of worker processes costs more than it saves.
@@ -56,12 +72,16 @@ CHUNK_FILES = 50
 @dataclass(frozen=True)
 class FleetRow:
     """One result file of a fleet, summarised (the columns of the fleet table, CSV and JSON). ``verdict`` is
-    ``NO_PREDICTION`` for a file without predictions; the machine figures are those of
-    ``dgprofile.analysis.figures``, each with its basis."""
+    ``NO_PREDICTION`` for a file without predictions; ``device`` is the device the limits were measured on
+    ('cuda:3', 'cpu'; empty when nothing was measured), which tells apart the GPUs of one host; the machine
+    figures are those of ``dgprofile.analysis.figures``, each with its basis. ``hardware`` is the device as probed
+    (or predicted for), ``hardware_model`` the datasheet entry it matched, which groups the fleet."""
 
     path: str
     hostname: str
+    device: str
     hardware: str
+    hardware_model: str
     memory_class: str
     origin: str
     status: str
@@ -96,7 +116,7 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class HardwareGroup:
-    """The machines of one hardware model."""
+    """The machines of one hardware model (one datasheet entry, or one device name that matched none)."""
 
     hardware: str
     rows: tuple[FleetRow, ...]
@@ -108,18 +128,45 @@ class HardwareGroup:
 
 
 @dataclass(frozen=True)
+class FailedMachine:
+    """A machine (or one GPU of it) that a fleet run asked for a result and got none from, and why."""
+
+    machine: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FleetRunInfo:
+    """How a fleet run gathered its files: the cluster, the command run on every machine, how long it took."""
+
+    label: str
+    cluster: str
+    command: str
+    machines: int
+    started_at: str
+    wall_seconds: float
+    notes: tuple[str, ...] = ()
+
+
+NOT_A_FLEET_RUN = Unavailable("read from result files by `dgprofile report`")
+
+
+@dataclass(frozen=True)
 class Fleet:
-    """The readable files of a fleet, the skipped ones, and the machines grouped by hardware model."""
+    """The readable files of a fleet, the skipped ones, the machines a fleet run got no file from, and the
+    machines grouped by hardware model."""
 
     rows: tuple[FleetRow, ...]
     skipped: tuple[SkippedFile, ...]
+    failed: tuple[FailedMachine, ...] = ()
+    run: FleetRunInfo | Unavailable = NOT_A_FLEET_RUN
 
     @property
     def groups(self) -> tuple[HardwareGroup, ...]:
         """Machines grouped by hardware model, largest group first."""
         by_hardware: dict[str, list[FleetRow]] = {}
         for row in self.rows:
-            by_hardware.setdefault(row.hardware, []).append(row)
+            by_hardware.setdefault(row.hardware_model, []).append(row)
         return tuple(HardwareGroup(name, tuple(rows))
                      for name, rows in sorted(by_hardware.items(), key=lambda item: (-len(item[1]), item[0])))
 
@@ -166,11 +213,12 @@ def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
     """Load every result file under ``inputs``; unreadable, bad and duplicate files become ``SkippedFile`` with a
     reason.
 
-    ``workers``: processes to parse with (default: the CPU count when there are many files, else 1).
+    ``workers``: processes to parse with (default: the CPUs this process may use when there are many files,
+    else 1).
     """
     paths, unreadable = result_paths(inputs)
     if workers is None:
-        workers = (os.cpu_count() or 1) if len(paths) >= PARALLEL_MIN_FILES else 1
+        workers = _usable_cpus() if len(paths) >= PARALLEL_MIN_FILES else 1
     if workers > 1:
         chunks = [paths[i:i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -181,6 +229,14 @@ def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
     return Fleet(rows=fleet.rows, skipped=(*unreadable, *fleet.skipped))
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which taskset and container CPU sets narrow), not all the
+    machine has: more workers than that only take turns."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _summarise_all(paths: Iterable[Path]) -> list[tuple[FleetRow | SkippedFile, bytes]]:
     return [_summarise_file(path) for path in paths]
 
@@ -188,10 +244,21 @@ def _summarise_all(paths: Iterable[Path]) -> list[tuple[FleetRow | SkippedFile, 
 def _summarise_file(path: Path) -> tuple[FleetRow | SkippedFile, bytes]:
     """The file's row (or why it was skipped) and the digest of its bytes (duplicates are found by it)."""
     try:
-        data = read_bytes(path)
+        with path.open("rb") as handle:
+            # Mapped rather than read: only the parts the fleet shows are copied out (a tenth of a GPU's file).
+            data: Buffer = (mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                            if os.fstat(handle.fileno()).st_size else b"")
+    except OSError as exc:
+        return SkippedFile(str(path), f"cannot read: {unreadable_reason(path, exc)}"), b""
+    except ValueError as exc:  # a file that cannot be mapped
+        return SkippedFile(str(path), f"cannot read: {exc}"), b""
+    try:
         return summarise(data, source=str(path)), hashlib.sha256(data).digest()
     except ResultFileError as exc:
         return SkippedFile(str(path), _without_source(str(exc), str(path))), b""
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
 
 
 def _without_source(message: str, source: str) -> str:
@@ -199,24 +266,172 @@ def _without_source(message: str, source: str) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-def summarise(data: bytes, *, source: str) -> FleetRow:
+def summarise(data: Buffer, *, source: str) -> FleetRow:
     """The fleet row of one result file's bytes; ResultFileError (naming ``source``) when it cannot be used."""
-    document = upgrade(parse_json(data, source=source), source=source)
+    shown = _shown_sections(data)
+    if shown is not None:
+        try:
+            return _row(upgrade(shown, source=source), source=source)
+        except (DecodeError, ResultFileError):
+            pass  # parsed whole below, so that the message is the one any reader of the file gets
+    document = upgrade(parse_json(data if isinstance(data, bytes) else data[:], source=source), source=source)
     try:
         return _row(document, source=source)
     except DecodeError as exc:
         raise ResultFileError(f"{source}: does not match the result schema: {exc}") from exc
 
 
-def _at(document: Any, path: str, tp: Any) -> Any:
-    """The value at a dotted ``path`` ("$.a.b") decoded strictly as ``tp``; DecodeError naming the path."""
+# A file dgprofile wrote (records.results.dumps: keys sorted, two spaces of indent per level) starts each member of
+# an object at depth d on a new line with exactly 2d spaces before its quoted name. JSON strings cannot hold a raw
+# newline, so these bytes mark members and nothing else, and the fleet can cut out what it shows (a tenth of a
+# measured GPU's file) and parse only that.
+_Shown = Mapping[str, "_Shown | None"]  # member -> what of it is shown (None: all of it)
+_SHOWN: _Shown = {
+    "created_at": None, "format": None, "schema_version": None, "tool_version": None, "run": None, "machine": None,
+    "limits": {"bandwidth": None, "device": None, "peak_flops_per_s": None, "stream_read_bytes_per_s": None},
+    "predictions": {"verdict": None, "reasons": None, "ceilings": None, "memory": None, "headline": {
+        "scenario": None, "speedup": None, "speedup_low": None, "speedup_high": None,
+        "diffusion": {"tokens_per_s": None}, "autoregressive": {"tokens_per_s": None}}},
+}
+# The largest member of each object (the fleet shows little or none of it): it is never scanned for the markers of
+# its object, because the members before it are looked for from the start and the members after it from the end.
+_LARGEST = {ResultFile: "passes", Limits: "matmul", Predictions: "matrix", Prediction: "diffusion",
+                   ModeEstimate: "passes"}
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How dgprofile writes one object: the object's first bytes and the marker of its closing line, the members
+    it shows (with the layouts of those only partly shown), and the markers to look for: each shown member's and
+    the one of the member after it, where its value ends; those up to the largest member are looked for from the
+    start, the others from the end."""
+
+    opening: bytes
+    closing: bytes
+    shown: Mapping[str, _Layout | None]
+    forward: tuple[tuple[str, bytes], ...]
+    backward: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def of(cls, record: type, shown: _Shown, *, depth: int) -> _Layout:
+        types = dict(fields_of(record))
+        names = sorted(types)
+        head = b"\n" + b"  " * depth + b'"'
+        inner = {name: None if part is None else cls.of(_record_type(types[name]), part, depth=depth + 1)
+                 for name, part in shown.items()}
+        wanted = sorted({i for name in shown for i in (names.index(name), names.index(name) + 1) if i < len(names)})
+        largest = _LARGEST.get(record)
+        split = names.index(largest) if largest else len(names) - 1
+        markers = {i: (names[i], head + names[i].encode() + b'": ') for i in wanted}
+        return cls(b"{" + head, b"\n" + b"  " * (depth - 1) + b"}", inner,
+                   tuple(markers[i] for i in wanted if i <= split),
+                   tuple(markers[i] for i in reversed(wanted) if i > split))
+
+
+def _record_type(tp: Any) -> type:
+    """The dataclass of a member typed ``SomeRecord`` or ``SomeRecord | Unavailable``."""
+    members = get_args(tp) or (tp,)
+    return next(m for m in members if isinstance(m, type) and m is not Unavailable)
+
+
+_RESULT_LAYOUT = _Layout.of(ResultFile, _SHOWN, depth=1)
+_CURRENT_VERSION = str(SCHEMA_VERSION).encode()
+
+
+def _shown_sections(data: Buffer) -> dict[str, Any] | None:
+    """The parts of a current-format file written by dgprofile that the fleet shows, parsed (in one go) without
+    parsing the rest; None when the file is anything else (older, hand-formatted, damaged), which is then parsed
+    whole."""
+    members = _member_spans(data, _RESULT_LAYOUT, 0, len(data))
+    if members is None or "schema_version" not in members or \
+            _text(data, members["schema_version"]) != _CURRENT_VERSION:
+        return None
+    shown = _shown_text(data, _RESULT_LAYOUT, members)
+    if shown is None:
+        return None
+    try:
+        document = json.loads(shown)
+    except (ValueError, RecursionError):  # json.JSONDecodeError and UnicodeDecodeError; nesting past the stack
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _shown_text(data: Buffer, layout: _Layout, members: Mapping[str, tuple[int, int]]) -> bytes | None:
+    """The JSON text of the shown parts of an object (None when a shown member is missing)."""
+    parts = []
+    for name, inner in layout.shown.items():
+        if name not in members:
+            return None
+        spans = None if inner is None else _member_spans(data, inner, *members[name])
+        if inner is not None and spans is not None:  # else the whole value: {"unavailable": ...}, say
+            value = _shown_text(data, inner, spans)
+            if value is None:
+                return None
+        else:
+            value = _text(data, members[name])
+        parts.append(b'"%s":%s' % (name.encode(), value))
+    return b"{" + b",".join(parts) + b"}"
+
+
+def _text(data: Buffer, span: tuple[int, int]) -> bytes:
+    """A member's value: its span without the comma that separates it from the next member."""
+    return data[span[0]:span[1]].rstrip().removesuffix(b",")
+
+
+def _member_spans(data: Buffer, layout: _Layout, low: int, high: int) -> dict[str, tuple[int, int]] | None:
+    """Where the values of the members that ``layout`` looks for lie in the object ``data[low:high]``, each up to
+    the next member found; None when the object is not laid out as ``layout`` (an unavailable section, say), which
+    is then parsed whole. A member missing or out of order leaves its neighbour's span holding more than a value,
+    so parsing it fails: such files end up parsed whole."""
+    if data[low:low + len(layout.opening)] != layout.opening:
+        return None
+    starts: dict[str, tuple[int, int]] = {}  # name -> (start of the member's line, start of its value)
+    position = low
+    for name, marker in layout.forward:
+        start = data.find(marker, position, high)
+        if start != -1:
+            position = start + len(marker)
+            starts[name] = (start, position)
+    closing = end = data.rfind(layout.closing, position, high)
+    for name, marker in layout.backward:
+        start = data.rfind(marker, position, end)
+        if start != -1:
+            starts[name] = (start, start + len(marker))
+            end = start
+    if not starts or closing == -1:
+        return None
+    ordered = sorted(starts.items(), key=lambda item: item[1][0])
+    ends = [line for _, (line, _) in ordered[1:]] + [closing]
+    return {name: (value, stop) for (name, (_, value)), stop in zip(ordered, ends, strict=True)}
+
+
+def _at(document: Any, path: str, decode: Decoder) -> Any:
+    """The value at a dotted ``path`` ("$.a.b") decoded strictly; DecodeError naming the path."""
     value = document
     walked = "$"
     for name in path.split(".")[1:]:
         if not isinstance(value, dict) or name not in value:
             raise DecodeError(f"{walked}: missing field '{name}'")
         value, walked = value[name], f"{walked}.{name}"
-    return from_json(tp, value, path)
+    return decode(value, path)
+
+
+# The decoders of the fields the fleet reads, looked up once (see codec.decoder).
+_UNAVAILABLE = decoder(Unavailable)
+_OBJECTS = decoder(tuple[dict[str, Any], ...])
+_TIMING = decoder(Timing)
+# Numbers by the field they are read from, whose unit bounds them (codec.number_bounds): no NaN speedup reaches a chart.
+_RATE = decoder(float, "tokens_per_s")
+_SPEEDUP = decoder(float | Unavailable, "speedup")
+_BANDWIDTH = decoder(float | Unavailable, "stream_read_bytes_per_s")
+_FLOP_RATES = decoder(dict[str, float], "peak_flops_per_s")
+_RUN = decoder(RunInfo)
+_MACHINE = decoder(Machine | Unavailable)
+_VERDICT = decoder(Verdict)
+_TEXT = decoder(str)
+_TEXTS = decoder(tuple[str, ...])
+_FLAG = decoder(bool)
+_CEILINGS = decoder(Ceilings)
 
 
 def _is_unavailable(value: Any) -> bool:
@@ -225,23 +440,23 @@ def _is_unavailable(value: Any) -> bool:
 
 def _measured(document: dict[str, Any]) -> MeasuredCeilings | Unavailable:
     if _is_unavailable(document.get("limits")):
-        missing: Unavailable = _at(document, "$.limits", Unavailable)
+        missing: Unavailable = _at(document, "$.limits", _UNAVAILABLE)
         return missing
-    bandwidth = _at(document, "$.limits.bandwidth", tuple[dict[str, Any], ...])
+    bandwidth = _at(document, "$.limits.bandwidth", _OBJECTS)
     stream = next((f for f in bandwidth if f.get("name") == "stream-read"), None)
-    spread = 0.0 if stream is None else _at(stream, "$.timing", Timing).relative_spread
-    return MeasuredCeilings(_at(document, "$.limits.stream_read_bytes_per_s", float | Unavailable), spread,
-                            _at(document, "$.limits.peak_flops_per_s", dict[str, float]))
+    spread = 0.0 if stream is None else _at(stream, "$.timing", _TIMING).relative_spread
+    return MeasuredCeilings(_at(document, "$.limits.stream_read_bytes_per_s", _BANDWIDTH), spread,
+                            _at(document, "$.limits.peak_flops_per_s", _FLOP_RATES))
 
 
 def _row(document: dict[str, Any], *, source: str) -> FleetRow:
-    run = _at(document, "$.run", RunInfo)
-    machine = _at(document, "$.machine", Machine | Unavailable)
+    run = _at(document, "$.run", _RUN)
+    machine = _at(document, "$.machine", _MACHINE)
     ceilings: Ceilings | Unavailable
     speedups: tuple[float | Unavailable, ...]
     rates: tuple[float | Unavailable, ...]
     if _is_unavailable(document.get("predictions")):
-        missing = ceilings = _at(document, "$.predictions", Unavailable)
+        missing = ceilings = _at(document, "$.predictions", _UNAVAILABLE)
         verdict: Verdict | str = NO_PREDICTION
         reasons: tuple[str, ...] = ()
         fitting: tuple[str, ...] = ()
@@ -249,22 +464,23 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
         scenario = {"workload": "", "precision": "", "engine": ""}
         rates = (missing, missing)
     else:
-        verdict = _at(document, "$.predictions.verdict", Verdict)
-        reasons = _at(document, "$.predictions.reasons", tuple[str, ...])
-        ceilings = _at(document, "$.predictions.ceilings", Ceilings)
+        verdict = _at(document, "$.predictions.verdict", _VERDICT)
+        reasons = _at(document, "$.predictions.reasons", _TEXTS)
+        ceilings = _at(document, "$.predictions.ceilings", _CEILINGS)
         fitting = _fitting_precisions(document)
-        speedups = tuple(_at(document, f"$.predictions.headline.{name}", float | Unavailable)
+        speedups = tuple(_at(document, f"$.predictions.headline.{name}", _SPEEDUP)
                          for name in ("speedup", "speedup_low", "speedup_high"))
-        scenario = {name: _at(document, f"$.predictions.headline.scenario.{name}", str)
+        scenario = {name: _at(document, f"$.predictions.headline.scenario.{name}", _TEXT)
                     for name in ("workload", "precision", "engine")}
         rates = tuple(_mode_rate(document, mode) for mode in ("diffusion", "autoregressive"))
     e = Evidence(machine=machine, measured=_measured(document), ceilings=ceilings)
     bandwidth, machine_ridge, usable = stream_bandwidth(e), ridge(e), usable_accelerator_memory(e)
+    device = "" if _is_unavailable(document.get("limits")) else _at(document, "$.limits.device", _TEXT)
     return FleetRow(
-        path=source, hostname=host_name(machine, run.label), hardware=hardware_name(e),
-        memory_class=memory_class_text(e), origin=run.origin,
-        status=run.status, created_at=_at(document, "$.created_at", str),
-        tool_version=_at(document, "$.tool_version", str), verdict=verdict, speedup=speedups[0],
+        path=source, hostname=host_name(machine, run.label), device=device, hardware=hardware_name(e),
+        hardware_model=hardware_model(e), memory_class=memory_class_text(e), origin=run.origin,
+        status=run.status, created_at=_at(document, "$.created_at", _TEXT),
+        tool_version=_at(document, "$.tool_version", _TEXT), verdict=verdict, speedup=speedups[0],
         speedup_low=speedups[1], speedup_high=speedups[2], **scenario, diffusion_tokens_per_s=rates[0],
         autoregressive_tokens_per_s=rates[1], stream_read_bytes_per_s=bandwidth.value,
         ridge_flop_per_byte=machine_ridge.value, usable_memory_bytes=usable.value, fitting_precisions=fitting,
@@ -274,15 +490,15 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
 
 def _mode_rate(document: dict[str, Any], mode: str) -> float | Unavailable:
     path = f"$.predictions.headline.{mode}"
-    rate: float | Unavailable = (_at(document, path, Unavailable)
+    rate: float | Unavailable = (_at(document, path, _UNAVAILABLE)
                                  if _is_unavailable(document["predictions"]["headline"].get(mode))
-                                 else _at(document, f"{path}.tokens_per_s", float))
+                                 else _at(document, f"{path}.tokens_per_s", _RATE))
     return rate
 
 
 def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:
-    memory = _at(document, "$.predictions.memory", tuple[dict[str, Any], ...])
-    return tuple(_at(fit, "$.precision", str) for fit in memory if _at(fit, "$.fits_diffusion", bool))
+    memory = _at(document, "$.predictions.memory", _OBJECTS)
+    return tuple(_at(fit, "$.precision", _TEXT) for fit in memory if _at(fit, "$.fits_diffusion", _FLAG))
 
 
 def _without_duplicates(outcomes: Sequence[tuple[FleetRow | SkippedFile, bytes]]) -> Fleet:
@@ -303,15 +519,19 @@ def _without_duplicates(outcomes: Sequence[tuple[FleetRow | SkippedFile, bytes]]
     return Fleet(rows=tuple(rows), skipped=tuple(skipped))
 
 
-CSV_COLUMNS = ("path", "hostname", "hardware", "memory_class", "origin", "status", "created_at", "verdict",
+CSV_COLUMNS = ("path", "hostname", "device", "hardware", "hardware_model", "memory_class", "origin", "status", "created_at", "verdict",
                "speedup", "speedup_low", "speedup_high", "workload", "precision", "engine", "diffusion_tokens_per_s",
                "autoregressive_tokens_per_s", "stream_read_bytes_per_s", "ridge_flop_per_byte",
                "usable_memory_bytes", "fitting_precisions", "reasons", "stream_read_basis", "ridge_basis",
                "usable_memory_basis")
 
 
+NO_RESULT = "no result"
+
+
 def fleet_csv(fleet: Fleet) -> str:
-    """One CSV line per readable file; an unavailable number is an empty cell, lists are joined with '; '."""
+    """One CSV line per readable file; an unavailable number is an empty cell, lists are joined with '; '. A machine
+    a fleet run got no result from gets a line too: its name as hostname, status 'no result', the reason."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -325,11 +545,15 @@ def fleet_csv(fleet: Fleet) -> str:
                 value = "; ".join(value)
             cells.append(value)
         writer.writerow(cells)
+    for failed in fleet.failed:
+        writer.writerow([{"hostname": failed.machine, "status": NO_RESULT, "reasons": failed.reason}.get(column, "")
+                         for column in CSV_COLUMNS])
     return out.getvalue()
 
 
 def fleet_json(fleet: Fleet) -> dict[str, Any]:
-    """The fleet as JSON: counts by verdict, groups, every row and every skipped file with its reason."""
+    """The fleet as JSON: counts by verdict, groups, every row, every skipped file and every machine without a
+    result with its reason, and how a fleet run gathered the files."""
     return {
         "files": len(fleet.rows) + len(fleet.skipped),
         "readable": len(fleet.rows),
@@ -338,6 +562,8 @@ def fleet_json(fleet: Fleet) -> dict[str, Any]:
                    for g in fleet.groups],
         "rows": [to_json(row) for row in fleet.rows],
         "skipped": [to_json(s) for s in fleet.skipped],
+        "failed": [to_json(f) for f in fleet.failed],
+        "run": to_json(fleet.run),
     }
 
 

@@ -21,7 +21,7 @@ from dgprofile.errors import BenchmarkBusyError, UsageError
 from dgprofile.interrupts import Interrupted, Interruption, interruption_of, sigterm_interrupts
 from dgprofile.model.ceilings import machine_vendor
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Machine
+from dgprofile.records.machine import AmdGpu, IntelGpu, Machine, NvidiaGpu
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.results import ResultFile, RunInfo, new_result
@@ -74,6 +74,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _lock_key(machine: Machine, device: str) -> str:
+    """GPUs are locked by UUID (Intel's by PCI bus id), so `cuda:0` in two containers sharing a card still
+    collide."""
+    kind, _, index_text = device.partition(":")
+    index = int(index_text) if index_text else 0
+    for accelerator in machine.accelerators:
+        if accelerator.kind == "failed-device" or accelerator.index != index:
+            continue
+        if kind == "cuda" and isinstance(accelerator, (NvidiaGpu, AmdGpu)) and isinstance(accelerator.uuid, str):
+            return accelerator.uuid
+        if kind == "xpu" and isinstance(accelerator, IntelGpu) and isinstance(accelerator.pci_bus_id, str):
+            return accelerator.pci_bus_id
+    return device
+
+
 def _measure(options: MeasureOptions, progress: Progress,
              before_measuring: Callable[[Machine], None] = lambda machine: None) -> _Measured:
     """Lock, probe, then (after ``before_measuring`` has had its say on the machine) measure."""
@@ -97,18 +112,28 @@ def _measure(options: MeasureOptions, progress: Progress,
                 if importlib.util.find_spec("torch") is None:
                     return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None)
                 from dgprofile.probes.measure_limits import measure_limits
-                from dgprofile.probes.torch_devices import resolve_device
+                from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
 
-                device = resolve_device(options.device)
-                locks.keep_only(device_lock_key(device))
-                step = "measuring limits"
-                progress(f"{step} on {device}")
-                limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
-                if not options.limits_only:
-                    step = "timing decode passes"
+                device = resolve_device(machine, options.device)
+                picked = device_lock_key(device)
+                locks.keep_only(picked)
+                undrivable = undrivable_accelerator(machine, device) if options.device == "auto" else None
+                if undrivable is not None:
+                    progress(undrivable)
+                    skipped = Unavailable(undrivable)
+                    return _Measured(machine, device, skipped, skipped, (undrivable,), None)
+                # The card's identity as well: two containers sharing /tmp may number one card differently.
+                step = "waiting for the device"
+                with exclusive_devices([key for key in (picked, _lock_key(machine, device)) if key not in locks.keys],
+                                       wait_seconds=options.wait_seconds, on_wait=progress):
+                    step = "measuring limits"
                     progress(f"{step} on {device}")
-                    passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
-                                                progress=progress)
+                    limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
+                    if not options.limits_only:
+                        step = "timing decode passes"
+                        progress(f"{step} on {device}")
+                        passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
+                                                    progress=progress)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what the interrupted step finished
             interruption = interruption_of(exc)
             kept = exc.kept if isinstance(exc, Interrupted) else None

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "hardware": ("dgprofile.cli.hardware", "hardware", "The datasheet table behind `predict`."),
     "report": ("dgprofile.cli.report", "report", "Fleet page over many result files."),
     "compare": ("dgprofile.cli.compare", "compare", "Two result files side by side."),
+    "fleet": ("dgprofile.cli.fleet", "fleet", "Profile every machine of a Ray cluster (`fleet run`)."),
 }
 
 

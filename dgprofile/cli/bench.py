@@ -15,7 +15,8 @@ from dgprofile.exit_codes import ExitCode
 
 @click.command()
 @click.option("--limits-only", is_flag=True, help="Measure bandwidth, matmul rates and latency floor only.")
-@device_option("torch device to measure: auto, cuda, cuda:N, mps or cpu.")
+@device_option("torch device to measure: auto, cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N, mps or "
+               "cpu.")
 @click.option("--quick", is_flag=True, help="Fewer samples, dtypes, shapes and concurrencies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result file as JSON instead of text.")
 @output_option("-o", "--output", help="Write the result file here.")

@@ -30,10 +30,10 @@ def default_result_path(*, anonymize: bool, started: datetime) -> Path:
     """``dgprofile-results/<host>_<UTC time>.dgprofile.json``: one file per run, ready for `dgprofile report`.
     Anonymized, the host is its salted hash (as in the file); a name never starts with "-" or "." (a file
     named like an option, or hidden)."""
-    from dgprofile.records.results import anonymize_salt, identity_hash
+    from dgprofile.records.results import anonymize_salt, salted_hash
 
     hostname = socket.gethostname()
-    host = identity_hash(hostname, anonymize_salt()) if anonymize else hostname
+    host = salted_hash(hostname, anonymize_salt()) if anonymize else hostname
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in host)[:HOST_NAME_CHARS].lstrip("-_")
     return RESULTS_DIR / f"{safe or 'machine'}_{started:%Y%m%d-%H%M%S}.dgprofile.json"
 
@@ -45,7 +45,7 @@ def page_path_for(result_path: Path) -> Path:
 
 @click.command()
 @click.option("--quick", is_flag=True, help="Fewer shapes and concurrencies (about a third of the time).")
-@device_option("cuda, cuda:N, mps or cpu.")
+@device_option("cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N (Intel), mps or cpu.")
 @output_option("-o", "--output", help="Result file [default: dgprofile-results/<host>_<time>.dgprofile.json].")
 @output_option("--html", "html_path", help="Report page [default: the result file's name with .html].")
 @click.option("--no-html", is_flag=True, help="Do not write the report page.")

@@ -12,6 +12,7 @@ from dgprofile.cli.outputs import Output, check_outputs, output_option, write_ou
 from dgprofile.errors import ResultFileError
 from dgprofile.exit_codes import ExitCode
 from dgprofile.pages.fleet_page import render_fleet_html
+from dgprofile.text.units import plural
 
 
 @click.command()
@@ -38,7 +39,8 @@ def report(ctx: click.Context, results: tuple[Path, ...], output: Path, csv_path
         click.echo(json.dumps(fleet_json(fleet), indent=2, sort_keys=True))
     else:
         counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(fleet.verdict_counts.items()))
-        click.echo(f"{len(fleet.rows)} result files, {len(fleet.groups)} hardware models: {counts}")
+        click.echo(f"{plural(len(fleet.rows), 'result file')}, {plural(len(fleet.groups), 'hardware model')}: "
+                   f"{counts}")
         click.echo("wrote " + " and ".join(str(w.path) for w in written))
     if any(w.problem for w in written):
         ctx.exit(ExitCode.OUTPUT_ERROR)

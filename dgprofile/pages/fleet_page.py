@@ -1,7 +1,9 @@
 """The fleet page: many result files at once, from the ``Fleet`` that ``dgprofile.analysis.fleet`` loads.
 
-Verdict counts, a sortable and filterable machines table, the speedup per hardware model, one section per model,
-and the files skipped with their reasons.
+Verdict counts, a sortable, filterable and paged machines table, the speedup per hardware model, one section per
+model (the largest ones), and the machines and files skipped with their reasons. For a fleet run, how the files
+were gathered comes first. The page stays a few screens tall at 10,000 machines: tables page, and sections are
+per hardware model, not per machine.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ from collections.abc import Iterable, Sequence
 
 from markupsafe import Markup
 
-from dgprofile.analysis.figures import Figure, figure_text
-from dgprofile.analysis.fleet import NO_PREDICTION, VERDICT_ORDER, Fleet, FleetRow, HardwareGroup
+from dgprofile.analysis.figures import Figure, figure_value_and_basis
+from dgprofile.analysis.fleet import (
+    NO_PREDICTION,
+    VERDICT_ORDER,
+    Fleet,
+    FleetRow,
+    FleetRunInfo,
+    HardwareGroup,
+)
 from dgprofile.pages import charts
 from dgprofile.pages.environment import render_page
 from dgprofile.pages.views import (
@@ -21,6 +30,7 @@ from dgprofile.pages.views import (
     Cell,
     ChartView,
     FactsView,
+    ListView,
     NoticeView,
     PageView,
     RowView,
@@ -34,7 +44,12 @@ from dgprofile.records.predictions import Verdict
 from dgprofile.records.values import Unavailable
 from dgprofile.text.units import (
     bandwidth_text,
+    count_text,
+    factor_text,
     number_key,
+    percent_text,
+    plural,
+    seconds_text,
     speedup_band_text,
     speedup_text,
     tokens_per_s_text,
@@ -43,6 +58,10 @@ from dgprofile.text.units import (
 # A group's chart shows one bar per machine up to this many machines, and a histogram of speedups beyond.
 BARS_PER_MACHINE_MAX = 30
 SPEEDUP_BINS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, float("inf"))
+# Rows a paged table shows at a time: about two screens of the machines table.
+ROWS_PER_PAGE = 50
+# Hardware models with a section of their own, the largest first; the hardware models table lists every one.
+GROUP_SECTIONS_MAX = 12
 
 
 def verdict_label(verdict: Verdict | str) -> str:
@@ -63,26 +82,58 @@ def render_fleet_html(fleet: Fleet) -> str:
 def fleet_page(fleet: Fleet) -> PageView:
     """The view-model of the fleet page."""
     groups = fleet.groups
-    sections = [_summary_section(fleet), _machines_section(fleet), _groups_overview(groups)]
-    sections += [_group_section(i, group) for i, group in enumerate(groups, start=1)]
+    sections = [] if isinstance(fleet.run, Unavailable) else [_run_section(fleet, fleet.run)]
+    sections += [_summary_section(fleet), _machines_section(fleet), _groups_overview(groups)]
+    sections += [_group_section(i, group) for i, group in enumerate(groups[:GROUP_SECTIONS_MAX], start=1)]
     sections.append(_skipped_section(fleet))
     total = len(fleet.rows) + len(fleet.skipped)
+    banners = []
+    if fleet.failed:
+        banners.append(f"{plural(len(fleet.failed), 'machine')} gave no result: see the last section.")
+    if fleet.skipped:
+        banners.append(f"{plural(len(fleet.skipped), 'file')} skipped: see the last section.")
+    if isinstance(fleet.run, FleetRunInfo):
+        heading = f"DiffusionGemma vs Gemma 4 across {count_text(len(fleet.rows))} machines: {fleet.run.label}"
+        subtitle = (f"fleet run on {fleet.run.cluster}: {count_text(fleet.run.machines)} asked, "
+                    f"{count_text(len(fleet.rows))} shown, {count_text(len(fleet.failed))} without a result, "
+                    f"{count_text(len(fleet.skipped))} files skipped; {count_text(len(groups))} hardware models")
+    else:
+        heading = f"DiffusionGemma vs Gemma 4 across {count_text(len(fleet.rows))} result files"
+        subtitle = (f"{count_text(total)} files read, {count_text(len(fleet.rows))} shown, "
+                    f"{count_text(len(fleet.skipped))} skipped; {count_text(len(groups))} hardware models")
     return PageView(
         title=f"dgprofile fleet: {len(fleet.rows)} machines",
-        heading=f"DiffusionGemma vs Gemma 4 across {len(fleet.rows)} result files",
-        subtitle=f"{total} files read, {len(fleet.rows)} shown, {len(fleet.skipped)} skipped; "
-                 f"{len(groups)} hardware models",
+        heading=heading, subtitle=subtitle,
         badges=tuple(Badge(f"{count} {verdict_label(v).lower()}", verdict_tone(v))
-                     for v in VERDICT_ORDER if (count := fleet.verdict_counts.get(v, 0))),
-        banners=(f"{len(fleet.skipped)} file(s) skipped: see the last section.",) if fleet.skipped else (),
+                     for v in VERDICT_ORDER if (count := fleet.verdict_counts.get(v, 0)))
+        + ((Badge(f"{len(fleet.failed)} without a result", "warning"),) if fleet.failed else ()),
+        banners=tuple(banners),
         sections=tuple(sections))
+
+
+def _run_section(fleet: Fleet, run: FleetRunInfo) -> SectionView:
+    facts = FactsView("", (
+        ("fleet", run.label),
+        ("cluster", run.cluster),
+        ("command on every machine", run.command),
+        ("machines asked", count_text(run.machines)),
+        ("results received", count_text(len(fleet.rows) + len(fleet.skipped))),
+        ("without a result", count_text(len(fleet.failed))),
+        ("started", run.started_at),
+        ("wall time", seconds_text(run.wall_seconds)),
+    ))
+    blocks: list[Block] = [facts]
+    if run.notes:
+        blocks.append(ListView("Notes", run.notes))
+    return SectionView("run", "Fleet run", "How the result files below were gathered: one command run on every "
+                       "machine of the cluster, each result sent back as it finished.", tuple(blocks))
 
 
 def _summary_section(fleet: Fleet) -> SectionView:
     counts = fleet.verdict_counts
     total = max(1, len(fleet.rows))
     tiles = tuple(Tile(verdict_label(v), str(counts.get(v, 0)), verdict_tone(v),
-                       f"{counts.get(v, 0) / total * 100:.0f}% of machines")
+                       f"{percent_text(counts.get(v, 0) / total)} of machines")
                   for v in VERDICT_ORDER if v != NO_PREDICTION or counts.get(v))
     measured = sum(row.origin == "measured" for row in fleet.rows)
     return SectionView("summary", "Verdicts", "How many machines get the advertised speedup in their headline "
@@ -96,7 +147,7 @@ def _summary_section(fleet: Fleet) -> SectionView:
 
 def _machines_section(fleet: Fleet) -> SectionView:
     rows = tuple(RowView((
-        Cell(row.hostname), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
+        Cell(row.hostname, detail=row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
         Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict)),
         Cell(speedup_text(row.speedup) if not isinstance(row.speedup, Unavailable) else "",
              number_key(row.speedup), tone=verdict_tone(row.verdict)),
@@ -106,23 +157,29 @@ def _machines_section(fleet: Fleet) -> SectionView:
         Cell(" ".join(x for x in (row.precision, row.engine) if x)),
         Cell(_rate(row.diffusion_tokens_per_s), number_key(row.diffusion_tokens_per_s)),
         Cell(_rate(row.autoregressive_tokens_per_s), number_key(row.autoregressive_tokens_per_s)),
-        Cell(_figure(row.stream_read_bytes_per_s, row.stream_read_basis, "B/s"), number_key(row.stream_read_bytes_per_s)),
-        Cell(_figure(row.usable_memory_bytes, row.usable_memory_basis, "B"), number_key(row.usable_memory_bytes)),
-        Cell(", ".join(row.fitting_precisions)), Cell(row.created_at), Cell(row.path)),
+        _figure_cell(row.stream_read_bytes_per_s, row.stream_read_basis, "B/s"),
+        _figure_cell(row.usable_memory_bytes, row.usable_memory_basis, "B"),
+        Cell(", ".join(row.fitting_precisions)), Cell(row.path, detail=row.created_at)),
         filter_text=f"{row.verdict} {row.status}") for row in fleet.rows)
-    table = TableView("", ("host", "hardware", "memory class", "origin", "verdict", "speedup", "band",
+    # The device measured (which GPU of a host) sits under the host, the time a file was made under its path.
+    table = TableView("", ("host, device", "hardware", "memory class", "origin", "verdict", "speedup", "band",
                            "precision, engine", "DG tok/s", "AR tok/s", "streaming read", "usable memory",
-                           "fits", "created", "file"), rows, sortable=True, filterable=True, table_id="fleet-table")
+                           "fits", "file, created"), rows, sortable=True, filterable=True, table_id="fleet-table",
+                      page_size=ROWS_PER_PAGE)
+    paging = f" {ROWS_PER_PAGE} rows show at a time." if len(rows) > ROWS_PER_PAGE else ""
     return SectionView("machines", "Machines", "Every readable result file. Click a heading to sort; type in the "
-                       "box to filter (all words must match, e.g. 'H100 partial').", (table,))
+                       "box to filter (all words must match, e.g. 'H100 partial')." + paging, (table,))
 
 
 def _rate(value: float | Unavailable) -> str:
     return "" if isinstance(value, Unavailable) else tokens_per_s_text(value)
 
 
-def _figure(value: float | Unavailable, basis: str, unit: str) -> str:
-    return "" if isinstance(value, Unavailable) else figure_text(Figure(value, basis=basis), unit)
+def _figure_cell(value: float | Unavailable, basis: str, unit: str) -> Cell:
+    if isinstance(value, Unavailable):
+        return Cell("")
+    text, shown_basis = figure_value_and_basis(Figure(value, basis=basis), unit)
+    return Cell(text, number_key(value), detail=shown_basis)
 
 
 def _speedups(rows: Iterable[FleetRow]) -> list[float]:
@@ -132,13 +189,19 @@ def _speedups(rows: Iterable[FleetRow]) -> list[float]:
 def _groups_overview(groups: Sequence[HardwareGroup]) -> SectionView:
     intro = "The headline speedup by hardware model: the spread within a model comes from precision, engine and " \
             "each machine's measured limits."
+    if len(groups) > GROUP_SECTIONS_MAX:
+        intro += (f" The {GROUP_SECTIONS_MAX} largest of the {len(groups)} models have a section of their own "
+                  "below; this table lists every one.")
     values = {g.hardware: _speedups(g.rows) for g in groups}
     values = {name: v for name, v in values.items() if v}
     if not values:
         return SectionView("groups", "Hardware models", intro, (NoticeView(
             "Speedup by hardware model unavailable: no file holds a prediction."),))
-    svg = charts.box_svg(title="Headline speedup by hardware model", groups=values, y_title="speedup (x)",
-                         value_formatter=lambda v: f"{v:.2g}x")
+    svg = charts.range_bar_svg(
+        title="Headline speedup by hardware model", value_title="speedup (x)", value_formatter=speedup_text,
+        categories=[f"{name} ({plural(len(v), 'machine')})" for name, v in values.items()],
+        values=[statistics.median(v) for v in values.values()],
+        ranges=[(min(v), max(v)) if len(v) > 1 else None for v in values.values()])
     rows = tuple(RowView((Cell(g.hardware), Cell(str(len(g.rows)), number_key(len(g.rows))),
                           Cell(_median_text(_speedups(g.rows)), _median_key(_speedups(g.rows))),
                           *(Cell(str(g.verdict_counts.get(v, 0)), number_key(g.verdict_counts.get(v, 0)))
@@ -147,8 +210,9 @@ def _groups_overview(groups: Sequence[HardwareGroup]) -> SectionView:
     table = TableView("", ("hardware model", "machines", "median speedup",
                            *(verdict_label(v) for v in VERDICT_ORDER)), rows, sortable=True,
                       table_id="groups-table")
-    return SectionView("groups", "Hardware models", intro, (ChartView(Markup(svg), "Box: quartiles of the "
-                       "headline speedup; whiskers: lowest and highest machine."), table))
+    return SectionView("groups", "Hardware models", intro, (ChartView(Markup(svg), "Bar: the median headline "
+                       "speedup of the model's machines; whisker: lowest to highest machine (none for one machine)."),
+                       table))
 
 
 def _median_text(values: list[float]) -> str:
@@ -185,24 +249,28 @@ def _group_chart(group: HardwareGroup) -> Block:
         svg = charts.bar_svg(title=f"Headline speedup per machine: {group.hardware}",
                              categories=[r.hostname for _, r in rows],
                              series={"headline speedup": [speedup for speedup, _ in rows]},
-                             value_title="speedup (x)", value_formatter=lambda v: f"{v:.2g}x", horizontal=True,
+                             value_title="speedup (x)", value_formatter=factor_text, horizontal=True,
                              bar_colours=[charts.TONE_COLOURS[verdict_tone(r.verdict)] for _, r in rows])
         return ChartView(Markup(svg), "Each machine's headline speedup, lowest first, coloured by its verdict.")
     counts = [0] * (len(SPEEDUP_BINS) - 1)
     for speedup, _ in rows:
         counts[next(i for i in range(len(counts)) if speedup < SPEEDUP_BINS[i + 1])] += 1
-    labels = [f"{lo:g}x-{hi:g}x" if hi != float("inf") else f">= {lo:g}x"
+    labels = [f"{factor_text(lo)} to {factor_text(hi)}" if hi != float("inf") else f"{factor_text(lo)} or more"
               for lo, hi in zip(SPEEDUP_BINS, SPEEDUP_BINS[1:], strict=False)]
     svg = charts.bar_svg(title=f"Machines by headline speedup: {group.hardware}", categories=labels,
                          series={"machines": counts}, value_title="machines",
-                         value_formatter=lambda v: f"{v:.0f}")
+                         value_formatter=count_text)
     return ChartView(Markup(svg), f"{len(rows)} machines binned by headline speedup.")
 
 
 def _skipped_section(fleet: Fleet) -> SectionView:
-    intro = "Files left out, and why. Every other file is shown above."
-    if not fleet.skipped:
-        return SectionView("skipped", "Skipped files", intro, (NoticeView("No file was skipped."),))
-    rows = tuple(RowView((Cell(s.path), Cell(s.reason)), tone="warning") for s in fleet.skipped)
-    return SectionView("skipped", "Skipped files", intro, (TableView("", ("file", "reason"), rows,
-                                                                     table_id="skipped-table"),))
+    title = "Skipped machines and files" if not isinstance(fleet.run, Unavailable) else "Skipped files"
+    intro = ("Machines the fleet run got no result from, and files left out, each with the reason. Everything "
+             "else is shown above.")
+    if not fleet.skipped and not fleet.failed:
+        return SectionView("skipped", title, intro, (NoticeView("No machine or file was skipped."),))
+    rows = tuple(RowView((Cell("machine"), Cell(f.machine), Cell(f.reason)), tone="warning") for f in fleet.failed)
+    rows += tuple(RowView((Cell("file"), Cell(s.path), Cell(s.reason)), tone="warning") for s in fleet.skipped)
+    return SectionView("skipped", title, intro, (TableView("", ("skipped", "machine or file", "reason"), rows,
+                                                           filterable=len(rows) > ROWS_PER_PAGE,
+                                                           table_id="skipped-table", page_size=ROWS_PER_PAGE),))

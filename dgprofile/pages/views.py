@@ -19,11 +19,13 @@ Tone = Literal[VerdictTone, "", "unknown", "warning", "muted", "better", "worse"
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell; ``sort_key`` (a number as text, or empty) orders sortable tables numerically."""
+    """A table cell; ``sort_key`` (a number as text, or empty) orders sortable tables numerically; ``detail`` is a
+    short line under the text, such as where a figure comes from ('datasheet')."""
 
     text: str
     sort_key: str = ""
     tone: Tone = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class RowView:
 
 @dataclass(frozen=True)
 class TableView:
-    """A table; ``sortable`` tables get clickable headers, ``filterable`` ones a filter box."""
+    """A table; ``sortable`` tables get clickable headers, ``filterable`` ones a filter box, and a table with a
+    ``page_size`` (and a ``table_id``) shows that many rows at a time, with buttons to page through the rest."""
 
     caption: str
     headers: tuple[str, ...]
@@ -46,6 +49,8 @@ class TableView:
     filterable: bool = False
     table_id: str = ""
     collapsed_summary: str = ""  # when set, the table starts folded behind this line
+    page_size: int = 0
+    note: str = ""  # a sentence under the table: what a term in it means, or the rule its verdicts follow
     kind: Literal["table"] = "table"
 
 

@@ -8,8 +8,10 @@ discriminated by a ``kind: Literal[...]`` field on each member.
 
 Numbers follow one rule (``number_bounds``), checked on parsing and stated in the schema: every number is finite
 and within ``NUMBER_LIMIT`` of zero; a quantity, whose field name ends in its unit (``_bytes``, ``_seconds``,
-``_per_s`` ...) or names a speedup, is never negative and never beyond its unit's bound in ``UNIT_BOUNDS``. The
-bounds lie a thousand times or more beyond any real machine or run, so only damaged or edited files reach them.
+``_per_s`` ...) or names a speedup, is never negative and never beyond its unit's bound in ``UNIT_BOUNDS``; one
+that is added to another (``engine_added_seconds``: an engine faster than the modelled hardware adds less than
+nothing) lies within that bound either side of zero. The bounds lie a thousand times or more beyond any real
+machine or run, so only damaged or edited files reach them.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import enum
 import functools
 import math
 import types
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from dgprofile.records.values import Unavailable
 
 T = TypeVar("T")
+Decoder = Callable[[Any, str], Any]
 
 NUMBER_LIMIT = 1e18
+ANY_NUMBER = (-NUMBER_LIMIT, NUMBER_LIMIT)  # the bounds of a number that is not a quantity
 # unit (the end of a field name) -> the largest value a quantity in it may take.
 UNIT_BOUNDS: dict[str, float] = {
     "bytes_per_s": 1e16,  # 10 PB/s: over 1000x the fastest memory (HBM3e, 8 TB/s)
@@ -44,21 +49,21 @@ UNIT_BOUNDS: dict[str, float] = {
 
 def number_bounds(field: str) -> tuple[float, float]:
     """(minimum, maximum) of a number stored in ``field``: a quantity by the unit its name ends in (or a speedup:
-    ``speedup``, ``speedup_low``, ``published_speedup``) is 0..its unit's bound; any other number is within
-    ``NUMBER_LIMIT`` of zero."""
+    ``speedup``, ``speedup_low``, ``published_speedup``) is 0..its unit's bound, or -bound..bound when its name
+    says it is ``added`` to another; any other number is within ``NUMBER_LIMIT`` of zero."""
     words = field.split("_")
     if "speedup" in words:
         return 0.0, UNIT_BOUNDS["speedup"]
     for unit, maximum in UNIT_BOUNDS.items():
         if field == unit or field.endswith("_" + unit):
-            return 0.0, maximum
-    return -NUMBER_LIMIT, NUMBER_LIMIT
+            return (-maximum if "added" in words else 0.0), maximum
+    return ANY_NUMBER
 
 
-def _check_number(value: float, field: str, path: str) -> None:
+def _check_number(value: float, bounds: tuple[float, float], path: str) -> None:
     if not math.isfinite(value):
         raise DecodeError(f"{path}: {value!r} is not a finite number")
-    low, high = number_bounds(field)
+    low, high = bounds
     if not low <= value <= high:
         what = "negative" if value < 0 <= low else f"beyond {high:g}" if value > high else f"below {low:g}"
         raise DecodeError(f"{path}: {value!r} is {what}, not a possible value here")
@@ -98,7 +103,15 @@ def to_json(value: Any) -> Any:
 
 def from_json(cls: type[T], data: Any, path: str = "$") -> T:
     """Build ``cls`` from a JSON value, checking types on the way; raises DecodeError naming the path."""
-    return cast(T, _decode(cls, data, path, path.rpartition(".")[2]))  # checked every field against cls
+    decode: Decoder = _decoder(cast(Any, cls), number_bounds(path.rpartition(".")[2]))
+    return cast(T, decode(data, path))  # the decoder checked every field against cls on the way
+
+
+def decoder(tp: Any, field: str = "") -> Decoder:
+    """The function ``from_json`` decodes values of ``tp`` stored in a field named ``field`` with (a JSON value and
+    its path in, the object out; the field's name bounds its numbers). Looking it up costs more than decoding a
+    number with it: to decode many values of one type, look it up once."""
+    return _decoder(tp, number_bounds(field))
 
 
 def _is_union(tp: Any) -> bool:
@@ -106,72 +119,154 @@ def _is_union(tp: Any) -> bool:
     return origin is Union or origin is types.UnionType
 
 
-def _decode(tp: Any, data: Any, path: str, field: str = "") -> Any:
-    """``data`` as ``tp``; ``field`` is the name of the dataclass field it is stored in (numbers' bounds)."""
+@functools.cache
+def _decoder(tp: Any, bounds: tuple[float, float]) -> Decoder:
+    """The function that decodes JSON values of type ``tp``, whose numbers lie within ``bounds`` (those of the
+    field they are stored in: ``number_bounds``), built once per type and bounds: working out what a type is
+    costs more than checking a value against it, and a fleet report decodes thousands of files."""
     if tp is Any:
-        return data
+        return _any
     if _is_union(tp):
-        return _decode_union(tp, data, path, field)
+        return _union_decoder(tp, bounds)
     origin = get_origin(tp)
     if origin is Literal:
-        if data not in get_args(tp):
-            raise DecodeError(f"{path}: {data!r} is not one of {list(get_args(tp))}")
-        return data
+        return _literal_decoder(get_args(tp))
     if origin in (tuple, list):
+        args = get_args(tp)
+        return _sequence_decoder(args[0] if args else Any, bounds)
+    if origin is dict:
+        return _mapping_decoder(get_args(tp)[1], bounds)
+    if isinstance(tp, type) and issubclass(tp, Unavailable):
+        return _unavailable
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass_decoder(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum_decoder(tp)
+    if tp is float:
+        return _float_decoder(bounds)
+    if tp is int:
+        return _int_decoder(bounds)
+    if tp is bool or tp is str:
+        return _instance_decoder(tp)
+    raise TypeError(f"codec does not support the type {tp!r}")
+
+
+class _Lazy:
+    """The decoder of a type, built on first use: a dataclass may refer to itself, so the decoders of its fields
+    cannot all be built before its own."""
+
+    __slots__ = ("_bounds", "_decoder", "_type")
+
+    def __init__(self, tp: Any, bounds: tuple[float, float]) -> None:
+        self._type = tp
+        self._bounds = bounds
+        self._decoder: Decoder | None = None
+
+    @property
+    def decoder(self) -> Decoder:
+        if self._decoder is None:
+            self._decoder = _decoder(self._type, self._bounds)
+        return self._decoder
+
+
+def _any(data: Any, path: str) -> Any:
+    return data
+
+
+def _float_decoder(bounds: tuple[float, float]) -> Decoder:
+    def decode(data: Any, path: str) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise DecodeError(f"{path}: expected a number, got {data!r}")
+        number = float(data)
+        _check_number(number, bounds, path)
+        return number
+    return decode
+
+
+def _int_decoder(bounds: tuple[float, float]) -> Decoder:
+    def decode(data: Any, path: str) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise DecodeError(f"{path}: expected an integer, got {data!r}")
+        _check_number(data, bounds, path)
+        return data
+    return decode
+
+
+def _unavailable(data: Any, path: str) -> Unavailable:
+    if not (isinstance(data, dict) and set(data) == {"unavailable"} and isinstance(data["unavailable"], str)):
+        raise DecodeError(f"{path}: expected {{'unavailable': reason}}")
+    return Unavailable(data["unavailable"])
+
+
+def _instance_decoder(tp: type) -> Decoder:
+    def decode(data: Any, path: str) -> Any:
+        if not isinstance(data, tp):
+            raise DecodeError(f"{path}: expected {tp.__name__}, got {data!r}")
+        return data
+    return decode
+
+
+def _literal_decoder(allowed: tuple[Any, ...]) -> Decoder:
+    def decode(data: Any, path: str) -> Any:
+        if data not in allowed:
+            raise DecodeError(f"{path}: {data!r} is not one of {list(allowed)}")
+        return data
+    return decode
+
+
+def _sequence_decoder(item_type: Any, bounds: tuple[float, float]) -> Decoder:
+    item = _Lazy(item_type, bounds)
+
+    def decode(data: Any, path: str) -> tuple[Any, ...]:
         if not isinstance(data, list):
             raise DecodeError(f"{path}: expected a list, got {type(data).__name__}")
-        args = get_args(tp)
-        item = args[0] if args else Any
-        return tuple(_decode(item, v, f"{path}[{i}]", field) for i, v in enumerate(data))
-    if origin is dict:
+        decode_item = item.decoder
+        return tuple(decode_item(v, f"{path}[{i}]") for i, v in enumerate(data))
+    return decode
+
+
+def _mapping_decoder(value_type: Any, bounds: tuple[float, float]) -> Decoder:
+    value = _Lazy(value_type, bounds)
+
+    def decode(data: Any, path: str) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise DecodeError(f"{path}: expected an object, got {type(data).__name__}")
-        _, val_tp = get_args(tp)
-        return {k: _decode(val_tp, v, f"{path}.{k}", field) for k, v in data.items()}
-    if isinstance(tp, type) and issubclass(tp, Unavailable):
-        if not (isinstance(data, dict) and set(data) == {"unavailable"} and isinstance(data["unavailable"], str)):
-            raise DecodeError(f"{path}: expected {{'unavailable': reason}}")
-        return Unavailable(data["unavailable"])
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _decode_dataclass(tp, data, path)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        decode_value = value.decoder
+        return {k: decode_value(v, f"{path}.{k}") for k, v in data.items()}
+    return decode
+
+
+def _enum_decoder(tp: type[enum.Enum]) -> Decoder:
+    def decode(data: Any, path: str) -> enum.Enum:
         try:
             return tp(data)
         except ValueError as exc:
             raise DecodeError(f"{path}: {data!r} is not a valid {tp.__name__}") from exc
-    if tp is float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise DecodeError(f"{path}: expected a number, got {data!r}")
-        _check_number(float(data), field, path)
-        return float(data)
-    if tp is int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            raise DecodeError(f"{path}: expected an integer, got {data!r}")
-        _check_number(data, field, path)
-        return data
-    if tp is bool or tp is str:
-        if not isinstance(data, tp):
-            raise DecodeError(f"{path}: expected {tp.__name__}, got {data!r}")
-        return data
-    raise TypeError(f"codec does not support the type {tp!r} at {path}")
+    return decode
 
 
-def _decode_dataclass(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise DecodeError(f"{path}: expected an object for {cls.__name__}, got {type(data).__name__}")
-    kwargs = {}
-    known = set()
-    for f in dataclasses.fields(cls):
-        known.add(f.name)
-        if f.name not in data:
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
-                continue
-            raise DecodeError(f"{path}: missing field '{f.name}' of {cls.__name__}")
-        kwargs[f.name] = _decode(_hints(cls)[f.name], data[f.name], f"{path}.{f.name}", f.name)
-    extra = set(data) - known
-    if extra:
-        raise DecodeError(f"{path}: unknown field(s) {sorted(extra)} in {cls.__name__}")
-    return cls(**kwargs)
+def _dataclass_decoder(cls: type) -> Decoder:
+    hints = _hints(cls)
+    layout = [(f.name, f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
+               _Lazy(hints[f.name], number_bounds(f.name))) for f in dataclasses.fields(cls)]
+    known = frozenset(name for name, _, _ in layout)
+
+    def decode(data: Any, path: str) -> Any:
+        if not isinstance(data, dict):
+            raise DecodeError(f"{path}: expected an object for {cls.__name__}, got {type(data).__name__}")
+        kwargs = {}
+        for name, has_default, field in layout:
+            if name not in data:
+                if has_default:
+                    continue
+                raise DecodeError(f"{path}: missing field '{name}' of {cls.__name__}")
+            kwargs[name] = field.decoder(data[name], f"{path}.{name}")
+        if len(kwargs) != len(data):
+            extra = set(data) - known
+            if extra:
+                raise DecodeError(f"{path}: unknown field(s) {sorted(extra)} in {cls.__name__}")
+        return cls(**kwargs)
+    return decode
 
 
 def _kind_of(cls: type) -> tuple[str, ...] | None:
@@ -182,28 +277,36 @@ def _kind_of(cls: type) -> tuple[str, ...] | None:
     return None
 
 
-def _decode_union(tp: Any, data: Any, path: str, field: str) -> Any:
+def _union_decoder(tp: Any, bounds: tuple[float, float]) -> Decoder:
     members = get_args(tp)
-    if isinstance(data, dict) and set(data) == {"unavailable"} and Unavailable in members:
-        return _decode(Unavailable, data, path)
+    may_be_unavailable = Unavailable in members
+    alternatives = tuple(_Lazy(m, bounds) for m in members if m is not Unavailable)
     classes = [m for m in members if isinstance(m, type) and dataclasses.is_dataclass(m) and m is not Unavailable]
-    if isinstance(data, dict) and len(classes) > 1:
+    kinds: list[tuple[tuple[str, ...], _Lazy]] = []
+    if len(classes) > 1:
         for cls in classes:
-            kinds = _kind_of(cls)
-            if kinds is None:
+            cls_kinds = _kind_of(cls)
+            if cls_kinds is None:
                 raise TypeError(f"{cls.__name__} is in a union of dataclasses without a kind Literal field")
-            if data.get("kind") in kinds:
-                return _decode(cls, data, path)
-        raise DecodeError(f"{path}: unknown kind {data.get('kind')!r}")
-    errors = []
-    for member in members:
-        if member is Unavailable:
-            continue
-        try:
-            return _decode(member, data, path, field)
-        except DecodeError as exc:
-            errors.append(str(exc))
-    raise DecodeError(errors[0] if len(errors) == 1 else f"{path}: matches no alternative ({'; '.join(errors)})")
+            kinds.append((cls_kinds, _Lazy(cls, bounds)))
+
+    def decode(data: Any, path: str) -> Any:
+        if may_be_unavailable and isinstance(data, dict) and set(data) == {"unavailable"}:
+            return _unavailable(data, path)
+        if isinstance(data, dict) and kinds:
+            kind = data.get("kind")
+            member = next((c for values, c in kinds if kind in values), None)
+            if member is None:
+                raise DecodeError(f"{path}: unknown kind {kind!r}")
+            return member.decoder(data, path)
+        errors = []
+        for alternative in alternatives:
+            try:
+                return alternative.decoder(data, path)
+            except DecodeError as exc:
+                errors.append(str(exc))
+        raise DecodeError(errors[0] if len(errors) == 1 else f"{path}: matches no alternative ({'; '.join(errors)})")
+    return decode
 
 
 def json_schema(root: type, *, title: str, schema_id: str) -> dict[str, Any]:
@@ -279,4 +382,4 @@ def _schema_number(value: float) -> int | float:
     return int(value) if value.is_integer() else value
 
 
-__all__ = ["DecodeError", "fields_of", "from_json", "json_schema", "number_bounds", "to_json"]
+__all__ = ["DecodeError", "Decoder", "decoder", "fields_of", "from_json", "json_schema", "number_bounds", "to_json"]

@@ -27,12 +27,20 @@ from dgprofile import __version__
 from dgprofile.errors import ResultFileError
 from dgprofile.records.codec import DecodeError, fields_of, from_json, json_schema, to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Accelerator, Machine, NvidiaGpu
+from dgprofile.records.machine import (
+    NOT_PROBED_LINKS,
+    Accelerator,
+    AmdGpu,
+    GpuProcess,
+    IntelGpu,
+    Machine,
+    NvidiaGpu,
+)
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -50,8 +58,116 @@ def _add_roofline_floors(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+_NOT_RECORDED_SETUP = "not recorded: the result was written before dgprofile modelled setup knobs"
+# What the model before version 3 assumed for every scenario: the engine's own launch mode, the released
+# entropy-bound sampler, thinking off, full-precision logits, plain AR.
+_EAGER_ENGINES = ("transformers", "mlx")
+# Values of the engine parameters version 3 added, as the model stated them as priors (dgprofile.model.engines);
+# the earlier model did not use them.
+_ADDED_ENGINE_PARAMETERS = {"mtp_draft_step_fraction": 0.2, "mtp_acceptance": 0.7, "eager_host_factor": 1.0}
+
+
+def _scenario_setup(scenario: dict[str, Any]) -> None:
+    engine = scenario.get("engine")
+    scenario.setdefault("execution_mode", "eager" if engine in _EAGER_ENGINES else "cuda-graphs")
+    scenario.setdefault("interconnect", {"unavailable": "one GPU: no tensor parallelism"
+                                         if scenario.get("gpus", 1) == 1 else _NOT_RECORDED_SETUP})
+    scenario.setdefault("sampler", {"kind": "entropy-bound", "value": 0.1})
+    scenario.setdefault("thinking", False)
+    scenario.setdefault("quantised_logits", False)
+    scenario.setdefault("ar_baseline", {"kind": "plain", "draft_tokens": {"unavailable": "plain decoding: no drafter"},
+                                        "acceptance": {"unavailable": "plain decoding: no drafter"}})
+    scenario.setdefault("weight_format", _NOT_RECORDED_SETUP)
+
+
+def _pass_estimates(mode: Any) -> None:
+    if isinstance(mode, dict):
+        for estimate in mode.get("passes", []):
+            estimate.setdefault("hardware_seconds", {"unavailable": _NOT_RECORDED_SETUP})
+            estimate.setdefault("hardware_basis", _NOT_RECORDED_SETUP)
+            estimate.setdefault("engine_added_seconds", {})
+
+
+def _add_setup_knobs(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 records the setup of every scenario (execution mode, interconnect, sampler, thinking, logits, AR
+    baseline, how the weight format runs), the hardware side of every pass, NVLink topology, the engines'
+    MTP and eager parameters and the transfer validation; older files get what the earlier model assumed."""
+    machine = document.get("machine")
+    if isinstance(machine, dict):
+        for device in machine.get("accelerators", []):
+            if device.get("kind") == "nvidia-gpu":
+                device.setdefault("nvlink", {"unavailable": NOT_PROBED_LINKS.reason})
+                device.setdefault("peer_links", {"unavailable": NOT_PROBED_LINKS.reason})
+    predictions = document.get("predictions")
+    if not isinstance(predictions, dict) or "headline" not in predictions:
+        return document
+    cells = [predictions["headline"], *predictions.get("matrix", [])]
+    for cell in cells:
+        _scenario_setup(cell["scenario"])
+        _pass_estimates(cell.get("diffusion"))
+        _pass_estimates(cell.get("autoregressive"))
+    for curve in predictions.get("curves", []):
+        _scenario_setup(curve["scenario"])
+    ceilings = predictions.get("ceilings")
+    if isinstance(ceilings, dict):
+        ceilings.setdefault("architecture", {"unavailable": _NOT_RECORDED_SETUP})
+        ceilings.setdefault("floor_scale", 1.0)
+        ceilings.setdefault("floor_scale_basis", _NOT_RECORDED_SETUP)
+        ceilings.setdefault("eager_launch_seconds", {"unavailable": _NOT_RECORDED_SETUP})
+        ceilings.setdefault("pass_factors", [])
+        ceilings.setdefault("peer_to_peer", True)
+        ceilings.setdefault("approximate", {})
+    calibration = predictions.get("calibration")
+    if isinstance(calibration, dict):
+        for engine in calibration.get("engines", []):
+            for name, value in _ADDED_ENGINE_PARAMETERS.items():
+                engine.setdefault(name, value)
+            engine.setdefault("calibrated_mode", "eager" if engine.get("engine") in _EAGER_ENGINES
+                              else "cuda-graphs")
+        for run in calibration.get("runs", []):
+            run.setdefault("ar_baseline", "plain")
+        calibration.setdefault("validation", {"unavailable": "not recorded: the result was written before "
+                                                             "dgprofile validated transfer"})
+    return document
+
+
+FIRST_DRAFT_REDEFINED = Unavailable(
+    "not recorded: the result was written before dgprofile defined the first useful draft by edit distance")
+
+
+def _needs_with_headroom(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 counts the engine's activation headroom in every memory need (a need is weights, KV cache and
+    buffers divided by the share of memory the engine lets them take), and redefines ``first_draft_s``.
+
+    Versions 2 and 3 kept the headroom apart as usable x (1 - share), so the share is recovered from it exactly; its
+    ``first_draft_s`` measured something else (half a canvas accepted) and becomes unavailable."""
+    predictions = document.get("predictions")
+    if not isinstance(predictions, dict) or not isinstance(predictions.get("memory"), list):
+        return document
+    share = 1.0
+    for fit in predictions["memory"]:
+        usable = fit["usable_bytes"]
+        share = (usable - fit["activation_headroom_bytes"]) / usable if usable > 0 else 1.0
+        without_headroom = fit["diffusion_needed_bytes"]
+        fit["diffusion_needed_bytes"] = int(without_headroom / share)
+        fit["activation_headroom_bytes"] = fit["diffusion_needed_bytes"] - without_headroom
+        fit["autoregressive_needed_bytes"] = int(fit["autoregressive_needed_bytes"] / share)
+    for prediction in [predictions.get("headline"), *predictions.get("matrix", ())]:
+        for mode in (prediction.get(name) for name in ("diffusion", "autoregressive")):
+            if isinstance(mode, dict) and "memory_bytes" in mode:
+                mode["memory_bytes"] = int(mode["memory_bytes"] / share)
+                mode["first_draft_s"] = {"unavailable": FIRST_DRAFT_REDEFINED.reason}
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors}
+MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs, 3: _needs_with_headroom}
+
+
+def json_error_text(error: json.JSONDecodeError) -> str:
+    """Where and why a text is not JSON: 'Expecting value at line 1, column 5'; json's messages that end in
+    'starting at' read on into the place ('Unterminated string starting at line 1, column 13')."""
+    return f"{error.msg}{' ' if error.msg.endswith(' at') else ' at '}line {error.lineno}, column {error.colno}"
 
 
 @dataclass(frozen=True)
@@ -192,8 +308,7 @@ def parse_json(data: str | bytes, *, source: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ResultFileError(f"{source}: not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({exc.msg} at line "
-                              f"{exc.lineno})") from exc
+        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({json_error_text(exc)})") from exc
     except RecursionError:  # the parser recurses per level: a file of a million "[" exhausts the stack
         raise ResultFileError(f"{source}: not a result file (nested far deeper than one is)") from None
     if not isinstance(document, dict):
@@ -281,8 +396,8 @@ def anonymize_salt() -> str:
         return salt
 
 
-def identity_hash(value: str, salt: str) -> str:
-    """The salted hash ``--anonymize`` puts in place of an identifying string (the same for one salt)."""
+def salted_hash(value: str, salt: str) -> str:
+    """What ``--anonymize`` writes instead of an identifier: the same for one value and one salt."""
     return "anon-" + hashlib.sha256((salt + value).encode()).hexdigest()[:12]
 
 
@@ -290,17 +405,25 @@ def anonymize(machine: Machine, *, salt: str) -> Machine:
     """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt), and other
     processes on its GPUs named by their program alone (their paths can hold a user's name)."""
     accelerators: list[Accelerator] = []
+
+    def hashed(value: str | Unavailable) -> str | Unavailable:
+        return salted_hash(value, salt) if isinstance(value, str) else value
+
+    def programs_only(processes: tuple[GpuProcess, ...] | Unavailable) -> tuple[GpuProcess, ...] | Unavailable:
+        if isinstance(processes, Unavailable):
+            return processes
+        return tuple(dataclasses.replace(p, name=Path(p.name).name if isinstance(p.name, str) else p.name)
+                     for p in processes)
+
     for device in machine.accelerators:
-        if isinstance(device, NvidiaGpu):  # the only device with a UUID, a PCI bus id and process names
-            uuid, bus, processes = device.uuid, device.pci_bus_id, device.other_processes
-            if not isinstance(processes, Unavailable):
-                processes = tuple(dataclasses.replace(p, name=Path(p.name).name if isinstance(p.name, str) else p.name)
-                                  for p in processes)
-            device = dataclasses.replace(device, uuid=identity_hash(uuid, salt) if isinstance(uuid, str) else uuid,
-                                         pci_bus_id=identity_hash(bus, salt) if isinstance(bus, str) else bus,
-                                         other_processes=processes)
+        if isinstance(device, (NvidiaGpu, AmdGpu)):
+            device = dataclasses.replace(device, uuid=hashed(device.uuid), pci_bus_id=hashed(device.pci_bus_id),
+                                         other_processes=programs_only(device.other_processes))
+        elif isinstance(device, IntelGpu):  # the xe/i915 drivers expose no UUID
+            device = dataclasses.replace(device, pci_bus_id=hashed(device.pci_bus_id),
+                                         other_processes=programs_only(device.other_processes))
         accelerators.append(device)
-    identity = dataclasses.replace(machine.identity, hostname=identity_hash(machine.identity.hostname, salt),
+    identity = dataclasses.replace(machine.identity, hostname=salted_hash(machine.identity.hostname, salt),
                                    anonymized=True)
     return dataclasses.replace(machine, identity=identity, accelerators=tuple(accelerators))
 
@@ -313,10 +436,10 @@ def anonymize_result(result: ResultFile, *, salt: str, home_directory: str) -> R
     machine = result.machine
     if isinstance(machine, Machine):
         identities = [machine.identity.hostname] + [value for device in machine.accelerators
-                                                    if isinstance(device, NvidiaGpu)
-                                                    for value in (device.uuid, device.pci_bus_id)
+                                                    if isinstance(device, (NvidiaGpu, AmdGpu, IntelGpu))
+                                                    for value in (getattr(device, "uuid", None), device.pci_bus_id)
                                                     if isinstance(value, str)]
-        replacements |= {value: identity_hash(value, salt) for value in identities if value}
+        replacements |= {value: salted_hash(value, salt) for value in identities if value}
         result = dataclasses.replace(result, machine=anonymize(machine, salt=salt))
     if not replacements:
         return result

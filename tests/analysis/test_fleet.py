@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -15,20 +16,30 @@ from fakes.users import as_nobody, directory_every_user_reaches, needs_root, ope
 from dgprofile.analysis.fleet import (
     CSV_COLUMNS,
     NO_PREDICTION,
+    NO_RESULT,
+    NOT_A_FLEET_RUN,
+    FailedMachine,
+    Fleet,
+    FleetRunInfo,
     SkippedFile,
+    _row,
+    _shown_sections,
     fleet_csv,
     fleet_json,
     load_fleet,
     result_paths,
+    summarise,
 )
-from dgprofile.records.results import SCHEMA_VERSION, dumps
+from dgprofile.app.predictor import predict_for_spec, predicted_result
+from dgprofile.errors import ResultFileError
+from dgprofile.records.results import SCHEMA_VERSION, dumps, load
 from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import spec_by_id
 
 
 @pytest.fixture()
 def mixed_dir(tmp_path: Path) -> Path:
     return factory.write_mixed_fleet(tmp_path)
-
 
 
 def test_bad_files_are_skipped_with_three_clear_reasons_and_the_rest_load(mixed_dir: Path) -> None:
@@ -104,9 +115,22 @@ def test_groups_by_hardware_model_largest_first(tmp_path: Path) -> None:
                                                              created_at=f"2026-11-2{i}T00:00:00Z"))
     factory.write_result(tmp_path / "m3.json", factory.predicted_apple_result())
     groups = load_fleet([tmp_path]).groups
-    assert [(g.hardware, len(g.rows)) for g in groups] == [("NVIDIA H100 80GB HBM3", 3),
+    assert [(g.hardware, len(g.rows)) for g in groups] == [("NVIDIA H100 SXM5 80GB", 3),
                                                            ("Apple M3 Max (40-core GPU)", 1)]
     assert groups[0].verdict_counts == {"applies": 3}
+
+
+def test_measured_and_predicted_files_for_the_same_card_share_one_group(tmp_path: Path) -> None:
+    """NVML names the card 'NVIDIA H100 80GB HBM3', the datasheet table 'NVIDIA H100 SXM5 80GB': one entry."""
+    spec = spec_by_id("h100-sxm")
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    predicted = predicted_result(spec, predict_for_spec(spec), command=("dgprofile", "predict"), started_at=now,
+                                 finished_at=now)
+    factory.write_result(tmp_path / "predicted.json", predicted)
+    factory.write_result(tmp_path / "measured.json", factory.measured_h100_result())
+    fleet = load_fleet([tmp_path])
+    assert {row.hardware for row in fleet.rows} == {"NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5 80GB"}
+    assert [(g.hardware, len(g.rows)) for g in fleet.groups] == [("NVIDIA H100 SXM5 80GB", 2)]
 
 
 def test_csv_has_one_line_per_file_and_empty_cells_for_unavailable(mixed_dir: Path) -> None:
@@ -204,3 +228,52 @@ def test_a_file_of_deeply_nested_brackets_is_skipped_without_recursion_error(tmp
     reasons = {Path(s.path).name: s.reason for s in fleet.skipped}
     assert reasons["deep.json"] == "not a result file (nested far deeper than one is)"
     assert reasons["deep-object.json"] == 'not a dgprofile result file (no "format": "dgprofile-result")'
+
+
+def test_per_gpu_results_of_one_host_made_in_the_same_second_are_not_duplicates(tmp_path: Path) -> None:
+    base = factory.measured_h100_result()
+    for index in range(2):
+        gpu = dataclasses.replace(base, limits=dataclasses.replace(base.limits, device=f"cuda:{index}"))
+        factory.write_result(tmp_path / f"gpu{index}.json", gpu)
+    fleet = load_fleet([tmp_path])
+    assert [row.device for row in fleet.rows] == ["cuda:0", "cuda:1"] and not fleet.skipped
+
+
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_reading_only_the_shown_sections_gives_the_row_of_the_whole_file(path: Path) -> None:
+    data = dumps(load(path)).encode()  # as this version writes it (a sample may be of an older format)
+    assert _shown_sections(data) is not None  # dgprofile wrote it: the fast path applies
+    whole = json.loads(data)
+    assert summarise(data, source="x") == _row(whole, source="x")
+    # Re-indented, minified or reordered, the same file is parsed whole, with the same row.
+    reindented, minified = json.dumps(whole, indent=4).encode(), json.dumps(whole).encode()
+    assert _shown_sections(reindented) is None and _shown_sections(minified) is None
+    for text in (reindented, minified, json.dumps(dict(reversed(whole.items())), indent=2).encode()):
+        assert summarise(text, source="x") == _row(whole, source="x")
+
+
+def test_a_damaged_shown_section_gives_the_message_of_the_whole_file(tmp_path: Path) -> None:
+    text = dumps(factory.measured_h100_result())
+    broken = text.replace('"verdict": "applies"', '"verdict": "fast"')
+    assert _shown_sections(broken.encode()) is not None
+    with pytest.raises(ResultFileError, match=r"does not match the result schema: \$\.predictions\.verdict: 'fast'"):
+        summarise(broken.encode(), source="broken.json")
+    with pytest.raises(ResultFileError, match="not valid JSON, truncated or malformed"):
+        summarise(text[:len(text) // 2].encode(), source="half.json")
+
+
+def test_failed_machines_and_the_run_go_into_csv_and_json() -> None:
+    run = FleetRunInfo(label="test cluster", cluster="127.0.0.1:6379", command="dgprofile check", machines=2,
+                       started_at="2026-11-29T10:00:00Z", wall_seconds=42.0)
+    fleet = Fleet(rows=(), skipped=(), failed=(FailedMachine("gpu-7 (10.0.0.7, Ray node 1234abcd)", "node lost"),),
+                  run=run)
+    (line,) = list(csv.DictReader(io.StringIO(fleet_csv(fleet))))
+    assert (line["hostname"], line["status"], line["reasons"], line["verdict"]) == (
+        "gpu-7 (10.0.0.7, Ray node 1234abcd)", NO_RESULT, "node lost", "")
+    data = fleet_json(fleet)
+    assert data["failed"] == [{"machine": "gpu-7 (10.0.0.7, Ray node 1234abcd)", "reason": "node lost"}]
+    assert data["run"]["cluster"] == "127.0.0.1:6379"
+    assert fleet_json(Fleet(rows=(), skipped=()))["run"] == {"unavailable": NOT_A_FLEET_RUN.reason}

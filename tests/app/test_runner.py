@@ -71,10 +71,30 @@ def test_auto_holds_every_device_it_may_pick_only_until_it_has_picked_one(monkey
 
     monkeypatch.setattr(device_lock.HeldLocks, "keep_only", keep_only)
     monkeypatch.setattr(device_lock.sys, "platform", "linux")
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    for variable in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ZE_AFFINITY_MASK"):
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(runner, "probe_machine", probe_taking(0.0))
-    monkeypatch.setattr("dgprofile.probes.torch_devices.resolve_device", lambda requested: "cpu")
+    monkeypatch.setattr("dgprofile.probes.torch_devices.resolve_device", lambda machine, requested: "cpu")
     monkeypatch.setattr("dgprofile.probes.measure_limits.measure_limits", not_measured_here)
     runner.run_bench(runner.MeasureOptions(device="auto", limits_only=True), command=("dgprofile", "bench"),
                      progress=lambda message: None)
-    assert held == [("nvidia-gpu-0", "cpu"), ("cpu",)]
+    assert held == [("cuda-gpu-0", "xpu-gpu-0", "cpu"), ("cpu",)]
+
+
+def test_a_card_another_container_measures_under_another_number_is_refused_by_its_uuid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two containers sharing /tmp may both call one card cuda:0 (or call two cards cuda:0): once probed, the run
+    also locks the card's UUID, so the card is measured by one run at a time whatever it is numbered."""
+    from dgprofile.probes.device_lock import exclusive_device
+
+    machine = factory.machine()
+    (gpu,) = machine.accelerators
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(runner, "probe_machine", lambda: machine)
+    monkeypatch.setattr("dgprofile.probes.torch_devices.resolve_device", lambda machine, requested: "cuda:0")
+    monkeypatch.setattr("dgprofile.probes.measure_limits.measure_limits", holding_the_device)
+    with exclusive_device(gpu.uuid, wait_seconds=0), \
+            pytest.raises(BenchmarkBusyError, match=f"is measuring {gpu.uuid}"):
+        runner.run_bench(runner.MeasureOptions(device="cuda:0", limits_only=True), command=("dgprofile", "bench"),
+                         progress=lambda message: None)

@@ -81,7 +81,7 @@ def test_unknown_device_is_refused_when_parsing(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--limits-only", "--device", "tpu"])
     assert exit_info.value.code == ExitCode.USAGE_ERROR
-    assert "'tpu' is not one of auto, cpu, mps, cuda or cuda:N" in capsys.readouterr().err
+    assert "'tpu' is not one of auto, cpu, mps, cuda, cuda:N, xpu or xpu:N" in capsys.readouterr().err
 
 
 def test_missing_cuda_device_is_refused_before_measuring(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (["check", "--device", "cpu", "--wait", "inf"], "'inf' is not a finite number"),
     (["check", "--device", "cpu", "--fail-under", "nan"], "'nan' is not a finite number"),
     (["check", "--device", "cpu", "--wait", "nan"], "'nan' is not a finite number"),
-    (["bench", "--device", "cuda:x"], "'cuda:x' is not one of auto, cpu, mps, cuda or cuda:N"),
+    (["bench", "--device", "cuda:x"], "'cuda:x' is not one of auto, cpu, mps, cuda, cuda:N, xpu or xpu:N"),
 ])
 def test_an_out_of_range_option_is_a_usage_error_before_any_work(args: list[str], message: str,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:

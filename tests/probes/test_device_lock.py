@@ -117,11 +117,18 @@ def test_read_only_lock_file_left_by_an_older_version_still_locks_for_another_us
 def test_a_gpu_is_locked_as_the_driver_numbers_it(monkeypatch):
     from dgprofile.probes.device_lock import device_lock_key, requested_lock_keys
 
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("ZE_AFFINITY_MASK", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
-    assert device_lock_key("cuda:0") == device_lock_key("cuda") == "nvidia-gpu-3"
-    assert device_lock_key("cuda:1") == "nvidia-gpu-1"
+    assert device_lock_key("cuda:0") == device_lock_key("cuda") == "cuda-gpu-3"
+    assert device_lock_key("cuda:1") == "cuda-gpu-1"
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "2")  # ROCm's own variable comes first
+    assert device_lock_key("cuda:0") == "cuda-gpu-2"
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert requested_lock_keys("cuda:1") == ("nvidia-gpu-1",)
+    assert requested_lock_keys("cuda:1") == ("cuda-gpu-1",)
+    monkeypatch.setenv("ZE_AFFINITY_MASK", "1.0,0")  # an Intel tile, then a whole card
+    assert device_lock_key("xpu:0") == "xpu-gpu-1.0" and device_lock_key("xpu:1") == "xpu-gpu-0"
     assert requested_lock_keys("cpu") == ("cpu",)
 
 
