@@ -152,12 +152,22 @@ def predict_for_result(result: ResultFile, *, options: PredictOptions = PredictO
 
 def validate_options(options: PredictOptions, *, vendor: str | None = None) -> None:
     """Refuse, before anything is measured, options no machine can answer: an engine that does not run the
-    precision asked for, a workload override out of range or longer than the model's context, and (given
-    ``vendor``, the machine's accelerator vendor) an engine that does not run on it. UsageError naming them."""
-    if options.engine != AUTO:
-        _check_engine(engine_by_name(options.engine), vendor, options.precision)
+    precision, execution mode or AR baseline asked for, a workload override out of range or longer than the
+    model's context, setup knobs that do not go together (an interconnect for one GPU or none named, MTP figures
+    without the MTP baseline, a sampler value outside its rule's range), and (given ``vendor``, the machine's
+    accelerator vendor) an engine or execution mode that does not run on it. UsageError naming them."""
+    engine = engine_by_name(options.engine) if options.engine != AUTO else None
+    if engine is not None:
+        _check_engine(engine, vendor, options.precision)
+        if options.ar_baseline == "mtp":
+            knobs.check_mtp_engine(engine)
+    knobs.check_execution_mode(options.execution_mode, engine=engine, vendor=vendor)
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    knobs.check_interconnect_request(options.interconnect, options.gpus)
+    knobs.check_mtp_options(options.ar_baseline, draft_tokens=options.mtp_draft_tokens,
+                            acceptance=options.mtp_acceptance)
+    knobs.sampler(options.sampler, options.sampler_value)
     workload = with_overrides(workload_by_name(options.workload or HEADLINE_WORKLOAD),
                               prompt_tokens=options.prompt_tokens, output_tokens=options.output_tokens,
                               steps=options.steps)

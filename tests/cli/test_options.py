@@ -39,6 +39,12 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (["check", "--device", "cpu", "--fail-under", "nan"], "'nan' is not a finite number"),
     (["check", "--device", "cpu", "--wait", "nan"], "'nan' is not a finite number"),
     (["bench", "--device", "cuda:x"], "'cuda:x' is not one of auto, cpu, mps, cuda, cuda:N, xpu or xpu:N"),
+    (["check", "--device", "cpu", "--gpus", "3"], "'3' is not one of '1', '2', '4', '8', '16'"),
+    (["check", "--device", "cpu", "--sampler-value", "nan"], "'nan' is not a finite number"),
+    (["check", "--device", "cpu", "--sampler-value", "inf"], "'inf' is not a finite number"),
+    (["check", "--device", "cpu", "--mtp-acceptance", "nan"], "'nan' is not a finite number"),
+    (["fleet", "run", "--timeout", "inf"], "'inf' is not a finite number"),
+    (["fleet", "run", "--timeout", "nan"], "'nan' is not a finite number"),
 ])
 def test_an_out_of_range_option_is_a_usage_error_before_any_work(args: list[str], message: str,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,7 +54,8 @@ def test_an_out_of_range_option_is_a_usage_error_before_any_work(args: list[str]
     out, err = capsys.readouterr()
     assert exit_info.value.code == ExitCode.USAGE_ERROR, err
     assert message in err and out == ""
-    assert "..." not in err and time.monotonic() - started < 2  # nothing was probed or measured
+    # Nothing was probed or measured: no progress line ("... probing the machine"), and no time spent.
+    assert not any(line.startswith("...") for line in err.splitlines()) and time.monotonic() - started < 2
 
 
 def test_check_with_an_engine_this_machine_cannot_run_is_refused_before_measuring() -> None:
@@ -66,3 +73,30 @@ def test_help_states_the_real_range(command: str, shown: tuple[str, ...]) -> Non
     help_text = " ".join(CliRunner().invoke(cli, [command, "--help"], terminal_width=200).stdout.split())
     for text in shown:
         assert text in help_text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mtp-draft-tokens", "3"], "--mtp-draft-tokens and --mtp-acceptance need --ar-baseline mtp"),
+    (["--mtp-acceptance", "0.5"], "--mtp-draft-tokens and --mtp-acceptance need --ar-baseline mtp"),
+    (["--interconnect", "pcie4x16"], "--interconnect needs --gpus 2 or more"),
+    (["--gpus", "2", "--interconnect", "infiniband"], "unknown interconnect 'infiniband'"),
+    (["--sampler", "confidence-threshold", "--sampler-value", "1.5"],
+     "a confidence threshold (--sampler-value) must be below 1"),
+    (["--engine", "llama.cpp", "--ar-baseline", "mtp"], "llama.cpp does not serve Gemma 4 with its MTP drafter"),
+    (["--engine", "transformers", "--execution-mode", "cuda-graphs"], "transformers runs eager, not cuda-graphs"),
+])
+def test_setup_knobs_that_do_not_go_together_are_refused_before_check_measures(
+        args: list[str], message: str) -> None:
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["check", "--device", "cpu", *args])
+    assert result.exit_code == ExitCode.USAGE_ERROR, result.output
+    assert message in result.stderr
+    assert "probing" not in result.stderr and not Path("dgprofile-results").exists()
+    assert time.monotonic() - started < 2
+
+
+def test_check_asking_for_cuda_graphs_on_a_cpu_is_refused_after_probing_before_measuring() -> None:
+    result = CliRunner().invoke(cli, ["check", "--device", "cpu", "--execution-mode", "cuda-graphs"])
+    assert result.exit_code == ExitCode.USAGE_ERROR
+    assert "cpu devices have no CUDA graphs: use --execution-mode eager" in result.stderr
+    assert "measuring limits" not in result.stderr and not Path("dgprofile-results").exists()
