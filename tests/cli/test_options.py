@@ -39,6 +39,7 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (["check", "--device", "cpu", "--fail-under", "nan"], "'nan' is not a finite number"),
     (["check", "--device", "cpu", "--wait", "nan"], "'nan' is not a finite number"),
     (["bench", "--device", "cuda:x"], "'cuda:x' is not one of auto, cpu, mps, cuda, cuda:N, xpu or xpu:N"),
+    (["predict", "--hardware", "h100-sxm", "--interconnect", "nvlink"], "--interconnect needs --gpus 2 or more"),
     (["check", "--device", "cpu", "--gpus", "3"], "'3' is not one of '1', '2', '4', '8', '16'"),
     (["check", "--device", "cpu", "--sampler-value", "nan"], "'nan' is not a finite number"),
     (["check", "--device", "cpu", "--sampler-value", "inf"], "'inf' is not a finite number"),
