@@ -29,7 +29,7 @@ FALLBACK_DIRECTORY = Path("dgprofile-results")
 
 def output_option(*names: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A Click option naming an output file. Click's own directory check is left out on purpose: an existing
-    directory is refused by ``check_outputs`` with every other unusable output (exit 6), not as a usage error."""
+    directory is refused by ``check_outputs`` with every other unusable output (exit 7), not as a usage error."""
     return click.option(*names, type=click.Path(path_type=Path), metavar="FILE", **options)
 
 
