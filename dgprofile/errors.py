@@ -15,3 +15,8 @@ class UsageError(DgprofileError):
 
 class BenchmarkBusyError(DgprofileError):
     """Another dgprofile benchmark holds the device, so timings would spoil each other."""
+
+
+class OutputPathError(DgprofileError):
+    """An output cannot be written where the command line says: the place is unwritable, or the path names an
+    input or another output of the same command."""

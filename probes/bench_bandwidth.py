@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dgprofile.interrupts import Interrupted
 from dgprofile.probes import triton_stream
 from dgprofile.probes.harness import Budget, Timer
 from dgprofile.records.limits import BandwidthFigure
@@ -144,12 +145,16 @@ def device_bandwidth(device: str, *, buffer_bytes: int, timer: Timer, budget: Bu
                                         timing=budget.measure(fn, timer=timer),
                                         theoretical_bytes_per_s=theoretical_bytes_per_s))
 
-    # torch.sum writes one fp32 result besides reading the buffer.
-    add("stream-read", "torch.sum", lambda: torch.sum(b), size + FP32_BYTES)
-    add("copy", "torch copy_", lambda: a.copy_(b), pattern_bytes("copy", size))
-    figures.extend(_triton_kernels(device, b, a, sm_count=sm_count, timer=timer, budget=budget,
-                                   theoretical_bytes_per_s=theoretical_bytes_per_s, notes=notes, progress=progress))
-    add("triad", "torch.add(out=, alpha=)", lambda: torch.add(b, c, alpha=0.5, out=a), pattern_bytes("triad", size))
+    try:
+        # torch.sum writes one fp32 result besides reading the buffer.
+        add("stream-read", "torch.sum", lambda: torch.sum(b), size + FP32_BYTES)
+        add("copy", "torch copy_", lambda: a.copy_(b), pattern_bytes("copy", size))
+        figures.extend(_triton_kernels(device, b, a, sm_count=sm_count, timer=timer, budget=budget,
+                                       theoretical_bytes_per_s=theoretical_bytes_per_s, notes=notes, progress=progress))
+        add("triad", "torch.add(out=, alpha=)", lambda: torch.add(b, c, alpha=0.5, out=a),
+            pattern_bytes("triad", size))
+    except KeyboardInterrupt as exc:  # keep the patterns that finished
+        raise Interrupted(BandwidthResult(tuple(figures), tuple(notes)), exc) from exc
     if device == "cpu":
         notes.append(f"CPU bandwidth measured with torch on {torch.get_num_threads()} threads")
     return BandwidthResult(tuple(figures), tuple(notes))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from dgprofile.interrupts import Interrupted
 from dgprofile.probes import gpu_backends
 from dgprofile.probes.harness import Budget, Timer, graph_or_eager
 from dgprofile.records.limits import MatmulFigure, TokenRidge
@@ -219,19 +220,27 @@ def measure_matmuls(device: str, *, plan: MatmulPlan, timer: Timer, last_level_c
     chosen = tuple(d for d in available if dtypes is None or d in dtypes)
     use_graph = device.startswith("cuda")
     figures: list[MatmulFigure] = []
-    for dtype in chosen:
-        with _fp32_precision(torch, dtype):
-            try:
-                figures.extend(_measure_dtype(torch, device, dtype, plan=plan, timer=timer, use_graph=use_graph,
-                                              last_level_cache_bytes=last_level_cache_bytes, notes=notes,
-                                              progress=progress))
-            except (RuntimeError, TypeError) as exc:  # a kernel this build or device lacks
-                notes.append(f"{dtype} matmul not measured: {exc}".splitlines()[0])
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        elif device.startswith("xpu"):
-            torch.xpu.empty_cache()
-    ridges = tuple(ridge for dtype in chosen for shape in plan.shapes
+    try:
+        for dtype in chosen:
+            with _fp32_precision(torch, dtype):
+                try:  # extend() keeps each figure the generator yielded, even when a later one fails
+                    figures.extend(_measure_dtype(torch, device, dtype, plan=plan, timer=timer, use_graph=use_graph,
+                                                  last_level_cache_bytes=last_level_cache_bytes, notes=notes,
+                                                  progress=progress))
+                except (RuntimeError, TypeError) as exc:  # a kernel this build or device lacks
+                    notes.append(f"{dtype} matmul not measured: {exc}".splitlines()[0])
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            elif device.startswith("xpu"):
+                torch.xpu.empty_cache()
+    except KeyboardInterrupt as exc:  # keep the products that finished
+        raise Interrupted(_result(figures, chosen, plan, notes), exc) from exc
+    return _result(figures, chosen, plan, notes)
+
+
+def _result(figures: list[MatmulFigure], dtypes: tuple[str, ...], plan: MatmulPlan, notes: list[str]) -> MatmulResult:
+    """The figures, and the token ridge of each dtype and shape measured far enough to show one."""
+    ridges = tuple(ridge for dtype in dtypes for shape in plan.shapes
                    if (ridge := token_ridge(tuple(figures), dtype, shape.name)) is not None)
     return MatmulResult(tuple(figures), ridges, tuple(notes))
 

@@ -1,6 +1,8 @@
 """The whole limits step: bandwidth, host transfers, matmul rates and ridge, latency floor -> ``Limits``.
 
-A failing part never sinks the step: it is recorded as unavailable with its reason, and the rest still runs.
+A failing part never sinks the step: it is recorded as unavailable with its reason, and the rest still runs. An
+interrupt (Ctrl-C, SIGTERM) ends the step but keeps every figure that finished: ``Interrupted`` carries the
+``Limits`` assembled from them.
 Budgets keep the step under 15 s on a GPU and 30 s on a small CPU machine; ``quick`` measures less.
 """
 
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dgprofile.interrupts import Interrupted, interruption_of
 from dgprofile.probes import bench_bandwidth, bench_latency, bench_matmul, gpu_backends
 from dgprofile.probes.harness import Budget, timer_for
 from dgprofile.records.limits import BandwidthFigure, LatencyFigure, Limits, MatmulFigure, TokenRidge
@@ -199,56 +202,75 @@ def measure_limits(device: str, *, machine: Machine | None = None, quick: bool =
                      "torch emulates it at a small fraction of the fp32 rate; the fp32 rate stands for it")
 
     bandwidth: tuple[BandwidthFigure, ...] = ()
-    minimum = (bench_bandwidth.MIN_CPU_BUFFER_BYTES if device == "cpu" else
-               MPS_BUFFER_BYTES if device == "mps" else bench_bandwidth.MIN_DEVICE_BUFFER_BYTES)
-    buffer_bytes, buffer_note = bench_bandwidth.buffer_bytes_for(facts.last_level_cache_bytes, minimum_bytes=minimum,
-                                                                 free_bytes=facts.free_bytes)
-    notes += [buffer_note] if buffer_note else []
-    try:
-        result = bench_bandwidth.device_bandwidth(
-            device, buffer_bytes=buffer_bytes, timer=timer, budget=plan.bandwidth,
-            theoretical_bytes_per_s=facts.theoretical_bandwidth_bytes_per_s, sm_count=facts.sm_count, progress=say)
-        bandwidth, notes = result.figures, notes + list(result.notes)
-    except RuntimeError as exc:
-        notes.append(f"bandwidth not measured: {exc}".splitlines()[0])
-
     host: tuple[BandwidthFigure, ...] = ()
-    if device.startswith("cuda") and facts.discrete:
-        try:
-            host = bench_bandwidth.host_transfer(device, buffer_bytes=plan.host_transfer_bytes, timer=timer,
-                                                 budget=plan.host_transfer, progress=say)
-        except RuntimeError as exc:
-            notes.append(f"host transfers not measured: {exc}".splitlines()[0])
-
     matmul: tuple[MatmulFigure, ...] = ()
     ridges: tuple[TokenRidge, ...] = ()
-    try:
-        mm = bench_matmul.measure_matmuls(device, plan=plan.matmul, timer=timer,
-                                          last_level_cache_bytes=facts.last_level_cache_bytes,
-                                          dtypes=plan.matmul_dtypes, progress=say)
-        matmul, ridges, notes = mm.figures, mm.ridges, notes + list(mm.notes)
-    except RuntimeError as exc:
-        notes.append(f"matmul not measured: {exc}".splitlines()[0])
-    if device == "cpu":
-        notes.append(f"CPU: decode shapes {', '.join(bench_matmul.CPU_SKIPPED_SHAPES)} skipped (too slow on a CPU)")
-
     latency: tuple[LatencyFigure, ...] = ()
     launch_floor: float | Unavailable = Unavailable("latency not measured")
     eager: float | Unavailable = Unavailable("latency not measured")
     round_trip: float | Unavailable = Unavailable("no device synchronisation on this device")
+    interrupted: KeyboardInterrupt | None = None
+    step = "bandwidth"
     try:
-        lat = bench_latency.measure_latency(device, timer=timer, budget=plan.latency, progress=say)
-        latency, notes = lat.figures, notes + list(lat.notes)
-        launch_floor, eager = lat.launch_floor.seconds, lat.eager.seconds
-        if lat.round_trip is not None:
-            round_trip = lat.round_trip.seconds
-    except RuntimeError as exc:
-        notes.append(f"latency not measured: {exc}".splitlines()[0])
+        minimum = (bench_bandwidth.MIN_CPU_BUFFER_BYTES if device == "cpu" else
+                   MPS_BUFFER_BYTES if device == "mps" else bench_bandwidth.MIN_DEVICE_BUFFER_BYTES)
+        buffer_bytes, buffer_note = bench_bandwidth.buffer_bytes_for(
+            facts.last_level_cache_bytes, minimum_bytes=minimum, free_bytes=facts.free_bytes)
+        notes += [buffer_note] if buffer_note else []
+        try:
+            result = bench_bandwidth.device_bandwidth(
+                device, buffer_bytes=buffer_bytes, timer=timer, budget=plan.bandwidth,
+                theoretical_bytes_per_s=facts.theoretical_bandwidth_bytes_per_s, sm_count=facts.sm_count,
+                progress=say)
+            bandwidth, notes = result.figures, notes + list(result.notes)
+        except RuntimeError as exc:
+            notes.append(f"bandwidth not measured: {exc}".splitlines()[0])
 
-    return assemble_limits(
+        step = "host transfers"
+        if device.startswith("cuda") and facts.discrete:
+            try:
+                host = bench_bandwidth.host_transfer(device, buffer_bytes=plan.host_transfer_bytes, timer=timer,
+                                                     budget=plan.host_transfer, progress=say)
+            except RuntimeError as exc:
+                notes.append(f"host transfers not measured: {exc}".splitlines()[0])
+
+        step = "matmul"
+        try:
+            mm = bench_matmul.measure_matmuls(device, plan=plan.matmul, timer=timer,
+                                              last_level_cache_bytes=facts.last_level_cache_bytes,
+                                              dtypes=plan.matmul_dtypes, progress=say)
+            matmul, ridges, notes = mm.figures, mm.ridges, notes + list(mm.notes)
+        except RuntimeError as exc:
+            notes.append(f"matmul not measured: {exc}".splitlines()[0])
+        if device == "cpu":
+            notes.append(f"CPU: decode shapes {', '.join(bench_matmul.CPU_SKIPPED_SHAPES)} skipped (too slow on a CPU)")
+
+        step = "latency"
+        try:
+            lat = bench_latency.measure_latency(device, timer=timer, budget=plan.latency, progress=say)
+            latency, notes = lat.figures, notes + list(lat.notes)
+            launch_floor, eager = lat.launch_floor.seconds, lat.eager.seconds
+            if lat.round_trip is not None:
+                round_trip = lat.round_trip.seconds
+        except RuntimeError as exc:
+            notes.append(f"latency not measured: {exc}".splitlines()[0])
+    except KeyboardInterrupt as exc:  # keep every figure that finished, and say where the run stopped
+        interrupted = exc
+        kept = exc.kept if isinstance(exc, Interrupted) else None
+        if isinstance(kept, bench_bandwidth.BandwidthResult):
+            bandwidth, notes = kept.figures, notes + list(kept.notes)
+        elif isinstance(kept, bench_matmul.MatmulResult):
+            matmul, ridges, notes = kept.figures, kept.ridges, notes + list(kept.notes)
+        notes.append(f"interrupted ({interruption_of(exc).value}) during {step}: what had not finished is not "
+                     "measured")
+
+    limits = assemble_limits(
         device=device, facts=facts, bandwidth=bandwidth, host=host, matmul=matmul, ridges=ridges,
         latency=latency, launch_floor=launch_floor, eager=eager, round_trip=round_trip, quick=quick,
         torch_version=str(torch.__version__), notes=tuple(notes), seconds_taken=time.perf_counter() - started)
+    if interrupted is not None:
+        raise Interrupted(limits, interrupted) from interrupted
+    return limits
 
 
 def assemble_limits(*, device: str, facts: DeviceFacts, bandwidth: tuple[BandwidthFigure, ...],

@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--slug", required=True, help="file-name stem for the result files, e.g. h100")
     parser.add_argument("--only-verify", action="store_true", help="run the probe and the verify step only")
+    parser.add_argument("--result", type=Path, help="with --only-verify: a `check` result to add the measured run to")
     parser.add_argument("--skip-verify", action="store_true",
                         help="everything but the verify step (which then runs alone, within one 10-minute call)")
     args = parser.parse_args()
@@ -138,7 +139,7 @@ def main() -> None:
              ("memory class", gpu["memory_class"]["kind"], "discrete")]
     spec_id = gpu["spec_id"] if isinstance(gpu.get("spec_id"), str) else None
     if args.only_verify:
-        rows += run_verify_step(None, args.out, args.slug, spec_id, log)
+        rows += run_verify_step(args.result, args.out, args.slug, spec_id, log)
         print_table(rows, args.out)
         return
 

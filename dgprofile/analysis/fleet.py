@@ -9,6 +9,12 @@ a 10,000-file fleet in 10 s allows. For the same reason a file that dgprofile wr
 parsed whole: only the parts the fleet shows are (``_shown_sections``), which cuts the JSON parsed from 400 KB to
 about 12 KB for a measured GPU; a file damaged only in the other parts is therefore still shown. `dgprofile
 compare` and the result page load and validate whole files.
+
+What is skipped, always with the reason, while the rest still loads: what cannot be read (a missing name, a
+dangling link, a link loop, a directory that cannot be listed, a file without read permission), what is not a
+usable result file (malformed, another format, a newer schema, a shown field the schema refuses, such as a NaN
+or negative speedup), and duplicates: a file with the same bytes as one read before it. The same file named
+twice is read once.
 """
 
 from __future__ import annotations
@@ -37,12 +43,19 @@ from dgprofile.analysis.figures import (
     stream_bandwidth,
     usable_accelerator_memory,
 )
-from dgprofile.errors import ResultFileError, UsageError
+from dgprofile.errors import ResultFileError
 from dgprofile.records.codec import DecodeError, Decoder, decoder, fields_of, to_json
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
 from dgprofile.records.predictions import Ceilings, ModeEstimate, Prediction, Predictions, Verdict
-from dgprofile.records.results import SCHEMA_VERSION, ResultFile, RunInfo, json_error_text, upgrade
+from dgprofile.records.results import (
+    SCHEMA_VERSION,
+    ResultFile,
+    RunInfo,
+    parse_json,
+    unreadable_reason,
+    upgrade,
+)
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
@@ -166,27 +179,47 @@ class Fleet:
         return dict(Counter(row.verdict for row in self.rows))
 
 
-def result_paths(inputs: Sequence[Path]) -> list[Path]:
-    """The files named, and every ``*.json`` file under the directories named, sorted within each directory."""
+def result_paths(inputs: Sequence[Path]) -> tuple[list[Path], list[SkippedFile]]:
+    """The files named, and every ``*.json`` file under the directories named (sorted within each), each file once
+    however often it is named (directly, through its directory, or through a link); and what cannot be read, with
+    the reason: a name that does not exist, a dangling link or link loop, a directory that cannot be listed.
+    Links to directories are not followed, so a link back up the tree cannot loop."""
     paths: list[Path] = []
-    for item in inputs:
-        item = Path(item)
+    skipped: list[SkippedFile] = []
+    for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(p for p in item.rglob("*.json") if p.is_file())
-        elif item.exists():
-            paths.append(item)
+            found: list[Path] = []
+            for directory, _, names in os.walk(item, onerror=lambda exc: skipped.append(_unlistable(exc))):
+                found += [Path(directory, name) for name in names if name.endswith(".json")]
+            candidates = sorted(found)
         else:
-            raise UsageError(f"{item}: no such file or directory")
-    return paths
+            candidates = [item]
+        for path in candidates:
+            try:
+                path.stat()
+            except OSError as exc:
+                skipped.append(SkippedFile(str(path), f"cannot read: {unreadable_reason(path, exc)}"))
+                continue
+            paths.append(path)
+    by_real_path: dict[str, Path] = {}
+    for path in paths:
+        by_real_path.setdefault(os.path.realpath(path), path)
+    return list(by_real_path.values()), skipped
+
+
+def _unlistable(exc: OSError) -> SkippedFile:
+    directory = Path(exc.filename)
+    return SkippedFile(str(directory), f"cannot list this directory: {unreadable_reason(directory, exc)}")
 
 
 def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
-    """Load every result file under ``inputs``; bad and duplicate files become ``SkippedFile`` with a reason.
+    """Load every result file under ``inputs``; unreadable, bad and duplicate files become ``SkippedFile`` with a
+    reason.
 
     ``workers``: processes to parse with (default: the CPUs this process may use when there are many files,
     else 1).
     """
-    paths = result_paths(inputs)
+    paths, unreadable = result_paths(inputs)
     if workers is None:
         workers = _usable_cpus() if len(paths) >= PARALLEL_MIN_FILES else 1
     if workers > 1:
@@ -195,7 +228,8 @@ def load_fleet(inputs: Sequence[Path], *, workers: int | None = None) -> Fleet:
             outcomes = [o for chunk in pool.map(_summarise_all, chunks) for o in chunk]
     else:
         outcomes = _summarise_all(paths)
-    return _without_duplicates(outcomes)
+    fleet = _without_duplicates(outcomes)
+    return Fleet(rows=fleet.rows, skipped=(*unreadable, *fleet.skipped))
 
 
 def _usable_cpus() -> int:
@@ -206,22 +240,25 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _summarise_all(paths: Iterable[Path]) -> list[FleetRow | SkippedFile]:
+def _summarise_all(paths: Iterable[Path]) -> list[tuple[FleetRow | SkippedFile, bytes]]:
     return [_summarise_file(path) for path in paths]
 
 
-def _summarise_file(path: Path) -> FleetRow | SkippedFile:
+def _summarise_file(path: Path) -> tuple[FleetRow | SkippedFile, bytes]:
+    """The file's row (or why it was skipped) and the digest of its bytes (duplicates are found by it)."""
     try:
         with path.open("rb") as handle:
             # Mapped rather than read: only the parts the fleet shows are copied out (a tenth of a GPU's file).
             data: Buffer = (mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
                             if os.fstat(handle.fileno()).st_size else b"")
-    except (OSError, ValueError) as exc:  # ValueError: a file that cannot be mapped
-        return SkippedFile(str(path), f"cannot read ({getattr(exc, 'strerror', None) or exc})")
+    except OSError as exc:
+        return SkippedFile(str(path), f"cannot read: {unreadable_reason(path, exc)}"), b""
+    except ValueError as exc:  # a file that cannot be mapped
+        return SkippedFile(str(path), f"cannot read: {exc}"), b""
     try:
-        return summarise(data, source=str(path))
+        return summarise(data, source=str(path)), hashlib.sha256(data).digest()
     except ResultFileError as exc:
-        return SkippedFile(str(path), _without_source(str(exc), str(path)))
+        return SkippedFile(str(path), _without_source(str(exc), str(path))), b""
     finally:
         if isinstance(data, mmap.mmap):
             data.close()
@@ -240,15 +277,7 @@ def summarise(data: Buffer, *, source: str) -> FleetRow:
             return _row(upgrade(shown, source=source), source=source)
         except (DecodeError, ResultFileError):
             pass  # parsed whole below, so that the message is the one any reader of the file gets
-    try:
-        document = json.loads(data if isinstance(data, bytes) else data[:])
-    except UnicodeDecodeError as exc:
-        raise ResultFileError(f"{source}: not UTF-8 text ({exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({json_error_text(exc)})") from exc
-    if not isinstance(document, dict):
-        raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
-    document = upgrade(document, source=source)
+    document = upgrade(parse_json(data if isinstance(data, bytes) else data[:], source=source), source=source)
     try:
         return _row(document, source=source)
     except DecodeError as exc:
@@ -326,7 +355,7 @@ def _shown_sections(data: Buffer) -> dict[str, Any] | None:
         return None
     try:
         document = json.loads(shown)
-    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError
+    except (ValueError, RecursionError):  # json.JSONDecodeError and UnicodeDecodeError; nesting past the stack
         return None
     return document if isinstance(document, dict) else None
 
@@ -395,9 +424,11 @@ def _at(document: Any, path: str, decode: Decoder) -> Any:
 _UNAVAILABLE = decoder(Unavailable)
 _OBJECTS = decoder(tuple[dict[str, Any], ...])
 _TIMING = decoder(Timing)
-_NUMBER = decoder(float)
-_NUMBER_OR_UNAVAILABLE = decoder(float | Unavailable)
-_NUMBERS = decoder(dict[str, float])
+# Numbers by the field they are read from, whose unit bounds them (codec.number_bounds): no NaN speedup reaches a chart.
+_RATE = decoder(float, "tokens_per_s")
+_SPEEDUP = decoder(float | Unavailable, "speedup")
+_BANDWIDTH = decoder(float | Unavailable, "stream_read_bytes_per_s")
+_FLOP_RATES = decoder(dict[str, float], "peak_flops_per_s")
 _RUN = decoder(RunInfo)
 _MACHINE = decoder(Machine | Unavailable)
 _VERDICT = decoder(Verdict)
@@ -418,8 +449,8 @@ def _measured(document: dict[str, Any]) -> MeasuredCeilings | Unavailable:
     bandwidth = _at(document, "$.limits.bandwidth", _OBJECTS)
     stream = next((f for f in bandwidth if f.get("name") == "stream-read"), None)
     spread = 0.0 if stream is None else _at(stream, "$.timing", _TIMING).relative_spread
-    return MeasuredCeilings(_at(document, "$.limits.stream_read_bytes_per_s", _NUMBER_OR_UNAVAILABLE), spread,
-                            _at(document, "$.limits.peak_flops_per_s", _NUMBERS))
+    return MeasuredCeilings(_at(document, "$.limits.stream_read_bytes_per_s", _BANDWIDTH), spread,
+                            _at(document, "$.limits.peak_flops_per_s", _FLOP_RATES))
 
 
 def _row(document: dict[str, Any], *, source: str) -> FleetRow:
@@ -441,7 +472,7 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
         reasons = _at(document, "$.predictions.reasons", _TEXTS)
         ceilings = _at(document, "$.predictions.ceilings", _CEILINGS)
         fitting = _fitting_precisions(document)
-        speedups = tuple(_at(document, f"$.predictions.headline.{name}", _NUMBER_OR_UNAVAILABLE)
+        speedups = tuple(_at(document, f"$.predictions.headline.{name}", _SPEEDUP)
                          for name in ("speedup", "speedup_low", "speedup_high"))
         scenario = {name: _at(document, f"$.predictions.headline.scenario.{name}", _TEXT)
                     for name in ("workload", "precision", "engine")}
@@ -476,7 +507,7 @@ def _measured_speedup(document: dict[str, Any], headline_workload: str) -> tuple
         return Unavailable("the measured run has no workload at concurrency 1"), ""
     speedup = chosen.get("speedup")
     value: float | Unavailable = (_at(chosen, "$.speedup", _UNAVAILABLE) if _is_unavailable(speedup)
-                                  else _at(chosen, "$.speedup.median", _NUMBER))
+                                  else _at(chosen, "$.speedup.median", _SPEEDUP))
     return value, f"{_at(chosen, '$.workload', _TEXT)}, {_at(run, '$.engine', _TEXT)} ({_at(run, '$.backend', _TEXT)})"
 
 
@@ -484,7 +515,7 @@ def _mode_rate(document: dict[str, Any], mode: str) -> float | Unavailable:
     path = f"$.predictions.headline.{mode}"
     rate: float | Unavailable = (_at(document, path, _UNAVAILABLE)
                                  if _is_unavailable(document["predictions"]["headline"].get(mode))
-                                 else _at(document, f"{path}.tokens_per_s", _NUMBER))
+                                 else _at(document, f"{path}.tokens_per_s", _RATE))
     return rate
 
 
@@ -493,34 +524,22 @@ def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:
     return tuple(_at(fit, "$.precision", _TEXT) for fit in memory if _at(fit, "$.fits_diffusion", _FLAG))
 
 
-def _without_duplicates(outcomes: Sequence[FleetRow | SkippedFile]) -> Fleet:
-    """Keep the first file of each (host, measured device, hardware, created_at); later ones are skipped as
-    duplicates. Identical files always share that key, so contents are compared only on a collision, to say which
-    kind of duplicate. The device keeps apart the GPUs of one host measured in the same second."""
+def _without_duplicates(outcomes: Sequence[tuple[FleetRow | SkippedFile, bytes]]) -> Fleet:
+    """Keep the first of files with the same bytes; later copies are skipped as duplicates. Only the same content
+    makes a duplicate: two results of one machine made in the same second (four `predict` runs for different
+    workloads, say) are different results, and both count."""
     rows: list[FleetRow] = []
     skipped: list[SkippedFile] = []
-    first_by_identity: dict[tuple[str, str, str, str], str] = {}
-    for outcome in outcomes:
+    first_with_content: dict[bytes, str] = {}
+    for outcome, digest in outcomes:
         if isinstance(outcome, SkippedFile):
             skipped.append(outcome)
-            continue
-        identity = (outcome.hostname, outcome.device, outcome.hardware, outcome.created_at)
-        first = first_by_identity.setdefault(identity, outcome.path)
-        if first == outcome.path:
-            rows.append(outcome)
-        elif _same_content(first, outcome.path):
-            skipped.append(SkippedFile(outcome.path, f"duplicate: identical content to {first}"))
+        elif digest in first_with_content:
+            skipped.append(SkippedFile(outcome.path, f"duplicate: same content as {first_with_content[digest]}"))
         else:
-            skipped.append(SkippedFile(outcome.path, f"duplicate: same machine ({outcome.hostname}) and created_at "
-                                                     f"({outcome.created_at}) as {first}"))
+            first_with_content[digest] = outcome.path
+            rows.append(outcome)
     return Fleet(rows=tuple(rows), skipped=tuple(skipped))
-
-
-def _same_content(first: str, second: str) -> bool:
-    try:
-        return hashlib.sha256(Path(first).read_bytes()).digest() == hashlib.sha256(Path(second).read_bytes()).digest()
-    except OSError:
-        return False
 
 
 CSV_COLUMNS = ("path", "hostname", "device", "hardware", "hardware_model", "memory_class", "origin", "status", "created_at", "verdict",

@@ -7,11 +7,16 @@ pass's floors and models those precisions from the bf16 passes. The probe (and t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from dgprofile.interrupts import Interrupted
 from dgprofile.model.floors import passes_against_limits
 from dgprofile.records.limits import Limits
 from dgprofile.records.passes import PassTimes
 from dgprofile.specs.model_config import load_model_config
+
+if TYPE_CHECKING:  # the probe (and torch behind it) loads on first use
+    from dgprofile.probes.decode.measurements import DecodeMeasurements
 
 
 def time_decode_passes(*, device: str, limits: Limits, quick: bool = False, full_depth: bool = False,
@@ -20,6 +25,13 @@ def time_decode_passes(*, device: str, limits: Limits, quick: bool = False, full
     precisions the device cannot run modelled from its bf16 passes."""
     from dgprofile.probes.decode import run_decode_bench
 
-    measured = run_decode_bench(device=device, quick=quick, full_depth=full_depth, progress=progress)
+    try:
+        measured = run_decode_bench(device=device, quick=quick, full_depth=full_depth, progress=progress)
+    except Interrupted as interrupted:  # the passes that finished, set against the limits as a whole run's are
+        raise Interrupted(_against_limits(interrupted.kept, limits), interrupted) from interrupted
+    return _against_limits(measured, limits)
+
+
+def _against_limits(measured: DecodeMeasurements, limits: Limits) -> PassTimes:
     return passes_against_limits(load_model_config(measured.passes.model_id), limits, measured.passes,
                                  measured.modelled_precisions)

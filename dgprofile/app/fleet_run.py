@@ -30,6 +30,7 @@ from typing import Any
 from dgprofile.analysis.fleet import FailedMachine, Fleet, FleetRow, FleetRunInfo, SkippedFile, summarise
 from dgprofile.app import fleet_node
 from dgprofile.errors import DgprofileError, ResultFileError, UsageError
+from dgprofile.interrupts import Interruption, interruption_of, sigterm_interrupts
 from dgprofile.records.results import SALT_ENVIRONMENT_VARIABLE, anonymize_salt, salted_hash, write_atomic
 from dgprofile.records.values import Unavailable
 
@@ -121,11 +122,11 @@ class FleetProgress:
 
 @dataclass(frozen=True)
 class FleetRunOutcome:
-    """The fleet of the run, the result files written, and whether the user interrupted it."""
+    """The fleet of the run, the result files written, and what interrupted it, if anything (Ctrl-C, SIGTERM)."""
 
     fleet: Fleet
     result_paths: tuple[Path, ...]
-    interrupted: bool
+    interruption: Interruption | None
 
 
 Progress = Callable[[FleetProgress], None]
@@ -221,17 +222,19 @@ def run_fleet(options: FleetRunOptions, output_dir: Path, *, progress: Progress)
         targets, notes = discover(ray.nodes(), per_gpu=options.per_gpu, include_cpu_nodes=options.include_cpu_nodes)
         if not targets:
             raise DgprofileError(f"no alive node to run on in {cluster}")
-        collected, interrupted = _run_all(ray, targets, job_base, results_dir, salt, options, progress, started)
+        with sigterm_interrupts():
+            collected, interruption = _run_all(ray, targets, job_base, results_dir, salt, options, progress,
+                                               started)
     finally:
         ray.shutdown()
-    if interrupted:
-        notes.append("interrupted (Ctrl-C): machines still running were cancelled")
+    if interruption is not None:
+        notes.append(f"interrupted ({interruption.value}): machines still running were cancelled")
     run = FleetRunInfo(label=options.label or f"Ray cluster at {cluster}", cluster=cluster,
                        command="dgprofile " + " ".join(arguments), machines=len(targets), started_at=started_at,
                        wall_seconds=round(time.monotonic() - started, 1), notes=tuple(notes))
     fleet = Fleet(rows=tuple(collected.rows), skipped=tuple(collected.skipped), failed=tuple(collected.failed),
                   run=run)
-    return FleetRunOutcome(fleet=fleet, result_paths=tuple(collected.paths), interrupted=interrupted)
+    return FleetRunOutcome(fleet=fleet, result_paths=tuple(collected.paths), interruption=interruption)
 
 
 def _connect(ray: Any, options: FleetRunOptions) -> str:
@@ -254,7 +257,8 @@ def _connect(ray: Any, options: FleetRunOptions) -> str:
 
 
 def _run_all(ray: Any, targets: list[Target], job: fleet_node.NodeJob, results_dir: Path, salt: str,
-             options: FleetRunOptions, progress: Progress, started: float) -> tuple[_Collected, bool]:
+             options: FleetRunOptions, progress: Progress,
+             started: float) -> tuple[_Collected, Interruption | None]:
     from ray import cloudpickle
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -298,14 +302,15 @@ def _run_all(ray: Any, targets: list[Target], job: fleet_node.NodeJob, results_d
                     report(_fail(collected, attempt, reason, salt))
             if not ready:
                 report("")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (sigterm_interrupts): keep every result that came back
+        interruption = interruption_of(exc)
         for ref, attempt in pending.items():
             ray.cancel(ref, force=True)
-            _fail(collected, attempt, "interrupted (Ctrl-C) before it finished", salt)
+            _fail(collected, attempt, f"interrupted ({interruption.value}) before it finished", salt)
         pending.clear()
         report("interrupted: running measurements cancelled")
-        return collected, True
-    return collected, False
+        return collected, interruption
+    return collected, None
 
 
 def _receive(ray: Any, ref: Any, attempt: _Attempt, submit: Callable[[Target, int, str], None], results_dir: Path,

@@ -1,15 +1,16 @@
 """`probe`, and the first step of `bench` and `check`: describe this machine, and keep the description in a file.
 
-The probes find what the machine is (``dgprofile.probes.collect``); this layer hashes its identities when asked
-and builds the result file. The probes are imported on first use, so the CLI starts without their libraries.
+The probes find what the machine is (``dgprofile.probes.collect``); this layer builds the result file and, when
+asked, anonymizes it. The probes are imported on first use, so the CLI starts without their libraries.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from dgprofile.records.machine import Machine
-from dgprofile.records.results import ResultFile, RunInfo, anonymize_salt, new_result
+from dgprofile.records.results import ResultFile, RunInfo, anonymize_result, anonymize_salt, new_result
 from dgprofile.records.results import anonymize as anonymize_machine
 
 
@@ -30,3 +31,9 @@ def probe_result(machine: Machine, *, command: tuple[str, ...], started_at: date
                   duration_seconds=(finished_at - started_at).total_seconds(), status="complete",
                   incomplete_reasons=())
     return new_result(run=run, machine=machine)
+
+
+def anonymized(result: ResultFile) -> ResultFile:
+    """``--anonymize``: the result with the machine's identities hashed wherever they appear, and the user's home
+    directory written as ``~`` (see ``dgprofile.records.results.anonymize_result``)."""
+    return anonymize_result(result, salt=anonymize_salt(), home_directory=str(Path.home()))

@@ -161,6 +161,41 @@ def predict_for_result(result: ResultFile, *, options: PredictOptions = PredictO
     return predict_for_machine(result.machine, result.limits, result.passes, options=options)
 
 
+def validate_options(options: PredictOptions, *, vendor: str | None = None) -> None:
+    """Refuse, before anything is measured, options no machine can answer: an engine that does not run the
+    precision, execution mode or AR baseline asked for, a workload override out of range or longer than the
+    model's context, setup knobs that do not go together (an interconnect for one GPU or none named, MTP figures
+    without the MTP baseline, a sampler value outside its rule's range), and (given ``vendor``, the machine's
+    accelerator vendor) an engine or execution mode that does not run on it. UsageError naming them."""
+    engine = engine_by_name(options.engine) if options.engine != AUTO else None
+    if engine is not None:
+        _check_engine(engine, vendor, options.precision)
+        if options.ar_baseline == "mtp":
+            knobs.check_mtp_engine(engine)
+    knobs.check_execution_mode(options.execution_mode, engine=engine, vendor=vendor)
+    if options.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    knobs.check_interconnect_request(options.interconnect, options.gpus)
+    knobs.check_mtp_options(options.ar_baseline, draft_tokens=options.mtp_draft_tokens,
+                            acceptance=options.mtp_acceptance)
+    knobs.sampler(options.sampler, options.sampler_value)
+    workload = with_overrides(workload_by_name(options.workload or HEADLINE_WORKLOAD),
+                              prompt_tokens=options.prompt_tokens, output_tokens=options.output_tokens,
+                              steps=options.steps)
+    context = load_model_config().backbone.max_position_embeddings
+    if workload.prompt_tokens + workload.output_tokens > context:
+        raise UsageError(f"a {workload.prompt_tokens:,}-token prompt and {workload.output_tokens:,}-token output "
+                         f"exceed the model's {context:,}-token context (--prompt-tokens, --output-tokens)")
+
+
+def _check_engine(engine: Engine, vendor: str | None, precision: str | None) -> None:
+    if vendor is not None and vendor not in engine.vendors:
+        raise UsageError(f"{engine.name} does not run on {vendor} accelerators (it runs on "
+                         f"{', '.join(engine.vendors)})")
+    if precision is not None and precision not in engine.precisions:
+        raise UsageError(f"{engine.name} does not run {precision}: it runs {', '.join(engine.precisions)}")
+
+
 def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | None,
            options: PredictOptions, config: ModelConfig | None = None) -> _Setup:
     if options.engine == AUTO:
@@ -169,11 +204,7 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | No
     else:
         name, reason = options.engine, "chosen on the command line"
     engine = engine_by_name(name)
-    if ceilings.vendor not in engine.vendors:
-        raise UsageError(f"{name} does not run on {ceilings.vendor} accelerators (it runs on "
-                         f"{', '.join(engine.vendors)})")
-    if options.precision is not None and options.precision not in engine.precisions:
-        raise UsageError(f"{name} does not run {options.precision}: it runs {', '.join(engine.precisions)}")
+    _check_engine(engine, ceilings.vendor, options.precision)
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     config = config or load_model_config()

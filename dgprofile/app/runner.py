@@ -1,8 +1,9 @@
 """`bench` and `check` end to end: probe, measure limits, time the decode passes, predict, keep what was measured.
 
-The measured steps run under the device's benchmark lock. A step that fails, or a Ctrl-C, ends the measuring but
-not the run: the result is still assembled from what was measured, marked incomplete with the reason, and the
-prediction falls back to whatever is available (measured limits, else the datasheet).
+The device's benchmark lock is taken first, before probing (its key is the device asked for), so of two runs on one
+device the one started first measures and the other waits or refuses. A step that fails, Ctrl-C or SIGTERM ends the
+measuring but not the run: the result is still assembled from every measurement that finished, marked incomplete
+with the reason, and the prediction falls back to whatever is available (measured limits, else the datasheet).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from dgprofile.app.decode_passes import time_decode_passes
-from dgprofile.app.machine import probe_machine
-from dgprofile.app.predictor import PredictOptions, predict_for_machine
+from dgprofile.app.machine import anonymized, probe_machine
+from dgprofile.app.predictor import PredictOptions, predict_for_machine, validate_options
 from dgprofile.errors import BenchmarkBusyError, UsageError
+from dgprofile.interrupts import Interrupted, Interruption, interruption_of, sigterm_interrupts
+from dgprofile.model.ceilings import machine_vendor
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import AmdGpu, IntelGpu, Machine, NvidiaGpu
 from dgprofile.records.passes import PassTimes
@@ -27,6 +30,7 @@ from dgprofile.records.values import Unavailable
 Progress = Callable[[str], None]
 TORCH_MISSING = Unavailable("torch is not installed: pip install 'dgprofile[bench]' to measure this machine")
 LIMITS_ONLY = Unavailable("not measured: --limits-only")
+NOT_REACHED = Unavailable("not measured: the run ended before this step")
 
 
 # The passes are bf16 at the real shapes; a CPU engine on such a CPU (llama.cpp) computes in fp32 instead, which
@@ -57,20 +61,20 @@ class CheckOptions:
 
 @dataclass(frozen=True)
 class MeasuredRunResult:
-    """The result, and whether the user interrupted the run (the CLI exits 130 after writing it)."""
+    """The result, and what interrupted the run, if anything (the CLI exits with its code after writing it)."""
 
     result: ResultFile
-    interrupted: bool
+    interruption: Interruption | None
 
 
 @dataclass(frozen=True)
 class _Measured:
-    machine: Machine
+    machine: Machine | Unavailable
     device: str
     limits: Limits | Unavailable
     passes: PassTimes | Unavailable
     incomplete: tuple[str, ...]
-    interrupted: bool
+    interruption: Interruption | None
 
 
 def _now() -> str:
@@ -92,48 +96,68 @@ def lock_key(machine: Machine, device: str) -> str:
     return device
 
 
-def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
-    progress("probing the machine")
-    machine = probe_machine(anonymize=options.anonymize)
-    if importlib.util.find_spec("torch") is None:
-        return _Measured(machine, options.device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), False)
+def _measure(options: MeasureOptions, progress: Progress,
+             before_measuring: Callable[[Machine], None] = lambda machine: None) -> _Measured:
+    """Lock, probe, then (after ``before_measuring`` has had its say on the machine) measure."""
+    from dgprofile.probes.device_lock import device_lock_key, exclusive_devices, requested_lock_keys
 
-    from dgprofile.probes.device_lock import exclusive_device
-    from dgprofile.probes.measure_limits import measure_limits
-    from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
-
-    device = resolve_device(machine, options.device)
-    undrivable = undrivable_accelerator(machine, device) if options.device == "auto" else None
-    if undrivable is not None:
-        progress(undrivable)
-        skipped = Unavailable(undrivable)
-        return _Measured(machine, device, skipped, skipped, (undrivable,), False)
-    not_reached = Unavailable("not measured: the run ended before this step")
-    limits: Limits | Unavailable = not_reached
-    passes: PassTimes | Unavailable = LIMITS_ONLY if options.limits_only else not_reached
+    machine: Machine | Unavailable = Unavailable("not probed: the run ended before the probe finished")
+    device = options.device
+    limits: Limits | Unavailable = NOT_REACHED
+    passes: PassTimes | Unavailable = LIMITS_ONLY if options.limits_only else NOT_REACHED
     incomplete: list[str] = []
-    interrupted = False
+    interruption: Interruption | None = None
     step = "waiting for the device"
-    try:
-        with exclusive_device(lock_key(machine, device), wait_seconds=options.wait_seconds, on_wait=progress):
-            step = "measuring limits"
-            progress(f"{step} on {device}")
-            limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
-            if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
-                passes = NO_BF16_ARITHMETIC
-                progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
-            elif not options.limits_only:
-                step = "timing decode passes"
-                progress(f"{step} on {device}")
-                passes = time_decode_passes(device=device, limits=limits, quick=options.quick, progress=progress)
-    except KeyboardInterrupt:
-        interrupted = True
-        incomplete.append(f"interrupted (Ctrl-C) while {step}")
-    except (BenchmarkBusyError, UsageError):
-        raise
-    except Exception as exc:  # a failing benchmark must not sink the run: keep what was measured
-        incomplete.append(f"{step} failed: {type(exc).__name__}: {exc}")
-    return _Measured(machine, device, limits, passes, tuple(incomplete), interrupted)
+    with sigterm_interrupts():
+        try:
+            with exclusive_devices(requested_lock_keys(options.device), wait_seconds=options.wait_seconds,
+                                   on_wait=progress) as locks:
+                step = "probing the machine"
+                progress(step)
+                machine = probe_machine()
+                before_measuring(machine)
+                if importlib.util.find_spec("torch") is None:
+                    return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None)
+                from dgprofile.probes.measure_limits import measure_limits
+                from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
+
+                device = resolve_device(machine, options.device)
+                picked = device_lock_key(device)
+                locks.keep_only(picked)
+                undrivable = undrivable_accelerator(machine, device) if options.device == "auto" else None
+                if undrivable is not None:
+                    progress(undrivable)
+                    skipped = Unavailable(undrivable)
+                    return _Measured(machine, device, skipped, skipped, (undrivable,), None)
+                # The card's identity as well: two containers sharing /tmp may number one card differently.
+                step = "waiting for the device"
+                with exclusive_devices([key for key in (picked, lock_key(machine, device)) if key not in locks.keys],
+                                       wait_seconds=options.wait_seconds, on_wait=progress):
+                    step = "measuring limits"
+                    progress(f"{step} on {device}")
+                    limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
+                    if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
+                        passes = NO_BF16_ARITHMETIC
+                        progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
+                    elif not options.limits_only:
+                        step = "timing decode passes"
+                        progress(f"{step} on {device}")
+                        passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
+                                                    progress=progress)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what the interrupted step finished
+            interruption = interruption_of(exc)
+            kept = exc.kept if isinstance(exc, Interrupted) else None
+            if isinstance(kept, Limits):
+                limits = kept
+            elif isinstance(kept, PassTimes) and kept.passes:
+                passes = kept
+            incomplete.append(f"interrupted ({interruption.value}) while {step}"
+                              + ("; the measurements that finished are kept" if kept is not None else ""))
+        except (BenchmarkBusyError, UsageError):
+            raise
+        except Exception as exc:  # a failing benchmark must not sink the run: keep what was measured
+            incomplete.append(f"{step} failed: {type(exc).__name__}: {exc}")
+    return _Measured(machine, device, limits, passes, tuple(incomplete), interruption)
 
 
 def _run_info(command: tuple[str, ...], label: str, started_at: str, started: float,
@@ -149,20 +173,28 @@ def run_bench(options: MeasureOptions, *, command: tuple[str, ...], progress: Pr
     measured = _measure(options, progress)
     run = _run_info(command, f"dgprofile bench on {measured.device}", started_at, started, measured.incomplete)
     result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes)
-    return MeasuredRunResult(result=result, interrupted=measured.interrupted)
+    return MeasuredRunResult(result=anonymized(result) if options.anonymize else result,
+                             interruption=measured.interruption)
 
 
 def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Progress) -> MeasuredRunResult:
     """`dgprofile check`: everything `bench` measures, then the predictions and verdict."""
     started_at, started = _now(), time.monotonic()
-    measured = _measure(options.measure, progress)
-    progress("predicting")
-    try:
-        predictions: Predictions | Unavailable = predict_for_machine(
-            measured.machine, measured.limits, measured.passes, options=options.prediction)
-    except UsageError as exc:
-        predictions = Unavailable(str(exc))
+    # An engine that does not run on this machine's accelerator is refused before minutes of measuring.
+    measured = _measure(options.measure, progress, lambda machine: validate_options(
+        options.prediction, vendor=machine_vendor(machine)))
+    predictions: Predictions | Unavailable
+    if isinstance(measured.machine, Unavailable):
+        predictions = Unavailable(f"nothing to predict from: {measured.machine.reason}")
+    else:
+        progress("predicting")
+        try:
+            predictions = predict_for_machine(measured.machine, measured.limits, measured.passes,
+                                              options=options.prediction)
+        except UsageError as exc:
+            predictions = Unavailable(str(exc))
     run = _run_info(command, f"dgprofile check on {measured.device}", started_at, started, measured.incomplete)
     result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes,
                         predictions=predictions)
-    return MeasuredRunResult(result=result, interrupted=measured.interrupted)
+    return MeasuredRunResult(result=anonymized(result) if options.measure.anonymize else result,
+                             interruption=measured.interruption)

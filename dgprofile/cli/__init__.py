@@ -12,7 +12,7 @@ import sys
 import click
 
 from dgprofile import __version__
-from dgprofile.errors import BenchmarkBusyError, DgprofileError, ResultFileError, UsageError
+from dgprofile.errors import BenchmarkBusyError, DgprofileError, OutputPathError, ResultFileError, UsageError
 from dgprofile.exit_codes import ExitCode
 
 # name -> (module, attribute, one-line help); the order is the order of a typical session.
@@ -63,6 +63,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 _ERROR_CODES: tuple[tuple[type[DgprofileError], ExitCode], ...] = (
+    (OutputPathError, ExitCode.OUTPUT_ERROR),
     (ResultFileError, ExitCode.INPUT_ERROR),
     (UsageError, ExitCode.INPUT_ERROR),
     (BenchmarkBusyError, ExitCode.ENVIRONMENT_ERROR),

@@ -7,19 +7,22 @@ from pathlib import Path
 import click
 
 from dgprofile.cli.command_line import command_line
+from dgprofile.cli.outputs import Output, check_outputs, output_option, write_output
+from dgprofile.cli.scenario_options import device_option, wait_option
+from dgprofile.errors import UsageError
 from dgprofile.exit_codes import ExitCode
 
 
 @click.command()
 @click.option("--limits-only", is_flag=True, help="Measure bandwidth, matmul rates and latency floor only.")
-@click.option("--device", default="auto", show_default=True,
-              help="torch device to measure: auto, cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N, mps or cpu.")
+@device_option("torch device to measure: auto, cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N, mps or "
+               "cpu.")
 @click.option("--quick", is_flag=True, help="Fewer samples, dtypes, shapes and concurrencies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result file as JSON instead of text.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result file here.")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Seconds to wait for another dgprofile benchmark on the same device.")
-@click.option("--anonymize", is_flag=True, help="Replace hostname, GPU UUIDs and PCI bus ids with salted hashes.")
+@output_option("-o", "--output", help="Write the result file here.")
+@wait_option("Seconds to wait for another dgprofile benchmark on the same device.")
+@click.option("--anonymize", is_flag=True, help="Replace hostname, GPU UUIDs and PCI bus ids with salted hashes; "
+              "paths on the recorded command line are shown as FILE.")
 @click.pass_context
 def bench(ctx: click.Context, limits_only: bool, device: str, quick: bool, as_json: bool, output: Path | None,
           wait_seconds: float, anonymize: bool) -> None:
@@ -28,21 +31,26 @@ def bench(ctx: click.Context, limits_only: bool, device: str, quick: bool, as_js
     Progress goes to stderr; limits and passes to stdout as text, or the whole result file with --json.
     """
     from dgprofile.app.runner import MeasureOptions, run_bench
-    from dgprofile.records.results import dump, dumps
+    from dgprofile.records.results import dumps, validated_text
     from dgprofile.records.values import Unavailable
     from dgprofile.terminal.format_limits import format_limits
     from dgprofile.terminal.format_passes import format_passes
     from dgprofile.text.units import unavailable_text
 
-    if output is not None and not output.parent.is_dir():  # refuse before minutes of measuring, not after
-        raise click.BadParameter(f"cannot write {output}: no directory {output.parent}", param_hint="-o/--output")
+    result_file = Output("-o/--output", output) if output is not None else None
+    check_outputs([result_file] if result_file else [])  # refuse before minutes of measuring, not after
     options = MeasureOptions(quick=quick, device=device, anonymize=anonymize, wait_seconds=wait_seconds,
                              limits_only=limits_only)
-    outcome = run_bench(options, command=command_line(ctx), progress=lambda message: click.echo(message, err=True))
+    try:
+        outcome = run_bench(options, command=command_line(ctx),
+                            progress=lambda message: click.echo(message, err=True))
+    except UsageError as exc:  # the device asked for is not on this machine: found before measuring
+        raise click.UsageError(str(exc)) from None
     result = outcome.result
-    if output is not None:
-        dump(result, output)
-        click.echo(f"wrote {output}", err=True)
+    written = None
+    if result_file is not None:
+        written = write_output(result_file, validated_text(result, source=str(result_file.path)))
+        click.echo(f"wrote {written.path}", err=True)
     if as_json:
         click.echo(dumps(result), nl=False)
     else:
@@ -52,5 +60,7 @@ def bench(ctx: click.Context, limits_only: bool, device: str, quick: bool, as_js
             click.echo("\n" + format_passes(result.passes))
     for reason in result.run.incomplete_reasons:
         click.echo(f"incomplete: {reason}", err=True)
-    if outcome.interrupted:
-        ctx.exit(ExitCode.INTERRUPTED)
+    if outcome.interruption is not None:
+        ctx.exit(outcome.interruption.exit_code)
+    if written is not None and written.problem:
+        ctx.exit(ExitCode.OUTPUT_ERROR)

@@ -10,31 +10,48 @@ from typing import Any
 import click
 
 from dgprofile.cli.command_line import command_line
-from dgprofile.cli.scenario_options import below_fail_under, predict_options, scenario_options
+from dgprofile.cli.outputs import Output, check_outputs, free_path, output_option, write_output
+from dgprofile.cli.scenario_options import (
+    below_fail_under,
+    device_option,
+    predict_options,
+    scenario_options,
+    wait_option,
+)
+from dgprofile.errors import UsageError
 from dgprofile.exit_codes import ExitCode
 from dgprofile.records.values import Unavailable
 
 RESULTS_DIR = Path("dgprofile-results")
+HOST_NAME_CHARS = 40
 
 
-def default_result_path() -> Path:
-    """``dgprofile-results/<host>_<UTC time>.dgprofile.json``: one file per run, ready for `dgprofile report`."""
-    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40] or "machine"
-    return RESULTS_DIR / f"{host}_{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.dgprofile.json"
+def default_result_path(*, anonymize: bool, started: datetime) -> Path:
+    """``dgprofile-results/<host>_<UTC time>.dgprofile.json``: one file per run, ready for `dgprofile report`.
+    Anonymized, the host is its salted hash (as in the file); a name never starts with "-" or "." (a file
+    named like an option, or hidden)."""
+    from dgprofile.records.results import anonymize_salt, salted_hash
+
+    hostname = socket.gethostname()
+    host = salted_hash(hostname, anonymize_salt()) if anonymize else hostname
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in host)[:HOST_NAME_CHARS].lstrip("-_")
+    return RESULTS_DIR / f"{safe or 'machine'}_{started:%Y%m%d-%H%M%S}.dgprofile.json"
+
+
+def page_path_for(result_path: Path) -> Path:
+    """The report page beside a result file: its name with .html for .json."""
+    return result_path.with_name(result_path.name.removesuffix(".json") + ".html")
 
 
 @click.command()
 @click.option("--quick", is_flag=True, help="Fewer shapes and concurrencies (about a third of the time).")
-@click.option("--device", default="auto", show_default=True,
-              help="cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N (Intel), mps or cpu.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Result file [default: dgprofile-results/<host>_<time>.dgprofile.json].")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Report page [default: the result file's name with .html].")
+@device_option("cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N (Intel), mps or cpu.")
+@output_option("-o", "--output", help="Result file [default: dgprofile-results/<host>_<time>.dgprofile.json].")
+@output_option("--html", "html_path", help="Report page [default: the result file's name with .html].")
 @click.option("--no-html", is_flag=True, help="Do not write the report page.")
-@click.option("--anonymize", is_flag=True, help="Hash hostname, GPU UUIDs and PCI bus ids in the result.")
-@click.option("--wait", "wait_seconds", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds to wait when another dgprofile benchmark holds the device.")
+@click.option("--anonymize", is_flag=True, help="Hash hostname, GPU UUIDs and PCI bus ids in the result, its "
+              "file name and its page; paths on the recorded command line are shown as FILE.")
+@wait_option("Seconds to wait when another dgprofile benchmark holds the device.")
 @click.option("--json", "as_json", is_flag=True, help="Print the headline summary as JSON.")
 @scenario_options
 @click.pass_context
@@ -50,30 +67,42 @@ def check(ctx: click.Context, quick: bool, device: str, output: Path | None, htm
 
     from dgprofile.app.runner import CheckOptions, MeasureOptions, run_check
     from dgprofile.pages.result_page import render_result_html
-    from dgprofile.records.results import dump, write_atomic
+    from dgprofile.records.results import validated_text
     from dgprofile.terminal.format_predictions import format_predictions, summary_json
 
     options = CheckOptions(measure=MeasureOptions(quick=quick, device=device, anonymize=anonymize,
                                                   wait_seconds=wait_seconds),
                            prediction=predict_options(**scenario))
-    outcome = run_check(options, command=command_line(ctx),
-                        progress=lambda message: click.echo(f"... {message}", err=True))
-    result_path = output or default_result_path()
-    dump(outcome.result, result_path)
-    click.echo(f"result file: {result_path}", err=True)
-    if not no_html:
-        page_path = html_path or result_path.with_name(result_path.name.removesuffix(".json") + ".html")
-        write_atomic(page_path, render_result_html(outcome.result))
-        click.echo(f"report page: {page_path}", err=True)
+    result_path = output or default_result_path(anonymize=anonymize, started=datetime.now(timezone.utc))
+    page_path = None if no_html else html_path or page_path_for(result_path)
+    check_outputs([Output("-o/--output", result_path), *([Output("--html", page_path)] if page_path else [])])
+    try:
+        outcome = run_check(options, command=command_line(ctx),
+                            progress=lambda message: click.echo(f"... {message}", err=True))
+    except UsageError as exc:  # the device or engine asked for is not on this machine: found before measuring
+        raise click.UsageError(str(exc)) from None
+    if output is None:  # another run may have taken the default name since
+        result_path = free_path(result_path)
+        page_path = None if no_html else html_path or page_path_for(result_path)
+    written = [write_output(Output("-o/--output", result_path),
+                            validated_text(outcome.result, source=str(result_path)))]
+    click.echo(f"result file: {written[0].path}", err=True)
+    if page_path is not None:
+        written.append(write_output(Output("--html", page_path), render_result_html(outcome.result)))
+        click.echo(f"report page: {written[-1].path}", err=True)
     predictions = outcome.result.predictions
     for reason in outcome.result.run.incomplete_reasons:
         click.echo(f"incomplete: {reason}", err=True)
     if isinstance(predictions, Unavailable):
         click.echo(f"Error: no verdict: {predictions.reason}", err=True)
-        ctx.exit(ExitCode.INTERRUPTED if outcome.interrupted else ExitCode.ENVIRONMENT_ERROR)
-    click.echo(json.dumps(summary_json(predictions), indent=2) if as_json else format_predictions(predictions))
-    if outcome.interrupted:
-        ctx.exit(ExitCode.INTERRUPTED)
+    else:
+        click.echo(json.dumps(summary_json(predictions), indent=2) if as_json else format_predictions(predictions))
+    if outcome.interruption is not None:
+        ctx.exit(outcome.interruption.exit_code)
+    if any(w.problem for w in written):
+        ctx.exit(ExitCode.OUTPUT_ERROR)
+    if isinstance(predictions, Unavailable):
+        ctx.exit(ExitCode.ENVIRONMENT_ERROR)
     if below_fail_under(predictions, fail_under):
         click.echo(f"headline speedup (lower band) below --fail-under {fail_under}", err=True)
         ctx.exit(ExitCode.BELOW_FAIL_UNDER)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from dgprofile.cli.outputs import Output, check_outputs, write_output
+from dgprofile.cli.scenario_options import FiniteFloatRange
 from dgprofile.errors import UsageError
 from dgprofile.exit_codes import ExitCode
 
@@ -38,7 +40,7 @@ def fleet() -> None:
 @click.option("--quick", is_flag=True, help="Run `check --quick` on every machine (without a command after --).")
 @click.option("--include-cpu-nodes", is_flag=True,
               help="Also measure nodes without a GPU when the cluster has GPU nodes (they are left out otherwise).")
-@click.option("--timeout", "timeout_seconds", default=1800.0, show_default=True, type=click.FloatRange(min=1),
+@click.option("--timeout", "timeout_seconds", default=1800.0, show_default=True, type=FiniteFloatRange(min=1),
               help="Seconds each machine's command may run; then it is interrupted and what it saved is kept.")
 @click.option("--anonymize", is_flag=True,
               help="Hash hostnames, GPU UUIDs and PCI bus ids with one salt for the whole fleet.")
@@ -68,13 +70,15 @@ def run(ctx: click.Context, command: tuple[str, ...], address: str, per_gpu: boo
     from dgprofile.analysis.fleet import fleet_csv
     from dgprofile.app.fleet_run import FleetRunOptions, read_runtime_env, run_fleet
     from dgprofile.pages.fleet_page import render_fleet_html
-    from dgprofile.records.results import write_atomic
 
     if command and quick:
         raise UsageError("--quick stands for `-- check --quick`: give one or the other")
     output_dir = output_dir or default_output_dir()
     if output_dir.exists() and any(output_dir.iterdir()):
         raise UsageError(f"{output_dir} is not empty: give a new folder with -o, so that runs do not mix")
+    # Checked before the cluster is asked for anything: a page that cannot be written loses nothing yet.
+    outputs = [Output("-o/--output-dir", output_dir / name) for name in ("fleet.html", "fleet.csv")]
+    check_outputs(outputs)
     options = FleetRunOptions(
         arguments=command or (("check", "--quick") if quick else ("check",)), address=address, per_gpu=per_gpu,
         include_cpu_nodes=include_cpu_nodes, timeout_seconds=timeout_seconds, anonymize=anonymize,
@@ -86,9 +90,7 @@ def run(ctx: click.Context, command: tuple[str, ...], address: str, per_gpu: boo
     finally:
         view.close()
     fleet = outcome.fleet
-    page, table = output_dir / "fleet.html", output_dir / "fleet.csv"
-    write_atomic(page, render_fleet_html(fleet))
-    write_atomic(table, fleet_csv(fleet))
+    page, table = write_output(outputs[0], render_fleet_html(fleet)), write_output(outputs[1], fleet_csv(fleet))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(fleet.verdict_counts.items()))
     click.echo(f"{len(fleet.rows)} machines with a result ({counts or 'none'}), {len(fleet.failed)} without, "
                f"{len(fleet.skipped)} result files skipped")
@@ -96,9 +98,11 @@ def run(ctx: click.Context, command: tuple[str, ...], address: str, per_gpu: boo
         click.echo(f"no result from {failed.machine}: {failed.reason}", err=True)
     for skipped in fleet.skipped:
         click.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
-    click.echo(f"wrote {page} and {table}; result files in {output_dir / 'results'}")
-    if outcome.interrupted:
-        ctx.exit(ExitCode.INTERRUPTED)
+    click.echo(f"wrote {page.path} and {table.path}; result files in {output_dir / 'results'}")
+    if outcome.interruption is not None:
+        ctx.exit(outcome.interruption.exit_code)
+    if page.problem or table.problem:
+        ctx.exit(ExitCode.OUTPUT_ERROR)
     if fleet.failed:
         ctx.exit(ExitCode.FLEET_INCOMPLETE)
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from dgprofile.cli.command_line import command_line
+from dgprofile.cli.outputs import Output, check_outputs, output_option, write_output
 from dgprofile.cli.scenario_options import below_fail_under, predict_options, scenario_options
 from dgprofile.exit_codes import ExitCode
 
@@ -20,9 +21,8 @@ from dgprofile.exit_codes import ExitCode
 @click.option("--from-result", "from_result", type=click.Path(dir_okay=False, path_type=Path),
               help="Predict from the measured limits and passes of this result file (`dgprofile check`) instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print the headline summary as JSON.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write a result file (origin: predicted; with --from-result: the measured file with the "
-              "new predictions).")
+@output_option("-o", "--output", help="Also write a result file (origin: predicted; with --from-result: the measured "
+               "file with the new predictions, never over the file read).")
 @scenario_options
 @click.pass_context
 def predict(ctx: click.Context, hardware_id: str | None, from_result: Path | None, as_json: bool,
@@ -32,28 +32,34 @@ def predict(ctx: click.Context, hardware_id: str | None, from_result: Path | Non
     import dataclasses
 
     from dgprofile.app.predictor import predict_for_result, predict_for_spec, predicted_result
-    from dgprofile.records.results import SCHEMA_VERSION, dump, load
+    from dgprofile.records.results import SCHEMA_VERSION, ResultFile, load, validated_text
     from dgprofile.specs.hardware import spec_by_id
     from dgprofile.terminal.format_predictions import format_predictions, summary_json
 
     if hardware_id is not None and from_result is not None:
         raise click.UsageError("give either --hardware NAME or --from-result FILE, not both")
+    if hardware_id is None and from_result is None:
+        raise click.UsageError("give --hardware NAME (`dgprofile hardware list`) or --from-result FILE")
     started = datetime.now(timezone.utc)
     options = predict_options(**scenario)
+    result_file = Output("-o/--output", output) if output is not None else None
+    check_outputs([result_file] if result_file else [], inputs=[from_result] if from_result is not None else [])
+    result: ResultFile
     if from_result is not None:
         measured = load(from_result)
         predictions = predict_for_result(measured, options=options)
-        if output is not None:
-            dump(dataclasses.replace(measured, schema_version=SCHEMA_VERSION, predictions=predictions), output)
-    elif hardware_id is None:
-        raise click.UsageError("give --hardware NAME (`dgprofile hardware list`) or --from-result FILE")
+        result = dataclasses.replace(measured, schema_version=SCHEMA_VERSION, predictions=predictions)
     else:
-        spec = spec_by_id(hardware_id)
+        spec = spec_by_id(str(hardware_id))
         predictions = predict_for_spec(spec, options=options)
-        if output is not None:
-            dump(predicted_result(spec, predictions, command=command_line(ctx), started_at=started,
-                                  finished_at=datetime.now(timezone.utc)), output)
+        result = predicted_result(spec, predictions, command=command_line(ctx), started_at=started,
+                                  finished_at=datetime.now(timezone.utc))
+    written = None
+    if result_file is not None:
+        written = write_output(result_file, validated_text(result, source=str(output)))
     click.echo(json.dumps(summary_json(predictions), indent=2) if as_json else format_predictions(predictions))
+    if written is not None and written.problem:
+        ctx.exit(ExitCode.OUTPUT_ERROR)
     if below_fail_under(predictions, fail_under):
         click.echo(f"headline speedup (lower band) below --fail-under {fail_under}", err=True)
         ctx.exit(ExitCode.BELOW_FAIL_UNDER)

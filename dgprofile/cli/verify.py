@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from dgprofile.cli.command_line import command_line
+from dgprofile.cli.outputs import Output, check_outputs, free_path, output_option, write_output
+from dgprofile.cli.scenario_options import FiniteFloatRange, device_option, wait_option
 from dgprofile.exit_codes import ExitCode
 from dgprofile.model.engines import AUTO, ENGINE_NAMES
-from dgprofile.model.workloads import WORKLOADS
+from dgprofile.model.workloads import MAX_STEPS, MIN_STEPS, WORKLOADS
 from dgprofile.specs.pass_cost import PRECISIONS
 
 SIZES = ("full", "sampled-layers", "miniature")
@@ -33,30 +36,28 @@ SIZES = ("full", "sampled-layers", "miniature")
               help="Servers: concurrent streams per level (repeatable) [default: 1, 2, 4, 8].")
 @click.option("--precision", default="bf16", show_default=True, type=click.Choice(tuple(PRECISIONS)),
               help="Servers: the weight format they run (the prediction beside the figures is for it).")
-@click.option("--timeout", "timeout_seconds", default=300.0, show_default=True, type=click.FloatRange(min=0,
+@click.option("--timeout", "timeout_seconds", default=300.0, show_default=True, type=FiniteFloatRange(min=0,
               min_open=True), help="Servers: seconds before a request counts as timed out.")
-@click.option("--steps", type=click.IntRange(min=1), help="Denoise passes per canvas, fixed [default: random "
+@click.option("--steps", type=click.IntRange(min=MIN_STEPS, max=MAX_STEPS), help="Denoise passes per canvas, fixed [default: random "
               "weights: each workload's typical figure; checkpoints: the checkpoint's adaptive stopping].")
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(tuple(WORKLOADS)),
               help="Workload to run (repeatable) [default: all four].")
 @click.option("--prompts", "prompts_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Your own prompts, one JSON object per line (see the README) [default: the shipped ones].")
 @click.option("--quick", is_flag=True, help="One prompt per workload (and the miniature on a CPU).")
-@click.option("--device", default="auto", show_default=True, help="cuda, cuda:N, mps or cpu.")
+@device_option("cuda, cuda:N, mps or cpu (transformers runs on these).")
 @click.option("--dtype", default="auto", show_default=True, type=click.Choice(("auto", "bf16", "fp16", "fp32")),
               help="Weights' dtype in transformers (auto: bf16, or fp32 on a CPU without native bf16).")
 @click.option("--engine", default=AUTO, show_default=True, type=click.Choice((AUTO, *ENGINE_NAMES)),
               help="Engine the prediction beside the figures is for (auto: the one that ran).")
 @click.option("--result", "base_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A `check` result to add the measured run to (written back unless -o is given).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+@output_option("-o", "--output",
               help="Result file [default: --result's file, else dgprofile-results/<host>_<time>.dgprofile.json].")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Report page [default: the result file's name with .html].")
+@output_option("--html", "html_path", help="Report page [default: the result file's name with .html].")
 @click.option("--no-html", is_flag=True, help="Do not write the report page.")
 @click.option("--anonymize", is_flag=True, help="Hash hostname, GPU UUIDs and PCI bus ids in a new result.")
-@click.option("--wait", "wait_seconds", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds to wait when another dgprofile benchmark holds the device.")
+@wait_option("Seconds to wait when another dgprofile benchmark holds the device.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of random weights, prompts and sampling.")
 @click.pass_context
 def verify(ctx: click.Context, dg_model: str | None, ar_model: str | None, random_weights: bool, size: str | None,
@@ -69,19 +70,20 @@ def verify(ctx: click.Context, dg_model: str | None, ar_model: str | None, rando
     Time to first token, time to first useful draft, total latency, tokens/s, steps per canvas, peak
     accelerator memory and the edit distance between the two models' outputs, per workload (median and
     spread), each beside the prediction for the same scenario. Writes a result file with a measured-runs
-    section (or adds one to a `check` result) and prints a table. Exits 0, or 130 after a Ctrl-C (what
-    finished is kept).
+    section (or adds one to a `check` result) and prints a table. Exits 0, or 130 after a Ctrl-C and 143 after
+    SIGTERM (what finished is kept).
     """
     from dgprofile.app.verify.run import VerifyOptions, run_verify
-    from dgprofile.cli.check import default_result_path
+    from dgprofile.cli.check import default_result_path, page_path_for
     from dgprofile.pages.result_page import render_result_html
-    from dgprofile.records.results import dump, load, write_atomic
+    from dgprofile.records.results import load, validated_text
     from dgprofile.terminal.format_verification import format_measured_run
 
-    result_path = output or base_path or default_result_path()
-    if not result_path.parent.is_dir() and result_path.parent != Path("dgprofile-results"):
-        raise click.BadParameter(f"cannot write {result_path}: no directory {result_path.parent}",
-                                 param_hint="-o/--output")
+    result_path = output or base_path or default_result_path(anonymize=anonymize, started=datetime.now(timezone.utc))
+    page_path = None if no_html else html_path or page_path_for(result_path)
+    # --result's file is written back on purpose (the measured run is added to it); the prompts never are.
+    check_outputs([Output("-o/--output", result_path), *([Output("--html", page_path)] if page_path else [])],
+                  inputs=[prompts_path] if prompts_path else [])
     base = load(base_path) if base_path is not None else None
     options = VerifyOptions(dg_model=dg_model, ar_model=ar_model, random_weights=random_weights, size=size,
                             device=device, dtype=dtype, steps=steps, workloads=workloads, prompts_path=prompts_path,
@@ -91,14 +93,19 @@ def verify(ctx: click.Context, dg_model: str | None, ar_model: str | None, rando
                             **({"concurrencies": concurrencies} if concurrencies else {}))
     outcome = run_verify(options, base=base, command=command_line(ctx),
                          progress=lambda message: click.echo(f"... {message}", err=True))
-    dump(outcome.result, result_path)
-    click.echo(f"result file: {result_path}", err=True)
-    if not no_html:
-        page_path = html_path or result_path.with_name(result_path.name.removesuffix(".json") + ".html")
-        write_atomic(page_path, render_result_html(outcome.result))
-        click.echo(f"report page: {page_path}", err=True)
+    if output is None and base_path is None:  # another run may have taken the default name since
+        result_path = free_path(result_path)
+        page_path = None if no_html else html_path or page_path_for(result_path)
+    written = [write_output(Output("-o/--output", result_path),
+                            validated_text(outcome.result, source=str(result_path)))]
+    click.echo(f"result file: {written[0].path}", err=True)
+    if page_path is not None:
+        written.append(write_output(Output("--html", page_path), render_result_html(outcome.result)))
+        click.echo(f"report page: {written[-1].path}", err=True)
     for reason in outcome.run.incomplete_reasons:
         click.echo(f"incomplete: {reason}", err=True)
     click.echo(format_measured_run(outcome.run))
-    if outcome.interrupted:
-        ctx.exit(ExitCode.INTERRUPTED)
+    if outcome.interruption is not None:
+        ctx.exit(outcome.interruption.exit_code)
+    if any(w.problem for w in written):
+        ctx.exit(ExitCode.OUTPUT_ERROR)

@@ -116,6 +116,12 @@ def vendor_of(device: DescribedAccelerator) -> str:
     return "apple"
 
 
+def machine_vendor(machine: Machine) -> str:
+    """Whose accelerator a measured machine is predicted for: its first GPU's vendor, else "cpu"."""
+    device = _first_accelerator(machine)
+    return "cpu" if isinstance(device, Unavailable) else vendor_of(device)
+
+
 def _torch_device_kind(device: DescribedAccelerator) -> str:
     """The torch device a measurement of this accelerator runs on (ROCm builds drive AMD GPUs as "cuda")."""
     if isinstance(device, (NvidiaGpu, AmdGpu)):

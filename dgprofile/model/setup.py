@@ -141,11 +141,17 @@ def execution_mode(engine: Engine, requested: ExecutionMode | None, vendor: str)
     if the engine runs it there."""
     if requested is None:
         return engine.default_mode if vendor in GRAPH_VENDORS or "eager" not in engine.execution_modes else "eager"
-    if requested == "cuda-graphs" and vendor not in GRAPH_VENDORS:
-        raise UsageError(f"{vendor} devices have no CUDA graphs: use --execution-mode eager")
-    if requested not in engine.execution_modes:
-        raise UsageError(f"{engine.name} runs {' or '.join(engine.execution_modes)}, not {requested}")
+    check_execution_mode(requested, engine=engine, vendor=vendor)
     return requested
+
+
+def check_execution_mode(requested: ExecutionMode | None, *, engine: Engine | None, vendor: str | None) -> None:
+    """UsageError when the requested mode does not exist on the vendor's devices or in the engine (each checked
+    when known: before probing, neither may be)."""
+    if requested == "cuda-graphs" and vendor is not None and vendor not in GRAPH_VENDORS:
+        raise UsageError(f"{vendor} devices have no CUDA graphs: use --execution-mode eager")
+    if requested is not None and engine is not None and requested not in engine.execution_modes:
+        raise UsageError(f"{engine.name} runs {' or '.join(engine.execution_modes)}, not {requested}")
 
 
 # --- AR baseline -----------------------------------------------------------------------------------------------
@@ -155,15 +161,25 @@ def execution_mode(engine: Engine, requested: ExecutionMode | None, vendor: str)
 DEFAULT_MTP_DRAFT_TOKENS = 4
 
 
+def check_mtp_options(kind: ArBaselineKind, *, draft_tokens: int | None, acceptance: float | None) -> None:
+    """UsageError when MTP figures are given without the MTP baseline (they would be silently ignored)."""
+    if kind == "plain" and (draft_tokens is not None or acceptance is not None):
+        raise UsageError("--mtp-draft-tokens and --mtp-acceptance need --ar-baseline mtp")
+
+
+def check_mtp_engine(engine: Engine) -> None:
+    """UsageError when the engine does not serve Gemma 4 with its MTP drafter."""
+    if not engine.runs_mtp:
+        raise UsageError(f"{engine.name} does not serve Gemma 4 with its MTP drafter: use --ar-baseline plain")
+
+
 def ar_baseline(kind: ArBaselineKind, engine: Engine, *, fitted_acceptance: float, draft_tokens: int | None = None,
                 acceptance: float | None = None) -> ArBaseline:
     """The baseline DiffusionGemma is compared with."""
+    check_mtp_options(kind, draft_tokens=draft_tokens, acceptance=acceptance)
     if kind == "plain":
-        if draft_tokens is not None or acceptance is not None:
-            raise UsageError("--mtp-draft-tokens and --mtp-acceptance need --ar-baseline mtp")
         return ArBaseline("plain")
-    if not engine.runs_mtp:
-        raise UsageError(f"{engine.name} does not serve Gemma 4 with its MTP drafter: use --ar-baseline plain")
+    check_mtp_engine(engine)
     tokens = DEFAULT_MTP_DRAFT_TOKENS if draft_tokens is None else draft_tokens
     accepted = fitted_acceptance if acceptance is None else acceptance
     if tokens < 1:
@@ -307,11 +323,20 @@ def detected_interconnect(machine: Machine, gpus: int) -> Interconnect | Unavail
                      basis=basis + ("" if peer_to_peer else ": the driver reports no peer-to-peer between them"))
 
 
+def check_interconnect_request(requested: str | None, gpus: int) -> None:
+    """UsageError for an --interconnect that names no link, or is given for one GPU (which has no link)."""
+    if requested is None:
+        return
+    if gpus == 1:
+        raise UsageError("--interconnect needs --gpus 2 or more")
+    if requested != "nvlink" and _PCIE_PATTERN.fullmatch(requested) is None:
+        raise UsageError(f"unknown interconnect '{requested}': give {INTERCONNECT_CHOICES}")
+
+
 def interconnect(ceilings: Ceilings, requested: str | None, machine: Machine | None) -> Interconnect | Unavailable:
     """The link of this scenario: none on one GPU; the requested one; the one NVML shows; the datasheet's."""
+    check_interconnect_request(requested, ceilings.gpus)
     if ceilings.gpus == 1:
-        if requested is not None:
-            raise UsageError("--interconnect needs --gpus 2 or more")
         return ONE_GPU
     if requested is not None:
         return requested_interconnect(requested, ceilings)

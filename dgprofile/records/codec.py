@@ -5,6 +5,13 @@ so the three cannot drift apart. Supported field types: ``bool``, ``int``, ``flo
 ``enum.Enum`` subclasses with string values, ``tuple[T, ...]``, ``dict[str, T]``, nested dataclasses, and unions of
 these. ``Unavailable`` is written as ``{"unavailable": "<reason>"}``. A union of several dataclasses must be
 discriminated by a ``kind: Literal[...]`` field on each member.
+
+Numbers follow one rule (``number_bounds``), checked on parsing and stated in the schema: every number is finite
+and within ``NUMBER_LIMIT`` of zero; a quantity, whose field name ends in its unit (``_bytes``, ``_seconds``,
+``_per_s`` ...) or names a speedup, is never negative and never beyond its unit's bound in ``UNIT_BOUNDS``; one
+that is added to another (``engine_added_seconds``: an engine faster than the modelled hardware adds less than
+nothing) lies within that bound either side of zero. The bounds lie a thousand times or more beyond any real
+machine or run, so only damaged or edited files reach them.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import math
 import types
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
@@ -19,9 +27,46 @@ from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin, get
 from dgprofile.records.values import Unavailable
 
 T = TypeVar("T")
-
-
 Decoder = Callable[[Any, str], Any]
+
+NUMBER_LIMIT = 1e18
+ANY_NUMBER = (-NUMBER_LIMIT, NUMBER_LIMIT)  # the bounds of a number that is not a quantity
+# unit (the end of a field name) -> the largest value a quantity in it may take.
+UNIT_BOUNDS: dict[str, float] = {
+    "bytes_per_s": 1e16,  # 10 PB/s: over 1000x the fastest memory (HBM3e, 8 TB/s)
+    "flops_per_s": 1e19,  # 10 EFLOP/s: over 1000x the densest accelerator rate
+    "tokens_per_s": 1e9,  # over 1000x the aggregate rate of any served model
+    "flops": NUMBER_LIMIT,
+    "bytes": 2.0**60,  # 1 EiB: over 1000x the memory of any single machine
+    "seconds": 1e7,  # 116 days: no run or predicted request takes that long
+    "s": 1e7,
+    "hz": 1e11,
+    "w": 1e6,
+    "percent": 100.0,
+    "speedup": 1e4,
+}
+
+
+def number_bounds(field: str) -> tuple[float, float]:
+    """(minimum, maximum) of a number stored in ``field``: a quantity by the unit its name ends in (or a speedup:
+    ``speedup``, ``speedup_low``, ``published_speedup``) is 0..its unit's bound, or -bound..bound when its name
+    says it is ``added`` to another; any other number is within ``NUMBER_LIMIT`` of zero."""
+    words = field.split("_")
+    if "speedup" in words:
+        return 0.0, UNIT_BOUNDS["speedup"]
+    for unit, maximum in UNIT_BOUNDS.items():
+        if field == unit or field.endswith("_" + unit):
+            return (-maximum if "added" in words else 0.0), maximum
+    return ANY_NUMBER
+
+
+def _check_number(value: float, bounds: tuple[float, float], path: str) -> None:
+    if not math.isfinite(value):
+        raise DecodeError(f"{path}: {value!r} is not a finite number")
+    low, high = bounds
+    if not low <= value <= high:
+        what = "negative" if value < 0 <= low else f"beyond {high:g}" if value > high else f"below {low:g}"
+        raise DecodeError(f"{path}: {value!r} is {what}, not a possible value here")
 
 
 class DecodeError(ValueError):
@@ -58,14 +103,15 @@ def to_json(value: Any) -> Any:
 
 def from_json(cls: type[T], data: Any, path: str = "$") -> T:
     """Build ``cls`` from a JSON value, checking types on the way; raises DecodeError naming the path."""
-    decode: Decoder = _decoder(cast(Any, cls))
+    decode: Decoder = _decoder(cast(Any, cls), number_bounds(path.rpartition(".")[2]))
     return cast(T, decode(data, path))  # the decoder checked every field against cls on the way
 
 
-def decoder(tp: Any) -> Decoder:
-    """The function ``from_json`` decodes values of ``tp`` with (a JSON value and its path in, the object out).
-    Looking it up costs more than decoding a number with it: to decode many values of one type, look it up once."""
-    return _decoder(tp)
+def decoder(tp: Any, field: str = "") -> Decoder:
+    """The function ``from_json`` decodes values of ``tp`` stored in a field named ``field`` with (a JSON value and
+    its path in, the object out; the field's name bounds its numbers). Looking it up costs more than decoding a
+    number with it: to decode many values of one type, look it up once."""
+    return _decoder(tp, number_bounds(field))
 
 
 def _is_union(tp: Any) -> bool:
@@ -74,21 +120,22 @@ def _is_union(tp: Any) -> bool:
 
 
 @functools.cache
-def _decoder(tp: Any) -> Decoder:
-    """The function that decodes JSON values of type ``tp``, built once per type: working out what a type is
+def _decoder(tp: Any, bounds: tuple[float, float]) -> Decoder:
+    """The function that decodes JSON values of type ``tp``, whose numbers lie within ``bounds`` (those of the
+    field they are stored in: ``number_bounds``), built once per type and bounds: working out what a type is
     costs more than checking a value against it, and a fleet report decodes thousands of files."""
     if tp is Any:
         return _any
     if _is_union(tp):
-        return _union_decoder(tp)
+        return _union_decoder(tp, bounds)
     origin = get_origin(tp)
     if origin is Literal:
         return _literal_decoder(get_args(tp))
     if origin in (tuple, list):
         args = get_args(tp)
-        return _sequence_decoder(args[0] if args else Any)
+        return _sequence_decoder(args[0] if args else Any, bounds)
     if origin is dict:
-        return _mapping_decoder(get_args(tp)[1])
+        return _mapping_decoder(get_args(tp)[1], bounds)
     if isinstance(tp, type) and issubclass(tp, Unavailable):
         return _unavailable
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -96,9 +143,9 @@ def _decoder(tp: Any) -> Decoder:
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _enum_decoder(tp)
     if tp is float:
-        return _float
+        return _float_decoder(bounds)
     if tp is int:
-        return _int
+        return _int_decoder(bounds)
     if tp is bool or tp is str:
         return _instance_decoder(tp)
     raise TypeError(f"codec does not support the type {tp!r}")
@@ -108,16 +155,17 @@ class _Lazy:
     """The decoder of a type, built on first use: a dataclass may refer to itself, so the decoders of its fields
     cannot all be built before its own."""
 
-    __slots__ = ("_decoder", "_type")
+    __slots__ = ("_bounds", "_decoder", "_type")
 
-    def __init__(self, tp: Any) -> None:
+    def __init__(self, tp: Any, bounds: tuple[float, float]) -> None:
         self._type = tp
+        self._bounds = bounds
         self._decoder: Decoder | None = None
 
     @property
     def decoder(self) -> Decoder:
         if self._decoder is None:
-            self._decoder = _decoder(self._type)
+            self._decoder = _decoder(self._type, self._bounds)
         return self._decoder
 
 
@@ -125,18 +173,23 @@ def _any(data: Any, path: str) -> Any:
     return data
 
 
-def _float(data: Any, path: str) -> float:
-    if type(data) is float:
+def _float_decoder(bounds: tuple[float, float]) -> Decoder:
+    def decode(data: Any, path: str) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise DecodeError(f"{path}: expected a number, got {data!r}")
+        number = float(data)
+        _check_number(number, bounds, path)
+        return number
+    return decode
+
+
+def _int_decoder(bounds: tuple[float, float]) -> Decoder:
+    def decode(data: Any, path: str) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise DecodeError(f"{path}: expected an integer, got {data!r}")
+        _check_number(data, bounds, path)
         return data
-    if isinstance(data, bool) or not isinstance(data, (int, float)):
-        raise DecodeError(f"{path}: expected a number, got {data!r}")
-    return float(data)
-
-
-def _int(data: Any, path: str) -> int:
-    if isinstance(data, bool) or not isinstance(data, int):
-        raise DecodeError(f"{path}: expected an integer, got {data!r}")
-    return data
+    return decode
 
 
 def _unavailable(data: Any, path: str) -> Unavailable:
@@ -161,8 +214,8 @@ def _literal_decoder(allowed: tuple[Any, ...]) -> Decoder:
     return decode
 
 
-def _sequence_decoder(item_type: Any) -> Decoder:
-    item = _Lazy(item_type)
+def _sequence_decoder(item_type: Any, bounds: tuple[float, float]) -> Decoder:
+    item = _Lazy(item_type, bounds)
 
     def decode(data: Any, path: str) -> tuple[Any, ...]:
         if not isinstance(data, list):
@@ -172,8 +225,8 @@ def _sequence_decoder(item_type: Any) -> Decoder:
     return decode
 
 
-def _mapping_decoder(value_type: Any) -> Decoder:
-    value = _Lazy(value_type)
+def _mapping_decoder(value_type: Any, bounds: tuple[float, float]) -> Decoder:
+    value = _Lazy(value_type, bounds)
 
     def decode(data: Any, path: str) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -195,7 +248,7 @@ def _enum_decoder(tp: type[enum.Enum]) -> Decoder:
 def _dataclass_decoder(cls: type) -> Decoder:
     hints = _hints(cls)
     layout = [(f.name, f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
-               _Lazy(hints[f.name])) for f in dataclasses.fields(cls)]
+               _Lazy(hints[f.name], number_bounds(f.name))) for f in dataclasses.fields(cls)]
     known = frozenset(name for name, _, _ in layout)
 
     def decode(data: Any, path: str) -> Any:
@@ -224,10 +277,10 @@ def _kind_of(cls: type) -> tuple[str, ...] | None:
     return None
 
 
-def _union_decoder(tp: Any) -> Decoder:
+def _union_decoder(tp: Any, bounds: tuple[float, float]) -> Decoder:
     members = get_args(tp)
     may_be_unavailable = Unavailable in members
-    alternatives = tuple(_Lazy(m) for m in members if m is not Unavailable)
+    alternatives = tuple(_Lazy(m, bounds) for m in members if m is not Unavailable)
     classes = [m for m in members if isinstance(m, type) and dataclasses.is_dataclass(m) and m is not Unavailable]
     kinds: list[tuple[tuple[str, ...], _Lazy]] = []
     if len(classes) > 1:
@@ -235,7 +288,7 @@ def _union_decoder(tp: Any) -> Decoder:
             cls_kinds = _kind_of(cls)
             if cls_kinds is None:
                 raise TypeError(f"{cls.__name__} is in a union of dataclasses without a kind Literal field")
-            kinds.append((cls_kinds, _Lazy(cls)))
+            kinds.append((cls_kinds, _Lazy(cls, bounds)))
 
     def decode(data: Any, path: str) -> Any:
         if may_be_unavailable and isinstance(data, dict) and set(data) == {"unavailable"}:
@@ -270,19 +323,19 @@ def json_schema(root: type, *, title: str, schema_id: str) -> dict[str, Any]:
     return schema
 
 
-def _schema_for(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
+def _schema_for(tp: Any, defs: dict[str, Any], field: str = "") -> dict[str, Any]:
     if tp is Any:
         return {}
     if _is_union(tp):
-        return {"anyOf": [_schema_for(m, defs) for m in get_args(tp)]}
+        return {"anyOf": [_schema_for(m, defs, field) for m in get_args(tp)]}
     origin = get_origin(tp)
     if origin is Literal:
         return {"enum": list(get_args(tp))}
     if origin in (tuple, list):
         args = get_args(tp)
-        return {"type": "array", "items": _schema_for(args[0], defs) if args else {}}
+        return {"type": "array", "items": _schema_for(args[0], defs, field) if args else {}}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _schema_for(get_args(tp)[1], defs)}
+        return {"type": "object", "additionalProperties": _schema_for(get_args(tp)[1], defs, field)}
     if isinstance(tp, type) and issubclass(tp, Unavailable):
         defs.setdefault(
             "Unavailable",
@@ -302,7 +355,7 @@ def _schema_for(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
             props = {}
             required = []
             for fname, ftype in fields_of(tp):
-                props[fname] = _schema_for(ftype, defs)
+                props[fname] = _schema_for(ftype, defs, fname)
                 required.append(fname)
             entry: dict[str, Any] = {"type": "object", "properties": props, "required": required,
                                      "additionalProperties": False}
@@ -315,13 +368,18 @@ def _schema_for(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"enum": [m.value for m in tp]}
     if tp is bool:
         return {"type": "boolean"}
-    if tp is int:
-        return {"type": "integer"}
-    if tp is float:
-        return {"type": "number"}
+    if tp is int or tp is float:
+        low, high = number_bounds(field)
+        return {"type": "integer" if tp is int else "number", "minimum": _schema_number(low),
+                "maximum": _schema_number(high)}
     if tp is str:
         return {"type": "string"}
     raise TypeError(f"codec cannot describe the type {tp!r}")
 
 
-__all__ = ["DecodeError", "Decoder", "decoder", "fields_of", "from_json", "json_schema", "to_json"]
+def _schema_number(value: float) -> int | float:
+    """Whole bounds written as integers (``1e18`` reads as ``1000000000000000000``, which any JSON reader takes)."""
+    return int(value) if value.is_integer() else value
+
+
+__all__ = ["DecodeError", "Decoder", "decoder", "fields_of", "from_json", "json_schema", "number_bounds", "to_json"]

@@ -8,9 +8,12 @@ Writes are atomic (temporary file + rename), so an interrupted run never leaves 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -18,13 +21,21 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_origin
 
 from dgprofile import __version__
 from dgprofile.errors import ResultFileError
-from dgprofile.records.codec import DecodeError, from_json, json_schema, to_json
+from dgprofile.records.codec import DecodeError, fields_of, from_json, json_schema, to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import NOT_PROBED_LINKS, Accelerator, AmdGpu, IntelGpu, Machine, NvidiaGpu
+from dgprofile.records.machine import (
+    NOT_PROBED_LINKS,
+    Accelerator,
+    AmdGpu,
+    GpuProcess,
+    IntelGpu,
+    Machine,
+    NvidiaGpu,
+)
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
@@ -262,19 +273,57 @@ def _current_umask() -> int:
     return mask
 
 
+def validated_text(result: ResultFile, *, source: str) -> str:
+    """The JSON text of a result, checked against the schema (ResultFileError naming ``source`` otherwise)."""
+    text = dumps(result)
+    validate_document(json.loads(text), source=source)
+    return text
+
+
 def dump(result: ResultFile, path: Path) -> None:
     """Validate and write a result file atomically."""
-    text = dumps(result)
-    validate_document(json.loads(text), source=str(path))
-    write_atomic(path, text)
+    write_atomic(path, validated_text(result, source=str(path)))
 
 
 def validate_document(document: Any, *, source: str) -> None:
-    """Raise ResultFileError with the first schema violation, naming the file and the place."""
+    """Raise ResultFileError with the first schema violation, naming the file and the field.
+
+    Of a value that matches none of a field's alternatives (figures, or unavailable), the alternative that got
+    furthest into it speaks (its deepest error: a negative rate, not "not an unavailable value"), and an object or
+    list is called "the value", not printed whole.
+    """
     error = next(iter(sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ResultFileError(f"{source}: does not match the result schema at {where}: {error.message[:200]}")
+    if error is None:
+        return
+    found, nested = [error], list(error.context or ())
+    while nested:
+        found.append(nested.pop(0))
+        nested += found[-1].context or ()
+    # Deepest first; at one depth, a broken rule (a minimum) says more than a wrong type or no alternative.
+    error = max(found, key=lambda e: (len(e.absolute_path), e.validator not in ("anyOf", "type")))
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    message = error.message
+    if isinstance(error.instance, (dict, list)):
+        message = message.replace(repr(error.instance), "the value")
+    raise ResultFileError(f"{source}: does not match the result schema at {where}: {message[:200]}")
+
+
+def parse_json(data: str | bytes, *, source: str) -> dict[str, Any]:
+    """The top-level object of a result file's text; ResultFileError (naming ``source``) when it is not one.
+
+    Numbers are kept as written (NaN included): the codec refuses non-finite and impossible values by field.
+    """
+    try:
+        document = json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise ResultFileError(f"{source}: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({json_error_text(exc)})") from exc
+    except RecursionError:  # the parser recurses per level: a file of a million "[" exhausts the stack
+        raise ResultFileError(f"{source}: not a result file (nested far deeper than one is)") from None
+    if not isinstance(document, dict):
+        raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
+    return document
 
 
 def upgrade(document: dict[str, Any], *, source: str) -> dict[str, Any]:
@@ -297,15 +346,9 @@ def upgrade(document: dict[str, Any], *, source: str) -> dict[str, Any]:
     return document
 
 
-def loads(text: str, *, source: str = "<string>") -> ResultFile:
+def loads(text: str | bytes, *, source: str = "<string>") -> ResultFile:
     """Parse, upgrade, validate and decode a result file's text."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON ({json_error_text(exc)})") from exc
-    if not isinstance(document, dict):
-        raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
-    document = upgrade(document, source=source)
+    document = upgrade(parse_json(text, source=source), source=source)
     validate_document(document, source=source)
     try:
         return from_json(ResultFile, document)
@@ -313,14 +356,32 @@ def loads(text: str, *, source: str = "<string>") -> ResultFile:
         raise ResultFileError(f"{source}: {exc}") from exc
 
 
+def read_bytes(path: Path) -> bytes:
+    """The bytes of an input file; ResultFileError in the one wording every command uses when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot read: {unreadable_reason(Path(path), exc)}") from None
+
+
+def unreadable_reason(path: Path, exc: OSError) -> str:
+    """Why ``path`` cannot be read, in words (a link's own problems named as such)."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if isinstance(exc, FileNotFoundError) and path.is_symlink():
+        return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "a directory, not a file"
+    return exc.strerror or type(exc).__name__
+
+
 def load(path: Path) -> ResultFile:
     """Read a result file; every problem becomes a one-line ResultFileError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultFileError(f"{path}: cannot read ({exc})") from exc
-    return loads(text, source=str(path))
+    return loads(read_bytes(path), source=str(path))
 
 
 SALT_ENVIRONMENT_VARIABLE = "DGPROFILE_ANONYMIZE_SALT"
@@ -351,17 +412,67 @@ def salted_hash(value: str, salt: str) -> str:
 
 
 def anonymize(machine: Machine, *, salt: str) -> Machine:
-    """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt)."""
+    """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt), and other
+    processes on its GPUs named by their program alone (their paths can hold a user's name)."""
     accelerators: list[Accelerator] = []
+
     def hashed(value: str | Unavailable) -> str | Unavailable:
         return salted_hash(value, salt) if isinstance(value, str) else value
 
+    def programs_only(processes: tuple[GpuProcess, ...] | Unavailable) -> tuple[GpuProcess, ...] | Unavailable:
+        if isinstance(processes, Unavailable):
+            return processes
+        return tuple(dataclasses.replace(p, name=Path(p.name).name if isinstance(p.name, str) else p.name)
+                     for p in processes)
+
     for device in machine.accelerators:
         if isinstance(device, (NvidiaGpu, AmdGpu)):
-            device = dataclasses.replace(device, uuid=hashed(device.uuid), pci_bus_id=hashed(device.pci_bus_id))
+            device = dataclasses.replace(device, uuid=hashed(device.uuid), pci_bus_id=hashed(device.pci_bus_id),
+                                         other_processes=programs_only(device.other_processes))
         elif isinstance(device, IntelGpu):  # the xe/i915 drivers expose no UUID
-            device = dataclasses.replace(device, pci_bus_id=hashed(device.pci_bus_id))
+            device = dataclasses.replace(device, pci_bus_id=hashed(device.pci_bus_id),
+                                         other_processes=programs_only(device.other_processes))
         accelerators.append(device)
     identity = dataclasses.replace(machine.identity, hostname=salted_hash(machine.identity.hostname, salt),
                                    anonymized=True)
     return dataclasses.replace(machine, identity=identity, accelerators=tuple(accelerators))
+
+
+def anonymize_result(result: ResultFile, *, salt: str, home_directory: str) -> ResultFile:
+    """The result with nothing identifying left: the machine anonymized, and wherever else its hostname, a GPU's
+    UUID or PCI bus id, or the user's home directory appears in the text (a note, a failure's message, the
+    command line), the hash (or ``~``) in its place."""
+    replacements: dict[str, str] = {home_directory: "~"} if len(home_directory) > 1 else {}
+    machine = result.machine
+    if isinstance(machine, Machine):
+        identities = [machine.identity.hostname] + [value for device in machine.accelerators
+                                                    if isinstance(device, (NvidiaGpu, AmdGpu, IntelGpu))
+                                                    for value in (getattr(device, "uuid", None), device.pci_bus_id)
+                                                    if isinstance(value, str)]
+        replacements |= {value: salted_hash(value, salt) for value in identities if value}
+        result = dataclasses.replace(result, machine=anonymize(machine, salt=salt))
+    if not replacements:
+        return result
+    # Whole words only: a hostname "gpu1" leaves "gpu12" alone.
+    pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(value)}(?![\w-])"
+                                  for value in sorted(replacements, key=len, reverse=True)))
+    scrubbed: ResultFile = _map_text(result, lambda text: pattern.sub(lambda m: replacements[m.group(0)], text))
+    return scrubbed
+
+
+def _map_text(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` with ``change`` applied to every free-text string in it; closed vocabularies (enums, Literal
+    fields) are left as they are."""
+    if isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, tuple):
+        return tuple(_map_text(item, change) for item in value)
+    if isinstance(value, dict):
+        return {key: _map_text(item, change) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{name: _map_text(getattr(value, name), change)
+                                             for name, kind in fields_of(type(value))
+                                             if get_origin(kind) is not Literal})
+    return value

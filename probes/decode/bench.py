@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from dgprofile.interrupts import Interrupted, interruption_of
 from dgprofile.probes import gpu_backends
 from dgprofile.probes.decode.autotune import Autotuner
 from dgprofile.probes.decode.checks import (
@@ -426,12 +427,13 @@ def _build_layers(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities
 
 
 def _sweep_precision(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
-                     precision: str, reductions: list[str], progress: Progress
-                     ) -> tuple[list[PassMeasurement], set[str]]:
+                     precision: str, reductions: list[str], results: list[PassMeasurement], progress: Progress
+                     ) -> set[str]:
+    """Time every pass of one precision, appending each to ``results`` as it finishes (an interrupt keeps them);
+    returns the CUDA-graph captures that fell back to eager calls."""
     layers = _build_layers(config, plan, caps, precision)
     runner = PassRunner(config, plan, caps, tuners, precision, layers)
     basis = _basis(plan, layers, config)
-    results: list[PassMeasurement] = []
     for kind in plan.kinds:
         for context in plan.contexts:
             for concurrency in plan.concurrencies_for(kind, precision):
@@ -455,7 +457,7 @@ def _sweep_precision(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilit
     fallbacks = runner.graph_fallbacks
     del runner, layers
     _free(caps.device)
-    return results, fallbacks
+    return fallbacks
 
 
 def _full_depth(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
@@ -547,24 +549,29 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
     reductions = list(caps.notes) + list(plan.reductions)
     measured: list[PassMeasurement] = []
     fallbacks: set[str] = set()
-    for precision in plan.measured_precisions:
-        try:
-            results, failed_graphs = _sweep_precision(config, plan, caps, tuners, precision, reductions, say)
-        except Exception as error:  # see _sweep_precision
-            _free(caps.device)
-            reductions.append(f"out of memory: {precision} weights did not fit; not measured"
-                              if _out_of_memory(error) else f"failed: {precision}: {_describe(error)}")
-            continue
-        measured += results
-        fallbacks |= failed_graphs
-    if plan.full_depth and measured:
-        try:
-            measured = _full_depth(config, plan, caps, tuners, measured, say)
-        except Exception as error:  # see _sweep_precision
-            _free(caps.device)
-            reductions.append("out of memory: full-depth check skipped" if _out_of_memory(error)
-                              else f"failed: full-depth check: {_describe(error)}")
-    passes = PassTimes(model_id=config.id, device=device, passes=tuple(measured), reductions=tuple(reductions),
-                       seconds_taken=time.perf_counter() - started,
-                       methods=describe_methods(caps, tuners, fallbacks))
-    return DecodeMeasurements(passes=passes, modelled_precisions=plan.modelled_precisions)
+
+    def measurements() -> DecodeMeasurements:
+        passes = PassTimes(model_id=config.id, device=device, passes=tuple(measured), reductions=tuple(reductions),
+                           seconds_taken=time.perf_counter() - started,
+                           methods=describe_methods(caps, tuners, fallbacks))
+        return DecodeMeasurements(passes=passes, modelled_precisions=plan.modelled_precisions)
+
+    try:
+        for precision in plan.measured_precisions:
+            try:
+                fallbacks |= _sweep_precision(config, plan, caps, tuners, precision, reductions, measured, say)
+            except Exception as error:  # see _sweep_precision
+                _free(caps.device)
+                reductions.append(f"out of memory: {precision} weights did not fit; not measured"
+                                  if _out_of_memory(error) else f"failed: {precision}: {_describe(error)}")
+        if plan.full_depth and measured:
+            try:
+                measured = _full_depth(config, plan, caps, tuners, measured, say)
+            except Exception as error:  # see _sweep_precision
+                _free(caps.device)
+                reductions.append("out of memory: full-depth check skipped" if _out_of_memory(error)
+                                  else f"failed: full-depth check: {_describe(error)}")
+    except KeyboardInterrupt as exc:  # keep every pass that finished
+        reductions.append(f"interrupted ({interruption_of(exc).value}): the passes not listed were not timed")
+        raise Interrupted(measurements(), exc) from exc
+    return measurements()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import result_factory as factory
+from fakes.users import as_nobody, directory_every_user_reaches, needs_root, open_tree_to_everyone
 
 from dgprofile.analysis.fleet import (
     CSV_COLUMNS,
@@ -20,6 +21,7 @@ from dgprofile.analysis.fleet import (
     FailedMachine,
     Fleet,
     FleetRunInfo,
+    SkippedFile,
     _row,
     _shown_sections,
     fleet_csv,
@@ -29,7 +31,7 @@ from dgprofile.analysis.fleet import (
     summarise,
 )
 from dgprofile.app.predictor import predict_for_spec, predicted_result
-from dgprofile.errors import ResultFileError, UsageError
+from dgprofile.errors import ResultFileError
 from dgprofile.records.results import SCHEMA_VERSION, dumps, load
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import spec_by_id
@@ -38,7 +40,6 @@ from dgprofile.specs.hardware import spec_by_id
 @pytest.fixture()
 def mixed_dir(tmp_path: Path) -> Path:
     return factory.write_mixed_fleet(tmp_path)
-
 
 
 def test_bad_files_are_skipped_with_three_clear_reasons_and_the_rest_load(mixed_dir: Path) -> None:
@@ -60,20 +61,37 @@ def test_a_file_whose_shown_fields_break_the_schema_is_skipped_with_the_path(tmp
     assert skipped.reason.startswith("does not match the result schema: $.predictions.headline.speedup")
 
 
-def test_duplicates_identical_content_and_same_machine_and_time(tmp_path: Path) -> None:
+def test_a_copy_is_a_duplicate_but_another_run_in_the_same_second_is_not(tmp_path: Path) -> None:
     base = factory.measured_h100_result()
     factory.write_result(tmp_path / "a.json", base)
     factory.write_result(tmp_path / "b-copy.json", base)
     other_run = factory.result(predictions_=factory.predictions(speedup=4.0))
     factory.write_result(tmp_path / "c-same-host-and-time.json", other_run)
-    factory.write_result(tmp_path / "d-later.json", factory.with_identity(base, hostname="gpu-node-01",
-                                                            created_at="2026-11-21T09:00:00Z"))
     fleet = load_fleet([tmp_path])
-    assert [Path(r.path).name for r in fleet.rows] == ["a.json", "d-later.json"]
-    reasons = {Path(s.path).name: s.reason for s in fleet.skipped}
-    assert reasons["b-copy.json"] == f"duplicate: identical content to {tmp_path / 'a.json'}"
-    assert reasons["c-same-host-and-time.json"] == (
-        f"duplicate: same machine (gpu-node-01) and created_at (2026-11-20T10:15:00Z) as {tmp_path / 'a.json'}")
+    assert [Path(r.path).name for r in fleet.rows] == ["a.json", "c-same-host-and-time.json"]
+    (copy,) = fleet.skipped
+    assert (copy.path, copy.reason) == (str(tmp_path / "b-copy.json"), f"duplicate: same content as {tmp_path / 'a.json'}")
+
+
+def test_four_predict_files_for_different_workloads_made_within_a_second_are_all_kept(tmp_path: Path) -> None:
+    for workload in ("short-completion", "structured-rewrite", "code-infill", "long-form-drafting"):
+        predicted = factory.predicted_apple_result()
+        scenario = dataclasses.replace(predicted.predictions.headline.scenario, workload=workload)
+        headline = dataclasses.replace(predicted.predictions.headline, scenario=scenario)
+        factory.write_result(tmp_path / f"{workload}.json", dataclasses.replace(
+            predicted, predictions=dataclasses.replace(predicted.predictions, headline=headline)))
+    fleet = load_fleet([tmp_path])
+    assert sorted(r.workload for r in fleet.rows) == ["code-infill", "long-form-drafting", "short-completion",
+                                                      "structured-rewrite"]
+    assert fleet.skipped == () and len({r.created_at for r in fleet.rows}) == 1
+
+
+def test_the_same_file_named_twice_or_through_its_directory_counts_once(tmp_path: Path) -> None:
+    factory.write_result(tmp_path / "h100.json", factory.measured_h100_result())
+    (tmp_path / "link.json").symlink_to(tmp_path / "h100.json")
+    fleet = load_fleet([tmp_path / "h100.json", tmp_path / "h100.json", tmp_path])
+    assert [r.path for r in fleet.rows] == [str(tmp_path / "h100.json")]
+    assert fleet.skipped == ()
 
 
 def test_rows_summarise_the_headline_and_keep_unavailable_reasons(mixed_dir: Path) -> None:
@@ -134,9 +152,8 @@ def test_json_has_counts_groups_rows_and_skipped(mixed_dir: Path) -> None:
     assert cpu["speedup"] == {"unavailable": "probe only: nothing was predicted"}
 
 
-def test_missing_input_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no such file or directory"):
-        result_paths([tmp_path / "nope"])
+def test_missing_input_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    assert result_paths([tmp_path / "nope"]) == ([], [SkippedFile(str(tmp_path / "nope"), "cannot read: no such file")])
 
 
 def test_parallel_loading_gives_the_serial_result(tmp_path: Path) -> None:
@@ -157,6 +174,73 @@ def test_a_measured_run_adds_its_speedup_to_the_fleet_row_and_csv(tmp_path):
     assert rows["gpu-node-01"].measured_scenario == "long-form-drafting, vllm (openai-server)"
     assert isinstance(rows["other"].measured_speedup, Unavailable)
     assert "measured_speedup" in fleet_csv(fleet).splitlines()[0]
+def test_link_loops_and_dangling_links_are_listed_as_skipped_not_dropped(tmp_path: Path) -> None:
+    factory.write_result(tmp_path / "h100.json", factory.measured_h100_result())
+    (tmp_path / "loop.json").symlink_to(tmp_path / "loop.json")
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "gone.json")
+    (tmp_path / "up").symlink_to(tmp_path)  # a link back up the tree is not followed, so it cannot loop
+    fleet = load_fleet([tmp_path])
+    assert [Path(r.path).name for r in fleet.rows] == ["h100.json"]
+    assert {Path(s.path).name: s.reason for s in fleet.skipped} == {
+        "loop.json": "cannot read: symbolic link loop",
+        "dangling.json": f"cannot read: dangling symbolic link (to {tmp_path / 'gone.json'}, which does not exist)"}
+
+
+@needs_root
+def test_unreadable_subdirectory_and_unreadable_file_named_directly_are_skipped_for_another_user() -> None:
+    with directory_every_user_reaches() as root:
+        factory.write_result(root / "h100.json", factory.measured_h100_result())
+        (root / "private").mkdir(mode=0o700)
+        factory.write_result(root / "private" / "m3.json", factory.predicted_apple_result())
+        secret = factory.write_result(root / "secret.json", factory.apple_laptop_result())
+        secret.chmod(0o600)
+        open_tree_to_everyone(root / "h100.json")
+
+        def as_listed() -> tuple[list[str], dict[str, str]]:
+            fleet = load_fleet([root, secret])
+            return [r.path for r in fleet.rows], {s.path: s.reason for s in fleet.skipped}
+
+        rows, skipped = as_nobody(as_listed)
+    assert rows == [str(root / "h100.json")]
+    assert skipped == {str(root / "private"): "cannot list this directory: permission denied",
+                       str(secret): "cannot read: permission denied"}
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    (("predictions", "headline", "speedup"), float("nan"), "$.predictions.headline.speedup: nan is not a finite number"),
+    (("predictions", "headline", "speedup_low"), float("inf"), "$.predictions.headline.speedup_low: inf is not a finite"),
+    (("limits", "stream_read_bytes_per_s"), -3.0e12, "$.limits.stream_read_bytes_per_s: -3000000000000.0 is negative"),
+    (("limits", "stream_read_bytes_per_s"), 1e300, "$.limits.stream_read_bytes_per_s: 1e+300 is beyond 1e+16"),
+])
+def test_one_file_with_an_impossible_number_is_skipped_naming_the_field_and_the_page_still_renders(
+        tmp_path: Path, field: tuple[str, ...], value: float, message: str) -> None:
+    from dgprofile.pages.fleet_page import render_fleet_html
+
+    factory.write_result(tmp_path / "h100.json", factory.measured_h100_result())
+    document = json.loads(dumps(factory.with_identity(factory.measured_h100_result(), hostname="gpu-node-02",
+                                                      created_at="2026-11-21T09:00:00Z")))
+    parent = document
+    for name in field[:-1]:
+        parent = parent[name]
+    parent[field[-1]] = value
+    (tmp_path / "bad.json").write_text(json.dumps(document), encoding="utf-8")
+    fleet = load_fleet([tmp_path])
+    (skipped,) = fleet.skipped
+    assert skipped.reason.startswith(f"does not match the result schema: {message}")
+    assert "gpu-node-01" in render_fleet_html(fleet)
+
+
+def test_a_file_of_deeply_nested_brackets_is_skipped_without_recursion_error(tmp_path: Path) -> None:
+    factory.write_result(tmp_path / "h100.json", factory.measured_h100_result())
+    (tmp_path / "deep.json").write_text("[" * 400_000, encoding="utf-8")
+    (tmp_path / "deep-object.json").write_text('{"a": ' * 500 + "1" + "}" * 500, encoding="utf-8")
+    fleet = load_fleet([tmp_path])
+    assert len(fleet.rows) == 1
+    reasons = {Path(s.path).name: s.reason for s in fleet.skipped}
+    assert reasons["deep.json"] == "not a result file (nested far deeper than one is)"
+    assert reasons["deep-object.json"] == 'not a dgprofile result file (no "format": "dgprofile-result")'
+
+
 def test_per_gpu_results_of_one_host_made_in_the_same_second_are_not_duplicates(tmp_path: Path) -> None:
     base = factory.measured_h100_result()
     for index in range(2):

@@ -83,3 +83,22 @@ def test_modelled_int4_moves_fewer_bytes_than_the_bf16_pass_it_derives_from(tiny
         assert int4.bytes_moved < bf16.bytes_moved and int4.parts == ()
         assert not int4.measured and int4.timing == NOT_RUN
         assert int4.fraction_of_roofline_floor == pytest.approx(int4.roofline_floor_seconds / int4.seconds)
+
+
+def test_passes_that_finished_before_a_sigterm_get_their_floors(tiny, monkeypatch):
+    from dgprofile.interrupts import Interrupted, Interruption, Terminated
+
+    original = bench.PassRunner.measure_pass
+
+    def terminated_at_commit(self, kind, concurrency, context):
+        if kind == "dg-commit":
+            raise Terminated
+        return original(self, kind, concurrency, context)
+
+    monkeypatch.setattr(bench.PassRunner, "measure_pass", terminated_at_commit)
+    with pytest.raises(Interrupted) as interrupted:
+        run(precisions=("bf16",))
+    assert interrupted.value.interruption is Interruption.SIGTERM
+    measured = [m for m in interrupted.value.kept.passes if m.measured]
+    assert [m.pass_kind for m in measured] == ["prefill", "ar-step", "dg-denoise"]
+    assert all(isinstance(m.bandwidth_floor_seconds, float) for m in measured)

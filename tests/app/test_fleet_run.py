@@ -91,7 +91,7 @@ def test_per_gpu_check_pins_one_task_per_gpu_and_streams_real_result_files(ray_c
     outcome = run_fleet(options(ray_cluster, "check", "--quick", "--device", "cpu", per_gpu=True), tmp_path,
                         progress=events.append)
     fleet = outcome.fleet
-    assert not fleet.failed and not fleet.skipped and not outcome.interrupted
+    assert not fleet.failed and not fleet.skipped and outcome.interruption is None
     # Three GPU slots (two on one node, one on another); the nodes without a GPU are left out and said to be.
     assert len(fleet.rows) == 3 and len(outcome.result_paths) == 3
     assert fleet.run.machines == 3

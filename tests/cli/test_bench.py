@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 from fakes.small_limits import use_small_limits
 
-from dgprofile.cli import cli
+from dgprofile.cli import cli, main
+from dgprofile.exit_codes import ExitCode
 from dgprofile.records import results
 
 
@@ -89,12 +90,11 @@ def test_a_cpu_without_bf16_arithmetic_skips_the_bf16_passes_and_matmul(monkeypa
     assert "decode passes not timed: not measured: this CPU has no bf16 arithmetic" in result.stderr
 
 
-def test_unknown_device_is_a_one_line_usage_error() -> None:
-    from dgprofile.errors import UsageError
-
-    result = CliRunner().invoke(cli, ["bench", "--limits-only", "--device", "tpu"])
-    assert isinstance(result.exception, UsageError)
-    assert "unknown --device 'tpu'" in str(result.exception)
+def test_unknown_device_is_refused_when_parsing(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--limits-only", "--device", "tpu"])
+    assert exit_info.value.code == ExitCode.USAGE_ERROR
+    assert "'tpu' is not one of auto, cpu, mps, cuda, cuda:N, xpu or xpu:N" in capsys.readouterr().err
 
 
 def test_missing_cuda_device_is_refused_before_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,10 +102,14 @@ def test_missing_cuda_device_is_refused_before_measuring(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = CliRunner().invoke(cli, ["bench", "--limits-only", "--device", "cuda:0"])
-    assert "this torch sees no CUDA device" in str(result.exception)
+    assert result.exit_code == ExitCode.USAGE_ERROR
+    assert "this torch sees no CUDA device" in result.stderr and "bandwidth:" not in result.stderr
 
 
-def test_unwritable_output_is_refused_before_measuring(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["bench", "--limits-only", "-o", str(tmp_path / "missing" / "bench.json")])
-    assert result.exit_code == 2
-    assert "cannot write" in result.stderr and "bandwidth:" not in result.stderr
+def test_unwritable_output_is_refused_before_measuring(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--limits-only", "--device", "cpu", "-o", "/proc/dgprofile-bench.json"])
+    assert exit_info.value.code == ExitCode.OUTPUT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("Error: -o/--output /proc/dgprofile-bench.json: cannot write there: ")
+    assert err.count("\n") == 1 and "bandwidth:" not in err

@@ -92,3 +92,103 @@ def test_check_without_torch_says_why_there_is_no_verdict(tmp_path, monkeypatch)
     loaded = results.load(path)
     assert loaded.run.status == "incomplete"
     assert "pip install 'dgprofile[bench]'" in loaded.limits.reason
+
+
+def test_ctrl_c_during_the_limits_step_keeps_bandwidth_and_matmul_and_exits_130(tmp_path, monkeypatch):
+    from dgprofile.probes import bench_latency
+
+    def pressed_ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_latency, "measure_latency", pressed_ctrl_c)
+    path = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, ["check", "--device", "cpu", "--no-html", "-o", str(path)])
+    assert result.exit_code == ExitCode.INTERRUPTED
+    loaded = results.load(path)
+    assert loaded.run.status == "incomplete"
+    assert loaded.run.incomplete_reasons == (
+        "interrupted (Ctrl-C) while measuring limits; the measurements that finished are kept",)
+    assert loaded.limits.stream_read_bytes_per_s > 0 and loaded.limits.peak_flops_per_s["bf16"] > 0
+    assert loaded.passes.reason == "not measured: the run ended before this step"
+    assert "verdict:" in result.stdout  # predicted from the limits that were kept
+
+
+SIGTERMED_CHECK = """
+import sys, tempfile, time
+sys.path.insert(0, {tests!r})
+from fakes.small_limits import tiny_plan
+import dgprofile.probes.decode as decode
+from dgprofile.probes import bench_bandwidth, measure_limits
+from dgprofile.records.machine import CpuInfo
+from dgprofile.cli import main
+
+def slow_decode(**options):
+    print("decode started", file=sys.stderr, flush=True)
+    time.sleep(60)
+
+measure_limits.plan_for = tiny_plan
+bench_bandwidth.MIN_CPU_BUFFER_BYTES, bench_bandwidth.LLC_MULTIPLE = 2 << 20, 0
+tempfile.tempdir = {tmp!r}
+decode.run_decode_bench = slow_decode
+CpuInfo.computes_bf16_natively = property(lambda self: True)  # time the passes whatever this CPU has
+main(["check", "--device", "cpu", "-o", {path!r}])
+"""
+
+
+def test_sigterm_ends_check_like_ctrl_c_leaving_a_result_file_marked_incomplete(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.json"
+    script = SIGTERMED_CHECK.format(tests=str(Path(__file__).parents[1]), tmp=str(tmp_path), path=str(path))
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    with subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          env=env) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if line.startswith("decode started"):
+                process.send_signal(signal.SIGTERM)
+                break
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.TERMINATED, stderr
+    loaded = results.load(path)
+    assert loaded.run.incomplete_reasons == ("interrupted (SIGTERM) while timing decode passes",)
+    assert loaded.limits.stream_read_bytes_per_s > 0
+    assert "verdict:" in stdout
+
+
+def test_anonymize_leaves_no_hostname_or_home_directory_in_names_files_pages_or_fleet_csv(tmp_path, monkeypatch):
+    import dataclasses
+    import socket
+
+    import dgprofile.probes.decode as decode
+    from dgprofile.probes import collect
+
+    secret, home = "secret-host-4711", tmp_path / "home" / "alice"
+    real_seams = collect.default_seams()
+    monkeypatch.setattr(collect, "default_seams", lambda: dataclasses.replace(real_seams, hostname=lambda: secret))
+    monkeypatch.setattr(socket, "gethostname", lambda: secret)
+    monkeypatch.setenv("HOME", str(home))
+
+    def fails_naming_the_host(**kwargs):
+        raise RuntimeError(f"Triton cache {home}/.triton/cache on {secret} is full")
+
+    monkeypatch.setattr(decode, "run_decode_bench", fails_naming_the_host)
+    monkeypatch.chdir(tmp_path)
+    page = tmp_path / f"{secret}.html"
+    result = CliRunner().invoke(cli, ["check", "--device", "cpu", "--anonymize", "--html", str(page)])
+    assert result.exit_code in (0, 10, 11, 12), result.output
+    (result_file,) = (tmp_path / "dgprofile-results").glob("*.json")
+    assert result_file.name.startswith("anon-") and secret not in result_file.name
+    loaded = results.load(result_file)
+    assert loaded.run.command == ("dgprofile", "check", "--device", "cpu", "--html", "FILE", "--anonymize")
+    assert loaded.run.incomplete_reasons == (
+        f"timing decode passes failed: RuntimeError: Triton cache ~/.triton/cache on "
+        f"{loaded.machine.identity.hostname} is full",)
+    report = CliRunner().invoke(cli, ["report", "dgprofile-results", "-o", "fleet.html", "--csv", "fleet.csv"])
+    assert report.exit_code == 0, report.output
+    for text in (result_file.read_text(), page.read_text(), (tmp_path / "fleet.html").read_text(),
+                 (tmp_path / "fleet.csv").read_text(), result.stdout, report.stdout):
+        assert secret not in text and str(home) not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,51 @@ def test_a_bad_file_is_an_input_error_naming_it(pair: tuple[Path, Path], tmp_pat
         main(["compare", str(pair[0]), str(bad)])
     assert exit_info.value.code == ExitCode.INPUT_ERROR
     assert capsys.readouterr().err.startswith(f"Error: {bad}: schema version 7 is newer than this dgprofile")
+
+
+def _compare_error(a: Path, b: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(a), str(b)])
+    assert exit_info.value.code == ExitCode.INPUT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    return err.strip()
+
+
+def test_a_nan_speedup_is_refused_naming_the_field_not_dumping_the_dict(
+        pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads(pair[0].read_text(encoding="utf-8"))
+    document["predictions"]["headline"]["speedup"] = float("nan")
+    bad = tmp_path / "nan.json"
+    bad.write_text(json.dumps(document), encoding="utf-8")
+    assert _compare_error(pair[0], bad, capsys) == f"Error: {bad}: $.predictions.headline.speedup: nan is not a finite number"
+
+
+def test_a_negative_rate_is_refused_naming_the_field_not_dumping_the_dict(
+        pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads(pair[0].read_text(encoding="utf-8"))
+    document["limits"]["stream_read_bytes_per_s"] = -3.0e12
+    bad = tmp_path / "negative.json"
+    bad.write_text(json.dumps(document), encoding="utf-8")
+    assert _compare_error(pair[0], bad, capsys) == (
+        f"Error: {bad}: does not match the result schema at limits/stream_read_bytes_per_s: -3000000000000.0 is "
+        "less than the minimum of 0")
+
+
+def test_deeply_nested_input_is_refused_without_recursion_error(
+        pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 400_000, encoding="utf-8")
+    assert _compare_error(pair[0], deep, capsys) == f"Error: {deep}: not a result file (nested far deeper than one is)"
+
+
+def test_compare_and_report_word_a_link_loop_the_same_way(
+        pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)
+    compared = _compare_error(pair[0], loop, capsys)
+    result = CliRunner().invoke(cli, ["report", str(pair[0]), str(loop), "-o", str(tmp_path / "fleet.html")])
+    assert result.exit_code == 0, result.output
+    reported = next(line for line in result.stderr.splitlines() if line.startswith("skipped "))
+    assert compared == f"Error: {loop}: cannot read: symbolic link loop"
+    assert reported == f"skipped {loop}: cannot read: symbolic link loop"

@@ -4,7 +4,10 @@ picks from a cluster's node list, its progress lines. The runs themselves are in
 from __future__ import annotations
 
 import io
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +151,65 @@ def test_progress_on_a_terminal_is_a_bar_with_the_counts_and_the_events_above_it
     assert "\x1b[2Khost-a: applies 5.1x (60 s) -> host-a_cuda-0.dgprofile.json\n" in text
     # A refresh without an event still redraws the bar with the new time.
     assert "3 running, 0 failed, 1:03 elapsed, about 0:19 left" in text
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_cluster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # nothing may reach Ray
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    code, err = run_main(["fleet", "run", "-o", str(tmp_path / "a-file" / "fleet")], capsys)
+    assert code == ExitCode.OUTPUT_ERROR
+    assert err == (f"Error: -o/--output-dir {tmp_path / 'a-file' / 'fleet' / 'fleet.html'}: cannot write there: "
+                   f"{tmp_path / 'a-file'} is not a directory\n")
+
+
+class OneTask:
+    """A remote function as `ray.remote` returns it: submitting it gives the task's reference."""
+
+    def options(self, **options: object) -> OneTask:
+        return self
+
+    def remote(self, job: object) -> str:
+        return "task-1"
+
+
+class ClusterTerminatedWhileWaiting:
+    """Stands in for the ray module: one GPU node whose measurement is still running when the scheduler sends the
+    fleet run SIGTERM (a real signal, to this process)."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    def init(self, **options: object) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def nodes(self) -> list[dict[str, object]]:
+        return [node("a" * 7, gpus=1)]  # Ray checks a node id is 28 bytes of hex
+
+    def remote(self, function: object) -> OneTask:
+        return OneTask()
+
+    def wait(self, refs: list[str], **options: object) -> tuple[list[str], list[str]]:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the signal ends this wait
+        raise AssertionError("SIGTERM did not interrupt the fleet run")
+
+    def cancel(self, ref: str, force: bool) -> None:
+        self.cancelled.append(ref)
+
+
+def test_sigterm_ends_a_fleet_run_as_ctrl_c_does_with_its_page_and_exit_143(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    cluster = ClusterTerminatedWhileWaiting()
+    monkeypatch.setattr("dgprofile.app.fleet_run.import_ray", lambda: cluster)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    code, err = run_main(["fleet", "run", "-o", str(tmp_path / "out"), "--quick"], capsys)
+    assert code == ExitCode.TERMINATED
+    assert cluster.cancelled == ["task-1"]
+    assert "no result from host-aaaaaaa (10.0.0.7, Ray node aaaaaaaa): interrupted (SIGTERM) before it finished" in err
+    page = (tmp_path / "out" / "fleet.html").read_text(encoding="utf-8")
+    assert "interrupted (SIGTERM): machines still running were cancelled" in page
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the handler is given back

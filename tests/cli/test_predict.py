@@ -155,5 +155,21 @@ def test_setup_knobs_reach_the_scenario() -> None:
 def test_a_knob_the_engine_cannot_take_is_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = exit_code_and_error(["predict", "--hardware", "m3-max-40gpu", "--ar-baseline", "mtp"], capsys)
     assert code == ExitCode.INPUT_ERROR and "MTP drafter" in err
-    code, err = exit_code_and_error(["predict", "--hardware", "h100-sxm", "--interconnect", "nvlink"], capsys)
-    assert code == ExitCode.INPUT_ERROR and "--gpus 2" in err
+
+
+def test_from_result_refuses_to_write_its_new_predictions_over_the_file_it_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    measured = tmp_path / "h100.dgprofile.json"
+    original = (SAMPLES / "h100-sxm_20261126.dgprofile.json").read_bytes()
+    measured.write_bytes(original)
+    code, err = exit_code_and_error(["predict", "--from-result", str(measured), "-o", str(measured)], capsys)
+    assert code == ExitCode.OUTPUT_ERROR
+    assert err == f"Error: -o/--output {measured}: the same file as the input {measured}; writing it would destroy " \
+                  "that\n"
+    assert measured.read_bytes() == original
+
+
+def test_from_result_names_a_missing_file_as_every_reader_does(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = exit_code_and_error(["predict", "--from-result", str(tmp_path / "gone.json")], capsys)
+    assert code == ExitCode.INPUT_ERROR and err == f"Error: {tmp_path / 'gone.json'}: cannot read: no such file\n"

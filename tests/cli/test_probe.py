@@ -14,7 +14,7 @@ from fakes import cpu
 from fakes import nvml as fake
 from fakes.intel_sysfs import FakeDrmFiles
 
-from dgprofile.cli import cli
+from dgprofile.cli import cli, main
 from dgprofile.exit_codes import ExitCode
 from dgprofile.probes import collect
 from dgprofile.probes.collect import ProbeSeams
@@ -59,7 +59,7 @@ def test_probe_output_file_loads(fake_h100: None, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {path}" in result.stderr
     loaded = results.load(path)
-    assert loaded.run.command == ("dgprofile", "probe", "-o", str(path))
+    assert loaded.run.command == ("dgprofile", "probe", "--output", str(path))
     assert (loaded.run.origin, loaded.run.status) == ("measured", "complete")
     assert loaded.machine.accelerators[0].spec_id == "h100-sxm"
 
@@ -72,14 +72,16 @@ def test_probe_anonymize(fake_h100: None) -> None:
     assert "GPU-11111111" not in result.output
 
 
-def test_probe_unwritable_output_is_one_line_error(fake_h100: None, tmp_path: Path) -> None:
+def test_probe_unwritable_output_is_one_line_error(fake_h100: None, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = CliRunner().invoke(cli, ["probe", "-o", str(blocker / "probe.json")])
-    assert result.exit_code == ExitCode.USAGE_ERROR
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Invalid value for -o/--output: cannot write" in result.stderr
-    assert result.stdout == ""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["probe", "-o", str(blocker / "probe.json")])
+    assert exit_info.value.code == ExitCode.OUTPUT_ERROR
+    out, err = capsys.readouterr()
+    assert err == f"Error: -o/--output {blocker / 'probe.json'}: cannot write there: {blocker} is not a directory\n"
+    assert out == ""
 
 
 def test_probe_on_this_machine_is_fast_and_loads(tmp_path: Path) -> None:

@@ -70,8 +70,10 @@ def test_no_readable_file_is_an_input_error_in_one_line(tmp_path: Path, capsys: 
     assert not (tmp_path / "f.html").exists()
 
 
-def test_a_missing_path_is_an_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_path_is_skipped_and_with_nothing_else_is_an_input_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["report", str(tmp_path / "absent")])
+        main(["report", str(tmp_path / "absent"), "-o", str(tmp_path / "f.html")])
     assert exit_info.value.code == ExitCode.INPUT_ERROR
-    assert capsys.readouterr().err == f"Error: {tmp_path / 'absent'}: no such file or directory\n"
+    assert capsys.readouterr().err == (f"Error: no readable result file among 1 ({tmp_path / 'absent'}: cannot read: "
+                                       "no such file)\n")

@@ -10,7 +10,7 @@ import pytest
 from fakes.users import FailedAsNobody, as_nobody, directory_every_user_reaches, needs_root
 
 from dgprofile.errors import BenchmarkBusyError
-from dgprofile.probes.device_lock import exclusive_device, lock_path
+from dgprofile.probes.device_lock import exclusive_device, exclusive_devices, lock_path
 
 
 def hold_lock(key: str, ready, release) -> None:
@@ -112,3 +112,32 @@ def test_read_only_lock_file_left_by_an_older_version_still_locks_for_another_us
     assert lock_as_nobody(key) == "locked"
     with exclusive_device(key, wait_seconds=0):
         assert lock_as_nobody(key).startswith("BenchmarkBusyError: another dgprofile benchmark (pid ")
+
+
+def test_a_gpu_is_locked_as_the_driver_numbers_it(monkeypatch):
+    from dgprofile.probes.device_lock import device_lock_key, requested_lock_keys
+
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("ZE_AFFINITY_MASK", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert device_lock_key("cuda:0") == device_lock_key("cuda") == "cuda-gpu-3"
+    assert device_lock_key("cuda:1") == "cuda-gpu-1"
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "2")  # ROCm's own variable comes first
+    assert device_lock_key("cuda:0") == "cuda-gpu-2"
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert requested_lock_keys("cuda:1") == ("cuda-gpu-1",)
+    monkeypatch.setenv("ZE_AFFINITY_MASK", "1.0,0")  # an Intel tile, then a whole card
+    assert device_lock_key("xpu:0") == "xpu-gpu-1.0" and device_lock_key("xpu:1") == "xpu-gpu-0"
+    assert requested_lock_keys("cpu") == ("cpu",)
+
+
+def test_several_devices_are_taken_all_at_once_or_not_at_all(other_process_holding):
+    key, _ = other_process_holding
+    free = f"test-free-{time.monotonic_ns()}"
+    with pytest.raises(BenchmarkBusyError, match=f"is measuring {key}"):
+        with exclusive_devices((free, key), wait_seconds=0):
+            pass
+    with exclusive_device(free, wait_seconds=0):  # the free one was let go when the other was busy
+        pass
+    lock_path(free).unlink(missing_ok=True)

@@ -9,7 +9,8 @@ import time
 import pytest
 import result_factory as factory
 
-from dgprofile.probes import bench_bandwidth
+from dgprofile.interrupts import Interrupted, Interruption, Terminated
+from dgprofile.probes import bench_bandwidth, bench_latency, bench_matmul
 from dgprofile.probes import measure_limits as limits_module
 from dgprofile.probes.bench_bandwidth import bandwidth_figure
 from dgprofile.probes.bench_matmul import MatmulPlan, MatmulShape, matmul_figure, token_ridge
@@ -165,3 +166,33 @@ def test_gpu_limits_step_is_fast_and_complete() -> None:
     assert limits.ridge_tokens_shape == "lm-head" and "bf16" in limits.ridge_tokens
     assert [f.name for f in limits.host_transfer] == ["h2d-pinned", "d2h-pinned", "h2d-pageable", "d2h-pageable"]
     assert limits.launch_floor_seconds < limits.eager_launch_seconds
+
+
+def test_ctrl_c_during_latency_keeps_the_bandwidth_and_matmul_figures_that_finished(
+        small_cpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def pressed_ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_latency, "measure_latency", pressed_ctrl_c)
+    with pytest.raises(Interrupted) as interrupted:
+        measure_limits("cpu")
+    limits = interrupted.value.kept
+    assert limits.stream_read_bytes_per_s > 0 and limits.peak_flops_per_s["fp32"] > 0
+    assert limits.latency == () and limits.launch_floor_seconds == Unavailable("latency not measured")
+    assert "interrupted (Ctrl-C) during latency: what had not finished is not measured" in limits.notes
+    assert interrupted.value.interruption is Interruption.CTRL_C
+
+
+def test_sigterm_during_matmul_keeps_the_products_and_patterns_that_finished(
+        small_cpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def terminated_on_the_decode_shapes(*args, **kwargs):
+        raise Terminated
+
+    monkeypatch.setattr(bench_matmul, "_shape_figures", terminated_on_the_decode_shapes)
+    with pytest.raises(Interrupted) as interrupted:
+        measure_limits("cpu")
+    limits = interrupted.value.kept
+    assert {f.name for f in limits.bandwidth} == {"stream-read", "copy", "triad"}
+    assert [(f.dtype, f.shape) for f in limits.matmul] == [("fp32", "square")]  # finished before the SIGTERM
+    assert "interrupted (SIGTERM) during matmul: what had not finished is not measured" in limits.notes
+    assert interrupted.value.interruption is Interruption.SIGTERM

@@ -101,7 +101,7 @@ def test_version_2_and_3_needs_gain_the_headroom_they_kept_apart_and_lose_the_ol
 def test_a_truncated_string_is_reported_at_its_place_without_a_doubled_at():
     with pytest.raises(ResultFileError) as info:
         loads('{"format": "dgprofile-', source="cut.json")
-    assert str(info.value) == "cut.json: not valid JSON (Unterminated string starting at line 1, column 12)"
+    assert str(info.value) == "cut.json: not valid JSON, truncated or malformed (Unterminated string starting at line 1, column 12)"
 def test_version_2_results_load_with_the_setup_the_earlier_model_assumed(tmp_path):
     """The H100 of samples/ as it was written at version 2 (kept here compressed): its scenarios get the engine's own
     launch mode, the released sampler and plain AR, its GPU's NVLink topology and its calibration's validation say

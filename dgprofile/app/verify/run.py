@@ -15,16 +15,13 @@ import asyncio
 import dataclasses
 import importlib.util
 import os
-import signal
 import statistics
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from dgprofile.app.machine import probe_machine
@@ -42,6 +39,7 @@ from dgprofile.app.verify.measures import (
 from dgprofile.app.verify.prompts import VerifyPrompt, load_prompts, select_prompts
 from dgprofile.app.verify.server import DEFAULT_TIMEOUT_SECONDS, ServerTarget, run_level, server_version
 from dgprofile.errors import BenchmarkBusyError, DgprofileError, UsageError
+from dgprofile.interrupts import Interruption, interruption_of, sigterm_interrupts
 from dgprofile.model.engines import AUTO, ENGINE_NAMES
 from dgprofile.model.workloads import MAX_STEPS, MIN_STEPS, with_overrides, workload_by_name
 from dgprofile.records.limits import Limits
@@ -108,11 +106,11 @@ class VerifyOptions:
 
 @dataclass(frozen=True)
 class VerifyOutcome:
-    """The result file to write, the run it holds, and whether the user interrupted it."""
+    """The result file to write, the run it holds, and what interrupted it, if anything."""
 
     result: ResultFile
     run: MeasuredRun
-    interrupted: bool
+    interruption: Interruption | None
 
 
 @dataclass(frozen=True)
@@ -187,31 +185,13 @@ def _requests(options: VerifyOptions, prompts: tuple[VerifyPrompt, ...]) -> list
     return requests
 
 
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM ends the measuring like Ctrl-C does, so what finished is still written."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous: Any = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @dataclass
 class _Collected:
     outcomes: list[tuple[_Request, RequestOutcome]]
     models: list[ModelUnderTest]
     configs: dict[ModelRole, ModelConfig]
     incomplete: list[str]
-    interrupted: bool
+    interruption: Interruption | None
     engine_version: str | Unavailable
     device: str
     dtype: str
@@ -237,12 +217,12 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
 
     device = resolve_device(machine, options.device)
     dtype = _weights_dtype(options.dtype, machine, device)
-    collected = _Collected([], [], {}, [], False, backend.engine_version(), device, dtype)
+    collected = _Collected([], [], {}, [], None, backend.engine_version(), device, dtype)
     released = load_model_config()
     step = "waiting for the device"
     loaded: Any = None
     try:
-        with _sigterm_interrupts(), exclusive_device(lock_key(machine, device), wait_seconds=options.wait_seconds,
+        with sigterm_interrupts(), exclusive_device(lock_key(machine, device), wait_seconds=options.wait_seconds,
                                                       on_wait=progress):
             for role in ROLES:
                 name = ROLE_NAMES[role]
@@ -278,9 +258,9 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
                         trace, workload=prompt.workload, prompt_id=prompt.prompt_id, role=role, concurrency=1)))
                 backend.unload(loaded)
                 loaded = None
-    except KeyboardInterrupt:
-        collected.interrupted = True
-        collected.incomplete.append(f"interrupted while {step}")
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the requests that finished are kept
+        collected.interruption = interruption_of(exc)
+        collected.incomplete.append(f"interrupted ({collected.interruption.value}) while {step}")
     except (BenchmarkBusyError, UsageError):
         raise
     except Exception as exc:  # a failing step must not lose the requests that finished
@@ -297,7 +277,7 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
         "autoregressive": ServerTarget("autoregressive", options.ar_url or "", options.ar_served_model or "")}
     versions = {role: server_version(target) for role, target in targets.items()}
     version = next((v for v in versions.values() if isinstance(v, str)), versions["diffusion"])
-    collected = _Collected([], [], {}, [], False, version, f"servers at {targets['diffusion'].root} and "
+    collected = _Collected([], [], {}, [], None, version, f"servers at {targets['diffusion'].root} and "
                                                            f"{targets['autoregressive'].root}", options.precision)
     released = load_model_config()
     for role, target in targets.items():
@@ -311,7 +291,7 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
     step = "starting"
     by_text = [(r.prompt.text, r.max_new_tokens) for r in requests]
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             for role, target in targets.items():
                 for concurrency in options.concurrencies:
                     step = f"{ROLE_NAMES[role]} at {target.api_base}, {concurrency} concurrent stream(s)"
@@ -327,9 +307,9 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
 
                     asyncio.run(run_level(target, by_text, concurrency, timeout_seconds=options.timeout_seconds,
                                           on_done=done))
-    except KeyboardInterrupt:
-        collected.interrupted = True
-        collected.incomplete.append(f"interrupted while {step}")
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the requests that finished are kept
+        collected.interruption = interruption_of(exc)
+        collected.incomplete.append(f"interrupted ({collected.interruption.value}) while {step}")
     failed = sum(1 for _, o in collected.outcomes if o.record.faults)
     if failed:
         collected.incomplete.append(f"{failed} of {len(collected.outcomes)} requests failed (each says why)")
@@ -510,29 +490,29 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
         workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes))
 
 
-LIMITS_INTERRUPTED = "interrupted while measuring this machine's limits: no model ran"
+LIMITS_INTERRUPTED = "while measuring this machine's limits: no model ran"
 
 
 def _base_measurements(options: VerifyOptions, base: ResultFile | None, command: tuple[str, ...],
-                       progress: Progress) -> tuple[Machine, Limits | Unavailable, PassTimes | Unavailable, bool]:
-    """The machine, its limits and passes, and whether the user interrupted measuring them."""
+                       progress: Progress
+                       ) -> tuple[Machine, Limits | Unavailable, PassTimes | Unavailable, Interruption | None]:
+    """The machine, its limits and passes, and what interrupted measuring them, if anything."""
     if base is not None:
         if not isinstance(base.machine, Machine):
             raise UsageError("--result must be a measured result (from `dgprofile check`), not a prediction")
-        return base.machine, base.limits, base.passes, False
+        return base.machine, base.limits, base.passes, None
     if options.servers:  # the servers hold the accelerator: its limits come from a `check` run (--result)
         return (probe_machine(anonymize=options.anonymize),
                 Unavailable("not measured: the servers hold the accelerator (pass a `check` result with --result)"),
-                Unavailable("not measured"), False)
-    with _sigterm_interrupts():
-            bench = run_bench(MeasureOptions(quick=True, device=options.device, anonymize=options.anonymize,
-                                         wait_seconds=options.wait_seconds, limits_only=True),
-                          command=command, progress=progress)
+                Unavailable("not measured"), None)
+    bench = run_bench(MeasureOptions(quick=True, device=options.device, anonymize=options.anonymize,
+                                     wait_seconds=options.wait_seconds, limits_only=True),
+                      command=command, progress=progress)
     machine = bench.result.machine
     if not isinstance(machine, Machine):
         machine = probe_machine(anonymize=options.anonymize)
     return (machine, bench.result.limits, Unavailable("not measured: `verify` ran the real models instead"),
-            bench.interrupted)
+            bench.interruption)
 
 
 def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tuple[str, ...],
@@ -543,11 +523,11 @@ def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tupl
     prompts = select_prompts(load_prompts(options.prompts_path), workloads=options.workloads,
                              per_workload=1 if options.quick else None)
     started_at, started = _now(), time.monotonic()
-    machine, limits, passes, interrupted = _base_measurements(options, base, command, progress)
+    machine, limits, passes, interruption = _base_measurements(options, base, command, progress)
     requests = _requests(options, prompts)
-    if interrupted:  # keep what was measured and run nothing more
-        collected = _Collected([], [], {}, [LIMITS_INTERRUPTED], True, Unavailable("no model ran"), options.device,
-                               options.dtype)
+    if interruption is not None:  # keep what was measured and run nothing more
+        collected = _Collected([], [], {}, [f"interrupted ({interruption.value}) {LIMITS_INTERRUPTED}"],
+                               interruption, Unavailable("no model ran"), options.device, options.dtype)
     else:
         collected = (_run_servers(options, requests, progress) if options.servers
                      else _run_models(options, machine, requests, progress))
@@ -559,7 +539,7 @@ def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tupl
         runs = base.measured_runs + (run,)
         result = dataclasses.replace(base, measured_runs=runs, predictions=(
             headline_from_measured(predictions, runs) if isinstance(predictions, Predictions) else predictions))
-        return VerifyOutcome(result, run, collected.interrupted)
+        return VerifyOutcome(result, run, collected.interruption)
     try:
         precision = options.precision if options.servers else DTYPE_PRECISIONS.get(run.settings.dtype)
         engine_name = engine if engine in ENGINE_NAMES else AUTO
@@ -573,4 +553,4 @@ def run_verify(options: VerifyOptions, *, base: ResultFile | None, command: tupl
                    status=run.status, incomplete_reasons=run.incomplete_reasons)
     result = new_result(run=info, machine=machine, limits=limits, passes=passes, predictions=whole,
                         measured_runs=(run,))
-    return VerifyOutcome(result, run, collected.interrupted)
+    return VerifyOutcome(result, run, collected.interruption)

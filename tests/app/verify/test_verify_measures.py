@@ -12,6 +12,7 @@ from dgprofile.app.verify.headline import MEASURED_PREFIX, headline_from_measure
 from dgprofile.app.verify.measures import edit_distance, figure, request_outcome
 from dgprofile.app.verify.prompts import load_prompts, parse_prompts, select_prompts
 from dgprofile.errors import UsageError
+from dgprofile.interrupts import Interruption
 from dgprofile.model.workloads import WORKLOADS
 from dgprofile.probes.verify.plan import CPU_VOCAB_DIVISOR, plan_size
 from dgprofile.probes.verify.timeline import scaled_times
@@ -169,15 +170,17 @@ def test_the_miniature_a_quick_cpu_run_builds_is_predicted_as_that_model_with_th
     assert isinstance(full.diffusion, Unavailable)  # 50 GB of bf16 weights do not fit this VM's RAM
 
 
-def test_an_interrupt_while_measuring_limits_keeps_them_and_runs_no_model(monkeypatch):
+@pytest.mark.parametrize("interruption", list(Interruption))
+def test_an_interrupt_while_measuring_limits_keeps_them_and_runs_no_model(monkeypatch, interruption):
     from dgprofile.app.runner import MeasuredRunResult
     from dgprofile.app.verify import run as verify_run
 
     measured = factory.measured_h100_result()
     monkeypatch.setattr(verify_run, "run_bench",
-                        lambda *args, **kwargs: MeasuredRunResult(result=measured, interrupted=True))
+                        lambda *args, **kwargs: MeasuredRunResult(result=measured, interruption=interruption))
     outcome = verify_run.run_verify(verify_run.VerifyOptions(random_weights=True, quick=True), base=None,
                                     command=("dgprofile", "verify"), progress=lambda message: None)
-    assert outcome.interrupted and outcome.run.incomplete_reasons == (verify_run.LIMITS_INTERRUPTED,)
+    assert outcome.interruption is interruption
+    assert outcome.run.incomplete_reasons == (f"interrupted ({interruption.value}) {verify_run.LIMITS_INTERRUPTED}",)
     assert outcome.run.requests == () and outcome.result.limits == measured.limits
     assert results.loads(results.dumps(outcome.result)).measured_runs == (outcome.run,)

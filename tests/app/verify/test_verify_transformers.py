@@ -12,6 +12,7 @@ from dgprofile.app.verify.run import VerifyOptions, run_verify
 from dgprofile.cli import cli
 from dgprofile.errors import UsageError
 from dgprofile.exit_codes import ExitCode
+from dgprofile.interrupts import Interruption
 from dgprofile.records import results
 from dgprofile.records.values import Unavailable
 from dgprofile.records.verification import MeasuredFigure
@@ -86,8 +87,8 @@ def test_ctrl_c_keeps_the_requests_that_finished(tiny_checkpoints, cpu_check_res
                             prompts_path=write_prompts(tmp_path / "p.jsonl"))
     outcome = run_verify(options, base=results.load(cpu_check_result), command=("dgprofile", "verify"),
                          progress=interrupt_at_the_second_request)
-    assert outcome.interrupted and outcome.run.status == "incomplete"
-    assert outcome.run.incomplete_reasons == ("interrupted while DiffusionGemma: short-completion, request 2 of 2 "
+    assert outcome.interruption is Interruption.CTRL_C and outcome.run.status == "incomplete"
+    assert outcome.run.incomplete_reasons == ("interrupted (Ctrl-C) while DiffusionGemma: short-completion, request 2 of 2 "
                                               "(colours)",)
     assert [(r.role, r.prompt_id) for r in outcome.run.requests] == [("diffusion", "greet")]
     assert outcome.result.measured_runs == (outcome.run,)

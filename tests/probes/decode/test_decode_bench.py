@@ -139,3 +139,21 @@ def test_prefill_layers_of_both_types_are_timed_after_sustained_load_and_decode_
     prefill = next(m for m in result.passes if m.pass_kind == "prefill")
     assert [p.name for p in prefill.parts][:2] == ["sliding-layers", "global-layers"]
     assert loads == [0.25, 0.25]  # one load before each layer type of the one prefill, none elsewhere
+
+
+def test_ctrl_c_keeps_every_pass_that_finished(tiny_bench, monkeypatch):
+    from dgprofile.interrupts import Interrupted
+
+    original = bench.PassRunner.measure_pass
+
+    def interrupted_at_denoise(self, kind, concurrency, context):
+        if kind == "dg-denoise":
+            raise KeyboardInterrupt
+        return original(self, kind, concurrency, context)
+
+    monkeypatch.setattr(bench.PassRunner, "measure_pass", interrupted_at_denoise)
+    with pytest.raises(Interrupted) as interrupted:
+        run(precisions=("bf16",))
+    kept = interrupted.value.kept.passes
+    assert [m.pass_kind for m in kept.passes] == ["prefill", "ar-step"]
+    assert kept.reductions[-1] == "interrupted (Ctrl-C): the passes not listed were not timed"

@@ -1,0 +1,100 @@
+"""The measured run's order: the device lock is taken before probing, so the run started first measures."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+import result_factory as factory
+
+import dgprofile.app.runner as runner
+from dgprofile.errors import BenchmarkBusyError
+
+OPTIONS = runner.MeasureOptions(device="cpu", limits_only=True)
+
+
+def probe_taking(seconds: float):
+    def slow_probe():
+        time.sleep(seconds)
+        return factory.machine()
+    return slow_probe
+
+
+def holding_the_device(*args, **kwargs):
+    """Stands in for the limits step (no torch work: a forked child must not touch torch's thread pools)."""
+    time.sleep(2.0)
+    raise RuntimeError("not measured in this test")
+
+
+def measure_with_slow_probe(seconds: float, outcome) -> None:
+    runner.probe_machine = probe_taking(seconds)
+    try:
+        runner.run_bench(OPTIONS, command=("dgprofile", "bench"), progress=lambda message: None)
+        outcome.put("measured")
+    except BenchmarkBusyError:
+        outcome.put("refused")
+
+
+def test_of_two_runs_started_0_3_s_apart_the_earlier_measures_though_its_probe_is_slower(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dgprofile.probes.measure_limits.measure_limits", holding_the_device)
+    context = multiprocessing.get_context("fork")
+    outcome = context.Queue()
+    earlier = context.Process(target=measure_with_slow_probe, args=(1.5, outcome))
+    earlier.start()
+    try:
+        time.sleep(0.3)
+        monkeypatch.setattr(runner, "probe_machine", probe_taking(0.0))
+        with pytest.raises(BenchmarkBusyError, match="another dgprofile benchmark .* is measuring cpu"):
+            runner.run_bench(OPTIONS, command=("dgprofile", "bench"), progress=lambda message: None)
+        assert outcome.get(timeout=30) == "measured"
+    finally:
+        earlier.join(30)
+        if earlier.is_alive():
+            earlier.kill()
+
+
+def test_auto_holds_every_device_it_may_pick_only_until_it_has_picked_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dgprofile.probes import device_lock
+
+    held: list[tuple[str, ...]] = []
+    real_keep_only = device_lock.HeldLocks.keep_only
+
+    def keep_only(self, key):
+        held.append(self.keys)
+        real_keep_only(self, key)
+        held.append(self.keys)
+
+    def not_measured_here(*args, **kwargs):
+        raise RuntimeError("not measured in this test")
+
+    monkeypatch.setattr(device_lock.HeldLocks, "keep_only", keep_only)
+    monkeypatch.setattr(device_lock.sys, "platform", "linux")
+    for variable in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ZE_AFFINITY_MASK"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(runner, "probe_machine", probe_taking(0.0))
+    monkeypatch.setattr("dgprofile.probes.torch_devices.resolve_device", lambda machine, requested: "cpu")
+    monkeypatch.setattr("dgprofile.probes.measure_limits.measure_limits", not_measured_here)
+    runner.run_bench(runner.MeasureOptions(device="auto", limits_only=True), command=("dgprofile", "bench"),
+                     progress=lambda message: None)
+    assert held == [("cuda-gpu-0", "xpu-gpu-0", "cpu"), ("cpu",)]
+
+
+def test_a_card_another_container_measures_under_another_number_is_refused_by_its_uuid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two containers sharing /tmp may both call one card cuda:0 (or call two cards cuda:0): once probed, the run
+    also locks the card's UUID, so the card is measured by one run at a time whatever it is numbered."""
+    from dgprofile.probes.device_lock import exclusive_device
+
+    machine = factory.machine()
+    (gpu,) = machine.accelerators
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(runner, "probe_machine", lambda: machine)
+    monkeypatch.setattr("dgprofile.probes.torch_devices.resolve_device", lambda machine, requested: "cuda:0")
+    monkeypatch.setattr("dgprofile.probes.measure_limits.measure_limits", holding_the_device)
+    with exclusive_device(gpu.uuid, wait_seconds=0), \
+            pytest.raises(BenchmarkBusyError, match=f"is measuring {gpu.uuid}"):
+        runner.run_bench(runner.MeasureOptions(device="cuda:0", limits_only=True), command=("dgprofile", "bench"),
+                         progress=lambda message: None)
