@@ -5,12 +5,12 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dgprofile.cli.command_line import command_line
-from dgprofile.cli.outputs import Output, check_outputs, free_path, output_option, write_output
+from dgprofile.cli.outputs import Output, Written, check_outputs, free_path, output_option, write_output
 from dgprofile.cli.scenario_options import (
     below_fail_under,
     device_option,
@@ -21,6 +21,9 @@ from dgprofile.cli.scenario_options import (
 from dgprofile.errors import UsageError
 from dgprofile.exit_codes import ExitCode
 from dgprofile.records.values import Unavailable
+
+if TYPE_CHECKING:  # the result records are imported when a command runs, so that `--help` starts fast
+    from dgprofile.records.results import ResultFile
 
 RESULTS_DIR = Path("dgprofile-results")
 HOST_NAME_CHARS = 40
@@ -36,6 +39,20 @@ def default_result_path(*, anonymize: bool, started: datetime) -> Path:
     host = salted_hash(hostname, anonymize_salt()) if anonymize else hostname
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in host)[:HOST_NAME_CHARS].lstrip("-_")
     return RESULTS_DIR / f"{safe or 'machine'}_{started:%Y%m%d-%H%M%S}.dgprofile.json"
+
+
+def write_result_and_page(result: ResultFile, result_path: Path, page_path: Path | None) -> list[Written]:
+    """The result file (checked against the schema) and its page, each saved elsewhere if its place fails, and
+    where they went said on stderr."""
+    from dgprofile.pages.result_page import render_result_html
+    from dgprofile.records.results import validated_text
+
+    written = [write_output(Output("-o/--output", result_path), validated_text(result, source=str(result_path)))]
+    click.echo(f"result file: {written[0].path}", err=True)
+    if page_path is not None:
+        written.append(write_output(Output("--html", page_path), render_result_html(result)))
+        click.echo(f"report page: {written[-1].path}", err=True)
+    return written
 
 
 def page_path_for(result_path: Path) -> Path:
@@ -66,8 +83,6 @@ def check(ctx: click.Context, quick: bool, device: str, output: Path | None, htm
     import json
 
     from dgprofile.app.runner import CheckOptions, MeasureOptions, run_check
-    from dgprofile.pages.result_page import render_result_html
-    from dgprofile.records.results import validated_text
     from dgprofile.terminal.format_predictions import format_predictions, summary_json
 
     options = CheckOptions(measure=MeasureOptions(quick=quick, device=device, anonymize=anonymize,
@@ -84,12 +99,7 @@ def check(ctx: click.Context, quick: bool, device: str, output: Path | None, htm
     if output is None:  # another run may have taken the default name since
         result_path = free_path(result_path)
         page_path = None if no_html else html_path or page_path_for(result_path)
-    written = [write_output(Output("-o/--output", result_path),
-                            validated_text(outcome.result, source=str(result_path)))]
-    click.echo(f"result file: {written[0].path}", err=True)
-    if page_path is not None:
-        written.append(write_output(Output("--html", page_path), render_result_html(outcome.result)))
-        click.echo(f"report page: {written[-1].path}", err=True)
+    written = write_result_and_page(outcome.result, result_path, page_path)
     predictions = outcome.result.predictions
     for reason in outcome.result.run.incomplete_reasons:
         click.echo(f"incomplete: {reason}", err=True)

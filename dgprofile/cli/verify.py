@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dgprofile.cli.command_line import command_line
-from dgprofile.cli.outputs import Output, check_outputs, free_path, output_option, write_output
+from dgprofile.cli.outputs import Output, check_outputs, free_path, output_option
 from dgprofile.cli.scenario_options import FiniteFloatRange, device_option, wait_option
 from dgprofile.exit_codes import ExitCode
 from dgprofile.model.engines import AUTO, ENGINE_NAMES
@@ -74,9 +74,8 @@ def verify(ctx: click.Context, dg_model: str | None, ar_model: str | None, rando
     SIGTERM (what finished is kept).
     """
     from dgprofile.app.verify.run import VerifyOptions, run_verify
-    from dgprofile.cli.check import default_result_path, page_path_for
-    from dgprofile.pages.result_page import render_result_html
-    from dgprofile.records.results import load, validated_text
+    from dgprofile.cli.check import default_result_path, page_path_for, write_result_and_page
+    from dgprofile.records.results import load
     from dgprofile.terminal.format_verification import format_measured_run
 
     result_path = output or base_path or default_result_path(anonymize=anonymize, started=datetime.now(timezone.utc))
@@ -96,12 +95,7 @@ def verify(ctx: click.Context, dg_model: str | None, ar_model: str | None, rando
     if output is None and base_path is None:  # another run may have taken the default name since
         result_path = free_path(result_path)
         page_path = None if no_html else html_path or page_path_for(result_path)
-    written = [write_output(Output("-o/--output", result_path),
-                            validated_text(outcome.result, source=str(result_path)))]
-    click.echo(f"result file: {written[0].path}", err=True)
-    if page_path is not None:
-        written.append(write_output(Output("--html", page_path), render_result_html(outcome.result)))
-        click.echo(f"report page: {written[-1].path}", err=True)
+    written = write_result_and_page(outcome.result, result_path, page_path)
     for reason in outcome.run.incomplete_reasons:
         click.echo(f"incomplete: {reason}", err=True)
     click.echo(format_measured_run(outcome.run))
