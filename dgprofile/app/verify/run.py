@@ -41,6 +41,7 @@ from dgprofile.app.verify.measures import (
 )
 from dgprofile.app.verify.prompts import VerifyPrompt, load_prompts, select_prompts
 from dgprofile.app.verify.server import DEFAULT_TIMEOUT_SECONDS, ServerTarget, run_level, server_version
+from dgprofile.app.verify.server_watch import ServerWatch
 from dgprofile.errors import BenchmarkBusyError, DgprofileError, UsageError
 from dgprofile.model.engines import AUTO, ENGINE_NAMES
 from dgprofile.model.workloads import MAX_STEPS, MIN_STEPS, with_overrides, workload_by_name
@@ -56,6 +57,7 @@ from dgprofile.records.verification import (
     ModelUnderTest,
     RequestRecord,
     RunSettings,
+    ServerObservation,
     WorkloadStatistics,
 )
 from dgprofile.specs.model_config import ModelConfig, load_model_config
@@ -215,6 +217,7 @@ class _Collected:
     engine_version: str | Unavailable
     device: str
     dtype: str
+    servers: list[ServerObservation] = dataclasses.field(default_factory=list)
 
 
 def _weights_dtype(requested: str, machine: Machine, device: str) -> str:
@@ -310,12 +313,15 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
         collected.configs[role] = released
     step = "starting"
     by_text = [(r.prompt.text, r.max_new_tokens) for r in requests]
+    watches = {role: ServerWatch.start(target) for role, target in targets.items()}
     try:
         with _sigterm_interrupts():
             for role, target in targets.items():
+                watch = watches[role]
                 for concurrency in options.concurrencies:
                     step = f"{ROLE_NAMES[role]} at {target.api_base}, {concurrency} concurrent stream(s)"
                     progress(step)
+                    before = watch.read_metrics()
 
                     def done(index: int, trace: Any, role: ModelRole = role, concurrency: int = concurrency) -> None:
                         prompt = requests[index].prompt
@@ -327,9 +333,13 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
 
                     asyncio.run(run_level(target, by_text, concurrency, timeout_seconds=options.timeout_seconds,
                                           on_done=done))
+                    watch.after_level(before, concurrency, [
+                        o.record for _, o in collected.outcomes
+                        if o.record.role == role and o.record.concurrency == concurrency])
     except KeyboardInterrupt:
         collected.interrupted = True
         collected.incomplete.append(f"interrupted while {step}")
+    collected.servers = [watch.observation() for watch in watches.values()]
     failed = sum(1 for _, o in collected.outcomes if o.record.faults)
     if failed:
         collected.incomplete.append(f"{failed} of {len(collected.outcomes)} requests failed (each says why)")
@@ -507,7 +517,7 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
         status="incomplete" if incomplete else "complete", incomplete_reasons=incomplete,
         models=tuple(collected.models), predicted_model=config.id if isinstance(config, ModelConfig) else config,
         settings=_settings(options, requests, collected.models, precision, collected.dtype, collected.device), prediction_basis=basis,
-        workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes))
+        workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes), servers=tuple(collected.servers))
 
 
 LIMITS_INTERRUPTED = "interrupted while measuring this machine's limits: no model ran"
