@@ -47,7 +47,7 @@ def is_this_host(host: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         try:  # a name: this host when it resolves to one of this machine's addresses
-            resolved = {info[4][0] for info in socket.getaddrinfo(host, None)}
+            resolved = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
         except OSError:
             return False
         return any(is_this_host(found) for found in resolved)
