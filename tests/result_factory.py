@@ -50,8 +50,12 @@ from dgprofile.records.verification import (
     MeasuredRun,
     ModelUnderTest,
     ModeStatistics,
+    ProcessGpuMemory,
     RequestRecord,
     RunSettings,
+    ServerLevelTiming,
+    ServerObservation,
+    TimingAgreement,
     WorkloadStatistics,
 )
 
@@ -557,4 +561,27 @@ def measured_run(*, prediction_: Prediction | None = None, dg_factor: float = 1.
                        started_at=started_at, duration_seconds=312.0, status="complete", incomplete_reasons=(),
                        models=models, predicted_model="diffusiongemma-26b-a4b", settings=settings,
                        prediction_basis=f"{engine} engine on this machine's measured limits",
-                       workloads=(stats,), requests=requests)
+                       workloads=(stats,), requests=requests,
+                       servers=server_observations(hostile) if backend == "openai-server" else ())
+
+
+def server_observations(hostile: str = "") -> tuple[ServerObservation, ...]:
+    """A local DiffusionGemma server that publishes its timing (client 4% slower to the first token, as the
+    network and HTTP layer add) and holds two GPU processes; a remote Gemma 4 server with no /metrics."""
+    timing = ServerLevelTiming(
+        concurrency=1, client_requests=3, server_requests=3,
+        ttft_seconds=TimingAgreement(client=0.26, server=0.25, relative_difference=0.26 / 0.25 - 1),
+        e2e_latency_seconds=TimingAgreement(client=1.02, server=1.0, relative_difference=0.02),
+        generated_tokens=TimingAgreement(client=3072.0, server=3072.0, relative_difference=0.0),
+        tokens_per_s=TimingAgreement(client=1004.0, server=1024.0, relative_difference=1004 / 1024 - 1))
+    processes = (ProcessGpuMemory(pid=4242, process_name=f"python3{hostile}", gpu_index=0, used_bytes=30e9),
+                 ProcessGpuMemory(pid=4250, process_name="VLLM::EngineCore", gpu_index=0,
+                                  used_bytes=Unavailable("NVML does not report this process's memory")))
+    return (ServerObservation(role="diffusion", url="http://127.0.0.1:8000", metrics_url="http://127.0.0.1:8000/metrics",
+                              timing=(timing,), gpu_memory=processes,
+                              gpu_memory_bytes=Unavailable("NVML did not report every process's memory")),
+            ServerObservation(role="autoregressive", url="http://gpu-box:8001", metrics_url="http://gpu-box:8001/metrics",
+                              timing=Unavailable("the server reports no timing: /metrics answered 404"),
+                              gpu_memory=Unavailable("the server runs on another host (gpu-box): NVML sees this "
+                                                     "machine's GPUs only"),
+                              gpu_memory_bytes=Unavailable("the server runs on another host (gpu-box)")))

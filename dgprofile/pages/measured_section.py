@@ -21,13 +21,16 @@ from dgprofile.pages.views import (
 )
 from dgprofile.records.values import Unavailable
 from dgprofile.records.verification import (
+    SERVER_TIMING_AGREEMENT,
     MeasuredFigure,
     MeasuredRun,
     ModelRole,
     ModeStatistics,
     RequestRecord,
+    TimingAgreement,
     WorkloadStatistics,
 )
+from dgprofile.terminal.format_verification import server_memory_text
 from dgprofile.text.units import (
     bytes_text,
     count_text,
@@ -138,6 +141,40 @@ def convergence_chart(run: MeasuredRun, stats: WorkloadStatistics) -> ChartView 
                      "already holds a useful draft.")
 
 
+def agreement_cell(figure: TimingAgreement | Unavailable, text: Formatter) -> Cell:
+    """The client's figure beside the server's own, toned when they differ by more than the agreement bound."""
+    if isinstance(figure, Unavailable):
+        return Cell("-", detail=figure.reason)
+    tone: Tone = "" if abs(figure.relative_difference) <= SERVER_TIMING_AGREEMENT else "warning"
+    return Cell(f"{text(figure.client)}; server {text(figure.server)}, {figure.relative_difference:+.0%}",
+                number_key(figure.relative_difference), tone)
+
+
+def server_timing_table(run: MeasuredRun) -> TableView:
+    """Each server's own timing (its /metrics, means over each level) beside the client's."""
+    rows = []
+    for server in run.servers:
+        lead = (Cell(ROLE_NAMES[server.role]), Cell(server.url))
+        if isinstance(server.timing, Unavailable):
+            rows.append(RowView((*lead, Cell("-"), Cell("-"), Cell(unavailable_text(server.timing), tone="muted"),
+                                 Cell("-"), Cell("-"))))
+            continue
+        rows += [RowView((*lead, Cell(str(level.concurrency), number_key(level.concurrency)),
+                          Cell(f"{level.client_requests} / {level.server_requests}",
+                               tone="" if level.client_requests == level.server_requests else "warning"),
+                          agreement_cell(level.ttft_seconds, seconds_text),
+                          agreement_cell(level.e2e_latency_seconds, seconds_text),
+                          agreement_cell(level.tokens_per_s, tokens_per_s_text)))
+                 for level in server.timing]
+    return TableView("The servers' own timing beside the client's: means over each concurrency level (client; "
+                     "server, and the client's difference)",
+                     ("model", "server", "concurrency", "requests (client / server)", "time to first token",
+                      "total latency", "tokens/s"), tuple(rows), table_id="server-timing",
+                     note=f"Read from each server's /metrics before and after each level. Within "
+                          f"{SERVER_TIMING_AGREEMENT:.0%} the client's figures are the server's plus the network "
+                          "and the HTTP layer; further apart, something else sits between them.")
+
+
 def _run_facts(run: MeasuredRun) -> FactsView:
     version = unavailable_text(run.engine_version) if isinstance(run.engine_version, Unavailable) else run.engine_version
     settings = run.settings
@@ -149,6 +186,7 @@ def _run_facts(run: MeasuredRun) -> FactsView:
     items += [("steps per canvas", steps), ("sampling", f"{settings.sampler}; Gemma 4 {settings.autoregressive_decoding}"),
               ("concurrency", ", ".join(str(c) for c in settings.concurrencies)), ("prompts", settings.prompts_source),
               ("warm-up", settings.warmup), ("predictions beside the figures", run.prediction_basis)]
+    items += [(f"{ROLE_NAMES[s.role]} server's GPU memory", server_memory_text(s)) for s in run.servers]
     items += [("reduced", reduction) for reduction in settings.reductions]
     items += [("incomplete", reason) for reason in run.incomplete_reasons]
     return FactsView("How this run was made", tuple(items))
@@ -165,6 +203,7 @@ def measured_section(runs: tuple[MeasuredRun, ...]) -> SectionView:
     blocks: list[Block] = []
     for run in reversed(runs):
         blocks += [_run_facts(run), _speedup_table(run), _measures_table(run)]
+        blocks += [server_timing_table(run)] if run.servers else []
         blocks += [chart for stats in run.workloads if (chart := convergence_chart(run, stats)) is not None]
     return SectionView("measured", "Measured on real weights", intro, tuple(blocks))
 

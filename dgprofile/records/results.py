@@ -41,7 +41,7 @@ from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
 from dgprofile.records.verification import MeasuredRun
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -167,9 +167,18 @@ def _add_measured_runs(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _add_server_observations(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 6 records what each server of a measured run reported about itself (its own timing, its GPU
+    memory); runs of version 5 were made without that, so they load with none."""
+    for run in document.get("measured_runs", []):
+        if isinstance(run, dict):
+            run.setdefault("servers", [])
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
 MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs, 3: _needs_with_headroom,
-                                     4: _add_measured_runs}
+                                     4: _add_measured_runs, 5: _add_server_observations}
 
 
 def json_error_text(error: json.JSONDecodeError) -> str:

@@ -25,6 +25,10 @@ from dgprofile.records.values import Unavailable
 
 # The first draft within this normalised edit distance of the final output counts as useful.
 USEFUL_DRAFT_MAX_DISTANCE = 0.1
+# The client's time to first token and tokens/s agree with a server's own timing when within this relative
+# difference: further apart, the client's figures hold something the server's do not (the network, a queue in
+# front of the server, the client's own load) and are worth a look.
+SERVER_TIMING_AGREEMENT = 0.10
 
 VerifyBackend = Literal["transformers", "openai-server"]
 ModelRole = Literal["diffusion", "autoregressive"]
@@ -184,7 +188,8 @@ class RunSettings:
 class MeasuredRun:
     """One `dgprofile verify` run: backend, engine and version, the models, the settings, per-workload figures
     beside the prediction for the same scenario, and every request. ``predicted_model`` is the id of the model
-    configuration the predictions describe (the released model, or the miniature a quick CPU run builds)."""
+    configuration the predictions describe (the released model, or the miniature a quick CPU run builds).
+    ``servers`` is what each server reported about itself (empty when the models ran in process)."""
 
     backend: VerifyBackend
     engine: str
@@ -200,3 +205,58 @@ class MeasuredRun:
     prediction_basis: str
     workloads: tuple[WorkloadStatistics, ...]
     requests: tuple[RequestRecord, ...]
+    servers: tuple[ServerObservation, ...]
+
+
+@dataclass(frozen=True)
+class TimingAgreement:
+    """One figure as the client measured it and as the server reported it about the same requests, and
+    ``relative_difference = client / server - 1`` (positive: the client saw more, as it counts the network, the
+    HTTP layer and tokenisation the server's clock may start after)."""
+
+    client: float
+    server: float
+    relative_difference: float
+
+
+@dataclass(frozen=True)
+class ServerLevelTiming:
+    """What a server's own metrics say about one concurrency level: the increments of its request histograms
+    between a read before the level and one after it, beside the client's figures for the requests that finished.
+
+    Means, not medians, as the server publishes sums and counts only. Tokens/s is the generated tokens over the
+    summed request latencies on both sides. ``server_requests`` differs from ``client_requests`` when other
+    traffic reached the server during the level (its figures then mix that traffic in).
+    """
+
+    concurrency: int
+    client_requests: int
+    server_requests: int
+    ttft_seconds: TimingAgreement | Unavailable
+    e2e_latency_seconds: TimingAgreement | Unavailable
+    generated_tokens: TimingAgreement | Unavailable
+    tokens_per_s: TimingAgreement | Unavailable
+
+
+@dataclass(frozen=True)
+class ProcessGpuMemory:
+    """GPU memory one of the server's processes held on one GPU, from NVML's running-compute-process list (the
+    largest of the readings taken after each concurrency level)."""
+
+    pid: int
+    process_name: str
+    gpu_index: int
+    used_bytes: float | Unavailable
+
+
+@dataclass(frozen=True)
+class ServerObservation:
+    """One server as seen from the outside during the run: where it was, its own timing per concurrency level
+    (``Unavailable`` when it publishes none), and the GPU memory of its processes when it ran on this machine."""
+
+    role: ModelRole
+    url: str
+    metrics_url: str
+    timing: tuple[ServerLevelTiming, ...] | Unavailable
+    gpu_memory: tuple[ProcessGpuMemory, ...] | Unavailable
+    gpu_memory_bytes: float | Unavailable

@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dgprofile.records.values import Unavailable
-from dgprofile.records.verification import MeasuredFigure, MeasuredRun, ModeStatistics, WorkloadStatistics
+from dgprofile.records.verification import (
+    MeasuredFigure,
+    MeasuredRun,
+    ModeStatistics,
+    ServerObservation,
+    TimingAgreement,
+    WorkloadStatistics,
+)
 from dgprofile.text.units import (
     bytes_text,
     count_text,
@@ -91,6 +98,42 @@ def _workload_block(stats: WorkloadStatistics) -> list[str]:
     return lines + text_table(rows) + ([f"  {'; '.join(failed)}"] if failed else [])
 
 
+def agreement_text(figure: TimingAgreement | Unavailable, text: Formatter) -> str:
+    """The client's figure against the server's own, with the client's relative difference."""
+    if isinstance(figure, Unavailable):
+        return "-"
+    return f"{text(figure.client)} vs {text(figure.server)} ({figure.relative_difference:+.0%})"
+
+
+def server_memory_text(server: ServerObservation) -> str:
+    """The GPU memory of a server's processes: each one's, and their sum when NVML reported every one."""
+    if isinstance(server.gpu_memory, Unavailable):
+        return unavailable_text(server.gpu_memory)
+    processes = "; ".join(f"{p.process_name} (pid {p.pid}) on GPU {p.gpu_index}: " + (
+        "not reported" if isinstance(p.used_bytes, Unavailable) else bytes_text(p.used_bytes))
+        for p in server.gpu_memory)
+    total = server.gpu_memory_bytes
+    return processes if isinstance(total, Unavailable) else f"{bytes_text(total)} in all ({processes})"
+
+
+def server_lines(servers: tuple[ServerObservation, ...]) -> list[str]:
+    """Each server's own timing beside the client's (means over each level), and its processes' GPU memory."""
+    lines: list[str] = []
+    rows = [("server's own timing", "concurrency", "requests (client / server)",
+             "time to first token (client vs server)",
+             "tokens/s (client vs server)")]
+    for server in servers:
+        name = "DiffusionGemma" if server.role == "diffusion" else "Gemma 4"
+        if isinstance(server.timing, Unavailable):
+            lines.append(f"  {name} server timing: {unavailable_text(server.timing)}")
+        else:
+            rows += [(name, str(level.concurrency), f"{level.client_requests} / {level.server_requests}",
+                      agreement_text(level.ttft_seconds, seconds_text),
+                      agreement_text(level.tokens_per_s, tokens_per_s_text)) for level in server.timing]
+        lines.append(f"  {name} server GPU memory: {server_memory_text(server)}")
+    return (text_table(rows) if len(rows) > 1 else []) + lines
+
+
 def format_measured_run(run: MeasuredRun) -> str:
     """The run's header (backend, models, settings, basis of the prediction) and one block per workload."""
     version = unavailable_text(run.engine_version) if isinstance(run.engine_version, Unavailable) else run.engine_version
@@ -108,6 +151,8 @@ def format_measured_run(run: MeasuredRun) -> str:
     lines.append(f"  predictions beside the figures: {run.prediction_basis}")
     for reason in run.incomplete_reasons:
         lines.append(f"  incomplete: {reason}")
+    if run.servers:
+        lines += ["", *server_lines(run.servers)]
     for stats in run.workloads:
         lines += ["", *_workload_block(stats)]
     return "\n".join(lines)

@@ -191,6 +191,20 @@ def busy_gpu() -> FakeNvml:
                     process_names={4242: "/home/alice/.venv/bin/python3"})
 
 
+# What nvmlDeviceGetComputeRunningProcesses answered through pynvml on a lent H200 (driver 580.159.04) while a
+# process (pid 496) held a context and a 1 GiB allocation made through libcuda: its 1 GiB plus the context's
+# 518 MiB. No MIG, so both instance ids are NVML's "none" (0xFFFFFFFF); the pid is the one the process saw itself.
+H200_ONE_GIB_PROCESS = {"pid": 496, "usedGpuMemory": 1616904192, "gpuInstanceId": 0xFFFFFFFF,
+                        "computeInstanceId": 0xFFFFFFFF}
+
+
+def h200_serving() -> FakeNvml:
+    """An H200 with one compute process: the server's GPU worker (a child of the process listening on its port)."""
+    answers = h200_answers()
+    answers["nvmlDeviceGetComputeRunningProcesses"] = [dict(H200_ONE_GIB_PROCESS)]
+    return FakeNvml([FakeGpu(answers)], system=dict(DRIVER_580))
+
+
 def nvlink_answers(links: int, version_code: int) -> dict[str, Any]:
     """``links`` active NVLink links of one version (nvmlNvlinkVersion_t code); the next link does not exist."""
     answers: dict[str, Any] = {}
@@ -243,5 +257,5 @@ def rtx_3090_pair() -> FakeNvml:
 SCENARIOS: dict[str, Callable[[], FakeNvml]] = {
     "healthy-h100": healthy_h100, "h200": h200, "gb10": gb10, "old-driver": old_driver,
     "gpu-lost-mid-query": gpu_lost_mid_query, "mig-enabled": mig_enabled, "busy-gpu": busy_gpu,
-    "hgx-h100-pair": hgx_h100_pair, "rtx-3090-pair": rtx_3090_pair,
+    "hgx-h100-pair": hgx_h100_pair, "rtx-3090-pair": rtx_3090_pair, "h200-serving": h200_serving,
 }

@@ -98,6 +98,18 @@ def test_version_2_and_3_needs_gain_the_headroom_they_kept_apart_and_lose_the_ol
     assert loaded.predictions.headline.diffusion.first_draft_s == results.FIRST_DRAFT_REDEFINED
 
 
+def test_version_4_files_load_with_no_measured_runs_and_version_5_runs_with_no_server_reports():
+    run = factory.measured_run()
+    document = json.loads(dumps(factory.measured_h100_result(measured_runs=(run,))))
+    document["schema_version"] = 5
+    for measured in document["measured_runs"]:
+        del measured["servers"]
+    assert loads(json.dumps(document), source="v5.json").measured_runs[0].servers == ()
+    del document["measured_runs"]
+    document["schema_version"] = 4
+    assert loads(json.dumps(document), source="v4.json").measured_runs == ()
+
+
 def test_a_truncated_string_is_reported_at_its_place_without_a_doubled_at():
     with pytest.raises(ResultFileError) as info:
         loads('{"format": "dgprofile-', source="cut.json")

@@ -38,6 +38,7 @@ from dgprofile.app.verify.measures import (
 )
 from dgprofile.app.verify.prompts import VerifyPrompt, load_prompts, select_prompts
 from dgprofile.app.verify.server import DEFAULT_TIMEOUT_SECONDS, ServerTarget, run_level, server_version
+from dgprofile.app.verify.server_watch import ServerWatch
 from dgprofile.errors import BenchmarkBusyError, DgprofileError, UsageError
 from dgprofile.interrupts import Interruption, interruption_of, sigterm_interrupts
 from dgprofile.model.engines import AUTO, ENGINE_NAMES
@@ -54,6 +55,7 @@ from dgprofile.records.verification import (
     ModelUnderTest,
     RequestRecord,
     RunSettings,
+    ServerObservation,
     WorkloadStatistics,
 )
 from dgprofile.specs.model_config import ModelConfig, load_model_config
@@ -195,6 +197,7 @@ class _Collected:
     engine_version: str | Unavailable
     device: str
     dtype: str
+    servers: list[ServerObservation] = dataclasses.field(default_factory=list)
 
 
 def _weights_dtype(requested: str, machine: Machine, device: str) -> str:
@@ -290,12 +293,15 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
         collected.configs[role] = released
     step = "starting"
     by_text = [(r.prompt.text, r.max_new_tokens) for r in requests]
+    watches = {role: ServerWatch.start(target) for role, target in targets.items()}
     try:
         with sigterm_interrupts():
             for role, target in targets.items():
+                watch = watches[role]
                 for concurrency in options.concurrencies:
                     step = f"{ROLE_NAMES[role]} at {target.api_base}, {concurrency} concurrent stream(s)"
                     progress(step)
+                    before = watch.read_metrics()
 
                     def done(index: int, trace: Any, role: ModelRole = role, concurrency: int = concurrency) -> None:
                         prompt = requests[index].prompt
@@ -307,9 +313,13 @@ def _run_servers(options: VerifyOptions, requests: list[_Request], progress: Pro
 
                     asyncio.run(run_level(target, by_text, concurrency, timeout_seconds=options.timeout_seconds,
                                           on_done=done))
+                    watch.after_level(before, concurrency, [
+                        o.record for _, o in collected.outcomes
+                        if o.record.role == role and o.record.concurrency == concurrency])
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the requests that finished are kept
         collected.interruption = interruption_of(exc)
         collected.incomplete.append(f"interrupted ({collected.interruption.value}) while {step}")
+    collected.servers = [watch.observation() for watch in watches.values()]
     failed = sum(1 for _, o in collected.outcomes if o.record.faults)
     if failed:
         collected.incomplete.append(f"{failed} of {len(collected.outcomes)} requests failed (each says why)")
@@ -487,7 +497,7 @@ def _measured_run(options: VerifyOptions, machine: Machine, limits: Limits | Una
         status="incomplete" if incomplete else "complete", incomplete_reasons=incomplete,
         models=tuple(collected.models), predicted_model=config.id if isinstance(config, ModelConfig) else config,
         settings=_settings(options, requests, collected.models, precision, collected.dtype, collected.device), prediction_basis=basis,
-        workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes))
+        workloads=tuple(workloads), requests=tuple(o.record for _, o in outcomes), servers=tuple(collected.servers))
 
 
 LIMITS_INTERRUPTED = "while measuring this machine's limits: no model ran"

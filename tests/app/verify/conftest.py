@@ -62,13 +62,13 @@ class TransformersServer:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited: {(Path(self.log.name)).read_text()[-2000:]}")
+                raise RuntimeError(f"{type(self).__name__} exited: {(Path(self.log.name)).read_text()[-2000:]}")
             try:
                 if httpx.get(self.url + "/health", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.5)
-        raise RuntimeError("transformers serve did not come up in time")
+        raise RuntimeError(f"{type(self).__name__} did not come up in time")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -90,3 +90,65 @@ def tiny_servers(tiny_checkpoints: tuple[Path, Path], tmp_path_factory: pytest.T
     finally:
         for server in servers:
             server.stop()
+
+
+def vllm_python() -> str | None:
+    """A Python that imports vLLM: ``DGPROFILE_VLLM_PYTHON`` (vLLM's CPU build wants its own pinned torch, so it
+    usually lives in a venv of its own), else this one; None when neither has vLLM."""
+    import os
+    import subprocess
+    import sys
+
+    python = os.environ.get("DGPROFILE_VLLM_PYTHON", sys.executable)
+    try:
+        found = subprocess.run([python, "-c", "import importlib.util, sys; "
+                                "sys.exit(importlib.util.find_spec('vllm') is None)"], timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return python if found else None
+
+
+class VllmServer(TransformersServer):
+    """vLLM's OpenAI-compatible server (`python -m vllm.entrypoints.openai.api_server`) serving the tiny Gemma 4
+    on the CPU, eager, its caches in ``home``; start-up takes 30-75 s on two cores."""
+
+    def __init__(self, python: str, checkpoint: Path, home: Path) -> None:
+        import os
+        import socket
+        import subprocess
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.checkpoint = checkpoint
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1",
+               "VLLM_CACHE_ROOT": str(home), "TMPDIR": str(home), "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+        self.log = (home / "server.log").open("w")
+        self.process = subprocess.Popen(
+            [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(checkpoint), "--host", "127.0.0.1",
+             "--port", str(self.port), "--max-model-len", "256", "--enforce-eager"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.process.poll() is None:  # its engine core is a child: stop the whole session
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=60)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_checkpoints: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory):
+    """vLLM's CPU build serving the tiny Gemma 4; skips when no Python here imports vLLM."""
+    python = vllm_python()
+    if python is None:
+        pytest.skip("vLLM is not importable (set DGPROFILE_VLLM_PYTHON to a Python with vLLM's CPU build)")
+    server = VllmServer(python, tiny_checkpoints[1], tmp_path_factory.mktemp("vllm"))
+    try:
+        server.wait_until_up(timeout_seconds=240)
+        yield server
+    finally:
+        server.stop()

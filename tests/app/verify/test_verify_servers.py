@@ -1,5 +1,5 @@
 """`dgprofile verify` against real OpenAI-compatible servers: `transformers serve` on loopback serving the tiny
-checkpoints. The last test stops a server mid-run."""
+checkpoints, and vLLM's CPU build where one is installed. The last test stops a server mid-run."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dgprofile.cli import cli
 from dgprofile.exit_codes import ExitCode
 from dgprofile.records import results
 from dgprofile.records.values import Unavailable
-from dgprofile.records.verification import MeasuredFigure
+from dgprofile.records.verification import MeasuredFigure, ServerLevelTiming
 
 
 def write_prompts(path: Path, count: int = 1) -> Path:
@@ -46,6 +46,40 @@ def test_verify_streams_from_both_servers_at_each_concurrency(tiny_servers, cpu_
         assert isinstance(stats.speedup, MeasuredFigure)
         assert isinstance(stats.edit_distance_between_models, MeasuredFigure)
     assert "concurrency 2" in outcome.output
+    # transformers serve publishes no /metrics; both run here, so their processes were found (no NVIDIA GPU to
+    # read on a CPU machine, none of theirs on a GPU one).
+    for server in run.servers:
+        assert server.timing == Unavailable("the server reports no timing: /metrics answered 404")
+        assert isinstance(server.gpu_memory, Unavailable)
+        assert not server.gpu_memory.reason.startswith(("the server runs on another host", "no process listens"))
+    assert [s.url for s in run.servers] == [dg.url, ar.url]
+    assert "Gemma 4 server timing: unavailable (the server reports no timing: /metrics answered 404)" in outcome.output
+
+
+def test_vllms_own_timing_stands_beside_the_clients(vllm_server, tiny_servers, cpu_check_result, tmp_path):
+    """vLLM's CPU build is a 3.4 GB install pinned to its own torch, so CI has none and this skips; point
+    ``DGPROFILE_VLLM_PYTHON`` at a Python that imports vLLM to run it (start-up 30-75 s)."""
+    dg, _ = tiny_servers
+    options = VerifyOptions(dg_url=dg.url, dg_served_model=str(dg.checkpoint), ar_url=vllm_server.url,
+                            ar_served_model=str(vllm_server.checkpoint), concurrencies=(1, 2), timeout_seconds=60,
+                            prompts_path=write_prompts(tmp_path / "p.jsonl", count=2))
+    outcome = run_verify(options, base=results.load(cpu_check_result), command=("dgprofile", "verify"),
+                         progress=lambda message: None)
+    run = outcome.run
+    assert run.status == "complete", run.incomplete_reasons
+    assert str(run.engine_version).startswith("vllm ")
+    dg_server, ar_server = run.servers
+    assert isinstance(dg_server.timing, Unavailable)
+    assert not isinstance(ar_server.timing, Unavailable)
+    assert [level.concurrency for level in ar_server.timing] == [1, 2]
+    for level in ar_server.timing:
+        assert isinstance(level, ServerLevelTiming)
+        assert level.server_requests == level.client_requests == 2 * level.concurrency
+        # The server counted exactly the tokens the client received, and its clock runs inside the client's.
+        assert level.generated_tokens.relative_difference == 0
+        assert level.ttft_seconds.client >= level.ttft_seconds.server
+        assert level.e2e_latency_seconds.client >= level.e2e_latency_seconds.server
+        assert level.tokens_per_s.client <= level.tokens_per_s.server
 
 
 def test_faults_are_recorded_per_request_and_finished_requests_are_kept(tiny_servers, cpu_check_result, tmp_path):
