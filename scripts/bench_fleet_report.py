@@ -2,7 +2,8 @@
 
 Writes N result files made from the files in samples/ (each with its own hostname and time, so that none is a
 duplicate), runs `dgprofile report DIR -o PAGE --csv CSV` in a child process pinned to one core (so it loads
-serially, as on a one-core machine), and prints its wall and CPU time and the size of the page.
+serially, as on a one-core machine), and prints its wall and CPU time (the best of a few runs: other work on a
+shared machine slows some) and the size of the page.
 
     python scripts/bench_fleet_report.py                    # 10,000 files, all six samples in turn
     python scripts/bench_fleet_report.py --mix measured     # only the measured ones (H100, H200, CPU: larger files)
@@ -68,6 +69,8 @@ def main() -> None:
                         help="all six samples in turn, or only the measured ones (larger files)")
     parser.add_argument("--dir", type=Path, help="where to write the files (default: a temporary directory, removed)")
     parser.add_argument("--core", type=int, default=min(os.sched_getaffinity(0)), help="the core to run on")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs (the best is the figure; a shared "
+                        "machine slows some)")
     args = parser.parse_args()
 
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="dgprofile-bench-fleet-"))
@@ -79,14 +82,18 @@ def main() -> None:
         size = write_fleet(results, args.files, texts)
         print(f"wrote {args.files:,} result files ({size / 1e9:.2f} GB, {len(texts)} samples in turn) "
               f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        # The first pass also warms the page cache, so the figure is the report's, not the disk's.
+        # A first pass warms the page cache, so the figures are the report's, not the disk's.
         run_report(results, workdir / "fleet.html", workdir / "fleet.csv", args.core)
-        wall, cpu, printed = run_report(results, workdir / "fleet.html", workdir / "fleet.csv", args.core)
+        runs = [run_report(results, workdir / "fleet.html", workdir / "fleet.csv", args.core)
+                for _ in range(args.repeat)]
+        wall, cpu, printed = min(runs)
         page_mb = (workdir / "fleet.html").stat().st_size / 1e6
         print(f"report printed: {printed.splitlines()[0]}", file=sys.stderr)
         verdict = "within" if wall < TARGET_SECONDS else "over"
+        every = ", ".join(f"{w:.1f}" for w, _, _ in runs)
         print(f"dgprofile report: {args.files:,} result files ({size / 1e9:.2f} GB) in {wall:.1f} s wall, "
-              f"{cpu:.1f} s CPU, on one core ({verdict} the {TARGET_SECONDS:.0f} s target); page {page_mb:.1f} MB")
+              f"{cpu:.1f} s CPU, on one core ({verdict} the {TARGET_SECONDS:.0f} s target; best of {len(runs)} "
+              f"runs: {every} s); page {page_mb:.1f} MB")
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)
