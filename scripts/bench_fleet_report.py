@@ -90,10 +90,10 @@ def main() -> None:
         page_mb = (workdir / "fleet.html").stat().st_size / 1e6
         print(f"report printed: {printed.splitlines()[0]}", file=sys.stderr)
         verdict = "within" if wall < TARGET_SECONDS else "over"
-        every = ", ".join(f"{w:.1f}" for w, _, _ in runs)
+        every = ", ".join(f"{w:.1f} s ({c:.1f} s CPU)" for w, c, _ in runs)
         print(f"dgprofile report: {args.files:,} result files ({size / 1e9:.2f} GB) in {wall:.1f} s wall, "
-              f"{cpu:.1f} s CPU, on one core ({verdict} the {TARGET_SECONDS:.0f} s target; best of {len(runs)} "
-              f"runs: {every} s); page {page_mb:.1f} MB")
+              f"{cpu:.1f} s CPU, on one core ({verdict} the {TARGET_SECONDS:.0f} s target); page {page_mb:.1f} MB\n"
+              f"  {len(runs)} runs: {every}")
     finally:
         if args.dir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -22,7 +22,9 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=3, help="nodes, the head included")
-    parser.add_argument("--cpus-per-node", type=int, default=1)
+    # Each node is this whole machine: by default it says so, so that a measurement on it (which Ray lets use as
+    # many threads as its node has CPUs) uses the machine as a plain run would.
+    parser.add_argument("--cpus-per-node", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--gpus-per-node", type=int, default=0, help="GPU resources each worker node advertises")
     args = parser.parse_args()
 
