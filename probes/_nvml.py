@@ -26,6 +26,20 @@ MEMORY_INFO_V2 = 0x02000028  # nvmlMemory_v2: sizeof(nvmlMemory_v2_t) | 2 << 24
 ADDRESSING_MODE_NAMES = {0: "none", 1: "HMM", 2: "ATS"}
 ARCHITECTURE_NAMES = {2: "Kepler", 3: "Maxwell", 4: "Pascal", 5: "Volta", 6: "Turing", 7: "Ampere", 8: "Ada",
                       9: "Hopper", 10: "Blackwell", 13: "Rubin"}
+# Topology: NVLink links are numbered from 0; a link past the device's last answers INVALID_ARGUMENT or
+# NOT_SUPPORTED. nvmlNvlinkVersion_t values -> (NVLink version, bytes per second per link and direction: 20 GB/s
+# for NVLink 1, 25 GB/s for NVLink 2 to 4, 50 GB/s for NVLink 5; NVIDIA's NVLink pages give the totals).
+NVLINK_MAX_LINKS = 36
+FEATURE_ENABLED = 1
+NVLINK_VERSIONS = {1: (1, 20e9), 2: (2, 25e9), 3: (2, 25e9), 4: (3, 25e9), 5: (3, 25e9), 6: (4, 25e9), 7: (5, 50e9)}
+# nvmlGpuTopologyLevel_t: the closest common ancestor of two GPUs.
+TOPOLOGY_LEVELS = {0: "same board", 10: "single PCIe switch", 20: "multiple PCIe switches", 30: "host bridge",
+                   40: "same NUMA node", 50: "across NUMA nodes"}
+P2P_CAPS_INDEX_READ = 0
+P2P_CAPS_INDEX_NVLINK = 2
+P2P_STATUS_OK = 0
+P2P_STATUS_NAMES = {1: "chipset not supported", 2: "GPU not supported", 3: "topology not supported",
+                    4: "disabled by registry key", 5: "not supported", 6: "unknown"}
 
 ERROR_INVALID_ARGUMENT = 2
 ERROR_NOT_SUPPORTED = 3

@@ -3,7 +3,7 @@
 On CUDA: a one-element add replayed inside a CUDA graph (``GRAPH_OPS`` copies per replay: the per-kernel cost an
 efficient engine pays), the same add launched eagerly (the per-op cost of eager frameworks), and one launch
 plus ``torch.cuda.synchronize`` timed on the host clock (the round trip a pass pays to hand results back). On
-the CPU and MPS: the per-call cost of the same minimal op, and (MPS) one op plus synchronisation.
+the CPU, XPU and MPS: the per-call cost of the same minimal op, and (XPU, MPS) one op plus synchronisation.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ def measure_latency(device: str, *, timer: Timer, budget: Budget,
                                          f"one-element add, {GRAPH_OPS} per CUDA-graph replay")
             figures.append(launch_floor)
         synchronize: Callable[[], object] | None = torch.cuda.synchronize
+    elif device.startswith("xpu"):
+        synchronize = torch.xpu.synchronize
     elif device == "mps":
         synchronize = torch.mps.synchronize
     else:

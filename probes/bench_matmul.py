@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from dgprofile.probes import gpu_backends
 from dgprofile.probes.harness import Budget, Timer, graph_or_eager
 from dgprofile.records.limits import MatmulFigure, TokenRidge
 from dgprofile.records.timing import Timing
@@ -115,17 +116,25 @@ def supported_dtypes(torch: Any, device: str) -> tuple[tuple[str, ...], tuple[st
         return ("fp32", "bf16", "int8"), ("CPU: fp16 and fp8 matmuls are left out (no native support on most CPUs)",)
     if device == "mps":
         return ("fp32", "fp16", "bf16"), ("MPS: tf32, fp8 and int8 matmuls are not available",)
-    major, minor = torch.cuda.get_device_capability(device)
+    if device.startswith("xpu"):
+        return ("fp32", "bf16", "fp16"), ("XPU: tf32, fp8 and int8 matmuls are not measured (Arc's XMX engines run "
+                                          "int8, but torch offers no int8 matmul there)",)
+    fp8, fp8_reason = gpu_backends.native_fp8(torch, device)
     dtypes, notes = ["fp32"], []
-    if major >= 8:
-        dtypes += ["tf32", "bf16"]
+    if gpu_backends.is_rocm(torch):
+        dtypes.append("bf16")
+        notes.append("ROCm: tf32 is not measured (AMD's xf32 is not what torch's tf32 setting selects everywhere)")
     else:
-        notes.append(f"tf32 and bf16 need compute capability 8.0; this GPU is {major}.{minor}")
+        major, minor = torch.cuda.get_device_capability(device)
+        if major >= 8:
+            dtypes += ["tf32", "bf16"]
+        else:
+            notes.append(f"tf32 and bf16 need compute capability 8.0; this GPU is {major}.{minor}")
     dtypes.append("fp16")
-    if (major, minor) >= (8, 9) and hasattr(torch, "_scaled_mm"):
+    if fp8:
         dtypes.append("fp8")
     else:
-        notes.append(f"fp8 needs compute capability 8.9 and torch._scaled_mm; this GPU is {major}.{minor}")
+        notes.append(f"fp8 not measured: {fp8_reason}")
     if hasattr(torch, "_int_mm"):
         dtypes.append("int8")
     else:
@@ -151,9 +160,10 @@ def _operands(torch: Any, dtype: str, device: str, m: int, k: int, n: int, copie
         activation = torch.randint(-127, 128, (m, k), dtype=torch.int8, device=device)
         return activation, [torch.randint(-127, 128, (k, n), dtype=torch.int8, device=device) for _ in range(copies)]
     if dtype == "fp8":
-        activation = torch.randn(m, k, device=device, dtype=torch.bfloat16).to(torch.float8_e4m3fn)
+        fp8 = gpu_backends.fp8_dtype(torch, device)
+        activation = torch.randn(m, k, device=device, dtype=torch.bfloat16).to(fp8)
         # torch._scaled_mm wants its second operand column-major: the transpose of a row-major [n x k].
-        weights = [torch.randn(n, k, device=device, dtype=torch.bfloat16).to(torch.float8_e4m3fn).t()
+        weights = [torch.randn(n, k, device=device, dtype=torch.bfloat16).to(fp8).t()
                    for _ in range(copies)]
         return activation, weights
     torch_dtype = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
@@ -219,6 +229,8 @@ def measure_matmuls(device: str, *, plan: MatmulPlan, timer: Timer, last_level_c
                 notes.append(f"{dtype} matmul not measured: {exc}".splitlines()[0])
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
+        elif device.startswith("xpu"):
+            torch.xpu.empty_cache()
     ridges = tuple(ridge for dtype in chosen for shape in plan.shapes
                    if (ridge := token_ridge(tuple(figures), dtype, shape.name)) is not None)
     return MatmulResult(tuple(figures), ridges, tuple(notes))

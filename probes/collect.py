@@ -16,9 +16,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from dgprofile.probes import _nvml
+from dgprofile.probes import _amdsmi, _nvml
+from dgprofile.probes._drm_sysfs import DrmFiles, HostDrmFiles
 from dgprofile.probes.env_software import SoftwareSeams, probe_software
+from dgprofile.probes.gpu_amd import probe_amd
 from dgprofile.probes.gpu_apple import WorkingSetReader, probe_apple, torch_recommended_working_set
+from dgprofile.probes.gpu_intel import probe_intel
 from dgprofile.probes.gpu_nvidia import probe_nvidia
 from dgprofile.probes.host_cpu import HostSeams, probe_cpu
 from dgprofile.probes.memory_class import MeminfoReader, read_meminfo
@@ -28,6 +31,7 @@ from dgprofile.specs.hardware import HardwareSpec
 
 T = TypeVar("T")
 NvmlOpener = Callable[[], AbstractContextManager["_nvml.NvmlQuery | Unavailable"]]
+AmdSmiOpener = Callable[[], AbstractContextManager["_amdsmi.AmdSmiQuery | Unavailable"]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class ProbeSeams:
 
     host: HostSeams
     open_nvml: NvmlOpener = _nvml.open_nvml
+    open_amdsmi: AmdSmiOpener = _amdsmi.open_amdsmi
+    drm_files: DrmFiles = field(default_factory=HostDrmFiles)
     read_meminfo: MeminfoReader = read_meminfo
     apple_working_set: WorkingSetReader = torch_recommended_working_set
     software: SoftwareSeams = field(default_factory=SoftwareSeams)
@@ -73,7 +79,26 @@ def collect_machine(*, seams: ProbeSeams | None = None) -> Machine:
         accelerators.extend(found.devices)
         notes.extend(found.notes)
 
+    def amd() -> None:
+        with seams.open_amdsmi() as smi:
+            if isinstance(smi, Unavailable):
+                notes.append(f"AMD: {smi.reason}")
+                return
+            found = probe_amd(smi, read_host_meminfo=seams.read_meminfo, own_pid=os.getpid())
+        accelerators.extend(found.devices)
+        notes.extend(found.notes)
+
     _guarded("NVIDIA GPU", nvidia, lambda reason: None, warnings)
+    _guarded("AMD GPU", amd, lambda reason: None, warnings)
+    if seams.host.os_name == "Linux":
+        intel = _guarded("Intel GPU", lambda: probe_intel(seams.drm_files, read_host_meminfo=seams.read_meminfo,
+                                                          own_pid=os.getpid()), lambda reason: None, warnings)
+        if intel is not None:
+            accelerators.extend(intel.devices)
+            notes.extend(intel.notes)
+    else:
+        notes.append(f"Intel: the xe/i915 drivers' files exist only on Linux ({seams.host.os_name}); "
+                     "no Intel GPU probed")
     soc_spec: HardwareSpec | Unavailable = Unavailable("not an Apple Silicon Mac")
     if seams.host.os_name == "Darwin":
         apple = _guarded("Apple GPU", lambda: probe_apple(seams.host.run, seams.apple_working_set),

@@ -96,7 +96,11 @@ def _torch_cuda(seams: SoftwareSeams, torch_version: str | Unavailable) -> str |
     torch = seams.loaded_modules.get("torch")
     if torch is not None:
         cuda = getattr(getattr(torch, "version", None), "cuda", None)
-        return cuda if cuda else Unavailable("this torch build has no CUDA (torch.version.cuda is None)")
+        hip = getattr(getattr(torch, "version", None), "hip", None)
+        if cuda:
+            return str(cuda)
+        return Unavailable(f"ROCm build of torch (HIP {hip}), not CUDA" if hip
+                           else "this torch build has no CUDA (torch.version.cuda is None)")
     version_file = seams.read_torch_version_file()
     if version_file is not None:
         cuda_line = re.search(r"^cuda\b[^=\n]*=\s*(?:'([^']*)'|\"([^\"]*)\"|None)", version_file, re.MULTILINE)
@@ -106,7 +110,7 @@ def _torch_cuda(seams: SoftwareSeams, torch_version: str | Unavailable) -> str |
                 return cuda
             hip = re.search(r"^hip\b[^=\n]*=\s*'([^']+)'", version_file, re.MULTILINE)
             return Unavailable(f"ROCm build of torch (HIP {hip.group(1)}), not CUDA" if hip
-                               else "CPU-only build of torch (torch/version.py: cuda = None)")
+                               else "CPU-only build of torch: torch/version.py says cuda = None")
     local = torch_version.partition("+")[2]
     if local.startswith("cu") and local[2:].isdigit() and len(local) >= 4:
         return f"{local[2:-1]}.{local[-1]}"  # cu128 -> 12.8, cu130 -> 13.0
@@ -114,6 +118,8 @@ def _torch_cuda(seams: SoftwareSeams, torch_version: str | Unavailable) -> str |
         return Unavailable("CPU-only build of torch")
     if local.startswith("rocm"):
         return Unavailable(f"ROCm build of torch ({local}), not CUDA")
+    if local == "xpu":
+        return Unavailable("XPU build of torch (Intel GPUs), not CUDA")
     for requirement in seams.requirements_of("torch"):
         match = re.match(r"(?:cuda-toolkit(?:\[[^\]]*\])?|nvidia-cuda-runtime(?:-cu\d+)?)\s*==\s*(\d+)\.(\d+)",
                          requirement)

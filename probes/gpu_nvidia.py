@@ -7,21 +7,18 @@ still described.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from dgprofile.probes import _nvml
+from dgprofile.probes.gpu_common import DATASHEET_TOLERANCE, busy_warnings, process_name
 from dgprofile.probes.memory_class import MeminfoReader, NvidiaMemorySignals, classify_nvidia, read_meminfo
-from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu
+from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu, NvLink, PeerLink
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import match_device_name
-
-# Above this disagreement the NVML-derived bandwidth is not trusted: the x2 clock convention fails on some
-# memory types (e.g. https://github.com/ROCm/xla/pull/970).
-DATASHEET_TOLERANCE = 0.15
-# A GPU busier than this (percent of the last sample period with a kernel running) spoils timings.
-BUSY_UTILIZATION_PERCENT = 5
+from dgprofile.text.units import bandwidth_text, percent_text, signed_percent_text
 
 # FP32 lanes per SM by compute capability: CUDA C++ Programming Guide, "Arithmetic Instructions" throughput
 # table (32-bit floating-point add/multiply per clock per multiprocessor). NVML reports lanes ("GPU cores").
@@ -59,7 +56,7 @@ def probe_nvidia(nvml: _nvml.NvmlQuery, *, read_host_meminfo: MeminfoReader = re
         nvml=_text(nvml.query("nvmlSystemGetNVMLVersion")))
     pid = os.getpid() if own_pid is None else own_pid
     devices = tuple(_probe_device(nvml, index, versions, read_host_meminfo, pid) for index in range(count))
-    return NvidiaProbe(devices=devices, notes=())
+    return NvidiaProbe(devices=_with_peer_links(nvml, devices), notes=())
 
 
 def _text(value: Any) -> Any:
@@ -116,7 +113,7 @@ def _describe(nvml: _nvml.NvmlQuery, index: int, handle: Any, name: str, version
     utilization = q("nvmlDeviceGetUtilizationRates")
     utilization = utilization if isinstance(utilization, Unavailable) else int(utilization["gpu"])
     processes = _other_processes(nvml, q, own_pid)
-    warnings.extend(_busy_warnings(utilization, processes))
+    warnings.extend(busy_warnings(utilization, processes))
     power = q("nvmlDeviceGetEnforcedPowerLimit")
     sm_clock_mhz = q("nvmlDeviceGetMaxClockInfo", _nvml.CLOCK_SM)
     pci = q("nvmlDeviceGetPciInfo")
@@ -138,7 +135,70 @@ def _describe(nvml: _nvml.NvmlQuery, index: int, handle: Any, name: str, version
         pcie_generation=q("nvmlDeviceGetMaxPcieLinkGeneration"), pcie_width=q("nvmlDeviceGetMaxPcieLinkWidth"),
         mig_mode=mig_mode, ecc_mode=_enabled_pair(q("nvmlDeviceGetEccMode")),
         utilization_percent=utilization, other_processes=processes, memory_class=memory_class,
-        spec_id=spec if isinstance(spec, Unavailable) else spec.id, warnings=tuple(warnings))
+        spec_id=spec if isinstance(spec, Unavailable) else spec.id, warnings=tuple(warnings), nvlink=_nvlink(q),
+        peer_links=Unavailable("one NVIDIA GPU: no peers"))
+
+
+def _nvlink(q: Any) -> NvLink | Unavailable:
+    """The NVLink links NVML reports active, their version and the bandwidth they give together."""
+    active, version = 0, None
+    for link in range(_nvml.NVLINK_MAX_LINKS):
+        state = q("nvmlDeviceGetNvLinkState", link)
+        if isinstance(state, Unavailable):
+            if link == 0:
+                return Unavailable(f"no NVLink: {state.reason}")
+            break
+        if state == _nvml.FEATURE_ENABLED:
+            active += 1
+            if version is None:
+                version = q("nvmlDeviceGetNvLinkVersion", link)
+    if active == 0 or version is None:
+        return NvLink(active_links=0, version=Unavailable("no NVLink link is active"),
+                      bytes_per_s=Unavailable("no NVLink link is active"))
+    if isinstance(version, Unavailable) or version not in _nvml.NVLINK_VERSIONS:
+        unknown = version if isinstance(version, Unavailable) else Unavailable(
+            f"NVML NVLink version code {version} is not in dgprofile's table")
+        return NvLink(active_links=active, version=unknown, bytes_per_s=unknown)
+    number, per_link = _nvml.NVLINK_VERSIONS[version]
+    return NvLink(active_links=active, version=number, bytes_per_s=active * per_link)
+
+
+def _peer_link(nvml: _nvml.NvmlQuery, handle: Any, peer: Any, peer_index: int) -> PeerLink:
+    level = nvml.query("nvmlDeviceGetTopologyCommonAncestor", handle, peer)
+    read = nvml.query("nvmlDeviceGetP2PStatus", handle, peer, _nvml.P2P_CAPS_INDEX_READ)
+    over_nvlink = nvml.query("nvmlDeviceGetP2PStatus", handle, peer, _nvml.P2P_CAPS_INDEX_NVLINK)
+    topology = level if isinstance(level, Unavailable) else _nvml.TOPOLOGY_LEVELS.get(
+        level, f"NVML topology level {level}")
+    peer_to_peer = read if isinstance(read, Unavailable) else read == _nvml.P2P_STATUS_OK
+    return PeerLink(peer_index=peer_index, topology=topology, nvlink=over_nvlink == _nvml.P2P_STATUS_OK,
+                    peer_to_peer=peer_to_peer)
+
+
+def _with_peer_links(nvml: _nvml.NvmlQuery, devices: tuple[Accelerator, ...]) -> tuple[Accelerator, ...]:
+    """Every described GPU with how it reaches each other one (NVML topology, NVLink, peer-to-peer)."""
+    gpus = [d for d in devices if isinstance(d, NvidiaGpu)]
+    if len(gpus) < 2:
+        return devices
+    linked: list[Accelerator] = []
+    for device in devices:
+        if not isinstance(device, NvidiaGpu):
+            linked.append(device)
+            continue
+        try:
+            handle = nvml.query("nvmlDeviceGetHandleByIndex", device.index)
+            links = []
+            for peer in gpus:
+                if peer.index == device.index:
+                    continue
+                peer_handle = nvml.query("nvmlDeviceGetHandleByIndex", peer.index)
+                if isinstance(handle, Unavailable) or isinstance(peer_handle, Unavailable):
+                    continue
+                links.append(_peer_link(nvml, handle, peer_handle, peer.index))
+            peer_links: tuple[PeerLink, ...] | Unavailable = tuple(links)
+        except _nvml.DeviceLostError as exc:
+            peer_links = Unavailable(f"lost while reading the topology: {exc}")
+        linked.append(dataclasses.replace(device, peer_links=peer_links))
+    return tuple(linked)
 
 
 def _memory(q: Any) -> tuple[Any, Any, Any, Any]:
@@ -211,13 +271,13 @@ def _bandwidth(bus_width: Any, memory_clock_mhz: Any, spec: Any, *, shared: bool
     gap = derived / datasheet - 1
     if abs(gap) > DATASHEET_TOLERANCE:
         warnings.append(
-            f"NVML-derived bandwidth {derived / 1e9:.0f} GB/s disagrees with the datasheet's "
-            f"{datasheet / 1e9:.0f} GB/s for '{spec.id}' by {gap:+.0%}: dgprofile uses the datasheet figure "
-            "(the 2x data-rate convention does not hold for every memory type) until a measured bandwidth "
-            "replaces it")
-        basis = f"datasheet entry '{spec.id}', because {formula} disagrees by {gap:+.0%}"
+            f"NVML-derived bandwidth {bandwidth_text(derived)} disagrees with the datasheet's "
+            f"{bandwidth_text(datasheet)} for '{spec.id}' by {signed_percent_text(gap)}: dgprofile uses the "
+            "datasheet figure (the 2x data-rate convention does not hold for every memory type) until a measured "
+            "bandwidth replaces it")
+        basis = f"datasheet entry '{spec.id}', because {formula} disagrees by {signed_percent_text(gap)}"
         return _Bandwidth(derived, datasheet, True, datasheet, basis, tuple(warnings))
-    basis = f"{formula}; agrees with datasheet entry '{spec.id}' within {abs(gap):.1%}"
+    basis = f"{formula}; agrees with datasheet entry '{spec.id}' within {percent_text(abs(gap))}"
     return _Bandwidth(derived, datasheet, False, derived, basis, tuple(warnings))
 
 
@@ -254,21 +314,7 @@ def _other_processes(nvml: _nvml.NvmlQuery, q: Any, own_pid: int) -> tuple[GpuPr
         name = nvml.query("nvmlSystemGetProcessName", pid)
         seen[pid] = GpuProcess(
             pid=pid,
-            # The executable's base name only: full paths can carry user names into shared result files.
-            name=name if isinstance(name, Unavailable) else os.path.basename(str(name)) or str(name),
+            name=name if isinstance(name, Unavailable) else process_name(str(name)),
             used_memory_bytes=Unavailable("the driver does not report per-process memory here")
             if memory is None else int(memory))
     return tuple(seen.values())
-
-
-def _busy_warnings(utilization: Any, processes: Any) -> list[str]:
-    warnings = []
-    if isinstance(processes, tuple) and processes:
-        held = sum(p.used_memory_bytes for p in processes if isinstance(p.used_memory_bytes, int))
-        names = ", ".join(f"{p.name if isinstance(p.name, str) else '?'} (pid {p.pid})" for p in processes[:5])
-        warnings.append(f"the GPU is busy: {len(processes)} other process(es) use it ({names}; "
-                        f"{held / 2**30:.1f} GiB held): measurements here will be unreliable")
-    if isinstance(utilization, int) and utilization >= BUSY_UTILIZATION_PERCENT:
-        warnings.append(f"the GPU was {utilization}% utilised while probed: "
-                        "measurements here will be unreliable")
-    return warnings

@@ -4,8 +4,8 @@ A measurement warms up, calibrates the number of calls per sample (doubling unti
 ``min_sample_seconds``), takes ``samples`` samples within a time budget, and returns a ``Timing``: median, IQR,
 min/max, coefficient of variation, the loops and timer used, and instability flags with advice.
 
-Timers sit behind a small seam (``Timer``): CUDA events (also around CUDA-graph replays), MPS events or MPS
-synchronisation, and ``time.perf_counter`` on the CPU. torch is imported lazily, only by the device timers and
+Timers sit behind a small seam (``Timer``): CUDA events (also around CUDA-graph replays; on ROCm builds these are
+HIP events), XPU events on Intel GPUs, MPS events or MPS synchronisation, and ``time.perf_counter`` on the CPU. torch is imported lazily, only by the device timers and
 ``cuda_graph``, so the statistics and calibration are testable with a fake timer and clock.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dgprofile.records.timing import InstabilityFlag, TimerName, Timing
+from dgprofile.records.timing import InstabilityFlag, TimerName, Timing, flag_advice
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import seconds_text
+from dgprofile.text.units import factor_text, percent_text, seconds_text
 
 DEFAULT_MIN_SAMPLE_SECONDS = 0.01
 DEFAULT_SAMPLES = 10
@@ -41,6 +41,9 @@ TIMER_RESOLUTION_MARGIN = 100  # a sample should last at least this many timer t
 CUDA_EVENT_RESOLUTION_SECONDS = 0.5e-6
 # Metal reports GPU timestamps in nanoseconds, torch.mps.Event in float milliseconds; no finer claim is made.
 MPS_EVENT_RESOLUTION_SECONDS = 1e-6
+# Level Zero event timestamps tick in tens of nanoseconds on Arc (zeDeviceGetProperties timerResolution), and
+# torch.xpu.Event reports float milliseconds; as for MPS, no finer claim than a microsecond is made.
+XPU_EVENT_RESOLUTION_SECONDS = 1e-6
 
 
 class Timer(Protocol):
@@ -109,6 +112,22 @@ class CudaEventTimer:
 
 
 @dataclass(frozen=True)
+class XpuEventTimer:
+    """Intel XPU events recorded on the current stream of ``device_index`` around the calls (torch.xpu.Event)."""
+
+    device_index: int
+    name: TimerName = "xpu-events"
+    resolution_seconds: float = XPU_EVENT_RESOLUTION_SECONDS
+
+    def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
+        """Device seconds between an event before the first call and one after the last."""
+        import torch
+
+        with torch.xpu.device(self.device_index):
+            return _between_events(torch.xpu.Event, fn, loops)
+
+
+@dataclass(frozen=True)
 class MpsEventTimer:
     """Apple MPS events around the calls (torch.mps.Event); unverified on hardware."""
 
@@ -123,12 +142,16 @@ class MpsEventTimer:
 
 
 def timer_for(device: str) -> Timer:
-    """The best timer for a torch device string: "cuda", "cuda:N", "mps" or "cpu"."""
+    """The best timer for a torch device string: "cuda", "cuda:N", "xpu", "xpu:N", "mps" or "cpu"."""
     kind, _, index = device.partition(":")
     if kind == "cuda":
         import torch
 
         return CudaEventTimer(int(index) if index else torch.cuda.current_device())
+    if kind == "xpu":
+        import torch
+
+        return XpuEventTimer(int(index) if index else torch.xpu.current_device())
     if kind == "mps":
         import torch
 
@@ -137,7 +160,7 @@ def timer_for(device: str) -> Timer:
         return PerfCounterTimer(synchronize=torch.mps.synchronize, name="mps-sync")
     if kind == "cpu":
         return PerfCounterTimer()
-    raise ValueError(f"no timer for device {device!r}: expected cuda, cuda:N, mps or cpu")
+    raise ValueError(f"no timer for device {device!r}: expected cuda, cuda:N, xpu, xpu:N, mps or cpu")
 
 
 class GraphReplay:
@@ -253,7 +276,7 @@ def measure(fn: Callable[[], object], *, timer: Timer, min_sample_seconds: float
     sample_median = statistics.median(raw)
     flags = instability_flags(per_op, raw, timer_resolution_seconds=timer.resolution_seconds,
                               min_sample_seconds=min_sample_seconds, short_reason=stopped_by,
-                              requested_samples=wanted, max_seconds=max_seconds)
+                              requested_samples=wanted, max_seconds=max_seconds, timer=timer_name)
     return Timing(median_seconds=median, iqr_seconds=_iqr(per_op), min_seconds=min(per_op),
                   max_seconds=max(per_op), coefficient_of_variation=_cv(per_op), samples=len(per_op),
                   loops=loops, warmup_runs=warmup, timer=timer_name, unstable=flags, ops_per_call=ops_per_call,
@@ -299,8 +322,9 @@ def _drift(values: Sequence[float]) -> float:
 
 def instability_flags(per_op: Sequence[float], raw_samples: Sequence[float], *, timer_resolution_seconds: float,
                       min_sample_seconds: float, short_reason: str, requested_samples: int,
-                      max_seconds: float) -> tuple[InstabilityFlag, ...]:
-    """Every named threshold the samples cross, each with a message and advice a user can act on.
+                      max_seconds: float, timer: TimerName) -> tuple[InstabilityFlag, ...]:
+    """Every named threshold the samples cross, each with a message and advice a user can act on on the
+    platform ``timer`` runs on.
 
     ``per_op`` are the per-operation times, ``raw_samples`` the whole-sample durations they came from;
     ``short_reason`` says what stopped calibration before samples reached ``min_sample_seconds`` ("" if nothing).
@@ -310,25 +334,24 @@ def instability_flags(per_op: Sequence[float], raw_samples: Sequence[float], *, 
     cv = _cv(per_op)
     if cv >= CV_THRESHOLD:
         flags.append(InstabilityFlag(
-            "high-variation", f"samples vary by {cv:.1%} (threshold {CV_THRESHOLD:.0%})",
-            "another process may be using the device (a busy GPU): check nvidia-smi or Activity Monitor, "
-            "stop other jobs and rerun"))
+            "high-variation", f"samples vary by {percent_text(cv)}, threshold {percent_text(CV_THRESHOLD)}",
+            flag_advice("high-variation", timer, "")))
     worst = max(max(per_op) / median, median / min(per_op)) if min(per_op) > 0 else float("inf")
     if worst >= OUTLIER_RATIO:
         flags.append(InstabilityFlag(
-            "outliers", f"a sample lies {worst:.2f}x away from the median (threshold {OUTLIER_RATIO}x)",
-            "intermittent interference (other processes, a shared GPU, background jobs): rerun on an idle machine"))
+            "outliers", f"a sample lies {factor_text(worst)} away from the median, threshold "
+                        f"{factor_text(OUTLIER_RATIO)}",
+            flag_advice("outliers", timer, "")))
     if len(per_op) >= DRIFT_MIN_SAMPLES:
         drift = _drift(per_op)
         if drift <= -DRIFT_THRESHOLD:
             flags.append(InstabilityFlag(
-                "speeding-up", f"samples got {-drift:.1%} faster during the measurement",
+                "speeding-up", f"samples got {percent_text(-drift)} faster during the measurement",
                 "clocks were still ramping up (the device was idle before): rerun, or warm the device up first"))
         elif drift >= DRIFT_THRESHOLD:
             flags.append(InstabilityFlag(
-                "slowing-down", f"samples got {drift:.1%} slower during the measurement",
-                "thermal or power limits are throttling the device: check cooling and power "
-                "(nvidia-smi -q -d PERFORMANCE), let it cool down and rerun"))
+                "slowing-down", f"samples got {percent_text(drift)} slower during the measurement",
+                flag_advice("slowing-down", timer, "")))
     shortest = min(raw_samples)
     if shortest < TIMER_RESOLUTION_MARGIN * timer_resolution_seconds:
         flags.append(InstabilityFlag(

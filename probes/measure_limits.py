@@ -11,10 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dgprofile.probes import bench_bandwidth, bench_latency, bench_matmul
+from dgprofile.probes import bench_bandwidth, bench_latency, bench_matmul, gpu_backends
 from dgprofile.probes.harness import Budget, timer_for
 from dgprofile.records.limits import BandwidthFigure, LatencyFigure, Limits, MatmulFigure, TokenRidge
-from dgprofile.records.machine import AppleGpu, Machine, NvidiaGpu
+from dgprofile.records.machine import (
+    AmdGpu,
+    AppleGpu,
+    DescribedAccelerator,
+    FailedDevice,
+    IntelGpu,
+    Machine,
+    NvidiaGpu,
+)
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import load_model_config
 
@@ -74,13 +82,24 @@ class DeviceFacts:
     discrete: bool
 
 
-def _accelerator(machine: Machine | None, kind: str, index: int) -> NvidiaGpu | AppleGpu | None:
+def _accelerator(machine: Machine | None, kinds: tuple[str, ...], index: int) -> DescribedAccelerator | None:
     if machine is None:
         return None
     for accelerator in machine.accelerators:
-        if isinstance(accelerator, (NvidiaGpu, AppleGpu)) and accelerator.kind == kind and accelerator.index == index:
+        if not isinstance(accelerator, FailedDevice) and accelerator.kind in kinds and accelerator.index == index:
             return accelerator
     return None
+
+
+def _same_device(gpu: DescribedAccelerator | None, props: Any) -> bool:
+    """Whether the probed GPU is the one torch calls this index (visible-devices settings renumber them): NVML and
+    CUDA agree on names; amdsmi's market name may differ from HIP's, so AMD GPUs are matched by LLVM target too."""
+    if isinstance(gpu, NvidiaGpu):
+        return bool(gpu.name == props.name)
+    if isinstance(gpu, AmdGpu):
+        arch = str(getattr(props, "gcnArchName", ""))
+        return gpu.name == props.name or (isinstance(gpu.gfx_target, str) and arch.startswith(gpu.gfx_target))
+    return False
 
 
 def device_facts(torch: Any, device: str, machine: Machine | None) -> DeviceFacts:
@@ -90,24 +109,35 @@ def device_facts(torch: Any, device: str, machine: Machine | None) -> DeviceFact
         index = int(index_text) if index_text else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
         free, _ = torch.cuda.mem_get_info(index)
-        gpu = _accelerator(machine, "nvidia-gpu", index)
-        if isinstance(gpu, NvidiaGpu) and gpu.name == props.name:
+        gpu = _accelerator(machine, ("amd-gpu",) if gpu_backends.is_rocm(torch) else ("nvidia-gpu",), index)
+        if isinstance(gpu, (NvidiaGpu, AmdGpu)) and _same_device(gpu, props):
             theoretical = gpu.theoretical_bandwidth_bytes_per_s
             discrete = gpu.memory_class.kind == "discrete"
         else:
-            theoretical = _torch_theoretical_bandwidth(props)
+            theoretical = _torch_theoretical_bandwidth(torch, props)
             discrete = not getattr(props, "is_integrated", False)
         return DeviceFacts(props.name, theoretical, int(props.L2_cache_size), int(free),
                            int(props.multi_processor_count), discrete)
+    if kind == "xpu":
+        index = int(index_text) if index_text else torch.xpu.current_device()
+        props = torch.xpu.get_device_properties(index)
+        intel = _accelerator(machine, ("intel-gpu",), index)
+        theoretical = (intel.theoretical_bandwidth_bytes_per_s if isinstance(intel, IntelGpu)
+                       else Unavailable("no machine record with the card's datasheet bandwidth"))
+        cores = getattr(props, "gpu_subslice_count", 0)  # Xe cores: the units a streaming grid is sized to
+        return DeviceFacts(props.name, theoretical, Unavailable("torch does not expose the XPU's cache size"),
+                           _xpu_free_bytes(torch, index, props),
+                           int(cores) if cores else Unavailable("torch does not expose the Xe-core count"),
+                           not isinstance(intel, IntelGpu) or intel.memory_class.kind == "discrete")
     if kind == "mps":
-        apple = _accelerator(machine, "apple-gpu", 0)
+        apple = _accelerator(machine, ("apple-gpu",), 0)
         name = apple.name if isinstance(apple, AppleGpu) else "Apple GPU (MPS)"
         theoretical = (apple.theoretical_bandwidth_bytes_per_s if isinstance(apple, AppleGpu)
                        else Unavailable("no machine record with the chip's bandwidth"))
         return DeviceFacts(name, theoretical, Unavailable("Apple does not expose the system-level cache size"),
                            int(torch.mps.recommended_max_memory()), Unavailable("not applicable on MPS"), False)
     if kind != "cpu":
-        raise ValueError(f"unknown device {device!r}: expected cuda, cuda:N, mps or cpu")
+        raise ValueError(f"unknown device {device!r}: expected cuda, cuda:N, xpu, xpu:N, mps or cpu")
     import platform
 
     import psutil
@@ -123,8 +153,20 @@ def device_facts(torch: Any, device: str, machine: Machine | None) -> DeviceFact
                        int(psutil.virtual_memory().available), Unavailable("not applicable on a CPU"), False)
 
 
-def _torch_theoretical_bandwidth(props: Any) -> float | Unavailable:
-    """2 x memory clock x bus width, from CUDA's attributes as torch exposes them (mixbench's formula)."""
+def _xpu_free_bytes(torch: Any, index: int, props: Any) -> int:
+    """Free device memory: torch.xpu.mem_get_info where this torch has it, else total less what torch holds."""
+    if hasattr(torch.xpu, "mem_get_info"):
+        return int(torch.xpu.mem_get_info(index)[0])
+    return int(props.total_memory - torch.xpu.memory_reserved(index))
+
+
+def _torch_theoretical_bandwidth(torch: Any, props: Any) -> float | Unavailable:
+    """2 x memory clock x bus width, from CUDA's attributes as torch exposes them (mixbench's formula); not on
+    ROCm, where HIP reports the memory controller's clock and the formula undercounts HBM3 and GDDR6
+    (https://github.com/ROCm/xla/pull/970)."""
+    if gpu_backends.is_rocm(torch):
+        return Unavailable("HIP reports the memory controller's clock, not the data rate: no theoretical "
+                           "bandwidth without the probe's amdsmi figure or a datasheet entry")
     clock_khz = getattr(props, "memory_clock_rate", 0)
     bus_bits = getattr(props, "memory_bus_width", 0)
     if not clock_khz or not bus_bits:
@@ -141,6 +183,8 @@ def measure_limits(device: str, *, machine: Machine | None = None, quick: bool =
     say = progress or (lambda _: None)
     if device == "cuda":
         device = f"cuda:{torch.cuda.current_device()}"
+    elif device == "xpu":
+        device = f"xpu:{torch.xpu.current_device()}"
     facts = device_facts(torch, device, machine)
     plan = plan_for(device, quick=quick)
     timer = timer_for(device)

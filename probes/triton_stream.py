@@ -3,7 +3,7 @@
 Each program walks the buffer in a grid-stride loop with wide loads (``BLOCK`` fp32 per iteration, i.e. several
 16-byte loads per thread in flight), bypassing L1 (``.cg``); the read writes one partial sum per program, the copy
 stores with the streaming hint (``.cs``). The grid is sized to the multiprocessors, as nvbandwidth and BabelStream
-do. Used only where triton and a CUDA device exist; torch and triton are imported lazily.
+do. Used where triton and a CUDA, ROCm or XPU device exist; torch and triton are imported lazily.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ STREAM_CONFIGS = (StreamConfig(8192, 16, 16), StreamConfig(16384, 8, 8))
 
 
 def triton_unavailable_reason(device: str) -> str | None:
-    """Why the Triton kernel cannot run on ``device`` (None when it can)."""
-    if not device.startswith("cuda"):
-        return "the Triton kernel runs on CUDA devices only"
+    """Why the Triton kernel cannot run on ``device`` (None when it may: Triton has NVIDIA, AMD and Intel XPU
+    backends, and a kernel that still fails to compile on one is caught by its caller)."""
+    if not device.startswith(("cuda", "xpu")):
+        return "the Triton kernel runs on CUDA, ROCm and XPU devices only"
     try:
         import triton  # noqa: F401
     except ImportError:

@@ -49,7 +49,7 @@ def main() -> None:
         print(f"{args.nodes} Ray nodes up in {time.monotonic() - started:.0f} s at {cluster.address}; Ctrl-C stops "
               "them. Run against it (in another shell):\n\n"
               f"  RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 dgprofile fleet run --address {cluster.address} "
-              "-- check --quick --wait 900\n", flush=True)
+              "-- check --quick --wait 3600\n", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

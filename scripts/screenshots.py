@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from dgprofile.records.results import ResultFile, dumps, load  # noqa: E402
 SYNTHETIC = "synthetic example, not a measurement"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
-WIDTH = 1200
+WIDTH = 1400  # the window the page tests check tables against (tests/browser)
 HEIGHT = {"check.png": 1900, "fleet.png": 1900, "compare.png": 1500}  # the top of each page: keeps files small
 
 
@@ -101,7 +102,9 @@ def main() -> None:
             fleet_dir.mkdir()
             pair = _synthetic(fleet_dir)
         else:
-            fleet_dir = samples
+            # The fleet table shows each file's path as given: relative to the repository, not this checkout.
+            os.chdir(ROOT)
+            fleet_dir = samples.resolve().relative_to(ROOT) if samples.resolve().is_relative_to(ROOT) else samples
         gpu, apple = pair
         pages = {"check.png": render_result_html(gpu), "fleet.png": render_fleet_html(load_fleet([fleet_dir])),
                  "compare.png": render_compare_html(compare(gpu, apple))}

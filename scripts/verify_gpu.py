@@ -4,8 +4,12 @@
 
 Runs, in order: `dgprofile probe --json` (timed as a user runs it), `dgprofile bench --limits-only` twice (repeat
 agreement), the decode benchmark at full depth against its sampled-layer estimate and a repeat
-(`scripts/verify_decode.py`), `dgprofile check` in full and `--quick` (timed), and the vLLM FP8
-predictions of the issue's scenario. Writes the result files and a log under --out and prints a short table last.
+(`scripts/verify_decode.py`), `dgprofile check` in full and `--quick` (timed), the vLLM FP8
+predictions of the issue's scenario, and `dgprofile verify --random-weights` (transformers, the released
+architectures at full size where they fit, one prompt per workload at each workload's fixed steps) added to the
+check result, its measured denoise pass and AR step set beside what `check` and `predict --engine transformers`
+give. Writes the result files and a log under --out and prints a short table last. `--only-verify` runs the
+probe and the verify step alone (about 5 minutes on an H200).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.results import ResultFile, load
 from dgprofile.records.values import Unavailable
+from dgprofile.records.verification import MeasuredFigure, MeasuredRun
 
 
 def run(args: list[str], log: Path) -> tuple[str, float]:
@@ -52,10 +57,65 @@ def decode_seconds(result: ResultFile) -> str:
     return f"{passes.seconds_taken:.1f} s" if isinstance(passes, PassTimes) else f"not measured ({passes.reason})"
 
 
+def figure_text(value: MeasuredFigure | Unavailable) -> tuple[str, float | None]:
+    """A pass time's measured median in ms with the check prediction beside it, and the median in seconds."""
+    if isinstance(value, Unavailable):
+        return f"not measured ({value.reason})", None
+    predicted = value.predicted
+    beside = (f"check {predicted * 1e3:.1f} ms, {value.median / predicted - 1:+.0%}"
+              if isinstance(predicted, float) else "no check prediction")
+    return f"{value.median * 1e3:.1f} ms ({beside}", value.median
+
+
+def verify_rows(measured: MeasuredRun, spec_id: str | None, log: Path) -> list[tuple[str, str, str]]:
+    """Per workload: the measured denoise pass and AR step against `check` (the prediction stored beside them)
+    and `predict --engine transformers` for the same scenario from the datasheet."""
+    rows = [("verify models", "; ".join(f"{m.architecture} {m.scaling}" for m in measured.models), ""),
+            ("verify wall time", f"{measured.duration_seconds:.0f} s, {measured.status}", "")]
+    for stats in measured.workloads:
+        scenario = stats.scenario
+        predicted: dict[str, Any] = {}
+        if spec_id is not None and not isinstance(scenario, Unavailable):
+            text, _ = run(["dgprofile", "predict", "--hardware", spec_id, "--engine", "transformers", "--precision",
+                           scenario.precision, "--workload", scenario.workload, "--prompt-tokens",
+                           str(scenario.prompt_tokens), "--output-tokens", str(scenario.output_tokens), "--steps",
+                           str(scenario.steps_per_canvas), "--json"], log)
+            predicted = json.loads(text)
+        for label, mode, key in (("DG denoise pass", stats.diffusion, "diffusion"),
+                                 ("AR step", stats.autoregressive, "autoregressive")):
+            shown, median = figure_text(mode.pass_seconds)
+            datasheet = predicted.get(key, {}).get("pass_seconds")
+            if isinstance(datasheet, float) and median is not None:
+                shown += f"; predict {datasheet * 1e3:.1f} ms, {median / datasheet - 1:+.0%})"
+            else:
+                shown += ")"
+            rows.append((f"verify {stats.workload} {label}", shown, "within 25%"))
+        speedup = stats.speedup
+        rows.append((f"verify {stats.workload} speedup",
+                     f"{speedup.median:.2f}x measured vs {speedup.predicted}" if isinstance(speedup, MeasuredFigure)
+                     else str(speedup), ""))
+    return rows
+
+
+def run_verify_step(result_path: Path | None, out: Path, slug: str, spec_id: str | None,
+                    log: Path) -> list[tuple[str, str, str]]:
+    """`dgprofile verify --random-weights --quick` (added to the check result when there is one)."""
+    verify_path = out / f"{slug}-verify.dgprofile.json"
+    args = ["dgprofile", "verify", "--random-weights", "--quick", "--no-html", "-o", str(verify_path)]
+    if result_path is not None:
+        args += ["--result", str(result_path)]
+    _, seconds = run(args, log)
+    runs = load(verify_path).measured_runs
+    if not runs:
+        return [("verify", f"no measured run after {seconds:.0f} s (see the log)", "")]
+    return verify_rows(runs[-1], spec_id, log)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--slug", required=True, help="file-name stem for the result files, e.g. h100")
+    parser.add_argument("--only-verify", action="store_true", help="run the probe and the verify step only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "verify-log.txt"
@@ -69,6 +129,11 @@ def main() -> None:
              ("theoretical bandwidth (NVML)", f"{theoretical / 1e12:.3f} TB/s vs datasheet {datasheet / 1e12:.2f}"
               f" ({theoretical / datasheet - 1:+.1%})", "within 2%"),
              ("memory class", gpu["memory_class"]["kind"], "discrete")]
+    spec_id = gpu["spec_id"] if isinstance(gpu.get("spec_id"), str) else None
+    if args.only_verify:
+        rows += run_verify_step(None, args.out, args.slug, spec_id, log)
+        print_table(rows, args.out)
+        return
 
     limits_runs: list[Limits] = []
     for index in (1, 2):
@@ -120,11 +185,16 @@ def main() -> None:
         h = full.predictions.headline
         rows.append(("check headline", f"{h.scenario.workload} {h.scenario.precision} {h.scenario.engine}: "
                      f"{h.speedup:.2f}x {h.verdict}" if isinstance(h.speedup, float) else h.verdict, ""))
+    rows += run_verify_step(result_path, args.out, args.slug, spec_id, log)
+    print_table(rows, args.out)
 
+
+def print_table(rows: list[tuple[str, str, str]], out: Path) -> None:
+    """The short table, printed last and kept beside the log."""
     width = max(len(name) for name, _, _ in rows)
     table = "\n".join(f"{name.ljust(width)}  {value}" + (f"   [target {target}]" if target else "")
                       for name, value, target in rows)
-    (args.out / "verify-table.txt").write_text(table + "\n")
+    (out / "verify-table.txt").write_text(table + "\n")
     print(table)
 
 

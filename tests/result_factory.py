@@ -44,6 +44,16 @@ from dgprofile.records.predictions import (
 from dgprofile.records.results import FORMAT_NAME, SCHEMA_VERSION, ResultFile, RunInfo, dumps
 from dgprofile.records.timing import InstabilityFlag, Timing
 from dgprofile.records.values import Unavailable
+from dgprofile.records.verification import (
+    DraftPoint,
+    MeasuredFigure,
+    MeasuredRun,
+    ModelUnderTest,
+    ModeStatistics,
+    RequestRecord,
+    RunSettings,
+    WorkloadStatistics,
+)
 
 GIB = 1 << 30
 HOSTILE_TEXT = "<script>alert('x')</script>\"quoted\" & 'single'"
@@ -470,3 +480,81 @@ def generate_fleet(directory: Path, count: int) -> None:
         text = bases[i % 3].replace(created, f'"created_at": "2026-11-{1 + i // 60 % 28:02d}T10:{i % 60:02d}:00Z"')
         text = text.replace('"hostname": "gpu-node-01"', f'"hostname": "node-{i:04d}"')
         (directory / f"r{i:04d}.json").write_text(text, encoding="utf-8")
+
+
+# --- measured runs (`dgprofile verify`) ------------------------------------------------------------------------
+
+
+def measured_figure(median: float, predicted: float | Unavailable, *, spread: float = 0.1,
+                    samples: int = 3) -> MeasuredFigure:
+    """A figure's median and quartiles (``spread`` either side) beside its prediction."""
+    residual = median / predicted - 1 if isinstance(predicted, float) else predicted
+    return MeasuredFigure(median=median, p25=median * (1 - spread), p75=median * (1 + spread),
+                          minimum=median * (1 - 2 * spread), maximum=median * (1 + 2 * spread), samples=samples,
+                          predicted=predicted, residual=residual)
+
+
+def mode_statistics(role: str, mode_: ModeEstimate, *, factor: float, output_tokens: int) -> ModeStatistics:
+    """One model's measured figures: the prediction's times ``factor`` (slower above 1)."""
+    pass_kind = "dg-denoise" if role == "diffusion" else "ar-step"
+    pass_seconds = next(p.seconds for p in mode_.passes if p.pass_kind == pass_kind)
+    rate = output_tokens / mode_.total_latency_s
+    return ModeStatistics(
+        role=role, requests=3, failed=0,
+        output_tokens=measured_figure(output_tokens, Unavailable("set by the request, not predicted"), spread=0),
+        ttft_seconds=measured_figure(mode_.ttft_s * factor, mode_.ttft_s),
+        first_useful_draft_seconds=measured_figure(mode_.first_draft_s * factor, mode_.first_draft_s),
+        total_latency_seconds=measured_figure(mode_.total_latency_s * factor, mode_.total_latency_s),
+        tokens_per_s=measured_figure(rate / factor, rate),
+        pass_seconds=measured_figure(pass_seconds * factor, pass_seconds),
+        steps_per_canvas=(measured_figure(16.0, 15.7, spread=0) if role == "diffusion"
+                          else Unavailable("autoregressive: one token per forward, no canvases")),
+        tokens_per_forward=measured_figure(16.0 if role == "diffusion" else 1.0, Unavailable("not predicted"),
+                                           spread=0),
+        peak_memory_bytes=measured_figure(mode_.memory_bytes * 0.9, float(mode_.memory_bytes), spread=0.01))
+
+
+def measured_run(*, prediction_: Prediction | None = None, dg_factor: float = 1.2, ar_factor: float = 0.9,
+                 engine: str = "vllm", backend: str = "openai-server", started_at: str = "2026-11-20T11:00:00Z",
+                 hostile: str = "") -> MeasuredRun:
+    """A verify run of the prediction's scenario: DiffusionGemma ``dg_factor`` x its predicted times, Gemma 4
+    ``ar_factor`` x; the measured speedup follows."""
+    p = prediction_ or prediction(workload="long-form-drafting", precision="bf16", engine=engine)
+    assert isinstance(p.diffusion, ModeEstimate) and isinstance(p.autoregressive, ModeEstimate)
+    output = p.scenario.output_tokens
+    dg = mode_statistics("diffusion", p.diffusion, factor=dg_factor, output_tokens=output)
+    ar = mode_statistics("autoregressive", p.autoregressive, factor=ar_factor, output_tokens=output)
+    speedup = (p.autoregressive.total_latency_s * ar_factor) / (p.diffusion.total_latency_s * dg_factor)
+    stats = WorkloadStatistics(
+        workload=p.scenario.workload, concurrency=p.scenario.concurrency, prompts=3, scenario=p.scenario,
+        diffusion=dg, autoregressive=ar, speedup=measured_figure(speedup, p.speedup, spread=0.05),
+        edit_distance_between_models=measured_figure(0.42, Unavailable("the model predicts speed, not output")),
+        measured_verdict=verdict_for(speedup * 0.95, speedup), predicted_verdict=p.verdict)
+    requests = tuple(
+        RequestRecord(workload=p.scenario.workload, prompt_id=f"{p.scenario.workload}-{i}{hostile}", role=role,
+                      concurrency=p.scenario.concurrency, faults=(), prompt_tokens=p.scenario.prompt_tokens,
+                      output_tokens=output, ttft_seconds=stats_.ttft_seconds.median,
+                      first_useful_draft_seconds=stats_.first_useful_draft_seconds.median,
+                      total_latency_seconds=stats_.total_latency_seconds.median,
+                      tokens_per_s=stats_.tokens_per_s.median, pass_seconds=stats_.pass_seconds.median,
+                      steps_per_canvas=16.0 if role == "diffusion" else Unavailable("autoregressive"),
+                      tokens_per_forward=16.0 if role == "diffusion" else 1.0,
+                      peak_memory_bytes=stats_.peak_memory_bytes.median,
+                      drafts=tuple(DraftPoint(stats_.total_latency_seconds.median * k / 4, 1 - k / 4)
+                                   for k in range(5)))
+        for i in range(3) for role, stats_ in (("diffusion", dg), ("autoregressive", ar)))
+    models = tuple(ModelUnderTest(role=role, model_id=f"{repo}{hostile}", revision="0123abcd", source="server",
+                                  architecture=arch, dtype="bf16", layers_run=30, layers_total=30,
+                                  vocab_run=262144, vocab_total=262144, scaling="none: the checkpoint as published")
+                   for role, repo, arch in (("diffusion", "google/diffusiongemma-26B-A4B-it",
+                                             "DiffusionGemmaForBlockDiffusion"),
+                                            ("autoregressive", "google/gemma-4-26B-A4B-it",
+                                             "Gemma4ForConditionalGeneration")))
+    settings = RunSettings(dtype="bf16", steps_per_canvas=16, sampler="entropy-bound", autoregressive_decoding="greedy",
+                           concurrencies=(1,), ignore_eos=False, quick=False, prompts_source="shipped prompts",
+                           warmup="one short request per model", reductions=())
+    return MeasuredRun(backend=backend, engine=engine, engine_version=f"{engine} 0.31.0", device="cuda:0",
+                       started_at=started_at, duration_seconds=312.0, status="complete", incomplete_reasons=(),
+                       models=models, predicted_model="diffusiongemma-26b-a4b", settings=settings,
+                       prediction_basis=f"{engine} engine on this machine's measured limits",
+                       workloads=(stats,), requests=requests)

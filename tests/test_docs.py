@@ -80,3 +80,11 @@ def test_readme_layout_names_every_layer_package():
     packages = sorted(p.parent.name for p in (ROOT / "dgprofile").glob("*/__init__.py") if p.parent.name != "data")
     for package in packages:
         assert f"`dgprofile/{package}/`" in layout, f"README's layout section lacks dgprofile/{package}/"
+
+
+def test_readme_validation_tables_match_the_stored_fit():
+    spec = importlib.util.spec_from_file_location("readme_validation", ROOT / "scripts" / "readme_validation.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.block_in_readme() == tool.validation_block(tool.stored_validation()), \
+        "run: python scripts/readme_validation.py --write"

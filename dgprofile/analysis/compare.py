@@ -5,6 +5,11 @@ explicit ``RowOutcome`` for B against A, with the direction of "better" declared
 A difference smaller than ``SAME_WITHIN`` is ``SAME``; one inside the two values' combined spread (measurement
 IQR, prediction bands) is ``NOT_SIGNIFICANT``. Values that could not be obtained keep their reason. The machine
 figures come from ``dgprofile.analysis.figures``, as on the fleet and result pages.
+
+Two machines rarely run the same precision with the same engine (an H100 runs fp8 in vLLM, a Mac int8 in MLX),
+so predicted speedups are compared per workload and concurrency with each side at its best precision
+(``dgprofile.model.best_precision``, the headline's rule) and its own engine; each row names what each side runs.
+Where both files were predicted for the same engine, every precision is compared like for like as well.
 """
 
 from __future__ import annotations
@@ -27,17 +32,20 @@ from dgprofile.analysis.figures import (
     stream_bandwidth,
     usable_accelerator_memory,
 )
+from dgprofile.model.best_precision import best_precision
 from dgprofile.records.limits import Limits
 from dgprofile.records.passes import PassTimes
-from dgprofile.records.predictions import PassEstimate, Prediction, Predictions, Verdict
+from dgprofile.records.predictions import ModeEstimate, PassEstimate, Prediction, Predictions, Verdict
 from dgprofile.records.results import ResultFile
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import PASS_LABELS, bytes_text, speedup_relation
+from dgprofile.records.verification import MeasuredFigure, MeasuredRun, WorkloadStatistics
+from dgprofile.text.units import PASS_LABELS, bytes_text, factor_text, intensity_text, speedup_relation
 
 SAME_WITHIN = 0.05  # B within 5% of A reads as the same
 NOISE_FACTOR = 2.0  # a difference must exceed twice the combined relative spread to count
-SECTION_TITLES = {"limits": "Limits", "passes": "Pass times", "predictions": "Predicted speedups"}
+SECTION_TITLES = {"limits": "Limits", "passes": "Pass times", "predictions": "Predicted speedups",
+                  "measured": "Measured on real weights"}
 
 
 class RowOutcome(str, enum.Enum):
@@ -70,6 +78,8 @@ class Row:
     summary: str
     concurrency: int | None = None
     scenario: str = ""
+    a_runs: str = ""
+    b_runs: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,10 +111,12 @@ class Comparison:
 
 
 def _row(section: str, metric: str, unit: str, a: Figure, b: Figure, *, higher_is_better: bool,
-         comparable: str = "", concurrency: int | None = None, scenario: str = "") -> Row:
+         comparable: str = "", concurrency: int | None = None, scenario: str = "", a_runs: str = "",
+         b_runs: str = "") -> Row:
     """Decide one row's outcome; ``comparable`` (non-empty) names why the two values should not be compared."""
     def row(ratio: float | Unavailable, outcome: RowOutcome, summary: str) -> Row:
-        return Row(section, metric, unit, higher_is_better, a, b, ratio, outcome, summary, concurrency, scenario)
+        return Row(section, metric, unit, higher_is_better, a, b, ratio, outcome, summary, concurrency, scenario,
+                   a_runs, b_runs)
 
     av, bv = a.value, b.value
     if isinstance(av, Unavailable) or isinstance(bv, Unavailable):
@@ -128,7 +140,7 @@ def _row(section: str, metric: str, unit: str, a: Figure, b: Figure, *, higher_i
         outcome = RowOutcome.BETTER if (ratio > 1) == higher_is_better else RowOutcome.WORSE
     factor = max(ratio, 1 / ratio)
     direction = "higher" if ratio > 1 else "lower"
-    summary = "about the same" if outcome is RowOutcome.SAME else f"B {factor:.2g}x {direction}" + (
+    summary = "about the same" if outcome is RowOutcome.SAME else f"B {factor_text(factor)} {direction}" + (
         " (within the spread)" if outcome is RowOutcome.NOT_SIGNIFICANT else "")
     return row(ratio, outcome, summary)
 
@@ -194,7 +206,8 @@ def _missing_prediction(result: ResultFile) -> Unavailable:
 
 def compare(a: ResultFile, b: ResultFile) -> Comparison:
     """Compare B against A: limits, pass times, predicted speedups per scenario, and why they differ."""
-    rows = [*_limit_rows(evidence(a), evidence(b), a, b), *_pass_rows(a, b), *_prediction_rows(a, b)]
+    rows = [*_limit_rows(evidence(a), evidence(b), a, b), *_pass_rows(a, b), *_prediction_rows(a, b),
+            *_measured_rows(a, b)]
     return Comparison(a=_side("A", a), b=_side("B", b), rows=tuple(rows), explanations=_explain(a, b))
 
 
@@ -228,7 +241,8 @@ def _pass_rows(a: ResultFile, b: ResultFile) -> list[Row]:
         va = Figure(pa[kind].seconds, 0.0, pa[kind].basis) if kind in pa else Figure(_missing_prediction(a))
         vb = Figure(pb[kind].seconds, 0.0, pb[kind].basis) if kind in pb else Figure(_missing_prediction(b))
         rows.append(_row("passes", f"{PASS_LABELS[kind]}, headline scenario (predicted)", "s", va, vb,
-                         higher_is_better=False, comparable=_precision_mismatch(a, b)))
+                         higher_is_better=False, comparable=_precision_mismatch(a, b),
+                         a_runs=_headline_runs(a), b_runs=_headline_runs(b)))
     if isinstance(a.passes, PassTimes) and isinstance(b.passes, PassTimes):
         measured_b = {(m.pass_kind, m.precision, m.concurrency): m for m in b.passes.passes if m.measured}
         for m in a.passes.passes:
@@ -241,6 +255,12 @@ def _pass_rows(a: ResultFile, b: ResultFile) -> list[Row]:
     return rows
 
 
+def _headline_runs(result: ResultFile) -> str:
+    """'fp8, vllm': the precision and engine of a file's headline scenario ('' without predictions)."""
+    p = result.predictions
+    return f"{p.headline.scenario.precision}, {p.engine}" if isinstance(p, Predictions) else ""
+
+
 def _precision_mismatch(a: ResultFile, b: ResultFile) -> str:
     if not (isinstance(a.predictions, Predictions) and isinstance(b.predictions, Predictions)):
         return ""
@@ -249,20 +269,107 @@ def _precision_mismatch(a: ResultFile, b: ResultFile) -> str:
 
 
 def _prediction_rows(a: ResultFile, b: ResultFile) -> list[Row]:
-    rows = []
     sa, sb = _side("A", a), _side("B", b)
     band_a = _band_spread(a.predictions.headline) if isinstance(a.predictions, Predictions) else 0.0
     band_b = _band_spread(b.predictions.headline) if isinstance(b.predictions, Predictions) else 0.0
-    rows.append(_row("predictions", "headline speedup (each machine's own headline scenario)", "x",
-                     Figure(sa.speedup, band_a, "predicted"), Figure(sb.speedup, band_b, "predicted"),
-                     higher_is_better=True))
+    rows = [_row("predictions", "headline speedup (each machine's own headline scenario)", "x",
+                 Figure(sa.speedup, band_a, "predicted"), Figure(sb.speedup, band_b, "predicted"),
+                 higher_is_better=True, a_runs=_headline_runs(a), b_runs=_headline_runs(b))]
     ma, mb = _matrix(a), _matrix(b)
-    for key in sorted(set(ma) | set(mb), key=lambda k: (k[2], k[0], k[1])):
-        workload, precision, concurrency = key
-        rows.append(_row("predictions", f"speedup: {workload}, {precision}, concurrency {concurrency}", "x",
-                         _speedup_figure(ma.get(key), a), _speedup_figure(mb.get(key), b), higher_is_better=True,
-                         concurrency=concurrency, scenario=f"{workload}, {precision}"))
+    best_a, best_b = _best_per_scenario(a, ma), _best_per_scenario(b, mb)
+    for workload, concurrency in sorted(set(best_a) | set(best_b), key=lambda k: (k[1], k[0])):
+        pa, pb = best_a.get((workload, concurrency)), best_b.get((workload, concurrency))
+        rows.append(_row("predictions", f"speedup: {workload}, concurrency {concurrency}, best precision each", "x",
+                         _best_figure(pa, a, concurrency), _best_figure(pb, b, concurrency), higher_is_better=True,
+                         concurrency=concurrency, scenario=workload, a_runs=_runs(pa, a), b_runs=_runs(pb, b)))
+    if sa.engine and sa.engine == sb.engine:
+        for key in sorted(set(ma) | set(mb), key=lambda k: (k[2], k[0], k[1])):
+            workload, precision, concurrency = key
+            rows.append(_row("predictions", f"speedup: {workload}, {precision}, concurrency {concurrency}", "x",
+                             _speedup_figure(ma.get(key), a), _speedup_figure(mb.get(key), b), higher_is_better=True,
+                             concurrency=concurrency, scenario=f"{workload}, {precision}"))
     return rows
+
+
+# (metric, which model, field, unit, higher is better): what `verify` measured, compared run against run.
+MEASURED_METRICS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("DiffusionGemma tokens/s", "diffusion", "tokens_per_s", "tok/s", True),
+    ("Gemma 4 tokens/s", "autoregressive", "tokens_per_s", "tok/s", True),
+    ("DiffusionGemma time to first token", "diffusion", "ttft_seconds", "s", False),
+    ("DiffusionGemma time to first useful draft", "diffusion", "first_useful_draft_seconds", "s", False),
+    ("Gemma 4 time to first useful draft", "autoregressive", "first_useful_draft_seconds", "s", False),
+    ("DiffusionGemma total latency", "diffusion", "total_latency_seconds", "s", False),
+)
+
+
+def _measured_figure(value: MeasuredFigure | Unavailable) -> Figure:
+    if isinstance(value, Unavailable):
+        return Figure(value)
+    spread = (value.p75 - value.p25) / (2 * value.median) if value.median > 0 else 0.0
+    return Figure(value.median, spread, "measured")
+
+
+def _latest_workloads(result: ResultFile) -> tuple[MeasuredRun | None, dict[tuple[str, int], WorkloadStatistics]]:
+    if not result.measured_runs:
+        return None, {}
+    run = result.measured_runs[-1]
+    return run, {(w.workload, w.concurrency): w for w in run.workloads}
+
+
+def _measured_rows(a: ResultFile, b: ResultFile) -> list[Row]:
+    """The latest measured run of each file, workload by workload: speedup, rates and latencies."""
+    run_a, wa = _latest_workloads(a)
+    run_b, wb = _latest_workloads(b)
+    if run_a is None and run_b is None:
+        return []
+    engines = "" if run_a is None or run_b is None or run_a.engine == run_b.engine else (
+        f"different engines ({run_a.engine} on A, {run_b.engine} on B)")
+    missing_a = Unavailable("no measured run of this workload in A")
+    missing_b = Unavailable("no measured run of this workload in B")
+    rows = []
+    for key in sorted(set(wa) | set(wb), key=lambda k: (k[1], k[0])):
+        workload, concurrency = key
+        sa, sb = wa.get(key), wb.get(key)
+        label = f"{workload}, concurrency {concurrency}"
+        rows.append(_row("measured", f"speedup: {label}", "x",
+                         _measured_figure(sa.speedup if sa else missing_a),
+                         _measured_figure(sb.speedup if sb else missing_b), higher_is_better=True,
+                         comparable=engines, concurrency=concurrency, scenario=workload))
+        for metric, role, field, unit, higher in MEASURED_METRICS:
+            fa = getattr(getattr(sa, role), field) if sa else missing_a
+            fb = getattr(getattr(sb, role), field) if sb else missing_b
+            rows.append(_row("measured", f"{metric}: {label}", unit, _measured_figure(fa), _measured_figure(fb),
+                             higher_is_better=higher, comparable=engines, concurrency=concurrency,
+                             scenario=workload))
+    return rows
+def _best_per_scenario(result: ResultFile, matrix: dict[tuple[str, str, int], Prediction]
+                       ) -> dict[tuple[str, int], Prediction | None]:
+    """Per (workload, concurrency), the prediction at the precision the side would run: the best of those that fit,
+    by the headline's rule; None where none fits."""
+    order = tuple(dict.fromkeys(precision for _, precision, _ in matrix))  # the engine's own order of formats
+    fitting: dict[tuple[str, int], dict[str, tuple[float, Prediction]]] = {}
+    for (workload, precision, concurrency), p in matrix.items():
+        scenarios = fitting.setdefault((workload, concurrency), {})
+        if isinstance(p.diffusion, ModeEstimate) and not isinstance(p.speedup, Unavailable):
+            scenarios[precision] = (p.diffusion.total_latency_s, p)
+    best: dict[tuple[str, int], Prediction | None] = {}
+    for key, by_precision in fitting.items():
+        chosen = best_precision({precision: latency for precision, (latency, _) in by_precision.items()}, order)
+        best[key] = by_precision[chosen][1] if chosen is not None else None
+    return best
+
+
+def _best_figure(p: Prediction | None, result: ResultFile, concurrency: int) -> Figure:
+    if p is None:
+        if not isinstance(result.predictions, Predictions):
+            return Figure(_missing_prediction(result))
+        return Figure(Unavailable(f"no precision {result.predictions.engine} runs fits at concurrency {concurrency}"))
+    return Figure(p.speedup, _band_spread(p), "predicted")
+
+
+def _runs(p: Prediction | None, result: ResultFile) -> str:
+    engine = result.predictions.engine if isinstance(result.predictions, Predictions) else ""
+    return f"{p.scenario.precision}, {engine}" if p is not None else ""
 
 
 def _speedup_figure(p: Prediction | None, result: ResultFile) -> Figure:
@@ -281,11 +388,7 @@ def _explain(a: ResultFile, b: ResultFile) -> tuple[str, ...]:
     lines = [_headline_sentence(sa, sb)]
     bw_a, bw_b = stream_bandwidth(ea), stream_bandwidth(eb)
     if not isinstance(bw_a.value, Unavailable) and not isinstance(bw_b.value, Unavailable):
-        lo, hi = sorted(((bw_a.value, "A"), (bw_b.value, "B")))
-        lines.append(
-            f"Bandwidth: A streams memory at {figure_text(bw_a, 'B/s')}, B at {figure_text(bw_b, 'B/s')}. A denoise "
-            f"pass streams nearly every weight of the model, so on {lo[1]} each pass takes at least "
-            f"{hi[0] / lo[0]:.1f}x longer than on {hi[1]}; an AR step reads only the active experts.")
+        lines.append(_bandwidth_sentence(bw_a, bw_b))
     lines += _ridge_sentences(a, b)
     fit = _fit_sentence(a, b)
     if fit:
@@ -301,6 +404,18 @@ def _explain(a: ResultFile, b: ResultFile) -> tuple[str, ...]:
     if sa.origin != sb.origin:
         lines.append(f"Basis: A is {sa.origin}, B is {sb.origin}; figures marked 'datasheet' were not measured.")
     return tuple(lines)
+
+
+def _bandwidth_sentence(bw_a: Figure, bw_b: Figure) -> str:
+    assert not isinstance(bw_a.value, Unavailable) and not isinstance(bw_b.value, Unavailable)
+    rates = f"A streams memory at {figure_text(bw_a, 'B/s')}, B at {figure_text(bw_b, 'B/s')}"
+    if abs(math.log(bw_b.value / bw_a.value)) <= math.log1p(SAME_WITHIN):
+        return (f"Bandwidth: {rates}, about the same, so a denoise pass, which streams nearly every weight of the "
+                "model, costs about as much on both.")
+    (low, slow), (high, fast) = sorted(((bw_a.value, "A"), (bw_b.value, "B")))
+    return (f"Bandwidth: {rates}. A denoise pass streams nearly every weight of the model, so on {slow} each pass "
+            f"takes at least {factor_text(high / low)} longer than on {fast}; an AR step reads only the active "
+            "experts.")
 
 
 def _headline_sentence(sa: Side, sb: Side) -> str:
@@ -338,8 +453,8 @@ def _ridge_sentences(a: ResultFile, b: ResultFile) -> list[str]:
         else:
             state = ("sits above it, so the pass is compute-bound: the machine pays for the arithmetic of all 256 "
                      "canvas tokens on every pass, and the speedup shrinks or turns into a slowdown")
-        lines.append(f"Ridge on {label}: {machine_ridge.value:.0f} FLOP/byte; a denoise pass ({intensity:.0f} "
-                     f"FLOP/byte in the headline scenario) {state}.")
+        lines.append(f"Ridge on {label}: {intensity_text(machine_ridge.value)}; a denoise pass "
+                     f"({intensity_text(intensity)} in the headline scenario) {state}.")
     return lines
 
 
@@ -349,7 +464,7 @@ def _fit_sentence(a: ResultFile, b: ResultFile) -> str:
         if not isinstance(result.predictions, Predictions) or not result.predictions.memory:
             continue
         fits = [m.precision for m in result.predictions.memory if m.fits_diffusion and m.engine_runs_it]
-        misses = [f"{m.precision} (needs {bytes_text(m.diffusion_needed_bytes)} of {bytes_text(m.usable_bytes)})"
+        misses = [f"{m.precision} (needs {bytes_text(m.diffusion_needed_bytes)}, {bytes_text(m.usable_bytes)} usable)"
                   for m in result.predictions.memory if not m.fits_diffusion]
         text = f"on {label} DiffusionGemma fits in {', '.join(fits) or 'no precision'}"
         parts.append(text + (f" but not in {', '.join(misses)}" if misses else ""))

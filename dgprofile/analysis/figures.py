@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dgprofile.model.ceilings import MEMORY_FROM_COMMAND_LINE
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import AppleGpu, FailedDevice, Machine, NvidiaGpu
+from dgprofile.records.machine import DescribedAccelerator, FailedDevice, Machine
 from dgprofile.records.predictions import Ceilings, Predictions
 from dgprofile.records.results import ResultFile
 from dgprofile.records.values import Unavailable
@@ -23,6 +24,7 @@ from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
     flops_text,
+    intensity_text,
     plain_text,
     seconds_text,
     speedup_text,
@@ -87,9 +89,9 @@ def _reason(*values: object) -> Unavailable:
 # ---------------------------------------------------------------------------------------------------------------
 # The machine
 
-def primary_accelerator(machine: Machine) -> NvidiaGpu | AppleGpu | None:
+def primary_accelerator(machine: Machine) -> DescribedAccelerator | None:
     """The device the run measured or predicted for: the first described accelerator."""
-    described = [a for a in machine.accelerators if not isinstance(a, FailedDevice)]
+    described: list[DescribedAccelerator] = [a for a in machine.accelerators if not isinstance(a, FailedDevice)]
     return described[0] if described else None
 
 
@@ -100,6 +102,20 @@ def hardware_name(e: Evidence) -> str:
         return e.ceilings.device_name if isinstance(e.ceilings, Ceilings) else "unknown machine"
     device = primary_accelerator(e.machine)
     return device.name if device is not None else f"CPU only: {plain_text(e.machine.cpu.model)}"
+
+
+def hardware_model(e: Evidence) -> str:
+    """The hardware model a file belongs to, for grouping: the name of the datasheet entry its accelerator matched,
+    so a measured 'NVIDIA H100 80GB HBM3' and a predicted 'NVIDIA H100 SXM5 80GB' fall in one group; the hardware
+    name where no entry matched (and for CPU-only machines)."""
+    spec_id: str | Unavailable = Unavailable("no datasheet entry")
+    if isinstance(e.machine, Machine):
+        device = primary_accelerator(e.machine)
+        spec_id = device.spec_id if device is not None else spec_id
+    elif isinstance(e.ceilings, Ceilings):
+        spec_id = e.ceilings.hardware_id
+    spec = next((s for s in all_specs() if s.id == spec_id), None) if isinstance(spec_id, str) else None
+    return spec.name if spec is not None else hardware_name(e)
 
 
 def memory_class_text(e: Evidence) -> str:
@@ -163,15 +179,19 @@ def ridge(e: Evidence) -> Figure:
 
 
 def usable_accelerator_memory(e: Evidence) -> Figure:
-    """The memory the primary accelerator can really use: probed on the machine (RAM available on a CPU-only
-    one), else what the prediction assumed."""
+    """The memory the model may use (README, "Memory fit"): the figure the prediction's memory fit used, so a page
+    never shows one figure beside a verdict decided on another; without a prediction, the probe's reading (RAM
+    available on a CPU-only machine)."""
+    if isinstance(e.ceilings, Ceilings):
+        c = e.ceilings
+        basis = ("command line" if MEMORY_FROM_COMMAND_LINE in c.usable_memory_basis
+                 else "probed" if c.source == "measured" else c.source)
+        return Figure(float(c.usable_memory_bytes), 0.0, basis)
     if isinstance(e.machine, Machine):
         device = primary_accelerator(e.machine)
         usable = device.memory_class.usable_bytes if device is not None else e.machine.cpu.ram_available_bytes
         if not isinstance(usable, Unavailable):
             return Figure(float(usable), 0.0, "probed")
-    if isinstance(e.ceilings, Ceilings):
-        return Figure(float(e.ceilings.usable_memory_bytes), 0.0, e.ceilings.source)
     return Figure(_reason(e.machine, e.ceilings))
 
 
@@ -181,7 +201,7 @@ def usable_accelerator_memory(e: Evidence) -> Figure:
 UNIT_TEXTS: dict[str, Callable[[float], str]] = {
     "B/s": bandwidth_text,
     "FLOP/s": flops_text,
-    "FLOP/byte": lambda v: f"{v:.0f} FLOP/byte",
+    "FLOP/byte": intensity_text,
     "s": seconds_text,
     "B": bytes_text,
     "x": speedup_text,
@@ -189,9 +209,15 @@ UNIT_TEXTS: dict[str, Callable[[float], str]] = {
 }
 
 
+def figure_value_and_basis(figure: Figure, unit: str) -> tuple[str, str]:
+    """A figure's value as text and its basis when that is worth saying (not 'measured'): ('410 GB/s',
+    'datasheet'); an unavailable figure gives its reason as the value."""
+    if isinstance(figure.value, Unavailable):
+        return unavailable_text(figure.value), ""
+    return UNIT_TEXTS[unit](figure.value), figure.basis if figure.basis != "measured" else ""
+
+
 def figure_text(figure: Figure, unit: str) -> str:
     """A figure as text, with its basis when it was not measured: '3.07 TB/s', '400 GB/s (datasheet)'."""
-    if isinstance(figure.value, Unavailable):
-        return unavailable_text(figure.value)
-    text = UNIT_TEXTS[unit](figure.value)
-    return f"{text} ({figure.basis})" if figure.basis and figure.basis != "measured" else text
+    value, basis = figure_value_and_basis(figure, unit)
+    return f"{value} ({basis})" if basis else value

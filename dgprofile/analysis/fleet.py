@@ -29,6 +29,7 @@ from typing import Any, get_args
 from dgprofile.analysis.figures import (
     Evidence,
     MeasuredCeilings,
+    hardware_model,
     hardware_name,
     host_name,
     memory_class_text,
@@ -41,11 +42,12 @@ from dgprofile.records.codec import DecodeError, Decoder, decoder, fields_of, to
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
 from dgprofile.records.predictions import Ceilings, ModeEstimate, Prediction, Predictions, Verdict
-from dgprofile.records.results import SCHEMA_VERSION, ResultFile, RunInfo, upgrade
+from dgprofile.records.results import SCHEMA_VERSION, ResultFile, RunInfo, json_error_text, upgrade
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
 NO_PREDICTION = "no prediction"
+NO_MEASURED_RUN = Unavailable("no measured run (`dgprofile verify`) in this file")
 # A result file as bytes, or mapped into memory (then only the parts that are read are copied out).
 Buffer = bytes | mmap.mmap
 # The order verdicts are counted and listed in; a file without predictions comes last.
@@ -60,12 +62,14 @@ class FleetRow:
     """One result file of a fleet, summarised (the columns of the fleet table, CSV and JSON). ``verdict`` is
     ``NO_PREDICTION`` for a file without predictions; ``device`` is the device the limits were measured on
     ('cuda:3', 'cpu'; empty when nothing was measured), which tells apart the GPUs of one host; the machine
-    figures are those of ``dgprofile.analysis.figures``, each with its basis."""
+    figures are those of ``dgprofile.analysis.figures``, each with its basis. ``hardware`` is the device as probed
+    (or predicted for), ``hardware_model`` the datasheet entry it matched, which groups the fleet."""
 
     path: str
     hostname: str
     device: str
     hardware: str
+    hardware_model: str
     memory_class: str
     origin: str
     status: str
@@ -88,6 +92,8 @@ class FleetRow:
     stream_read_basis: str
     ridge_basis: str
     usable_memory_basis: str
+    measured_speedup: float | Unavailable = NO_MEASURED_RUN
+    measured_scenario: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class HardwareGroup:
-    """The machines of one hardware model."""
+    """The machines of one hardware model (one datasheet entry, or one device name that matched none)."""
 
     hardware: str
     rows: tuple[FleetRow, ...]
@@ -150,7 +156,7 @@ class Fleet:
         """Machines grouped by hardware model, largest group first."""
         by_hardware: dict[str, list[FleetRow]] = {}
         for row in self.rows:
-            by_hardware.setdefault(row.hardware, []).append(row)
+            by_hardware.setdefault(row.hardware_model, []).append(row)
         return tuple(HardwareGroup(name, tuple(rows))
                      for name, rows in sorted(by_hardware.items(), key=lambda item: (-len(item[1]), item[0])))
 
@@ -239,8 +245,7 @@ def summarise(data: Buffer, *, source: str) -> FleetRow:
     except UnicodeDecodeError as exc:
         raise ResultFileError(f"{source}: not UTF-8 text ({exc.reason})") from exc
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({exc.msg} at line "
-                              f"{exc.lineno})") from exc
+        raise ResultFileError(f"{source}: not valid JSON, truncated or malformed ({json_error_text(exc)})") from exc
     if not isinstance(document, dict):
         raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
     document = upgrade(document, source=source)
@@ -257,6 +262,7 @@ def summarise(data: Buffer, *, source: str) -> FleetRow:
 _Shown = Mapping[str, "_Shown | None"]  # member -> what of it is shown (None: all of it)
 _SHOWN: _Shown = {
     "created_at": None, "format": None, "schema_version": None, "tool_version": None, "run": None, "machine": None,
+    "measured_runs": None,
     "limits": {"bandwidth": None, "device": None, "peak_flops_per_s": None, "stream_read_bytes_per_s": None},
     "predictions": {"verdict": None, "reasons": None, "ceilings": None, "memory": None, "headline": {
         "scenario": None, "speedup": None, "speedup_low": None, "speedup_high": None,
@@ -440,19 +446,38 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
         scenario = {name: _at(document, f"$.predictions.headline.scenario.{name}", _TEXT)
                     for name in ("workload", "precision", "engine")}
         rates = tuple(_mode_rate(document, mode) for mode in ("diffusion", "autoregressive"))
+    measured_speedup, measured_scenario = _measured_speedup(document, scenario["workload"])
     e = Evidence(machine=machine, measured=_measured(document), ceilings=ceilings)
     bandwidth, machine_ridge, usable = stream_bandwidth(e), ridge(e), usable_accelerator_memory(e)
     device = "" if _is_unavailable(document.get("limits")) else _at(document, "$.limits.device", _TEXT)
     return FleetRow(
         path=source, hostname=host_name(machine, run.label), device=device, hardware=hardware_name(e),
-        memory_class=memory_class_text(e), origin=run.origin,
+        hardware_model=hardware_model(e), memory_class=memory_class_text(e), origin=run.origin,
         status=run.status, created_at=_at(document, "$.created_at", _TEXT),
         tool_version=_at(document, "$.tool_version", _TEXT), verdict=verdict, speedup=speedups[0],
         speedup_low=speedups[1], speedup_high=speedups[2], **scenario, diffusion_tokens_per_s=rates[0],
         autoregressive_tokens_per_s=rates[1], stream_read_bytes_per_s=bandwidth.value,
         ridge_flop_per_byte=machine_ridge.value, usable_memory_bytes=usable.value, fitting_precisions=fitting,
         reasons=reasons, stream_read_basis=bandwidth.basis, ridge_basis=machine_ridge.basis,
-        usable_memory_basis=usable.basis)
+        usable_memory_basis=usable.basis, measured_speedup=measured_speedup, measured_scenario=measured_scenario)
+
+
+def _measured_speedup(document: dict[str, Any], headline_workload: str) -> tuple[float | Unavailable, str]:
+    """The latest measured run's speedup at concurrency 1 for the headline workload (else its first workload at
+    concurrency 1), and what it measured."""
+    runs = _at(document, "$.measured_runs", _OBJECTS)
+    if not runs:
+        return NO_MEASURED_RUN, ""
+    run = runs[-1]
+    workloads = [w for w in _at(run, "$.workloads", _OBJECTS) if w.get("concurrency") == 1]
+    chosen = next((w for w in workloads if w.get("workload") == headline_workload),
+                  workloads[0] if workloads else None)
+    if chosen is None:
+        return Unavailable("the measured run has no workload at concurrency 1"), ""
+    speedup = chosen.get("speedup")
+    value: float | Unavailable = (_at(chosen, "$.speedup", _UNAVAILABLE) if _is_unavailable(speedup)
+                                  else _at(chosen, "$.speedup.median", _NUMBER))
+    return value, f"{_at(chosen, '$.workload', _TEXT)}, {_at(run, '$.engine', _TEXT)} ({_at(run, '$.backend', _TEXT)})"
 
 
 def _mode_rate(document: dict[str, Any], mode: str) -> float | Unavailable:
@@ -498,11 +523,11 @@ def _same_content(first: str, second: str) -> bool:
         return False
 
 
-CSV_COLUMNS = ("path", "hostname", "device", "hardware", "memory_class", "origin", "status", "created_at", "verdict",
+CSV_COLUMNS = ("path", "hostname", "device", "hardware", "hardware_model", "memory_class", "origin", "status", "created_at", "verdict",
                "speedup", "speedup_low", "speedup_high", "workload", "precision", "engine", "diffusion_tokens_per_s",
                "autoregressive_tokens_per_s", "stream_read_bytes_per_s", "ridge_flop_per_byte",
                "usable_memory_bytes", "fitting_precisions", "reasons", "stream_read_basis", "ridge_basis",
-               "usable_memory_basis")
+               "usable_memory_basis", "measured_speedup", "measured_scenario")
 
 
 NO_RESULT = "no result"

@@ -1,15 +1,15 @@
-"""Entry points: predictions and verdict for a measured machine (`check`) or a datasheet entry (`predict`).
+"""Entry points: predictions and verdict for a measured machine (`check`), a datasheet entry (`predict`), or the
+measured limits and passes of a result file (`predict --from-result`).
 
 The headline scenario is interactive: the headline workload (long-form drafting unless ``--workload`` says
-otherwise) at concurrency 1 (or ``--concurrency``), the platform's engine, and the *best* precision that fits:
-the one with the lowest DiffusionGemma latency among those of 8 bits or more (bf16, fp8, int8) that fit and that
-the engine runs; 4-bit formats only when none of those fits (4-bit costs measurable quality, 8-bit far less).
-Latencies within ``PRECISION_TIE_TOLERANCE`` tie, and the engine's order of formats (widest first) breaks the tie.
+otherwise) at concurrency 1 (or ``--concurrency``), the platform's engine, and the best precision that fits
+(``dgprofile.model.best_precision``).
 
-Speedup is end-to-end request latency, AR over DiffusionGemma. Its band combines the workload's range of steps
-per canvas (the most steps give the lower band) with the model's own uncertainty: the engine's calibration
-residual, never taken below ``MODEL_UNCERTAINTY_FLOOR`` (the published H100 FP8 vLLM figures disagree by 1.7x per
-pass between builds), or, for measured passes, their run-to-run spread.
+Speedup is end-to-end request latency, AR (plain, or with the MTP drafter) over DiffusionGemma. Its band
+combines the workload's range of steps per canvas (the most steps give the lower band) with the model's own
+uncertainty, at ``BAND_Z`` sigmas (an 80% band): the speedup's transfer error measured leave-one-out over the
+published runs (``dgprofile.model.validation``), or, for the ``ideal`` engine's measured passes, their run-to-run
+spread; widened by every assumption the scenario rests on (the setup knobs' evidence, derived datasheet figures).
 """
 
 from __future__ import annotations
@@ -20,9 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dgprofile.errors import UsageError
-from dgprofile.model.calibration import calibrated_parameters, calibration_summary
-from dgprofile.model.ceilings import ceilings_from_machine, ceilings_from_spec
-from dgprofile.model.engines import AUTO, auto_engine, engine_by_name
+from dgprofile.model import setup as knobs
+from dgprofile.model.best_precision import best_precision
+from dgprofile.model.calibration import calibrated_parameters, calibration_summary, stored_validation
+from dgprofile.model.ceilings import (
+    MEMORY_FROM_COMMAND_LINE,
+    ceilings_from_machine,
+    ceilings_from_spec,
+    runs_natively,
+)
+from dgprofile.model.engines import AUTO, Engine, auto_engine, engine_by_name
 from dgprofile.model.memory_fit import memory_fit
 from dgprofile.model.speedup import (
     PassModel,
@@ -30,7 +37,9 @@ from dgprofile.model.speedup import (
     autoregressive_estimate,
     diffusion_estimate,
     diffusion_passes,
+    with_measured_passes,
 )
+from dgprofile.model.validation import BAND_Z
 from dgprofile.model.verdict import (
     Evidence,
     SpeedupBand,
@@ -44,16 +53,22 @@ from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import (
+    ArBaseline,
+    ArBaselineKind,
     Basis,
     BasisKind,
     Ceilings,
     Curve,
     CurvePoint,
     EngineParameters,
+    ExecutionMode,
+    Interconnect,
     MemoryFit,
     ModeEstimate,
     Prediction,
     Predictions,
+    Sampler,
+    SamplerKind,
     Scenario,
     Verdict,
 )
@@ -61,22 +76,18 @@ from dgprofile.records.results import ResultFile, RunInfo, new_result
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import HardwareSpec
 from dgprofile.specs.model_config import ModelConfig, load_model_config
-from dgprofile.specs.pass_cost import PRECISIONS
+from dgprofile.specs.pass_cost import PRECISIONS, precision_by_name
 
-MODEL_UNCERTAINTY_FLOOR = 0.15  # log-sigma; see the module docstring
 MEASURED_UNCERTAINTY_FLOOR = 0.05
 MATRIX_REASONS = 2  # matrix cells keep their first reasons (fit, pass cost); the headline keeps all
 MATRIX_CONCURRENCIES = (1, 2, 4, 8)  # vLLM caps DiffusionGemma at 4-8 sequences for memory
 CURVE_OUTPUT_TOKENS = (32, 64, 128, 256, 512, 768, 1024, 2048, 4096)
 CURVE_CONCURRENCIES = (1, 2, 4, 8, 16)
-WIDE_PRECISIONS = ("bf16", "fp8", "int8")  # 8 bits or more: preferred for the headline
-# Precisions within 5% of the fastest tie; the engine's own order (widest first) breaks the tie.
-PRECISION_TIE_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """Command-line overrides; ``None`` keeps the default."""
+    """Command-line overrides; ``None`` keeps the default (README, "Setup knobs")."""
 
     engine: str = AUTO
     precision: str | None = None
@@ -86,6 +97,16 @@ class PredictOptions:
     output_tokens: int | None = None
     concurrency: int = 1
     memory_bytes: int | None = None  # per GPU
+    gpus: int = 1
+    execution_mode: ExecutionMode | None = None
+    interconnect: str | None = None
+    sampler: SamplerKind | None = None
+    sampler_value: float | None = None
+    thinking: bool = False
+    quantised_logits: bool | None = None
+    ar_baseline: ArBaselineKind = "plain"
+    mtp_draft_tokens: int | None = None
+    mtp_acceptance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,29 +116,56 @@ class _Setup:
     model: PassModel
     engine_reason: str
     uncertainty: float
+    options: PredictOptions
+    sampler: Sampler
+    baseline: ArBaseline
+    interconnect: Interconnect | Unavailable
+    assumptions: tuple[tuple[str, float], ...]  # (what, log-sigma) widening every band
 
 
-def predict_for_spec(spec: HardwareSpec, *, gpus: int = 1, options: PredictOptions = PredictOptions()
-                     ) -> Predictions:
-    """Predictions for ``gpus`` accelerators of a datasheet entry: nothing measured."""
-    ceilings = ceilings_from_spec(spec, gpus=gpus, memory_bytes=options.memory_bytes)
-    return _predict(_setup(ceilings, None, options), options)
+def predict_for_spec(spec: HardwareSpec, *, options: PredictOptions = PredictOptions()) -> Predictions:
+    """Predictions for ``options.gpus`` accelerators of a datasheet entry: nothing measured."""
+    ceilings = ceilings_from_spec(spec, gpus=options.gpus, memory_bytes=options.memory_bytes)
+    return _predict(_setup(ceilings, None, None, options), options)
 
 
 def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: PassTimes | Unavailable, *,
-                        gpus: int = 1, options: PredictOptions = PredictOptions()) -> Predictions:
-    """Predictions for a measured machine: measured ceilings for every engine, and the measured passes as the
-    ``ideal`` engine (``options.engine="ideal"``)."""
-    ceilings = ceilings_from_machine(machine, limits, gpus=gpus)
+                        options: PredictOptions = PredictOptions()) -> Predictions:
+    """Predictions for a measured machine: measured ceilings, and what its measured passes say about its kernels,
+    for every engine; the measured passes themselves as the ``ideal`` engine (``options.engine="ideal"``)."""
+    ceilings = ceilings_from_machine(machine, limits, gpus=options.gpus)
     if options.memory_bytes is not None:
-        ceilings = dataclasses.replace(ceilings, usable_memory_bytes=options.memory_bytes * gpus,
-                                       usable_memory_basis="memory given on the command line")
-    return _predict(_setup(ceilings, passes if isinstance(passes, PassTimes) else None, options), options)
+        ceilings = dataclasses.replace(ceilings, usable_memory_bytes=options.memory_bytes * options.gpus,
+                                       usable_memory_basis=MEMORY_FROM_COMMAND_LINE)
+    measured = passes if isinstance(passes, PassTimes) else None
+    return _predict(_setup(ceilings, measured, machine, options), options)
 
 
-def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptions) -> _Setup:
+def predict_measured_scenario(machine: Machine, limits: Limits | Unavailable, passes: PassTimes | Unavailable, *,
+                              workload: Workload, precision: str, concurrency: int, engine: str,
+                              config: ModelConfig | None = None) -> Prediction:
+    """The prediction for one scenario that `verify` measured on this machine (every pass kept), for the released
+    model or for ``config`` (the miniature a quick CPU run builds)."""
+    options = PredictOptions(engine=engine, precision=precision, concurrency=concurrency)
+    setup = _setup(ceilings_from_machine(machine, limits), passes if isinstance(passes, PassTimes) else None,
+                   machine, options, config)
+    return predict_scenario(setup, workload, precision, concurrency, detailed=True)
+
+
+def predict_for_result(result: ResultFile, *, options: PredictOptions = PredictOptions()) -> Predictions:
+    """Predictions from the measured limits and passes a result file holds, with this dgprofile's model."""
+    if isinstance(result.machine, Unavailable) or result.run.origin != "measured":
+        raise UsageError("the result file holds no measured machine "
+                         f"({result.machine.reason if isinstance(result.machine, Unavailable) else 'predicted'}): "
+                         "use predict --hardware for a datasheet entry")
+    return predict_for_machine(result.machine, result.limits, result.passes, options=options)
+
+
+def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | None,
+           options: PredictOptions, config: ModelConfig | None = None) -> _Setup:
     if options.engine == AUTO:
-        name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type)
+        name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type,
+                                   device_name=ceilings.device_name)
     else:
         name, reason = options.engine, "chosen on the command line"
     engine = engine_by_name(name)
@@ -128,13 +176,36 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, options: PredictOptio
         raise UsageError(f"{name} does not run {options.precision}: it runs {', '.join(engine.precisions)}")
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    config = config or load_model_config()
     parameters = calibrated_parameters()[name]
+    mode = knobs.execution_mode(engine, options.execution_mode, ceilings.vendor)
+    link = knobs.interconnect(ceilings, options.interconnect, machine)
+    sampler = knobs.sampler(options.sampler, options.sampler_value)
+    baseline = knobs.ar_baseline(options.ar_baseline, engine,
+                                 fitted_acceptance=calibrated_parameters()["vllm"].mtp_acceptance,
+                                 draft_tokens=options.mtp_draft_tokens, acceptance=options.mtp_acceptance)
+    ceilings = with_measured_passes(config, ceilings, measured)
     passes_used = measured if name == "ideal" else None
-    uncertainty = (_measured_spread(passes_used) if passes_used is not None
-                   else max(parameters.rms_log_residual, MODEL_UNCERTAINTY_FLOOR))
-    config = load_model_config()
-    model = PassModel(config, ceilings, engine, parameters, passes_used)
-    return _Setup(config, ceilings, model, reason, uncertainty)
+    model = PassModel(config, ceilings, engine, parameters, passes_used, mode=mode, interconnect=link)
+    assumptions = _assumptions(engine, parameters, mode, link, baseline, options, ceilings.vendor)
+    base = _measured_spread(passes_used) if passes_used is not None else stored_validation().speedup_log_sigma
+    return _Setup(config, ceilings, model, reason, base, options, sampler, baseline, link, assumptions)
+
+
+def _assumptions(engine: Engine, parameters: EngineParameters, mode: ExecutionMode,
+                 link: Interconnect | Unavailable, baseline: ArBaseline, options: PredictOptions, vendor: str
+                 ) -> tuple[tuple[str, float], ...]:
+    """The scenario's assumptions beyond the calibration, each with the log-sigma it adds to the band."""
+    found: list[tuple[str, float]] = []
+    if mode != engine.default_mode and vendor in knobs.GRAPH_VENDORS:
+        found.append((f"{mode} launches: host cost per kernel {parameters.eager_host_factor:g}x a bare torch op "
+                      "(prior, no published run)", engine.priors["eager_host_factor"].log_sigma))
+    if isinstance(link, Interconnect):
+        found.append((f"{link.description}: {knobs.LINK_ASSUMPTION}", knobs.LINK_LATENCY_LOG_SIGMA / 2))
+    if baseline.kind == "mtp" and options.mtp_acceptance is None:
+        found.append(("MTP acceptance fitted to the published runs, not to this workload's text",
+                      engine.priors["mtp_acceptance"].log_sigma / 2))
+    return tuple(found)
 
 
 def _measured_spread(measured: PassTimes) -> float:
@@ -155,10 +226,18 @@ def _memory(setup: _Setup, precision: str, concurrency: int, workload: Workload)
 def predict_scenario(setup: _Setup, workload: Workload, precision: str, concurrency: int, *,
                      detailed: bool = False) -> Prediction:
     """Both modes, the speedup band and the verdict of one scenario; ``detailed`` keeps every pass."""
+    fmt = precision_by_name(precision)
+    options = setup.options
+    quantised = knobs.default_quantised_logits(fmt) if options.quantised_logits is None else options.quantised_logits
+    steps = knobs.adjusted_steps(workload.steps, sampler=setup.sampler, thinking=options.thinking,
+                                 quantised_logits=quantised)
     scenario = Scenario(workload=workload.name, precision=precision, concurrency=concurrency,
                         engine=setup.model.engine.name, prompt_tokens=workload.prompt_tokens,
-                        output_tokens=workload.output_tokens, steps_per_canvas=workload.steps.typical,
-                        gpus=setup.ceilings.gpus)
+                        output_tokens=workload.output_tokens, steps_per_canvas=steps.typical,
+                        gpus=setup.ceilings.gpus, execution_mode=setup.model.mode, interconnect=setup.interconnect,
+                        sampler=setup.sampler, thinking=options.thinking, quantised_logits=quantised,
+                        ar_baseline=setup.baseline,
+                        weight_format=knobs.weight_format(setup.ceilings, fmt, runs_natively(setup.ceilings, fmt)))
     memory = _memory(setup, precision, concurrency, workload)
     if not (memory.engine_runs_it and memory.fits_diffusion and memory.fits_autoregressive):
         missing = Unavailable(memory.note)
@@ -167,11 +246,12 @@ def predict_scenario(setup: _Setup, workload: Workload, precision: str, concurre
                           reasons_for(evidence))
     request = Request(precision, concurrency, workload.prompt_tokens, workload.output_tokens)
     passes = diffusion_passes(setup.model, request)
-    dg = diffusion_estimate(passes, request, workload.steps.typical, memory.diffusion_needed_bytes)
-    ar = autoregressive_estimate(setup.model, request, memory.autoregressive_needed_bytes)
-    slowest = diffusion_estimate(passes, request, workload.steps.high, 0).total_latency_s
-    fastest = diffusion_estimate(passes, request, workload.steps.low, 0).total_latency_s
-    spread = math.exp(setup.uncertainty)
+    dg = diffusion_estimate(passes, request, steps.typical, memory.diffusion_needed_bytes)
+    ar = autoregressive_estimate(setup.model, request, memory.autoregressive_needed_bytes, setup.baseline)
+    slowest = diffusion_estimate(passes, request, steps.high, 0).total_latency_s
+    fastest = diffusion_estimate(passes, request, steps.low, 0).total_latency_s
+    sigma = math.hypot(setup.uncertainty, *(s for _, s in setup.assumptions))
+    spread = math.exp(BAND_Z * sigma)
     band = SpeedupBand(ar.total_latency_s / dg.total_latency_s, ar.total_latency_s / slowest / spread,
                        ar.total_latency_s / fastest * spread)
     reasons = reasons_for(Evidence(scenario, dg, ar, band, memory))
@@ -195,18 +275,13 @@ def _best_precision(setup: _Setup, workload: Workload, concurrency: int, options
     candidates = [p for p in engine.precisions if p in PRECISIONS]
     fitting = [p for p in candidates
                if (m := _memory(setup, p, concurrency, workload)).fits_diffusion and m.fits_autoregressive]
-    preferred = [p for p in fitting if p in WIDE_PRECISIONS] or fitting
-    if not preferred:
-        return None
 
     def latency(precision: str) -> float:
         request = Request(precision, concurrency, workload.prompt_tokens, workload.output_tokens)
         return diffusion_estimate(diffusion_passes(setup.model, request), request, workload.steps.typical,
                                   0).total_latency_s
 
-    latencies = {p: latency(p) for p in preferred}
-    fastest = min(latencies.values())
-    return next(p for p in preferred if latencies[p] <= fastest * (1 + PRECISION_TIE_TOLERANCE))
+    return best_precision({p: latency(p) for p in fitting}, engine.precisions)
 
 
 def _curve(setup: _Setup, name: str, x_label: str, scenarios: list[tuple[float, Workload, int]], precision: str,
@@ -223,20 +298,83 @@ def _curve(setup: _Setup, name: str, x_label: str, scenarios: list[tuple[float, 
     return Curve(name=name, x_label=x_label, scenario=base, points=tuple(points))
 
 
+def _hardware_sigma(setup: _Setup, workload: Workload, precision: str, concurrency: int) -> tuple[str, float] | None:
+    """How much the derived (approximate) datasheet figures the prediction uses move the headline speedup: each
+    figure moved by its stated log-sigma, the log changes added in quadrature."""
+    ceilings = setup.ceilings
+    if not ceilings.approximate:
+        return None
+    base = predict_scenario(setup, workload, precision, concurrency).speedup
+    if not isinstance(base, float):
+        return None
+    changes = []
+    for figure, sigma in ceilings.approximate.items():
+        if sigma <= 0 or figure == "memory_bytes":
+            continue
+        if figure == "memory_bandwidth_bytes_per_s":
+            moved = dataclasses.replace(ceilings, bandwidth_bytes_per_s=ceilings.bandwidth_bytes_per_s * math.exp(sigma))
+        else:
+            dtypes = [figure.split(".", 1)[1]] if "." in figure else list(ceilings.peak_flops_per_s)
+            rates = {d: r * (math.exp(sigma) if d in dtypes else 1.0) for d, r in ceilings.peak_flops_per_s.items()}
+            moved = dataclasses.replace(ceilings, peak_flops_per_s=rates)
+        shifted = dataclasses.replace(setup, ceilings=moved, model=dataclasses.replace(setup.model, ceilings=moved))
+        speedup = predict_scenario(shifted, workload, precision, concurrency).speedup
+        if isinstance(speedup, float):
+            changes.append(math.log(speedup / base))
+    if not changes:
+        return None
+    figures = ", ".join(f for f, s in ceilings.approximate.items() if s > 0 and f != "memory_bytes")
+    return f"derived datasheet figures ({figures})", math.sqrt(sum(c * c for c in changes))
+
+
 def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> tuple[Basis, ...]:
     ceilings = setup.ceilings
-    engine_kind: BasisKind = "measured" if setup.model.measured is not None else (
+    model = setup.model
+    options = setup.options
+    engine_kind: BasisKind = "measured" if model.measured is not None else (
         "calibrated" if parameters.engine != "ideal" else "assumed")
+    mode_source = "the engine's default" if options.execution_mode is None else "given on the command line"
+    if model.engine.name == "vllm" and ceilings.gpus > 1 and model.mode == "cuda-graphs" and not ceilings.peer_to_peer:
+        mode_source += ("; consumer multi-GPU rigs often run vLLM with --enforce-eager (calibration-runs.json "
+                        "engine notes): if yours does, give --execution-mode eager")
+    measured_passes = "; ".join(f.basis for f in ceilings.pass_factors) or "no measured passes: factor 1"
+    summary = calibration_summary()
+    validation = summary.validation
+    band = ("speedup band: the leave-one-out transfer error of the published speedups "
+            f"(log-sigma {validation.speedup_log_sigma:.2f}) at {BAND_Z:g} sigma, an 80% band (README, "
+            "\"Validation\")" if not isinstance(validation, Unavailable) else validation.reason)
+    widened = "; ".join(f"{what} (log-sigma {sigma:.2f})" for what, sigma in setup.assumptions)
+    quantised = options.quantised_logits
     return (
         Basis("bandwidth and matmul rates", ceilings.source, "; ".join(ceilings.sources) or ceilings.device_name),
+        Basis("kernel latency (engine floors scale with it)", ceilings.source, ceilings.floor_scale_basis),
+        Basis("what the measured passes add", "measured" if ceilings.pass_factors else "assumed", measured_passes),
         Basis("usable memory", ceilings.source, ceilings.usable_memory_basis),
         Basis(f"engine behaviour ({parameters.engine})", engine_kind,
               "fitted to " + ", ".join(parameters.runs) if parameters.runs else parameters.priors[0]),
+        Basis("execution mode", "assumed", f"{model.mode} ({mode_source})"),
+        Basis("interconnect", "measured" if isinstance(setup.interconnect, Interconnect)
+              and setup.interconnect.basis.startswith("detected") else "assumed",
+              (setup.interconnect.basis + (f"; {knobs.LINK_ASSUMPTION}" + (
+                  "; vLLM runs this model tensor-parallel only from https://github.com/vllm-project/vllm/pull/46177 "
+                  "on (it crashed before)" if model.engine.name == "vllm" else "")))
+              if isinstance(setup.interconnect, Interconnect) else setup.interconnect.reason),
+        Basis("sampler", "assumed", f"{setup.sampler.kind} {setup.sampler.value:g}"
+              + (" (the released default)" if options.sampler is None and options.sampler_value is None
+                 else " (given on the command line)")),
+        Basis("thinking mode", "assumed", "on (given on the command line)" if options.thinking else
+              "off (the default)"),
+        Basis("quantised logits", "assumed", "per format: on for formats that quantise the LM head to 4-5 bits "
+              "(MLX 4-bit), off otherwise" if quantised is None else
+              f"{'on' if quantised else 'off'} for every format (given on the command line)"),
+        Basis("AR baseline", "calibrated" if setup.baseline.kind == "mtp" else "assumed",
+              knobs.mtp_basis(setup.baseline, given=options.mtp_acceptance is not None)),
         Basis("bytes and FLOPs per pass", "assumed",
               "dgprofile.specs.pass_cost over the released config (sources in "
               "dgprofile/data/diffusiongemma-26b-a4b.json)"),
         Basis("steps per canvas", "assumed", workload.steps.basis),
         Basis("prompt and output lengths", "assumed", workload.length_basis),
+        Basis("uncertainty", "calibrated", band + (f"; widened by {widened}" if widened else "")),
     )
 
 
@@ -249,6 +387,9 @@ def _predict(setup: _Setup, options: PredictOptions) -> Predictions:
     precision = _best_precision(setup, headline_workload, concurrency, options)
     shown_precision = precision or min(engine.precisions, key=lambda p: _memory(
         setup, p, concurrency, headline_workload).diffusion_needed_bytes)
+    hardware = _hardware_sigma(setup, headline_workload, shown_precision, concurrency)
+    if hardware is not None:
+        setup = dataclasses.replace(setup, assumptions=(*setup.assumptions, hardware))
     headline = predict_scenario(setup, headline_workload, shown_precision, concurrency, detailed=True)
     workloads = [headline_workload] + [w for w in WORKLOADS.values() if w.name != headline_workload.name]
     concurrencies = sorted({*MATRIX_CONCURRENCIES, concurrency})
@@ -269,7 +410,7 @@ def _predict(setup: _Setup, options: PredictOptions) -> Predictions:
     return Predictions(
         model_id=setup.config.id, hardware=setup.ceilings.device_name, origin=setup.ceilings.source,
         engine=engine.name, engine_reason=setup.engine_reason, headline=headline, verdict=verdict,
-        reasons=reasons, advice=advice_for(verdict, headline, memory), matrix=matrix, curves=curves,
+        reasons=reasons, advice=advice_for(verdict, headline, memory, setup.ceilings), matrix=matrix, curves=curves,
         memory=memory, ceilings=setup.ceilings, calibration=calibration_summary(),
         basis=_basis(setup, headline_workload, parameters))
 

@@ -18,7 +18,7 @@ from dgprofile.app.machine import probe_machine
 from dgprofile.app.predictor import PredictOptions, predict_for_machine
 from dgprofile.errors import BenchmarkBusyError, UsageError
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Machine, NvidiaGpu
+from dgprofile.records.machine import AmdGpu, IntelGpu, Machine, NvidiaGpu
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.results import ResultFile, RunInfo, new_result
@@ -70,13 +70,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _lock_key(machine: Machine, device: str) -> str:
-    """GPUs are locked by UUID, so `cuda:0` in two containers sharing a card still collide."""
-    if device.startswith("cuda"):
-        index = int(device.split(":")[1]) if ":" in device else 0
-        for accelerator in machine.accelerators:
-            if isinstance(accelerator, NvidiaGpu) and accelerator.index == index and isinstance(accelerator.uuid, str):
-                return accelerator.uuid
+def lock_key(machine: Machine, device: str) -> str:
+    """GPUs are locked by UUID (Intel's by PCI bus id), so `cuda:0` in two containers sharing a card still
+    collide."""
+    kind, _, index_text = device.partition(":")
+    index = int(index_text) if index_text else 0
+    for accelerator in machine.accelerators:
+        if accelerator.kind == "failed-device" or accelerator.index != index:
+            continue
+        if kind == "cuda" and isinstance(accelerator, (NvidiaGpu, AmdGpu)) and isinstance(accelerator.uuid, str):
+            return accelerator.uuid
+        if kind == "xpu" and isinstance(accelerator, IntelGpu) and isinstance(accelerator.pci_bus_id, str):
+            return accelerator.pci_bus_id
     return device
 
 
@@ -88,9 +93,14 @@ def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
 
     from dgprofile.probes.device_lock import exclusive_device
     from dgprofile.probes.measure_limits import measure_limits
-    from dgprofile.probes.torch_devices import resolve_device
+    from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
 
     device = resolve_device(machine, options.device)
+    undrivable = undrivable_accelerator(machine, device) if options.device == "auto" else None
+    if undrivable is not None:
+        progress(undrivable)
+        skipped = Unavailable(undrivable)
+        return _Measured(machine, device, skipped, skipped, (undrivable,), False)
     not_reached = Unavailable("not measured: the run ended before this step")
     limits: Limits | Unavailable = not_reached
     passes: PassTimes | Unavailable = LIMITS_ONLY if options.limits_only else not_reached
@@ -98,7 +108,7 @@ def _measure(options: MeasureOptions, progress: Progress) -> _Measured:
     interrupted = False
     step = "waiting for the device"
     try:
-        with exclusive_device(_lock_key(machine, device), wait_seconds=options.wait_seconds, on_wait=progress):
+        with exclusive_device(lock_key(machine, device), wait_seconds=options.wait_seconds, on_wait=progress):
             step = "measuring limits"
             progress(f"{step} on {device}")
             limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("dgprofile.cli.check", "check", "Measure this machine end to end and give the verdict."),
     "probe": ("dgprofile.cli.probe", "probe", "Describe this machine's devices, memory and software (no benchmarks)."),
     "bench": ("dgprofile.cli.bench", "bench", "Measure limits and decode passes on this machine."),
+    "verify": ("dgprofile.cli.verify", "verify", "Run the real models here and measure what users feel."),
     "predict": ("dgprofile.cli.predict", "predict", "Predict the speedup for hardware you don't have, from datasheets."),
     "hardware": ("dgprofile.cli.hardware", "hardware", "The datasheet table behind `predict`."),
     "report": ("dgprofile.cli.report", "report", "Fleet page over many result files."),

@@ -13,7 +13,7 @@ from dgprofile.exit_codes import ExitCode
 @click.command()
 @click.option("--limits-only", is_flag=True, help="Measure bandwidth, matmul rates and latency floor only.")
 @click.option("--device", default="auto", show_default=True,
-              help="torch device to measure: auto, cuda, cuda:N, mps or cpu.")
+              help="torch device to measure: auto, cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N, mps or cpu.")
 @click.option("--quick", is_flag=True, help="Fewer samples, dtypes, shapes and concurrencies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result file as JSON instead of text.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the result file here.")

@@ -25,7 +25,8 @@ def default_result_path() -> Path:
 
 @click.command()
 @click.option("--quick", is_flag=True, help="Fewer shapes and concurrencies (about a third of the time).")
-@click.option("--device", default="auto", show_default=True, help="cuda, cuda:N, mps or cpu.")
+@click.option("--device", default="auto", show_default=True,
+              help="cuda, cuda:N (NVIDIA, or AMD with ROCm torch), xpu, xpu:N (Intel), mps or cpu.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Result file [default: dgprofile-results/<host>_<time>.dgprofile.json].")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),

@@ -7,7 +7,8 @@ import json
 import click
 
 from dgprofile.records.codec import to_json
-from dgprofile.specs.hardware import HardwareSpec, all_specs, spec_by_id
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import HardwareSpec, all_specs, architecture_of, spec_by_id
 from dgprofile.text.units import bandwidth_text, bytes_text, flops_text, plain_text, text_table
 
 _COLUMNS = ("id", "name", "memory", "bandwidth", "bf16 TFLOP/s", "memory class")
@@ -21,14 +22,24 @@ def _row(spec: HardwareSpec) -> tuple[str, ...]:
 
 def _details(spec: HardwareSpec) -> str:
     flops = ", ".join(f"{dtype} {flops_text(rate)}" for dtype, rate in spec.peak_flops_per_s.items())
+    architecture = architecture_of(spec)
+    runs_as = ([] if isinstance(architecture, Unavailable) else
+               [(f"{precision} runs as", words) for precision, words in architecture.runs_as.items()])
+    approximate = ", ".join(f"{figure} (log-sigma {sigma:g})" for figure, sigma in spec.approximate.items())
     lines = [
         ("id", spec.id), ("name", spec.name), ("vendor", spec.vendor), ("device type", spec.device_type),
         ("memory class", spec.memory_class), ("memory", bytes_text(spec.memory_bytes)),
         ("memory bandwidth", bandwidth_text(spec.memory_bandwidth_bytes_per_s)), ("dense peak", flops),
         ("native precisions", ", ".join(spec.native_precisions) or "none"),
-        ("GPU cores", plain_text(spec.gpu_cores)), ("interconnect", plain_text(spec.interconnect)),
+        ("architecture", plain_text(architecture.name if not isinstance(architecture, Unavailable)
+                                    else architecture)),
+        *runs_as,
+        ("derived figures", approximate or "none: every figure is published"),
+        ("GPU cores / CUs / Xe cores", plain_text(spec.gpu_cores)), ("interconnect", plain_text(spec.interconnect)),
         ("interconnect per direction", bandwidth_text(spec.interconnect_bytes_per_s)),
-        ("matches device names", "; ".join(spec.match_names)), ("notes", spec.notes),
+        ("PCIe peer-to-peer", "allowed" if spec.peer_to_peer else "refused by the driver"),
+        ("matches device names", "; ".join(spec.match_names)),
+        ("matches PCI ids", "; ".join(spec.pci_device_ids) or "none"), ("notes", spec.notes),
     ]
     lines += [("source", source) for source in spec.sources]
     return "\n".join(f"{key + ':':28} {value}" for key, value in lines)

@@ -11,6 +11,7 @@ from dgprofile.analysis.fleet import fleet_csv, fleet_json, load_fleet
 from dgprofile.errors import ResultFileError
 from dgprofile.pages.fleet_page import render_fleet_html
 from dgprofile.records.results import write_atomic
+from dgprofile.text.units import plural
 
 
 @click.command()
@@ -34,7 +35,7 @@ def report(results: tuple[Path, ...], output: Path, csv_path: Path | None, as_js
         click.echo(json.dumps(fleet_json(fleet), indent=2, sort_keys=True))
         return
     counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(fleet.verdict_counts.items()))
-    click.echo(f"{len(fleet.rows)} result files, {len(fleet.groups)} hardware models: {counts}")
+    click.echo(f"{plural(len(fleet.rows), 'result file')}, {plural(len(fleet.groups), 'hardware model')}: {counts}")
     for skipped in fleet.skipped:
         click.echo(f"skipped {skipped.path}: {skipped.reason}", err=True)
     click.echo(f"wrote {output}" + (f" and {csv_path}" if csv_path is not None else ""))

@@ -16,6 +16,7 @@ from dgprofile.records.passes import PassMeasurement, PassTimes
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import ModelConfig
 from dgprofile.specs.pass_cost import PRECISIONS, PassCost, pass_cost
+from dgprofile.text.units import factor_text
 
 NOT_RUN = Unavailable("modelled, not run")
 
@@ -104,7 +105,7 @@ def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeas
                 pass_kind=m.pass_kind, precision=precision, concurrency=m.concurrency,
                 tokens_per_request=m.tokens_per_request, context_tokens=m.context_tokens, seconds=seconds,
                 timing=NOT_RUN, measured=False,
-                basis=f"modelled: the bf16 pass measured here ({efficiency:.2f}x its floor) with {precision} bytes "
+                basis=f"modelled: the bf16 pass measured here ({factor_text(efficiency)} its floor) with {precision} bytes "
                       f"and FLOPs, {how}", layers_measured=0, layers_total=config.backbone.num_layers,
                 experts_touched_per_layer=m.experts_touched_per_layer, bytes_moved=cost.total_bytes,
                 flops=cost.total_flops, achieved_bytes_per_s=cost.total_bytes / seconds,

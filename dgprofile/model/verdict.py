@@ -9,9 +9,11 @@ same prediction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dgprofile.model.engines import engine_by_name
 from dgprofile.records.predictions import (
     Ceilings,
     Curve,
@@ -22,12 +24,24 @@ from dgprofile.records.predictions import (
     Scenario,
     Verdict,
 )
-from dgprofile.records.values import unreachable
+from dgprofile.records.values import Unavailable, unreachable
 from dgprofile.specs.model_config import CANVAS_TOKENS
-from dgprofile.text.units import bytes_text, seconds_text
+from dgprofile.specs.pass_cost import FOUR_BIT_PRECISIONS
+from dgprofile.text.units import (
+    bytes_text,
+    count_text,
+    factor_text,
+    percent_text,
+    seconds_text,
+    speedup_text,
+    with_article,
+)
 
 APPLIES_MIN_SPEEDUP = 3.0  # "up to 4x" advertised; 3x at the lower band is the advertised effect, with margin
 ABOUT_EVEN_MAX_SPEEDUP = 1.2  # within 20% is "about even": below what a user notices reliably between two runs
+VERDICT_RULES_TEXT = (f"applies when the band's low end is at least {factor_text(APPLIES_MIN_SPEEDUP)}, "
+                      f"does-not-apply when the speedup is {factor_text(ABOUT_EVEN_MAX_SPEEDUP)} or less, partial in "
+                      "between, cannot-run when no precision fits")
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,7 @@ def classify_point(speedup: float) -> Verdict:
 
 # --- reasons and advice ----------------------------------------------------------------------------------------
 
-FOUR_BIT = ("nvfp4", "int4")
+FOUR_BIT = FOUR_BIT_PRECISIONS
 LATE_FIRST_TOKEN_FACTOR = 3.0  # DG's first token this many times later than AR's is worth saying
 _BOUND_WORDS = {"compute": "compute-bound", "weights": "weight-streaming-bound",
                 "memory-traffic": "memory-traffic-bound", "overhead": "engine-overhead-bound"}
@@ -98,8 +112,8 @@ def _pass_ratio(e: Evidence) -> str | None:
     denoise = _characteristic(e.diffusion, "dg-denoise")
     bound = _BOUND_WORDS[denoise.bound_by] if denoise else "denoise pass"
     ratio = e.diffusion.pass_seconds / e.autoregressive.pass_seconds
-    return (f"{bound}: a denoise pass costs {ratio:.1f}x an AR step here, and a canvas of "
-            f"{e.scenario.steps_per_canvas:.0f} denoise passes yields {CANVAS_TOKENS} tokens")
+    return (f"{bound}: a denoise pass costs {factor_text(ratio)} an AR step here, and a canvas of "
+            f"{count_text(e.scenario.steps_per_canvas)} denoise passes yields {CANVAS_TOKENS} tokens")
 
 
 def _ar_latency_bound(e: Evidence) -> str | None:
@@ -116,9 +130,10 @@ def _short_output(e: Evidence) -> str | None:
     if tokens % CANVAS_TOKENS == 0:
         return None
     if tokens < CANVAS_TOKENS:
-        return f"a {tokens}-token answer still pays a whole {CANVAS_TOKENS}-token canvas"
+        return f"{with_article(f'{tokens}-token')} answer still pays a whole {CANVAS_TOKENS}-token canvas"
     used = (tokens % CANVAS_TOKENS) / CANVAS_TOKENS
-    return f"the last canvas is only {used:.0%} used ({tokens} tokens are {tokens / CANVAS_TOKENS:.1f} canvases)"
+    return (f"the last canvas is only {percent_text(used)} used: {count_text(tokens)} tokens are "
+            f"{count_text(tokens / CANVAS_TOKENS)} canvases")
 
 
 def _late_first_token(e: Evidence) -> str | None:
@@ -126,17 +141,35 @@ def _late_first_token(e: Evidence) -> str | None:
         return None
     if e.diffusion.ttft_s < LATE_FIRST_TOKEN_FACTOR * e.autoregressive.ttft_s:
         return None
-    return (f"the first token comes later: nothing is shown until the first canvas commits "
-            f"({seconds_text(e.diffusion.ttft_s)} vs {seconds_text(e.autoregressive.ttft_s)} for AR)")
+    times = f"{seconds_text(e.diffusion.ttft_s)} vs {seconds_text(e.autoregressive.ttft_s)} for AR"
+    engine = e.scenario.engine
+    if engine_by_name(engine).shows_drafts:
+        return (f"the first final token comes later, when the first canvas commits ({times}); {engine} shows drafts "
+                "before it, and the first useful draft is in the table")
+    return f"the first token comes later: {engine} shows nothing until the first canvas commits ({times})"
 
 
 def _does_not_fit(e: Evidence) -> str | None:
     return None if e.memory.fits_diffusion and e.memory.engine_runs_it else e.memory.note
 
 
+def _mtp_baseline(e: Evidence) -> str | None:
+    baseline = e.scenario.ar_baseline
+    if baseline.kind != "mtp" or e.autoregressive is None:
+        return None
+    step = _characteristic(e.autoregressive, "ar-step")
+    if step is None:
+        return None
+    tokens = e.autoregressive.tokens_per_s * step.seconds
+    return (f"the baseline is Gemma 4 with its MTP drafter: {count_text(tokens)} tokens per verification step of "
+            f"{seconds_text(step.seconds)} ({baseline.draft_tokens} drafts, "
+            f"{percent_text(baseline.acceptance)} accepted each)" if isinstance(baseline.acceptance, float) else None)
+
+
 REASON_RULES: tuple[tuple[str, Callable[[Evidence], str | None]], ...] = (
     ("does-not-fit", _does_not_fit),
     ("pass-cost-ratio", _pass_ratio),
+    ("mtp-baseline", _mtp_baseline),
     ("ar-latency-bound", _ar_latency_bound),
     ("whole-canvas", _short_output),
     ("late-first-token", _late_first_token),
@@ -154,7 +187,7 @@ def headline_reasons(headline: Prediction, memory: tuple[MemoryFit, ...], concur
     found: list[str] = []
     fitting = [m.precision for m in memory if m.fits_diffusion and m.engine_runs_it]
     if fitting and all(p in FOUR_BIT for p in fitting):
-        found.append(f"fits only at 4-bit ({', '.join(fitting)}) in {bytes_text(ceilings.usable_memory_bytes)}")
+        found.append(f"fits only at 4-bit ({', '.join(fitting)}): {bytes_text(ceilings.usable_memory_bytes)} usable")
     if ceilings.vendor == "cpu":
         found.append(f"no GPU: the CPU runs the model from {ceilings.usable_memory_basis}")
     elif ceilings.memory_class == "shared-physical":
@@ -167,20 +200,47 @@ def headline_reasons(headline: Prediction, memory: tuple[MemoryFit, ...], concur
                  and isinstance(p.speedup, float)]
         if later:
             x, speedup = max(later, key=lambda point: point[0])
-            found.append(f"at concurrency {x:.0f} the advantage {'falls' if speedup < headline.speedup else 'rises'} "
-                         f"to {speedup:.1f}x (from {headline.speedup:.1f}x)")
+            found.append(_concurrency_sentence(int(x), speedup, headline.speedup))
     return tuple(found)
 
 
-def advice_for(verdict: Verdict, headline: Prediction, memory: tuple[MemoryFit, ...]) -> tuple[str, ...]:
+def _concurrency_sentence(concurrency: int, speedup: float, headline: float) -> str:
+    """How the speedup moves at a higher concurrency, in the words of the speedup formatter (so a change too small
+    to show reads as none)."""
+    now, then = speedup_text(speedup), speedup_text(headline)
+    if now == then:
+        return f"at concurrency {concurrency} the speedup stays at {now}"
+    return f"at concurrency {concurrency} the speedup {'falls' if speedup < headline else 'rises'} to {now} (from {then})"
+
+
+def _cannot_run_advice(memory: tuple[MemoryFit, ...], ceilings: Ceilings) -> str:
+    """What would make the model fit: the need at the asked concurrency, and only the remedies this platform and
+    dgprofile's commands offer (tensor parallelism needs a GPU-to-GPU link; `predict --gpus` models it)."""
+    runnable = [m for m in memory if m.engine_runs_it] or list(memory)
+    smallest = min(runnable, key=lambda m: m.diffusion_needed_bytes)
+    need = smallest.diffusion_needed_bytes
+    remedies = []
+    fewer = max(runnable, key=lambda m: m.max_diffusion_concurrency)
+    if smallest.concurrency > 1 and fewer.max_diffusion_concurrency >= 1:
+        remedies.append(f"lower --concurrency to {fewer.max_diffusion_concurrency} or less ({fewer.precision} fits "
+                        f"{fewer.max_diffusion_concurrency} requests at once)")
+    remedies.append(f"use an accelerator with at least {bytes_text(need)} usable")
+    if not isinstance(ceilings.interconnect_bytes_per_s, Unavailable):
+        per_gpu = smallest.usable_bytes / max(1, smallest.gpus)
+        gpus = max(smallest.gpus + 1, math.ceil(need / per_gpu))
+        command = (f": `dgprofile predict --hardware {ceilings.hardware_id} --gpus {gpus}` models it"
+                   if isinstance(ceilings.hardware_id, str) else "")
+        remedies.append(f"split it over {gpus} of these GPUs with tensor parallelism{command}")
+    return (f"DiffusionGemma needs at least {bytes_text(need)} ({smallest.precision}, concurrency "
+            f"{smallest.concurrency}) where {bytes_text(smallest.usable_bytes)} is usable: {'; or '.join(remedies)}")
+
+
+def advice_for(verdict: Verdict, headline: Prediction, memory: tuple[MemoryFit, ...],
+               ceilings: Ceilings) -> tuple[str, ...]:
     """What to do about the verdict, in plain words, and how to check it on real weights."""
     scenario = headline.scenario
     if verdict is Verdict.CANNOT_RUN:
-        runnable = [m for m in memory if m.engine_runs_it] or list(memory)
-        smallest = min(runnable, key=lambda m: m.diffusion_needed_bytes)
-        return (f"DiffusionGemma needs at least {bytes_text(smallest.diffusion_needed_bytes)} "
-                f"({smallest.precision}, concurrency 1) where {bytes_text(smallest.usable_bytes)} is usable: use a "
-                "larger accelerator or tensor parallelism over several (--gpus N)",)
+        return (_cannot_run_advice(memory, ceilings),)
     match verdict:
         case Verdict.APPLIES:
             advice = (f"DiffusionGemma should be several times faster here for {scenario.workload} at concurrency "

@@ -35,11 +35,12 @@ class StepsPerCanvas:
     typical: float
     high: float
     basis: str
+    exact: bool = False  # fixed steps (early stopping off): no sampler or thinking mode moves them
 
     @classmethod
     def fixed(cls, steps: float, basis: str) -> StepsPerCanvas:
         """One value, no spread (a fixed ``max_denoising_steps`` with early stopping off)."""
-        return cls(steps, steps, steps, basis)
+        return cls(steps, steps, steps, basis, exact=True)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import pygal
 from pygal.style import Style
 
+from dgprofile.text.units import intensity_text, significant_text
+
 # The colour of each tone, as templates/report.css draws it (--applies, --partial, --dna, --cannot), so a bar
 # coloured by verdict reads like the verdict's badge.
 TONE_COLOURS = {"applies": "#15803d", "partial": "#b45309", "does-not-apply": "#b91c1c", "cannot-run": "#4b5563",
@@ -126,8 +128,8 @@ def roofline_svg(*, title: str, bandwidth_bytes_per_s: float, peak_flops_per_s: 
             (x_high, peak_flops_per_s / flops_unit)]
     chart.add(roof_label, [{"value": xy, "label": roof_label} for xy in roof],
               show_dots=False, stroke_style={"width": 3})
-    chart.add(f"ridge: {ridge:.0f} FLOP/byte",
-              [{"value": (ridge, peak_flops_per_s / flops_unit), "label": f"ridge {ridge:.0f} FLOP/byte"}],
+    chart.add(f"ridge: {intensity_text(ridge)}",
+              [{"value": (ridge, peak_flops_per_s / flops_unit), "label": f"ridge {intensity_text(ridge)}"}],
               stroke=False, dots_size=7)
     for point in points:
         chart.add(point.label, [{"value": (point.x, point.y / flops_unit), "label": point.label}], stroke=False,
@@ -138,7 +140,7 @@ def roofline_svg(*, title: str, bandwidth_bytes_per_s: float, peak_flops_per_s: 
 def line_svg(*, title: str, x_title: str, y_title: str, series: Sequence[Series], log2_x: bool = False,
              reference: tuple[float, str] | None = None,
              x_formatter: Callable[[float], str] = lambda x: f"{x:g}",
-             y_formatter: Callable[[float], str] = lambda y: f"{y:.3g}") -> str:
+             y_formatter: Callable[[float], str] = significant_text) -> str:
     """Lines over a numeric x axis; ``reference`` draws a dashed horizontal line at (y, label).
 
     pygal's logarithmic switch applies to both axes of an XY chart, so a log-scaled x (token counts,
@@ -165,7 +167,7 @@ def line_svg(*, title: str, x_title: str, y_title: str, series: Sequence[Series]
 
 
 def stacked_bar_svg(*, title: str, categories: Sequence[str], stacks: Mapping[str, Sequence[float]],
-                    value_title: str, value_formatter: Callable[[float], str] = lambda v: f"{v:.3g}",
+                    value_title: str, value_formatter: Callable[[float], str] = significant_text,
                     colours: Mapping[str, str] | None = None) -> str:
     """Horizontal stacked bars, the first category on top: one bar per category, one segment per stack name.
     ``colours`` fixes a stack's colour by name (the rest take palette colours), so a term keeps its colour
@@ -184,7 +186,7 @@ def stacked_bar_svg(*, title: str, categories: Sequence[str], stacks: Mapping[st
 
 
 def bar_svg(*, title: str, categories: Sequence[str], series: Mapping[str, Sequence[float | None]],
-            value_title: str, value_formatter: Callable[[float], str] = lambda v: f"{v:.3g}",
+            value_title: str, value_formatter: Callable[[float], str] = significant_text,
             horizontal: bool = False, bar_colours: Sequence[str] = ()) -> str:
     """Grouped bars, vertical or (``horizontal``, first category on top) horizontal; ``None`` leaves a gap (an
     unavailable value is not zero). A single series has no legend; ``bar_colours`` gives each of its bars its own
@@ -207,11 +209,17 @@ def bar_svg(*, title: str, categories: Sequence[str], series: Mapping[str, Seque
     return _render(chart)
 
 
-def box_svg(*, title: str, groups: Mapping[str, Sequence[float]], y_title: str,
-            value_formatter: Callable[[float], str] = lambda v: f"{v:.3g}") -> str:
-    """One box (quartiles, whiskers at the extremes) per named group of values."""
-    chart = pygal.Box(**_config(title=title, y_title=y_title, value_formatter=value_formatter, box_mode="extremes",
-                                legend_at_bottom_columns=1, height=300 + 22 * len(groups)))
-    for name, values in groups.items():
-        chart.add(name, list(values))
+def range_bar_svg(*, title: str, categories: Sequence[str], values: Sequence[float],
+                  ranges: Sequence[tuple[float, float] | None], value_title: str,
+                  value_formatter: Callable[[float], str] = significant_text) -> str:
+    """Horizontal bars, first category on top, each with a whisker over its (low, high) range, or none: a typical
+    value and the spread around it, as readable for a group of one as for a group of hundreds (a box plot of one
+    value is a hairline)."""
+    bars: list[dict[str, object]] = [
+        {"value": value, **({"ci": {"low": low_high[0], "high": low_high[1]}} if low_high else {})}
+        for value, low_high in zip(values, ranges, strict=True)]
+    chart = pygal.HorizontalBar(**_config(title=title, x_title=value_title, value_formatter=value_formatter,
+                                          show_legend=False, height=170 + 34 * len(categories)))
+    chart.x_labels = list(reversed(categories))
+    chart.add(value_title, list(reversed(bars)))
     return _render(chart)

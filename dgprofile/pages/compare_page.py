@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from markupsafe import Markup
 
 from dgprofile.analysis.compare import SECTION_TITLES, Comparison, Row, RowOutcome, Side
-from dgprofile.analysis.figures import figure_text
+from dgprofile.analysis.figures import Figure, figure_value_and_basis
 from dgprofile.pages import charts
 from dgprofile.pages.environment import render_page
 from dgprofile.pages.views import (
@@ -26,7 +26,7 @@ from dgprofile.pages.views import (
     Tone,
 )
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import speedup_with_band_text
+from dgprofile.text.units import factor_text, number_key, speedup_with_band_text
 
 OUTCOME_TONES: dict[RowOutcome, Tone] = {
     RowOutcome.BETTER: "better", RowOutcome.WORSE: "worse", RowOutcome.SAME: "same", RowOutcome.NOT_SIGNIFICANT: "same",
@@ -86,28 +86,39 @@ _SECTION_INTROS = {
               "figures the prediction used.",
     "passes": "Time of one pass of each kind in each machine's headline scenario, and measured passes where both "
               "files have them.",
-    "predictions": "Predicted DiffusionGemma/Gemma 4 speedup per scenario, each machine with its own engine.",
+    "predictions": "Predicted DiffusionGemma/Gemma 4 speedup per workload and concurrency, each machine at its best "
+                   "precision (the rule of its headline: the fastest 8-bit or wider format that fits, 4-bit only when "
+                   "none does) with its own engine; what each side runs is under its figure.",
+    "measured": "What `dgprofile verify` measured with the real models on each machine (the latest run of each "
+                "file): medians, with the quartiles as the spread.",
 }
 
 
 def _rows_table(rows: Iterable[Row]) -> TableView:
-    cells = tuple(RowView((Cell(r.metric), Cell(figure_text(r.a, r.unit)), Cell(figure_text(r.b, r.unit)),
+    cells = tuple(RowView((Cell(r.metric), _figure_cell(r.a, r.unit, r.a_runs), _figure_cell(r.b, r.unit, r.b_runs),
                            Cell(r.outcome.value, tone=OUTCOME_TONES[r.outcome]), Cell(r.summary)))
                   for r in rows)
     return TableView("", ("", "A", "B", "B against A", "difference"), cells)
 
 
+def _figure_cell(figure: Figure, unit: str, runs: str) -> Cell:
+    """A figure with, under it, what it was predicted for ('fp8, vllm') or else its basis ('datasheet')."""
+    text, basis = figure_value_and_basis(figure, unit)
+    return Cell(text, number_key(figure.value), detail=runs or basis)
+
+
 def _speedup_chart(c: Comparison) -> Block:
-    rows = [r for r in c.rows if r.scenario and r.concurrency == 1]
+    # Each side at its best precision (the rows that name what each side runs), at concurrency 1.
+    rows = [r for r in c.rows if r.scenario and r.concurrency == 1 and (r.a_runs or r.b_runs)]
     usable = [r for r in rows if not (isinstance(r.a.value, Unavailable) and isinstance(r.b.value, Unavailable))]
     if not usable:
         return NoticeView("Speedup chart unavailable: neither file predicts a scenario at concurrency 1.")
     labels = [r.scenario for r in usable]
     svg = charts.bar_svg(
-        title="Predicted speedup at concurrency 1", categories=labels, value_title="speedup (x)",
+        title="Predicted speedup at concurrency 1, each machine at its best precision", categories=labels,
+        value_title="speedup (x)",
         series={f"A: {c.a.hardware}": [None if isinstance(r.a.value, Unavailable) else r.a.value for r in usable],
                 f"B: {c.b.hardware}": [None if isinstance(r.b.value, Unavailable) else r.b.value for r in usable]},
-        value_formatter=lambda v: f"{v:.2g}x", horizontal=True)
+        value_formatter=factor_text, horizontal=True)
     return ChartView(Markup(svg), "Each bar is DiffusionGemma's speedup over Gemma 4 on that machine; below 1x it "
-                                  "is slower. A missing bar: the scenario was not predicted there (it does not fit or "
-                                  "the engine cannot run that precision).")
+                                  "is slower. A missing bar: no precision that machine's engine runs fits there.")

@@ -8,19 +8,58 @@ Content-Security-Policy forbids the page from fetching anything.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from dgprofile.pages.views import PageView
+
+# Where a long word of a table cell (a file path, URL, timestamp, hash) may break: after a separator; inside a
+# piece still longer than LONG_PIECE, after each dot and then every LONG_PIECE characters. Words up to LONG_PIECE
+# characters ('FLOP/byte', 'llama.cpp') never break.
+_AFTER_SEPARATOR = re.compile(r"(?<=[/_\-:])")
+_AFTER_DOT = re.compile(r"(?<=\.)")
+_WORDS = re.compile(r"(\s+)")
+LONG_PIECE = 12
+
+
+def _pieces(word: str) -> list[str]:
+    if len(word) <= LONG_PIECE:
+        return [word]
+    pieces = []
+    for piece in _AFTER_SEPARATOR.split(word):
+        for part in (_AFTER_DOT.split(piece) if len(piece) > LONG_PIECE else [piece]):
+            pieces += [part[i:i + LONG_PIECE] for i in range(0, len(part), LONG_PIECE)] or [part]
+    return pieces
+
+
+def wrappable(text: str) -> Markup:
+    """``text`` escaped, with line-break opportunities (<wbr>) inside long words only, so a table column of paths
+    or timestamps can be narrow without breaking ordinary words."""
+    return Markup("").join(Markup("<wbr>").join(escape(piece) for piece in _pieces(word)) if word.strip()
+                           else escape(word) for word in _WORDS.split(text))
+
+
+# A space after a number: the number and its unit stay on one line ('1,029 tok/s', '3.4x to 7.6x' may break only
+# at 'to').
+_NUMBER_SPACE = re.compile(r"(?<=\d) ")
+
+
+def figure(text: str) -> Markup:
+    """``text`` escaped, each number kept on one line with the word after it (its unit)."""
+    return Markup(_NUMBER_SPACE.sub("&nbsp;", str(escape(text))))
 
 
 @cache
 def environment() -> Environment:
     """The one Jinja environment: templates from dgprofile.templates, autoescaped, strict about undefined names."""
-    return Environment(loader=PackageLoader("dgprofile.templates", ""), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = Environment(loader=PackageLoader("dgprofile.templates", ""), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["wrappable"] = wrappable
+    env.filters["figure"] = figure
+    return env
 
 
 def render_page(page: PageView) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from markupsafe import Markup
 
-from dgprofile.analysis.figures import Figure, figure_text
+from dgprofile.analysis.figures import Figure, figure_value_and_basis
 from dgprofile.analysis.fleet import (
     NO_PREDICTION,
     VERDICT_ORDER,
@@ -45,7 +45,10 @@ from dgprofile.records.values import Unavailable
 from dgprofile.text.units import (
     bandwidth_text,
     count_text,
+    factor_text,
     number_key,
+    percent_text,
+    plural,
     seconds_text,
     speedup_band_text,
     speedup_text,
@@ -86,9 +89,9 @@ def fleet_page(fleet: Fleet) -> PageView:
     total = len(fleet.rows) + len(fleet.skipped)
     banners = []
     if fleet.failed:
-        banners.append(f"{count_text(len(fleet.failed))} machine(s) gave no result: see the last section.")
+        banners.append(f"{plural(len(fleet.failed), 'machine')} gave no result: see the last section.")
     if fleet.skipped:
-        banners.append(f"{count_text(len(fleet.skipped))} file(s) skipped: see the last section.")
+        banners.append(f"{plural(len(fleet.skipped), 'file')} skipped: see the last section.")
     if isinstance(fleet.run, FleetRunInfo):
         heading = f"DiffusionGemma vs Gemma 4 across {count_text(len(fleet.rows))} machines: {fleet.run.label}"
         subtitle = (f"fleet run on {fleet.run.cluster}: {count_text(fleet.run.machines)} asked, "
@@ -130,7 +133,7 @@ def _summary_section(fleet: Fleet) -> SectionView:
     counts = fleet.verdict_counts
     total = max(1, len(fleet.rows))
     tiles = tuple(Tile(verdict_label(v), str(counts.get(v, 0)), verdict_tone(v),
-                       f"{counts.get(v, 0) / total * 100:.0f}% of machines")
+                       f"{percent_text(counts.get(v, 0) / total)} of machines")
                   for v in VERDICT_ORDER if v != NO_PREDICTION or counts.get(v))
     measured = sum(row.origin == "measured" for row in fleet.rows)
     return SectionView("summary", "Verdicts", "How many machines get the advertised speedup in their headline "
@@ -144,23 +147,27 @@ def _summary_section(fleet: Fleet) -> SectionView:
 
 def _machines_section(fleet: Fleet) -> SectionView:
     rows = tuple(RowView((
-        Cell(row.hostname), Cell(row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
+        Cell(row.hostname, detail=row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
         Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict)),
         Cell(speedup_text(row.speedup) if not isinstance(row.speedup, Unavailable) else "",
              number_key(row.speedup), tone=verdict_tone(row.verdict)),
         Cell(speedup_band_text(row.speedup_low, row.speedup_high) if not isinstance(row.speedup_low, Unavailable)
              else "",
-             number_key(row.speedup_low)),
+             number_key(row.speedup_low),
+             detail=f"measured {speedup_text(row.measured_speedup)} ({row.measured_scenario})"
+             if not isinstance(row.measured_speedup, Unavailable) else ""),
         Cell(" ".join(x for x in (row.precision, row.engine) if x)),
         Cell(_rate(row.diffusion_tokens_per_s), number_key(row.diffusion_tokens_per_s)),
         Cell(_rate(row.autoregressive_tokens_per_s), number_key(row.autoregressive_tokens_per_s)),
-        Cell(_figure(row.stream_read_bytes_per_s, row.stream_read_basis, "B/s"), number_key(row.stream_read_bytes_per_s)),
-        Cell(_figure(row.usable_memory_bytes, row.usable_memory_basis, "B"), number_key(row.usable_memory_bytes)),
-        Cell(", ".join(row.fitting_precisions)), Cell(row.created_at), Cell(row.path)),
+        _figure_cell(row.stream_read_bytes_per_s, row.stream_read_basis, "B/s"),
+        _figure_cell(row.usable_memory_bytes, row.usable_memory_basis, "B"),
+        Cell(", ".join(row.fitting_precisions)), Cell(row.path, detail=row.created_at)),
         filter_text=f"{row.verdict} {row.status}") for row in fleet.rows)
-    table = TableView("", ("host", "device", "hardware", "memory class", "origin", "verdict", "speedup", "band",
+    # The device measured (which GPU of a host) sits under the host, the time a file was made under its path, a
+    # measured speedup (`dgprofile verify`) under the predicted band.
+    table = TableView("", ("host, device", "hardware", "memory class", "origin", "verdict", "speedup", "band, measured",
                            "precision, engine", "DG tok/s", "AR tok/s", "streaming read", "usable memory",
-                           "fits", "created", "file"), rows, sortable=True, filterable=True, table_id="fleet-table",
+                           "fits", "file, created"), rows, sortable=True, filterable=True, table_id="fleet-table",
                       page_size=ROWS_PER_PAGE)
     paging = f" {ROWS_PER_PAGE} rows show at a time." if len(rows) > ROWS_PER_PAGE else ""
     return SectionView("machines", "Machines", "Every readable result file. Click a heading to sort; type in the "
@@ -171,8 +178,11 @@ def _rate(value: float | Unavailable) -> str:
     return "" if isinstance(value, Unavailable) else tokens_per_s_text(value)
 
 
-def _figure(value: float | Unavailable, basis: str, unit: str) -> str:
-    return "" if isinstance(value, Unavailable) else figure_text(Figure(value, basis=basis), unit)
+def _figure_cell(value: float | Unavailable, basis: str, unit: str) -> Cell:
+    if isinstance(value, Unavailable):
+        return Cell("")
+    text, shown_basis = figure_value_and_basis(Figure(value, basis=basis), unit)
+    return Cell(text, number_key(value), detail=shown_basis)
 
 
 def _speedups(rows: Iterable[FleetRow]) -> list[float]:
@@ -190,8 +200,11 @@ def _groups_overview(groups: Sequence[HardwareGroup]) -> SectionView:
     if not values:
         return SectionView("groups", "Hardware models", intro, (NoticeView(
             "Speedup by hardware model unavailable: no file holds a prediction."),))
-    svg = charts.box_svg(title="Headline speedup by hardware model", groups=values, y_title="speedup (x)",
-                         value_formatter=lambda v: f"{v:.2g}x")
+    svg = charts.range_bar_svg(
+        title="Headline speedup by hardware model", value_title="speedup (x)", value_formatter=speedup_text,
+        categories=[f"{name} ({plural(len(v), 'machine')})" for name, v in values.items()],
+        values=[statistics.median(v) for v in values.values()],
+        ranges=[(min(v), max(v)) if len(v) > 1 else None for v in values.values()])
     rows = tuple(RowView((Cell(g.hardware), Cell(str(len(g.rows)), number_key(len(g.rows))),
                           Cell(_median_text(_speedups(g.rows)), _median_key(_speedups(g.rows))),
                           *(Cell(str(g.verdict_counts.get(v, 0)), number_key(g.verdict_counts.get(v, 0)))
@@ -200,8 +213,9 @@ def _groups_overview(groups: Sequence[HardwareGroup]) -> SectionView:
     table = TableView("", ("hardware model", "machines", "median speedup",
                            *(verdict_label(v) for v in VERDICT_ORDER)), rows, sortable=True,
                       table_id="groups-table")
-    return SectionView("groups", "Hardware models", intro, (ChartView(Markup(svg), "Box: quartiles of the "
-                       "headline speedup; whiskers: lowest and highest machine."), table))
+    return SectionView("groups", "Hardware models", intro, (ChartView(Markup(svg), "Bar: the median headline "
+                       "speedup of the model's machines; whisker: lowest to highest machine (none for one machine)."),
+                       table))
 
 
 def _median_text(values: list[float]) -> str:
@@ -238,17 +252,17 @@ def _group_chart(group: HardwareGroup) -> Block:
         svg = charts.bar_svg(title=f"Headline speedup per machine: {group.hardware}",
                              categories=[r.hostname for _, r in rows],
                              series={"headline speedup": [speedup for speedup, _ in rows]},
-                             value_title="speedup (x)", value_formatter=lambda v: f"{v:.2g}x", horizontal=True,
+                             value_title="speedup (x)", value_formatter=factor_text, horizontal=True,
                              bar_colours=[charts.TONE_COLOURS[verdict_tone(r.verdict)] for _, r in rows])
         return ChartView(Markup(svg), "Each machine's headline speedup, lowest first, coloured by its verdict.")
     counts = [0] * (len(SPEEDUP_BINS) - 1)
     for speedup, _ in rows:
         counts[next(i for i in range(len(counts)) if speedup < SPEEDUP_BINS[i + 1])] += 1
-    labels = [f"{lo:g}x-{hi:g}x" if hi != float("inf") else f">= {lo:g}x"
+    labels = [f"{factor_text(lo)} to {factor_text(hi)}" if hi != float("inf") else f"{factor_text(lo)} or more"
               for lo, hi in zip(SPEEDUP_BINS, SPEEDUP_BINS[1:], strict=False)]
     svg = charts.bar_svg(title=f"Machines by headline speedup: {group.hardware}", categories=labels,
                          series={"machines": counts}, value_title="machines",
-                         value_formatter=lambda v: f"{v:.0f}")
+                         value_formatter=count_text)
     return ChartView(Markup(svg), f"{len(rows)} machines binned by headline speedup.")
 
 

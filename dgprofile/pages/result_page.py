@@ -22,7 +22,9 @@ from dgprofile.analysis.figures import (
     stream_bandwidth,
     usable_accelerator_memory,
 )
+from dgprofile.model.speedup import USEFUL_DRAFT_DEFINITION
 from dgprofile.pages.environment import embed_json, render_page
+from dgprofile.pages.measured_section import measured_section
 from dgprofile.pages.result_performance import (
     limits_section,
     memory_section,
@@ -47,24 +49,38 @@ from dgprofile.pages.views import (
 )
 from dgprofile.records.codec import to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Accelerator, AppleGpu, FailedDevice, Machine, NvidiaGpu
+from dgprofile.records.machine import (
+    Accelerator,
+    AmdGpu,
+    AppleGpu,
+    FailedDevice,
+    IntelGpu,
+    Machine,
+    NvidiaGpu,
+)
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Prediction, Predictions, Scenario
 from dgprofile.records.results import ResultFile
 from dgprofile.records.values import Unavailable
+from dgprofile.text.scenario import baseline_text, nvlink_text, peers_text, setup_text
 from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
+    count_text,
     hertz_text,
+    number_key,
     percent_text,
     plain_text,
     seconds_text,
+    signed_percent_text,
+    significant_text,
     speedup_band_text,
     speedup_text,
     speedup_words,
     tokens_per_s_text,
     watts_text,
     whole_percent_text,
+    with_article,
 )
 
 DG_MODEL = "google/diffusiongemma-26B-A4B-it"
@@ -72,10 +88,11 @@ AR_MODEL = "google/gemma-4-26B-A4B-it"
 
 
 def scenario_text(scenario: Scenario) -> str:
-    """A scenario in one line."""
+    """A scenario in one line, with its setup and the AR baseline it is compared with."""
     return (f"{scenario.workload}, {scenario.precision}, concurrency {scenario.concurrency}, engine "
             f"{scenario.engine}: {scenario.prompt_tokens} prompt -> {scenario.output_tokens} output tokens, "
-            f"{scenario.steps_per_canvas:.3g} denoising steps per canvas")
+            f"{count_text(scenario.steps_per_canvas)} denoising steps per canvas; setup: {setup_text(scenario)}; "
+            f"against {baseline_text(scenario)}")
 
 
 def render_result_html(result: ResultFile) -> str:
@@ -89,6 +106,7 @@ def result_page(result: ResultFile) -> PageView:
     headline = predictions.headline if isinstance(predictions, Predictions) else None
     sections = (
         _verdict_section(predictions),
+        measured_section(result.measured_runs),
         _machine_section(result.machine),
         limits_section(result.limits),
         roofline_section(result.limits, result.passes, predictions),
@@ -152,7 +170,9 @@ def _modes_table(p: Prediction) -> TableView:
         for mode in (p.diffusion, p.autoregressive):
             cells.append(Cell(fmt(mode) if isinstance(mode, Unavailable) else fmt(getattr(mode, attr))))
         rows.append(RowView(tuple(cells)))
-    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", "Gemma 4 (AR)"), tuple(rows))
+    ar_label = "Gemma 4 (AR + MTP)" if p.scenario.ar_baseline.kind == "mtp" else "Gemma 4 (AR)"
+    return TableView("Both models in the headline scenario", ("", "DiffusionGemma", ar_label), tuple(rows),
+                     note=f"First useful draft: {USEFUL_DRAFT_DEFINITION}.")
 
 
 def _accelerator_facts(device: Accelerator) -> FactsView:
@@ -175,8 +195,27 @@ def _accelerator_facts(device: Accelerator) -> FactsView:
                   ("driver / CUDA", f"{plain_text(device.driver_version)} / {plain_text(device.cuda_driver_version)}"),
                   ("power limit", watts_text(device.power_limit_w)),
                   ("PCIe", f"gen {plain_text(device.pcie_generation)} x{plain_text(device.pcie_width)}"),
+                  ("NVLink", nvlink_text(device)), ("other GPUs", peers_text(device)),
                   ("MIG / ECC", f"{plain_text(device.mig_mode)} / {plain_text(device.ecc_mode)}"),
                   ("utilisation at probe time", whole_percent_text(device.utilization_percent))]
+    elif isinstance(device, AmdGpu):
+        items += [("VRAM / GTT", f"{bytes_text(device.memory_total_bytes)} / {bytes_text(device.gtt_total_bytes)}"),
+                  ("datasheet bandwidth", bandwidth_text(device.datasheet_bandwidth_bytes_per_s)),
+                  ("architecture", f"{plain_text(device.architecture)} ({plain_text(device.gfx_target)})"),
+                  ("compute units", f"{plain_text(device.compute_units)} at up to "
+                                    f"{hertz_text(device.gfx_clock_max_hz)}"),
+                  ("driver / ROCm", f"{plain_text(device.driver_version)} / {plain_text(device.rocm_version)}"),
+                  ("power limit", watts_text(device.power_limit_w)),
+                  ("compute / memory partition",
+                   f"{plain_text(device.compute_partition)} / {plain_text(device.memory_partition)}"),
+                  ("utilisation at probe time", whole_percent_text(device.utilization_percent)),
+                  ("verified on hardware", plain_text(device.verified_on_hardware))]
+    elif isinstance(device, IntelGpu):
+        items += [("local memory", bytes_text(device.memory_total_bytes)),
+                  ("architecture", f"{plain_text(device.architecture)}, PCI {device.pci_device_id}"),
+                  ("Xe cores", f"{plain_text(device.xe_cores)} at up to {hertz_text(device.gt_clock_max_hz)}"),
+                  ("driver", device.driver), ("power limit", watts_text(device.power_limit_w)),
+                  ("verified on hardware", plain_text(device.verified_on_hardware))]
     elif isinstance(device, AppleGpu):
         items += [("chip", f"{device.chip}, {plain_text(device.gpu_cores)} GPU cores"),
                   ("unified memory", bytes_text(device.unified_memory_bytes)),
@@ -203,7 +242,7 @@ def _machine_section(machine: Machine | Unavailable) -> SectionView:
         ("CPU memory bandwidth", f"{bandwidth_text(cpu.theoretical_bandwidth_bytes_per_s)} "
                                  f"({cpu.theoretical_bandwidth_basis})"),
         ("OS", f"{sw.os_name} {sw.os_release}, Python {sw.python_version}"),
-        ("torch", f"{plain_text(sw.torch_version)} (CUDA {plain_text(sw.torch_cuda_version)})"),
+        ("torch", f"{plain_text(sw.torch_version)}; CUDA {plain_text(sw.torch_cuda_version)}"),
         ("vLLM / transformers", f"{plain_text(sw.vllm_version)} / {plain_text(sw.transformers_version)}"),
     ))]
     blocks += [_accelerator_facts(device) for device in machine.accelerators]
@@ -271,20 +310,43 @@ def _calibration_blocks(p: Predictions) -> list[Block]:
         Cell(e.engine), Cell(seconds_text(e.pass_floor_seconds)), Cell(seconds_text(e.diffusion_step_overhead_seconds)),
         Cell(percent_text(e.bandwidth_efficiency)), Cell(percent_text(e.compute_efficiency)),
         Cell(", ".join(e.fitted) or "none"), Cell(", ".join(e.runs) or "none"),
-        Cell(f"{e.rms_log_residual:.3f}"))) for e in c.engines)
+        Cell(significant_text(e.rms_log_residual)))) for e in c.engines)
     runs = tuple(RowView((
         Cell(r.run_id), Cell(r.hardware), Cell(r.engine), Cell(speedup_text(r.published_speedup)),
         Cell(speedup_text(r.predicted_speedup)),
-        Cell(", ".join(f"{o.name} {o.relative_error * 100:+.0f}%" for o in r.observables)),
+        Cell(", ".join(f"{o.name} {signed_percent_text(o.relative_error)}" for o in r.observables)),
         Cell(f"{plain_text(r.published_verdict)} / {r.predicted_verdict}",
              tone="" if r.published_verdict in (r.predicted_verdict,) or isinstance(r.published_verdict, Unavailable)
              else "warning"))) for r in c.runs)
-    return [TableView(f"Engine parameters fitted to {c.data_file}", (
-                "engine", "pass floor", "overhead per denoise step", "bandwidth efficiency", "compute efficiency", "fitted",
-                "runs", "RMS log residual"), engines),
-            TableView(f"Published runs reproduced (largest error {c.max_abs_relative_error * 100:.0f}%)", (
-                "run", "hardware", "engine", "published speedup", "predicted", "figures (error)",
-                "verdict published / predicted"), runs)]
+    blocks: list[Block] = [
+        TableView(f"Engine parameters fitted to {c.data_file}", (
+            "engine", "pass floor", "overhead per denoise step", "bandwidth efficiency", "compute efficiency",
+            "fitted", "runs", "RMS log residual"), engines),
+        TableView(f"Published runs reproduced, largest error {percent_text(c.max_abs_relative_error)}", (
+            "run", "hardware", "engine", "published speedup", "predicted", "figures (error)",
+            "verdict published / predicted"), runs)]
+    validation = c.validation
+    if isinstance(validation, Unavailable):
+        blocks.append(unavailable_notice("Transfer validation", validation))
+    else:
+        checks = tuple(RowView((
+            Cell(t.run_id), Cell(t.hardware_class), Cell(t.held_out), Cell(t.figure),
+            Cell(significant_text(t.published), number_key(t.published)),
+            Cell(significant_text(t.predicted), number_key(t.predicted)),
+            Cell(signed_percent_text(t.relative_error), number_key(t.relative_error)),
+            Cell(f"{significant_text(t.low)} to {significant_text(t.high)}"),
+            Cell("yes" if t.in_band else "no", tone="" if t.in_band else "warning")))
+            for t in validation.checks)
+        blocks.append(TableView(
+            f"Transfer: each published figure predicted by a fit that did not see it (median leave-one-out error "
+            f"{percent_text(validation.median_speedup_error_leave_one_out)} for speedups, "
+            f"{percent_text(validation.median_figure_error_leave_one_out)} for other figures; inside the 80% band "
+            f"{percent_text(validation.speedup_coverage_leave_one_out)} and "
+            f"{percent_text(validation.figure_coverage_leave_one_out)})",
+            ("run", "hardware class", "held out", "figure", "published", "predicted", "error", "band", "inside"),
+            checks, sortable=True, filterable=True, table_id="transfer-table",
+            collapsed_summary=f"All {count_text(len(checks))} transfer checks"))
+    return blocks
 
 
 def verify_commands(scenario: Scenario) -> str:
@@ -293,8 +355,10 @@ def verify_commands(scenario: Scenario) -> str:
     max_len = scenario.prompt_tokens + scenario.output_tokens + 256
     quant = " --quantization fp8" if scenario.precision == "fp8" else ""
     seqs = max(4, scenario.concurrency)
+    setup = (" --enforce-eager" if scenario.execution_mode == "eager" else "") + (
+        f" --tensor-parallel-size {scenario.gpus}" if scenario.gpus > 1 else "")
     common = (f"--max-num-seqs {seqs} --max-model-len {max_len}{quant} --no-enable-prefix-caching "
-              "--gpu-memory-utilization 0.85")
+              f"--gpu-memory-utilization 0.85{setup}")
     bench = (f"--dataset-name random --random-input-len {scenario.prompt_tokens} --random-output-len "
              f"{scenario.output_tokens} --ignore-eos --num-prompts {max(100, 20 * scenario.concurrency)} "
              f"--max-concurrency {scenario.concurrency}")
@@ -316,10 +380,13 @@ def verify_commands(scenario: Scenario) -> str:
 
 
 def _verify_section(machine: Machine | Unavailable, predictions: Predictions | Unavailable) -> SectionView:
-    intro = "Check the prediction on real weights: serve each model with vLLM and benchmark it with the same settings."
+    intro = ("Check the prediction on real weights: `dgprofile verify` runs both models (transformers in process, or "
+             "any OpenAI-compatible server) and adds its figures above; or serve each model with vLLM and benchmark "
+             "it with the same settings.")
     headline = predictions.headline if isinstance(predictions, Predictions) else None
     if isinstance(machine, Machine):
-        vendor = "nvidia" if any(isinstance(a, NvidiaGpu) for a in machine.accelerators) else "other"
+        vendor = ("nvidia" if any(isinstance(a, NvidiaGpu) for a in machine.accelerators) else
+                  "amd" if any(isinstance(a, AmdGpu) for a in machine.accelerators) else "other")
     else:
         vendor = predictions.ceilings.vendor if isinstance(predictions, Predictions) else "unknown"
     if headline is None:
@@ -328,16 +395,20 @@ def _verify_section(machine: Machine | Unavailable, predictions: Predictions | U
     s = headline.scenario
     notes = [f"Compare the two runs' mean end-to-end latency and output token throughput with the predicted total "
              f"latency and tokens/s above; DiffusionGemma's run also prints a 'Diffusion Decoding' block with the "
-             f"denoising steps per canvas (predicted: {s.steps_per_canvas:.3g}).",
+             f"denoising steps per canvas (predicted: {count_text(s.steps_per_canvas)}).",
              "max_denoising_steps only caps the steps: adaptive stopping may stop a canvas earlier. For exactly "
              f"{round(s.steps_per_canvas)} steps, point --generation-config at a copy of the checkpoint's "
              "generation_config.json with confidence_threshold 0.",
              "TTFT of DiffusionGemma includes the whole first canvas (tokens appear only at its commit)."]
+    if s.ar_baseline.kind == "mtp":
+        notes.append(f"The prediction compares with {baseline_text(s)}: serve Gemma 4 with its MTP drafter "
+                     "(vLLM's --speculative-config) as your setup does, and compare its acceptance with the "
+                     "prediction's.")
     if s.precision not in ("bf16", "fp8"):
-        notes.insert(0, f"The scenario's precision is {s.precision}: serve a {s.precision} checkpoint of each model "
+        notes.insert(0, f"The scenario's precision is {s.precision}: serve {with_article(s.precision)} checkpoint of each model "
                         "instead of the original weights (the commands above run bf16).")
-    if vendor != "nvidia":
-        notes.insert(0, f"This machine has no NVIDIA GPU, and the prediction is for the {s.engine} engine: the vLLM "
-                        "commands verify the same scenario on a CUDA machine.")
+    if vendor not in ("nvidia", "amd"):
+        notes.insert(0, f"This machine has no NVIDIA or AMD GPU, and the prediction is for the {s.engine} engine: "
+                        "the vLLM commands verify the same scenario on a CUDA or ROCm machine.")
     return SectionView("verify", "Verify on real weights", intro, (
         CodeView(f"vLLM, {scenario_text(s)}", verify_commands(s)), ListView("Reading the results", tuple(notes))))

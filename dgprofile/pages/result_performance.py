@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from markupsafe import Markup
 
+from dgprofile.analysis.instability import limits_timings, unstable_groups
+from dgprofile.model.verdict import VERDICT_RULES_TEXT
 from dgprofile.pages import charts
 from dgprofile.pages.views import (
     Block,
@@ -32,10 +34,14 @@ from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
     count_text,
+    factor_text,
+    flop_count_text,
     flops_text,
+    intensity_text,
     number_key,
     percent_text,
     seconds_text,
+    significant_text,
     speedup_band_text,
     speedup_text,
     tokens_per_s_text,
@@ -53,7 +59,7 @@ def timing_cells(t: Timing | Unavailable) -> tuple[Cell, ...]:
         return (Cell(f"not timed ({t.reason})"), Cell(""), Cell(""), Cell(""))
     flags = "; ".join(f"{f.code}: {f.message}" for f in t.unstable) or "stable"
     return (Cell(seconds_text(t.median_seconds), number_key(t.median_seconds)),
-            Cell(f"{seconds_text(t.iqr_seconds)} (CV {t.coefficient_of_variation * 100:.1f}%)",
+            Cell(f"{seconds_text(t.iqr_seconds)}, CV {percent_text(t.coefficient_of_variation)}",
                  number_key(t.coefficient_of_variation)),
             Cell(f"{t.samples} x {t.loops} loops, {t.timer}"),
             Cell(flags, tone="warning" if t.unstable else ""))
@@ -72,7 +78,7 @@ def limits_section(limits: Limits | Unavailable) -> SectionView:
                ("copy", bandwidth_text(limits.copy_bytes_per_s)),
                ("launch floor", seconds_text(limits.launch_floor_seconds))]
     summary += [(f"peak {dtype} matmul", flops_text(rate)) for dtype, rate in limits.peak_flops_per_s.items()]
-    summary += [(f"{dtype} ridge", f"{ridge:.0f} FLOP/byte; extra tokens stop being free at about "
+    summary += [(f"{dtype} ridge", f"{intensity_text(ridge)}; extra tokens stop being free at about "
                                    f"{limits.ridge_tokens.get(dtype, 'an unmeasured count of')} tokens per pass")
                 for dtype, ridge in limits.ridge_flop_per_byte.items()]
     blocks: list[Block] = [FactsView("Summary", tuple(summary))]
@@ -102,10 +108,7 @@ def limits_section(limits: Limits | Unavailable) -> SectionView:
 
 
 def _instability_advice(limits: Limits) -> tuple[str, ...]:
-    timings = [(f.name, f.timing) for f in (*limits.bandwidth, *limits.host_transfer)]
-    timings += [(m.label, m.timing) for m in limits.matmul] + [(x.name, x.timing) for x in limits.latency]
-    return tuple(dict.fromkeys(f"{name}: {flag.message}; {flag.advice}" for name, t in timings
-                               for flag in t.unstable))
+    return tuple(group.text() for group in unstable_groups(limits_timings(limits)))
 
 
 def _headline_precision(headline: Prediction | None, passes: PassTimes) -> str:
@@ -161,7 +164,7 @@ def _roofline_chart(*, bandwidth: float, peaks: dict[str, float], dtype: str, po
     svg = charts.roofline_svg(title=f"Roofline: {dtype} matmul peak over {what} bandwidth",
                               bandwidth_bytes_per_s=bandwidth, peak_flops_per_s=peaks[dtype], points=points,
                               roof_label=f"roof: {what} bandwidth, {dtype} peak")
-    caption = (f"Ridge at {ridge:.0f} FLOP/byte: {flops_text(peaks[dtype])} over {bandwidth_text(bandwidth)}. "
+    caption = (f"Ridge at {intensity_text(ridge)}: {flops_text(peaks[dtype])} over {bandwidth_text(bandwidth)}. "
                "Points sit at each pass's achieved rate; c is the number of concurrent requests in one pass.")
     above = [p.label for p in points if p.y > ROOF_TOLERANCE * min(bandwidth * p.x, peaks[dtype])]
     if above:
@@ -178,8 +181,9 @@ def _measured_roofline(limits: Limits, passes: PassTimes, headline: Prediction |
         for c in cs:
             p = _pass(passes, kind, precision, c)
             if p is not None and p.bytes_moved > 0 and p.flops > 0:
+                basis = "measured" if p.measured else "modelled from the measured passes"
                 points.append(charts.ChartPoint(p.flops / p.bytes_moved, p.achieved_flops_per_s,
-                                                f"{PASS_LABELS[kind]}, {precision}, c={c} (measured)"))
+                                                f"{PASS_LABELS[kind]}, {precision}, c={c} ({basis})"))
     assert not isinstance(limits.stream_read_bytes_per_s, Unavailable)
     denoise = _pass(passes, "dg-denoise", precision, concurrencies[0])
     formats = [denoise.compute_format] if denoise is not None and denoise.compute_format else []
@@ -234,7 +238,7 @@ def _curve_chart(curve: Curve) -> Block:
         return NoticeView(f"{title}: unavailable (fewer than two points could be predicted{': ' + missing if missing else ''}).")
 
     def label(p: CurvePoint) -> str:
-        return (f"{curve.x_label} {p.x:g}: {speedup_text(p.speedup)} "
+        return (f"{curve.x_label} {count_text(p.x)}: {speedup_text(p.speedup)} "
                 f"({speedup_band_text(p.speedup_low, p.speedup_high)})")
 
     series = [charts.Series("predicted speedup", tuple(charts.ChartPoint(p.x, speedup, label(p))
@@ -246,7 +250,7 @@ def _curve_chart(curve: Curve) -> Block:
                                         dashed=True, colour=charts.BAND_COLOUR))
     svg = charts.line_svg(title=f"{title} ({fixed})", x_title=curve.x_label, y_title="speedup (x)",
                           series=series, log2_x=True, reference=(1.0, "equal speed (1x)"),
-                          x_formatter=lambda v: f"{v:.0f}", y_formatter=lambda v: f"{v:.2g}x")
+                          x_formatter=lambda v: count_text(round(v)), y_formatter=factor_text)
     return ChartView(Markup(svg), f"{title}, {fixed}. Above the dashed 1x line DiffusionGemma is faster.")
 
 
@@ -269,7 +273,8 @@ def _matrix_table(matrix: Sequence[Prediction]) -> TableView:
     return TableView("The scenario matrix (click a heading to sort)",
                      ("workload", "precision", "concurrency", "engine", "speedup", "band", "verdict",
                       "DG tok/s", "AR tok/s", "reasons"), tuple(rows), sortable=True, filterable=True,
-                     table_id="matrix-table", collapsed_summary=f"All {len(rows)} predicted scenarios")
+                     table_id="matrix-table", collapsed_summary=f"All {len(rows)} predicted scenarios",
+                     note=f"The verdict rests on the band: {VERDICT_RULES_TEXT}.")
 
 
 def passes_section(passes: PassTimes | Unavailable, predictions: Predictions | Unavailable) -> SectionView:
@@ -278,6 +283,7 @@ def passes_section(passes: PassTimes | Unavailable, predictions: Predictions | U
     blocks: list[Block] = []
     if isinstance(predictions, Predictions):
         blocks.append(_predicted_breakdown(predictions.headline))
+        blocks.append(_hardware_and_engine_table(predictions.headline))
     if isinstance(passes, Unavailable):
         blocks.append(unavailable_notice("Measured passes", passes))
     elif not passes.passes:
@@ -301,7 +307,7 @@ def _breakdown_chart(title: str, labels: list[str], parts: list[dict[str, float]
     scale, unit = (1e3, "milliseconds") if longest < 2 else (1.0, "seconds")
     stacks = {name: [part.get(name, 0.0) * scale for part in parts] for name in names}
     svg = charts.stacked_bar_svg(title=title, categories=labels, stacks=stacks, value_title=unit,
-                                 value_formatter=lambda v: f"{v:,.0f}" if v >= 1000 else f"{v:.3g}",
+                                 value_formatter=significant_text,
                                  colours=TERM_COLOURS)
     return ChartView(Markup(svg), caption)
 
@@ -326,6 +332,30 @@ def _predicted_breakdown(h: Prediction) -> Block:
                                 for model, p in estimates) + (f". Once per request: {prefill}." if prefill else "."))
 
 
+ENGINE_ADDITIONS = ("kernels", "floor", "step-overhead", "interconnect", "mtp-drafter")
+
+
+def _hardware_and_engine_table(h: Prediction) -> Block:
+    """Per predicted pass: the hardware side (what was measured on this machine, or the device's roofline) and
+    what the engine adds to it."""
+    estimates = [(model, p) for model, mode in (("DiffusionGemma", h.diffusion), ("Gemma 4", h.autoregressive))
+                 if not isinstance(mode, Unavailable) for p in mode.passes]
+    if not estimates:
+        return NoticeView("What the engine adds is unavailable: the headline prediction holds no pass estimates.")
+
+    def added(p: PassEstimate, name: str) -> Cell:
+        value = p.engine_added_seconds.get(name, 0.0)
+        return Cell(("-" if value < 0 else "+") + seconds_text(abs(value)) if value else "", number_key(value))
+
+    rows = tuple(RowView((
+        Cell(f"{model}: {PASS_LABELS[p.pass_kind]}"), Cell(seconds_text(p.seconds), number_key(p.seconds)),
+        Cell(seconds_text(p.hardware_seconds), number_key(p.hardware_seconds)), Cell(p.hardware_basis),
+        *(added(p, name) for name in ENGINE_ADDITIONS))) for model, p in estimates)
+    return TableView(f"What was measured and what {h.scenario.engine} adds, per pass", (
+        "pass", "predicted", "hardware side", "hardware basis", "engine kernels", "engine floor", "step overhead",
+        "interconnect", "MTP drafter"), rows)
+
+
 def _measured_breakdown(passes: PassTimes, precision: str) -> Block:
     chosen = [p for kind in PASS_LABELS if (p := _pass(passes, kind, precision, 1)) is not None]
     if not chosen:
@@ -340,9 +370,10 @@ def _passes_table(passes: PassTimes) -> TableView:
         RowView((Cell(PASS_LABELS[p.pass_kind]), Cell(p.precision),
                  Cell(str(p.concurrency), number_key(p.concurrency)),
                  Cell(seconds_text(p.seconds), number_key(p.seconds)),
-                 *timing_cells(p.timing)[1:2],
+                 Cell(f"±{percent_text(p.relative_spread)}" if p.measured else "modelled",
+                      number_key(p.relative_spread) if p.measured else ""),
                  Cell(bytes_text(p.bytes_moved), number_key(p.bytes_moved)),
-                 Cell(f"{p.flops / 1e12:.3g} TFLOP", number_key(p.flops)),
+                 Cell(flop_count_text(p.flops), number_key(p.flops)),
                  Cell(bandwidth_text(p.achieved_bytes_per_s), number_key(p.achieved_bytes_per_s)),
                  Cell(flops_text(p.achieved_flops_per_s), number_key(p.achieved_flops_per_s)),
                  Cell(percent_text(p.fraction_of_bandwidth_floor), number_key(p.fraction_of_bandwidth_floor)),
@@ -353,7 +384,7 @@ def _passes_table(passes: PassTimes) -> TableView:
                 tone="" if p.measured else "muted")
         for p in passes.passes)
     return TableView(f"Measured passes on {passes.device} (full 30-layer estimates)", (
-        "pass", "precision", "concurrency", "time", "IQR (CV)", "bytes moved", "FLOPs", "achieved bandwidth",
+        "pass", "precision", "concurrency", "time", "spread", "bytes moved", "FLOPs", "achieved bandwidth",
         "achieved FLOP/s", "of bandwidth floor", "of compute floor", "of roofline floor", "basis"), rows, sortable=True,
         table_id="passes-table", collapsed_summary=f"All {len(rows)} measured passes")
 
@@ -365,8 +396,9 @@ def _fit_text(fits: bool, engine_runs_it: bool) -> Cell:
 
 
 def memory_section(predictions: Predictions | Unavailable) -> SectionView:
-    intro = ("Memory each precision needs (weights, KV cache, DiffusionGemma's sampler and self-conditioning "
-             "buffers, activation headroom) against what the accelerator can really use.")
+    intro = ("Memory each precision needs against the memory usable here: the model fits when its need is at most "
+             "the usable memory. The need is weights, KV cache and DiffusionGemma's sampler and self-conditioning "
+             "buffers, plus the engine's activation headroom (what it keeps free beside them).")
     if isinstance(predictions, Unavailable):
         return SectionView("memory", "Memory fit", intro, (unavailable_notice("Predictions", predictions),))
     if not predictions.memory:
@@ -378,7 +410,7 @@ def memory_section(predictions: Predictions | Unavailable) -> SectionView:
         Cell(bytes_text(m.autoregressive_needed_bytes), number_key(m.autoregressive_needed_bytes)),
         Cell(bytes_text(m.usable_bytes), number_key(m.usable_bytes)),
         _fit_text(m.fits_diffusion, m.engine_runs_it), _fit_text(m.fits_autoregressive, m.engine_runs_it),
-        Cell(str(m.max_diffusion_concurrency), number_key(m.max_diffusion_concurrency)), Cell(m.note)))
+        Cell(str(m.max_diffusion_concurrency), number_key(m.max_diffusion_concurrency))))
         for m in predictions.memory)
     gib = float(2 ** 30)
     parts = {"weights": [m.weights_bytes / gib for m in predictions.memory],
@@ -389,13 +421,13 @@ def memory_section(predictions: Predictions | Unavailable) -> SectionView:
     usable = max(m.usable_bytes for m in predictions.memory)
     parts = {name: [*values, 0.0] for name, values in parts.items()}
     parts["usable by the accelerator"] = [0.0] * len(predictions.memory) + [usable / gib]
-    svg = charts.stacked_bar_svg(title="DiffusionGemma memory need per precision, against usable memory (GiB)",
+    svg = charts.stacked_bar_svg(title="DiffusionGemma's need per precision against the usable memory (GiB)",
                                  categories=[*(m.precision for m in predictions.memory), "usable here"],
-                                 stacks=parts, value_title="GiB", value_formatter=lambda v: f"{v:.1f} GiB",
+                                 stacks=parts, value_title="GiB", value_formatter=lambda v: f"{count_text(v)} GiB",
                                  colours=TERM_COLOURS)
     return SectionView("memory", "Memory fit", intro, (
-        TableView("Per precision", ("precision", "GPUs x requests", "weights", "DiffusionGemma needs", "Gemma 4 needs",
-                                    "usable here", "DiffusionGemma", "Gemma 4", "max DG concurrency", "note"), rows),
-        ChartView(Markup(svg), f"What takes the memory, at the concurrency in the table; usable here: "
-                               f"{bytes_text(usable)} ({predictions.memory[0].usable_basis}).")))
-
+        TableView("Per precision", ("precision", "GPUs x requests", "weights", "DiffusionGemma needs",
+                                    "Gemma 4 needs", "usable here", "DiffusionGemma", "Gemma 4", "max DG concurrency"),
+                  rows, note=f"Usable here: {bytes_text(usable)}, {predictions.memory[0].usable_basis}."),
+        ChartView(Markup(svg), "What takes the memory, at the concurrency in the table; each bar adds up to the "
+                               "need in the table.")))

@@ -19,11 +19,13 @@ Tone = Literal[VerdictTone, "", "unknown", "warning", "muted", "better", "worse"
 
 @dataclass(frozen=True)
 class Cell:
-    """A table cell; ``sort_key`` (a number as text, or empty) orders sortable tables numerically."""
+    """A table cell; ``sort_key`` (a number as text, or empty) orders sortable tables numerically; ``detail`` is a
+    short line under the text, such as where a figure comes from ('datasheet')."""
 
     text: str
     sort_key: str = ""
     tone: Tone = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class TableView:
     table_id: str = ""
     collapsed_summary: str = ""  # when set, the table starts folded behind this line
     page_size: int = 0
+    note: str = ""  # a sentence under the table: what a term in it means, or the rule its verdicts follow
     kind: Literal["table"] = "table"
 
 

@@ -30,6 +30,31 @@ class GpuProcess:
 
 
 @dataclass(frozen=True)
+class NvLink:
+    """The NVLink links NVML reports active on a GPU: count, NVLink version and the per-direction bandwidth they
+    give together (25 GB/s a link for NVLink 2-4, 50 GB/s for NVLink 5)."""
+
+    active_links: int
+    version: int | Unavailable
+    bytes_per_s: float | Unavailable
+
+
+@dataclass(frozen=True)
+class PeerLink:
+    """How a GPU reaches another one: NVML's topology level of their closest common ancestor ("same board",
+    "single PCIe switch", "host bridge", "same NUMA node", "across NUMA nodes"), whether NVLink joins them and
+    whether the driver allows peer-to-peer reads between them."""
+
+    peer_index: int
+    topology: str | Unavailable
+    nvlink: bool
+    peer_to_peer: bool | Unavailable
+
+
+NOT_PROBED_LINKS = Unavailable("not probed: the result was written before dgprofile read NVLink topology")
+
+
+@dataclass(frozen=True)
 class NvidiaGpu:
     """One NVIDIA GPU as NVML describes it (the probe never initialises CUDA).
 
@@ -37,6 +62,8 @@ class NvidiaGpu:
     it: the NVML-derived figure (2 x max memory clock x bus width / 8), unless it disagrees with the datasheet
     entry by more than 15%, in which case the datasheet figure is used and ``theoretical_bandwidth_basis`` and
     ``warnings`` say so. ``pcie_generation``/``pcie_width`` are the link's maximum (an idle link trains down).
+    ``nvlink`` and ``peer_links`` are NVML's topology: what tensor parallelism over several of these GPUs would
+    all-reduce over.
     """
 
     kind: Literal["nvidia-gpu"]
@@ -72,6 +99,8 @@ class NvidiaGpu:
     memory_class: MemoryClass
     spec_id: str | Unavailable
     warnings: tuple[str, ...]
+    nvlink: NvLink | Unavailable = NOT_PROBED_LINKS
+    peer_links: tuple[PeerLink, ...] | Unavailable = NOT_PROBED_LINKS
 
 
 @dataclass(frozen=True)
@@ -95,6 +124,90 @@ class AppleGpu:
 
 
 @dataclass(frozen=True)
+class AmdGpu:
+    """One AMD GPU or APU as amdsmi (AMD's management library) describes it; the probe starts no HIP context.
+
+    ``architecture`` is the family (CDNA 3, RDNA 3.5, ...) and ``gfx_target`` the LLVM processor (gfx942) that
+    ROCm builds for. ``memory_total_bytes`` is the driver's VRAM: on APUs the BIOS carve-out, beside the GTT
+    (system memory the GPU maps, ``gtt_total_bytes``); ``memory_class.usable_bytes`` says what the GPU can really
+    use. ``library_bandwidth_bytes_per_s`` is amdsmi's own peak VRAM bandwidth where the driver reports one;
+    ``theoretical_bandwidth_bytes_per_s`` follows the same datasheet cross-check as ``NvidiaGpu``. Written
+    against amdsmi's documented interface and tested with fakes: ``verified_on_hardware`` stays false until a
+    run on real hardware confirms it.
+    """
+
+    kind: Literal["amd-gpu"]
+    index: int
+    name: str
+    uuid: str | Unavailable
+    pci_bus_id: str | Unavailable
+    pci_device_id: str | Unavailable
+    architecture: str | Unavailable
+    gfx_target: str | Unavailable
+    driver_version: str | Unavailable
+    amdsmi_version: str | Unavailable
+    rocm_version: str | Unavailable
+    memory_type: str | Unavailable
+    memory_total_bytes: int | Unavailable
+    memory_free_bytes: int | Unavailable
+    memory_used_bytes: int | Unavailable
+    gtt_total_bytes: int | Unavailable
+    gtt_used_bytes: int | Unavailable
+    memory_bus_width_bits: int | Unavailable
+    memory_clock_max_hz: float | Unavailable
+    library_bandwidth_bytes_per_s: float | Unavailable
+    datasheet_bandwidth_bytes_per_s: float | Unavailable
+    bandwidth_disagrees_with_datasheet: bool
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
+    compute_units: int | Unavailable
+    gfx_clock_max_hz: float | Unavailable
+    power_limit_w: float | Unavailable
+    pcie_generation: int | Unavailable
+    pcie_width: int | Unavailable
+    compute_partition: str | Unavailable
+    memory_partition: str | Unavailable
+    utilization_percent: int | Unavailable
+    other_processes: tuple[GpuProcess, ...] | Unavailable
+    memory_class: MemoryClass
+    spec_id: str | Unavailable
+    verified_on_hardware: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IntelGpu:
+    """One Intel GPU (Arc card or integrated graphics) as the xe or i915 kernel driver describes it in sysfs.
+
+    The driver exposes no marketing name, memory clock or bus width: ``name``, ``xe_cores`` and the theoretical
+    bandwidth come from the datasheet entry of the PCI device id, and an integrated GPU shares the host's DRAM
+    (its bandwidth is the CPU's). ``architecture`` is the Xe generation. Written against the kernel's documented
+    sysfs and DRM fdinfo files and tested with fakes: ``verified_on_hardware`` stays false until a run on real
+    hardware confirms it.
+    """
+
+    kind: Literal["intel-gpu"]
+    index: int
+    name: str
+    pci_bus_id: str | Unavailable
+    pci_device_id: str
+    architecture: str | Unavailable
+    driver: str
+    memory_total_bytes: int | Unavailable
+    theoretical_bandwidth_bytes_per_s: float | Unavailable
+    theoretical_bandwidth_basis: str
+    xe_cores: int | Unavailable
+    gt_clock_max_hz: float | Unavailable
+    power_limit_w: float | Unavailable
+    utilization_percent: int | Unavailable
+    other_processes: tuple[GpuProcess, ...] | Unavailable
+    memory_class: MemoryClass
+    spec_id: str | Unavailable
+    verified_on_hardware: bool
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FailedDevice:
     """A device that was seen but could not be described (lost mid-query, driver error)."""
 
@@ -104,7 +217,9 @@ class FailedDevice:
     reason: str
 
 
-Accelerator = NvidiaGpu | AppleGpu | FailedDevice
+Accelerator = NvidiaGpu | AmdGpu | IntelGpu | AppleGpu | FailedDevice
+# Every accelerator that was described (not failed): what measurements and predictions can use.
+DescribedAccelerator = NvidiaGpu | AmdGpu | IntelGpu | AppleGpu
 
 
 @dataclass(frozen=True)

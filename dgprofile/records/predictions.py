@@ -8,7 +8,7 @@ computed (a precision that does not fit, an engine that cannot run a format) is 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from dgprofile.exit_codes import ExitCode
@@ -102,9 +102,60 @@ PassBound = Literal["weights", "memory-traffic", "compute", "overhead"]
 CeilingsSource = Literal["measured", "datasheet"]
 
 
+# How an engine launches its kernels: captured once and replayed (CUDA graphs), or one by one from the host.
+ExecutionMode = Literal["cuda-graphs", "eager"]
+# DiffusionGemma's acceptance rule per denoising step: the released entropy bound (nats), or a confidence
+# threshold on each position's top probability.
+SamplerKind = Literal["entropy-bound", "confidence-threshold"]
+# The autoregressive baseline: Gemma 4 alone, or with its multi-token-prediction (MTP) drafter.
+ArBaselineKind = Literal["plain", "mtp"]
+# GPU-to-GPU links: NVLink, PCIe (with or without peer-to-peer), AMD's Infinity Fabric, or a network between hosts.
+LinkKind = Literal["nvlink", "pcie", "infinity-fabric", "network"]
+
+
+@dataclass(frozen=True)
+class Interconnect:
+    """The link tensor parallelism all-reduces over: usable bandwidth per direction, the latency of one small
+    all-reduce, and where the figures come from (NVML topology, the datasheet, or the command line)."""
+
+    kind: LinkKind
+    description: str
+    bytes_per_s: float
+    all_reduce_latency_seconds: float
+    peer_to_peer: bool
+    basis: str
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """DiffusionGemma's acceptance rule and its value (an entropy bound in nats, or a probability threshold)."""
+
+    kind: SamplerKind
+    value: float
+
+
+@dataclass(frozen=True)
+class ArBaseline:
+    """What DiffusionGemma is compared with: plain Gemma 4, or Gemma 4 with its MTP drafter proposing
+    ``draft_tokens`` tokens a step, each accepted with probability ``acceptance``."""
+
+    kind: ArBaselineKind
+    draft_tokens: int | Unavailable = Unavailable("plain decoding: no drafter")
+    acceptance: float | Unavailable = Unavailable("plain decoding: no drafter")
+
+
+PLAIN_BASELINE = ArBaseline("plain")
+ENTROPY_BOUND_DEFAULT = Sampler("entropy-bound", 0.1)
+ONE_GPU = Unavailable("one GPU: no tensor parallelism")
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """What is being predicted: a workload at a precision, concurrency and engine, on ``gpus`` GPUs."""
+    """What is being predicted: a workload at a precision, concurrency and engine, on ``gpus`` GPUs, and the
+    setup that moves the figures (README, "Setup knobs"): how the engine launches kernels, the link under tensor
+    parallelism, DiffusionGemma's sampler and thinking mode (both move the steps per canvas), whether the logits
+    come from quantised weights, the autoregressive baseline, and how the weight format runs on this
+    architecture (``weight_format``, e.g. FP8 on Ampere as W8A16)."""
 
     workload: str
     precision: str
@@ -114,16 +165,30 @@ class Scenario:
     output_tokens: int
     steps_per_canvas: float
     gpus: int = 1
+    execution_mode: ExecutionMode = "cuda-graphs"
+    interconnect: Interconnect | Unavailable = ONE_GPU
+    sampler: Sampler = ENTROPY_BOUND_DEFAULT
+    thinking: bool = False
+    quantised_logits: bool = False
+    ar_baseline: ArBaseline = PLAIN_BASELINE
+    weight_format: str = "not recorded"
 
 
 @dataclass(frozen=True)
 class PassEstimate:
     """One pass kind in one scenario.
 
-    ``seconds = overhead + max(launch floor, memory time, compute time) + sampler + interconnect``.
-    ``terms_seconds`` holds every named term's own time (weights, kv-cache, activations, compute,
-    dequantisation, sampler, overhead, interconnect) whether or not it bounds the pass; ``critical_seconds`` holds
-    only those on the critical path, which sum to ``seconds`` (for stacked bars).
+    ``seconds = max(engine floor, device factor x body) + diffusion step overhead + interconnect``, the body being
+    the pass's components one after another, each at the larger of its memory and compute time
+    (``dgprofile.model.speedup``). ``terms_seconds`` holds every named term's own time (weights, kv-cache,
+    activations, compute, dequantisation, sampler, overhead, interconnect) whether or not it bounds the pass;
+    ``critical_seconds`` holds only those on the critical path, which sum to ``seconds`` (for stacked bars).
+
+    ``hardware_seconds`` is the hardware side: the body at the device's achievable rates with no engine
+    inefficiency, times the factor the measured passes set for this device (``hardware_basis`` says which
+    measurement, or that nothing was measured). ``engine_added_seconds`` is what the engine adds to it (its
+    kernels' efficiency, which can be negative, its per-pass floor, its diffusion step overhead, the
+    interconnect): ``hardware_seconds + sum(engine_added_seconds) == seconds``.
     """
 
     pass_kind: PassKind
@@ -135,6 +200,9 @@ class PassEstimate:
     bytes_moved: float
     flops: float
     basis: BasisKind
+    hardware_seconds: float | Unavailable = Unavailable("not recorded")
+    hardware_basis: str = ""
+    engine_added_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,18 +211,17 @@ class ModeEstimate:
 
     ``tokens_per_s`` is the generation rate of one request (output tokens over the time after prefill, as vLLM's
     generation throughput counts it); ``aggregate_tokens_per_s`` is over all concurrent requests. For diffusion
-    ``ttft_s`` is prefill + the whole first canvas with its commit (nothing is emitted before), and
-    ``first_draft_s`` is prefill + the denoise passes after which half the canvas is accepted (acceptance grows about
-linearly over the passes: vLLM counts ~16 tokens committed per step at 16 steps); for AR it is the time to
-stream the same half canvas (128 tokens, or the whole output if shorter). ``pass_seconds``
-    and ``breakdown_seconds`` describe the characteristic pass (a denoise pass, an AR step); ``passes`` holds
-    every pass kind.
+    ``ttft_s`` is prefill + the whole first canvas with its commit (nothing final is emitted before).
+    ``first_draft_s`` is the time to the first useful draft as ``dgprofile.model.speedup.USEFUL_DRAFT_DEFINITION``
+    defines it (README, "What `check` tells you"); unavailable in files of schema 2 and older, which recorded a
+    different quantity under this name. ``pass_seconds`` and ``breakdown_seconds`` describe the characteristic
+    pass (a denoise pass, an AR step); ``passes`` holds every pass kind.
     """
 
     tokens_per_s: float
     aggregate_tokens_per_s: float
     ttft_s: float
-    first_draft_s: float
+    first_draft_s: float | Unavailable
     total_latency_s: float
     memory_bytes: int
     pass_seconds: float
@@ -178,7 +245,12 @@ class Prediction:
 
 @dataclass(frozen=True)
 class MemoryFit:
-    """Whether one precision fits the accelerator(s) at the scenario's concurrency, and what takes the memory."""
+    """Whether one precision fits the accelerator(s) at the scenario's concurrency, and what takes the memory.
+
+    ``diffusion_needed_bytes`` is everything DiffusionGemma needs: weights, KV cache, its buffers
+    (``diffusion_buffers_bytes``, the workspace included) and ``activation_headroom_bytes``; a model fits when its
+    need is at most ``usable_bytes`` (the rule: ``dgprofile.model.memory_fit``).
+    """
 
     precision: str
     gpus: int
@@ -223,9 +295,26 @@ class Curve:
 
 
 @dataclass(frozen=True)
+class PassFactor:
+    """What a measured pass says about the device's kernels: the measured time against its roofline at the
+    measured limits, relative to what the same kernels reach on the reference GPUs (``factor`` 1.0: as
+    efficient as there; 1.3: 30% slower)."""
+
+    pass_kind: PassKind
+    concurrency: int
+    factor: float
+    measured_seconds: float
+    roofline_seconds: float
+    basis: str
+
+
+@dataclass(frozen=True)
 class Ceilings:
-    """The device limits the model used, per GPU: datasheet figures, or measured ones converted to the same
-    footing (see ``dgprofile.model.ceilings``). ``usable_memory_bytes`` is over all ``gpus``."""
+    """The device limits the model used, per GPU, on the achievable footing: measured figures as measured,
+    datasheet figures times what the best benchmarks reach of them (see ``dgprofile.model.ceilings``).
+    ``usable_memory_bytes`` is over all ``gpus``. ``floor_scale``: the measured kernel launch latency against
+    the reference GPU's (engine floors scale with it); ``pass_factors``: the measured passes' factors; the rest
+    says what the architecture and the datasheet add (``approximate``: log-sigma of derived figures)."""
 
     source: CeilingsSource
     device_name: str
@@ -242,6 +331,13 @@ class Ceilings:
     interconnect_bytes_per_s: float | Unavailable
     launch_floor_seconds: float | Unavailable
     sources: tuple[str, ...]
+    architecture: str | Unavailable = Unavailable("not known")
+    floor_scale: float = 1.0
+    floor_scale_basis: str = "no launch latency measured: the reference GPU's assumed"
+    eager_launch_seconds: float | Unavailable = Unavailable("not measured")
+    pass_factors: tuple[PassFactor, ...] = ()
+    peer_to_peer: bool = True
+    approximate: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -263,6 +359,10 @@ class EngineParameters:
     priors: tuple[str, ...]
     runs: tuple[str, ...]
     rms_log_residual: float
+    mtp_draft_step_fraction: float = 0.2
+    mtp_acceptance: float = 0.7
+    eager_host_factor: float = 1.0
+    calibrated_mode: ExecutionMode = "cuda-graphs"
 
 
 @dataclass(frozen=True)
@@ -288,16 +388,57 @@ class RunReproduction:
     predicted_speedup: float
     published_verdict: Verdict | Unavailable
     predicted_verdict: Verdict
+    ar_baseline: ArBaselineKind = "plain"
+
+
+@dataclass(frozen=True)
+class TransferCheck:
+    """One published figure predicted by a fit that did not see it: ``held_out`` names what was left out (the
+    run itself, or its whole hardware class); ``low``/``high`` is the band the prediction carried."""
+
+    run_id: str
+    hardware_class: str
+    held_out: Literal["run", "hardware-class"]
+    figure: str
+    published: float
+    predicted: float
+    relative_error: float
+    low: float
+    high: float
+    in_band: bool
+    published_verdict: Verdict | Unavailable
+    predicted_verdict: Verdict | Unavailable
+
+
+@dataclass(frozen=True)
+class TransferValidation:
+    """How well the fit transfers: every published figure predicted leave-one-run-out and
+    leave-one-hardware-class-out, the median errors, and how often the figure fell inside its band, for
+    speedups (the band `check` and `predict` print, from ``speedup_log_sigma``) and for the other figures
+    (``figure_log_sigma``)."""
+
+    checks: tuple[TransferCheck, ...]
+    median_speedup_error_leave_one_out: float
+    median_figure_error_leave_one_out: float
+    speedup_coverage_leave_one_out: float
+    figure_coverage_leave_one_out: float
+    speedup_coverage_leave_class_out: float
+    figure_coverage_leave_class_out: float
+    speedup_log_sigma: float
+    figure_log_sigma: float
+    band_z: float
 
 
 @dataclass(frozen=True)
 class CalibrationSummary:
-    """Engine parameters fitted to ``calibration-runs.json`` and how well they reproduce each run."""
+    """Engine parameters fitted to ``calibration-runs.json``, how well they reproduce each run, and how well
+    they predict runs they were not fitted to (``validation``)."""
 
     data_file: str
     engines: tuple[EngineParameters, ...]
     runs: tuple[RunReproduction, ...]
     max_abs_relative_error: float
+    validation: TransferValidation | Unavailable = Unavailable("not recorded")
 
 
 @dataclass(frozen=True)

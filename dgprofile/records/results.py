@@ -24,12 +24,13 @@ from dgprofile import __version__
 from dgprofile.errors import ResultFileError
 from dgprofile.records.codec import DecodeError, from_json, json_schema, to_json
 from dgprofile.records.limits import Limits
-from dgprofile.records.machine import Accelerator, Machine, NvidiaGpu
+from dgprofile.records.machine import NOT_PROBED_LINKS, Accelerator, AmdGpu, IntelGpu, Machine, NvidiaGpu
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
+from dgprofile.records.verification import MeasuredRun
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -47,8 +48,123 @@ def _add_roofline_floors(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+_NOT_RECORDED_SETUP = "not recorded: the result was written before dgprofile modelled setup knobs"
+# What the model before version 3 assumed for every scenario: the engine's own launch mode, the released
+# entropy-bound sampler, thinking off, full-precision logits, plain AR.
+_EAGER_ENGINES = ("transformers", "mlx")
+# Values of the engine parameters version 3 added, as the model stated them as priors (dgprofile.model.engines);
+# the earlier model did not use them.
+_ADDED_ENGINE_PARAMETERS = {"mtp_draft_step_fraction": 0.2, "mtp_acceptance": 0.7, "eager_host_factor": 1.0}
+
+
+def _scenario_setup(scenario: dict[str, Any]) -> None:
+    engine = scenario.get("engine")
+    scenario.setdefault("execution_mode", "eager" if engine in _EAGER_ENGINES else "cuda-graphs")
+    scenario.setdefault("interconnect", {"unavailable": "one GPU: no tensor parallelism"
+                                         if scenario.get("gpus", 1) == 1 else _NOT_RECORDED_SETUP})
+    scenario.setdefault("sampler", {"kind": "entropy-bound", "value": 0.1})
+    scenario.setdefault("thinking", False)
+    scenario.setdefault("quantised_logits", False)
+    scenario.setdefault("ar_baseline", {"kind": "plain", "draft_tokens": {"unavailable": "plain decoding: no drafter"},
+                                        "acceptance": {"unavailable": "plain decoding: no drafter"}})
+    scenario.setdefault("weight_format", _NOT_RECORDED_SETUP)
+
+
+def _pass_estimates(mode: Any) -> None:
+    if isinstance(mode, dict):
+        for estimate in mode.get("passes", []):
+            estimate.setdefault("hardware_seconds", {"unavailable": _NOT_RECORDED_SETUP})
+            estimate.setdefault("hardware_basis", _NOT_RECORDED_SETUP)
+            estimate.setdefault("engine_added_seconds", {})
+
+
+def _add_setup_knobs(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 records the setup of every scenario (execution mode, interconnect, sampler, thinking, logits, AR
+    baseline, how the weight format runs), the hardware side of every pass, NVLink topology, the engines'
+    MTP and eager parameters and the transfer validation; older files get what the earlier model assumed."""
+    machine = document.get("machine")
+    if isinstance(machine, dict):
+        for device in machine.get("accelerators", []):
+            if device.get("kind") == "nvidia-gpu":
+                device.setdefault("nvlink", {"unavailable": NOT_PROBED_LINKS.reason})
+                device.setdefault("peer_links", {"unavailable": NOT_PROBED_LINKS.reason})
+    predictions = document.get("predictions")
+    if not isinstance(predictions, dict) or "headline" not in predictions:
+        return document
+    cells = [predictions["headline"], *predictions.get("matrix", [])]
+    for cell in cells:
+        _scenario_setup(cell["scenario"])
+        _pass_estimates(cell.get("diffusion"))
+        _pass_estimates(cell.get("autoregressive"))
+    for curve in predictions.get("curves", []):
+        _scenario_setup(curve["scenario"])
+    ceilings = predictions.get("ceilings")
+    if isinstance(ceilings, dict):
+        ceilings.setdefault("architecture", {"unavailable": _NOT_RECORDED_SETUP})
+        ceilings.setdefault("floor_scale", 1.0)
+        ceilings.setdefault("floor_scale_basis", _NOT_RECORDED_SETUP)
+        ceilings.setdefault("eager_launch_seconds", {"unavailable": _NOT_RECORDED_SETUP})
+        ceilings.setdefault("pass_factors", [])
+        ceilings.setdefault("peer_to_peer", True)
+        ceilings.setdefault("approximate", {})
+    calibration = predictions.get("calibration")
+    if isinstance(calibration, dict):
+        for engine in calibration.get("engines", []):
+            for name, value in _ADDED_ENGINE_PARAMETERS.items():
+                engine.setdefault(name, value)
+            engine.setdefault("calibrated_mode", "eager" if engine.get("engine") in _EAGER_ENGINES
+                              else "cuda-graphs")
+        for run in calibration.get("runs", []):
+            run.setdefault("ar_baseline", "plain")
+        calibration.setdefault("validation", {"unavailable": "not recorded: the result was written before "
+                                                             "dgprofile validated transfer"})
+    return document
+
+
+FIRST_DRAFT_REDEFINED = Unavailable(
+    "not recorded: the result was written before dgprofile defined the first useful draft by edit distance")
+
+
+def _needs_with_headroom(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 counts the engine's activation headroom in every memory need (a need is weights, KV cache and
+    buffers divided by the share of memory the engine lets them take), and redefines ``first_draft_s``.
+
+    Versions 2 and 3 kept the headroom apart as usable x (1 - share), so the share is recovered from it exactly; its
+    ``first_draft_s`` measured something else (half a canvas accepted) and becomes unavailable."""
+    predictions = document.get("predictions")
+    if not isinstance(predictions, dict) or not isinstance(predictions.get("memory"), list):
+        return document
+    share = 1.0
+    for fit in predictions["memory"]:
+        usable = fit["usable_bytes"]
+        share = (usable - fit["activation_headroom_bytes"]) / usable if usable > 0 else 1.0
+        without_headroom = fit["diffusion_needed_bytes"]
+        fit["diffusion_needed_bytes"] = int(without_headroom / share)
+        fit["activation_headroom_bytes"] = fit["diffusion_needed_bytes"] - without_headroom
+        fit["autoregressive_needed_bytes"] = int(fit["autoregressive_needed_bytes"] / share)
+    for prediction in [predictions.get("headline"), *predictions.get("matrix", ())]:
+        for mode in (prediction.get(name) for name in ("diffusion", "autoregressive")):
+            if isinstance(mode, dict) and "memory_bytes" in mode:
+                mode["memory_bytes"] = int(mode["memory_bytes"] / share)
+                mode["first_draft_s"] = {"unavailable": FIRST_DRAFT_REDEFINED.reason}
+    return document
+
+
+def _add_measured_runs(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 holds the measured runs of `dgprofile verify`; older files have none."""
+    document.setdefault("measured_runs", [])
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors}
+MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs, 3: _needs_with_headroom,
+                                     4: _add_measured_runs}
+
+
+def json_error_text(error: json.JSONDecodeError) -> str:
+    """Where and why a text is not JSON: 'Expecting value at line 1, column 5'; json's messages that end in
+    'starting at' read on into the place ('Unterminated string starting at line 1, column 13')."""
+    return f"{error.msg}{' ' if error.msg.endswith(' at') else ' at '}line {error.lineno}, column {error.colno}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +194,7 @@ class ResultFile:
     limits: Limits | Unavailable
     passes: PassTimes | Unavailable
     predictions: Predictions | Unavailable
+    measured_runs: tuple[MeasuredRun, ...] = ()
 
 
 NOT_MEASURED = Unavailable("not measured in this run")
@@ -86,11 +203,12 @@ NOT_PREDICTED = Unavailable("not predicted in this run")
 
 def new_result(*, run: RunInfo, machine: Machine | Unavailable, limits: Limits | Unavailable = NOT_MEASURED,
                passes: PassTimes | Unavailable = NOT_MEASURED,
-               predictions: Predictions | Unavailable = NOT_PREDICTED) -> ResultFile:
+               predictions: Predictions | Unavailable = NOT_PREDICTED,
+               measured_runs: tuple[MeasuredRun, ...] = ()) -> ResultFile:
     """A result stamped with the current format and tool versions."""
     return ResultFile(format=FORMAT_NAME, schema_version=SCHEMA_VERSION, tool_version=__version__,
                       created_at=run.finished_at, run=run, machine=machine, limits=limits, passes=passes,
-                      predictions=predictions)
+                      predictions=predictions, measured_runs=measured_runs)
 
 
 def result_schema() -> dict[str, Any]:
@@ -184,7 +302,7 @@ def loads(text: str, *, source: str = "<string>") -> ResultFile:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise ResultFileError(f"{source}: not valid JSON ({json_error_text(exc)})") from exc
     if not isinstance(document, dict):
         raise ResultFileError(f"{source}: not a dgprofile result file (top level is not an object)")
     document = upgrade(document, source=source)
@@ -235,11 +353,14 @@ def salted_hash(value: str, salt: str) -> str:
 def anonymize(machine: Machine, *, salt: str) -> Machine:
     """The machine with hostname, UUIDs and PCI bus ids replaced by salted hashes (stable for one salt)."""
     accelerators: list[Accelerator] = []
+    def hashed(value: str | Unavailable) -> str | Unavailable:
+        return salted_hash(value, salt) if isinstance(value, str) else value
+
     for device in machine.accelerators:
-        if isinstance(device, NvidiaGpu):  # the only device with a UUID and a PCI bus id
-            uuid, bus = device.uuid, device.pci_bus_id
-            device = dataclasses.replace(device, uuid=salted_hash(uuid, salt) if isinstance(uuid, str) else uuid,
-                                         pci_bus_id=salted_hash(bus, salt) if isinstance(bus, str) else bus)
+        if isinstance(device, (NvidiaGpu, AmdGpu)):
+            device = dataclasses.replace(device, uuid=hashed(device.uuid), pci_bus_id=hashed(device.pci_bus_id))
+        elif isinstance(device, IntelGpu):  # the xe/i915 drivers expose no UUID
+            device = dataclasses.replace(device, pci_bus_id=hashed(device.pci_bus_id))
         accelerators.append(device)
     identity = dataclasses.replace(machine.identity, hostname=salted_hash(machine.identity.hostname, salt),
                                    anonymized=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -36,7 +36,14 @@ class HardwareSpec:
     the largest configuration sold, since users have smaller ones); ``notes`` says whether it is a driver reading
     or the marketed figure. ``peak_flops_per_s`` holds dense rates only, keyed by PEAK_FLOPS_DTYPES.
     ``interconnect_bytes_per_s`` is the GPU-to-GPU bandwidth one GPU has per direction (what tensor
-    parallelism over several of these uses), ``Unavailable`` where the part has no such link.
+    parallelism over several of these uses), ``Unavailable`` where the part has no such link. ``gpu_cores``
+    counts what tells binned variants of one name apart: Apple GPU cores, AMD compute units, Intel Xe cores.
+    ``pci_device_ids`` ("8086:e20b") identify parts whose driver reports no name (Intel's xe and i915).
+    ``architecture`` is the id of an entry of the table's ``architectures`` (which formats it computes natively
+    and how engines run the others). ``peer_to_peer``: whether the driver lets two of these cards reach each
+    other's memory over PCIe (GeForce drivers do not). ``approximate`` maps each figure that is derived rather than published
+    ("memory_bandwidth_bytes_per_s", "memory_bytes", "peak_flops_per_s" for every rate, or
+    "peak_flops_per_s.<dtype>") to the log-standard deviation a prediction's band is widened by where it uses it.
     """
 
     id: str
@@ -54,6 +61,10 @@ class HardwareSpec:
     interconnect_bytes_per_s: float | Unavailable
     sources: tuple[str, ...]
     notes: str
+    pci_device_ids: tuple[str, ...] = ()
+    architecture: str | Unavailable = Unavailable("no architecture given for this entry")
+    peer_to_peer: bool = True
+    approximate: dict[str, float] = field(default_factory=dict)
 
     def peak_flops(self, dtype: str) -> float | Unavailable:
         """The dense peak rate for ``dtype``, or Unavailable saying the datasheet gives none."""
@@ -61,13 +72,60 @@ class HardwareSpec:
             return self.peak_flops_per_s[dtype]
         return Unavailable(f"{self.name} has no published dense {dtype} rate")
 
+    def approximate_log_sigma(self, figure: str) -> float:
+        """How uncertain a figure is (0 for a published one): ``figure`` is a field name, or
+        "peak_flops_per_s.<dtype>"."""
+        if figure in self.approximate:
+            return self.approximate[figure]
+        family = figure.split(".", 1)[0]
+        return self.approximate.get(family, 0.0) if family != figure else 0.0
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One GPU architecture: the formats its math units compute directly (``native_precisions``), how serving
+    engines run the others (``runs_as``: precision -> words, e.g. FP8 on Ampere as W8A16 through Marlin), and the
+    PCIe generation its cards use to reach one another without NVLink."""
+
+    id: str
+    name: str
+    vendor: str
+    native_precisions: tuple[str, ...]
+    runs_as: dict[str, str]
+    pcie_generation: int | Unavailable
+    sources: tuple[str, ...]
+
+
+@cache
+def _table() -> dict[str, object]:
+    text = resources.files("dgprofile.data").joinpath("hardware.json").read_text(encoding="utf-8")
+    table: dict[str, object] = json.loads(text)
+    return table
+
 
 @cache
 def all_specs() -> tuple[HardwareSpec, ...]:
     """Every entry of the table, in file order."""
-    text = resources.files("dgprofile.data").joinpath("hardware.json").read_text(encoding="utf-8")
-    return tuple(from_json(HardwareSpec, entry, f"hardware.json[{i}]")
-                 for i, entry in enumerate(json.loads(text)["entries"]))
+    entries = _table()["entries"]
+    assert isinstance(entries, list)
+    return tuple(from_json(HardwareSpec, entry, f"hardware.json[{i}]") for i, entry in enumerate(entries))
+
+
+@cache
+def all_architectures() -> tuple[Architecture, ...]:
+    """Every architecture of the table, in file order."""
+    entries = _table()["architectures"]
+    assert isinstance(entries, list)
+    return tuple(from_json(Architecture, entry, f"hardware.json:architectures[{i}]")
+                 for i, entry in enumerate(entries))
+
+
+def architecture_of(spec: HardwareSpec) -> Architecture | Unavailable:
+    """The architecture entry a datasheet entry names."""
+    if isinstance(spec.architecture, Unavailable):
+        return spec.architecture
+    found = next((a for a in all_architectures() if a.id == spec.architecture), None)
+    return found or Unavailable(f"architecture '{spec.architecture}' is not in the table")
 
 
 def spec_ids() -> tuple[str, ...]:
@@ -122,3 +180,17 @@ def match_device_name(name: str, *, memory_bytes: int | Unavailable = _NOT_GIVEN
             return min(fitting, key=lambda s: s.memory_bytes)
         return min(candidates, key=lambda s: abs(s.memory_bytes - memory_bytes))
     return candidates[0]
+
+
+def match_pci_device(vendor_id: str, device_id: str) -> HardwareSpec | Unavailable:
+    """The entry listing this PCI vendor and device id (hex, with or without 0x; e.g. "8086", "e20b")."""
+    wanted = f"{_hex4(vendor_id)}:{_hex4(device_id)}"
+    for spec in all_specs():
+        if wanted in spec.pci_device_ids:
+            return spec
+    return Unavailable(f"PCI device {wanted} is not in dgprofile's datasheet table")
+
+
+def _hex4(value: str) -> str:
+    text = value.strip().lower()
+    return text[2:] if text.startswith("0x") else text

@@ -72,8 +72,12 @@ class Precision:
     """How weights are stored and computed in one format.
 
     Quantised formats apply to the attention projections, the dense MLP, the routed experts and the
-    self-conditioning MLP; the tied embedding / LM head, routers, norms and vision tower stay bf16, as the
-    published FP8 and 4-bit checkpoints keep them.
+    self-conditioning MLP; routers, norms and the vision tower stay bf16. The tied embedding / LM head is stored
+    at ``head_weight_bytes`` per element: bf16 in the published FP8, NVFP4 and AWQ checkpoints; quantised with the
+    rest in MLX conversions (mlx-lm quantises embeddings with the model) and GGUF files (Q6_K in a Q4_K_M file),
+    which is what makes their logits quantised. ``native_compute_format`` names the matmul rate of hardware that
+    computes the format directly; GGUF and MLX formats name themselves (no table has a rate for them: their
+    kernels always unpack the weights first).
     """
 
     name: str
@@ -87,6 +91,8 @@ class Precision:
     dequant_ops_per_weight: float  # ops to expand one weight to bf16 where the hardware lacks the native format
     kv_bytes_per_element: float  # KV cache element size engines use with this format by default
     measurable: bool  # the decode bench can time it with torch on hardware that computes it natively
+    head_weight_bytes: float = 2.0  # per element of the tied embedding / LM head (bf16 unless quantised with it)
+    weight_only: bool = False  # activations stay 16-bit: the GEMM unpacks the weights, never multiplies in them
 
     def matrix_bytes(self, out_features: int, in_features: int) -> float:
         """Bytes of one quantised ``[out_features x in_features]`` matrix, scales included."""
@@ -100,25 +106,42 @@ class Precision:
 
 
 BF16_BYTES = 2.0
+Q6_K_BYTES = 6.5625 / 8  # llama.cpp's Q6_K: 210 bytes per 256 weights
 PRECISIONS: dict[str, Precision] = {
     "bf16": Precision("bf16", "bfloat16 weights and compute", BF16_BYTES, "none", 0, 0.0, 0.0, "bf16", 0.0,
                       BF16_BYTES, True),
     "fp16": Precision("fp16", "float16 weights and compute", BF16_BYTES, "none", 0, 0.0, 0.0, "fp16", 0.0,
                       BF16_BYTES, True),
     "fp8": Precision("fp8", "FP8 e4m3 weights with one fp32 scale per output channel, dynamic per-token fp8 "
-                     "activations (FP8-dynamic checkpoints); native on sm_89+, else dequantised to bf16",
+                     "activations (FP8-dynamic checkpoints); native on sm_89+, else run as W8A16 (weights "
+                     "dequantised to fp16 in the GEMM: vLLM's Marlin kernels on Ampere)",
                      1.0, "row", 0, 4.0, 0.0, "fp8", 2.0, BF16_BYTES, True),
     "int8": Precision("int8", "int8 weights with one bf16 scale per output channel (W8A8 with dynamic per-token "
                       "activations); native int8 tensor cores, else dequantised to bf16", 1.0, "row", 0, 2.0, 0.0,
                       "int8", 2.0, BF16_BYTES, False),
-    "int4": Precision("int4", "int4 weights in groups of 128 inputs with one bf16 scale each (GPTQ/AWQ-style "
-                      "W4A16, 4.125 bits a weight; zero points of asymmetric variants not counted); dequantised "
-                      "to bf16 in the GEMM where no int4 matmul rate was measured", 0.5, "group", 128, 2.0, 0.0, "int4", 2.0,
-                      BF16_BYTES, False),
+    "int4": Precision("int4", "AWQ / GPTQ int4 weights in groups of 128 inputs with one bf16 scale each (W4A16, "
+                      "4.125 bits a weight; AWQ's 4-bit zero points not counted): vLLM runs them through Marlin, "
+                      "dequantised to fp16 in the GEMM", 0.5, "group", 128, 2.0, 0.0, "int4", 2.0,
+                      BF16_BYTES, False, weight_only=True),
     "nvfp4": Precision("nvfp4", "NVFP4: e2m1 weights, one fp8 e4m3 scale per 16 inputs and one fp32 scale per "
-                       "tensor (4.5 bits a weight); native on sm_100+ (Blackwell), else dequantised to bf16",
-                       0.5, "group", 16, 1.0, 4.0, "fp4", 2.0, BF16_BYTES, False),
+                       "tensor (4.5 bits a weight); native on Blackwell (sm_100 and sm_120 families), else run as "
+                       "W4A16 (dequantised to bf16)", 0.5, "group", 16, 1.0, 4.0, "fp4", 2.0, BF16_BYTES, False),
+    "q8_0": Precision("q8_0", "GGUF Q8_0 (llama.cpp): blocks of 32 int8 weights with one fp16 scale (8.5 bits a "
+                      "weight), embedding included", 8.5 / 8, "none", 0, 0.0, 0.0, "q8_0", 2.0, BF16_BYTES, False,
+                      head_weight_bytes=8.5 / 8, weight_only=True),
+    "q4_k_m": Precision("q4_k_m", "GGUF Q4_K_M (llama.cpp): Q4_K super-blocks (4.5 bits a weight) with Q6_K for "
+                        "half the layers' attention V and FFN down projections, about 4.85 bits a weight on "
+                        "average; the tied embedding in Q6_K", 4.85 / 8, "none", 0, 0.0, 0.0, "q4_k_m", 2.0,
+                        BF16_BYTES, False, head_weight_bytes=Q6_K_BYTES, weight_only=True),
+    "mlx-8bit": Precision("mlx-8bit", "MLX 8-bit: 8-bit weights with an fp16 scale and bias per 64 (8.5 bits a "
+                          "weight), embedding included (mlx-lm's default conversion)", 1.0, "group", 64, 4.0, 0.0,
+                          "mlx-8bit", 2.0, BF16_BYTES, False, head_weight_bytes=1.0 + 4.0 / 64, weight_only=True),
+    "mlx-4bit": Precision("mlx-4bit", "MLX 4-bit: 4-bit weights with an fp16 scale and bias per 64 (4.5 bits a "
+                          "weight), embedding included (mlx-lm's default conversion)", 0.5, "group", 64, 4.0, 0.0,
+                          "mlx-4bit", 2.0, BF16_BYTES, False, head_weight_bytes=0.5 + 4.0 / 64, weight_only=True),
 }
+# Formats whose weights are 4 bits or so: the headline prefers wider ones when they fit.
+FOUR_BIT_PRECISIONS: tuple[str, ...] = ("int4", "nvfp4", "q4_k_m", "mlx-4bit")
 
 
 def precision_by_name(name: str) -> Precision:
@@ -165,12 +188,15 @@ class CostTerms:
         return self.matmul_flops + self.attention_flops + self.sampler_flops
 
     def __add__(self, other: CostTerms) -> CostTerms:
-        return CostTerms(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other),
-                                                  strict=True)))
+        # Field by field (dataclasses.astuple deep-copies, which made `predict` slow).
+        return CostTerms(*(getattr(self, name) + getattr(other, name) for name in _COST_TERM_FIELDS))
 
     def scaled(self, factor: float) -> CostTerms:
         """Every term multiplied by ``factor`` (e.g. per layer -> all layers of a type)."""
-        return CostTerms(*(v * factor for v in dataclasses.astuple(self)))
+        return CostTerms(*(getattr(self, name) * factor for name in _COST_TERM_FIELDS))
+
+
+_COST_TERM_FIELDS = tuple(f.name for f in dataclasses.fields(CostTerms))
 
 
 COMPONENTS = ("embedding", "attention", "dense-mlp", "router", "experts", "norms", "lm-head", "self-conditioning",
@@ -365,14 +391,14 @@ def _logit_rows(shape: PassShape) -> int:
 
 def head_cost(config: ModelConfig, shape: PassShape, precision: Precision) -> dict[str, CostTerms]:
     """Components outside the layers: embedding lookup, final norm, LM head, self-conditioning, sampler.
-    Only the self-conditioning MLP is quantised; the tied embedding / LM head stays bf16."""
+    The self-conditioning MLP is quantised; the tied embedding / LM head is in the format's head bytes."""
     backbone = config.backbone
     hidden, vocab = backbone.hidden_size, backbone.vocab_size
-    embedding_matrix = vocab * hidden * BF16_BYTES
+    embedding_matrix = vocab * hidden * precision.head_weight_bytes
     rows = _logit_rows(shape)
     logits = rows * vocab
     parts = {
-        "embedding": CostTerms(weight_bytes=min(shape.tokens, vocab) * hidden * BF16_BYTES,
+        "embedding": CostTerms(weight_bytes=min(shape.tokens, vocab) * hidden * precision.head_weight_bytes,
                                activation_bytes=shape.tokens * hidden * ACTIVATION_BYTES),
         "norms": CostTerms(weight_bytes=hidden * BF16_BYTES),
         "lm-head": CostTerms(weight_bytes=embedding_matrix if rows else 0.0,
@@ -436,8 +462,8 @@ def pass_cost(config: ModelConfig, *, kind: PassKind, precision: str | Precision
 
 def weights_bytes(config: ModelConfig, precision: str | Precision, *, model: ModelKind = "diffusion",
                   include_vision: bool = True) -> float:
-    """Bytes of all weights held in memory: quantisable linears in ``precision``, the rest (embedding, routers,
-    norms, vision tower) in bf16."""
+    """Bytes of all weights held in memory: quantisable linears in ``precision``, the embedding in its head bytes,
+    the rest (routers, norms, vision tower) in bf16."""
     fmt = precision if isinstance(precision, Precision) else precision_by_name(precision)
     backbone = config.backbone
     counts = count_params(config, model=model)
@@ -448,7 +474,8 @@ def weights_bytes(config: ModelConfig, precision: str | Precision, *, model: Mod
         hidden, backbone.moe_intermediate_size, fmt)
     if model == "diffusion":
         quantised += _geglu_weight_bytes(hidden, config.diffusion.self_conditioning_size, fmt)
-    bf16_params = counts.embedding + counts.routers + counts.norms
+    bf16_params = counts.routers + counts.norms
+    quantised += counts.embedding * fmt.head_weight_bytes
     if model == "diffusion":
         bf16_params += backbone.hidden_size  # the self-conditioning pre-norm
     if include_vision:

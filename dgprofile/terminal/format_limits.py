@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dgprofile.analysis.instability import limits_timings, unstable_groups
 from dgprofile.records.limits import Limits, MatmulFigure
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
@@ -9,6 +10,7 @@ from dgprofile.text.units import (
     bandwidth_text,
     bytes_text,
     flops_text,
+    intensity_text,
     percent_text,
     seconds_text,
     text_table,
@@ -17,7 +19,7 @@ from dgprofile.text.units import (
 
 def _spread(timing: Timing) -> str:
     marks = "" if not timing.unstable else " !"
-    return f"IQR {timing.relative_spread:.1%}{marks}"
+    return f"IQR {percent_text(timing.relative_spread)}{marks}"
 
 
 def _fraction(value: float | Unavailable) -> str:
@@ -34,7 +36,7 @@ def _bandwidth_lines(limits: Limits) -> list[str]:
                   _fraction(f.fraction_of_theoretical), _spread(f.timing)) for f in limits.bandwidth]
         lines += text_table(rows)
     lines.append(f"  streaming read {bandwidth_text(limits.stream_read_bytes_per_s)}"
-                 + (f" ({limits.stream_read_method})" if limits.stream_read_method else "")
+                 + (f" by {limits.stream_read_method}" if limits.stream_read_method else "")
                  + f", copy {bandwidth_text(limits.copy_bytes_per_s)}, triad {bandwidth_text(limits.triad_bytes_per_s)}")
     if limits.host_transfer:
         lines += ["", "Host transfers (one direction)"]
@@ -55,7 +57,7 @@ def _matmul_lines(limits: Limits) -> list[str]:
         ridge = limits.ridge_flop_per_byte.get(f.dtype)
         tokens = limits.ridge_tokens.get(f.dtype)
         rows.append((f.dtype, f"{f.m}x{f.k}x{f.n}", flops_text(f.flops_per_s), _spread(f.timing),
-                     f"{ridge:.0f}" if ridge is not None else "-",
+                     intensity_text(ridge).removesuffix(" FLOP/byte") if ridge is not None else "-",
                      str(tokens) if tokens is not None else _ridge_absent(limits, f.dtype)))
     lines += text_table(rows)
     decode = [f for f in limits.matmul if f.shape != "square"]
@@ -94,17 +96,13 @@ def _latency_lines(limits: Limits) -> list[str]:
 
 
 def _warning_lines(limits: Limits) -> list[str]:
-    flagged = [(f"{f.name} ({f.method})", f.timing) for f in (*limits.bandwidth, *limits.host_transfer)]
-    flagged += [(f.label, f.timing) for f in limits.matmul]
-    flagged += [(f.name, f.timing) for f in limits.latency]
-    lines = [f"  {label}: {flag.message}; {flag.advice}"
-             for label, timing in flagged for flag in timing.unstable]
+    lines = [f"  {group.text()}" for group in unstable_groups(limits_timings(limits))]
     return ["", "Unstable measurements (marked !)", *lines] if lines else []
 
 
 def format_limits(limits: Limits) -> str:
     """The whole limits step as readable text for the terminal."""
-    header = (f"Limits of {limits.device} ({limits.device_name}), measured in {limits.seconds_taken:.1f} s"
+    header = (f"Limits of {limits.device} ({limits.device_name}), measured in {seconds_text(limits.seconds_taken)}"
               + (f" with torch {limits.torch_version}" if limits.torch_version else "")
               + (" (quick)" if limits.quick else ""))
     lines = [header, "", *_bandwidth_lines(limits), "", *_matmul_lines(limits), "", *_latency_lines(limits)]

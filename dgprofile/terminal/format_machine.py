@@ -7,17 +7,29 @@ machine (GPU names, process names, hostnames, reasons quoting them) cannot send 
 from __future__ import annotations
 
 from dgprofile.records.machine import (
+    Accelerator,
+    AmdGpu,
     AppleGpu,
     CpuInfo,
     FailedDevice,
     GpuProcess,
+    IntelGpu,
     Machine,
     MemoryClass,
     NvidiaGpu,
     Software,
 )
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import bandwidth_text, bytes_text, hertz_text, plain_text, seconds_text
+from dgprofile.text.scenario import nvlink_text, peers_text
+from dgprofile.text.units import (
+    bandwidth_text,
+    bytes_text,
+    hertz_text,
+    plain_text,
+    seconds_text,
+    watts_text,
+    whole_percent_text,
+)
 
 Row = tuple[str, str]
 
@@ -52,7 +64,7 @@ def _cpu_rows(cpu: CpuInfo) -> list[Row]:
     ]
 
 
-def _processes_text(gpu: NvidiaGpu) -> str:
+def _processes_text(gpu: NvidiaGpu | AmdGpu | IntelGpu) -> str:
     if isinstance(gpu.other_processes, Unavailable):
         return plain_text(gpu.other_processes)
     if not gpu.other_processes:
@@ -86,11 +98,59 @@ def _nvidia_rows(gpu: NvidiaGpu) -> list[Row]:
         ("datasheet entry", plain_text(gpu.spec_id)),
         ("SMs", _with_basis(plain_text(gpu.sm_count), gpu.sm_count, gpu.sm_count_basis)),
         ("SM clock", f"{hertz_text(gpu.sm_clock_max_hz)} max"),
-        ("power limit", plain_text(power) if isinstance(power, Unavailable) else f"{power:.0f} W"),
+        ("power limit", watts_text(power)),
         ("PCIe", f"gen {plain_text(gpu.pcie_generation)} x{plain_text(gpu.pcie_width)} (link maximum)"),
+        ("NVLink", nvlink_text(gpu)), ("other GPUs", peers_text(gpu)),
         ("MIG", plain_text(gpu.mig_mode)), ("ECC", plain_text(gpu.ecc_mode)),
-        ("utilisation", plain_text(percent) if isinstance(percent, Unavailable) else f"{percent}%"),
+        ("utilisation", whole_percent_text(percent)),
         ("other processes", _processes_text(gpu)),
+        *_memory_class_rows(gpu.memory_class),
+    ]
+
+
+def _amd_rows(gpu: AmdGpu) -> list[Row]:
+    return [
+        ("UUID", plain_text(gpu.uuid)), ("PCI bus id", plain_text(gpu.pci_bus_id)),
+        ("PCI device id", plain_text(gpu.pci_device_id)),
+        ("architecture", f"{plain_text(gpu.architecture)} ({plain_text(gpu.gfx_target)})"),
+        ("driver", f"amdgpu {plain_text(gpu.driver_version)} (ROCm {plain_text(gpu.rocm_version)}, "
+                   f"amdsmi {plain_text(gpu.amdsmi_version)})"),
+        ("VRAM", f"{bytes_text(gpu.memory_total_bytes)} total, {bytes_text(gpu.memory_free_bytes)} free, "
+                 f"{bytes_text(gpu.memory_used_bytes)} used"
+                 + (f" ({gpu.memory_type})" if isinstance(gpu.memory_type, str) else "")),
+        ("GTT", f"{bytes_text(gpu.gtt_total_bytes)} total, {bytes_text(gpu.gtt_used_bytes)} used"),
+        ("memory bus",
+         f"{plain_text(gpu.memory_bus_width_bits)} bits, controller clock {hertz_text(gpu.memory_clock_max_hz)} max"),
+        ("bandwidth", _with_basis(bandwidth_text(gpu.theoretical_bandwidth_bytes_per_s),
+                                  gpu.theoretical_bandwidth_bytes_per_s, gpu.theoretical_bandwidth_basis)),
+        ("bandwidth cross-check", f"amdsmi {bandwidth_text(gpu.library_bandwidth_bytes_per_s)}, "
+                                  f"datasheet {bandwidth_text(gpu.datasheet_bandwidth_bytes_per_s)}"
+                                  + (": DISAGREE" if gpu.bandwidth_disagrees_with_datasheet else "")),
+        ("datasheet entry", plain_text(gpu.spec_id)),
+        ("compute units", f"{plain_text(gpu.compute_units)} at up to {hertz_text(gpu.gfx_clock_max_hz)}"),
+        ("power limit", watts_text(gpu.power_limit_w)),
+        ("PCIe", f"gen {plain_text(gpu.pcie_generation)} x{plain_text(gpu.pcie_width)} (link maximum)"),
+        ("partitions", f"compute {plain_text(gpu.compute_partition)}, memory {plain_text(gpu.memory_partition)}"),
+        ("utilisation", whole_percent_text(gpu.utilization_percent)),
+        ("other processes", _processes_text(gpu)),
+        ("verified on hardware", plain_text(gpu.verified_on_hardware)),
+        *_memory_class_rows(gpu.memory_class),
+    ]
+
+
+def _intel_rows(gpu: IntelGpu) -> list[Row]:
+    return [
+        ("PCI bus id", plain_text(gpu.pci_bus_id)), ("PCI device id", gpu.pci_device_id),
+        ("architecture", plain_text(gpu.architecture)), ("driver", gpu.driver),
+        ("local memory", bytes_text(gpu.memory_total_bytes)),
+        ("bandwidth", _with_basis(bandwidth_text(gpu.theoretical_bandwidth_bytes_per_s),
+                                  gpu.theoretical_bandwidth_bytes_per_s, gpu.theoretical_bandwidth_basis)),
+        ("datasheet entry", plain_text(gpu.spec_id)),
+        ("Xe cores", f"{plain_text(gpu.xe_cores)} at up to {hertz_text(gpu.gt_clock_max_hz)}"),
+        ("power limit", watts_text(gpu.power_limit_w)),
+        ("utilisation", whole_percent_text(gpu.utilization_percent)),
+        ("other processes", _processes_text(gpu)),
+        ("verified on hardware", plain_text(gpu.verified_on_hardware)),
         *_memory_class_rows(gpu.memory_class),
     ]
 
@@ -111,8 +171,8 @@ def _apple_rows(gpu: AppleGpu) -> list[Row]:
 def _software_rows(software: Software) -> list[Row]:
     return [
         ("Python", software.python_version), ("OS", f"{software.os_name} {software.os_release}"),
-        ("torch", f"{plain_text(software.torch_version)} (CUDA {plain_text(software.torch_cuda_version)}, "
-                  f"MPS {plain_text(software.torch_mps_available)})"),
+        ("torch", f"{plain_text(software.torch_version)}; CUDA {plain_text(software.torch_cuda_version)}; "
+                  f"MPS {plain_text(software.torch_mps_available)}"),
         ("triton", plain_text(software.triton_version)),
         ("transformers", plain_text(software.transformers_version)),
         ("vLLM", plain_text(software.vllm_version)),
@@ -120,11 +180,18 @@ def _software_rows(software: Software) -> list[Row]:
     ]
 
 
-def _accelerator_section(device: NvidiaGpu | AppleGpu | FailedDevice) -> tuple[str, list[Row]]:
+def _accelerator_section(device: Accelerator) -> tuple[str, list[Row]]:
     if isinstance(device, FailedDevice):
         return f"GPU {device.index}: {device.vendor} device that could not be described", [
             ("reason", device.reason)]
-    rows = _nvidia_rows(device) if isinstance(device, NvidiaGpu) else _apple_rows(device)
+    if isinstance(device, NvidiaGpu):
+        rows = _nvidia_rows(device)
+    elif isinstance(device, AmdGpu):
+        rows = _amd_rows(device)
+    elif isinstance(device, IntelGpu):
+        rows = _intel_rows(device)
+    else:
+        rows = _apple_rows(device)
     return f"GPU {device.index}: {device.name}", rows
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dgprofile.records.passes import PassMeasurement, PassTimes
 from dgprofile.records.values import Unavailable
-from dgprofile.text.units import bandwidth_text, bytes_text, percent_text, seconds_text, text_table
+from dgprofile.text.units import (
+    bandwidth_text,
+    bytes_text,
+    count_text,
+    flop_count_text,
+    percent_text,
+    seconds_text,
+    signed_percent_text,
+    text_table,
+)
 
 PASS_ORDER = ("ar-step", "dg-denoise", "dg-commit", "prefill")
 PASS_LABELS = {"ar-step": "AR step", "dg-denoise": "DG denoise", "dg-commit": "DG commit", "prefill": "prefill"}
@@ -15,26 +24,18 @@ def _share(value: float | Unavailable) -> str:
     return "-" if isinstance(value, Unavailable) else percent_text(value)
 
 
-def flop_count_text(value: float) -> str:
-    """A FLOP count (not a rate) with a decimal prefix."""
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= factor:
-            return f"{value / factor:.3g} {prefix}FLOP"
-    return f"{value:.3g} FLOP"
-
-
 def _tokens(m: PassMeasurement) -> str:
     return f"{m.concurrency}x{m.tokens_per_request}"
 
 
 def _row(m: PassMeasurement) -> tuple[str, ...]:
     full = "" if isinstance(m.full_depth_seconds, Unavailable) else (
-        f"{seconds_text(m.full_depth_seconds)} ({m.seconds / m.full_depth_seconds - 1:+.1%})")
+        f"{seconds_text(m.full_depth_seconds)} ({signed_percent_text(m.seconds / m.full_depth_seconds - 1)})")
     return (PASS_LABELS[m.pass_kind], _tokens(m), str(m.context_tokens), seconds_text(m.seconds),
-            f"±{m.relative_spread:.1%}" if m.measured else "modelled", bytes_text(m.bytes_moved),
+            f"±{percent_text(m.relative_spread)}" if m.measured else "modelled", bytes_text(m.bytes_moved),
             flop_count_text(m.flops), bandwidth_text(m.achieved_bytes_per_s), _share(m.fraction_of_bandwidth_floor),
             _share(m.fraction_of_compute_floor), _share(m.fraction_of_roofline_floor),
-            f"{m.experts_touched_per_layer:.1f}", full)
+            count_text(m.experts_touched_per_layer), full)
 
 
 # "of bw floor": bandwidth floor / time (100% = all bytes moved at the measured streaming-read rate); likewise

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
+from dgprofile.model.speedup import USEFUL_DRAFT_DEFINITION
+from dgprofile.model.verdict import VERDICT_RULES_TEXT
 from dgprofile.records.codec import to_json
 from dgprofile.records.predictions import (
     CalibrationSummary,
@@ -11,12 +14,18 @@ from dgprofile.records.predictions import (
     PassEstimate,
     Prediction,
     Predictions,
+    TransferValidation,
 )
 from dgprofile.records.values import Unavailable
+from dgprofile.text.scenario import baseline_text, setup_text
 from dgprofile.text.units import (
     bytes_text,
     count_text,
+    percent_text,
+    plural,
     seconds_text,
+    signed_percent_text,
+    speedup_band_text,
     speedup_text,
     speedup_with_band_text,
     text_table,
@@ -24,6 +33,8 @@ from dgprofile.text.units import (
 
 MODE_FIELDS = ("tokens_per_s", "aggregate_tokens_per_s", "ttft_s", "first_draft_s", "total_latency_s",
                "memory_bytes", "pass_seconds")
+SETUP_FIELDS = ("execution_mode", "interconnect", "sampler", "thinking", "quantised_logits", "ar_baseline",
+                "weight_format")
 
 
 def _mode_summary(mode: ModeEstimate | Unavailable) -> dict[str, Any]:
@@ -41,6 +52,7 @@ def summary_json(predictions: Predictions) -> dict[str, Any]:
         "precision": scenario.precision, "concurrency": scenario.concurrency,
         "prompt_tokens": scenario.prompt_tokens, "output_tokens": scenario.output_tokens,
         "steps_per_canvas": scenario.steps_per_canvas,
+        "setup": {name: to_json(getattr(scenario, name)) for name in SETUP_FIELDS},
         "diffusion": _mode_summary(headline.diffusion), "autoregressive": _mode_summary(headline.autoregressive),
         "speedup": to_json(headline.speedup), "speedup_low": to_json(headline.speedup_low),
         "speedup_high": to_json(headline.speedup_high), "verdict": predictions.verdict.value,
@@ -58,7 +70,8 @@ def _headline_speedup_text(prediction: Prediction) -> str:
 
 def _modes_table(headline: Prediction) -> list[str]:
     dg, ar = headline.diffusion, headline.autoregressive
-    rows: list[tuple[str, ...]] = [("", "DiffusionGemma", "Gemma 4 (AR)")]
+    ar_label = "Gemma 4 (AR + MTP)" if headline.scenario.ar_baseline.kind == "mtp" else "Gemma 4 (AR)"
+    rows: list[tuple[str, ...]] = [("", "DiffusionGemma", ar_label)]
     for label, name, text in (("tokens/s per request", "tokens_per_s", count_text),
                               ("tokens/s, all requests", "aggregate_tokens_per_s", count_text),
                               ("time to first token", "ttft_s", seconds_text),
@@ -67,26 +80,38 @@ def _modes_table(headline: Prediction) -> list[str]:
                               ("memory needed", "memory_bytes", bytes_text)):
         cells = ["n/a" if isinstance(mode, Unavailable) else text(getattr(mode, name)) for mode in (dg, ar)]
         rows.append((label, *cells))
-    return text_table(rows)
+    return [*text_table(rows), *textwrap.wrap(f"first useful draft: {USEFUL_DRAFT_DEFINITION}", width=110,
+                                              initial_indent="  ", subsequent_indent="    ")]
 
 
-def _pass_line(estimate: PassEstimate) -> str:
+def _pass_lines(estimate: PassEstimate) -> list[str]:
     terms = ", ".join(f"{name} {seconds_text(value)}" for name, value in estimate.critical_seconds.items())
-    return (f"  {estimate.pass_kind:<11} {seconds_text(estimate.seconds):>9} x {estimate.count_per_request:g}"
-            f"  bound by {estimate.bound_by}: {terms}")
+    lines = [f"  {estimate.pass_kind:<11} {seconds_text(estimate.seconds):>9} x {count_text(estimate.count_per_request)}"
+             f"  bound by {estimate.bound_by}: {terms}"]
+    if isinstance(estimate.hardware_seconds, float):
+        added = ", ".join(f"{name} {'-' if value < 0 else '+'}{seconds_text(abs(value))}"
+                          for name, value in estimate.engine_added_seconds.items())
+        lines.append(f"  {'':<11} hardware {seconds_text(estimate.hardware_seconds)}"
+                     + (f"; the engine adds {added}" if added else "") + f" ({estimate.hardware_basis})")
+    return lines
 
 
 def _matrix_lines(predictions: Predictions) -> list[str]:
-    concurrencies = sorted({p.scenario.concurrency for p in predictions.matrix})
-    rows: list[tuple[str, ...]] = [("workload", "precision", *(f"c={c}" for c in concurrencies))]
-    cells: dict[tuple[str, str], dict[int, str]] = {}
-    for prediction in predictions.matrix:
-        key = (prediction.scenario.workload, prediction.scenario.precision)
-        text = ("does not fit" if isinstance(prediction.speedup, Unavailable)
-                else f"{speedup_text(prediction.speedup)} {prediction.verdict}")
-        cells.setdefault(key, {})[prediction.scenario.concurrency] = text
-    rows += [(w, p, *(by_c.get(c, "") for c in concurrencies)) for (w, p), by_c in cells.items()]
-    return text_table(rows)
+    """One row per scenario, with the band the verdict rests on; a precision that does not fit at a concurrency
+    says so once, with the smallest concurrency it fails at."""
+    rows: list[tuple[str, ...]] = [("workload", "precision", "concurrency", "speedup", "band", "verdict")]
+    failed: set[tuple[str, str]] = set()
+    for p in sorted(predictions.matrix, key=lambda p: (p.scenario.workload != predictions.headline.scenario.workload,
+                                                       p.scenario.workload, p.scenario.concurrency)):
+        s = p.scenario
+        if isinstance(p.speedup, Unavailable):
+            if (s.workload, s.precision) not in failed:
+                failed.add((s.workload, s.precision))
+                rows.append((s.workload, s.precision, f"{s.concurrency}+", "does not fit", "", str(p.verdict)))
+            continue
+        rows.append((s.workload, s.precision, str(s.concurrency), speedup_text(p.speedup),
+                     speedup_band_text(p.speedup_low, p.speedup_high), str(p.verdict)))
+    return [*text_table(rows), f"  verdict: {VERDICT_RULES_TEXT}"]
 
 
 def format_predictions(predictions: Predictions) -> str:
@@ -96,13 +121,15 @@ def format_predictions(predictions: Predictions) -> str:
     lines = [
         f"DiffusionGemma vs autoregressive Gemma 4 on {predictions.hardware}"
         + (f" x {s.gpus}" if s.gpus > 1 else "") + f" ({predictions.origin} limits)",
-        f"engine: {predictions.engine} ({predictions.engine_reason})",
+        f"engine: {predictions.engine}; {predictions.engine_reason}",
         f"headline: {s.workload}, {s.prompt_tokens} prompt + {s.output_tokens} output tokens, "
-        f"{s.steps_per_canvas:.1f} steps per canvas, {s.precision}, concurrency {s.concurrency}",
+        f"{count_text(s.steps_per_canvas)} steps per canvas, {s.precision}, concurrency {s.concurrency}",
+        f"setup: {setup_text(s)}",
         "",
         *_modes_table(headline),
         "",
-        f"speedup (end to end): {_headline_speedup_text(headline)}  ->  verdict: {predictions.verdict}",
+        f"speedup (end to end, against {baseline_text(s)}): {_headline_speedup_text(headline)}  ->  "
+        f"verdict: {predictions.verdict}",
         "",
         "why:",
         *(f"  - {reason}" for reason in predictions.reasons),
@@ -111,15 +138,17 @@ def format_predictions(predictions: Predictions) -> str:
     ]
     for title, mode in (("DiffusionGemma passes", headline.diffusion), ("AR passes", headline.autoregressive)):
         if isinstance(mode, ModeEstimate) and mode.passes:
-            lines += ["", f"{title} (time x count per request):", *(_pass_line(p) for p in mode.passes)]
+            lines += ["", f"{title} (time x count per request):",
+                      *(line for p in mode.passes for line in _pass_lines(p))]
     lines += ["", "memory fit (headline concurrency and lengths):",
               *text_table([("precision", "DiffusionGemma", "AR", "fits"),
                        *((m.precision, bytes_text(m.diffusion_needed_bytes), bytes_text(m.autoregressive_needed_bytes),
                           "yes" if m.fits_diffusion and m.engine_runs_it else "no") for m in predictions.memory)]),
-              "", "matrix (speedup and verdict):", *_matrix_lines(predictions),
-              "", "basis:", *(f"  - {b.quantity}: {b.kind} ({b.source})" for b in predictions.basis),
-              f"  - calibration: worst fitted residual {predictions.calibration.max_abs_relative_error:.0%} over "
-              f"{len(predictions.calibration.runs)} published runs ({predictions.calibration.data_file})"]
+              "", "matrix (speedup, band and verdict per scenario):", *_matrix_lines(predictions),
+              "", "basis:", *(f"  - {b.quantity}: {b.kind}; {b.source}" for b in predictions.basis),
+              f"  - calibration: worst fitted residual {percent_text(predictions.calibration.max_abs_relative_error)}"
+              f" over {plural(len(predictions.calibration.runs), 'published run')} in "
+              f"{predictions.calibration.data_file}"]
     return "\n".join(lines)
 
 
@@ -129,9 +158,20 @@ def calibration_table(summary: CalibrationSummary) -> str:
     for run in summary.runs:
         for o in run.observables:
             rows.append(f"| {run.run_id} | {run.engine} | {o.name} | {o.published:.4g} | {o.predicted:.4g} | "
-                        f"{o.relative_error:+.1%} | {'yes' if o.used_in_fit else 'no'} |")
-        published = "n/a" if isinstance(run.published_speedup, Unavailable) else f"{run.published_speedup:.2f}x"
+                        f"{signed_percent_text(o.relative_error)} | {'yes' if o.used_in_fit else 'no'} |")
+        published = "n/a" if isinstance(run.published_speedup, Unavailable) else speedup_text(run.published_speedup)
         verdict = ("n/a" if isinstance(run.published_verdict, Unavailable) else run.published_verdict)
         rows.append(f"| {run.run_id} | {run.engine} | speedup (verdict) | {published} ({verdict}) | "
-                    f"{run.predicted_speedup:.2f}x ({run.predicted_verdict}) | | |")
+                    f"{speedup_text(run.predicted_speedup)} ({run.predicted_verdict}) | | |")
+    return "\n".join(rows)
+
+
+def validation_table(validation: TransferValidation) -> str:
+    """Markdown table of every published figure predicted by a fit that did not see it (for the README)."""
+    rows = ["| run | class | held out | figure | published | predicted | error | 80% band | inside |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for c in validation.checks:
+        rows.append(f"| {c.run_id} | {c.hardware_class} | {c.held_out} | {c.figure} | {c.published:.4g} | "
+                    f"{c.predicted:.4g} | {c.relative_error:+.0%} | {c.low:.4g}-{c.high:.4g} | "
+                    f"{'yes' if c.in_band else 'no'} |")
     return "\n".join(rows)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from dgprofile.probes import gpu_backends
 from dgprofile.probes.decode.autotune import Autotuner
 from dgprofile.probes.decode.checks import (
     check_attention,
@@ -103,13 +104,16 @@ class Autotuners:
 
 
 def _capabilities(device: str, quick: bool) -> DeviceCapabilities:
-    kind: DeviceKind = "cuda" if device.startswith("cuda") else ("mps" if device == "mps" else "cpu")
+    kind: DeviceKind = ("cuda" if device.startswith("cuda") else "xpu" if device.startswith("xpu")
+                        else "mps" if device == "mps" else "cpu")
     notes: list[str] = []
-    fp8_reason = "this device has no native fp8 matmul (needs sm_89+)"
+    native_fp8, fp8_reason = gpu_backends.native_fp8(torch, device)
+    fp8_reason = f"this device has no native fp8 matmul ({fp8_reason})"
     free: float
     if kind == "cuda":
         free = float(torch.cuda.mem_get_info(torch.device(device))[0])
-        native_fp8 = torch.cuda.get_device_capability(torch.device(device)) >= (8, 9) and hasattr(torch, "_scaled_mm")
+    elif kind == "xpu":
+        free = float(torch.xpu.mem_get_info(torch.device(device))[0])
     elif kind == "mps":
         free, native_fp8 = float(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()), False
     else:
@@ -226,6 +230,8 @@ def _free(device: str) -> None:
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
+    elif device.startswith("xpu"):
+        torch.xpu.empty_cache()
 
 
 def sustain_load(call: Callable[[], object], seconds: float, device: str) -> None:
@@ -510,8 +516,9 @@ def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbac
         "layer elementwise work: " + "; ".join(
             f"{dtype.removeprefix('torch.')}: " + (FUSED_TEXT if on else "torch ops") for dtype, on in caps.fused.items()),
         caps.sampler_method,
-        "routing: router computed, expert ids drawn uniformly (expected coverage E(1-(1-k/E)^T))",
-        "timing: CUDA graph replays" if caps.kind == "cuda" else f"timing: {caps.kind} eager calls",
+        "routing: router computed, expert ids drawn uniformly; expected coverage E(1-(1-k/E)^T)",
+        (f"timing: {gpu_backends.backend_name(torch, caps.device)} graph replays" if caps.kind == "cuda"
+         else f"timing: {caps.kind} eager calls"),
         *(f"CUDA graph capture failed, eager calls timed instead: {reason}" for reason in sorted(graph_fallbacks)),
     )
 

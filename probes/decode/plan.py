@@ -28,13 +28,13 @@ from dgprofile.specs.pass_cost import (
 )
 from dgprofile.text.units import bytes_text
 
-DeviceKind = Literal["cuda", "mps", "cpu"]
+DeviceKind = Literal["cuda", "xpu", "mps", "cpu"]
 
 DEFAULT_PRECISIONS = ("bf16", "fp16", "fp8", "int8", "int4", "nvfp4")
 DEFAULT_CONCURRENCIES = (1, 2, 4, 8)
 DEFAULT_CONTEXTS = (4096,)
 # Fraction of the free device memory (or available RAM) the benchmark lets itself plan for.
-MEMORY_HEADROOM = {"cuda": 0.85, "mps": 0.6, "cpu": 0.6}
+MEMORY_HEADROOM = {"cuda": 0.85, "xpu": 0.85, "mps": 0.6, "cpu": 0.6}
 # Transient activations are counted twice: a GEMM's input and output are alive together with the residual.
 ACTIVATION_PEAK_FACTOR = 2
 # The torch sampler (the path without a fused kernel) keeps up to this many fp32 [tokens x vocab] tensors.

@@ -26,6 +26,27 @@ def test_a_result_against_itself_is_the_same_everywhere() -> None:
     assert outcomes == {RowOutcome.SAME}
 
 
+def test_a_file_compared_with_itself_never_says_one_side_is_longer() -> None:
+    result = factory.measured_h100_result()
+    text = "\n".join(compare(result, result).explanations)
+    assert "longer" not in text and "1.0x" not in text
+    assert "about the same" in text
+
+
+def test_a_gpu_and_a_mac_are_compared_per_workload_and_concurrency_at_each_sides_best_precision(gpu_vs_mac) -> None:
+    rows = [r for r in gpu_vs_mac.rows if r.section == "predictions" and r.scenario]
+    assert {r.outcome for r in rows} == {RowOutcome.WORSE}
+    long_form = row(gpu_vs_mac, "speedup: long-form-drafting, concurrency 1, best precision each")
+    assert (long_form.a_runs, long_form.b_runs) == ("fp8, vllm", "fp8, mlx")
+    assert long_form.summary == "B 29x lower"
+
+
+def test_a_ratio_in_the_thousands_is_written_out() -> None:
+    slow = factory.result(limits_=factory.limits(stream_bytes_per_s=3.07e12 / 1800))
+    bandwidth = row(compare(factory.measured_h100_result(), slow), "streaming read bandwidth")
+    assert bandwidth.summary == "B 1,800x lower"
+
+
 def test_higher_bandwidth_is_better_and_longer_passes_are_worse() -> None:
     a = factory.measured_h100_result()
     faster = factory.result(limits_=factory.limits(stream_bytes_per_s=4.4e12))
@@ -52,8 +73,9 @@ def test_unavailable_values_say_which_side_lacks_them_and_why(gpu_vs_mac) -> Non
     launch = row(gpu_vs_mac, "launch floor per kernel")
     assert launch.outcome is RowOutcome.ONLY_A
     assert launch.summary == "predicted from the datasheet of Apple M3 Max (40-core GPU): nothing was measured"
-    int4 = row(gpu_vs_mac, "speedup: code-infill, int4, concurrency 1")
-    assert int4.outcome is RowOutcome.ONLY_B and int4.summary == "scenario not predicted for vllm"
+    int4 = row(compare(factory.predicted_apple_result(), factory.predicted_apple_result()),
+               "speedup: code-infill, int4, concurrency 1")
+    assert int4.outcome is RowOutcome.SAME
     probe = factory.probe_only_result()
     both = row(compare(probe, probe), "launch floor per kernel")
     assert both.outcome is RowOutcome.UNAVAILABLE and isinstance(both.ratio, Unavailable)
@@ -81,6 +103,23 @@ def test_the_account_names_bandwidth_ridge_fit_memory_and_engines(gpu_vs_mac) ->
     assert "on B each pass takes at least 7.7x longer than on A" in text
     assert "Ridge on A: 235 FLOP/byte; a denoise pass (87 FLOP/byte in the headline scenario) sits below it" in text
     assert "Ridge on B: 71 FLOP/byte; a denoise pass (87 FLOP/byte in the headline scenario) sits above it" in text
-    assert "on B DiffusionGemma fits in fp8, int4 but not in bf16 (needs 52.9 GiB of 48.0 GiB)" in text
+    assert "on B DiffusionGemma fits in fp8, int4 but not in bf16 (needs 52.9 GiB, 48.0 GiB usable)" in text
     assert "A is discrete, B is shared-physical" in text
     assert "A is predicted with vllm, B with mlx" in text
+
+
+def test_measured_runs_are_compared_workload_by_workload():
+    a = factory.measured_h100_result(measured_runs=(factory.measured_run(dg_factor=1.0),))
+    b = factory.measured_h100_result(measured_runs=(factory.measured_run(dg_factor=2.0),))
+    rows = {r.metric: r for r in compare(a, b).rows if r.section == "measured"}
+    speedup = rows["speedup: long-form-drafting, concurrency 1"]
+    assert speedup.outcome is RowOutcome.WORSE and speedup.ratio == pytest.approx(0.5)
+    assert rows["Gemma 4 tokens/s: long-form-drafting, concurrency 1"].outcome is RowOutcome.SAME
+    other_engine = factory.measured_h100_result(measured_runs=(factory.measured_run(engine="transformers"),))
+    row = next(r for r in compare(a, other_engine).rows if r.section == "measured")
+    assert row.outcome is RowOutcome.NOT_COMPARABLE and "different engines" in row.summary
+
+
+def test_without_measured_runs_there_is_nothing_to_compare_in_that_section():
+    assert not [r for r in compare(factory.measured_h100_result(), factory.measured_h100_result()).rows
+                if r.section == "measured"]

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,11 @@ from dgprofile.analysis.fleet import (
     result_paths,
     summarise,
 )
+from dgprofile.app.predictor import predict_for_spec, predicted_result
 from dgprofile.errors import ResultFileError, UsageError
-from dgprofile.records.results import SCHEMA_VERSION, dumps
+from dgprofile.records.results import SCHEMA_VERSION, dumps, load
 from dgprofile.records.values import Unavailable
+from dgprofile.specs.hardware import spec_by_id
 
 
 @pytest.fixture()
@@ -94,9 +97,22 @@ def test_groups_by_hardware_model_largest_first(tmp_path: Path) -> None:
                                                              created_at=f"2026-11-2{i}T00:00:00Z"))
     factory.write_result(tmp_path / "m3.json", factory.predicted_apple_result())
     groups = load_fleet([tmp_path]).groups
-    assert [(g.hardware, len(g.rows)) for g in groups] == [("NVIDIA H100 80GB HBM3", 3),
+    assert [(g.hardware, len(g.rows)) for g in groups] == [("NVIDIA H100 SXM5 80GB", 3),
                                                            ("Apple M3 Max (40-core GPU)", 1)]
     assert groups[0].verdict_counts == {"applies": 3}
+
+
+def test_measured_and_predicted_files_for_the_same_card_share_one_group(tmp_path: Path) -> None:
+    """NVML names the card 'NVIDIA H100 80GB HBM3', the datasheet table 'NVIDIA H100 SXM5 80GB': one entry."""
+    spec = spec_by_id("h100-sxm")
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    predicted = predicted_result(spec, predict_for_spec(spec), command=("dgprofile", "predict"), started_at=now,
+                                 finished_at=now)
+    factory.write_result(tmp_path / "predicted.json", predicted)
+    factory.write_result(tmp_path / "measured.json", factory.measured_h100_result())
+    fleet = load_fleet([tmp_path])
+    assert {row.hardware for row in fleet.rows} == {"NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5 80GB"}
+    assert [(g.hardware, len(g.rows)) for g in fleet.groups] == [("NVIDIA H100 SXM5 80GB", 2)]
 
 
 def test_csv_has_one_line_per_file_and_empty_cells_for_unavailable(mixed_dir: Path) -> None:
@@ -130,6 +146,17 @@ def test_parallel_loading_gives_the_serial_result(tmp_path: Path) -> None:
 
 
 
+def test_a_measured_run_adds_its_speedup_to_the_fleet_row_and_csv(tmp_path):
+    run = factory.measured_run(dg_factor=2.0, ar_factor=1.0)
+    factory.write_result(tmp_path / "measured.json", factory.measured_h100_result(measured_runs=(run,)))
+    factory.write_result(tmp_path / "plain.json", factory.with_identity(
+        factory.measured_h100_result(), hostname="other", created_at="2026-11-21T10:00:00Z"))
+    fleet = load_fleet([tmp_path])
+    rows = {row.hostname: row for row in fleet.rows}
+    assert rows["gpu-node-01"].measured_speedup == run.workloads[0].speedup.median
+    assert rows["gpu-node-01"].measured_scenario == "long-form-drafting, vllm (openai-server)"
+    assert isinstance(rows["other"].measured_speedup, Unavailable)
+    assert "measured_speedup" in fleet_csv(fleet).splitlines()[0]
 def test_per_gpu_results_of_one_host_made_in_the_same_second_are_not_duplicates(tmp_path: Path) -> None:
     base = factory.measured_h100_result()
     for index in range(2):
@@ -144,7 +171,7 @@ SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_reading_only_the_shown_sections_gives_the_row_of_the_whole_file(path: Path) -> None:
-    data = path.read_bytes()
+    data = dumps(load(path)).encode()  # as this version writes it (a sample may be of an older format)
     assert _shown_sections(data) is not None  # dgprofile wrote it: the fast path applies
     whole = json.loads(data)
     assert summarise(data, source="x") == _row(whole, source="x")

@@ -7,8 +7,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from fakes import amdsmi as fake_amdsmi
 from fakes import cpu
 from fakes import nvml as fake
+from fakes.intel_sysfs import FakeDrmFiles
 
 from dgprofile.app.machine import probe_machine, probe_result
 from dgprofile.probes import collect
@@ -25,7 +27,8 @@ def probe_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario) -> Non
 
     seams = ProbeSeams(host=cpu.linux_seams(cpu.linux_tree(tmp_path)), open_nvml=open_nvml,
                        read_meminfo=lambda: {"MemTotal": 128 << 30, "MemAvailable": 100 << 30},
-                       hostname=lambda: "gpu-box-7")
+                       hostname=lambda: "gpu-box-7", open_amdsmi=fake_amdsmi.opener(fake_amdsmi.NOT_INSTALLED),
+                       drm_files=FakeDrmFiles())
     monkeypatch.setattr(collect, "default_seams", lambda: seams)
 
 

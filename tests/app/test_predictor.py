@@ -17,8 +17,8 @@ DEFAULTS = PredictOptions()
 BLOG = PredictOptions(precision="fp8", prompt_tokens=1024, output_tokens=1024, steps=16)
 
 
-def predict(hardware: str, options: PredictOptions = DEFAULTS, gpus: int = 1) -> Predictions:
-    return predict_for_spec(spec_by_id(hardware), gpus=gpus, options=options)
+def predict(hardware: str, options: PredictOptions = DEFAULTS) -> Predictions:
+    return predict_for_spec(spec_by_id(hardware), options=options)
 
 
 def test_h100_reproduces_the_vllm_blog_figures() -> None:
@@ -38,6 +38,7 @@ def test_h200_is_faster_than_h100_for_diffusion_only() -> None:
 def test_the_best_precision_that_fits_is_8bit_or_wider_when_one_fits() -> None:
     assert predict("h100-sxm").headline.scenario.precision == "fp8"
     assert predict("rtx-4090").headline.scenario.precision in ("nvfp4", "int4")
+    assert predict("m3-max-40gpu", PredictOptions(memory_bytes=48 << 30)).headline.scenario.precision == "mlx-8bit"
 
 
 def test_a_16gb_mac_cannot_run() -> None:
@@ -102,7 +103,7 @@ def test_measured_machine_uses_its_limits_and_passes_for_the_ideal_engine() -> N
     assert denoise.basis == "measured"
     assert next(b for b in measured.basis if b.quantity.startswith("engine")).kind == "measured"
     vllm = predict_for_machine(machine, result_factory.limits(), result_factory.passes())
-    assert vllm.engine == "vllm" and vllm.ceilings.bandwidth_bytes_per_s == pytest.approx(3.35e12)
+    assert vllm.engine == "vllm" and vllm.ceilings.bandwidth_bytes_per_s == pytest.approx(3.07e12)
 
 
 def test_predicted_result_files_validate_and_round_trip(tmp_path) -> None:
@@ -116,3 +117,52 @@ def test_predicted_result_files_validate_and_round_trip(tmp_path) -> None:
     loaded = load(tmp_path / "r.json")
     assert loaded.run.origin == "predicted" and isinstance(loaded.machine, Unavailable)
     assert "RTX 4090" in loaded.machine.reason and loaded.predictions == result.predictions
+
+
+def test_a_measured_nvlink_pair_predicts_over_the_link_nvml_shows() -> None:
+    from fakes import nvml as fake
+
+    from dgprofile.probes.gpu_nvidia import probe_nvidia
+    from dgprofile.records.predictions import Interconnect
+
+    devices = probe_nvidia(fake.hgx_h100_pair(), read_host_meminfo=lambda: {"MemAvailable": 2**36}, own_pid=1).devices
+    machine = result_factory.machine(accelerators=devices)
+    predictions = predict_for_machine(machine, result_factory.limits(), result_factory.passes(),
+                                      options=PredictOptions(gpus=2))
+    link = predictions.headline.scenario.interconnect
+    assert isinstance(link, Interconnect) and link.kind == "nvlink" and link.basis.startswith("detected")
+    basis = {b.quantity: b for b in predictions.basis}
+    assert basis["interconnect"].kind == "measured"
+
+
+def test_every_engine_on_a_measured_machine_rests_on_its_measured_passes() -> None:
+    """Issue 14: the measured passes used to feed only the ideal engine."""
+    predictions = predict_for_machine(result_factory.machine(), result_factory.limits(), result_factory.passes())
+    assert predictions.engine == "vllm" and predictions.ceilings.pass_factors
+    denoise = next(p for p in predictions.headline.diffusion.passes if p.pass_kind == "dg-denoise")
+    assert denoise.hardware_basis.startswith("measured here: dg-denoise bf16")
+    assert "step-overhead" in denoise.engine_added_seconds
+    basis = {b.quantity: b for b in predictions.basis}
+    assert basis["what the measured passes add"].kind == "measured"
+
+
+def test_the_verdict_names_the_mtp_baseline_it_beats() -> None:
+    predictions = predict("h100-sxm", PredictOptions(ar_baseline="mtp"))
+    assert predictions.headline.scenario.ar_baseline.kind == "mtp"
+    assert any(r.startswith("the baseline is Gemma 4 with its MTP drafter") for r in predictions.reasons)
+    plain = predict("h100-sxm")
+    assert predictions.headline.speedup < plain.headline.speedup
+
+
+def test_thinking_mode_lowers_the_speedup_through_the_steps() -> None:
+    thinking = predict("h100-sxm", PredictOptions(thinking=True)).headline
+    assert thinking.scenario.thinking and thinking.scenario.steps_per_canvas > 30
+    assert thinking.speedup < predict("h100-sxm").headline.speedup / 2
+
+
+def test_derived_datasheet_figures_widen_the_band() -> None:
+    """M5's neural-accelerator rate is derived from Apple's "over 4x" (log-sigma 0.35): the band says so."""
+    m5 = predict("m5-max-40gpu")
+    m4 = predict("m4-max-40gpu")
+    assert m5.headline.speedup_high / m5.headline.speedup_low > m4.headline.speedup_high / m4.headline.speedup_low
+    assert any("derived datasheet figures" in b.source for b in m5.basis)

@@ -12,10 +12,13 @@ from dgprofile.analysis.fleet import load_fleet
 from dgprofile.pages.compare_page import render_compare_html
 from dgprofile.pages.fleet_page import render_fleet_html
 from dgprofile.pages.result_page import render_result_html
-from dgprofile.records.results import dumps
+from dgprofile.records.results import dumps, load
 
 pytestmark = pytest.mark.browser
 
+
+# A machines-table cell's own text: the host, without the device shown under it.
+FIRST_TEXT = "cells => cells.map(cell => cell.firstChild ? cell.firstChild.textContent : '')"
 
 def write_page(directory: Path, name: str, html: str) -> Path:
     path = directory / name
@@ -43,6 +46,8 @@ def assert_clean(opened) -> None:
 
 
 @pytest.mark.parametrize("name, result", [("check.png", factory.measured_h100_result()),
+                                          ("check-measured-run.png", factory.measured_h100_result(
+                                              measured_runs=(factory.measured_run(),))),
                                           ("check-predicted.png", factory.predicted_apple_result()),
                                           ("check-probe-only.png", factory.probe_only_result())])
 def test_result_page_renders_without_errors_or_requests(open_page, tmp_path: Path, screenshot_dir: Path,
@@ -50,7 +55,7 @@ def test_result_page_renders_without_errors_or_requests(open_page, tmp_path: Pat
     opened = open_page(write_page(tmp_path, "check.html", render_result_html(result)))
     opened.page.screenshot(path=str(screenshot_dir / name), full_page=True)
     assert_clean(opened)
-    assert opened.page.locator("section").count() == 9
+    assert opened.page.locator("section").count() == 10
 
 
 def test_chart_tooltip_shows_the_point_on_hover(open_page, tmp_path: Path) -> None:
@@ -85,10 +90,10 @@ def test_fleet_page_sorts_filters_and_lists_the_skipped_file(open_page, fleet_pa
     page.screenshot(path=str(screenshot_dir / "fleet.png"), full_page=True)
     assert_clean(opened)
     page.locator("#fleet-table th", has_text="speedup").first.click()
-    hosts = page.locator("#fleet-table tbody td:first-child").all_text_contents()
+    hosts = page.locator("#fleet-table tbody td:first-child").evaluate_all(FIRST_TEXT)
     assert hosts[:3] == ["predicted: m3-max-40", "node-1", "node-2"]
     page.fill("input[data-table='fleet-table']", "node partial")
-    visible = page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents()
+    visible = page.locator("#fleet-table tbody tr:visible td:first-child").evaluate_all(FIRST_TEXT)
     assert visible == ["node-1", "node-2"]
     page.fill("input[data-table='fleet-table']", "")
     assert page.locator("#fleet-table tbody tr:visible").count() == 5
@@ -126,23 +131,74 @@ def test_a_large_fleet_page_pages_its_table_and_stays_a_few_screens_tall(open_pa
     opened = open_page(write_page(tmp_path, "fleet.html", render_fleet_html(load_fleet([results]))))
     page = opened.page
     assert_clean(opened)
-    # Unpaged, 600 rows made a page about 27,000 px tall (a thousand, 91,709 px).
-    assert page.evaluate("document.documentElement.scrollHeight") < 12_000
+    # Unpaged, 600 rows made a page about 27,000 px tall (a thousand, 91,709 px); paged, 50 rows of wrapping cells.
+    assert page.evaluate("document.documentElement.scrollHeight") < 16_000
     status = page.locator(".pager[data-table='fleet-table'] .pager-status")
     assert status.text_content() == "rows 1\u201350 of 600; page 1 of 12"
     assert page.locator("#fleet-table tbody tr:visible").count() == 50
-    first_page = page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents()
+    first_page = page.locator("#fleet-table tbody tr:visible td:first-child").evaluate_all(FIRST_TEXT)
     page.locator(".pager[data-table='fleet-table'] button[data-step='next']").click()
     assert status.text_content() == "rows 51\u2013100 of 600; page 2 of 12"
-    assert page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents() != first_page
+    assert page.locator("#fleet-table tbody tr:visible td:first-child").evaluate_all(FIRST_TEXT) != first_page
     page.locator(".pager[data-table='fleet-table'] button[data-step='last']").click()
     assert status.text_content() == "rows 551\u2013600 of 600; page 12 of 12"
     assert page.locator(".pager[data-table='fleet-table'] button[data-step='next']").is_disabled()
     # Filtering and sorting go over every row, and start again at the first page.
     page.fill("input[data-table='fleet-table']", "node-0003")
     assert status.text_content() == "rows 1\u20131 of 1 matching (600 in all); page 1 of 1"
-    assert page.locator("#fleet-table tbody tr:visible td:first-child").all_text_contents() == ["node-0003"]
+    assert page.locator("#fleet-table tbody tr:visible td:first-child").evaluate_all(FIRST_TEXT) == ["node-0003"]
     page.fill("input[data-table='fleet-table']", "")
     page.locator("#fleet-table th", has_text="host").first.click()
     assert status.text_content() == "rows 1\u201350 of 600; page 1 of 12"
-    assert page.locator("#fleet-table tbody tr:visible td:first-child").first.text_content() == "cpu-box"
+    assert page.locator("#fleet-table tbody tr:visible td:first-child").evaluate_all(FIRST_TEXT)[0] == "cpu-box"
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+WINDOW_WIDTH = 1400
+# Every table's scroll box (or the table itself) wider than what it shows: the last columns scroll out of view.
+OVERFLOWING_TABLES = """() => [...document.querySelectorAll('table')].map(table => {
+  const box = table.closest('.table-scroll') || table.parentElement;
+  return {section: table.closest('section')?.id || '', table: table.id, scroll: box.scrollWidth,
+          shown: box.clientWidth};
+}).filter(t => t.scroll > t.shown + 1)"""
+
+
+def every_page(directory: Path, fleet_page: Path) -> list[Path]:
+    """The result page of every sample and of the test results, the fleet pages and the compare pages."""
+    samples = sorted(SAMPLES.glob("*.json"))
+    results = [*(load(path) for path in samples), factory.measured_h100_result(), factory.predicted_apple_result(),
+               factory.probe_only_result(), factory.hostile_result()]
+    pages = [write_page(directory, f"check-{i}.html", render_result_html(r)) for i, r in enumerate(results)]
+    pages.append(write_page(directory, "samples-fleet.html", render_fleet_html(load_fleet([SAMPLES]))))
+    pages.append(fleet_page)
+    pairs = [(load(SAMPLES / "h100-sxm_20261126.dgprofile.json"),
+              load(SAMPLES / "predicted-m3-max-40gpu-64gb_20261126.dgprofile.json")),
+             (factory.measured_h100_result(), factory.predicted_apple_result()),
+             (factory.hostile_result(), factory.hostile_result())]
+    pages += [write_page(directory, f"compare-{i}.html", render_compare_html(compare(a, b)))
+              for i, (a, b) in enumerate(pairs)]
+    return pages
+
+
+def test_no_table_on_any_page_scrolls_horizontally_in_a_1400_px_window(open_page, tmp_path: Path,
+                                                                       fleet_page: Path) -> None:
+    overflowing = {}
+    for path in every_page(tmp_path, fleet_page):
+        opened = open_page(path, width=WINDOW_WIDTH)
+        opened.page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+        tables = opened.page.evaluate(OVERFLOWING_TABLES)
+        page_width = opened.page.evaluate("() => document.documentElement.scrollWidth")
+        if tables or page_width > WINDOW_WIDTH:
+            overflowing[path.name] = (tables, page_width)
+        assert_clean(opened)
+    assert overflowing == {}
+
+
+def test_memory_fit_rows_are_one_line_of_figures_without_blank_areas(open_page, tmp_path: Path) -> None:
+    opened = open_page(write_page(tmp_path, "check.html", render_result_html(
+        load(SAMPLES / "h100-sxm_20261126.dgprofile.json"))), width=WINDOW_WIDTH)
+    heights = opened.page.locator("section#memory tbody tr").evaluate_all(
+        "rows => rows.map(r => r.getBoundingClientRect().height)")
+    line = opened.page.locator("section#memory tbody td").first.evaluate(
+        "cell => parseFloat(getComputedStyle(cell).lineHeight)")
+    assert heights and max(heights) < 2 * line, heights

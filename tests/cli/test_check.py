@@ -8,9 +8,9 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from bs4 import BeautifulSoup
 from click.testing import CliRunner
 from fakes.small_limits import use_small_limits
+from html_soup import page_soup
 
 from dgprofile.cli import cli
 from dgprofile.exit_codes import ExitCode
@@ -39,7 +39,7 @@ def test_check_writes_result_and_page_and_exits_with_the_verdict_code(tmp_path):
     assert loaded.run.incomplete_reasons == (
         "timing decode passes failed: RuntimeError: decode benchmark replaced in this test",)
     assert f"verdict: {loaded.predictions.verdict}" in result.stdout
-    page = BeautifulSoup((tmp_path / "out" / "cpu.dgprofile.html").read_text(), "html.parser")
+    page = page_soup((tmp_path / "out" / "cpu.dgprofile.html").read_text())
     assert loaded.predictions.verdict.label in page.get_text()
     assert "... measuring limits on cpu" in result.stderr
 

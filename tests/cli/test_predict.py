@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dgprofile.cli import cli, main
 from dgprofile.exit_codes import ExitCode
-from dgprofile.records.results import load
+from dgprofile.records.results import SCHEMA_VERSION, load
 
 BLOG = ["--precision", "fp8", "--prompt-tokens", "1024", "--output-tokens", "1024", "--steps", "16"]
 REQUIRED_KEYS = {"hardware", "engine", "precision", "concurrency", "steps_per_canvas", "speedup", "speedup_low",
@@ -96,3 +96,64 @@ def test_predict_answers_in_under_a_second() -> None:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         durations.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     assert min(durations) < 1.0, durations
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def test_from_result_repredicts_a_measured_file_with_this_model(tmp_path: Path) -> None:
+    """The H100 of samples/ re-predicted from its measured limits and passes still reproduces the vLLM blog's
+    published FP8 run (1008 DiffusionGemma and 197 AR tok/s) within 10%."""
+    output = tmp_path / "again.dgprofile.json"
+    result = CliRunner().invoke(cli, ["predict", "--from-result", str(SAMPLES / "h100-sxm_20261126.dgprofile.json"),
+                                      "--engine", "vllm", "--json", "-o", str(output), *BLOG])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["origin"] == "measured"
+    assert summary["diffusion"]["tokens_per_s"] == pytest.approx(1008, rel=0.1)
+    assert summary["autoregressive"]["tokens_per_s"] == pytest.approx(197, rel=0.1)
+    rewritten = load(output)
+    assert rewritten.run.origin == "measured" and rewritten.schema_version == SCHEMA_VERSION
+    assert rewritten.passes == load(SAMPLES / "h100-sxm_20261126.dgprofile.json").passes
+
+
+def exit_code_and_error(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else -1), capsys.readouterr().err
+
+
+def test_from_result_refuses_a_predicted_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = exit_code_and_error(
+        ["predict", "--from-result", str(SAMPLES / "predicted-rtx-4090_20261126.dgprofile.json")], capsys)
+    assert code == ExitCode.INPUT_ERROR and "no measured machine" in err
+
+
+def test_hardware_or_from_result_is_required_but_not_both(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = exit_code_and_error(["predict"], capsys)
+    assert code == ExitCode.USAGE_ERROR and "give --hardware NAME" in err
+    code, err = exit_code_and_error(["predict", "--hardware", "h100-sxm", "--from-result", "x.json"], capsys)
+    assert code == ExitCode.USAGE_ERROR and "not both" in err
+
+
+def test_setup_knobs_reach_the_scenario() -> None:
+    result = CliRunner().invoke(cli, [
+        "predict", "--hardware", "rtx-3090", "--gpus", "2", "--interconnect", "pcie4x16-no-p2p",
+        "--execution-mode", "eager", "--sampler", "confidence-threshold", "--sampler-value", "0.7", "--thinking",
+        "--logits", "quantised", "--ar-baseline", "mtp", "--mtp-draft-tokens", "3", "--mtp-acceptance", "0.6",
+        "--json"])
+    assert result.exit_code in (0, ExitCode.VERDICT_PARTIAL, ExitCode.VERDICT_DOES_NOT_APPLY), result.output
+    setup = json.loads(result.output)["setup"]
+    assert setup["execution_mode"] == "eager"
+    assert setup["interconnect"]["description"] == "PCIe 4.0 x16 without peer-to-peer"
+    assert setup["sampler"] == {"kind": "confidence-threshold", "value": 0.7}
+    assert setup["thinking"] is True and setup["quantised_logits"] is True
+    assert setup["ar_baseline"] == {"kind": "mtp", "draft_tokens": 3, "acceptance": 0.6}
+
+
+def test_a_knob_the_engine_cannot_take_is_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = exit_code_and_error(["predict", "--hardware", "m3-max-40gpu", "--ar-baseline", "mtp"], capsys)
+    assert code == ExitCode.INPUT_ERROR and "MTP drafter" in err
+    code, err = exit_code_and_error(["predict", "--hardware", "h100-sxm", "--interconnect", "nvlink"], capsys)
+    assert code == ExitCode.INPUT_ERROR and "--gpus 2" in err

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import amdsmi as fake_amdsmi
 from fakes import cpu
 from fakes import nvml as fake
+from fakes.intel_sysfs import FakeDrmFiles
 
 from dgprofile.cli import cli
 from dgprofile.exit_codes import ExitCode
@@ -27,7 +29,8 @@ def fake_h100(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         yield fake.healthy_h100()
 
     seams = ProbeSeams(host=cpu.linux_seams(cpu.linux_tree(tmp_path / "root")), open_nvml=open_nvml,
-                       read_meminfo=lambda: {"MemAvailable": 100 << 30}, hostname=lambda: "gpu-box-7")
+                       read_meminfo=lambda: {"MemAvailable": 100 << 30}, hostname=lambda: "gpu-box-7",
+                       open_amdsmi=fake_amdsmi.opener(fake_amdsmi.NOT_INSTALLED), drm_files=FakeDrmFiles())
     monkeypatch.setattr(collect, "default_seams", lambda: seams)
 
 

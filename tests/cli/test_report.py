@@ -36,6 +36,20 @@ def test_writes_the_page_and_csv_and_lists_skipped_files_on_stderr(fleet_dir: Pa
     assert len(list(csv.DictReader(table.read_text(encoding="utf-8").splitlines()))) == 2
 
 
+def test_one_result_file_is_counted_in_the_singular(fleet_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(fleet_dir / "h100.json"), "-o", str(tmp_path / "f.html")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == "1 result file, 1 hardware model: 1 applies"
+
+
+def test_a_truncated_string_is_reported_without_a_doubled_at(fleet_dir: Path, tmp_path: Path) -> None:
+    (fleet_dir / "cut.json").write_text('{"format": "dgprofile-', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["report", str(fleet_dir), "-o", str(tmp_path / "f.html")])
+    assert "cut.json: not valid JSON, truncated or malformed (Unterminated string starting at line 1, column 12)" \
+        in result.stderr
+    assert "at at" not in result.stderr
+
+
 def test_json_summary_on_stdout(fleet_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(fleet_dir / "h100.json"), str(fleet_dir / "broken.json"),
                                       "-o", str(tmp_path / "f.html"), "--json"])

@@ -66,7 +66,11 @@ class FakeNvml:
             name = self.process_names.get(args[0])
             return name if name is not None else _nvml.unavailable_for(_nvml.ERROR_NOT_FOUND, fn_name)
         if args and isinstance(args[0], FakeHandle):
-            key = fn_name if fn_name != "nvmlDeviceGetMaxClockInfo" else f"{fn_name}:{args[1]}"
+            key = fn_name
+            if fn_name in ("nvmlDeviceGetMaxClockInfo", "nvmlDeviceGetNvLinkState", "nvmlDeviceGetNvLinkVersion"):
+                key = f"{fn_name}:{args[1]}"  # the clock type, or the link number
+            if fn_name in ("nvmlDeviceGetTopologyCommonAncestor", "nvmlDeviceGetP2PStatus"):
+                key = f"{fn_name}:{args[1].index}" + (f":{args[2]}" if len(args) > 2 else "")  # the peer
             if fn_name == "nvmlDeviceGetMemoryInfo" and len(args) == 2:
                 key = "nvmlDeviceGetMemoryInfo:v2"
             value = self.gpus[args[0].index].answer(key)
@@ -187,7 +191,57 @@ def busy_gpu() -> FakeNvml:
                     process_names={4242: "/home/alice/.venv/bin/python3"})
 
 
+def nvlink_answers(links: int, version_code: int) -> dict[str, Any]:
+    """``links`` active NVLink links of one version (nvmlNvlinkVersion_t code); the next link does not exist."""
+    answers: dict[str, Any] = {}
+    for link in range(links):
+        answers[f"nvmlDeviceGetNvLinkState:{link}"] = _nvml.FEATURE_ENABLED
+        answers[f"nvmlDeviceGetNvLinkVersion:{link}"] = version_code
+    answers[f"nvmlDeviceGetNvLinkState:{links}"] = Fail(_nvml.ERROR_INVALID_ARGUMENT)
+    return answers
+
+
+def peer_answers(peer: int, *, level: int, read: int, nvlink: int) -> dict[str, Any]:
+    """How a GPU reaches ``peer``: NVML's topology level, and the P2P status for reads and over NVLink."""
+    return {f"nvmlDeviceGetTopologyCommonAncestor:{peer}": level,
+            f"nvmlDeviceGetP2PStatus:{peer}:{_nvml.P2P_CAPS_INDEX_READ}": read,
+            f"nvmlDeviceGetP2PStatus:{peer}:{_nvml.P2P_CAPS_INDEX_NVLINK}": nvlink}
+
+
+def hgx_h100_pair() -> FakeNvml:
+    """Two H100 SXM of an HGX board: 18 NVLink 4 links each (nvmlNvlinkVersion_t 6) to the NVSwitches, on
+    different PCIe roots of one socket, peer-to-peer over NVLink."""
+    gpus = []
+    for index, peer in ((0, 1), (1, 0)):
+        answers = h100_answers(index)
+        answers.update(nvlink_answers(18, 6))
+        answers.update(peer_answers(peer, level=40, read=_nvml.P2P_STATUS_OK, nvlink=_nvml.P2P_STATUS_OK))
+        gpus.append(FakeGpu(answers))
+    return FakeNvml(gpus, system=dict(DRIVER_580))
+
+
+def rtx_3090_pair() -> FakeNvml:
+    """Two GeForce RTX 3090 on one host bridge, PCIe 4.0 x16, no NVLink bridge: NVLink is not supported and
+    the GeForce driver refuses peer-to-peer (NVML_P2P_STATUS_GPU_NOT_SUPPORTED)."""
+    gpus = []
+    for index, peer in ((0, 1), (1, 0)):
+        answers = h100_answers(index)
+        answers.update({
+            "nvmlDeviceGetName": "NVIDIA GeForce RTX 3090", "nvmlDeviceGetArchitecture": 7,
+            "nvmlDeviceGetCudaComputeCapability": [8, 6], "nvmlDeviceGetNumGpuCores": 10496,
+            "nvmlDeviceGetMemoryBusWidth": 384, f"nvmlDeviceGetMaxClockInfo:{_nvml.CLOCK_MEM}": 9751,
+            "nvmlDeviceGetMemoryInfo:v2": {"version": _nvml.MEMORY_INFO_V2, "total": 24576 * MIB,
+                                           "reserved": 300 * MIB, "free": 24276 * MIB, "used": 0},
+            "nvmlDeviceGetMaxPcieLinkGeneration": 4, "nvmlDeviceGetEnforcedPowerLimit": 350000,
+            "nvmlDeviceGetEccMode": Fail(_nvml.ERROR_NOT_SUPPORTED),
+            "nvmlDeviceGetNvLinkState:0": Fail(_nvml.ERROR_NOT_SUPPORTED)})
+        answers.update(peer_answers(peer, level=30, read=2, nvlink=5))
+        gpus.append(FakeGpu(answers))
+    return FakeNvml(gpus, system=dict(DRIVER_580))
+
+
 SCENARIOS: dict[str, Callable[[], FakeNvml]] = {
     "healthy-h100": healthy_h100, "h200": h200, "gb10": gb10, "old-driver": old_driver,
     "gpu-lost-mid-query": gpu_lost_mid_query, "mig-enabled": mig_enabled, "busy-gpu": busy_gpu,
+    "hgx-h100-pair": hgx_h100_pair, "rtx-3090-pair": rtx_3090_pair,
 }

@@ -1,4 +1,5 @@
-"""Ceilings: datasheet figures, usable memory per memory class, native formats, measured figures' footing."""
+"""Ceilings: datasheet figures on the achievable footing, usable memory per memory class, native formats, measured
+figures, kernel latency."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from dgprofile.errors import UsageError
 from dgprofile.model.ceilings import (
     APPLE_WORKING_SET_FRACTION,
     DISCRETE_RESERVED_BYTES,
+    REFERENCE_MATMUL_FRACTION,
     REFERENCE_STREAM_FRACTION,
     ceilings_from_spec,
     compute_dtype,
-    datasheet_footing,
+    launch_floor_scale,
     matmul_rate,
+    measured_rates,
     vector_rate,
 )
 from dgprofile.specs.hardware import spec_by_id
@@ -24,7 +27,8 @@ GIB = 1 << 30
 def test_discrete_gpu_loses_the_driver_reservation() -> None:
     ceilings = ceilings_from_spec(spec_by_id("h100-sxm"))
     assert ceilings.usable_memory_bytes == spec_by_id("h100-sxm").memory_bytes - DISCRETE_RESERVED_BYTES
-    assert (ceilings.source, ceilings.bandwidth_bytes_per_s) == ("datasheet", 3.35e12)
+    assert ceilings.source == "datasheet"
+    assert ceilings.bandwidth_bytes_per_s == pytest.approx(3.35e12 * REFERENCE_STREAM_FRACTION)
 
 
 def test_apple_uses_the_recommended_working_set_of_the_given_memory() -> None:
@@ -44,6 +48,11 @@ def test_several_gpus_add_their_memory() -> None:
     assert two.usable_memory_bytes == 2 * one.usable_memory_bytes
 
 
+def test_consumer_cards_carry_their_pcie_link_and_no_peer_to_peer() -> None:
+    ceilings = ceilings_from_spec(spec_by_id("rtx-3090"), gpus=2)
+    assert ceilings.interconnect_bytes_per_s == 32e9 and not ceilings.peer_to_peer
+
+
 def test_tensor_parallel_needs_a_gpu_to_gpu_link() -> None:
     with pytest.raises(UsageError, match="no GPU-to-GPU link"):
         ceilings_from_spec(spec_by_id("strix-halo-395"), gpus=2)
@@ -52,7 +61,8 @@ def test_tensor_parallel_needs_a_gpu_to_gpu_link() -> None:
 @pytest.mark.parametrize(("hardware", "precision", "rate_key", "native"), [
     ("h100-sxm", "fp8", "fp8", True), ("a100-sxm-80gb", "fp8", "bf16", False), ("h100-sxm", "int4", "bf16", False),
     ("b200", "nvfp4", "fp4", True), ("h100-sxm", "nvfp4", "bf16", False), ("m1-ultra-64gpu", "bf16", "fp16", True),
-    ("rtx-4090", "int8", "int8", True),
+    ("rtx-4090", "int8", "int8", True), ("rtx-5090", "nvfp4", "fp4", True), ("rtx-pro-6000-blackwell", "nvfp4", "fp4", True),
+    ("a100-sxm-80gb", "int4", "bf16", False), ("l4", "q4_k_m", "bf16", False), ("m5-max-40gpu", "mlx-4bit", "bf16", False),
 ])
 def test_matmul_rate_is_native_only_where_the_hardware_has_the_format(hardware: str, precision: str,
                                                                       rate_key: str, native: bool) -> None:
@@ -66,18 +76,39 @@ def test_apple_m1_multiplies_in_fp16_and_has_fp32_units() -> None:
     assert vector_rate(ceilings) == ceilings.peak_flops_per_s["fp32"]
 
 
-def test_a_healthy_measured_card_predicts_like_its_datasheet() -> None:
-    assert datasheet_footing(3.07e12, REFERENCE_STREAM_FRACTION, 3.35e12) == pytest.approx(3.35e12)
-    assert datasheet_footing(3.3e12, REFERENCE_STREAM_FRACTION, 3.35e12) == 3.35e12  # capped
+def test_awq_int4_is_weight_only_even_where_int4_tensor_cores_exist() -> None:
+    """A100 and RTX 3090 list int4 tensor-core rates, but AWQ/GPTQ checkpoints are W4A16: Marlin unpacks them."""
+    ceilings = ceilings_from_spec(spec_by_id("a100-sxm-80gb"))
+    assert "int4" in ceilings.native_precisions
+    assert matmul_rate(ceilings, precision_by_name("int4")) == (ceilings.peak_flops_per_s["bf16"], False)
 
 
-def test_a_throttled_card_predicts_from_what_it_measured() -> None:
-    assert datasheet_footing(2.0e12, REFERENCE_STREAM_FRACTION, 3.35e12) == pytest.approx(
-        2.0e12 / REFERENCE_STREAM_FRACTION)
+def test_datasheet_rates_are_put_on_the_achievable_footing() -> None:
+    ceilings = ceilings_from_spec(spec_by_id("h100-sxm"))
+    assert ceilings.peak_flops_per_s["bf16"] == pytest.approx(989.4e12 * REFERENCE_MATMUL_FRACTION)
 
 
-def test_an_unknown_card_uses_its_measurement_alone() -> None:
-    assert datasheet_footing(1.0e12, REFERENCE_STREAM_FRACTION, None) == pytest.approx(1e12 / REFERENCE_STREAM_FRACTION)
+def test_measured_rates_are_used_as_measured_except_engine_kernel_formats() -> None:
+    """torch's int8 GEMM takes a slow path (132 TOP/s on an H100): engines' int8 kernels are not that slow, so
+    int8 and fp8 take the datasheet rate scaled by how the measured bf16 rate compares with its footing."""
+    datasheet = {"bf16": 989.4e12, "int8": 1978.9e12, "fp8": 1978.9e12, "fp32": 67e12}
+    rates = measured_rates({"bf16": 683e12, "int8": 132e12, "fp32": 51.5e12}, datasheet)
+    health = 683e12 / (989.4e12 * REFERENCE_MATMUL_FRACTION)
+    assert rates["bf16"] == 683e12 and rates["fp32"] == 51.5e12
+    assert rates["int8"] == pytest.approx(1978.9e12 * REFERENCE_MATMUL_FRACTION * health)
+    assert rates["fp8"] == pytest.approx(rates["int8"])
+
+
+def test_an_unknown_card_uses_its_measurements_alone() -> None:
+    assert measured_rates({"bf16": 1e14, "int8": 5e13}, None) == {"bf16": 1e14, "int8": 5e13}
+
+
+def test_engine_floors_scale_with_the_measured_launch_latency() -> None:
+    import result_factory as factory
+
+    scale, basis = launch_floor_scale(factory.limits(launch_seconds=2.36e-6))
+    assert scale == pytest.approx(2.0) and "2.36 us" in basis
+    assert launch_floor_scale(None)[0] == 1.0
 
 
 def test_cpu_only_machine_is_predicted_from_its_measured_limits():
@@ -90,7 +121,7 @@ def test_cpu_only_machine_is_predicted_from_its_measured_limits():
     measured = factory.limits(device="cpu", device_name="cpu", stream_bytes_per_s=20e9, peak_bf16_flops_per_s=3e11)
     ceilings = ceilings_from_machine(machine, measured)
     assert (ceilings.vendor, ceilings.device_type, ceilings.source) == ("cpu", "cpu", "measured")
-    assert ceilings.bandwidth_bytes_per_s == pytest.approx(20e9 / REFERENCE_STREAM_FRACTION)
+    assert ceilings.bandwidth_bytes_per_s == pytest.approx(20e9)
     assert ceilings.usable_memory_bytes == machine.cpu.ram_available_bytes
     reasons = headline_reasons(factory.prediction(), (), None, ceilings)
     assert any(r.startswith("no GPU: the CPU runs the model from host RAM") for r in reasons)

@@ -9,14 +9,18 @@ from dgprofile.model.engines import ENGINE_NAMES, ENGINES, FITTED_PARAMETERS, au
 from dgprofile.specs.pass_cost import PRECISIONS
 
 
-@pytest.mark.parametrize(("vendor", "device_type", "expected"), [
-    ("nvidia", "discrete-gpu", "vllm"), ("nvidia", "superchip-gpu", "vllm"), ("nvidia", "soc-gpu", "vllm"),
-    ("amd", "discrete-gpu", "vllm"), ("apple", "soc-gpu", "mlx"), ("amd", "apu-gpu", "llama.cpp"),
-    ("cpu", "cpu", "llama.cpp"),
+@pytest.mark.parametrize(("vendor", "device_type", "name", "expected"), [
+    ("nvidia", "discrete-gpu", "NVIDIA H100 80GB HBM3", "vllm"), ("nvidia", "superchip-gpu", "NVIDIA GH200", "vllm"),
+    ("nvidia", "soc-gpu", "NVIDIA GB10", "vllm"), ("amd", "discrete-gpu", "AMD Instinct MI300X", "vllm"),
+    ("amd", "discrete-gpu", "AMD Instinct MI325X 256GB", "vllm"),
+    ("amd", "discrete-gpu", "AMD Radeon RX 7900 XTX", "llama.cpp"), ("apple", "soc-gpu", "Apple M3 Max", "mlx"),
+    ("amd", "apu-gpu", "AMD Radeon Graphics", "llama.cpp"), ("intel", "discrete-gpu", "Intel Arc B580", "llama.cpp"),
+    ("intel", "apu-gpu", "Intel Arc Graphics 140V", "llama.cpp"), ("cpu", "cpu", "Intel Xeon", "llama.cpp"),
 ])
-def test_auto_picks_what_users_of_the_platform_run(vendor: str, device_type: str, expected: str) -> None:
-    engine, reason = auto_engine(vendor=vendor, device_type=device_type)
+def test_auto_picks_what_users_of_the_platform_run(vendor: str, device_type: str, name: str, expected: str) -> None:
+    engine, reason = auto_engine(vendor=vendor, device_type=device_type, device_name=name)
     assert engine == expected and reason
+    assert vendor in ENGINES[engine].vendors
 
 
 @pytest.mark.parametrize("name", [n for n in ENGINE_NAMES if n != "ideal"])

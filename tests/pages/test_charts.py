@@ -23,7 +23,8 @@ def all_charts(label: str = "label") -> dict[str, str]:
                               value_title=label),
         "hbar": charts.bar_svg(title=label, categories=[label, "b"], series={label: [1.0, 2.0]}, value_title=label,
                                horizontal=True),
-        "box": charts.box_svg(title=label, groups={label: [1.0, 2.0, 3.0]}, y_title=label),
+        "range bars": charts.range_bar_svg(title=label, categories=[label], values=[2.0], ranges=[(1.0, 3.0)],
+                                           value_title=label),
     }
 
 

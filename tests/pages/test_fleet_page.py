@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import result_factory as factory
-from bs4 import BeautifulSoup
+from html_soup import page_soup
 
 from dgprofile.analysis.fleet import FailedMachine, Fleet, FleetRunInfo, load_fleet
 from dgprofile.pages.fleet_page import GROUP_SECTIONS_MAX, ROWS_PER_PAGE, render_fleet_html
 from dgprofile.records.results import dumps
+from dgprofile.records.values import Unavailable
 
 
 @pytest.fixture()
@@ -25,17 +26,17 @@ def test_page_counts_verdicts_lists_skipped_files_and_escapes_hostile_names(mixe
     factory.write_result(mixed_dir / "hostile.json", factory.hostile_result())
     html = render_fleet_html(load_fleet([mixed_dir]))
     assert "<script>alert" not in html
-    soup = BeautifulSoup(html, "html.parser")
+    soup = page_soup(html)
     tiles = {t.find(class_="tile-label").get_text(): t.find(class_="tile-value").get_text()
              for t in soup.find_all(class_="tile")}
     assert tiles == {"Applies": "2", "Partial": "0", "Does not apply": "1", "Cannot run": "0", "No prediction": "1"}
     skipped = [[td.get_text() for td in tr.find_all("td")] for tr in soup.find(id="skipped-table").find_all("tr")[1:]]
     assert {(kind, Path(path).name) for kind, path, _ in skipped} == {
         ("file", "truncated.json"), ("file", "other-schema.json"), ("file", "newer.json")}
-    hosts = [tr.find("td").get_text() for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
+    hosts = [tr.find("td").contents[0].get_text() for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
     assert f"host{factory.HOSTILE_TEXT}" in hosts
-    headings = [h.get_text() for h in soup.find_all("h2")]
-    assert f"H100 {factory.HOSTILE_TEXT}" in headings
+    hardware = [tr.find_all("td")[1].get_text() for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
+    assert f"H100 {factory.HOSTILE_TEXT}" in hardware
     table = soup.find(id="fleet-table")
     assert "sortable" in table["class"] and soup.find("input", attrs={"data-table": "fleet-table"})
 
@@ -45,7 +46,7 @@ def test_a_large_group_is_binned_by_speedup(tmp_path: Path) -> None:
     for i in range(31):
         (tmp_path / f"h{i:02d}.json").write_text(text.replace('"hostname": "gpu-node-01"', f'"hostname": "h{i}"'),
                                                  encoding="utf-8")
-    soup = BeautifulSoup(render_fleet_html(load_fleet([tmp_path])), "html.parser")
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
     assert "31 machines binned by headline speedup." in soup.find("section", id="group-1").get_text()
 
 
@@ -74,7 +75,7 @@ def test_a_fleet_run_page_says_how_it_was_gathered_and_lists_machines_without_a_
     loaded = load_fleet([mixed_dir])
     fleet = Fleet(rows=loaded.rows, skipped=loaded.skipped, run=fleet_run_info(),
                   failed=(FailedMachine("gpu-9 (10.0.0.9, Ray node 0badc0de)", "node lost (NodeDiedError: ...)"),))
-    soup = BeautifulSoup(render_fleet_html(fleet), "html.parser")
+    soup = page_soup(render_fleet_html(fleet))
     assert soup.find("h1").get_text() == "DiffusionGemma vs Gemma 4 across 3 machines: local test cluster"
     run = {dt.get_text(): dd.get_text()
            for dt, dd in zip(soup.select("section#run dt"), soup.select("section#run dd"), strict=True)}
@@ -83,30 +84,33 @@ def test_a_fleet_run_page_says_how_it_was_gathered_and_lists_machines_without_a_
     rows = [[td.get_text() for td in tr.find_all("td")] for tr in soup.select("#skipped-table tbody tr")]
     assert rows[0] == ["machine", "gpu-9 (10.0.0.9, Ray node 0badc0de)", "node lost (NodeDiedError: ...)"]
     assert {row[0] for row in rows[1:]} == {"file"}
-    assert "1 machine(s) gave no result: see the last section." in soup.find(class_="page-header").get_text()
+    assert "1 machine gave no result: see the last section." in soup.find(class_="page-header").get_text()
 
 
 def test_the_machines_table_pages_and_shows_the_device(tmp_path: Path) -> None:
     factory.generate_fleet(tmp_path, 3)
-    soup = BeautifulSoup(render_fleet_html(load_fleet([tmp_path])), "html.parser")
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
     table = soup.find(id="fleet-table")
     assert table["data-page-size"] == str(ROWS_PER_PAGE)
     assert soup.find("nav", class_="pager", attrs={"data-table": "fleet-table"}).has_attr("hidden")  # until scripts run
     headers = [th.get_text() for th in table.find_all("th")]
-    assert headers[:3] == ["host", "device", "hardware"]
-    assert [tr.find_all("td")[1].get_text() for tr in table.select("tbody tr")] == ["cuda:0", "", ""]
+    assert headers[:2] == ["host, device", "hardware"]
+    devices = [detail.get_text() if (detail := tr.find("td").find(class_="cell-detail")) else ""
+               for tr in table.select("tbody tr")]
+    assert devices == ["cuda:0", "", ""]
 
 
 def test_only_the_largest_hardware_models_get_a_section(tmp_path: Path) -> None:
     base = factory.measured_h100_result()
     for index in range(GROUP_SECTIONS_MAX + 2):
-        gpu = factory.nvidia_gpu(name=f"GPU model {index:02d}")
+        gpu = dataclasses.replace(factory.nvidia_gpu(name=f"GPU model {index:02d}"),
+                                  spec_id=Unavailable("no datasheet entry matches"))  # grouped by its name
         result = dataclasses.replace(factory.with_identity(base, hostname=f"h{index}", created_at="2026-11-20T10:15:00Z"),
                                      machine=dataclasses.replace(base.machine, accelerators=(gpu,),
                                                                  identity=dataclasses.replace(base.machine.identity,
                                                                                               hostname=f"h{index}")))
         factory.write_result(tmp_path / f"h{index}.json", result)
-    soup = BeautifulSoup(render_fleet_html(load_fleet([tmp_path])), "html.parser")
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
     assert len(soup.select("section[id^=group-]")) == GROUP_SECTIONS_MAX
     assert len(soup.select("#groups-table tbody tr")) == GROUP_SECTIONS_MAX + 2
     assert f"The {GROUP_SECTIONS_MAX} largest of the {GROUP_SECTIONS_MAX + 2} models" in soup.find(
@@ -115,8 +119,29 @@ def test_only_the_largest_hardware_models_get_a_section(tmp_path: Path) -> None:
 
 def test_rows_past_the_first_page_start_hidden_so_a_large_page_lays_out_fast(tmp_path: Path) -> None:
     factory.generate_fleet(tmp_path, ROWS_PER_PAGE + 10)
-    soup = BeautifulSoup(render_fleet_html(load_fleet([tmp_path])), "html.parser")
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
     rows = soup.select("#fleet-table tbody tr")
     assert [row.has_attr("hidden") for row in rows] == [False] * ROWS_PER_PAGE + [True] * 10
     assert f"Without scripts only the first {ROWS_PER_PAGE} of {ROWS_PER_PAGE + 10} rows show." in soup.find(
         "section", id="machines").find("noscript").get_text()
+
+
+def test_hardware_models_of_one_machine_each_get_visible_bars_not_hairlines(tmp_path: Path) -> None:
+    factory.write_result(tmp_path / "h100.json", factory.measured_h100_result())
+    factory.write_result(tmp_path / "m3.json", factory.predicted_apple_result())
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
+    chart = soup.find("section", id="groups").find("svg")
+    bars = [float(rect["width"]) for rect in chart.select("rect.rect")]
+    assert len(bars) == 2 and min(bars) > 5, bars
+    labels = [t.get_text() for t in chart.select(".axis.x text, .axis.y text")]
+    assert "NVIDIA H100 SXM5 80GB (1 machine)" in labels
+
+
+def test_a_model_with_several_machines_shows_the_range_from_lowest_to_highest(tmp_path: Path) -> None:
+    for i, speedup in enumerate((5.1, 1.4, 3.3)):
+        result = factory.result(predictions_=factory.predictions(speedup=speedup))
+        factory.write_result(tmp_path / f"h{i}.json", factory.with_identity(
+            result, hostname=f"node-{i}", created_at=f"2026-11-2{i}T00:00:00Z"))
+    chart = page_soup(render_fleet_html(load_fleet([tmp_path]))).find("section", id="groups").find("svg")
+    assert len(chart.select(".ci")) == 1
+    assert any(t.get_text().endswith("(3 machines)") for t in chart.select(".axis text"))

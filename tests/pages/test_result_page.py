@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import result_factory as factory
 from bs4 import BeautifulSoup
+from html_soup import page_soup
 from jinja2 import StrictUndefined
 
 from dgprofile.pages.environment import environment
 from dgprofile.pages.result_page import render_result_html, verify_commands
 from dgprofile.records.codec import to_json
+from dgprofile.records.results import load
 from dgprofile.records.values import Unavailable
 
-SECTIONS = ("verdict", "machine", "limits", "roofline", "speedup", "passes", "memory", "basis", "verify")
+SECTIONS = ("verdict", "measured", "machine", "limits", "roofline", "speedup", "passes", "memory", "basis", "verify")
 
 
 def page(result) -> BeautifulSoup:
-    return BeautifulSoup(render_result_html(result), "html.parser")
+    return page_soup(render_result_html(result))
 
 
 def section_text(soup: BeautifulSoup, section_id: str) -> str:
@@ -80,7 +83,7 @@ def test_charts_are_inline_svg_with_their_titles(h100_page: BeautifulSoup) -> No
     assert any(t.startswith("Speedup against output length") for t in titles)
     assert any(t.startswith("Speedup against concurrency") for t in titles)
     assert any(t.startswith("Time per pass") for t in titles)
-    assert any(t.startswith("DiffusionGemma memory need per precision") for t in titles)
+    assert any(t.startswith("DiffusionGemma's need per precision against the usable memory") for t in titles)
     roofline = section_text(h100_page, "roofline")
     assert "Ridge at 469 FLOP/byte" in roofline
     assert "AR decode step, fp8, c=1 (measured)" in roofline and "DG denoise pass, fp8, c=4 (measured)" in roofline
@@ -106,7 +109,7 @@ def test_basis_names_measured_datasheet_and_calibrated_sources(h100_page: Beauti
     assert "measured NVIDIA H100 80GB HBM3 (cuda:0), timed with cuda-graph-events" in text
     assert "datasheet NVIDIA H100 SXM5 80GB: https://resources.nvidia.com" in text
     assert "calibrated calibration-runs.json: vllm-blog-h100-fp8" in text
-    assert "vllm-blog-h100-fp8 h100-sxm vllm 5.1x 5.3x dg_tokens_per_s +4%" in text
+    assert "vllm-blog-h100-fp8 h100-sxm vllm 5.1x 5.3x dg_tokens_per_s +4.2%" in text
 
 
 def test_verify_commands_serve_and_bench_both_models_with_matching_settings(h100_page: BeautifulSoup) -> None:
@@ -138,7 +141,7 @@ def test_predicted_file_says_nothing_was_measured_and_uses_datasheet_ceilings() 
     roofline = section_text(soup, "roofline")
     assert "Shown instead: the datasheet limits the prediction used" in roofline
     assert "fp16 matmul peak over datasheet bandwidth" in roofline
-    assert "This machine has no NVIDIA GPU" in section_text(soup, "verify")
+    assert "This machine has no NVIDIA or AMD GPU" in section_text(soup, "verify")
     assert "tone-does-not-apply" in soup.find("div", class_="verdict")["class"]
     assert "DiffusionGemma is 4.5x slower" in section_text(soup, "verdict")
 
@@ -166,7 +169,7 @@ def test_unavailable_machine_and_curve_points_keep_their_reasons() -> None:
 
 def test_page_is_self_contained() -> None:
     html = render_result_html(factory.measured_h100_result())
-    soup = BeautifulSoup(html, "html.parser")
+    soup = page_soup(html)
     csp = soup.find("meta", attrs={"http-equiv": "Content-Security-Policy"})["content"]
     assert "default-src 'none'" in csp
     assert not soup.find_all("link")
@@ -186,7 +189,7 @@ def test_embedded_result_json_is_the_result() -> None:
 def test_hostile_hostname_and_gpu_name_are_escaped_everywhere() -> None:
     html = render_result_html(factory.hostile_result())
     assert "<script>alert" not in html
-    soup = BeautifulSoup(html, "html.parser")
+    soup = page_soup(html)
     scripts = soup.find_all("script")
     assert all(s.get("type") == "application/json" or "alert(" not in s.get_text() for s in scripts)
     assert factory.HOSTILE_TEXT in soup.find("h1").get_text()
@@ -217,3 +220,110 @@ def test_a_measured_pass_above_the_roof_is_called_out() -> None:
     assert "Above the roof: DG denoise pass, bf16, c=1 (measured)" in text
     assert "faster than the bf16 matmul peak measured at the square shape" in text
     assert "Above the roof" not in section_text(page(factory.measured_h100_result()), "roofline")
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+@pytest.fixture(scope="module")
+def cpu_page() -> BeautifulSoup:
+    return page(load(SAMPLES / "cpu-xeon-2core_20261126.dgprofile.json"))
+
+
+def test_roofline_labels_modelled_int4_points_as_modelled_not_measured() -> None:
+    """The CPU run measured bf16 passes only; with an int4 headline the roofline plots the int4 passes modelled
+    from them, and says so."""
+    import dataclasses
+
+    result = load(SAMPLES / "cpu-xeon-2core_20261126.dgprofile.json")
+    headline = result.predictions.headline
+    int4_headline = dataclasses.replace(headline, scenario=dataclasses.replace(headline.scenario, precision="int4"))
+    soup = page(dataclasses.replace(result, predictions=dataclasses.replace(result.predictions,
+                                                                            headline=int4_headline)))
+    legend = [t.get_text() for t in soup.select("section#roofline svg .legend text")]
+    int4 = [label for label in legend if ", int4, " in label]
+    assert int4 and all(label.endswith("(modelled from the measured passes)") for label in int4), legend
+
+
+def test_the_first_useful_draft_is_defined_under_the_table_that_shows_it(h100_page: BeautifulSoup) -> None:
+    table = h100_page.find("section", id="verdict").find(class_="table-block")
+    assert "time to first useful draft" in table.get_text()
+    assert "normalised edit distance 0.1 of the final output" in table.find(class_="table-note").get_text()
+
+
+def test_a_cpu_only_run_gets_no_gpu_or_mac_advice(cpu_page: BeautifulSoup) -> None:
+    text = section_text(cpu_page, "limits")
+    assert "Unstable measurements" in text
+    assert "nvidia-smi" not in text and "Activity Monitor" not in text
+
+
+def test_memory_fit_table_need_is_what_its_bar_adds_up_to() -> None:
+    predictions = load(SAMPLES / "h100-sxm_20261126.dgprofile.json").predictions
+    for fit in predictions.memory:
+        parts = (fit.weights_bytes + fit.diffusion_kv_cache_bytes + fit.diffusion_buffers_bytes
+                 + fit.activation_headroom_bytes)
+        assert abs(parts - fit.diffusion_needed_bytes) <= 4
+
+
+def prose_paren_depth(text: str) -> int:
+    """How deep parenthetical remarks nest; a parenthesis right after a letter or symbol is notation
+    ('Intel(R)', 'E(1-(1-k/E)^T)') and does not count."""
+    stack: list[bool] = []
+    deepest = 0
+    for i, char in enumerate(text):
+        if char == "(":
+            stack.append(i == 0 or text[i - 1].isspace())
+            deepest = max(deepest, sum(stack))
+        elif char == ")" and stack:
+            stack.pop()
+    return deepest
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.name)
+def test_no_sentence_on_a_result_page_nests_parentheses_three_deep(path: Path) -> None:
+    soup = page(load(path))
+    for element in soup.find_all(["li", "p", "td", "dd", "figcaption", "h3"]):
+        assert prose_paren_depth(element.get_text(" ")) < 3, element.get_text(" ")
+def test_passes_show_what_was_measured_and_what_the_engine_adds() -> None:
+    """Issue 14: on a measured machine the page says, per pass, which measurement the hardware side rests on and
+    what the engine adds to it."""
+    import dataclasses
+
+    from dgprofile.app.predictor import predict_for_machine
+
+    measured = factory.measured_h100_result()
+    predictions = predict_for_machine(measured.machine, measured.limits, measured.passes)
+    soup = page(dataclasses.replace(measured, predictions=predictions))
+    block = next(b for b in soup.find("section", id="passes").find_all("div", class_="table-block")
+                 if "what vllm adds" in b.find("h3").get_text())
+    table = block.find("table")
+    rows = {" ".join(r.find_all("td")[0].get_text().split()): [" ".join(td.get_text().split())
+                                                              for td in r.find_all("td")]
+            for r in table.find("tbody").find_all("tr")}
+    denoise = rows["DiffusionGemma: DG denoise pass"]
+    assert denoise[3].startswith("measured here: dg-denoise bf16 at concurrency 1")
+    assert denoise[6].startswith("+")  # the released vLLM's per-step overhead
+    step = rows["Gemma 4: AR decode step"]
+    assert step[5].startswith("+")  # vLLM's AR step is its floor
+    assert "setup: cuda-graphs" in section_text(soup, "verdict")
+
+
+def test_transfer_validation_is_listed_with_the_calibration() -> None:
+    import dataclasses
+
+    from dgprofile.app.predictor import predict_for_spec
+    from dgprofile.specs.hardware import spec_by_id
+
+    measured = factory.measured_h100_result()
+    soup = page(dataclasses.replace(measured, predictions=predict_for_spec(spec_by_id("h100-sxm"))))
+    table = soup.find("table", id="transfer-table")
+    assert table is not None and "leave-one-out" in table.find_parent("div", class_="table-block").find("h3").get_text()
+    assert len(table.find("tbody").find_all("tr")) > 20
+
+
+def test_verify_commands_follow_the_setup_knobs() -> None:
+    import dataclasses
+
+    scenario = dataclasses.replace(factory.prediction().scenario, execution_mode="eager", gpus=2)
+    commands = verify_commands(scenario)
+    assert commands.count("--enforce-eager --tensor-parallel-size 2") == 2  # both models, same setup

@@ -14,7 +14,7 @@ from dgprofile.probes.bench_bandwidth import (
     pattern_bytes,
     sysfs_last_level_cache_bytes,
 )
-from dgprofile.probes.harness import Budget, timer_for
+from dgprofile.probes.harness import Budget, PerfCounterTimer, timer_for
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
 
@@ -95,8 +95,31 @@ def test_cpu_run_counts_bytes_and_derives_rates_from_its_timings() -> None:
     assert any("threads" in note for note in result.notes)
 
 
-def test_triton_kernel_is_refused_off_cuda() -> None:
-    assert triton_stream.triton_unavailable_reason("cpu") == "the Triton kernel runs on CUDA devices only"
+def test_triton_kernel_is_refused_off_gpus() -> None:
+    assert triton_stream.triton_unavailable_reason("cpu") == "the Triton kernel runs on CUDA, ROCm and XPU devices only"
+
+
+def test_triton_kernel_that_does_not_compile_on_a_backend_is_noted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton's Intel and AMD backends may reject a launch configuration: torch's figures then stand alone."""
+    import torch
+
+    def no_such_backend(*args, **kwargs):
+        raise TritonCompileError("cache_modifier '.cs' is not supported by this backend")
+
+    class TritonCompileError(Exception):  # Triton's errors share no base class usable here
+        pass
+
+    monkeypatch.setattr(triton_stream, "triton_unavailable_reason", lambda device: None)
+    monkeypatch.setattr(triton_stream, "stream_read", no_such_backend)
+    monkeypatch.setattr(triton_stream, "stream_copy", no_such_backend)
+    source, destination = torch.rand(1 << 14), torch.zeros(1 << 14)
+    notes: list[str] = []
+    figures = list(bench_bandwidth._triton_kernels(
+        "xpu:0", source, destination, sm_count=20, timer=PerfCounterTimer(), budget=Budget(0.0, 3, 0.1),
+        theoretical_bytes_per_s=Unavailable("none"), notes=notes, progress=lambda _: None))
+    assert figures == []
+    assert len(notes) == 2 * len(triton_stream.STREAM_CONFIGS)
+    assert all("not run on this backend: TritonCompileError" in note for note in notes)
 
 
 @pytest.mark.gpu

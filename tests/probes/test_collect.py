@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes import amdsmi as fake_amdsmi
 from fakes import apple, cpu
 from fakes import nvml as fake
+from fakes.intel_sysfs import FakeDrmFiles
 
 from dgprofile.probes.collect import ProbeSeams, collect_machine
 from dgprofile.probes.host_cpu import HostSeams
@@ -25,7 +27,8 @@ def seams(tmp_path: Path, scenario=None, **changes) -> ProbeSeams:
         yield scenario if scenario is not None else Unavailable("NVML init: no NVIDIA driver here")
 
     base = dict(host=cpu.linux_seams(cpu.linux_tree(tmp_path)), open_nvml=open_nvml,
-                read_meminfo=lambda: HOST_MEMINFO, hostname=lambda: "gpu-box-7")
+                read_meminfo=lambda: HOST_MEMINFO, hostname=lambda: "gpu-box-7",
+                open_amdsmi=fake_amdsmi.opener(fake_amdsmi.NOT_INSTALLED), drm_files=FakeDrmFiles())
     base.update(changes)
     return ProbeSeams(**base)
 
@@ -37,7 +40,10 @@ def test_h100_machine(tmp_path: Path) -> None:
     assert machine.cpu.model == "Intel(R) Xeon(R) Processor @ 2.50GHz"
     assert machine.identity.hostname == "gpu-box-7"
     assert machine.warnings == ()
-    assert machine.probe_notes == ("Apple: not macOS (Linux); no Apple GPU probed",)
+    assert machine.probe_notes == (
+        "AMD: the amdsmi Python bindings are not installed (No module named 'amdsmi')",
+        "Intel: no DRM devices to look at (/sys/class/drm cannot be listed (No such file or directory))",
+        "Apple: not macOS (Linux); no Apple GPU probed")
     assert 0 < machine.probe_seconds < 2
 
 

@@ -49,7 +49,8 @@ def test_cuda_from_version_tag(version: str, expected: str) -> None:
     assert probe_software(seams({"torch": version})).torch_cuda_version == expected
 
 
-@pytest.mark.parametrize(("version", "words"), [("2.13.0+cpu", "CPU-only"), ("2.5.1+rocm6.2", "ROCm")])
+@pytest.mark.parametrize(("version", "words"), [("2.13.0+cpu", "CPU-only"), ("2.5.1+rocm6.2", "ROCm"),
+                                                  ("2.9.0+xpu", "XPU build")])
 def test_non_cuda_builds(version: str, words: str) -> None:
     value = probe_software(seams({"torch": version})).torch_cuda_version
     assert isinstance(value, Unavailable) and words in value.reason
@@ -67,6 +68,12 @@ def test_cuda_from_runtime_requirement() -> None:
 def test_untagged_torch_without_cuda_requirements() -> None:
     value = probe_software(seams({"torch": "2.11.0"})).torch_cuda_version
     assert isinstance(value, Unavailable) and "not imported" in value.reason
+
+
+def test_imported_rocm_torch_says_it_is_rocm() -> None:
+    torch = types.SimpleNamespace(version=types.SimpleNamespace(cuda=None, hip="6.4.43482"))
+    value = probe_software(seams({"torch": "2.9.0"}, loaded={"torch": torch})).torch_cuda_version
+    assert isinstance(value, Unavailable) and "ROCm build of torch (HIP 6.4.43482)" in value.reason
 
 
 def test_imported_torch_is_asked_directly() -> None:

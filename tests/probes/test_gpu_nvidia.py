@@ -108,7 +108,7 @@ def test_busy_gpu_lists_other_processes_and_warns() -> None:
     assert named.name == "python3"  # base name only: the path held a user name
     assert named.used_memory_bytes == 70 * 2**30
     assert isinstance(unnamed.name, Unavailable) and isinstance(unnamed.used_memory_bytes, Unavailable)
-    assert any("2 other process(es)" in w and "unreliable" in w for w in gpu.warnings)
+    assert any("2 other processes use it" in w and "70.0 GiB held" in w and "unreliable" in w for w in gpu.warnings)
     assert any("87% utilised" in w for w in gpu.warnings)
 
 
@@ -177,3 +177,29 @@ def test_probe_uses_only_nvml_queries() -> None:
     scenario = fake.healthy_h100()
     probe(scenario)
     assert all(call.startswith(("nvmlDevice", "nvmlSystem")) for call in scenario.calls)
+
+
+def test_hgx_pair_reports_its_nvlink_links_and_peers() -> None:
+    first, second = probe(fake.hgx_h100_pair())
+    assert isinstance(first, NvidiaGpu) and isinstance(second, NvidiaGpu)
+    assert first.nvlink == second.nvlink
+    assert not isinstance(first.nvlink, Unavailable)
+    assert (first.nvlink.active_links, first.nvlink.version, first.nvlink.bytes_per_s) == (18, 4, 450e9)
+    assert not isinstance(first.peer_links, Unavailable)
+    (peer,) = first.peer_links
+    assert (peer.peer_index, peer.topology, peer.nvlink, peer.peer_to_peer) == (1, "same NUMA node", True, True)
+
+
+def test_geforce_pair_has_no_nvlink_and_no_peer_to_peer() -> None:
+    first, _ = probe(fake.rtx_3090_pair())
+    assert isinstance(first, NvidiaGpu) and first.spec_id == "rtx-3090"
+    assert isinstance(first.nvlink, Unavailable) and "no NVLink" in first.nvlink.reason
+    assert not isinstance(first.peer_links, Unavailable)
+    (peer,) = first.peer_links
+    assert (peer.topology, peer.nvlink, peer.peer_to_peer) == ("host bridge", False, False)
+
+
+def test_one_gpu_has_no_peers_and_says_why_it_has_no_nvlink() -> None:
+    gpu = only_gpu(fake.healthy_h100())
+    assert isinstance(gpu.peer_links, Unavailable) and "one NVIDIA GPU" in gpu.peer_links.reason
+    assert isinstance(gpu.nvlink, Unavailable) and "NVML_ERROR_NOT_SUPPORTED" in gpu.nvlink.reason

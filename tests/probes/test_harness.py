@@ -86,12 +86,22 @@ def codes(timing) -> set[str]:
     return {flag.code for flag in timing.unstable}
 
 
-def test_noisy_samples_are_flagged_high_variation_with_busy_gpu_advice() -> None:
+def test_noisy_gpu_samples_are_flagged_high_variation_with_nvidia_smi_advice() -> None:
     device = FakeDevice(lambda n: 0.010 if n % 2 else 0.013)
+    device.name = "cuda-events"
     timing = measure(lambda: None, timer=device, min_sample_seconds=0.005, samples=10, warmup=0, clock=device.clock)
     flag = next(flag for flag in timing.unstable if flag.code == "high-variation")
     assert timing.coefficient_of_variation >= harness.CV_THRESHOLD
-    assert "busy GPU" in flag.advice
+    assert "nvidia-smi" in flag.advice
+
+
+def test_noisy_samples_on_a_cpu_only_machine_get_no_gpu_or_mac_advice() -> None:
+    device = FakeDevice(lambda n: 0.010 if n % 2 else 0.013)
+    timing = measure(lambda: None, timer=device, min_sample_seconds=0.005, samples=10, warmup=0, clock=device.clock)
+    advice = " ".join(flag.advice for flag in timing.unstable)
+    assert "high-variation" in codes(timing)
+    assert "nvidia-smi" not in advice and "Activity Monitor" not in advice and "GPU" not in advice
+    assert "top" in advice
 
 
 def test_a_single_slow_sample_is_flagged_as_outlier() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
@@ -16,6 +17,7 @@ from dgprofile.records.results import RunInfo, dump, dumps, load, loads, new_res
 from dgprofile.records.values import Unavailable
 
 SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
+VERSION_2_H100 = Path(__file__).resolve().parent / "data" / "h100-sxm_schema-2.dgprofile.json.gz"
 
 
 def minimal_result() -> results.ResultFile:
@@ -75,6 +77,63 @@ def test_version_1_passes_load_with_their_roofline_floors_marked_not_recorded():
     for measurement in loaded.passes.passes:
         assert measurement.roofline_floor_seconds == results.ROOFLINE_NOT_RECORDED
         assert measurement.fraction_of_roofline_floor == results.ROOFLINE_NOT_RECORDED
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_version_2_and_3_needs_gain_the_headroom_they_kept_apart_and_lose_the_old_first_draft(version):
+    """Versions 2 and 3 stored the need without the headroom and the headroom as 15% of the usable memory (vLLM)."""
+    document = json.loads(dumps(factory.measured_h100_result()))
+    document["schema_version"] = version
+    for fit in document["predictions"]["memory"]:
+        fit["diffusion_needed_bytes"], fit["autoregressive_needed_bytes"] = 30 << 30, 27 << 30
+        fit["activation_headroom_bytes"] = int(fit["usable_bytes"] * 0.15)
+    headline = document["predictions"]["headline"]
+    headline["diffusion"]["memory_bytes"], headline["diffusion"]["first_draft_s"] = 30 << 30, 0.5
+    loaded = loads(json.dumps(document), source="v2.json")
+    for fit in loaded.predictions.memory:
+        assert fit.diffusion_needed_bytes == pytest.approx((30 << 30) / 0.85, abs=2)
+        assert fit.activation_headroom_bytes == fit.diffusion_needed_bytes - (30 << 30)
+        assert fit.autoregressive_needed_bytes == pytest.approx((27 << 30) / 0.85, abs=2)
+    assert loaded.predictions.headline.diffusion.memory_bytes == loaded.predictions.memory[0].diffusion_needed_bytes
+    assert loaded.predictions.headline.diffusion.first_draft_s == results.FIRST_DRAFT_REDEFINED
+
+
+def test_a_truncated_string_is_reported_at_its_place_without_a_doubled_at():
+    with pytest.raises(ResultFileError) as info:
+        loads('{"format": "dgprofile-', source="cut.json")
+    assert str(info.value) == "cut.json: not valid JSON (Unterminated string starting at line 1, column 12)"
+def test_version_2_results_load_with_the_setup_the_earlier_model_assumed(tmp_path):
+    """The H100 of samples/ as it was written at version 2 (kept here compressed): its scenarios get the engine's own
+    launch mode, the released sampler and plain AR, its GPU's NVLink topology and its calibration's validation say
+    they were not recorded; then its needs gain their headroom and its old first draft is not recorded."""
+    path = tmp_path / "h100-sxm.dgprofile.json"
+    path.write_bytes(gzip.decompress(VERSION_2_H100.read_bytes()))
+    document = json.loads(path.read_text())
+    assert document["schema_version"] == 2
+    result = load(path)
+    headline = result.predictions.headline
+    fit = result.predictions.memory[0]
+    old_fit = document["predictions"]["memory"][0]
+    assert fit.diffusion_needed_bytes - fit.activation_headroom_bytes == old_fit["diffusion_needed_bytes"]
+    assert headline.diffusion.first_draft_s == results.FIRST_DRAFT_REDEFINED
+    assert (headline.scenario.execution_mode, headline.scenario.ar_baseline.kind) == ("cuda-graphs", "plain")
+    assert (headline.scenario.sampler.kind, headline.scenario.sampler.value) == ("entropy-bound", 0.1)
+    assert isinstance(headline.scenario.interconnect, Unavailable)
+    assert all(isinstance(p.hardware_seconds, Unavailable) for p in headline.diffusion.passes)
+    gpu = result.machine.accelerators[0]
+    assert isinstance(gpu.nvlink, Unavailable) and "before dgprofile read NVLink topology" in gpu.nvlink.reason
+    assert isinstance(result.predictions.calibration.validation, Unavailable)
+
+
+def test_version_2_transformers_scenarios_were_eager():
+    document = json.loads(dumps(factory.measured_h100_result()))
+    document["schema_version"] = 2
+    scenario = document["predictions"]["headline"]["scenario"]
+    scenario["engine"] = "transformers"
+    for field in ("execution_mode", "interconnect", "sampler", "thinking", "quantised_logits", "ar_baseline",
+                  "weight_format"):
+        del scenario[field]
+    assert loads(json.dumps(document)).predictions.headline.scenario.execution_mode == "eager"
 
 
 def test_version_without_migration_is_refused():

@@ -13,8 +13,11 @@ from dgprofile.specs.hardware import (
     NATIVE_PRECISIONS,
     PEAK_FLOPS_DTYPES,
     HardwareSpec,
+    all_architectures,
     all_specs,
+    architecture_of,
     match_device_name,
+    match_pci_device,
     spec_by_id,
     spec_ids,
 )
@@ -85,9 +88,33 @@ def test_match_names_are_unique_unless_bins_told_apart_by_cores_or_memory() -> N
             assert len(set(map(str, cores))) == len(specs) or len(set(memories)) == len(specs), name
 
 
-def test_apple_entries_have_core_counts_and_others_do_not() -> None:
+def test_core_counts_where_binned_parts_or_silent_drivers_need_them() -> None:
+    """Apple bins and AMD APU bins differ in cores under one name; Intel's drivers report no core count at all."""
     for spec in all_specs():
-        assert isinstance(spec.gpu_cores, Unavailable) == (spec.vendor != "apple"), spec.id
+        counted = spec.vendor in ("apple", "intel") or spec.device_type == "apu-gpu"
+        assert isinstance(spec.gpu_cores, Unavailable) != counted, spec.id
+
+
+def test_amd_and_intel_entries_of_the_issue_are_present() -> None:
+    for spec_id, bandwidth in (("mi300x", 5.3e12), ("mi325x", 6.0e12), ("strix-halo-395", 256e9),
+                               ("strix-halo-8050s", 256e9), ("rx-7900-xtx", 960e9), ("arc-b580", 456e9),
+                               ("arc-pro-b70", 608e9)):
+        spec = spec_by_id(spec_id)
+        assert spec.memory_bandwidth_bytes_per_s == bandwidth
+        assert any(source.startswith("https://") for source in spec.sources), spec_id
+
+
+def test_pci_device_ids_name_intel_cards() -> None:
+    spec = match_pci_device("0x8086", "0xE20B")
+    assert isinstance(spec, HardwareSpec) and spec.id == "arc-b580"
+    missing = match_pci_device("8086", "ffff")
+    assert isinstance(missing, Unavailable) and "8086:ffff" in missing.reason
+
+
+def test_strix_halo_bins_are_told_apart_by_compute_units_under_the_llvm_target() -> None:
+    for units, expected in ((40, "strix-halo-395"), (32, "strix-halo-8050s")):
+        spec = match_device_name("gfx1151", gpu_cores=units)
+        assert isinstance(spec, HardwareSpec) and spec.id == expected
 
 
 @pytest.mark.parametrize("spec_id", REQUIRED_IDS)
@@ -209,3 +236,47 @@ def test_unknown_core_count_falls_back_to_the_chip() -> None:
 def test_ambiguous_chip_name_as_hardware_id_lists_its_bins() -> None:
     with pytest.raises(UsageError, match="m4-max-32gpu, m4-max-40gpu"):
         spec_by_id("Apple M4 Max")
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.id)
+def test_every_entry_names_an_architecture_that_computes_its_native_formats(spec: HardwareSpec) -> None:
+    architecture = architecture_of(spec)
+    assert not isinstance(architecture, Unavailable), architecture
+    assert architecture.vendor == spec.vendor
+    assert set(spec.native_precisions) <= set(architecture.native_precisions)
+
+
+@pytest.mark.parametrize("spec", all_specs(), ids=lambda s: s.id)
+def test_every_figure_marked_approximate_carries_a_band(spec: HardwareSpec) -> None:
+    """A derived figure is either sourced (and not called approximate) or carries the log-sigma that widens a
+    prediction's band (issue: every figure marked approximate either sourced or given a wider band)."""
+    if "approximate" in spec.notes:
+        assert spec.approximate, spec.id
+    known = {"memory_bandwidth_bytes_per_s", "memory_bytes", "peak_flops_per_s"} | {
+        f"peak_flops_per_s.{dtype}" for dtype in spec.peak_flops_per_s}
+    assert set(spec.approximate) <= known and all(sigma >= 0 for sigma in spec.approximate.values())
+
+
+def test_nvfp4_is_native_on_both_blackwell_families_only() -> None:
+    natives = {a.id: a.native_precisions for a in all_architectures()}
+    assert {a for a, formats in natives.items() if "nvfp4" in formats} == {"blackwell-sm100", "blackwell-sm120"}
+    assert spec_by_id("rtx-pro-6000-blackwell").architecture == spec_by_id("dgx-spark").architecture == \
+        "blackwell-sm120"
+    assert spec_by_id("b200").architecture == "blackwell-sm100"
+
+
+def test_fp8_on_ampere_runs_as_w8a16() -> None:
+    ampere = architecture_of(spec_by_id("rtx-3090"))
+    assert not isinstance(ampere, Unavailable)
+    assert "fp8" not in ampere.native_precisions and ampere.runs_as["fp8"].startswith("W8A16")
+
+
+@pytest.mark.parametrize("spec", [s for s in all_specs() if s.architecture == "apple-m5"], ids=lambda s: s.id)
+def test_m5_matrix_rates_count_the_neural_accelerators(spec: HardwareSpec) -> None:
+    """Apple: a neural accelerator in every M5 GPU core, over 4x M4's peak GPU compute for AI."""
+    assert spec.peak_flops_per_s["fp16"] == pytest.approx(4 * spec.peak_flops_per_s["fp32"])
+    assert spec.approximate_log_sigma("peak_flops_per_s.fp16") > spec.approximate_log_sigma("peak_flops_per_s.fp32")
+
+
+def test_geforce_cards_refuse_peer_to_peer() -> None:
+    assert {s.id for s in all_specs() if not s.peer_to_peer} == {"rtx-3090", "rtx-4090", "rtx-5090"}

@@ -58,9 +58,9 @@ def test_every_section_with_its_figures() -> None:
     text = format_limits(make_limits())
     assert text.startswith("Limits of cuda:0 (NVIDIA H100 80GB HBM3), measured in 10.3 s with torch 2.11.0+cu130")
     assert "theoretical 3.35 TB/s, last-level cache 50.0 MiB" in text
-    assert "streaming read 3.09 TB/s (triton stream-read (block 8192, 16 warps, 16/SM)), copy 3 TB/s" in text
+    assert "streaming read 3.09 TB/s by triton stream-read (block 8192, 16 warps, 16/SM), copy 3.00 TB/s" in text
     assert "92.0%" in text and "88.0%" in text
-    assert "h2d-pinned" in text and "54 GB/s" in text
+    assert "h2d-pinned" in text and "54.0 GB/s" in text
     assert "720 TFLOP/s" in text and "233" in text
     assert "launch floor 1.19 us per kernel" in text
     assert "  - int8: slow path" in text
@@ -84,7 +84,8 @@ def test_decode_shapes_table_has_a_column_per_token_count() -> None:
 def test_unstable_figures_are_listed_with_their_advice() -> None:
     text = format_limits(make_limits())
     assert "Unstable measurements (marked !)" in text
-    assert "bf16 lm-head M=256: samples vary by 9.0% (threshold 5%); another process may be using it" in text
+    assert ("bf16 lm-head M=256: samples vary by 9.0% (threshold 5%); another process may be using the GPU: check "
+            "nvidia-smi (amd-smi on AMD), stop other jobs and rerun") in text
 
 
 def test_unknown_theoretical_peak_shows_a_dash_in_the_table_and_the_reason_once() -> None:

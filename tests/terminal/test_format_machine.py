@@ -6,8 +6,10 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
+from fakes import amdsmi as fake_amdsmi
 from fakes import apple, cpu
 from fakes import nvml as fake
+from fakes.intel_sysfs import FakeDrmFiles
 
 from dgprofile.probes.collect import ProbeSeams, collect_machine
 from dgprofile.probes.host_cpu import HostSeams
@@ -24,7 +26,8 @@ def machine_from(tmp_path: Path, scenario: fake.FakeNvml | None = None, host: Ho
     return collect_machine(seams=ProbeSeams(
         host=host or cpu.linux_seams(cpu.linux_tree(tmp_path)), open_nvml=open_nvml,
         read_meminfo=lambda: {"MemAvailable": 100 << 30}, hostname=lambda: "gpu-box-7",
-        apple_working_set=lambda: apple.M3_MAX_WORKING_SET))
+        apple_working_set=lambda: apple.M3_MAX_WORKING_SET, open_amdsmi=fake_amdsmi.opener(fake_amdsmi.NOT_INSTALLED),
+        drm_files=FakeDrmFiles()))
 
 
 def rows(text: str) -> dict[str, str]:
@@ -63,7 +66,7 @@ def test_unavailable_values_show_reasons(tmp_path: Path) -> None:
     table = rows(format_machine(machine_from(tmp_path, fake.gb10())))
     assert table["memory"].startswith("unavailable (nvmlDeviceGetMemoryInfo: not supported")
     assert table["memory class"] == "shared-physical"
-    assert table["usable memory"].startswith("100.0 GiB (MemAvailable")
+    assert table["usable memory"].startswith("100 GiB (MemAvailable")
     assert table["DRAM bandwidth"].startswith("unavailable (no SMBIOS")
 
 
@@ -104,3 +107,14 @@ def test_hostile_names_cannot_reach_the_terminal(tmp_path: Path) -> None:
     text = format_machine(machine)
     assert "\x1b" not in text and "\x07" not in text
     assert "GPU 0: NVIDIA ?[2J?]0;pwned?H100" in text
+
+
+def test_nvlink_pair_shows_its_links_and_peers(tmp_path: Path) -> None:
+    text = format_machine(machine_from(tmp_path, fake.hgx_h100_pair()))
+    assert "18 links, NVLink 4, 450 GB/s per direction" in text
+    assert "GPU 1: same NUMA node, NVLink, peer-to-peer" in text
+
+
+def test_geforce_pair_shows_no_peer_to_peer(tmp_path: Path) -> None:
+    text = format_machine(machine_from(tmp_path, fake.rtx_3090_pair()))
+    assert "GPU 1: host bridge, no NVLink, no peer-to-peer" in text

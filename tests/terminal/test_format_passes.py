@@ -8,7 +8,8 @@ from result_factory import passes
 
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.values import Unavailable
-from dgprofile.terminal.format_passes import flop_count_text, format_passes
+from dgprofile.terminal.format_passes import format_passes
+from dgprofile.text.units import flop_count_text
 
 
 def test_measured_precisions_come_first_with_every_pass_kind():

@@ -1,0 +1,60 @@
+"""Re-derive the predictions of the result files in samples/ with the current model, from what each file recorded.
+
+The measured files keep their machine, limits and passes; the predicted ones their datasheet entry. Each file's
+predictions are worked out again with the options of the command it records (`check` or `predict`), so the demo
+files show what this version of dgprofile says about those measurements. Run it after changing the model, the
+verdict rules or the wording of reasons and advice:
+
+    python scripts/repredict_samples.py [--samples samples]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Any
+
+from dgprofile.app.predictor import predict_for_machine, predict_for_spec
+from dgprofile.cli.check import check
+from dgprofile.cli.predict import predict
+from dgprofile.cli.scenario_options import predict_options
+from dgprofile.records.machine import Machine
+from dgprofile.records.predictions import Predictions
+from dgprofile.records.results import SCHEMA_VERSION, ResultFile, dump, load
+from dgprofile.specs.hardware import spec_by_id
+
+# Every scenario option `check` and `predict` share (workload, precision, setup knobs, ...), by predict_options' names.
+SCENARIO_OPTIONS = tuple(inspect.signature(predict_options).parameters)
+
+
+def _recorded_options(result: ResultFile) -> dict[str, Any]:
+    """The options of the command the file records, as Click parses them."""
+    _, name, *args = result.run.command
+    command = {"check": check, "predict": predict}[name]
+    with command.make_context(name, list(args), resilient_parsing=True) as ctx:
+        return dict(ctx.params)
+
+
+def repredicted(result: ResultFile) -> Predictions:
+    """The file's predictions, worked out again from what it recorded."""
+    params = _recorded_options(result)
+    options = predict_options(**{name: params[name] for name in SCENARIO_OPTIONS})
+    if isinstance(result.machine, Machine):  # `check`, or `predict --from-result` (which copies the machine)
+        return predict_for_machine(result.machine, result.limits, result.passes, options=options)
+    return predict_for_spec(spec_by_id(params["hardware_id"]), options=options)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=Path, default=Path(__file__).resolve().parents[1] / "samples")
+    args = parser.parse_args()
+    for path in sorted(args.samples.glob("*.json")):
+        result = load(path)
+        dump(dataclasses.replace(result, schema_version=SCHEMA_VERSION, predictions=repredicted(result)), path)
+        print(f"re-predicted {path}")
+
+
+if __name__ == "__main__":
+    main()
