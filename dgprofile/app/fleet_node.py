@@ -25,6 +25,8 @@ INTERRUPT_GRACE_SECONDS = 30.0
 # The end of the command's error output kept for the reason of a failure.
 ERROR_TAIL_CHARACTERS = 2000
 RESULT_NAME = "result.dgprofile.json"
+# The exit code reported when the command could not be started (a shell's "command not found").
+COMMAND_NOT_STARTED = 127
 
 
 class NodeJob(TypedDict):
@@ -75,7 +77,12 @@ def _run(job: NodeJob, gpu_ids: list[str], workdir: str) -> NodeRun:
     started = time.monotonic()
     timed_out = False
     with open(os.path.join(workdir, "stderr"), "w+b") as error_output:
-        process = _start(command, environment, workdir, error_output)
+        try:
+            process = _start(command, environment, workdir, error_output)
+        except OSError as exc:  # the launcher is not there, or not a program
+            return NodeRun(result=b"", exit_code=COMMAND_NOT_STARTED, gpu_ids=gpu_ids,
+                           error_tail=f"cannot start {command[0]}: {exc.strerror or exc}",
+                           hostname=socket.gethostname(), seconds=0.0, timed_out=False, command=command)
         try:
             exit_code = process.wait(timeout=job["timeout_seconds"])
         except subprocess.TimeoutExpired:

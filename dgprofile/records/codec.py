@@ -233,7 +233,14 @@ def _mapping_decoder(value_type: Any, bounds: tuple[float, float]) -> Decoder:
             raise DecodeError(f"{path}: expected an object, got {type(data).__name__}")
         decode_value = value.decoder
         return {k: decode_value(v, f"{path}.{k}") for k, v in data.items()}
-    return decode
+
+    def decode_any(data: Any, path: str) -> dict[str, Any]:
+        # Values of any type are taken as they are: no path to build per value (the fleet reads lists of such
+        # objects from 10,000 files).
+        if not isinstance(data, dict):
+            raise DecodeError(f"{path}: expected an object, got {type(data).__name__}")
+        return dict(data)
+    return decode_any if value_type is Any else decode
 
 
 def _enum_decoder(tp: type[enum.Enum]) -> Decoder:

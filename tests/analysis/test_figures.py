@@ -25,7 +25,7 @@ from dgprofile.records.results import load
 from dgprofile.terminal.format_predictions import format_predictions
 from dgprofile.text.units import speedup_text
 
-SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").rglob("*.json"))  # the fleet sample's files too
 
 
 def cell_text(td) -> str:

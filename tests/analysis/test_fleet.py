@@ -250,7 +250,7 @@ def test_per_gpu_results_of_one_host_made_in_the_same_second_are_not_duplicates(
     assert [row.device for row in fleet.rows] == ["cuda:0", "cuda:1"] and not fleet.skipped
 
 
-SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").rglob("*.json"))  # the fleet sample's files too
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import time
 from pathlib import Path
@@ -145,3 +146,26 @@ def test_a_model_with_several_machines_shows_the_range_from_lowest_to_highest(tm
     chart = page_soup(render_fleet_html(load_fleet([tmp_path]))).find("section", id="groups").find("svg")
     assert len(chart.select(".ci")) == 1
     assert any(t.get_text().endswith("(3 machines)") for t in chart.select(".axis text"))
+
+
+LOCAL_CLUSTER_SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "fleet-local-test-cluster"
+
+
+def test_the_local_test_cluster_sample_is_labelled_self_contained_and_made_of_its_result_files() -> None:
+    """samples/fleet-local-test-cluster: the page and CSV a real `fleet run` wrote, beside the files it received."""
+    html = (LOCAL_CLUSTER_SAMPLE / "fleet.html").read_text(encoding="utf-8")
+    assert len(html.encode()) < 300_000
+    soup = page_soup(html)
+    assert "Local test cluster" in soup.h1.get_text() and "not three machines" in soup.h1.get_text()
+    assert not soup.find_all(src=True) and not soup.find_all("link")  # nothing fetched: one file
+    assert all(a["href"].startswith("#") for a in soup.find_all("a", href=True))
+    fleet = load_fleet([LOCAL_CLUSTER_SAMPLE / "results"], workers=1)
+    assert len(fleet.rows) == 3 and not fleet.skipped
+    with (LOCAL_CLUSTER_SAMPLE / "fleet.csv").open(encoding="utf-8", newline="") as handle:
+        shipped = {(line["path"], line["created_at"], line["verdict"]) for line in csv.DictReader(handle)}
+    repository = LOCAL_CLUSTER_SAMPLE.parents[1]
+    assert shipped == {(str(Path(row.path).relative_to(repository)), row.created_at, row.verdict)
+                       for row in fleet.rows}
+    shown = [tr.find_all("td")[-1].contents[0].get_text()
+             for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
+    assert sorted(shown) == sorted(path for path, _, _ in shipped)

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from html_soup import page_soup
 from jinja2 import StrictUndefined
 
-from dgprofile.pages.environment import environment
+from dgprofile.pages.environment import environment, wrappable
 from dgprofile.pages.result_page import render_result_html, verify_commands
 from dgprofile.records.codec import to_json
 from dgprofile.records.results import load
@@ -39,6 +39,15 @@ def test_environment_escapes_and_refuses_undefined_names() -> None:
     assert env.autoescape is True
     assert env.undefined is StrictUndefined
     assert environment() is env  # built once
+
+
+def test_wrappable_breaks_only_long_words_and_escapes_every_cell() -> None:
+    # Short words only: the text escaped, no break opportunity (the quick path most fleet cells take).
+    assert wrappable("CPU only <b> & 'q4_k_m'") == "CPU only &lt;b&gt; &amp; &#39;q4_k_m&#39;"
+    assert wrappable("") == ""
+    # A long word breaks after its separators and dots, escaped piece by piece; the words around it do not.
+    assert wrappable("in samples/fleet-local/<x>.dgprofile.json now") == (
+        "in samples/<wbr>fleet-<wbr>local/<wbr>&lt;x&gt;.<wbr>dgprofile.<wbr>json now")
 
 
 def test_every_section_is_present_once_in_order(h100_page: BeautifulSoup) -> None:

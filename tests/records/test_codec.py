@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jsonschema
 import pytest
@@ -92,3 +92,11 @@ def test_schema_accepts_what_the_codec_writes_and_rejects_strays():
     assert not list(validator.iter_errors(to_json(sample())))
     assert list(validator.iter_errors(to_json(sample()) | {"surprise": 1}))
     assert list(validator.iter_errors(to_json(sample()) | {"rate_bytes_per_s": "N/A"}))
+
+
+def test_objects_of_any_values_are_taken_as_they_are_and_a_non_object_names_its_path():
+    objects = [{"name": "stream-read", "timing": {"median_seconds": 0.5}, "flags": [1, "x"]}]
+    decoded = from_json(tuple[dict[str, Any], ...], objects)
+    assert decoded == tuple(objects) and decoded[0] is not objects[0]
+    with pytest.raises(DecodeError, match=r"^\$\[1\]: expected an object, got list"):
+        from_json(tuple[dict[str, Any], ...], [{}, []])

@@ -16,7 +16,7 @@ from dgprofile.records import results
 from dgprofile.records.results import RunInfo, dump, dumps, load, loads, new_result
 from dgprofile.records.values import Unavailable
 
-SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").glob("*.json"))
+SAMPLES = sorted((Path(__file__).resolve().parents[2] / "samples").rglob("*.json"))  # the fleet sample's files too
 VERSION_2_H100 = Path(__file__).resolve().parent / "data" / "h100-sxm_schema-2.dgprofile.json.gz"
 
 
