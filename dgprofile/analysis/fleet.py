@@ -20,7 +20,8 @@ twice is read once.
 from __future__ import annotations
 
 import csv
-import hashlib
+import dataclasses
+import filecmp
 import io
 import json
 import mmap
@@ -240,25 +241,26 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _summarise_all(paths: Iterable[Path]) -> list[tuple[FleetRow | SkippedFile, bytes]]:
+def _summarise_all(paths: Iterable[Path]) -> list[tuple[FleetRow | SkippedFile, int]]:
     return [_summarise_file(path) for path in paths]
 
 
-def _summarise_file(path: Path) -> tuple[FleetRow | SkippedFile, bytes]:
-    """The file's row (or why it was skipped) and the digest of its bytes (duplicates are found by it)."""
+def _summarise_file(path: Path) -> tuple[FleetRow | SkippedFile, int]:
+    """The file's row (or why it was skipped) and its size in bytes (duplicates are looked for among the files
+    of one size and row)."""
     try:
         with path.open("rb") as handle:
             # Mapped rather than read: only the parts the fleet shows are copied out (a tenth of a GPU's file).
             data: Buffer = (mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
                             if os.fstat(handle.fileno()).st_size else b"")
     except OSError as exc:
-        return SkippedFile(str(path), f"cannot read: {unreadable_reason(path, exc)}"), b""
+        return SkippedFile(str(path), f"cannot read: {unreadable_reason(path, exc)}"), 0
     except ValueError as exc:  # a file that cannot be mapped
-        return SkippedFile(str(path), f"cannot read: {exc}"), b""
+        return SkippedFile(str(path), f"cannot read: {exc}"), 0
     try:
-        return summarise(data, source=str(path)), hashlib.sha256(data).digest()
+        return summarise(data, source=str(path)), len(data)
     except ResultFileError as exc:
-        return SkippedFile(str(path), _without_source(str(exc), str(path))), b""
+        return SkippedFile(str(path), _without_source(str(exc), str(path))), 0
     finally:
         if isinstance(data, mmap.mmap):
             data.close()
@@ -524,20 +526,25 @@ def _fitting_precisions(document: dict[str, Any]) -> tuple[str, ...]:
     return tuple(_at(fit, "$.precision", _TEXT) for fit in memory if _at(fit, "$.fits_diffusion", _FLAG))
 
 
-def _without_duplicates(outcomes: Sequence[tuple[FleetRow | SkippedFile, bytes]]) -> Fleet:
+def _without_duplicates(outcomes: Sequence[tuple[FleetRow | SkippedFile, int]]) -> Fleet:
     """Keep the first of files with the same bytes; later copies are skipped as duplicates. Only the same content
     makes a duplicate: two results of one machine made in the same second (four `predict` runs for different
-    workloads, say) are different results, and both count."""
+    workloads, say) are different results, and both count. Files with the same bytes have the same size and the
+    same row, so only files that share both are compared, byte by byte: hashing every file would read all of it,
+    where the fleet reads a tenth of a GPU's file."""
     rows: list[FleetRow] = []
     skipped: list[SkippedFile] = []
-    first_with_content: dict[bytes, str] = {}
-    for outcome, digest in outcomes:
+    alike: dict[tuple[int, FleetRow], list[str]] = {}
+    for outcome, size in outcomes:
         if isinstance(outcome, SkippedFile):
             skipped.append(outcome)
-        elif digest in first_with_content:
-            skipped.append(SkippedFile(outcome.path, f"duplicate: same content as {first_with_content[digest]}"))
+            continue
+        earlier = alike.setdefault((size, dataclasses.replace(outcome, path="")), [])
+        same = next((path for path in earlier if filecmp.cmp(path, outcome.path, shallow=False)), None)
+        if same is not None:
+            skipped.append(SkippedFile(outcome.path, f"duplicate: same content as {same}"))
         else:
-            first_with_content[digest] = outcome.path
+            earlier.append(outcome.path)
             rows.append(outcome)
     return Fleet(rows=tuple(rows), skipped=tuple(skipped))
 
