@@ -59,7 +59,7 @@ from dgprofile.records.predictions import (
     PassFactor,
 )
 from dgprofile.records.values import Unavailable
-from dgprofile.specs.model_config import CANVAS_TOKENS, Backbone, ModelConfig
+from dgprofile.specs.model_config import CANVAS_TOKENS, Backbone, ModelConfig, load_model_config
 from dgprofile.specs.pass_cost import PassCost, pass_cost, precision_by_name
 
 DIFFUSION_PASSES: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
@@ -259,8 +259,11 @@ class PassModel:
         return _measured(physical, measurement.seconds * physical.seconds / reference.seconds, measurement)
 
     def floor_seconds(self, kind: PassKind) -> tuple[float, str]:
-        """The engine's per-pass floor on this device in this mode, and what set it."""
-        graphs = self.parameters.pass_floor_seconds * self.ceilings.floor_scale
+        """The engine's per-pass floor on this device in this mode, and what set it. The floor was fitted on the
+        released model's layers; a model with fewer (the miniature `verify --quick` builds on a CPU) launches a
+        proportional share of the kernels, so it pays that share."""
+        layer_share = self.config.backbone.num_layers / load_model_config().backbone.num_layers
+        graphs = self.parameters.pass_floor_seconds * self.ceilings.floor_scale * layer_share
         if self.mode == self.engine.default_mode or self.mode == "cuda-graphs":
             return graphs, "overhead"
         eager = eager_launch_floor(kind, self.config.backbone, self.ceilings, self.parameters.eager_host_factor)
