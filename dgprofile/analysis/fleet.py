@@ -185,27 +185,24 @@ def result_paths(inputs: Sequence[Path]) -> tuple[list[Path], list[SkippedFile]]
     however often it is named (directly, through its directory, or through a link); and what cannot be read, with
     the reason: a name that does not exist, a dangling link or link loop, a directory that cannot be listed.
     Links to directories are not followed, so a link back up the tree cannot loop."""
-    paths: list[Path] = []
+    by_identity: dict[tuple[int, int], Path] = {}  # (device, inode): the same file however it is reached
     skipped: list[SkippedFile] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found: list[Path] = []
+            found: list[str] = []
             for directory, _, names in os.walk(item, onerror=lambda exc: skipped.append(_unlistable(exc))):
-                found += [Path(directory, name) for name in names if name.endswith(".json")]
-            candidates = sorted(found)
+                found += [os.path.join(directory, name) for name in names if name.endswith(".json")]
+            candidates = [Path(name) for name in sorted(found)]
         else:
             candidates = [item]
         for path in candidates:
             try:
-                path.stat()
+                status = path.stat()
             except OSError as exc:
                 skipped.append(SkippedFile(str(path), f"cannot read: {unreadable_reason(path, exc)}"))
                 continue
-            paths.append(path)
-    by_real_path: dict[str, Path] = {}
-    for path in paths:
-        by_real_path.setdefault(os.path.realpath(path), path)
-    return list(by_real_path.values()), skipped
+            by_identity.setdefault((status.st_dev, status.st_ino), path)
+    return list(by_identity.values()), skipped
 
 
 def _unlistable(exc: OSError) -> SkippedFile:

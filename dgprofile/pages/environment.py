@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
@@ -35,9 +35,11 @@ def _pieces(word: str) -> list[str]:
     return pieces
 
 
+@lru_cache(maxsize=1024)
 def wrappable(text: str) -> Markup:
     """``text`` escaped, with line-break opportunities (<wbr>) inside long words only, so a table column of paths
-    or timestamps can be narrow without breaking ordinary words."""
+    or timestamps can be narrow without breaking ordinary words. Cached: a fleet's columns of hardware, engines and
+    verdicts repeat a few values over 10,000 rows."""
     if all(len(word) <= LONG_PIECE for word in text.split()):
         # Most cells of a fleet's 10,000 rows: nothing to break, and escaping word by word would cost a second.
         return escape(text)
