@@ -148,7 +148,9 @@ def _summary_section(fleet: Fleet) -> SectionView:
 def _machines_section(fleet: Fleet) -> SectionView:
     rows = tuple(RowView((
         Cell(row.hostname, detail=row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
-        Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict)),
+        # An interrupted or partly failed run keeps a verdict from what it measured: say so under it.
+        Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict),
+             detail="" if row.status == "complete" else f"{row.status} run"),
         Cell(speedup_text(row.speedup) if not isinstance(row.speedup, Unavailable) else "",
              number_key(row.speedup), tone=verdict_tone(row.verdict)),
         Cell(speedup_band_text(row.speedup_low, row.speedup_high) if not isinstance(row.speedup_low, Unavailable)

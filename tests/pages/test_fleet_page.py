@@ -169,3 +169,18 @@ def test_the_local_test_cluster_sample_is_labelled_self_contained_and_made_of_it
     shown = [tr.find_all("td")[-1].contents[0].get_text()
              for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
     assert sorted(shown) == sorted(path for path, _, _ in shipped)
+
+
+def test_an_incomplete_run_is_marked_under_its_verdict(tmp_path: Path) -> None:
+    # An interrupted check keeps a verdict from what it measured; the table showed it like a complete one.
+    base = factory.measured_h100_result()
+    factory.write_result(tmp_path / "complete.json", base)
+    factory.write_result(tmp_path / "cut.json", dataclasses.replace(
+        factory.with_identity(base, hostname="gpu-node-02", created_at="2026-11-21T09:00:00Z"),
+        run=factory.run_info(status="incomplete", incomplete_reasons=("interrupted (SIGTERM) while timing decode "
+                                                                      "passes",))))
+    soup = page_soup(render_fleet_html(load_fleet([tmp_path])))
+    details = {tr.find("td").contents[0].get_text(): tr.find_all("td")[4].find(class_="cell-detail")
+               for tr in soup.find(id="fleet-table").find_all("tr")[1:]}
+    assert details["gpu-node-02"].get_text() == "incomplete run"
+    assert details["gpu-node-01"] is None
