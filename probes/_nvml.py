@@ -133,6 +133,16 @@ def plain(value: Any) -> Any:
     return value  # numbers, str, None, and device handles (opaque pointers passed back to NVML)
 
 
+PROCESS_MEMORY_NOT_REPORTED = Unavailable(
+    "the driver does not report per-process memory here (as under Windows' WDDM driver model)")
+
+
+def process_used_memory_bytes(entry: dict[str, Any]) -> int | Unavailable:
+    """The GPU memory one entry of NVML's running-process lists says its process holds (``plain`` form)."""
+    used = entry.get("usedGpuMemory")
+    return used if isinstance(used, int) else PROCESS_MEMORY_NOT_REPORTED
+
+
 class NvmlSession:
     """NVML after a successful init: every query answers a value or an Unavailable, never a crash."""
 

@@ -310,11 +310,9 @@ def _other_processes(nvml: _nvml.NvmlQuery, q: Any, own_pid: int) -> tuple[GpuPr
         pid = int(entry["pid"])
         if pid == own_pid or pid in seen:
             continue
-        memory = entry.get("usedGpuMemory")
         name = nvml.query("nvmlSystemGetProcessName", pid)
         seen[pid] = GpuProcess(
             pid=pid,
             name=name if isinstance(name, Unavailable) else process_name(str(name)),
-            used_memory_bytes=Unavailable("the driver does not report per-process memory here")
-            if memory is None else int(memory))
+            used_memory_bytes=_nvml.process_used_memory_bytes(entry))
     return tuple(seen.values())

@@ -81,9 +81,19 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def device_lock_keys(machine: Machine, device: str) -> tuple[str, ...]:
+    """The locks a measurement on ``device`` holds: the device as the driver numbers it (what a run takes before
+    it probes) and the card's identity (two containers sharing /tmp may number one card differently)."""
+    from dgprofile.probes.device_lock import device_lock_key
+
+    return tuple(dict.fromkeys((device_lock_key(device), lock_key(machine, device))))
+
+
 def lock_key(machine: Machine, device: str) -> str:
     """GPUs are locked by UUID (Intel's by PCI bus id), so `cuda:0` in two containers sharing a card still
-    collide."""
+    collide; a device without one by its driver number."""
+    from dgprofile.probes.device_lock import device_lock_key
+
     kind, _, index_text = device.partition(":")
     index = int(index_text) if index_text else 0
     for accelerator in machine.accelerators:
@@ -93,7 +103,7 @@ def lock_key(machine: Machine, device: str) -> str:
             return accelerator.uuid
         if kind == "xpu" and isinstance(accelerator, IntelGpu) and isinstance(accelerator.pci_bus_id, str):
             return accelerator.pci_bus_id
-    return device
+    return device_lock_key(device)
 
 
 def _measure(options: MeasureOptions, progress: Progress,
@@ -131,7 +141,7 @@ def _measure(options: MeasureOptions, progress: Progress,
                     return _Measured(machine, device, skipped, skipped, (undrivable,), None)
                 # The card's identity as well: two containers sharing /tmp may number one card differently.
                 step = "waiting for the device"
-                with exclusive_devices([key for key in (picked, lock_key(machine, device)) if key not in locks.keys],
+                with exclusive_devices([key for key in device_lock_keys(machine, device) if key not in locks.keys],
                                        wait_seconds=options.wait_seconds, on_wait=progress):
                     step = "measuring limits"
                     progress(f"{step} on {device}")

@@ -105,11 +105,9 @@ def gpu_memory_of(nvml: _nvml.NvmlQuery, processes: tuple[ServerProcess, ...]
                 if pid not in names:
                     others += 1
                     continue
-                used = entry.get("usedGpuMemory")
-                held.append(ProcessGpuMemory(
-                    pid=pid, process_name=names[pid], gpu_index=index,
-                    used_bytes=float(used) if isinstance(used, int) else Unavailable(
-                        "NVML does not report this process's memory (as under Windows' WDDM driver model)")))
+                used = _nvml.process_used_memory_bytes(entry)
+                held.append(ProcessGpuMemory(pid=pid, process_name=names[pid], gpu_index=index,
+                                             used_bytes=used if isinstance(used, Unavailable) else float(used)))
     except _nvml.DeviceLostError as exc:
         return Unavailable(f"a GPU stopped answering: {exc}")
     if held:

@@ -98,3 +98,20 @@ def test_a_card_another_container_measures_under_another_number_is_refused_by_it
             pytest.raises(BenchmarkBusyError, match=f"is measuring {gpu.uuid}"):
         runner.run_bench(runner.MeasureOptions(device="cuda:0", limits_only=True), command=("dgprofile", "bench"),
                          progress=lambda message: None)
+
+
+def test_verify_and_check_hold_the_same_locks_for_a_gpu_with_or_without_a_uuid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # verify once locked a GPU without a UUID as "cuda:0" while check held "cuda-gpu-0": both could measure at once.
+    import dataclasses
+
+    from dgprofile.records.values import Unavailable
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("HIP_VISIBLE_DEVICES", raising=False)
+    gpu = factory.nvidia_gpu()
+    with_uuid = factory.machine(accelerators=(gpu,))
+    without = factory.machine(accelerators=(dataclasses.replace(gpu, uuid=Unavailable("MIG hides it")),))
+    assert runner.device_lock_keys(with_uuid, "cuda:0") == ("cuda-gpu-0", gpu.uuid)
+    assert runner.device_lock_keys(without, "cuda:0") == ("cuda-gpu-0",)
+    assert runner.device_lock_keys(with_uuid, "cpu") == ("cpu",)

@@ -26,7 +26,7 @@ from typing import Any
 
 from dgprofile.app.machine import probe_machine
 from dgprofile.app.predictor import PredictOptions, predict_for_machine, predict_measured_scenario
-from dgprofile.app.runner import MeasureOptions, lock_key, run_bench
+from dgprofile.app.runner import MeasureOptions, device_lock_keys, run_bench
 from dgprofile.app.verify.headline import headline_from_measured
 from dgprofile.app.verify.measures import (
     RequestOutcome,
@@ -123,21 +123,20 @@ class _Request:
     steps: int | None
 
 
-def warmup_prompt_lengths(requests: list[_Request], device: str, short_prompt_tokens: int) -> tuple[int, ...]:
-    """The prompt lengths to warm up at: on an accelerator every length the measured requests use, since the
+def warmup_prompt_lengths(requests: list[_Request], device: str) -> tuple[int, ...]:
+    """The prompt lengths to warm up at on an accelerator: every length the measured requests use, since the
     first request of a new length there paid seconds of one-time cost (an H200 in bf16: 3.3 s to the first
     canvas at 512 tokens against 0.86 s predicted, and 4.8 s against 3.4 s at 1024, none at the lengths that
-    followed); on a CPU one short request, which keeps quick runs quick."""
-    if device == "cpu" or not requests:
-        return (short_prompt_tokens,)
-    return tuple(sorted({request.prompt_tokens for request in requests}))
+    followed). None on a CPU, where one short request does, which keeps quick runs quick."""
+    return () if device == "cpu" else tuple(sorted({request.prompt_tokens for request in requests}))
 
 
 def _warmup_text(requests: list[_Request], device: str) -> str:
-    if device == "cpu":
+    lengths = warmup_prompt_lengths(requests, device)
+    if not lengths:
         return "one short request per model before the measured ones"
-    lengths = ", ".join(str(length) for length in warmup_prompt_lengths(requests, device, 0))
-    return f"one short request per model at each measured prompt length ({lengths} tokens) before the measured ones"
+    shown = ", ".join(str(length) for length in lengths)
+    return f"one short request per model at each measured prompt length ({shown} tokens) before the measured ones"
 
 
 def _now() -> str:
@@ -213,7 +212,7 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
                 ) -> _Collected:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded, not even a config
     os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")
-    from dgprofile.probes.device_lock import exclusive_device
+    from dgprofile.probes.device_lock import exclusive_devices
     from dgprofile.probes.torch_devices import resolve_device
     from dgprofile.probes.verify import transformers_run as backend
     from dgprofile.probes.verify.plan import MODEL_SIZES, plan_size
@@ -225,8 +224,8 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
     step = "waiting for the device"
     loaded: Any = None
     try:
-        with sigterm_interrupts(), exclusive_device(lock_key(machine, device), wait_seconds=options.wait_seconds,
-                                                      on_wait=progress):
+        with sigterm_interrupts(), exclusive_devices(device_lock_keys(machine, device),
+                                                       wait_seconds=options.wait_seconds, on_wait=progress):
             for role in ROLES:
                 name = ROLE_NAMES[role]
                 step = f"loading {name}"
@@ -244,7 +243,7 @@ def _run_models(options: VerifyOptions, machine: Machine, requests: list[_Reques
                     loaded = backend.load_checkpoint(role, checkpoint, device=device, dtype=dtype)
                     collected.configs[role] = released
                 collected.models.append(loaded.under_test)
-                for length in warmup_prompt_lengths(requests, device, backend.WARMUP_PROMPT_TOKENS):
+                for length in warmup_prompt_lengths(requests, device) or (backend.WARMUP_PROMPT_TOKENS,):
                     step = f"warming up {name} ({length}-token prompt)"
                     progress(step)
                     backend.warm_up(loaded, length)

@@ -184,3 +184,16 @@ def test_an_interrupt_while_measuring_limits_keeps_them_and_runs_no_model(monkey
     assert outcome.run.incomplete_reasons == (f"interrupted ({interruption.value}) {verify_run.LIMITS_INTERRUPTED}",)
     assert outcome.run.requests == () and outcome.result.limits == measured.limits
     assert results.loads(results.dumps(outcome.result)).measured_runs == (outcome.run,)
+
+
+def test_an_accelerator_warms_up_at_every_measured_prompt_length_and_a_cpu_once():
+    # The H200's first 512-token request paid 2.5 s of one-time cost, against a single 16-token warm-up.
+    from dgprofile.app.verify import run as verify_run
+    from dgprofile.app.verify.prompts import VerifyPrompt
+
+    prompt = VerifyPrompt(prompt_id="p", workload="short-completion", text="", max_new_tokens=64, source="test")
+    requests = [verify_run._Request(prompt, 64, tokens, 7) for tokens in (1024, 512, 1024, 2048)]
+    assert verify_run.warmup_prompt_lengths(requests, "cuda:0") == (512, 1024, 2048)
+    assert verify_run.warmup_prompt_lengths(requests, "cpu") == ()
+    assert "(512, 1024, 2048 tokens)" in verify_run._warmup_text(requests, "cuda:0")
+    assert verify_run._warmup_text(requests, "cpu") == "one short request per model before the measured ones"
