@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from dgprofile.app.decode_passes import time_decode_passes
-from dgprofile.probes.decode.model import AttentionMethod, ExpertMethod
 from dgprofile.probes.measure_limits import measure_limits
 from dgprofile.records.codec import to_json
 from dgprofile.records.limits import Limits
 from dgprofile.records.passes import PassMeasurement, PassTimes
 from dgprofile.records.values import Unavailable
-from dgprofile.specs.model_config import LayerType, load_model_config
+from dgprofile.specs.model_config import load_model_config
 from dgprofile.specs.pass_cost import pass_cost
 from dgprofile.terminal.format_passes import format_passes
 
@@ -90,48 +88,31 @@ def sdpa_backends(device: str) -> list[str]:
     return lines
 
 
-def profile_layer(device: str, layer_type: LayerType, tokens: int, method: ExpertMethod,
-                  attention_method: AttentionMethod) -> str:
-    """Kernel times of one layer of a bf16 denoise pass on the fused path (eager, so each kernel shows), top 25."""
-    import torch
+def kernel_profiles(device: str, limits: Limits, precisions: tuple[str, ...], trace_dir: Path | None) -> list[str]:
+    """Per-kernel tables of one sliding layer, one global layer and the head of the AR step and the denoise pass
+    at concurrency 1 and 8, per precision, each component against its floor at this machine's limits."""
+    from dgprofile.probes.decode.kernel_profile import format_kernel_profile, profile_kernels, summary_lines
 
-    from dgprofile.probes.decode.model import build_layer, layer_stack, layer_state, random_tensor
-
-    config = load_model_config()
-    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=False, device=device)
-    state = layer_state(config, layer_type, kind="dg-denoise", concurrency=tokens // 256,
-                        new=256, context=4096, dtype=torch.bfloat16, device=device,
-                        generator=torch.Generator().manual_seed(0), expert_method=method,
-                        attention_method=attention_method, fused=True)
-    x = random_tensor((tokens, config.backbone.hidden_size), torch.bfloat16, device, std=1.0)
-    return _profile(layer_stack(config, [layer], [state], x, tokens // 256))
-
-
-def profile_head(device: str) -> str:
-    """Kernel times of the bf16 denoise head at concurrency 1 (full vocabulary, fused sampler), top 25."""
-    import torch
-
-    from dgprofile.probes.decode.head import build_head, head_parts
-    from dgprofile.probes.decode.triton_sampler import TritonSampler
-
-    config = load_model_config()
-    head = build_head(config, vocab_rows=config.backbone.vocab_size, dtype=torch.bfloat16, fp8=False, device=device)
-    run = head_parts(config, head, kind="dg-denoise", concurrency=1, tokens=256, split=False,
-                     sampler=TritonSampler(), device=device)["head"]
-    return _profile(run)
+    bandwidth = measured_value(limits.stream_read_bytes_per_s, "the streaming read")
+    lines: list[str] = []
+    summaries: list[str] = []
+    for precision in precisions:
+        flops = limits.peak_flops_per_s.get(precision, limits.peak_flops_per_s["bf16"])
+        for kind in ("ar-step", "dg-denoise"):
+            for concurrency in (1, 8):
+                profile = profile_kernels(device=device, kind=kind, precision=precision, concurrency=concurrency,
+                                          context_tokens=4096, bytes_per_s=bandwidth, flops_per_s=flops,
+                                          trace_dir=trace_dir)
+                lines += ["", *format_kernel_profile(profile)]
+                summaries += summary_lines(profile)
+    return [*lines, "", "Kernel summary", *(f"  {line}" for line in summaries)]
 
 
-def _profile(run: Callable[[], object]) -> str:
-    import torch
-
-    for _ in range(3):
-        run()
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(5):
-            run()
-        torch.cuda.synchronize()
-    return str(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))
+def measured_value(value: float | Unavailable, what: str) -> float:
+    """A limit the profile needs; exits naming it (and why) when it was not measured."""
+    if isinstance(value, Unavailable):
+        raise SystemExit(f"{what} was not measured: {value.reason}")
+    return value
 
 
 def sustained_load_check(device: str, seconds: float = 1.5) -> str:
@@ -170,9 +151,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--profile", action="store_true", help="also print kernel times of one layer")
-    parser.add_argument("--profile-method", default="triton-geglu",
-                        choices=("grouped", "padded", "triton", "triton-geglu"))
+    parser.add_argument("--profile", action="store_true",
+                        help="also print per-kernel tables (AR step and denoise, c=1 and 8) against their floors")
+    parser.add_argument("--profile-only", action="store_true", help="the limits and the per-kernel tables alone")
+    parser.add_argument("--precisions", default="bf16,fp8", help="precisions to profile")
     args = parser.parse_args()
     started = time.perf_counter()
     import torch
@@ -183,30 +165,26 @@ def main() -> None:
     limits = measure_limits(args.device, quick=args.quick)
     print(f"limits: streaming read {limits.stream_read_bytes_per_s}, peaks {limits.peak_flops_per_s} "
           f"({limits.seconds_taken:.1f} s)", flush=True)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
     runs = []
-    for index in range(args.repeat):
+    for index in range(0 if args.profile_only else args.repeat):
         result = time_decode_passes(device=args.device, limits=limits, quick=args.quick,
                                     full_depth=args.full_depth and index == 0,
                                     progress=lambda message: print(message, flush=True))
         runs.append(result)
         if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"passes-{index + 1}.json").write_text(json.dumps(to_json(result), indent=1))
         print(format_passes(result), flush=True)
     if args.out:
         (args.out / "limits.json").write_text(json.dumps(to_json(limits), indent=1))
-    print("\n".join(summary(runs, limits)))
+    if runs:
+        print("\n".join(summary(runs, limits)))
     if args.full_depth and args.device.startswith("cuda"):
         print(sustained_load_check(args.device), flush=True)
-    if args.profile and args.device.startswith("cuda"):
-        cases: tuple[tuple[LayerType, AttentionMethod], ...] = (("sliding", "sdpa"), ("global", "sdpa"),
-                                                                ("global", "matmul"))
-        for layer_type, attention_method in cases:
-            print(f"\nprofile: one bf16 {layer_type} layer, fused, {attention_method} attention, denoise, "
-                  "256 tokens (5 calls)")
-            print(profile_layer(args.device, layer_type, 256, args.profile_method, attention_method), flush=True)
-        print("\nprofile: bf16 denoise head, c=1 (5 calls)")
-        print(profile_head(args.device))
+    if args.profile or args.profile_only:
+        print("\n".join(kernel_profiles(args.device, limits, tuple(args.precisions.split(",")),
+                                         args.out / "traces" if args.out else None)), flush=True)
     print(f"total {time.perf_counter() - started:.1f} s")
 
 

@@ -4,7 +4,9 @@
 
 Runs, in order: `dgprofile probe --json` (timed as a user runs it), `dgprofile bench --limits-only` twice (repeat
 agreement), the decode benchmark at full depth against its sampled-layer estimate and a repeat
-(`scripts/verify_decode.py`), `dgprofile check` in full and `--quick` (timed), the vLLM FP8
+(`scripts/verify_decode.py`), the per-kernel tables of the AR step and the denoise pass (bf16 and fp8, c = 1 and 8,
+against each component's floor), `dgprofile check` in full and `--quick` (timed, then again each with an empty
+Triton cache, as on a fresh machine), the vLLM FP8
 predictions of the issue's scenario, and `dgprofile verify --random-weights` (transformers, the released
 architectures at full size where they fit, one prompt per workload at each workload's fixed steps) added to the
 check result, its measured denoise pass and AR step set beside what `check` and `predict --engine transformers`
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +36,10 @@ from dgprofile.records.values import Unavailable
 from dgprofile.records.verification import MeasuredFigure, MeasuredRun
 
 
-def run(args: list[str], log: Path) -> tuple[str, float]:
+def run(args: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[str, float]:
     """Run a command, append its output to the log, return stdout and wall seconds."""
     started = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
     with log.open("a") as handle:
         handle.write(f"\n$ {' '.join(args)}  ({seconds:.1f} s, exit {done.returncode})\n{done.stdout}{done.stderr}")
@@ -169,17 +173,30 @@ def main() -> None:
     rows += [("decode " + line.strip().split(":")[0], ":".join(line.strip().split(":")[1:]).strip(), "")
              for line in summary if line.strip() and not line.startswith("total")]
 
+    text, _ = run([sys.executable, str(verify_decode), "--profile-only", "--quick", "--out", str(args.out / "kernels")],
+                  log)
+    kernel_summary = text[text.rfind("\nKernel summary"):].strip().splitlines()[1:]
+    rows += [("kernels " + line.strip().split(":")[0], ":".join(line.strip().split(":")[1:]).strip(), "")
+             for line in kernel_summary if line.strip() and not line.startswith("total")]
+
     result_path = args.out / f"{args.slug}.dgprofile.json"
     text, check_seconds = run(["dgprofile", "check", "--anonymize", "-o", str(result_path),
                                "--html", str(args.out / f"{args.slug}.html")], log)
     quick_path = Path("/tmp") / f"{args.slug}-quick.dgprofile.json"
     _, quick_seconds = run(["dgprofile", "check", "--quick", "--no-html", "-o", str(quick_path)], log)
+    cold: dict[str, float] = {}
+    for name, extra in (("check", []), ("check --quick", ["--quick"])):
+        with tempfile.TemporaryDirectory() as empty_cache:
+            _, cold[name] = run(["dgprofile", "check", *extra, "--no-html", "-o", str(Path(empty_cache) / "r.json")],
+                                log, env={**os.environ, "TRITON_CACHE_DIR": empty_cache})
     full, quick = load(result_path), load(quick_path)
     verdict = re.search(r"verdict: (\S+)", text)
     rows += [("check (full)", f"{check_seconds:.0f} s wall, decode part {decode_seconds(full)}, "
               f"status {full.run.status}, verdict {verdict.group(1) if verdict else '?'}", "< 60 s; decode < 30 s"),
              ("check --quick", f"{quick_seconds:.0f} s wall, decode part {decode_seconds(quick)}",
-              "< 20 s; decode < 10 s")]
+              "< 20 s; decode < 10 s"),
+             ("check, empty Triton cache", f"{cold['check']:.0f} s wall", "<= 45 s"),
+             ("check --quick, empty Triton cache", f"{cold['check --quick']:.0f} s wall", "<= 15 s")]
 
     for hardware in ("h100-sxm", "h200"):
         text, _ = run(["dgprofile", "predict", "--hardware", hardware, "--engine", "vllm", "--precision", "fp8",

@@ -128,6 +128,7 @@ def _measure(options: MeasureOptions, progress: Progress,
                 before_measuring(machine)
                 if importlib.util.find_spec("torch") is None:
                     return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None)
+                from dgprofile.probes.decode.precompile import start as start_kernel_compilation
                 from dgprofile.probes.measure_limits import measure_limits
                 from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
 
@@ -143,17 +144,26 @@ def _measure(options: MeasureOptions, progress: Progress,
                 step = "waiting for the device"
                 with exclusive_devices([key for key in device_lock_keys(machine, device) if key not in locks.keys],
                                        wait_seconds=options.wait_seconds, on_wait=progress):
-                    step = "measuring limits"
-                    progress(f"{step} on {device}")
-                    limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
-                    if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
-                        passes = NO_BF16_ARITHMETIC
-                        progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
-                    elif not options.limits_only:
-                        step = "timing decode passes"
+                    compiling = (start_kernel_compilation(device, quick=options.quick)
+                                 if device.startswith("cuda") and not options.limits_only else None)
+                    try:
+                        step = "measuring limits"
                         progress(f"{step} on {device}")
-                        passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
-                                                    progress=progress)
+                        limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
+                        if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
+                            passes = NO_BF16_ARITHMETIC
+                            progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
+                        elif not options.limits_only:
+                            if compiling is not None:
+                                step = "compiling kernels"
+                                progress(compiling.finish())
+                            step = "timing decode passes"
+                            progress(f"{step} on {device}")
+                            passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
+                                                        progress=progress)
+                    finally:
+                        if compiling is not None:
+                            compiling.stop()
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what the interrupted step finished
             interruption = interruption_of(exc)
             kept = exc.kept if isinstance(exc, Interrupted) else None

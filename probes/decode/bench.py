@@ -104,7 +104,7 @@ class Autotuners:
     attention: Autotuner
 
 
-def _capabilities(device: str, quick: bool) -> DeviceCapabilities:
+def device_capabilities(device: str, quick: bool) -> DeviceCapabilities:
     kind: DeviceKind = ("cuda" if device.startswith("cuda") else "xpu" if device.startswith("xpu")
                         else "mps" if device == "mps" else "cpu")
     notes: list[str] = []
@@ -141,7 +141,7 @@ def _capabilities(device: str, quick: bool) -> DeviceCapabilities:
         notes=tuple(notes), fp8_reason=fp8_reason)
 
 
-def _check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: BenchPlan,
+def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: BenchPlan,
                        quick: bool) -> DeviceCapabilities:
     """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the matmul
     and split-KV attention methods and the fused Triton elementwise kernels switched on where they agree with their
@@ -539,11 +539,11 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
     started = time.perf_counter()
     say: Progress = progress or (lambda _message: None)
     config = load_model_config(model)
-    caps = _capabilities(device, quick)
+    caps = device_capabilities(device, quick)
     plan = plan_bench(config, device_kind=caps.kind, free_memory_bytes=caps.free_memory_bytes,
                       native_fp8=caps.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
                       contexts=context_tokens, full_depth=full_depth, fp8_reason=caps.fp8_reason)
-    caps = _check_layer_paths(config, caps, plan, quick)
+    caps = check_layer_paths(config, caps, plan, quick)
     tuners = Autotuners(experts=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),
                         attention=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"))
     reductions = list(caps.notes) + list(plan.reductions)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from dgprofile.probes.decode.model import AR_TOP_K, Linear, geglu, random_tensor, rms_norm
+from dgprofile.probes.decode.model import AR_TOP_K, Linear, component, geglu, random_tensor, rms_norm
 from dgprofile.records.passes import PassKind, PassPartName
 from dgprofile.specs.model_config import ModelConfig
 
@@ -97,7 +97,8 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
     states = random_tensor((rows, hidden), dtype, device, std=1.0)
 
     def embed() -> torch.Tensor:
-        return head.embedding.index_select(0, ids.view(-1)) * embed_scale
+        with component("embedding"):
+            return head.embedding.index_select(0, ids.view(-1)) * embed_scale
 
     if kind == "dg-commit":
         return {"head": embed}
@@ -105,7 +106,10 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
         last = states.view(concurrency, tokens, hidden)[:, -1]
 
         def vocab_part() -> torch.Tensor:
-            return _softcapped_top_k(rms_norm(last, head.final_norm) @ head.embedding.t(), softcap)
+            with component("lm-head"):
+                logits = rms_norm(last, head.final_norm) @ head.embedding.t()
+            with component("sampler"):
+                return _softcapped_top_k(logits, softcap)
 
         if split:
             return {"head-vocab": vocab_part, "head-rest": embed}
@@ -118,23 +122,31 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
     temperature = diffusion.t_max
 
     def self_conditioning_product() -> None:
-        soft.copy_(probs @ head.embedding)
+        with component("self-conditioning.product"):
+            soft.copy_(probs @ head.embedding)
 
     def logits_and_sampler() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits = rms_norm(states, head.final_norm) @ head.embedding.t()
-        entropy, argmax, sample = sampler(logits, probs, softcap, temperature)
+        with component("lm-head"):
+            logits = rms_norm(states, head.final_norm) @ head.embedding.t()
+        with component("sampler"):
+            entropy, argmax, sample = sampler(logits, probs, softcap, temperature)
         return entropy.view(concurrency, tokens), sample.view(concurrency, tokens), argmax.view(concurrency, tokens)
 
     def canvas_update(entropy: torch.Tensor, sample: torch.Tensor, argmax: torch.Tensor) -> torch.Tensor:
-        accept = entropy_bound_accept(entropy, diffusion.entropy_bound)
-        ids.copy_(torch.where(accept, sample, noise))
-        stop = (argmax == previous_argmax).all(dim=-1) & (entropy.mean(dim=-1) < diffusion.confidence_threshold)
-        previous_argmax.copy_(argmax)
-        return stop
+        with component("sampler.canvas"):
+            accept = entropy_bound_accept(entropy, diffusion.entropy_bound)
+            ids.copy_(torch.where(accept, sample, noise))
+            stop = ((argmax == previous_argmax).all(dim=-1)
+                    & (entropy.mean(dim=-1) < diffusion.confidence_threshold))
+            previous_argmax.copy_(argmax)
+            return stop
 
     def rest() -> torch.Tensor:
-        sc = head.sc_down(geglu(head.sc_gate_up(rms_norm(soft * embed_scale, head.sc_pre_norm))))
-        return rms_norm(embed() + sc, None)
+        with component("self-conditioning.mlp"):
+            sc = head.sc_down(geglu(head.sc_gate_up(rms_norm(soft * embed_scale, head.sc_pre_norm))))
+        embedded = embed()
+        with component("norms"):
+            return rms_norm(embedded + sc, None)
 
     def whole() -> tuple[torch.Tensor, torch.Tensor]:
         self_conditioning_product()

@@ -42,6 +42,15 @@ FP8_MAX = 448.0  # largest finite float8_e4m3fn
 # (values do not change a matmul's time; zeros would, and are never used).
 CPU_RANDOM_BLOCK = 1 << 22
 AR_TOP_K = 50
+# Profiler ranges named with this prefix attribute the kernels inside them to a model component
+# (``kernel_profile.py``); outside a profiler they cost a few microseconds of host time and nothing on the device.
+COMPONENT_PREFIX = "dg:"
+
+
+def component(name: str) -> Any:
+    """A profiler range for one component (``"attention"``) or one step of it (``"attention.qkv"``), named as
+    ``pass_cost`` names components."""
+    return torch.profiler.record_function(COMPONENT_PREFIX + name)
 
 
 def random_tensor(shape: tuple[int, ...], dtype: Any, device: str, std: float = WEIGHT_STD) -> torch.Tensor:
@@ -116,8 +125,10 @@ class Experts:
 
     def grouped(self, x_sorted: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Rows of ``x_sorted`` grouped by expert (``offsets``: cumulative row ends) through their experts."""
-        h = geglu(self._grouped(x_sorted, self.gate_up, self.gate_up_scale, offsets))
-        return self._grouped(h, self.down, self.down_scale, offsets)
+        with component("experts.gate_up"):
+            h = geglu(self._grouped(x_sorted, self.gate_up, self.gate_up_scale, offsets))
+        with component("experts.down"):
+            return self._grouped(h, self.down, self.down_scale, offsets)
 
     def padded(self, x_padded: torch.Tensor, touched: torch.Tensor | None) -> torch.Tensor:
         """``[experts, capacity, H]`` rows through the experts (all, or the ``touched`` ones) with one batched
@@ -327,37 +338,42 @@ def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: 
     group = heads // kv_heads
     tokens = h.shape[0]
     new = tokens // concurrency
-    qkv = layer.qkv(h)
+    with component("attention.qkv"):
+        qkv = layer.qkv(h)
     if state.fused:
         from dgprofile.probes.decode.triton_fused import qkv_prologue
 
-        q = qkv_prologue(qkv, layer.q_norm, layer.k_norm, state.k_cache, state.v_cache, cached=state.cached,
-                         heads=heads, k_eq_v=attn.k_eq_v, eps=RMS_EPS)
+        with component("attention.norms-cache"):
+            q = qkv_prologue(qkv, layer.q_norm, layer.k_norm, state.k_cache, state.v_cache, cached=state.cached,
+                             heads=heads, k_eq_v=attn.k_eq_v, eps=RMS_EPS)
     else:
         q = qkv[:, : heads * dim].view(tokens, heads, dim)
         k_raw = qkv[:, heads * dim: (heads + kv_heads) * dim].view(tokens, kv_heads, dim)
         v_raw = k_raw if attn.k_eq_v else qkv[:, (heads + kv_heads) * dim:].view(tokens, kv_heads, dim)
-        q = rms_norm(q, layer.q_norm)
-        k = rms_norm(k_raw, layer.k_norm)
-        v = rms_norm(v_raw, None)
-        end = state.cached + new
-        state.k_cache[:, :, state.cached:end] = k.view(concurrency, new, kv_heads, dim).transpose(1, 2)
-        state.v_cache[:, :, state.cached:end] = v.view(concurrency, new, kv_heads, dim).transpose(1, 2)
-        # Fold the query heads of each KV group into the query length: [c, kv, group x new, dim].
-        q = q.view(concurrency, new, kv_heads, group, dim).permute(0, 2, 3, 1, 4).reshape(
-            concurrency, kv_heads, group * new, dim)
-    if state.attention_method == "matmul":
-        out = matmul_attention(q, state.k_cache, state.v_cache, state.mask, fused=state.fused)
-    elif state.attention_method == "split-kv":
-        if state.mask is not None:
-            raise ValueError("the split-KV attention method takes no mask")
-        from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
+        with component("attention.norms-cache"):
+            q = rms_norm(q, layer.q_norm)
+            k = rms_norm(k_raw, layer.k_norm)
+            v = rms_norm(v_raw, None)
+            end = state.cached + new
+            state.k_cache[:, :, state.cached:end] = k.view(concurrency, new, kv_heads, dim).transpose(1, 2)
+            state.v_cache[:, :, state.cached:end] = v.view(concurrency, new, kv_heads, dim).transpose(1, 2)
+            # Fold the query heads of each KV group into the query length: [c, kv, group x new, dim].
+            q = q.view(concurrency, new, kv_heads, group, dim).permute(0, 2, 3, 1, 4).reshape(
+                concurrency, kv_heads, group * new, dim)
+    with component(f"attention.{state.attention_method}"):
+        if state.attention_method == "matmul":
+            out = matmul_attention(q, state.k_cache, state.v_cache, state.mask, fused=state.fused)
+        elif state.attention_method == "split-kv":
+            if state.mask is not None:
+                raise ValueError("the split-KV attention method takes no mask")
+            from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
 
-        out = split_kv_attention(q, state.k_cache, state.v_cache)
-    else:
-        out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
-    out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens, heads * dim)
-    return layer.o(out)
+            out = split_kv_attention(q, state.k_cache, state.v_cache)
+        else:
+            out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
+        out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens, heads * dim)
+    with component("attention.out"):
+        return layer.o(out)
 
 
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -393,11 +409,15 @@ def mixture_of_experts(config: ModelConfig, r: torch.Tensor, layer: LayerWeights
                        method: ExpertMethod) -> torch.Tensor:
     """Router on the residual, experts on its pre-norm, outputs weighted and summed per token (no atomics)."""
     top_k = config.backbone.top_k_experts
-    logits = F.linear(rms_norm(r, layer.router_norm), layer.router)
-    # Renormalised top-k of the softmax = softmax over the top-k logits.
-    gates = logits.topk(top_k, dim=-1).values.float().softmax(dim=-1) * layer.per_expert_scale[routing.expert_ids]
-    y = run_experts(method, layer.experts, rms_norm(r, layer.pre_ff_norm_2), routing)
-    return torch.bmm(gates.to(r.dtype).unsqueeze(1), y.view(r.shape[0], top_k, -1)).squeeze(1)
+    with component("router"):
+        logits = F.linear(rms_norm(r, layer.router_norm), layer.router)
+        # Renormalised top-k of the softmax = softmax over the top-k logits.
+        gates = (logits.topk(top_k, dim=-1).values.float().softmax(dim=-1)
+                 * layer.per_expert_scale[routing.expert_ids])
+    with component("experts"):
+        y = run_experts(method, layer.experts, rms_norm(r, layer.pre_ff_norm_2), routing)
+    with component("experts.combine"):
+        return torch.bmm(gates.to(r.dtype).unsqueeze(1), y.view(r.shape[0], top_k, -1)).squeeze(1)
 
 
 def attention_scores_bytes(config: ModelConfig, layer_type: LayerType, *, concurrency: int, new: int,
@@ -415,15 +435,27 @@ def fused_decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeight
     from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
     from dgprofile.probes.decode.triton_fused import moe_combine_output, residual_norms
 
-    a = attention(config, rms_norm(x, layer.input_norm), layer, state, concurrency)
-    r, dense_in, router_in, experts_in = residual_norms(
-        x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS)
-    dense = layer.dense_down(fused_geglu(layer.dense_gate_up(dense_in)))
-    router_logits = F.linear(router_in, layer.router)
-    rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing)
-    return moe_combine_output(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows, positions,
-                              dense, r, (layer.post_ff_norm_1, layer.post_ff_norm_2, layer.post_ff_norm),
-                              layer.layer_scalar, RMS_EPS)
+    with component("norms"):
+        normed = rms_norm(x, layer.input_norm)
+    a = attention(config, normed, layer, state, concurrency)
+    with component("norms"):
+        r, dense_in, router_in, experts_in = residual_norms(
+            x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS)
+    with component("dense-mlp.gate_up"):
+        gate_up = layer.dense_gate_up(dense_in)
+    with component("dense-mlp.geglu"):
+        activation = fused_geglu(gate_up)
+    with component("dense-mlp.down"):
+        dense = layer.dense_down(activation)
+    with component("router"):
+        router_logits = F.linear(router_in, layer.router)
+    with component("experts"):
+        rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing)
+    with component("experts.combine"):
+        return moe_combine_output(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows,
+                                  positions, dense, r,
+                                  (layer.post_ff_norm_1, layer.post_ff_norm_2, layer.post_ff_norm),
+                                  layer.layer_scalar, RMS_EPS)
 
 
 def decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
@@ -431,12 +463,18 @@ def decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, sta
     """One Gemma 4 MoE block: attention, then the dense GeGLU MLP and the experts side by side."""
     if state.fused:
         return fused_decoder_layer(config, x, layer, state, concurrency)
-    a = attention(config, rms_norm(x, layer.input_norm), layer, state, concurrency)
-    r = x + rms_norm(a, layer.post_attention_norm)
-    dense = layer.dense_down(geglu(layer.dense_gate_up(rms_norm(r, layer.pre_ff_norm))))
-    h1 = rms_norm(dense, layer.post_ff_norm_1)
-    h2 = rms_norm(mixture_of_experts(config, r, layer, state.routing, state.expert_method), layer.post_ff_norm_2)
-    return (r + rms_norm(h1 + h2, layer.post_ff_norm)) * layer.layer_scalar
+    with component("norms"):
+        normed = rms_norm(x, layer.input_norm)
+    a = attention(config, normed, layer, state, concurrency)
+    with component("norms"):
+        r = x + rms_norm(a, layer.post_attention_norm)
+    with component("dense-mlp"):
+        dense = layer.dense_down(geglu(layer.dense_gate_up(rms_norm(r, layer.pre_ff_norm))))
+    moe = mixture_of_experts(config, r, layer, state.routing, state.expert_method)
+    with component("norms"):
+        h1 = rms_norm(dense, layer.post_ff_norm_1)
+        h2 = rms_norm(moe, layer.post_ff_norm_2)
+        return (r + rms_norm(h1 + h2, layer.post_ff_norm)) * layer.layer_scalar
 
 
 def layer_stack(config: ModelConfig, layers: list[LayerWeights], states: list[LayerState], x: torch.Tensor,

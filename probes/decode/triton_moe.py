@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from dgprofile.probes.decode.model import Experts, Routing, geglu, quantize_rows
+from dgprofile.probes.decode.model import Experts, Routing, component, geglu, quantize_rows
 from dgprofile.probes.decode.triton_fused import gelu_tanh
 
 BLOCK_N = 128
@@ -127,7 +127,11 @@ def triton_expert_rows(experts: Experts, x: torch.Tensor, routing: Routing,
                        fuse_geglu: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Expert output rows in the block layout, and the row of each assignment (``routing.block_position``)."""
     layout_rows = routing.block_token.numel()
-    h = _project(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows,
-                 fuse_geglu=fuse_geglu)
-    y = _project(h if fuse_geglu else geglu(h), None, experts.down, experts.down_scale, routing, layout_rows)
+    with component("experts.gate_up"):
+        h = _project(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows,
+                     fuse_geglu=fuse_geglu)
+        if not fuse_geglu:
+            h = geglu(h)
+    with component("experts.down"):
+        y = _project(h, None, experts.down, experts.down_scale, routing, layout_rows)
     return y, routing.block_position

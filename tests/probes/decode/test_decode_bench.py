@@ -71,12 +71,12 @@ def test_out_of_memory_in_one_pass_skips_it_and_says_so(tiny_bench, monkeypatch)
 
 
 def test_short_memory_shrinks_the_plan_and_the_result_says_so(tiny_bench, monkeypatch):
-    real_capabilities = bench._capabilities
+    real_capabilities = bench.device_capabilities
 
     def small(device, quick):
         return dataclasses.replace(real_capabilities(device, quick), free_memory_bytes=1e3)
 
-    monkeypatch.setattr(bench, "_capabilities", small)
+    monkeypatch.setattr(bench, "device_capabilities", small)
     result = run().passes
     assert result.passes == ()
     assert any("bf16 not measured: its sampled layers do not fit" in r for r in result.reductions)
@@ -95,10 +95,10 @@ def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_benc
         (f"attention {method}", dtype)) or "")
     monkeypatch.setattr(bench, "check_fused_layer", lambda device, dtype, *rest, **options: checked.append(
         ("fused", dtype)) or "off")
-    caps = dataclasses.replace(bench._capabilities("cpu", quick=False), kind="cuda")
+    caps = dataclasses.replace(bench.device_capabilities("cpu", quick=False), kind="cuda")
     plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
                             precisions=("bf16", "fp8"))
-    checked_caps = bench._check_layer_paths(tiny_bench, caps, plan, quick=False)
+    checked_caps = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
     assert checked == [("attention matmul", torch.bfloat16), ("attention split-kv", torch.bfloat16),
                        ("fused", torch.bfloat16)]
     assert checked_caps.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul", "split-kv")
@@ -110,9 +110,9 @@ def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_benc
 
 def test_quick_runs_compile_and_check_no_fused_layer_paths(tiny_bench, monkeypatch):
     monkeypatch.setattr(bench, "check_layers", lambda *args: pytest.fail("quick runs check no layer paths"))
-    caps = dataclasses.replace(bench._capabilities("cpu", quick=True), kind="cuda")
+    caps = dataclasses.replace(bench.device_capabilities("cpu", quick=True), kind="cuda")
     plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True, quick=True)
-    caps = bench._check_layer_paths(tiny_bench, caps, plan, quick=True)
+    caps = bench.check_layer_paths(tiny_bench, caps, plan, quick=True)
     assert set(caps.attention_methods.values()) == {("sdpa",)} and not any(caps.fused.values())
     assert any(note.startswith("quick: layers run SDPA and torch elementwise ops") for note in caps.notes)
 
@@ -127,13 +127,13 @@ def test_split_kv_attention_is_offered_only_for_unmasked_passes_of_few_query_row
 
 def test_prefill_layers_of_both_types_are_timed_after_sustained_load_and_decode_passes_are_not(
         tiny_bench, monkeypatch):
-    capabilities = bench._capabilities
+    capabilities = bench.device_capabilities
 
     def with_sustain(device, quick):
         return dataclasses.replace(capabilities(device, quick), prefill_sustain_seconds=0.25)
 
     loads = []
-    monkeypatch.setattr(bench, "_capabilities", with_sustain)
+    monkeypatch.setattr(bench, "device_capabilities", with_sustain)
     monkeypatch.setattr(bench, "sustain_load", lambda call, seconds, device: loads.append(seconds))
     result = run(precisions=("bf16",), concurrencies=(1,)).passes
     prefill = next(m for m in result.passes if m.pass_kind == "prefill")

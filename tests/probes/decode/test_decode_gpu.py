@@ -141,3 +141,24 @@ def test_fused_layer_at_the_real_width_matches_the_torch_layer(layer_type):
     expected = decoder_layer(config, x, layer, replace(state, expert_method="grouped"), 1).float()
     got = decoder_layer(config, x, layer, replace(state, fused=True, attention_method="matmul"), 1).float()
     assert float((got - expected).norm() / expected.norm()) < 2e-2
+
+
+def test_every_compile_job_of_a_full_run_passes_its_check_here():
+    from dgprofile.probes.decode.precompile import planned_jobs, run_job
+
+    fp8 = torch.cuda.get_device_capability() >= (8, 9)
+    assert {job: run_job(job, "cuda") for job in planned_jobs(quick=False, native_fp8=fp8)} == dict.fromkeys(
+        planned_jobs(quick=False, native_fp8=fp8), "")
+
+
+def test_kernel_profile_attributes_the_triton_kernels_to_their_components():
+    from dgprofile.probes.decode.kernel_profile import profile_kernels
+
+    profile = profile_kernels(device="cuda", kind="dg-denoise", precision="bf16", concurrency=1,
+                              context_tokens=1024, bytes_per_s=4e12, flops_per_s=6e14)
+    seconds = {(c.part, c.component): c.seconds for c in profile.components}
+    assert seconds[("sliding layer", "experts")] > 0  # the Triton expert GEMMs or torch's grouped GEMM
+    assert seconds[("head", "sampler")] > 0
+    for part in profile.parts:  # every kernel is inside a component range, and no kernel is counted twice
+        assert 0 < part.kernel_seconds <= part.replay_seconds * 1.2
+    assert not [k for k in profile.kernels if k.component == "unlabelled"]
