@@ -29,15 +29,14 @@ WAIT_SECONDS = 120.0
 
 def planned_jobs(*, quick: bool, native_fp8: bool) -> tuple[str, ...]:
     """The compile jobs for a run: a quick run uses the fused-GeGLU expert GEMM and the sampler alone (its layers
-    run SDPA and torch ops; fp8 and fp16 are modelled); a full run also checks every attention method and the
-    fused elementwise kernels, in bf16 and fp16 (each dtype is a compilation of its own), and the fp8 expert GEMMs
-    where fp8 is measured."""
+    run SDPA and torch ops; fp8 is modelled); a full run also checks every attention method and the fused
+    elementwise kernels in bf16, and the fp8 expert GEMMs where fp8 is measured (fp16 is not measured on CUDA:
+    ``plan.plan_bench``)."""
     if quick:
         return ("experts:triton-geglu:bf16", "sampler")
-    formats = ("bf16", "fp16", "fp8") if native_fp8 else ("bf16", "fp16")
+    formats = ("bf16", "fp8") if native_fp8 else ("bf16",)
     return (*(f"experts:{method}:{precision}" for precision in formats for method in EXPERT_METHODS), "sampler",
-            *(f"{job}:{dtype}" for dtype in ("bf16", "fp16")
-              for job in ("attention:matmul", "attention:split-kv", "fused")))
+            "attention:matmul:bf16", "attention:split-kv:bf16", "fused:bf16")
 
 
 def run_job(job: str, device: str) -> str:
