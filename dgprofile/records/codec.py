@@ -273,7 +273,7 @@ def _dataclass_decoder(cls: type) -> Decoder:
                 value = data[name]
                 # A plain value is checked here, without a call or a path (most fields of a file are plain);
                 # anything else, a value that fails the check too, goes through the field's decoder.
-                if type(value) is plain and (bounds is None or bounds[0] <= value <= bounds[1]):
+                if type(value) is plain and (bounds is None or bounds[0] <= data[name] <= bounds[1]):
                     kwargs[name] = value
                 else:
                     kwargs[name] = decode_field(value, f"{path}.{name}")
