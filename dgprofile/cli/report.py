@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dgprofile.analysis.fleet import fleet_csv, fleet_json, load_fleet, result_paths
+from dgprofile.analysis.fleet import fleet_csv, fleet_json, load_listed_fleet, result_paths
 from dgprofile.cli.outputs import Output, check_outputs, output_option, write_output
 from dgprofile.errors import ResultFileError
 from dgprofile.exit_codes import ExitCode
@@ -25,8 +25,9 @@ def report(ctx: click.Context, results: tuple[Path, ...], output: Path, csv_path
     """Fleet page over result files (or directories of them): verdict counts, machines grouped by hardware model,
     a sortable and filterable table. Unreadable, duplicate or incompatible files are skipped with the reason."""
     outputs = [Output("-o/--output", output), *([Output("--csv", csv_path)] if csv_path is not None else [])]
-    check_outputs(outputs, inputs=result_paths(results)[0])
-    fleet = load_fleet(list(results))
+    paths, unreadable = result_paths(results)
+    check_outputs(outputs, inputs=paths)
+    fleet = load_listed_fleet(paths, unreadable)
     if not fleet.rows:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in fleet.skipped[:5]) or "no *.json files found"
         raise ResultFileError(f"no readable result file among {len(fleet.skipped)} ({reasons})")

@@ -221,7 +221,7 @@ def _sequence_decoder(item_type: Any, bounds: tuple[float, float]) -> Decoder:
         if not isinstance(data, list):
             raise DecodeError(f"{path}: expected a list, got {type(data).__name__}")
         decode_item = item.decoder
-        return tuple(decode_item(v, f"{path}[{i}]") for i, v in enumerate(data))
+        return tuple([decode_item(v, f"{path}[{i}]") for i, v in enumerate(data)])
     return decode
 
 
@@ -257,23 +257,46 @@ def _dataclass_decoder(cls: type) -> Decoder:
     layout = [(f.name, f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
                _Lazy(hints[f.name], number_bounds(f.name))) for f in dataclasses.fields(cls)]
     known = frozenset(name for name, _, _ in layout)
+    # The fields' decoders, looked up on the first value decoded (not before: the class may refer to itself),
+    # each with the type of the JSON values it returns unchanged (str, bool, or a number within its bounds).
+    fields: list[tuple[str, bool, Decoder, type | None, tuple[float, float] | None]] = []
 
     def decode(data: Any, path: str) -> Any:
         if not isinstance(data, dict):
             raise DecodeError(f"{path}: expected an object for {cls.__name__}, got {type(data).__name__}")
+        if not fields:
+            fields.extend((name, has_default, field.decoder, *_plain(hints[name], number_bounds(name)))
+                          for name, has_default, field in layout)
         kwargs = {}
-        for name, has_default, field in layout:
-            if name not in data:
-                if has_default:
-                    continue
+        for name, has_default, decode_field, plain, bounds in fields:
+            if name in data:
+                value = data[name]
+                # A plain value is checked here, without a call or a path (most fields of a file are plain);
+                # anything else, a value that fails the check too, goes through the field's decoder.
+                if type(value) is plain and (bounds is None or bounds[0] <= data[name] <= bounds[1]):
+                    kwargs[name] = value
+                else:
+                    kwargs[name] = decode_field(value, f"{path}.{name}")
+            elif not has_default:
                 raise DecodeError(f"{path}: missing field '{name}' of {cls.__name__}")
-            kwargs[name] = field.decoder(data[name], f"{path}.{name}")
         if len(kwargs) != len(data):
             extra = set(data) - known
             if extra:
                 raise DecodeError(f"{path}: unknown field(s) {sorted(extra)} in {cls.__name__}")
         return cls(**kwargs)
     return decode
+
+
+def _plain(tp: Any, bounds: tuple[float, float]) -> tuple[type | None, tuple[float, float] | None]:
+    """The JSON type whose values the decoder of ``tp`` returns unchanged, and for a number the bounds it must lie
+    within (what that decoder checks: a NaN or an infinity fails them); None for any other type. ``T |
+    Unavailable`` returns a plain T unchanged too."""
+    if _is_union(tp):
+        others = [m for m in get_args(tp) if m is not Unavailable]
+        return _plain(others[0], bounds) if len(others) == 1 else (None, None)
+    if tp is float or tp is int:
+        return tp, bounds
+    return (tp, None) if tp is str or tp is bool else (None, None)
 
 
 def _kind_of(cls: type) -> tuple[str, ...] | None:
@@ -298,7 +321,7 @@ def _union_decoder(tp: Any, bounds: tuple[float, float]) -> Decoder:
             kinds.append((cls_kinds, _Lazy(cls, bounds)))
 
     def decode(data: Any, path: str) -> Any:
-        if may_be_unavailable and isinstance(data, dict) and set(data) == {"unavailable"}:
+        if may_be_unavailable and isinstance(data, dict) and len(data) == 1 and "unavailable" in data:
             return _unavailable(data, path)
         if isinstance(data, dict) and kinds:
             kind = data.get("kind")
@@ -306,6 +329,8 @@ def _union_decoder(tp: Any, bounds: tuple[float, float]) -> Decoder:
             if member is None:
                 raise DecodeError(f"{path}: unknown kind {kind!r}")
             return member.decoder(data, path)
+        if len(alternatives) == 1:  # T | Unavailable: T's own message
+            return alternatives[0].decoder(data, path)
         errors = []
         for alternative in alternatives:
             try:

@@ -72,9 +72,11 @@ def _prefixed(value: float, unit: str, prefixes: Sequence[tuple[str, float]], *,
     special = _not_finite_text(value)
     if special is not None:
         return special
+    magnitude = abs(value)
     for prefix, factor in prefixes:
-        # Compare after rounding, so 999.96 GB/s reads 1.00 TB/s rather than 1,000 GB/s.
-        if abs(float(f"{value / factor:.{MEASURED_DIGITS - 1}e}")) >= 1:
+        # Compare after rounding, so 999.96 GB/s reads 1.00 TB/s rather than 1,000 GB/s (below 0.99 of a prefix
+        # no rounding reaches it, and the text need not be made: a fleet writes 20,000 such figures).
+        if magnitude >= 0.99 * factor and abs(float(f"{value / factor:.{MEASURED_DIGITS - 1}e}")) >= 1:
             return f"{significant_text(value / factor)} {prefix if binary else prefix + unit}"
     return f"{count_text(value) if countable else significant_text(value)} {unit}"
 

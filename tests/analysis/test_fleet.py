@@ -8,6 +8,7 @@ import io
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import result_factory as factory
@@ -288,3 +289,46 @@ def test_failed_machines_and_the_run_go_into_csv_and_json() -> None:
     assert data["failed"] == [{"machine": "gpu-7 (10.0.0.7, Ray node 1234abcd)", "reason": "node lost"}]
     assert data["run"]["cluster"] == "127.0.0.1:6379"
     assert fleet_json(Fleet(rows=(), skipped=()))["run"] == {"unavailable": NOT_A_FLEET_RUN.reason}
+
+
+def test_only_the_last_measured_runs_shown_fields_are_cut_out_and_give_the_row_of_the_whole_file() -> None:
+    older = factory.measured_run(dg_factor=2.0, ar_factor=1.0, engine="transformers", backend="transformers")
+    latest = factory.measured_run(dg_factor=1.0, ar_factor=1.0, started_at="2026-11-21T11:00:00Z")
+    text = dumps(factory.measured_h100_result(measured_runs=(older, latest))).encode()
+    shown = _shown_sections(text)
+    assert shown is not None
+    (run,) = shown["measured_runs"]
+    assert set(run) == {"backend", "engine", "workloads"} and run["engine"] == "vllm"
+    assert all(set(workload) == {"concurrency", "speedup", "workload"} for workload in run["workloads"])
+    row = summarise(text, source="x")
+    assert row == _row(json.loads(text), source="x")
+    assert (row.measured_speedup, row.measured_scenario) == (latest.workloads[0].speedup.median,
+                                                             "long-form-drafting, vllm (openai-server)")
+
+
+def test_an_earlier_measured_run_that_is_not_an_object_does_not_hide_the_row_whoever_wrote_the_file(
+        tmp_path: Path) -> None:
+    """The fleet shows the latest run only, and checks only what it shows: the same file, as dgprofile writes it
+    or minified, gives the same row (a whole-file check is the result page's and `compare`'s)."""
+    document = json.loads(dumps(factory.measured_h100_result(measured_runs=(factory.measured_run(),))))
+    document["measured_runs"].insert(0, "a damaged earlier run")
+    written = json.dumps(document, indent=2, sort_keys=True).encode()
+    assert _shown_sections(written) is not None
+    for text in (written, json.dumps(document).encode()):
+        assert summarise(text, source="x").measured_scenario == "long-form-drafting, vllm (openai-server)"
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda run: run.__setitem__("engine", 7), "$.measured_runs[1].engine: expected str, got 7"),
+    (lambda run: run.pop("backend"), "$.measured_runs[1]: missing field 'backend'"),
+    (lambda run: run["workloads"][0]["speedup"].__setitem__("median", -1.0),
+     "$.measured_runs[1].workloads[0].speedup.median: -1.0 is negative, not a possible value here"),
+])
+def test_a_damaged_latest_measured_run_is_skipped_naming_its_place_in_the_file(
+        tmp_path: Path, damage: Any, message: str) -> None:
+    runs = (factory.measured_run(), factory.measured_run(started_at="2026-11-21T11:00:00Z"))
+    document = json.loads(dumps(factory.measured_h100_result(measured_runs=runs)))
+    damage(document["measured_runs"][1])
+    (tmp_path / "bad.json").write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
+    (skipped,) = load_fleet([tmp_path]).skipped
+    assert skipped.reason == f"does not match the result schema: {message}"

@@ -3,6 +3,7 @@ still fails after a run (dgprofile/cli/outputs.py), for every command that write
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,16 @@ def test_an_existing_directory_as_output_is_refused_like_any_unusable_output(
     code, _, err = run(["predict", "--hardware", "h100-sxm", "-o", str(tmp_path)], capsys)
     assert code == ExitCode.OUTPUT_ERROR
     assert err == f"Error: -o/--output {tmp_path}: cannot write there: it is a directory\n"
+
+
+def test_report_output_over_a_hard_link_to_one_of_its_inputs_is_refused(
+        fleet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Inputs and outputs are told apart by device and inode: another name for an input is that input."""
+    other_name = tmp_path / "fleet.html"
+    os.link(fleet / "h100.json", other_name)
+    before = other_name.read_bytes()
+    code, _, err = run(["report", str(fleet), "-o", str(other_name)], capsys)
+    assert code == ExitCode.OUTPUT_ERROR
+    assert err == (f"Error: -o/--output {other_name}: the same file as the input {fleet / 'h100.json'}; "
+                   "writing it would destroy that\n")
+    assert other_name.read_bytes() == before

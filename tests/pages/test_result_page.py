@@ -12,11 +12,13 @@ from bs4 import BeautifulSoup
 from html_soup import page_soup
 from jinja2 import StrictUndefined
 
-from dgprofile.pages.environment import environment, wrappable
+from dgprofile.pages.environment import environment, table_rows, wrappable
 from dgprofile.pages.result_page import render_result_html, verify_commands
+from dgprofile.pages.views import Cell, RowView, TableView
 from dgprofile.records.codec import to_json
 from dgprofile.records.results import load
 from dgprofile.records.values import Unavailable
+from dgprofile.text.units import number_key
 
 SECTIONS = ("verdict", "measured", "machine", "limits", "roofline", "speedup", "passes", "memory", "basis", "verify")
 
@@ -48,6 +50,26 @@ def test_wrappable_breaks_only_long_words_and_escapes_every_cell() -> None:
     # A long word breaks after its separators and dots, escaped piece by piece; the words around it do not.
     assert wrappable("in samples/fleet-local/<x>.dgprofile.json now") == (
         "in samples/<wbr>fleet-<wbr>local/<wbr>&lt;x&gt;.<wbr>dgprofile.<wbr>json now")
+
+
+def test_table_rows_escape_every_value_sort_numbers_and_hide_rows_past_the_first_page() -> None:
+    hostile = "<b>&\"'"
+    table = TableView("", ("a", "b"), tuple(
+        RowView((Cell(f"{hostile}/a-long-path-name.json", detail=hostile, tone="warning"),
+                 Cell(f"{i} tok/s", number_key(i))), tone="muted" if i else "", filter_text=f"{hostile} {i}")
+        for i in range(3)), page_size=2, table_id="t")
+    soup = BeautifulSoup(f"<table><tbody>{table_rows(table)}</tbody></table>", "html.parser")
+    rows = soup.find_all("tr")
+    assert [row.get("class") for row in rows] == [None, ["tone-muted"], ["tone-muted"]]
+    assert [row["data-filter"] for row in rows] == [f"{hostile} {i}" for i in range(3)]
+    assert [row.has_attr("hidden") for row in rows] == [False, False, True]
+    first, number = rows[0].find_all("td")
+    assert first["class"] == ["tone-warning"] and not first.has_attr("data-sort")
+    assert first.find("span", class_="cell-detail").get_text() == hostile
+    assert first.find("span").extract() and first.get_text() == f"{hostile}/a-long-path-name.json"
+    assert len(first.find_all("wbr")) == 4  # a long word breaks after each separator
+    assert (number["data-sort"], number.get_text()) == ("0.0", "0\xa0tok/s")  # a number stays with its unit
+    assert "<b>" not in str(table_rows(table))
 
 
 def test_every_section_is_present_once_in_order(h100_page: BeautifulSoup) -> None:

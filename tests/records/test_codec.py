@@ -100,3 +100,46 @@ def test_objects_of_any_values_are_taken_as_they_are_and_a_non_object_names_its_
     assert decoded == tuple(objects) and decoded[0] is not objects[0]
     with pytest.raises(DecodeError, match=r"^\$\[1\]: expected an object, got list"):
         from_json(tuple[dict[str, Any], ...], [{}, []])
+
+
+@dataclass(frozen=True)
+class Plain:
+    label: str
+    note: str | Unavailable
+    ready: bool
+    runs: int
+    size_bytes: float
+    added_seconds: float | Unavailable
+    ratio: float
+
+
+def plain() -> dict[str, Any]:
+    return {"label": "a", "note": "b", "ready": True, "runs": 3, "size_bytes": 1.5, "added_seconds": -2.0, "ratio": -1.0}
+
+
+def test_plain_fields_checked_in_place_decode_as_their_decoders_do():
+    """str, bool and numbers (alone or beside Unavailable) are checked without calling their decoders; what they
+    return, and an int where a float belongs, is what the decoders return."""
+    assert from_json(Plain, plain()) == Plain("a", "b", True, 3, 1.5, -2.0, -1.0)
+    decoded = from_json(Plain, plain() | {"size_bytes": 2, "note": {"unavailable": "none"}})
+    assert (decoded.size_bytes, type(decoded.size_bytes), decoded.note) == (2.0, float, Unavailable("none"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"label": 1}, "$.label: expected str, got 1"),
+    ({"note": 1}, "$.note: expected str, got 1"),
+    ({"ready": 1}, "$.ready: expected bool, got 1"),
+    ({"runs": True}, "$.runs: expected an integer, got True"),
+    ({"runs": 10**19}, "$.runs: 10000000000000000000 is beyond"),
+    ({"runs": 1.0}, "$.runs: expected an integer, got 1.0"),
+    ({"size_bytes": -1.0}, "$.size_bytes: -1.0 is negative"),
+    ({"size_bytes": float("nan")}, "$.size_bytes: nan is not a finite number"),
+    ({"size_bytes": float("inf")}, "$.size_bytes: inf is not a finite number"),
+    ({"size_bytes": 2.0**61}, "$.size_bytes: 2.305843009213694e+18 is beyond"),
+    ({"added_seconds": -1e8}, "$.added_seconds: -100000000.0 is below"),
+    ({"ratio": 1e19}, "$.ratio: 1e+19 is beyond 1e+18"),
+])
+def test_plain_fields_checked_in_place_refuse_what_their_decoders_refuse(change, message):
+    with pytest.raises(DecodeError) as raised:
+        from_json(Plain, plain() | change)
+    assert str(raised.value).startswith(message)
