@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from dgprofile.probes.decode.compile_target import compile_target
 from dgprofile.probes.decode.triton_fused import NEGATIVE_LARGE
 
 BLOCK_ROWS = 16  # query rows per program: the smallest tile the tensor-core dot takes
@@ -82,6 +83,8 @@ def _merge_splits(part_max, part_sum, part_acc, out_ptr, splits, DIM: tl.constex
 
 
 def _multiprocessors(device: torch.device) -> int:
+    if device.type == "meta":  # compiling for a GPU without touching it (precompile.py)
+        return compile_target().multiprocessors
     if device.type != "cuda":  # Triton's interpreter
         return 4
     return torch.cuda.get_device_properties(device).multi_processor_count

@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
+from dgprofile.probes.decode.compile_target import compile_target
 from dgprofile.probes.decode.model import Experts, Routing, component, geglu, quantize_rows
 from dgprofile.probes.decode.triton_fused import gelu_tanh
 
@@ -114,13 +115,22 @@ _SHARED_MEMORY: dict[int, int] = {}
 def _stages(device: torch.device, block_m: int, weight_columns: int, block_k: int, element_bytes: int) -> int:
     """The deepest pipeline (at most ``MAX_STAGES``) whose buffers fit this GPU's shared memory per block, less a
     reserve for the epilogue; activations counted at 2 bytes (FP8 ones take 1)."""
-    if device.type != "cuda":  # Triton's interpreter: no shared memory to fit
+    if device.type == "meta":  # compiling for a GPU without touching it (precompile.py)
+        shared_memory = compile_target().shared_memory_per_block_bytes
+    elif device.type != "cuda":  # Triton's interpreter: no shared memory to fit
         return MAX_STAGES
+    else:
+        shared_memory = shared_memory_per_block(device)
+    per_stage = block_m * block_k * 2 + weight_columns * block_k * element_bytes
+    return max(MIN_STAGES, min(MAX_STAGES, (shared_memory - EPILOGUE_RESERVE_BYTES) // per_stage))
+
+
+def shared_memory_per_block(device: torch.device) -> int:
+    """The most shared memory a Triton program may use on this CUDA device (read once per device)."""
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _SHARED_MEMORY:
         _SHARED_MEMORY[index] = triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
-    per_stage = block_m * block_k * 2 + weight_columns * block_k * element_bytes
-    return max(MIN_STAGES, min(MAX_STAGES, (_SHARED_MEMORY[index] - EPILOGUE_RESERVE_BYTES) // per_stage))
+    return _SHARED_MEMORY[index]
 
 
 def triton_expert_rows(experts: Experts, x: torch.Tensor, routing: Routing,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -143,12 +144,28 @@ def test_fused_layer_at_the_real_width_matches_the_torch_layer(layer_type):
     assert float((got - expected).norm() / expected.norm()) < 2e-2
 
 
-def test_every_compile_job_of_a_full_run_passes_its_check_here():
-    from dgprofile.probes.decode.precompile import planned_jobs, run_job
+def test_kernels_a_compile_only_worker_compiled_are_found_in_the_cache_by_the_real_launch(tmp_path, monkeypatch):
+    import subprocess
 
-    fp8 = torch.cuda.get_device_capability() >= (8, 9)
-    assert {job: run_job(job, "cuda") for job in planned_jobs(quick=False, native_fp8=fp8)} == dict.fromkeys(
-        planned_jobs(quick=False, native_fp8=fp8), "")
+    from dgprofile.probes.decode.precompile import worker_command
+    from dgprofile.probes.decode.triton_moe import shared_memory_per_block
+    from dgprofile.probes.decode.triton_sampler import TritonSampler
+
+    device = torch.device("cuda")
+    major, minor = torch.cuda.get_device_capability(device)
+    command = worker_command("sampler", capability=major * 10 + minor,
+                             multiprocessors=torch.cuda.get_device_properties(device).multi_processor_count,
+                             shared_memory_bytes=shared_memory_per_block(device), free_memory_bytes=1e10,
+                             quick=True)
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TRITON_CACHE_DIR": str(tmp_path)}
+    subprocess.run(command, env=environment, check=True)
+    compiled = set(os.listdir(tmp_path))
+    assert compiled
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    logits = torch.randn(6, 50_000, device="cuda").to(torch.bfloat16)  # the shape the worker compiled
+    TritonSampler()(logits, torch.empty_like(logits), 30.0, 0.8)
+    torch.cuda.synchronize()
+    assert set(os.listdir(tmp_path)) == compiled  # nothing compiled again: the worker's keys are the launch's
 
 
 def test_kernel_profile_attributes_the_triton_kernels_to_their_components():
