@@ -46,17 +46,10 @@ META = "meta"
 
 
 def planned_jobs(*, quick: bool, native_fp8: bool) -> tuple[str, ...]:
-    """Jobs small enough to run side by side: per measured precision and pass kind, one per layer type (bf16;
-    fp8 layers differ only in their expert GEMMs) and the denoise head (the other heads run no Triton kernel);
-    the precisions' small-shape checks; the sampler at its check's shape."""
+    """One job per measured precision and pass kind, the precisions' small-shape checks, and the sampler."""
     precisions = ("bf16", "fp8") if native_fp8 and not quick else ("bf16",)
-    jobs: list[str] = []
-    for precision in precisions:
-        for kind in PASS_KINDS:
-            parts = (*LAYER_TYPES, *(("head",) if kind == "dg-denoise" else ())) if precision == "bf16" else ("experts",)
-            jobs += [f"{precision}:{kind}:{part}" for part in parts]
-        jobs.append(f"{precision}:checks")
-    return (*jobs, "sampler")
+    kinds: tuple[str, ...] = (*PASS_KINDS, "checks")
+    return (*(f"{precision}:{kind}" for precision in precisions for kind in kinds), "sampler")
 
 
 @dataclass
@@ -188,19 +181,18 @@ def _attempt(what: str, call: Callable[[], object], problems: list[str]) -> None
         problems.append(f"{what}: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}")
 
 
-def _checks(precision: str, *, quick: bool, problems: list[str]) -> None:
-    """The benchmark's small-shape checks, whose comparisons fail on meta tensors after their kernels compiled
-    (a quick run checks only the fused-GeGLU expert GEMM)."""
+def _checks(precision: str, problems: list[str]) -> None:
+    """The benchmark's small-shape checks, whose comparisons fail on meta tensors after their kernels compiled."""
     import torch
 
     from dgprofile.probes.decode import checks
     from dgprofile.specs.model_config import load_model_config
 
     fp8 = precision == "fp8"
-    for method in ("triton-geglu",) if quick else EXPERT_METHODS[1:]:
+    for method in EXPERT_METHODS[1:]:
         _attempt(f"check experts {method}",
                  partial(checks.check_experts, META, torch.bfloat16, fp8=fp8, method=method), problems)
-    if fp8 or quick:
+    if fp8:
         return
     small = checks.check_config(load_model_config())
     for attention_method in ATTENTION_METHODS[1:]:
@@ -220,10 +212,9 @@ def _sampler(problems: list[str]) -> None:
     _attempt("sampler check", lambda: TritonSampler()(logits, torch.empty_like(logits), 30.0, 0.8), problems)
 
 
-def _passes(precision: str, kind: PassKind, part: str, *, quick: bool, free_memory_bytes: float,
-            problems: list[str]) -> None:
-    """One part of a pass (a layer of one type, the head, or the experts alone) at every shape of ``kind`` the
-    run plans, with every expert and attention method the benchmark may time there."""
+def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: float, problems: list[str]) -> None:
+    """One sliding and one global layer, then the head, at every shape of ``kind`` the run plans, with every
+    expert and attention method the benchmark may time there."""
     import torch
 
     from dgprofile.probes.decode.bench import _attention_applies, _pass_tokens
@@ -246,8 +237,7 @@ def _passes(precision: str, kind: PassKind, part: str, *, quick: bool, free_memo
     if precision not in plan.measured_precisions:
         return
     fp8 = precision == "fp8"
-    layers = {t: build_layer(config, t, dtype=torch.bfloat16, fp8=fp8, device=META) for t in LAYER_TYPES
-              if t == part or (part == "experts" and t == "sliding")}
+    layers = {t: build_layer(config, t, dtype=torch.bfloat16, fp8=fp8, device=META) for t in LAYER_TYPES}
     head = build_head(config, vocab_rows=config.backbone.vocab_size // plan.vocab_divisor, dtype=torch.bfloat16,
                       fp8=fp8, device=META)
     generator = torch.Generator().manual_seed(0)
@@ -256,7 +246,7 @@ def _passes(precision: str, kind: PassKind, part: str, *, quick: bool, free_memo
         for concurrency in plan.concurrencies_for(kind, precision):
             tokens = _pass_tokens(config, kind, context)
             pass_context = 0 if kind == "prefill" else context
-            if part == "experts":  # fp8: only the expert GEMMs differ from bf16 (the rest sees bf16 activations)
+            if fp8:  # only the expert GEMMs differ from bf16 (the layers' other kernels see bf16 activations)
                 routing = uniform_routing(concurrency * tokens, config.backbone.num_experts,
                                           config.backbone.top_k_experts, META, generator)
                 x = random_tensor((concurrency * tokens, config.backbone.hidden_size), torch.bfloat16, META)
@@ -278,12 +268,10 @@ def _passes(precision: str, kind: PassKind, part: str, *, quick: bool, free_memo
                                             attention_method=attention_method, fused=not quick)
                         _attempt(f"{kind} c={concurrency} {layer_type} {expert_method} {attention_method}",
                                  partial(decoder_layer, config, x, layer, state, concurrency), problems)
-            if part != "head":
-                continue
             parts = head_parts(config, head, kind=kind, concurrency=concurrency, tokens=tokens,
                                split=plan.vocab_divisor > 1, sampler=TritonSampler(), device=META)
-            for name, call in parts.items():
-                _attempt(f"{kind} c={concurrency} {name}", call, problems)
+            for name, part in parts.items():
+                _attempt(f"{kind} c={concurrency} {name}", part, problems)
 
 
 def run_job(job: str, *, quick: bool, free_memory_bytes: float) -> list[str]:
@@ -292,12 +280,11 @@ def run_job(job: str, *, quick: bool, free_memory_bytes: float) -> list[str]:
     if job == "sampler":
         _sampler(problems)
         return problems
-    precision, _, rest = job.partition(":")
-    kind, _, part = rest.partition(":")
+    precision, _, kind = job.partition(":")
     if kind == "checks":
-        _checks(precision, quick=quick, problems=problems)
-    elif kind in PASS_KINDS and part in (*LAYER_TYPES, "head", "experts"):
-        _passes(precision, kind, part, quick=quick, free_memory_bytes=free_memory_bytes, problems=problems)
+        _checks(precision, problems)
+    elif kind in PASS_KINDS:
+        _passes(precision, kind, quick=quick, free_memory_bytes=free_memory_bytes, problems=problems)
     else:
         raise ValueError(f"unknown compile job {job!r}")
     return problems

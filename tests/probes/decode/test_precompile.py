@@ -14,12 +14,12 @@ from dgprofile.probes.decode.precompile import Precompile, planned_jobs, run_job
 
 def test_a_quick_run_compiles_bf16_passes_and_the_sampler():
     jobs = planned_jobs(quick=True, native_fp8=True)
-    assert {"sampler", "bf16:dg-denoise:sliding", "bf16:dg-denoise:global", "bf16:dg-denoise:head"} <= set(jobs)
+    assert "sampler" in jobs and "bf16:dg-denoise" in jobs
     assert not [job for job in jobs if job.startswith("fp8")]
 
 
 def test_a_full_run_compiles_fp8_experts_only_where_fp8_is_measured():
-    assert {"fp8:dg-denoise:experts", "fp8:checks"} <= set(planned_jobs(quick=False, native_fp8=True))
+    assert {"fp8:dg-denoise", "fp8:checks"} <= set(planned_jobs(quick=False, native_fp8=True))
     assert not [job for job in planned_jobs(quick=False, native_fp8=False) if job.startswith("fp8")]
 
 
@@ -53,4 +53,4 @@ def test_a_worker_past_the_wait_is_ended_not_waited_for():
 
 def test_an_unknown_job_is_refused():
     with pytest.raises(ValueError, match="unknown compile job"):
-        run_job("bf16:dg-denoise:nonsense", quick=True, free_memory_bytes=1e10)
+        run_job("bf16:nonsense", quick=True, free_memory_bytes=1e10)
