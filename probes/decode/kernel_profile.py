@@ -169,13 +169,14 @@ def _trace(fn: object, device: str, part: str, keep: Path | None) -> list[Kernel
         fn()  # type: ignore[operator]
     if on_gpu:
         torch.cuda.synchronize(torch.device(device))
-    with warnings.catch_warnings(), profile(activities=activities) as prof:
+    with warnings.catch_warnings():
         # torch warns that a profiler without a schedule keeps only its last cycle: there is one cycle here.
         warnings.filterwarnings("ignore", message=".*Profiler clears events at the end of each cycle.*")
-        for _ in range(PROFILED_CALLS):
-            fn()  # type: ignore[operator]
-        if on_gpu:
-            torch.cuda.synchronize(torch.device(device))
+        with profile(activities=activities) as prof:
+            for _ in range(PROFILED_CALLS):
+                fn()  # type: ignore[operator]
+            if on_gpu:
+                torch.cuda.synchronize(torch.device(device))
     if not on_gpu:
         return _host_operator_times(list(prof.events()), part, PROFILED_CALLS)
     with tempfile.TemporaryDirectory() as folder:
