@@ -37,9 +37,6 @@ TOPOLOGY_LEVELS = {0: "same board", 10: "single PCIe switch", 20: "multiple PCIe
                    40: "same NUMA node", 50: "across NUMA nodes"}
 # What the far end of an NVLink link is (nvmlIntNvLinkDeviceType_t): another GPU, an IBM NPU, or an NVSwitch.
 NVLINK_DEVICE_TYPE_SWITCH = 2
-# nvmlGpuTopologyLevel_t -> the PCIe path it names (dgprofile.records.machine.LinkPath).
-TOPOLOGY_PATHS = {0: "same-board", 10: "pcie-switch", 20: "pcie-switches", 30: "host-bridge", 40: "numa-node",
-                  50: "across-numa"}
 P2P_CAPS_INDEX_READ = 0
 P2P_CAPS_INDEX_NVLINK = 2
 P2P_STATUS_OK = 0

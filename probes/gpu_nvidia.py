@@ -34,6 +34,11 @@ FP32_LANES_PER_SM = {(7, 0): 64, (7, 2): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128
                      (9, 0): 128, (10, 0): 128, (10, 3): 128, (11, 0): 128, (12, 0): 128, (12, 1): 128}
 
 
+# nvmlGpuTopologyLevel_t (the closest common ancestor of two GPUs) -> the PCIe path it names.
+TOPOLOGY_PATHS: dict[int, LinkPath] = {0: "same-board", 10: "pcie-switch", 20: "pcie-switches", 30: "host-bridge",
+                                       40: "numa-node", 50: "across-numa"}
+
+
 @dataclass(frozen=True)
 class NvidiaProbe:
     """What the NVIDIA probe found: the devices, and notes on what it could not look at."""
@@ -230,7 +235,7 @@ def _peer_link(nvml: _nvml.NvmlQuery, handle: Any, peer_handle: Any, peer: Nvidi
     elif isinstance(level, Unavailable):
         path, links = level, 0
     else:
-        named = _nvml.TOPOLOGY_PATHS.get(level)
+        named = TOPOLOGY_PATHS.get(level)
         path = named if named is not None else Unavailable(f"NVML topology level {level} is not in dgprofile's table")
         links = 0
     return PeerLink(peer_index=peer.index, topology=topology, nvlink=nvlink, peer_to_peer=peer_to_peer,
