@@ -406,9 +406,10 @@ def _identity(tensor: Any) -> Any:
 
 
 def measure_multi_gpu(devices: tuple[str, ...], *, machine: Machine | None, quick: bool,
-                      plan: CollectivePlan = CollectivePlan(), progress: Callable[[str], None] = lambda m: None,
-                      measure_limits: LimitsMeasure = measure_device_limits) -> MultiGpuRun:
+                      plan: CollectivePlan, progress: Callable[[str], None] = lambda m: None,
+                      measure_limits: LimitsMeasure | None = None) -> MultiGpuRun:
     """Limits on every device at once, then the all-reduce sweep and the tensor-parallel layers."""
+    measure_limits = measure_limits or measure_device_limits
     started = time.monotonic()
     progress(f"measuring limits on {len(devices)} devices at once ({', '.join(devices)})")
     limits = limits_on_every_gpu(devices, machine=machine, quick=quick, measure_limits=measure_limits)
@@ -418,3 +419,36 @@ def measure_multi_gpu(devices: tuple[str, ...], *, machine: Machine | None, quic
                        backend=backend_for(devices[0]), per_gpu_limits=limits, all_reduce=collectives.all_reduce,
                        tensor_parallel_layers=collectives.layers, model_id=plan.model_config().id,
                        seconds_taken=round(time.monotonic() - started, 3), notes=collectives.notes)
+
+
+QUICK_LAYER_PASSES: tuple[tuple[LayerPassKind, int], ...] = (("ar-step", 1), ("dg-denoise", 1))
+QUICK_CONCURRENCIES = (1, 2, 4, 8)
+
+
+def collective_plan(quick: bool) -> CollectivePlan:
+    """What `check --gpus` measures across the GPUs: fewer sizes and passes with ``quick``."""
+    if quick:
+        return CollectivePlan(concurrencies=QUICK_CONCURRENCIES, layer_passes=QUICK_LAYER_PASSES)
+    return CollectivePlan()
+
+
+def gpu_devices(machine: Machine, gpus: int | Literal["all"]) -> tuple[str, ...]:
+    """The torch devices of the first ``gpus`` NVIDIA or AMD GPUs the probe described (``all``: as many as
+    tensor parallelism can use, the largest group size that divides the model's attention heads); UsageError
+    when there are fewer."""
+    from dgprofile.errors import UsageError
+    from dgprofile.records.machine import AmdGpu, NvidiaGpu
+
+    indices = [d.index for d in machine.accelerators if isinstance(d, (NvidiaGpu, AmdGpu))]
+    heads = load_model_config().backbone.num_attention_heads
+    if gpus == "all":
+        usable = [n for n in range(2, len(indices) + 1) if heads % n == 0]
+        if not usable:
+            raise UsageError(f"--gpus all: this machine has {len(indices)} GPU(s) torch can drive through CUDA or "
+                             "ROCm; tensor parallelism needs at least 2")
+        count = usable[-1]
+    else:
+        count = gpus
+    if len(indices) < count:
+        raise UsageError(f"--gpus {gpus}: this machine has {len(indices)} NVIDIA or AMD GPU(s)")
+    return tuple(f"cuda:{index}" for index in indices[:count])
