@@ -133,7 +133,8 @@ def _measure(options: MeasureOptions, progress: Progress,
                 machine = probe_machine()
                 before_measuring(machine)
                 if importlib.util.find_spec("torch") is None:
-                    return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None)
+                    return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None,
+                                     multi_gpu if options.gpus == 1 else TORCH_MISSING)
                 from dgprofile.probes.measure_limits import measure_limits
                 from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
 
@@ -147,7 +148,8 @@ def _measure(options: MeasureOptions, progress: Progress,
                 if undrivable is not None:
                     progress(undrivable)
                     skipped = Unavailable(undrivable)
-                    return _Measured(machine, device, skipped, skipped, (undrivable,), None)
+                    return _Measured(machine, device, skipped, skipped, (undrivable,), None,
+                                     multi_gpu if options.gpus == 1 else skipped)
                 # The card's identity as well: two containers sharing /tmp may number one card differently.
                 step = "waiting for the device"
                 held = [key for each in devices or (device,) for key in device_lock_keys(machine, each)]
@@ -156,6 +158,9 @@ def _measure(options: MeasureOptions, progress: Progress,
                     step = "measuring limits"
                     progress(f"{step} on {device}")
                     limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
+                    if devices:  # before the decode passes: its failures are kept in the record, never raised
+                        step = "measuring every GPU and the links between them"
+                        multi_gpu = _measure_gpus(devices, machine, options, progress)
                     if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
                         passes = NO_BF16_ARITHMETIC
                         progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
@@ -164,9 +169,6 @@ def _measure(options: MeasureOptions, progress: Progress,
                         progress(f"{step} on {device}")
                         passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
                                                     progress=progress)
-                    if devices:
-                        step = "measuring every GPU and the links between them"
-                        multi_gpu = _measure_gpus(devices, machine, options, progress)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what the interrupted step finished
             interruption = interruption_of(exc)
             kept = exc.kept if isinstance(exc, Interrupted) else None
