@@ -41,6 +41,10 @@ class GpuCount(click.ParamType):
 
     name = "N|all"
 
+    def get_metavar(self, *args: Any, **kwargs: Any) -> str:
+        """The choices, as Click shows a Choice's."""
+        return f"[{'|'.join(map(str, TENSOR_PARALLEL_SIZES))}|all]"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if value == "all" or isinstance(value, int):
             return value
