@@ -35,6 +35,8 @@ NVLINK_VERSIONS = {1: (1, 20e9), 2: (2, 25e9), 3: (2, 25e9), 4: (3, 25e9), 5: (3
 # nvmlGpuTopologyLevel_t: the closest common ancestor of two GPUs.
 TOPOLOGY_LEVELS = {0: "same board", 10: "single PCIe switch", 20: "multiple PCIe switches", 30: "host bridge",
                    40: "same NUMA node", 50: "across NUMA nodes"}
+# What the far end of an NVLink link is (nvmlIntNvLinkDeviceType_t): another GPU, an IBM NPU, or an NVSwitch.
+NVLINK_DEVICE_TYPE_SWITCH = 2
 P2P_CAPS_INDEX_READ = 0
 P2P_CAPS_INDEX_NVLINK = 2
 P2P_STATUS_OK = 0

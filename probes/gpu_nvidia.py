@@ -15,7 +15,15 @@ from typing import Any
 from dgprofile.probes import _nvml
 from dgprofile.probes.gpu_common import DATASHEET_TOLERANCE, busy_warnings, process_name
 from dgprofile.probes.memory_class import MeminfoReader, NvidiaMemorySignals, classify_nvidia, read_meminfo
-from dgprofile.records.machine import Accelerator, FailedDevice, GpuProcess, NvidiaGpu, NvLink, PeerLink
+from dgprofile.records.machine import (
+    Accelerator,
+    FailedDevice,
+    GpuProcess,
+    LinkPath,
+    NvidiaGpu,
+    NvLink,
+    PeerLink,
+)
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.hardware import match_device_name
 from dgprofile.text.units import bandwidth_text, percent_text, signed_percent_text
@@ -24,6 +32,11 @@ from dgprofile.text.units import bandwidth_text, percent_text, signed_percent_te
 # table (32-bit floating-point add/multiply per clock per multiprocessor). NVML reports lanes ("GPU cores").
 FP32_LANES_PER_SM = {(7, 0): 64, (7, 2): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128,
                      (9, 0): 128, (10, 0): 128, (10, 3): 128, (11, 0): 128, (12, 0): 128, (12, 1): 128}
+
+
+# nvmlGpuTopologyLevel_t (the closest common ancestor of two GPUs) -> the PCIe path it names.
+TOPOLOGY_PATHS: dict[int, LinkPath] = {0: "same-board", 10: "pcie-switch", 20: "pcie-switches", 30: "host-bridge",
+                                       40: "numa-node", 50: "across-numa"}
 
 
 @dataclass(frozen=True)
@@ -163,37 +176,103 @@ def _nvlink(q: Any) -> NvLink | Unavailable:
     return NvLink(active_links=active, version=number, bytes_per_s=active * per_link)
 
 
-def _peer_link(nvml: _nvml.NvmlQuery, handle: Any, peer: Any, peer_index: int) -> PeerLink:
-    level = nvml.query("nvmlDeviceGetTopologyCommonAncestor", handle, peer)
-    read = nvml.query("nvmlDeviceGetP2PStatus", handle, peer, _nvml.P2P_CAPS_INDEX_READ)
-    over_nvlink = nvml.query("nvmlDeviceGetP2PStatus", handle, peer, _nvml.P2P_CAPS_INDEX_NVLINK)
+@dataclass(frozen=True)
+class _NvlinkEnds:
+    """Where one GPU's active NVLink links lead: how many to an NVSwitch, and the PCI bus ids of the GPUs the
+    others reach directly; ``unknown`` when NVML did not say (then only P2P status tells NVLink is there)."""
+
+    active_links: int
+    to_switch: int
+    to_gpu_bus_ids: tuple[str, ...]
+    unknown: Unavailable | None
+
+
+def _nvlink_ends(nvml: _nvml.NvmlQuery, handle: Any) -> _NvlinkEnds:
+    active, to_switch, bus_ids = 0, 0, []
+    unknown: Unavailable | None = None
+    for link in range(_nvml.NVLINK_MAX_LINKS):
+        state = nvml.query("nvmlDeviceGetNvLinkState", handle, link)
+        if isinstance(state, Unavailable):
+            break
+        if state != _nvml.FEATURE_ENABLED:
+            continue
+        active += 1
+        remote = nvml.query("nvmlDeviceGetNvLinkRemoteDeviceType", handle, link)
+        if isinstance(remote, Unavailable):
+            unknown = unknown or remote
+        elif remote == _nvml.NVLINK_DEVICE_TYPE_SWITCH:
+            to_switch += 1
+        else:
+            pci = nvml.query("nvmlDeviceGetNvLinkRemotePciInfo_v2", handle, link)
+            if isinstance(pci, Unavailable):
+                unknown = unknown or pci
+            else:
+                bus_ids.append(str(pci["busId"]).upper())
+    return _NvlinkEnds(active, to_switch, tuple(bus_ids), unknown)
+
+
+def _peer_link(nvml: _nvml.NvmlQuery, handle: Any, peer_handle: Any, peer: NvidiaGpu, own: _NvlinkEnds,
+               theirs: _NvlinkEnds) -> PeerLink:
+    level = nvml.query("nvmlDeviceGetTopologyCommonAncestor", handle, peer_handle)
+    read = nvml.query("nvmlDeviceGetP2PStatus", handle, peer_handle, _nvml.P2P_CAPS_INDEX_READ)
+    over_nvlink = nvml.query("nvmlDeviceGetP2PStatus", handle, peer_handle, _nvml.P2P_CAPS_INDEX_NVLINK)
     topology = level if isinstance(level, Unavailable) else _nvml.TOPOLOGY_LEVELS.get(
         level, f"NVML topology level {level}")
     peer_to_peer = read if isinstance(read, Unavailable) else read == _nvml.P2P_STATUS_OK
-    return PeerLink(peer_index=peer_index, topology=topology, nvlink=over_nvlink == _nvml.P2P_STATUS_OK,
-                    peer_to_peer=peer_to_peer)
+    nvlink = over_nvlink == _nvml.P2P_STATUS_OK
+    direct = sum(1 for bus in own.to_gpu_bus_ids if isinstance(peer.pci_bus_id, str)
+                 and bus == peer.pci_bus_id.upper())
+    path: LinkPath | Unavailable
+    links: int | Unavailable
+    if direct:
+        path, links = "nvlink", direct
+    elif nvlink and own.to_switch and theirs.to_switch:
+        path, links = "nvswitch", min(own.to_switch, theirs.to_switch)  # every link reaches the peer through them
+    elif nvlink:
+        path = "nvlink"
+        reason = own.unknown.reason if own.unknown else "none of them leads to it or to an NVSwitch"
+        links = Unavailable(f"NVML did not say where this GPU's {own.active_links} NVLink links lead ({reason})")
+    elif isinstance(level, Unavailable):
+        path, links = level, 0
+    else:
+        named = TOPOLOGY_PATHS.get(level)
+        path = named if named is not None else Unavailable(f"NVML topology level {level} is not in dgprofile's table")
+        links = 0
+    return PeerLink(peer_index=peer.index, topology=topology, nvlink=nvlink, peer_to_peer=peer_to_peer,
+                    common_ancestor_level=level, nvlink_links=links, path=path)
 
 
 def _with_peer_links(nvml: _nvml.NvmlQuery, devices: tuple[Accelerator, ...]) -> tuple[Accelerator, ...]:
-    """Every described GPU with how it reaches each other one (NVML topology, NVLink, peer-to-peer)."""
+    """Every described GPU with how it reaches each other one (NVML topology, NVLink paths, peer-to-peer)."""
     gpus = [d for d in devices if isinstance(d, NvidiaGpu)]
     if len(gpus) < 2:
         return devices
+    handles: dict[int, Any] = {}
+    ends: dict[int, _NvlinkEnds | Unavailable] = {}
+    for gpu in gpus:
+        try:
+            handles[gpu.index] = nvml.query("nvmlDeviceGetHandleByIndex", gpu.index)
+            ends[gpu.index] = _nvlink_ends(nvml, handles[gpu.index])
+        except _nvml.DeviceLostError as exc:
+            ends[gpu.index] = Unavailable(f"lost while reading the topology: {exc}")
     linked: list[Accelerator] = []
     for device in devices:
-        if not isinstance(device, NvidiaGpu):
+        own = ends.get(device.index) if isinstance(device, NvidiaGpu) else None
+        if not isinstance(device, NvidiaGpu) or own is None:
             linked.append(device)
             continue
+        if isinstance(own, Unavailable):
+            linked.append(dataclasses.replace(device, peer_links=own))
+            continue
         try:
-            handle = nvml.query("nvmlDeviceGetHandleByIndex", device.index)
             links = []
             for peer in gpus:
-                if peer.index == device.index:
+                theirs = ends[peer.index]
+                handle, peer_handle = handles[device.index], handles[peer.index]
+                if peer.index == device.index or isinstance(theirs, Unavailable) \
+                        or isinstance(handle, Unavailable) or isinstance(peer_handle, Unavailable):
                     continue
-                peer_handle = nvml.query("nvmlDeviceGetHandleByIndex", peer.index)
-                if isinstance(handle, Unavailable) or isinstance(peer_handle, Unavailable):
-                    continue
-                links.append(_peer_link(nvml, handle, peer_handle, peer.index))
+                links.append(_peer_link(nvml, handle, peer_handle, peer, own, theirs))
             peer_links: tuple[PeerLink, ...] | Unavailable = tuple(links)
         except _nvml.DeviceLostError as exc:
             peer_links = Unavailable(f"lost while reading the topology: {exc}")

@@ -51,6 +51,7 @@ from dgprofile.model.verdict import (
 from dgprofile.model.workloads import HEADLINE_WORKLOAD, WORKLOADS, Workload, with_overrides, workload_by_name
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
+from dgprofile.records.multi_gpu import ONE_GPU_MEASURED, AllReduceSweep, MultiGpuRun
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import (
     ArBaseline,
@@ -130,15 +131,19 @@ def predict_for_spec(spec: HardwareSpec, *, options: PredictOptions = PredictOpt
 
 
 def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: PassTimes | Unavailable, *,
-                        options: PredictOptions = PredictOptions()) -> Predictions:
+                        options: PredictOptions = PredictOptions(),
+                        multi_gpu: MultiGpuRun | Unavailable = ONE_GPU_MEASURED) -> Predictions:
     """Predictions for a measured machine: measured ceilings, and what its measured passes say about its kernels,
-    for every engine; the measured passes themselves as the ``ideal`` engine (``options.engine="ideal"``)."""
+    for every engine; the measured passes themselves as the ``ideal`` engine (``options.engine="ideal"``). Under
+    tensor parallelism the link is the one ``multi_gpu``'s all-reduces measured, where they were."""
     ceilings = ceilings_from_machine(machine, limits, gpus=options.gpus)
     if options.memory_bytes is not None:
         ceilings = dataclasses.replace(ceilings, usable_memory_bytes=options.memory_bytes * options.gpus,
                                        usable_memory_basis=MEMORY_FROM_COMMAND_LINE)
     measured = passes if isinstance(passes, PassTimes) else None
-    return _predict(_setup(ceilings, measured, machine, options), options)
+    sweep = multi_gpu.all_reduce if isinstance(multi_gpu, MultiGpuRun) else None
+    return _predict(_setup(ceilings, measured, machine, options,
+                           sweep=sweep if isinstance(sweep, AllReduceSweep) else None), options)
 
 
 def predict_measured_scenario(machine: Machine, limits: Limits | Unavailable, passes: PassTimes | Unavailable, *,
@@ -158,7 +163,8 @@ def predict_for_result(result: ResultFile, *, options: PredictOptions = PredictO
         raise UsageError("the result file holds no measured machine "
                          f"({result.machine.reason if isinstance(result.machine, Unavailable) else 'predicted'}): "
                          "use predict --hardware for a datasheet entry")
-    return predict_for_machine(result.machine, result.limits, result.passes, options=options)
+    return predict_for_machine(result.machine, result.limits, result.passes, options=options,
+                               multi_gpu=result.multi_gpu)
 
 
 def validate_options(options: PredictOptions, *, vendor: str | None = None) -> None:
@@ -197,7 +203,8 @@ def _check_engine(engine: Engine, vendor: str | None, precision: str | None) -> 
 
 
 def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | None,
-           options: PredictOptions, config: ModelConfig | None = None) -> _Setup:
+           options: PredictOptions, config: ModelConfig | None = None, *,
+           sweep: AllReduceSweep | None = None) -> _Setup:
     if options.engine == AUTO:
         name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type,
                                    device_name=ceilings.device_name)
@@ -210,7 +217,7 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | No
     config = config or load_model_config()
     parameters = calibrated_parameters()[name]
     mode = knobs.execution_mode(engine, options.execution_mode, ceilings.vendor)
-    link = knobs.interconnect(ceilings, options.interconnect, machine)
+    link = knobs.interconnect(ceilings, options.interconnect, machine, sweep=sweep, mode=mode)
     sampler = knobs.sampler(options.sampler, options.sampler_value)
     baseline = knobs.ar_baseline(options.ar_baseline, engine,
                                  fitted_acceptance=calibrated_parameters()["vllm"].mtp_acceptance,
@@ -231,7 +238,7 @@ def _assumptions(engine: Engine, parameters: EngineParameters, mode: ExecutionMo
     if mode != engine.default_mode and vendor in knobs.GRAPH_VENDORS:
         found.append((f"{mode} launches: host cost per kernel {parameters.eager_host_factor:g}x a bare torch op "
                       "(prior, no published run)", engine.priors["eager_host_factor"].log_sigma))
-    if isinstance(link, Interconnect):
+    if isinstance(link, Interconnect) and link.all_reduce_latency_seconds != link.measured_latency_seconds:
         found.append((f"{link.description}: {knobs.LINK_ASSUMPTION}", knobs.LINK_LATENCY_LOG_SIGMA / 2))
     if baseline.kind == "mtp" and options.mtp_acceptance is None:
         found.append(("MTP acceptance fitted to the published runs, not to this workload's text",
@@ -385,8 +392,9 @@ def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> t
               "fitted to " + ", ".join(parameters.runs) if parameters.runs else parameters.priors[0]),
         Basis("execution mode", "assumed", f"{model.mode} ({mode_source})"),
         Basis("interconnect", "measured" if isinstance(setup.interconnect, Interconnect)
-              and setup.interconnect.basis.startswith("detected") else "assumed",
-              (setup.interconnect.basis + (f"; {knobs.LINK_ASSUMPTION}" + (
+              and setup.interconnect.source in ("measured-all-reduce", "nvml-topology") else "assumed",
+              (setup.interconnect.basis + ((
+                  "" if setup.interconnect.source == "measured-all-reduce" else f"; {knobs.LINK_ASSUMPTION}") + (
                   "; vLLM runs this model tensor-parallel only from https://github.com/vllm-project/vllm/pull/46177 "
                   "on (it crashed before)" if model.engine.name == "vllm" else "")))
               if isinstance(setup.interconnect, Interconnect) else setup.interconnect.reason),

@@ -8,11 +8,13 @@ with the reason, and the prediction falls back to whatever is available (measure
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 
 from dgprofile.app.decode_passes import time_decode_passes
 from dgprofile.app.machine import anonymized, probe_machine
@@ -22,6 +24,7 @@ from dgprofile.interrupts import Interrupted, Interruption, interruption_of, sig
 from dgprofile.model.ceilings import machine_vendor
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import AmdGpu, IntelGpu, Machine, NvidiaGpu
+from dgprofile.records.multi_gpu import ONE_GPU_MEASURED, MultiGpuRun
 from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.results import ResultFile, RunInfo, new_result
@@ -49,6 +52,7 @@ class MeasureOptions:
     anonymize: bool = False
     wait_seconds: float = 0.0
     limits_only: bool = False
+    gpus: int | Literal["all"] = 1  # above 1: every one of that many GPUs and the links between them
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class _Measured:
     passes: PassTimes | Unavailable
     incomplete: tuple[str, ...]
     interruption: Interruption | None
+    multi_gpu: MultiGpuRun | Unavailable = ONE_GPU_MEASURED
 
 
 def _now() -> str:
@@ -115,6 +120,7 @@ def _measure(options: MeasureOptions, progress: Progress,
     device = options.device
     limits: Limits | Unavailable = NOT_REACHED
     passes: PassTimes | Unavailable = LIMITS_ONLY if options.limits_only else NOT_REACHED
+    multi_gpu: MultiGpuRun | Unavailable = ONE_GPU_MEASURED if options.gpus == 1 else NOT_REACHED
     incomplete: list[str] = []
     interruption: Interruption | None = None
     step = "waiting for the device"
@@ -127,22 +133,28 @@ def _measure(options: MeasureOptions, progress: Progress,
                 machine = probe_machine()
                 before_measuring(machine)
                 if importlib.util.find_spec("torch") is None:
-                    return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None)
+                    return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None,
+                                     multi_gpu if options.gpus == 1 else TORCH_MISSING)
                 from dgprofile.probes.decode.precompile import start as start_kernel_compilation
                 from dgprofile.probes.measure_limits import measure_limits
                 from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
 
                 device = resolve_device(machine, options.device)
+                devices = _measured_gpus(machine, options, device)
+                if devices:
+                    device = devices[0]
                 picked = device_lock_key(device)
                 locks.keep_only(picked)
                 undrivable = undrivable_accelerator(machine, device) if options.device == "auto" else None
                 if undrivable is not None:
                     progress(undrivable)
                     skipped = Unavailable(undrivable)
-                    return _Measured(machine, device, skipped, skipped, (undrivable,), None)
+                    return _Measured(machine, device, skipped, skipped, (undrivable,), None,
+                                     multi_gpu if options.gpus == 1 else skipped)
                 # The card's identity as well: two containers sharing /tmp may number one card differently.
                 step = "waiting for the device"
-                with exclusive_devices([key for key in device_lock_keys(machine, device) if key not in locks.keys],
+                held = [key for each in devices or (device,) for key in device_lock_keys(machine, each)]
+                with exclusive_devices([key for key in dict.fromkeys(held) if key not in locks.keys],
                                        wait_seconds=options.wait_seconds, on_wait=progress):
                     compiling = (start_kernel_compilation(device, quick=options.quick)
                                  if device.startswith("cuda") and not options.limits_only else None)
@@ -150,6 +162,9 @@ def _measure(options: MeasureOptions, progress: Progress,
                         step = "measuring limits"
                         progress(f"{step} on {device}")
                         limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
+                        if devices:  # before the decode passes: its failures are kept in the record, never raised
+                            step = "measuring every GPU and the links between them"
+                            multi_gpu = _measure_gpus(devices, machine, options, progress)
                         if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
                             passes = NO_BF16_ARITHMETIC
                             progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
@@ -167,6 +182,7 @@ def _measure(options: MeasureOptions, progress: Progress,
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what the interrupted step finished
             interruption = interruption_of(exc)
             kept = exc.kept if isinstance(exc, Interrupted) else None
+            multi_gpu = interrupted_reason(multi_gpu, interruption.value)
             if isinstance(kept, Limits):
                 limits = kept
             elif isinstance(kept, PassTimes) and kept.passes:
@@ -177,7 +193,43 @@ def _measure(options: MeasureOptions, progress: Progress,
             raise
         except Exception as exc:  # a failing benchmark must not sink the run: keep what was measured
             incomplete.append(f"{step} failed: {type(exc).__name__}: {exc}")
-    return _Measured(machine, device, limits, passes, tuple(incomplete), interruption)
+            multi_gpu = interrupted_reason(multi_gpu, f"{type(exc).__name__}: {exc}")
+    return _Measured(machine, device, limits, passes, tuple(incomplete), interruption, multi_gpu)
+
+
+def interrupted_reason(multi_gpu: MultiGpuRun | Unavailable, why: str) -> MultiGpuRun | Unavailable:
+    """The multi-GPU part of a run that ended early: kept if it finished, else why it did not."""
+    if multi_gpu is NOT_REACHED:
+        return Unavailable(f"not measured: the run ended ({why}) before every GPU was measured")
+    return multi_gpu
+
+
+def _measured_gpus(machine: Machine, options: MeasureOptions, device: str) -> tuple[str, ...]:
+    """The GPUs `--gpus N|all` measures (none for one GPU); UsageError, before any measuring, when the machine
+    has fewer or the run was pointed at another device."""
+    if options.gpus == 1:
+        return ()
+    from dgprofile.probes import multi_gpu
+
+    if options.device not in ("auto", "cuda") and not device.startswith("cuda"):
+        raise UsageError(f"--gpus {options.gpus} measures GPUs: --device {options.device} is not one")
+    return multi_gpu.gpu_devices(machine, options.gpus)
+
+
+def _measure_gpus(devices: tuple[str, ...], machine: Machine, options: MeasureOptions,
+                  progress: Progress) -> MultiGpuRun:
+    from dgprofile.probes import multi_gpu
+
+    return multi_gpu.measure_multi_gpu(devices, machine=machine, quick=options.quick,
+                                       plan=multi_gpu.collective_plan(options.quick), progress=progress,
+                                       measure_limits=multi_gpu.measure_device_limits)
+
+
+def measured_gpu_count(multi_gpu: MultiGpuRun | Unavailable, options: MeasureOptions) -> int:
+    """How many GPUs the prediction splits the model over: the ones measured, else the number asked for."""
+    if isinstance(multi_gpu, MultiGpuRun):
+        return len(multi_gpu.gpu_indices)
+    return options.gpus if isinstance(options.gpus, int) else 1
 
 
 def _run_info(command: tuple[str, ...], label: str, started_at: str, started: float,
@@ -192,7 +244,8 @@ def run_bench(options: MeasureOptions, *, command: tuple[str, ...], progress: Pr
     started_at, started = _now(), time.monotonic()
     measured = _measure(options, progress)
     run = _run_info(command, f"dgprofile bench on {measured.device}", started_at, started, measured.incomplete)
-    result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes)
+    result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes,
+                        multi_gpu=measured.multi_gpu)
     return MeasuredRunResult(result=anonymized(result) if options.anonymize else result,
                              interruption=measured.interruption)
 
@@ -208,13 +261,15 @@ def run_check(options: CheckOptions, *, command: tuple[str, ...], progress: Prog
         predictions = Unavailable(f"nothing to predict from: {measured.machine.reason}")
     else:
         progress("predicting")
+        prediction = dataclasses.replace(options.prediction,
+                                         gpus=measured_gpu_count(measured.multi_gpu, options.measure))
         try:
             predictions = predict_for_machine(measured.machine, measured.limits, measured.passes,
-                                              options=options.prediction)
+                                              options=prediction, multi_gpu=measured.multi_gpu)
         except UsageError as exc:
             predictions = Unavailable(str(exc))
     run = _run_info(command, f"dgprofile check on {measured.device}", started_at, started, measured.incomplete)
     result = new_result(run=run, machine=measured.machine, limits=measured.limits, passes=measured.passes,
-                        predictions=predictions)
+                        predictions=predictions, multi_gpu=measured.multi_gpu)
     return MeasuredRunResult(result=anonymized(result) if options.measure.anonymize else result,
                              interruption=measured.interruption)

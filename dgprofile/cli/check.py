@@ -85,9 +85,11 @@ def check(ctx: click.Context, quick: bool, device: str, output: Path | None, htm
     from dgprofile.app.runner import CheckOptions, MeasureOptions, run_check
     from dgprofile.terminal.format_predictions import format_predictions, summary_json
 
+    gpus = scenario.pop("gpus")
+    # --gpus all stands for two or more GPUs until the probe has counted them.
     options = CheckOptions(measure=MeasureOptions(quick=quick, device=device, anonymize=anonymize,
-                                                  wait_seconds=wait_seconds),
-                           prediction=predict_options(**scenario))
+                                                  wait_seconds=wait_seconds, gpus=gpus),
+                           prediction=predict_options(gpus=2 if gpus == "all" else gpus, **scenario))
     result_path = output or default_result_path(anonymize=anonymize, started=datetime.now(timezone.utc))
     page_path = None if no_html else html_path or page_path_for(result_path)
     check_outputs([Output("-o/--output", result_path), *([Output("--html", page_path)] if page_path else [])])

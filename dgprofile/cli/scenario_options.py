@@ -35,6 +35,24 @@ ATTENTION_HEADS = load_model_config().backbone.num_attention_heads
 TENSOR_PARALLEL_SIZES = tuple(n for n in range(1, ATTENTION_HEADS + 1) if ATTENTION_HEADS % n == 0)
 
 
+class GpuCount(click.ParamType):
+    """A tensor-parallel group size (a divisor of the attention heads), or ``all`` (`check` only: the GPUs the
+    machine has)."""
+
+    name = "N|all"
+
+    def get_metavar(self, *args: Any, **kwargs: Any) -> str:
+        """The choices, as Click shows a Choice's."""
+        return f"[{'|'.join(map(str, TENSOR_PARALLEL_SIZES))}|all]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "all" or isinstance(value, int):
+            return value
+        if str(value).isdigit() and int(value) in TENSOR_PARALLEL_SIZES:
+            return int(value)
+        self.fail(f"{value!r} is not one of {', '.join(map(str, TENSOR_PARALLEL_SIZES))} or all.", param, ctx)
+
+
 class FiniteFloatRange(click.FloatRange):
     """A float range that also refuses NaN and infinities (which pass every comparison a range makes)."""
 
@@ -81,9 +99,10 @@ _OPTIONS = (
                  help="Concurrent requests batched into each pass."),
     click.option("--memory-gb", type=FiniteFloatRange(min=0, min_open=True, max=int(UNIT_BOUNDS["bytes"]) // GIB),
                  help="Memory per GPU in GiB, when yours has less than the table's (e.g. a 16 GB Mac)."),
-    click.option("--gpus", default=1, show_default=True, type=click.Choice(TENSOR_PARALLEL_SIZES),
+    click.option("--gpus", default="1", show_default=True, type=GpuCount(),
                  help=f"Identical GPUs, tensor parallel: the model's {ATTENTION_HEADS} attention heads split evenly "
-                 "over them."),
+                 f"over them ({', '.join(map(str, TENSOR_PARALLEL_SIZES))}). check measures every one of them and "
+                 "the links between them; `check --gpus all` takes as many as this machine has."),
     click.option("--interconnect", metavar="LINK",
                  help=f"Link under --gpus N: {INTERCONNECT_CHOICES} (default: NVML's topology on a measured "
                  "machine, else the datasheet's)."),
@@ -117,7 +136,7 @@ def scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def predict_options(*, engine: str, precision: str | None, workload: str | None, steps: float | None,
                     prompt_tokens: int | None, output_tokens: int | None, concurrency: int,
-                    memory_gb: float | None, gpus: int, interconnect: str | None, execution_mode: Any,
+                    memory_gb: float | None, gpus: int | str, interconnect: str | None, execution_mode: Any,
                     sampler: Any, sampler_value: float | None, thinking: bool, logits: str, ar_baseline: Any,
                     mtp_draft_tokens: int | None, mtp_acceptance: float | None) -> PredictOptions:
     """The core's options object from the parsed command-line values, refused (a usage error, exit 2) when the
@@ -125,7 +144,10 @@ def predict_options(*, engine: str, precision: str | None, workload: str | None,
     output longer than the model's context).
 
     Commands pass their ``**scenario`` (typed Any: Click converted each value by the option types above).
+    ``--gpus all`` is `check`'s alone (it counts the GPUs it measures): `check` passes the count it stands for.
     """
+    if not isinstance(gpus, int):
+        raise click.UsageError("--gpus all counts the GPUs of the machine `check` measures: give a number here")
     options = PredictOptions(engine=engine, precision=precision, workload=workload, steps=steps,
                              prompt_tokens=prompt_tokens, output_tokens=output_tokens, concurrency=concurrency,
                              memory_bytes=None if memory_gb is None else int(memory_gb * GIB), gpus=gpus,

@@ -25,6 +25,7 @@ from dgprofile.errors import UsageError
 from dgprofile.model.engines import Engine
 from dgprofile.model.workloads import MAX_STEPS, MIN_STEPS, WORKLOADS, StepsPerCanvas
 from dgprofile.records.machine import Machine, NvidiaGpu
+from dgprofile.records.multi_gpu import AllReduceSweep
 from dgprofile.records.predictions import (
     ONE_GPU,
     ArBaseline,
@@ -32,6 +33,7 @@ from dgprofile.records.predictions import (
     Ceilings,
     ExecutionMode,
     Interconnect,
+    InterconnectSource,
     LinkKind,
     Sampler,
     SamplerKind,
@@ -236,7 +238,8 @@ _PCIE_PATTERN = re.compile(r"pcie(?P<generation>[3-6])x(?P<width>1|2|4|8|16)(?P<
 INTERCONNECT_CHOICES = "nvlink, pcie<gen>x<width> or pcie<gen>x<width>-no-p2p (e.g. pcie4x16-no-p2p)"
 
 
-def pcie_link(generation: int, width: int, *, peer_to_peer: bool, basis: str) -> Interconnect:
+def pcie_link(generation: int, width: int, *, peer_to_peer: bool, basis: str,
+              source: InterconnectSource) -> Interconnect:
     """A PCIe link; without peer-to-peer every all-reduce is staged through host memory (two crossings)."""
     raw = PCIE_LANE_BYTES_PER_S[generation] * width
     usable = raw * PCIE_PAYLOAD_FRACTION / (1 if peer_to_peer else 2)
@@ -244,13 +247,13 @@ def pcie_link(generation: int, width: int, *, peer_to_peer: bool, basis: str) ->
         kind="pcie", description=f"PCIe {generation}.0 x{width}" + ("" if peer_to_peer else " without peer-to-peer"),
         bytes_per_s=usable,
         all_reduce_latency_seconds=ALL_REDUCE_LATENCY_SECONDS["pcie" if peer_to_peer else "pcie-host"],
-        peer_to_peer=peer_to_peer, basis=basis)
+        peer_to_peer=peer_to_peer, basis=basis, source=source)
 
 
-def _nvlink(bytes_per_s: float, description: str, basis: str) -> Interconnect:
+def _nvlink(bytes_per_s: float, description: str, basis: str, source: InterconnectSource) -> Interconnect:
     return Interconnect(kind="nvlink", description=description, bytes_per_s=bytes_per_s,
                         all_reduce_latency_seconds=ALL_REDUCE_LATENCY_SECONDS["nvlink"], peer_to_peer=True,
-                        basis=basis)
+                        basis=basis, source=source)
 
 
 def datasheet_interconnect(ceilings: Ceilings) -> Interconnect:
@@ -263,15 +266,16 @@ def datasheet_interconnect(ceilings: Ceilings) -> Interconnect:
     text = spec.interconnect if isinstance(spec.interconnect, str) else ""
     basis = f"datasheet: {text}"
     if text.startswith("NVLink"):
-        return _nvlink(ceilings.interconnect_bytes_per_s, text.split(":")[0], basis)
+        return _nvlink(ceilings.interconnect_bytes_per_s, text.split(":")[0], basis, "datasheet")
     match = re.match(r"PCIe (?P<generation>\d)\.0 x(?P<width>\d+)", text)
     if match:
         return pcie_link(int(match["generation"]), int(match["width"]), peer_to_peer=spec.peer_to_peer,
-                         basis=basis + ("" if spec.peer_to_peer else "; the driver refuses peer-to-peer"))
+                         basis=basis + ("" if spec.peer_to_peer else "; the driver refuses peer-to-peer"),
+                         source="datasheet")
     kind: LinkKind = "infinity-fabric" if text.startswith("Infinity Fabric") else "network"
     return Interconnect(kind=kind, description=text.split(":")[0], bytes_per_s=ceilings.interconnect_bytes_per_s,
                         all_reduce_latency_seconds=ALL_REDUCE_LATENCY_SECONDS[kind], peer_to_peer=kind != "network",
-                        basis=basis)
+                        basis=basis, source="datasheet")
 
 
 def requested_interconnect(text: str, ceilings: Ceilings) -> Interconnect:
@@ -284,11 +288,12 @@ def requested_interconnect(text: str, ceilings: Ceilings) -> Interconnect:
             link = None
         if link is None or link.kind != "nvlink":
             raise UsageError(f"{ceilings.device_name} has no NVLink figure: give a PCIe link ({INTERCONNECT_CHOICES})")
-        return _nvlink(link.bytes_per_s, link.description, basis)
+        return _nvlink(link.bytes_per_s, link.description, basis, "command-line")
     match = _PCIE_PATTERN.fullmatch(text)
     if match is None:
         raise UsageError(f"unknown interconnect '{text}': give {INTERCONNECT_CHOICES}")
-    return pcie_link(int(match["generation"]), int(match["width"]), peer_to_peer=match["host"] is None, basis=basis)
+    return pcie_link(int(match["generation"]), int(match["width"]), peer_to_peer=match["host"] is None, basis=basis,
+                     source="command-line")
 
 
 def detected_interconnect(machine: Machine, gpus: int) -> Interconnect | Unavailable:
@@ -311,7 +316,7 @@ def detected_interconnect(machine: Machine, gpus: int) -> Interconnect | Unavail
         if all(isinstance(r, float) for r in rates):
             slowest = min(r for r in rates if isinstance(r, float))
             links = min(n.active_links for n in nvlinks if not isinstance(n, Unavailable))
-            return _nvlink(slowest, f"NVLink, {links} links", basis)
+            return _nvlink(slowest, f"NVLink, {links} links", basis, "nvml-topology")
     generations = [d.pcie_generation for d in devices]
     widths = [d.pcie_width for d in devices]
     if any(isinstance(v, Unavailable) for v in (*generations, *widths)):
@@ -320,7 +325,74 @@ def detected_interconnect(machine: Machine, gpus: int) -> Interconnect | Unavail
     generation = min(g for g in generations if isinstance(g, int))
     width = min(w for w in widths if isinstance(w, int))
     return pcie_link(min(generation, max(PCIE_LANE_BYTES_PER_S)), width, peer_to_peer=peer_to_peer,
-                     basis=basis + ("" if peer_to_peer else ": the driver reports no peer-to-peer between them"))
+                     basis=basis + ("" if peer_to_peer else ": the driver reports no peer-to-peer between them"),
+                     source="nvml-topology")
+
+
+@dataclass(frozen=True)
+class AllReduceFit:
+    """An all-reduce's time as ``latency_seconds`` plus its ring bytes (2 (n - 1) / n of the message, what each
+    GPU sends) at ``bus_bytes_per_s``: least squares over a measured sweep."""
+
+    latency_seconds: float
+    bus_bytes_per_s: float
+    sizes: int
+    basis: str
+
+
+def fit_all_reduce(sweep: AllReduceSweep) -> AllReduceFit | Unavailable:
+    """The latency and bus bandwidth that explain the sweep's medians best. Where the times do not grow with the
+    size (every message too small to show the link's bandwidth), the largest message's bus bandwidth stands for
+    it: a lower bound."""
+    n = sweep.world_size
+    points = [(2 * (n - 1) / n * p.message_bytes, p.timing.median_seconds) for p in sweep.points]
+    if len({x for x, _ in points}) < 2:
+        return Unavailable("fewer than two all-reduce sizes were measured: latency and bandwidth cannot be told "
+                           "apart")
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    slope = (sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points))
+    largest = max(sweep.points, key=lambda p: p.message_bytes)
+    what = (f"{sweep.launch_mode} {sweep.backend.upper()} all-reduce of {sweep.dtype} [tokens x "
+            f"{sweep.hidden_size}] over {n} GPUs, {len(points)} sizes of {min(p.tokens for p in sweep.points)} "
+            f"to {max(p.tokens for p in sweep.points)} tokens")
+    if slope <= 0:
+        latency = min(y for _, y in points)
+        return AllReduceFit(latency, largest.bus_bytes_per_s, len(points),
+                            f"{what}: time did not grow with size, so the largest message's bus bandwidth is used")
+    intercept = mean_y - slope * mean_x
+    if intercept <= 0:  # noise at the small sizes: the smallest message's time is nearly all latency
+        return AllReduceFit(min(y for _, y in points), 1 / slope, len(points),
+                            f"{what}, least squares slope; latency the fastest all-reduce's")
+    return AllReduceFit(intercept, 1 / slope, len(points), f"{what}, least squares")
+
+
+def measured_interconnect(sweep: AllReduceSweep, path: Interconnect | Unavailable,
+                          mode: ExecutionMode) -> Interconnect | Unavailable:
+    """The link as the measured all-reduces show it. Its bandwidth is the measured bus bandwidth; its latency the
+    measured one for an engine that launches eagerly (as the measurement did), and for one that captures CUDA
+    graphs with its own all-reduce the prior for the link's kind (``ALL_REDUCE_LATENCY_SECONDS``), unless the
+    measured latency is lower still. ``path`` is the link NVML's topology or the datasheet names."""
+    fit = fit_all_reduce(sweep)
+    if isinstance(fit, Unavailable):
+        return fit
+    kind: LinkKind = path.kind if isinstance(path, Interconnect) else "pcie"
+    peer_to_peer = path.peer_to_peer if isinstance(path, Interconnect) else True
+    key = kind if kind != "pcie" or peer_to_peer else "pcie-host"
+    prior = ALL_REDUCE_LATENCY_SECONDS[key]
+    measured = (f"measured on this machine ({fit.basis}): {fit.latency_seconds * 1e6:.3g} us + ring bytes at "
+                f"{fit.bus_bytes_per_s / 1e9:.3g} GB/s")
+    if mode == "eager" or fit.latency_seconds <= prior:
+        latency, latency_basis = fit.latency_seconds, "the engine launches all-reduces as the measurement did"
+    else:
+        latency, latency_basis = prior, (
+            f"the engine captures CUDA graphs with its own all-reduce: {prior * 1e6:.3g} us per all-reduce "
+            "assumed (engine prior), not the measured eager figure")
+    described = path.description if isinstance(path, Interconnect) else "GPU-to-GPU link"
+    return Interconnect(kind=kind, description=f"{described}, measured", bytes_per_s=fit.bus_bytes_per_s,
+                        all_reduce_latency_seconds=latency, peer_to_peer=peer_to_peer,
+                        basis=f"{measured}; {latency_basis}", source="measured-all-reduce",
+                        measured_latency_seconds=fit.latency_seconds)
 
 
 def check_interconnect_request(requested: str | None, gpus: int) -> None:
@@ -333,17 +405,29 @@ def check_interconnect_request(requested: str | None, gpus: int) -> None:
         raise UsageError(f"unknown interconnect '{requested}': give {INTERCONNECT_CHOICES}")
 
 
-def interconnect(ceilings: Ceilings, requested: str | None, machine: Machine | None) -> Interconnect | Unavailable:
-    """The link of this scenario: none on one GPU; the requested one; the one NVML shows; the datasheet's."""
+def interconnect(ceilings: Ceilings, requested: str | None, machine: Machine | None, *,
+                 sweep: AllReduceSweep | None = None, mode: ExecutionMode = "cuda-graphs"
+                 ) -> Interconnect | Unavailable:
+    """The link of this scenario: none on one GPU; the requested one; the all-reduces measured over as many GPUs
+    (``sweep``); the one NVML shows; the datasheet's."""
     check_interconnect_request(requested, ceilings.gpus)
     if ceilings.gpus == 1:
         return ONE_GPU
     if requested is not None:
         return requested_interconnect(requested, ceilings)
-    if machine is not None:
-        detected = detected_interconnect(machine, ceilings.gpus)
-        if not isinstance(detected, Unavailable):
-            return detected
+    detected = detected_interconnect(machine, ceilings.gpus) if machine is not None else ONE_GPU
+    if sweep is not None and sweep.world_size == ceilings.gpus:
+        path: Interconnect | Unavailable = detected
+        if isinstance(path, Unavailable):
+            try:
+                path = datasheet_interconnect(ceilings)
+            except UsageError as exc:
+                path = Unavailable(str(exc))
+        measured = measured_interconnect(sweep, path, mode)
+        if isinstance(measured, Interconnect):
+            return measured
+    if isinstance(detected, Interconnect):
+        return detected
     return datasheet_interconnect(ceilings)
 
 

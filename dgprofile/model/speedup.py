@@ -64,7 +64,11 @@ from dgprofile.specs.pass_cost import PassCost, pass_cost, precision_by_name
 
 DIFFUSION_PASSES: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
 QUANTISED_COMPONENTS = ("attention", "dense-mlp", "experts")
-ALL_REDUCES_PER_LAYER = 2  # after attention and after the MLPs
+# Under tensor parallelism a layer all-reduces twice: the attention output, then the dense MLP's and the experts'
+# partial outputs together. Gemma 4 normalises those two outputs each on its own before adding them, so both sums
+# are needed whole: the second message is twice the hidden width.
+ALL_REDUCES_PER_LAYER = 2
+ALL_REDUCED_HIDDEN_WIDTHS_PER_LAYER = 3
 HIDDEN_STATE_BYTES = 2
 USEFUL_DRAFT_EDIT_DISTANCE = 0.1
 USEFUL_DRAFT_DEFINITION = (
@@ -209,12 +213,18 @@ def cached_cost(config: ModelConfig, kind: PassKind, precision: str, concurrency
 
 
 def interconnect_seconds(cost: PassCost, gpus: int, link: Interconnect | Unavailable, backbone: Backbone) -> float:
-    """Two ring all-reduces of the pass's hidden states per layer over the link."""
+    """The pass's ring all-reduces over the link: per layer ``ALL_REDUCES_PER_LAYER`` latencies and
+    ``ALL_REDUCED_HIDDEN_WIDTHS_PER_LAYER`` hidden states of every token."""
+    return backbone.num_layers * layer_interconnect_seconds(cost.tokens, gpus, link, backbone.hidden_size)
+
+
+def layer_interconnect_seconds(tokens: int, gpus: int, link: Interconnect | Unavailable, hidden_size: int) -> float:
+    """One layer's all-reduces of ``tokens`` hidden states over ``gpus`` GPUs."""
     if gpus == 1 or isinstance(link, Unavailable):
         return 0.0
-    message = cost.tokens * backbone.hidden_size * HIDDEN_STATE_BYTES
+    message = ALL_REDUCED_HIDDEN_WIDTHS_PER_LAYER * tokens * hidden_size * HIDDEN_STATE_BYTES
     ring = 2 * (gpus - 1) / gpus * message / link.bytes_per_s  # each GPU sends and receives this much
-    return backbone.num_layers * ALL_REDUCES_PER_LAYER * (link.all_reduce_latency_seconds + ring)
+    return ALL_REDUCES_PER_LAYER * link.all_reduce_latency_seconds + ring
 
 
 def eager_launch_floor(kind: PassKind, backbone: Backbone, ceilings: Ceilings, host_factor: float) -> float:
@@ -254,9 +264,17 @@ class PassModel:
         measurement = self._nearest_measurement(kind, precision, concurrency, context_tokens)
         if measurement is None:
             return physical
-        reference = self.physics(cached_cost(self.config, kind, precision, measurement.concurrency,
-                                             measurement.context_tokens, measurement.tokens_per_request))
+        # The measurement ran on one GPU: it is scaled by the physics of this pass (over the GPUs and their link)
+        # against the physics of the measured one on one GPU.
+        reference = self.on_one_gpu().physics(cached_cost(self.config, kind, precision, measurement.concurrency,
+                                                          measurement.context_tokens, measurement.tokens_per_request))
         return _measured(physical, measurement.seconds * physical.seconds / reference.seconds, measurement)
+
+    def on_one_gpu(self) -> PassModel:
+        """This model on one of its GPUs (no tensor parallelism, no link)."""
+        if self.ceilings.gpus == 1:
+            return self
+        return dataclasses.replace(self, ceilings=one_gpu_ceilings(self.ceilings), interconnect=ONE_GPU)
 
     def floor_seconds(self, kind: PassKind) -> tuple[float, str]:
         """The engine's per-pass floor on this device in this mode, and what set it. The floor was fitted on the
@@ -346,6 +364,24 @@ def _measured(estimate: PassEstimate, seconds: float, measurement: PassMeasureme
         critical_seconds={k: v * factor for k, v in estimate.critical_seconds.items()})
 
 
+_ONE_GPU_CEILINGS: dict[int, tuple[Ceilings, Ceilings]] = {}
+
+
+def one_gpu_ceilings(ceilings: Ceilings) -> Ceilings:
+    """The ceilings of one of the GPUs (its memory a share of the whole), the same object for the same ceilings so
+    that the bodies timed on it stay memoised."""
+    if ceilings.gpus == 1:
+        return ceilings
+    cached = _ONE_GPU_CEILINGS.get(id(ceilings))
+    if cached is not None and cached[0] is ceilings:
+        return cached[1]
+    if len(_ONE_GPU_CEILINGS) > _BODY_CACHE_LIMIT:
+        _ONE_GPU_CEILINGS.clear()
+    one = dataclasses.replace(ceilings, gpus=1, usable_memory_bytes=ceilings.usable_memory_bytes // ceilings.gpus)
+    _ONE_GPU_CEILINGS[id(ceilings)] = (ceilings, one)
+    return one
+
+
 def with_measured_passes(config: ModelConfig, ceilings: Ceilings, measured: PassTimes | None) -> Ceilings:
     """The ceilings with what the measured passes say about this accelerator's kernels (``PassFactor`` per pass
     kind and concurrency): each measured bf16 (else fp16) denoise, commit and prefill pass against its roofline at
@@ -355,13 +391,14 @@ def with_measured_passes(config: ModelConfig, ceilings: Ceilings, measured: Pass
         # often run at a fifth of the fp32 rate): they say nothing about the device that transfers to an engine.
         return ceilings
     factors = []
+    one_gpu = one_gpu_ceilings(ceilings)  # the passes were measured on one GPU
     for kind, reference in REFERENCE_ROOFLINE_RATIO.items():
         for precision in MEASURED_PASS_PRECISIONS:
             passes = [m for m in measured.passes if m.pass_kind == kind and m.precision == precision
                       and m.measured and m.seconds > 0]
             for m in passes:
                 cost = cached_cost(config, kind, m.precision, m.concurrency, m.context_tokens, m.tokens_per_request)
-                roofline = pass_body(cost, ceilings, 1.0, 1.0).seconds
+                roofline = pass_body(cost, one_gpu, 1.0, 1.0).seconds
                 ratio = m.seconds / roofline
                 factors.append(PassFactor(
                     pass_kind=kind, concurrency=m.concurrency, factor=ratio / reference, measured_seconds=m.seconds,

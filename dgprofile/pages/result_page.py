@@ -25,6 +25,7 @@ from dgprofile.analysis.figures import (
 from dgprofile.model.speedup import USEFUL_DRAFT_DEFINITION
 from dgprofile.pages.environment import embed_json, render_page
 from dgprofile.pages.measured_section import measured_section
+from dgprofile.pages.multi_gpu_section import multi_gpu_section
 from dgprofile.pages.result_performance import (
     limits_section,
     memory_section,
@@ -104,11 +105,13 @@ def result_page(result: ResultFile) -> PageView:
     """The view-model of the result page."""
     predictions = result.predictions
     headline = predictions.headline if isinstance(predictions, Predictions) else None
+    several_gpus = multi_gpu_section(result.multi_gpu, result.machine, predictions)
     sections = (
         _verdict_section(predictions),
         measured_section(result.measured_runs),
         _machine_section(result.machine),
         limits_section(result.limits),
+        *((several_gpus,) if several_gpus is not None else ()),
         roofline_section(result.limits, result.passes, predictions),
         speedup_section(predictions),
         passes_section(result.passes, predictions),

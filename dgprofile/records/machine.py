@@ -39,16 +39,34 @@ class NvLink:
     bytes_per_s: float | Unavailable
 
 
+# The path between two GPUs, fastest first: NVLink through NVSwitches, NVLink between the two directly, else the
+# PCIe path NVML's closest common ancestor names (one board, one PCIe switch, several switches, the CPU's host
+# bridge, host bridges of one NUMA node, or across NUMA nodes: each slower than the one before).
+LinkPath = Literal["nvswitch", "nvlink", "same-board", "pcie-switch", "pcie-switches", "host-bridge", "numa-node",
+                   "across-numa"]
+LINK_PATH_WORDS: dict[LinkPath, str] = {
+    "nvswitch": "NVLink through NVSwitch", "nvlink": "NVLink, GPU to GPU", "same-board": "one board",
+    "pcie-switch": "PCIe, one switch", "pcie-switches": "PCIe, several switches",
+    "host-bridge": "PCIe through the CPU's host bridge", "numa-node": "PCIe across host bridges of one NUMA node",
+    "across-numa": "PCIe across NUMA nodes (the CPUs' interconnect)"}
+NOT_PROBED_PATH = Unavailable("not probed: the result was written before dgprofile told NVLink paths apart")
+
+
 @dataclass(frozen=True)
 class PeerLink:
     """How a GPU reaches another one: NVML's topology level of their closest common ancestor ("same board",
-    "single PCIe switch", "host bridge", "same NUMA node", "across NUMA nodes"), whether NVLink joins them and
-    whether the driver allows peer-to-peer reads between them."""
+    "single PCIe switch", "host bridge", "same NUMA node", "across NUMA nodes") and its code
+    (``nvmlGpuTopologyLevel_t``), whether peer-to-peer over NVLink works between them, whether the driver allows
+    peer-to-peer reads, the NVLink links that join them (through NVSwitches, all of the less-linked GPU's) and the
+    path this makes (``LinkPath``)."""
 
     peer_index: int
     topology: str | Unavailable
     nvlink: bool
     peer_to_peer: bool | Unavailable
+    common_ancestor_level: int | Unavailable = NOT_PROBED_PATH
+    nvlink_links: int | Unavailable = NOT_PROBED_PATH
+    path: LinkPath | Unavailable = NOT_PROBED_PATH
 
 
 NOT_PROBED_LINKS = Unavailable("not probed: the result was written before dgprofile read NVLink topology")

@@ -111,12 +111,18 @@ SamplerKind = Literal["entropy-bound", "confidence-threshold"]
 ArBaselineKind = Literal["plain", "mtp"]
 # GPU-to-GPU links: NVLink, PCIe (with or without peer-to-peer), AMD's Infinity Fabric, or a network between hosts.
 LinkKind = Literal["nvlink", "pcie", "infinity-fabric", "network"]
+# Where a link's figures come from: all-reduces measured on this machine (`check --gpus N`), NVML's topology read
+# on it, the datasheet entry, or --interconnect.
+InterconnectSource = Literal["measured-all-reduce", "nvml-topology", "datasheet", "command-line"]
+NO_ALL_REDUCE_MEASURED = Unavailable("no all-reduce was measured on this machine")
 
 
 @dataclass(frozen=True)
 class Interconnect:
     """The link tensor parallelism all-reduces over: usable bandwidth per direction, the latency of one small
-    all-reduce, and where the figures come from (NVML topology, the datasheet, or the command line)."""
+    all-reduce the engine pays, and where the figures come from (``source``, in words ``basis``). Where
+    all-reduces were measured, ``measured_latency_seconds`` is what one cost from Python (eager NCCL); an engine
+    that captures CUDA graphs with its own all-reduce pays its prior instead (``all_reduce_latency_seconds``)."""
 
     kind: LinkKind
     description: str
@@ -124,6 +130,8 @@ class Interconnect:
     all_reduce_latency_seconds: float
     peer_to_peer: bool
     basis: str
+    source: InterconnectSource
+    measured_latency_seconds: float | Unavailable = NO_ALL_REDUCE_MEASURED
 
 
 @dataclass(frozen=True)

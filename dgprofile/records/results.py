@@ -29,6 +29,7 @@ from dgprofile.records.codec import DecodeError, fields_of, from_json, json_sche
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import (
     NOT_PROBED_LINKS,
+    NOT_PROBED_PATH,
     Accelerator,
     AmdGpu,
     GpuProcess,
@@ -36,12 +37,13 @@ from dgprofile.records.machine import (
     Machine,
     NvidiaGpu,
 )
+from dgprofile.records.multi_gpu import ONE_GPU_MEASURED, MultiGpuRun
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
 from dgprofile.records.verification import MeasuredRun
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -176,9 +178,37 @@ def _add_server_observations(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+_TOPOLOGY_NOT_PROBED = {"unavailable": NOT_PROBED_PATH.reason}
+_INTERCONNECT_SOURCES = (("detected", "nvml-topology"), ("datasheet", "datasheet"), ("given", "command-line"))
+
+
+def _add_multi_gpu(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 7 measures several GPUs (``multi_gpu``), tells NVLink paths apart between each pair of GPUs, and
+    names where a scenario's link figures come from; version-6 files measured one GPU, read no NVLink paths, and
+    took their links from NVML's topology, the datasheet or the command line, as their basis says."""
+    document.setdefault("multi_gpu", {"unavailable": ONE_GPU_MEASURED.reason})
+    machine = document.get("machine")
+    if isinstance(machine, dict):
+        for device in machine.get("accelerators", []):
+            links = device.get("peer_links") if isinstance(device, dict) else None
+            for link in links if isinstance(links, list) else []:
+                for field in ("common_ancestor_level", "nvlink_links", "path"):
+                    link.setdefault(field, dict(_TOPOLOGY_NOT_PROBED))
+    predictions = document.get("predictions")
+    if isinstance(predictions, dict):
+        scenarios = [cell.get("scenario") for cell in [predictions.get("headline"), *predictions.get("matrix", []),
+                                                         *predictions.get("curves", [])] if isinstance(cell, dict)]
+        for scenario in scenarios:
+            link = scenario.get("interconnect") if isinstance(scenario, dict) else None
+            if isinstance(link, dict) and "basis" in link:
+                link.setdefault("source", next((source for prefix, source in _INTERCONNECT_SOURCES
+                                                if str(link["basis"]).startswith(prefix)), "datasheet"))
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
 MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs, 3: _needs_with_headroom,
-                                     4: _add_measured_runs, 5: _add_server_observations}
+                                     4: _add_measured_runs, 5: _add_server_observations, 6: _add_multi_gpu}
 
 
 def json_error_text(error: json.JSONDecodeError) -> str:
@@ -215,6 +245,7 @@ class ResultFile:
     passes: PassTimes | Unavailable
     predictions: Predictions | Unavailable
     measured_runs: tuple[MeasuredRun, ...] = ()
+    multi_gpu: MultiGpuRun | Unavailable = ONE_GPU_MEASURED
 
 
 NOT_MEASURED = Unavailable("not measured in this run")
@@ -224,11 +255,12 @@ NOT_PREDICTED = Unavailable("not predicted in this run")
 def new_result(*, run: RunInfo, machine: Machine | Unavailable, limits: Limits | Unavailable = NOT_MEASURED,
                passes: PassTimes | Unavailable = NOT_MEASURED,
                predictions: Predictions | Unavailable = NOT_PREDICTED,
-               measured_runs: tuple[MeasuredRun, ...] = ()) -> ResultFile:
+               measured_runs: tuple[MeasuredRun, ...] = (),
+               multi_gpu: MultiGpuRun | Unavailable = ONE_GPU_MEASURED) -> ResultFile:
     """A result stamped with the current format and tool versions."""
     return ResultFile(format=FORMAT_NAME, schema_version=SCHEMA_VERSION, tool_version=__version__,
                       created_at=run.finished_at, run=run, machine=machine, limits=limits, passes=passes,
-                      predictions=predictions, measured_runs=measured_runs)
+                      predictions=predictions, measured_runs=measured_runs, multi_gpu=multi_gpu)
 
 
 def result_schema() -> dict[str, Any]:

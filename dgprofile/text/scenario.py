@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dgprofile.records.machine import NvidiaGpu
-from dgprofile.records.predictions import Interconnect, Scenario
+from dgprofile.records.predictions import Interconnect, InterconnectSource, Scenario
 from dgprofile.records.values import Unavailable
+from dgprofile.text.units import seconds_text
 
 
 def baseline_text(scenario: Scenario) -> str:
@@ -17,11 +18,26 @@ def baseline_text(scenario: Scenario) -> str:
     return f"Gemma 4 with its MTP drafter ({baseline.draft_tokens} drafts a step{accepted})"
 
 
+LINK_SOURCE_WORDS: dict[InterconnectSource, str] = {
+    "measured-all-reduce": "all-reduces measured here", "nvml-topology": "NVML topology, latency assumed",
+    "datasheet": "datasheet, latency assumed", "command-line": "--interconnect, latency assumed"}
+
+
+def link_text(link: Interconnect) -> str:
+    """Where a link's figures come from and the latency per all-reduce the engine pays; where all-reduces were
+    measured and the engine pays its own prior, the measured eager figure beside it."""
+    latency = f"{seconds_text(link.all_reduce_latency_seconds)} per all-reduce"
+    measured = link.measured_latency_seconds
+    if isinstance(measured, float) and measured != link.all_reduce_latency_seconds:
+        latency += f" (engine prior; measured eager NCCL {seconds_text(measured)})"
+    return f"{LINK_SOURCE_WORDS[link.source]}: {latency}"
+
+
 def setup_text(scenario: Scenario) -> str:
     """The scenario's setup knobs on one line."""
     link = scenario.interconnect
     parts = [scenario.execution_mode,
-             f"{scenario.gpus} GPUs over {link.description}" if isinstance(link, Interconnect)
+             f"{scenario.gpus} GPUs over {link.description} ({link_text(link)})" if isinstance(link, Interconnect)
              else "no tensor parallelism",
              f"{scenario.sampler.kind} sampler {scenario.sampler.value:g}",
              f"thinking {'on' if scenario.thinking else 'off'}",

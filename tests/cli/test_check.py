@@ -192,3 +192,65 @@ def test_anonymize_leaves_no_hostname_or_home_directory_in_names_files_pages_or_
     for text in (result_file.read_text(), page.read_text(), (tmp_path / "fleet.html").read_text(),
                  (tmp_path / "fleet.csv").read_text(), result.stdout, report.stdout):
         assert secret not in text and str(home) not in text
+
+
+def test_check_over_two_gpus_measures_both_and_the_link_and_predicts_over_it(tmp_path, monkeypatch):
+    """`check --gpus 2` on a machine NVML shows as the recorded 2x H200 pair; its GPUs are two CPU processes
+    joined by gloo (the hardware seam), each GPU's limits an H200-like record."""
+    import dataclasses
+
+    import result_factory as factory
+    from fakes import multi_gpu as fake_gpus
+    from fakes import nvml as fake_nvml
+
+    from dgprofile.app import runner
+    from dgprofile.probes import multi_gpu, torch_devices
+    from dgprofile.probes.gpu_nvidia import probe_nvidia
+    from dgprofile.probes.harness import Budget
+    from dgprofile.probes.verify.plan import miniature_config
+    from dgprofile.records.multi_gpu import MultiGpuRun
+    from dgprofile.specs.model_config import load_model_config
+
+    devices = probe_nvidia(fake_nvml.h200_nvlink_pair(), read_host_meminfo=lambda: {"MemTotal": 2**38,
+                                                                                   "MemAvailable": 2**37},
+                           own_pid=1).devices
+    monkeypatch.setattr(runner, "probe_machine", lambda: factory.machine(accelerators=devices))
+    monkeypatch.setattr(torch_devices, "undrivable_accelerator", lambda machine, device: None)
+    monkeypatch.setattr(multi_gpu, "gpu_devices", lambda machine, gpus: ("cpu", "cpu"))
+    config = miniature_config(load_model_config())
+    config = dataclasses.replace(config, diffusion=dataclasses.replace(config.diffusion, canvas_length=16))
+    monkeypatch.setattr(multi_gpu, "collective_plan", lambda quick: multi_gpu.CollectivePlan(
+        concurrencies=(1, 2), layer_passes=(("dg-denoise", 1),), config=config,
+        budget=Budget(0.001, 3, 0.05, 1), context_tokens=64))
+    monkeypatch.setattr(multi_gpu, "measure_device_limits", fake_gpus.throttled_second_gpu)
+    path = tmp_path / "pair.dgprofile.json"
+    result = CliRunner().invoke(cli, ["check", "--gpus", "2", "-o", str(path)])
+    loaded = results.load(path)
+    assert result.exit_code == loaded.predictions.verdict.exit_code, result.output
+    run = loaded.multi_gpu
+    assert isinstance(run, MultiGpuRun) and run.backend == "gloo" and run.gpu_indices == (0, 1)
+    assert [gpu.limits.device_name for gpu in run.per_gpu_limits] == ["NVIDIA H200", "NVIDIA H200"]
+    scenario = loaded.predictions.headline.scenario
+    assert scenario.gpus == 2 and scenario.interconnect.source == "measured-all-reduce"
+    assert "all-reduces measured here" in result.stdout
+    assert "... all-reduce sweep and tensor-parallel layers over 2 devices" in result.stderr
+    page = page_soup(path.with_name("pair.dgprofile.html").read_text())
+    section = page.find(id="multi-gpu")
+    captions = [heading.get_text(" ", strip=True) for heading in section.find_all("h3")]
+    assert any("Path between each pair" in c for c in captions)
+    assert any("What the link costs per pass" in c for c in captions)
+    assert "NVLink, GPU to GPU" in section.get_text() and "Spread" in section.get_text()
+    assert "Split layers not set against the model: unknown model 'diffusiongemma-26b-a4b-miniature'" in \
+        section.get_text()  # the miniature this test splits has no model file to scale to
+
+
+def test_gpus_all_is_for_check_alone(tmp_path):
+    result = CliRunner().invoke(cli, ["predict", "--hardware", "h100-sxm", "--gpus", "all"])
+    assert result.exit_code == ExitCode.USAGE_ERROR and "--gpus all counts the GPUs" in result.stderr
+
+
+def test_check_gpus_on_a_machine_without_them_refuses_before_measuring(tmp_path):
+    result = CliRunner().invoke(cli, ["check", "--gpus", "2", "--no-html", "-o", str(tmp_path / "r.json")])
+    assert result.exit_code == ExitCode.USAGE_ERROR, result.output
+    assert "--gpus 2: this machine has 0 NVIDIA or AMD GPU(s)" in result.stderr
+    assert not (tmp_path / "r.json").exists()

@@ -26,8 +26,8 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (["predict", "--hardware", "m3-max-40gpu", "--memory-gb", "0"], "0<x<=1073741824"),
     (["predict", "--hardware", "h100-sxm", "--steps", "1"], "1.0 is not in the range 2<=x<=48"),
     (["predict", "--hardware", "h100-sxm", "--steps", "49"], "49.0 is not in the range 2<=x<=48"),
-    (["predict", "--hardware", "h100-sxm", "--gpus", "1000"], "'1000' is not one of '1', '2', '4', '8', '16'"),
-    (["predict", "--hardware", "h100-sxm", "--gpus", "3"], "'3' is not one of '1', '2', '4', '8', '16'"),
+    (["predict", "--hardware", "h100-sxm", "--gpus", "1000"], "'1000' is not one of 1, 2, 4, 8, 16 or all"),
+    (["predict", "--hardware", "h100-sxm", "--gpus", "3"], "'3' is not one of 1, 2, 4, 8, 16 or all"),
     (["predict", "--hardware", "h100-sxm", "--fail-under", "nan"], "'nan' is not a finite number"),
     (["predict", "--hardware", "h100-sxm", "--fail-under", "-1"], "-1.0 is not in the range 0<=x<=10000"),
     (["predict", "--hardware", "h100-sxm", "--prompt-tokens", "262144"], "262144 is not in the range 1<=x<=262143"),
@@ -40,7 +40,7 @@ def small_sizes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (["check", "--device", "cpu", "--wait", "nan"], "'nan' is not a finite number"),
     (["bench", "--device", "cuda:x"], "'cuda:x' is not one of auto, cpu, mps, cuda, cuda:N, xpu or xpu:N"),
     (["predict", "--hardware", "h100-sxm", "--interconnect", "nvlink"], "--interconnect needs --gpus 2 or more"),
-    (["check", "--device", "cpu", "--gpus", "3"], "'3' is not one of '1', '2', '4', '8', '16'"),
+    (["check", "--device", "cpu", "--gpus", "3"], "'3' is not one of 1, 2, 4, 8, 16 or all"),
     (["check", "--device", "cpu", "--sampler-value", "nan"], "'nan' is not a finite number"),
     (["check", "--device", "cpu", "--sampler-value", "inf"], "'inf' is not a finite number"),
     (["check", "--device", "cpu", "--mtp-acceptance", "nan"], "'nan' is not a finite number"),
@@ -67,7 +67,7 @@ def test_check_with_an_engine_this_machine_cannot_run_is_refused_before_measurin
 
 
 @pytest.mark.parametrize(("command", "shown"), [
-    ("predict", ("--gpus [1|2|4|8|16]", "[2<=x<=48]", "[0<=x<=10000]", "[1<=x<=262143]")),
+    ("predict", ("--gpus [1|2|4|8|16|all]", "[2<=x<=48]", "[0<=x<=10000]", "[1<=x<=262143]")),
     ("check", ("[2<=x<=48]", "[default: 0.0; x>=0]")),
 ])
 def test_help_states_the_real_range(command: str, shown: tuple[str, ...]) -> None:

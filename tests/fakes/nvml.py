@@ -67,7 +67,8 @@ class FakeNvml:
             return name if name is not None else _nvml.unavailable_for(_nvml.ERROR_NOT_FOUND, fn_name)
         if args and isinstance(args[0], FakeHandle):
             key = fn_name
-            if fn_name in ("nvmlDeviceGetMaxClockInfo", "nvmlDeviceGetNvLinkState", "nvmlDeviceGetNvLinkVersion"):
+            if fn_name in ("nvmlDeviceGetMaxClockInfo", "nvmlDeviceGetNvLinkState", "nvmlDeviceGetNvLinkVersion",
+                           "nvmlDeviceGetNvLinkRemoteDeviceType", "nvmlDeviceGetNvLinkRemotePciInfo_v2"):
                 key = f"{fn_name}:{args[1]}"  # the clock type, or the link number
             if fn_name in ("nvmlDeviceGetTopologyCommonAncestor", "nvmlDeviceGetP2PStatus"):
                 key = f"{fn_name}:{args[1].index}" + (f":{args[2]}" if len(args) > 2 else "")  # the peer
@@ -254,8 +255,63 @@ def rtx_3090_pair() -> FakeNvml:
     return FakeNvml(gpus, system=dict(DRIVER_580))
 
 
+def h200_answers_at(index: int) -> dict[str, Any]:
+    """The H200's answers as GPU ``index`` of a multi-GPU host (its own UUID and bus id)."""
+    answers = h200_answers()
+    bus_id = f"00000000:{0x18 + 0x20 * index:02X}:00.0"
+    answers.update({"nvmlDeviceGetUUID": f"GPU-78247eb8-96cc-558b-e432-7f1d5a90da1{index}",
+                    "nvmlDeviceGetPciInfo": {**answers["nvmlDeviceGetPciInfo"], "busId": bus_id,
+                                             "busIdLegacy": bus_id[4:]}})
+    return answers
+
+
+def h200_nvlink_pair() -> FakeNvml:
+    """The lent 2x H200 machine as recorded (`nvidia-smi topo -m`: NV18): 18 active NVLink links each,
+    nvmlDeviceGetTopologyCommonAncestor 30 (host bridge), P2P status OK for reads and over NVLink. Where the links
+    lead was not read there (those calls answer NOT_SUPPORTED here), and their version is the H100 dump's (NVLink
+    4, nvmlNvlinkVersion_t 6: both are Hopper)."""
+    gpus = []
+    for index, peer in ((0, 1), (1, 0)):
+        answers = h200_answers_at(index)
+        answers.update(nvlink_answers(18, 6))
+        answers.update(peer_answers(peer, level=30, read=_nvml.P2P_STATUS_OK, nvlink=_nvml.P2P_STATUS_OK))
+        gpus.append(FakeGpu(answers))
+    return FakeNvml(gpus, system=dict(DRIVER_580))
+
+
+def hgx_h200_nvswitch_four() -> FakeNvml:
+    """Four H200 of an HGX board: each GPU's 18 NVLink 4 links lead to the NVSwitches (remote device type
+    NVML_NVLINK_DEVICE_TYPE_SWITCH), GPUs 0-1 and 2-3 under one host bridge each, the pairs across them on one
+    NUMA node; peer-to-peer over NVLink between all of them."""
+    gpus = []
+    for index in range(4):
+        answers = h200_answers_at(index)
+        answers.update(nvlink_answers(18, 6))
+        for link in range(18):
+            answers[f"nvmlDeviceGetNvLinkRemoteDeviceType:{link}"] = _nvml.NVLINK_DEVICE_TYPE_SWITCH
+        for peer in range(4):
+            if peer != index:
+                level = 30 if peer // 2 == index // 2 else 40
+                answers.update(peer_answers(peer, level=level, read=_nvml.P2P_STATUS_OK, nvlink=_nvml.P2P_STATUS_OK))
+        gpus.append(FakeGpu(answers))
+    return FakeNvml(gpus, system=dict(DRIVER_580))
+
+
+def topology_call_fails() -> FakeNvml:
+    """Two H200 without NVLink where GPU 1 answers every topology query with NVML_ERROR_UNKNOWN (as a driver
+    whose topology read breaks does), and GPU 0 reaches it through the host bridge with peer-to-peer."""
+    first, second = h200_answers_at(0), h200_answers_at(1)
+    first.update(peer_answers(1, level=30, read=_nvml.P2P_STATUS_OK, nvlink=5))
+    second.update({"nvmlDeviceGetTopologyCommonAncestor:0": Fail(_nvml.ERROR_UNKNOWN),
+                   f"nvmlDeviceGetP2PStatus:0:{_nvml.P2P_CAPS_INDEX_READ}": Fail(_nvml.ERROR_UNKNOWN),
+                   f"nvmlDeviceGetP2PStatus:0:{_nvml.P2P_CAPS_INDEX_NVLINK}": Fail(_nvml.ERROR_UNKNOWN)})
+    return FakeNvml([FakeGpu(first), FakeGpu(second)], system=dict(DRIVER_580))
+
+
 SCENARIOS: dict[str, Callable[[], FakeNvml]] = {
     "healthy-h100": healthy_h100, "h200": h200, "gb10": gb10, "old-driver": old_driver,
     "gpu-lost-mid-query": gpu_lost_mid_query, "mig-enabled": mig_enabled, "busy-gpu": busy_gpu,
     "hgx-h100-pair": hgx_h100_pair, "rtx-3090-pair": rtx_3090_pair, "h200-serving": h200_serving,
+    "h200-nvlink-pair": h200_nvlink_pair, "hgx-h200-nvswitch-four": hgx_h200_nvswitch_four,
+    "topology-call-fails": topology_call_fails,
 }

@@ -173,7 +173,7 @@ def test_pcie_without_peer_to_peer_costs_more_than_nvlink() -> None:
     ceilings = ceilings_from_spec(spec_by_id("rtx-3090"), gpus=2)
     host = datasheet_interconnect(ceilings)
     assert (host.kind, host.peer_to_peer) == ("pcie", False)
-    p2p = pcie_link(4, 16, peer_to_peer=True, basis="test")
+    p2p = pcie_link(4, 16, peer_to_peer=True, basis="test", source="command-line")
     assert host.bytes_per_s == pytest.approx(p2p.bytes_per_s / 2)
     nvlink = datasheet_interconnect(ceilings_from_spec(spec_by_id("h100-sxm"), gpus=2))
     times = [model("rtx-3090", "vllm", gpus=2, link=link).estimate(

@@ -7,7 +7,7 @@ from fakes import nvml as fake
 
 from dgprofile.probes import _nvml
 from dgprofile.probes.gpu_nvidia import probe_nvidia
-from dgprofile.records.machine import FailedDevice, NvidiaGpu
+from dgprofile.records.machine import FailedDevice, NvidiaGpu, PeerLink
 from dgprofile.records.values import Unavailable
 
 HOST_MEMINFO = {"MemTotal": 128 * 2**30, "MemFree": 9 * 2**30, "MemAvailable": 101 * 2**30}
@@ -203,3 +203,58 @@ def test_one_gpu_has_no_peers_and_says_why_it_has_no_nvlink() -> None:
     gpu = only_gpu(fake.healthy_h100())
     assert isinstance(gpu.peer_links, Unavailable) and "one NVIDIA GPU" in gpu.peer_links.reason
     assert isinstance(gpu.nvlink, Unavailable) and "NVML_ERROR_NOT_SUPPORTED" in gpu.nvlink.reason
+
+
+def peer_links_of(scenario: fake.FakeNvml) -> dict[tuple[int, int], PeerLink]:
+    """Every (GPU, peer) link the probe read, keyed by the two indices."""
+    links: dict[tuple[int, int], PeerLink] = {}
+    for gpu in probe(scenario):
+        assert isinstance(gpu, NvidiaGpu) and not isinstance(gpu.peer_links, Unavailable)
+        links.update({(gpu.index, link.peer_index): link for link in gpu.peer_links})
+    return links
+
+
+def test_recorded_h200_pair_is_nvlink_with_the_link_count_unread() -> None:
+    """The lent 2x H200 (NV18, common ancestor 30, P2P over NVLink OK): an NVLink path, though NVML was not asked
+    where the 18 links lead, so the pair's own link count stays unavailable with that reason."""
+    links = peer_links_of(fake.h200_nvlink_pair())
+    link = links[(0, 1)]
+    assert (link.path, link.common_ancestor_level, link.topology, link.nvlink, link.peer_to_peer) == (
+        "nvlink", 30, "host bridge", True, True)
+    assert isinstance(link.nvlink_links, Unavailable) and "18 NVLink links" in link.nvlink_links.reason
+    assert "NVML_ERROR_NOT_SUPPORTED" in link.nvlink_links.reason
+
+
+def test_four_gpus_on_nvswitch_reach_each_other_through_all_their_links() -> None:
+    links = peer_links_of(fake.hgx_h200_nvswitch_four())
+    assert len(links) == 12
+    assert {(link.path, link.nvlink_links) for link in links.values()} == {("nvswitch", 18)}
+    assert (links[(0, 1)].common_ancestor_level, links[(0, 2)].common_ancestor_level) == (30, 40)
+
+
+def test_host_bridge_pair_is_a_pcie_path_without_nvlink_links() -> None:
+    link = peer_links_of(fake.rtx_3090_pair())[(0, 1)]
+    assert (link.path, link.nvlink_links, link.common_ancestor_level, link.peer_to_peer) == (
+        "host-bridge", 0, 30, False)
+
+
+def test_direct_nvlink_bridge_counts_the_links_that_reach_the_peer() -> None:
+    """Two GPUs joined by an NVLink bridge: links whose far end is the peer's PCI bus id count, others do not."""
+    scenario = fake.h200_nvlink_pair()
+    for gpu, peer in ((0, 1), (1, 0)):
+        peer_bus = scenario.gpus[peer].answers["nvmlDeviceGetPciInfo"]["busId"]
+        for link in range(18):
+            scenario.gpus[gpu].answers[f"nvmlDeviceGetNvLinkRemoteDeviceType:{link}"] = 0
+            scenario.gpus[gpu].answers[f"nvmlDeviceGetNvLinkRemotePciInfo_v2:{link}"] = {
+                "busId": peer_bus.lower() if link < 4 else "00000000:99:00.0"}
+    assert peer_links_of(scenario)[(0, 1)].nvlink_links == 4
+
+
+def test_gpu_whose_topology_call_fails_keeps_its_reason_and_its_peer_still_reads() -> None:
+    links = peer_links_of(fake.topology_call_fails())
+    broken = links[(1, 0)]
+    assert isinstance(broken.path, Unavailable) and "NVML_ERROR_UNKNOWN" in broken.path.reason
+    assert isinstance(broken.common_ancestor_level, Unavailable)
+    assert isinstance(broken.peer_to_peer, Unavailable)
+    healthy = links[(0, 1)]
+    assert (healthy.path, healthy.peer_to_peer, healthy.nvlink) == ("host-bridge", True, False)

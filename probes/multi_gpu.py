@@ -1,0 +1,454 @@
+"""Measurements across several GPUs, one process per GPU: limits on every GPU at once, the all-reduce sweep at the
+message sizes tensor parallelism sends, and tensor-parallel decoder layers timed for real.
+
+* Limits: every GPU measures its own (``measure_limits``) in its own process, all starting together, so a
+  throttled or slower card shows beside the others rather than alone on an idle machine.
+* Collectives: ``torch.distributed`` over NCCL on NVIDIA and AMD GPUs, gloo on the CPU (where the tests run the
+  same code with real processes and real collectives at small shapes). All-reduces of ``dtype`` ``[tokens x
+  hidden]`` with tokens = c (an AR step) and 256 c (a canvas), c = 1..8; then one sliding and one global layer
+  split over 2 (and 4, where there are as many GPUs) ranks (``decode/tensor_parallel.py``), beside the same
+  layer whole on one GPU.
+
+Every figure comes from the harness (``harness.measure``: warm-up, calibrated loops, median and spread; CUDA
+events on GPUs). A collective must be called as often on every rank, so each rank's harness reads rank 0's
+clock and timer readings (``AgreedTimer``): all ranks take the same calibration and sampling decisions.
+Collectives are launched eagerly, one call at a time from Python, as ``torch.distributed`` issues them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dgprofile.probes.harness import Budget, Timer, measure, timer_for
+from dgprofile.records.limits import Limits
+from dgprofile.records.machine import Machine
+from dgprofile.records.multi_gpu import (
+    AllReducePoint,
+    AllReduceSweep,
+    CollectiveBackend,
+    GpuLimits,
+    MessageKind,
+    MultiGpuRun,
+    TensorParallelLayer,
+)
+from dgprofile.records.timing import TimerName, Timing
+from dgprofile.records.values import Unavailable
+from dgprofile.specs.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
+
+ALL_REDUCE_CONCURRENCIES = (1, 2, 3, 4, 5, 6, 7, 8)
+LAYER_CONTEXT_TOKENS = 4096
+# (pass, concurrency) of the layers timed split and whole: an AR step (latency-bound, where the all-reduces'
+# latency weighs most) and denoise passes of one and four canvases (where DiffusionGemma spends its time).
+LayerPassKind = Literal["ar-step", "dg-denoise"]
+LAYER_PASSES: tuple[tuple[LayerPassKind, int], ...] = (("ar-step", 1), ("dg-denoise", 1), ("dg-denoise", 4))
+LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
+TENSOR_PARALLEL_SIZES = (2, 4)
+SEED = 20261129
+# A run that has not finished in this long is stuck (a rank died inside a collective): the others are stopped.
+PROCESS_TIMEOUT_SECONDS = 600.0
+GPU_BUDGET = Budget(min_sample_seconds=0.005, samples=10, max_seconds=0.5)
+CPU_BUDGET = Budget(min_sample_seconds=0.01, samples=5, max_seconds=0.5)
+
+
+@dataclass(frozen=True)
+class AgreedTimer:
+    """A ``Timer`` whose every reading is rank 0's, shared with the other ranks (``agree``), so the harness on
+    every rank calls a collective as often as on rank 0."""
+
+    base: Timer
+    agree: Callable[[float], float]
+
+    @property
+    def name(self) -> TimerName:
+        """The base timer's clock."""
+        return self.base.name
+
+    @property
+    def resolution_seconds(self) -> float:
+        """The base timer's resolution."""
+        return self.base.resolution_seconds
+
+    def elapsed_seconds(self, fn: Callable[[], object], loops: int) -> float:
+        """Rank 0's seconds for ``loops`` calls, every rank having made them."""
+        return self.agree(self.base.elapsed_seconds(fn, loops))
+
+
+@dataclass(frozen=True)
+class CollectivePlan:
+    """What the collective run measures: the model's shapes, the all-reduce sizes, the layers and budgets."""
+
+    model: str = DEFAULT_MODEL
+    concurrencies: tuple[int, ...] = ALL_REDUCE_CONCURRENCIES
+    layer_passes: tuple[tuple[LayerPassKind, int], ...] = LAYER_PASSES
+    layer_types: tuple[LayerType, ...] = LAYER_TYPES
+    tensor_parallel_sizes: tuple[int, ...] = TENSOR_PARALLEL_SIZES
+    context_tokens: int = LAYER_CONTEXT_TOKENS
+    budget: Budget | None = None  # the device's default (GPU_BUDGET or CPU_BUDGET)
+    config: ModelConfig | None = None  # another architecture than ``model``'s (tests run a miniature)
+
+    def model_config(self) -> ModelConfig:
+        """The architecture whose shapes are measured."""
+        return self.config if self.config is not None else load_model_config(self.model)
+
+
+@dataclass(frozen=True)
+class CollectiveResult:
+    """What rank 0 brings back from the collective run."""
+
+    all_reduce: AllReduceSweep | Unavailable
+    layers: tuple[TensorParallelLayer, ...] | Unavailable
+    notes: tuple[str, ...] = field(default=())
+
+
+def backend_for(device: str) -> CollectiveBackend:
+    """NCCL (RCCL on ROCm builds) between GPUs, gloo between CPU processes."""
+    return "gloo" if device == "cpu" else "nccl"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- processes -------------------------------------------------------------------------------------------------
+
+
+def _run_processes(target: Callable[..., None], args_per_rank: list[tuple[Any, ...]],
+                   timeout_seconds: float) -> list[Any]:
+    """Start one spawned process per rank running ``target(rank, results, *args)``; each puts (rank, value,
+    error text) on ``results``. The values by rank; RuntimeError naming the first rank that failed."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=target, args=(rank, results, *args), daemon=True)
+                 for rank, args in enumerate(args_per_rank)]
+    for process in processes:
+        process.start()
+    values: dict[int, Any] = {}
+    errors: dict[int, str] = {}
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        while len(values) + len(errors) < len(processes):
+            try:
+                rank, value, error = results.get(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            except queue.Empty:
+                dead = [p for p in processes if p.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    reason = (f"a process exited with code {dead[0].exitcode}" if dead
+                              else f"no answer within {timeout_seconds:.0f} s")
+                    raise RuntimeError(reason) from None
+                continue
+            if error is None:
+                values[rank] = value
+            else:
+                errors[rank] = error
+    finally:
+        for process in processes:
+            process.join(timeout=5 if not errors else 1)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+        results.close()
+    if errors:
+        rank = min(errors)
+        raise RuntimeError(f"rank {rank}: {errors[rank].strip().splitlines()[-1]}")
+    return [values[rank] for rank in range(len(processes))]
+
+
+# --- limits on every GPU at once -------------------------------------------------------------------------------
+
+LimitsMeasure = Callable[[str, Machine | None, bool], Limits]
+
+
+def measure_device_limits(device: str, machine: Machine | None, quick: bool) -> Limits:
+    """The limits step on one device (what every process runs)."""
+    from dgprofile.probes.measure_limits import measure_limits
+
+    return measure_limits(device, machine=machine, quick=quick)
+
+
+def _limits_process(rank: int, results: Any, device: str, machine: Machine | None, quick: bool,
+                    start: Any, measure_limits: LimitsMeasure) -> None:
+    try:
+        start.wait()
+        results.put((rank, measure_limits(device, machine, quick), None))
+    except BaseException:  # noqa: BLE001 - every failure goes back to the parent as text
+        results.put((rank, None, traceback.format_exc()))
+
+
+def limits_on_every_gpu(devices: tuple[str, ...], *, machine: Machine | None, quick: bool,
+                        measure_limits: LimitsMeasure = measure_device_limits,
+                        timeout_seconds: float = PROCESS_TIMEOUT_SECONDS) -> tuple[GpuLimits, ...]:
+    """Every device's limits, each measured in its own process, all starting at once (a barrier)."""
+    start = multiprocessing.get_context("spawn").Barrier(len(devices))
+    try:
+        measured = _run_processes(_limits_process, [(device, machine, quick, start, measure_limits)
+                                                    for device in devices], timeout_seconds)
+    except RuntimeError as exc:
+        failed = Unavailable(f"not measured: {exc}")
+        return tuple(GpuLimits(_index(device, rank), device, failed) for rank, device in enumerate(devices))
+    return tuple(GpuLimits(_index(device, rank), device, limits)
+                 for rank, (device, limits) in enumerate(zip(devices, measured, strict=True)))
+
+
+def _index(device: str, rank: int) -> int:
+    _, _, index = device.partition(":")
+    return int(index) if index.isdigit() else rank
+
+
+# --- collectives ----------------------------------------------------------------------------------------------
+
+
+def _collective_process(rank: int, results: Any, world: int, devices: tuple[str, ...], port: int,
+                        plan: CollectivePlan) -> None:
+    import torch
+    import torch.distributed as dist
+
+    try:
+        device = devices[rank]
+        backend = backend_for(device)
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
+        elif device == "cpu":  # the ranks share the cores: more threads than that only fight over them
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+        try:
+            result = _collective_run(rank, world, device, backend, plan)
+        finally:
+            dist.destroy_process_group()
+        results.put((rank, result, None))
+    except BaseException:  # noqa: BLE001 - every failure goes back to the parent as text
+        results.put((rank, None, traceback.format_exc()))
+
+
+def run_collectives(devices: tuple[str, ...], plan: CollectivePlan = CollectivePlan(), *,
+                    timeout_seconds: float = PROCESS_TIMEOUT_SECONDS) -> CollectiveResult:
+    """The all-reduce sweep over every device and the tensor-parallel layers, one process per device."""
+    port = _free_port()
+    try:
+        by_rank = _run_processes(_collective_process, [(len(devices), devices, port, plan)] * len(devices),
+                                 timeout_seconds)
+    except RuntimeError as exc:
+        failed = Unavailable(f"not measured: {exc}")
+        return CollectiveResult(failed, failed)
+    result: CollectiveResult = by_rank[0]
+    return result
+
+
+def _agreement(group: Any, source: int) -> Callable[[float], float]:
+    """A function every rank of ``group`` calls together, returning rank ``source``'s value on all of them."""
+    import torch
+    import torch.distributed as dist
+
+    def agree(value: float) -> float:
+        shared = torch.tensor([value], dtype=torch.float64)
+        dist.broadcast(shared, src=source, group=group)
+        return float(shared.item())
+
+    return agree
+
+
+def _collective_run(rank: int, world: int, device: str, backend: CollectiveBackend,
+                    plan: CollectivePlan) -> CollectiveResult:
+    import torch
+    import torch.distributed as dist
+
+    config = plan.model_config()
+    budget = plan.budget or (CPU_BUDGET if device == "cpu" else GPU_BUDGET)
+    control = dist.new_group(backend="gloo") if backend != "gloo" else None  # agreement on the host
+    agree = _agreement(control, 0)
+    timer = AgreedTimer(timer_for(device), agree)
+
+    def clock() -> float:
+        return agree(time.perf_counter())
+
+    kinds: tuple[tuple[MessageKind, int], ...] = (("ar-step", 1), ("canvas", config.diffusion.canvas_length))
+    points = [_all_reduce_point(kind, concurrency, concurrency * per_request, config.backbone.hidden_size, device,
+                                world, timer, clock, budget)
+              for kind, per_request in kinds for concurrency in plan.concurrencies]
+    sweep = AllReduceSweep(backend=backend, launch_mode="eager", world_size=world, dtype="bf16",
+                           hidden_size=config.backbone.hidden_size, points=tuple(points))
+    # Layers compute in fp32 on a CPU: most have no bf16 arithmetic, and torch would emulate it.
+    layers = _layers(rank, world, device, config, plan, budget, torch.float32 if device == "cpu" else torch.bfloat16)
+    dist.barrier(group=control)
+    return CollectiveResult(sweep, layers)
+
+
+def _all_reduce_point(kind: MessageKind, concurrency: int, tokens: int, hidden: int, device: str, world: int,
+                      timer: Timer, clock: Callable[[], float], budget: Budget) -> AllReducePoint:
+    """All-reduces of bf16 ``[tokens x hidden]`` over every rank, timed by the harness."""
+    import torch
+    import torch.distributed as dist
+
+    message = torch.randn(tokens, hidden, dtype=torch.bfloat16, device=device)
+    timing = measure(lambda: dist.all_reduce(message), timer=timer, clock=clock,
+                     min_sample_seconds=budget.min_sample_seconds, samples=budget.samples, warmup=budget.warmup,
+                     max_seconds=budget.max_seconds)
+    message_bytes = message.numel() * message.element_size()
+    algorithm = message_bytes / timing.median_seconds
+    return AllReducePoint(message_kind=kind, concurrency=concurrency, tokens=tokens, message_bytes=message_bytes,
+                          timing=timing, algorithm_bytes_per_s=algorithm,
+                          bus_bytes_per_s=algorithm * 2 * (world - 1) / world)
+
+
+def _layers(rank: int, world: int, device: str, config: ModelConfig, plan: CollectivePlan, budget: Budget,
+            dtype: Any) -> tuple[TensorParallelLayer, ...]:
+    """Each layer type and pass whole on rank 0's GPU, then split over every tensor-parallel size there are GPUs
+    for (ranks outside a group wait)."""
+    import torch
+    import torch.distributed as dist
+
+    from dgprofile.probes.decode.model import build_layer
+
+    sizes = [size for size in plan.tensor_parallel_sizes if size <= world]
+    # Every rank creates every group, in the same order (torch.distributed requires it).
+    groups = {size: (dist.new_group(ranks=list(range(size))),
+                     dist.new_group(ranks=list(range(size)), backend="gloo")) for size in sizes}
+    measured: list[TensorParallelLayer] = []
+    for layer_type in plan.layer_types:
+        torch.manual_seed(SEED)  # the same whole layer on every rank, so the shards are cut from one layer
+        whole = build_layer(config, layer_type, dtype=dtype, fp8=False, device=device)
+        for kind, concurrency in plan.layer_passes:
+            layer_pass = _LayerPass(config, whole, layer_type, kind, concurrency, plan.context_tokens,
+                                    device, dtype)
+            single = layer_pass.time_whole(budget) if rank == 0 else None
+            for size in sizes:
+                if rank < size:
+                    timing = layer_pass.time_split(rank, size, groups[size], budget)
+                    if single is not None:
+                        measured.append(layer_pass.record(size, timing, single))
+            dist.barrier()
+        del whole
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return tuple(measured)
+
+
+class _LayerPass:
+    """One layer's shapes for one pass (its state and input built alike on every rank), timed whole or split."""
+
+    def __init__(self, config: ModelConfig, whole: Any, layer_type: LayerType,
+                 kind: LayerPassKind, concurrency: int, context_tokens: int, device: str,
+                 dtype: Any) -> None:
+        import torch
+
+        from dgprofile.probes.decode.model import layer_state
+
+        self.config, self.whole, self.layer_type, self.kind = config, whole, layer_type, kind
+        self.concurrency, self.context_tokens, self.device = concurrency, context_tokens, device
+        new = 1 if kind == "ar-step" else config.diffusion.canvas_length
+        self.state = layer_state(
+            config, layer_type, kind=kind, concurrency=concurrency, new=new, context=context_tokens, dtype=dtype,
+            device=device, generator=torch.Generator().manual_seed(SEED),
+            expert_method="grouped" if device.startswith("cuda") and hasattr(torch, "_grouped_mm") else "padded",
+            attention_method="sdpa" if layer_type == "sliding" else "matmul")  # no flash kernel at head dim 512
+        torch.manual_seed(SEED + 1)
+        self.x = torch.randn(concurrency * new, config.backbone.hidden_size, dtype=dtype, device=device)
+
+    def time_whole(self, budget: Budget) -> Timing:
+        """The whole layer on this rank's GPU alone."""
+        from dgprofile.probes.decode.tensor_parallel import tensor_parallel_layer
+
+        return budget.measure(lambda: tensor_parallel_layer(self.config, self.x, self.whole, self.state,
+                                                            self.concurrency, _identity),
+                              timer=timer_for(self.device))
+
+    def time_split(self, rank: int, size: int, groups: tuple[Any, Any], budget: Budget) -> Timing:
+        """This rank's shard of the layer with its all-reduces over the first ``size`` ranks."""
+        import torch.distributed as dist
+
+        from dgprofile.probes.decode.tensor_parallel import (
+            shard_config,
+            shard_layer,
+            shard_state,
+            tensor_parallel_layer,
+        )
+
+        group, control = groups
+        shard = shard_config(self.config, size)
+        part = shard_layer(self.config, self.whole, rank, size)
+        part_state = shard_state(self.config, self.state, self.layer_type, rank, size)
+        agree = _agreement(control, 0)
+
+        def reduce(tensor: Any) -> Any:
+            dist.all_reduce(tensor, group=group)
+            return tensor
+
+        return measure(lambda: tensor_parallel_layer(shard, self.x, part, part_state, self.concurrency, reduce),
+                       timer=AgreedTimer(timer_for(self.device), agree), clock=lambda: agree(time.perf_counter()),
+                       min_sample_seconds=budget.min_sample_seconds, samples=budget.samples, warmup=budget.warmup,
+                       max_seconds=budget.max_seconds)
+
+    def record(self, size: int, timing: Timing, single: Timing) -> TensorParallelLayer:
+        """The record of this pass split over ``size`` GPUs beside the whole layer."""
+        from dgprofile.probes.decode.tensor_parallel import ALL_REDUCED_HIDDEN_WIDTHS, ALL_REDUCES_PER_LAYER
+
+        return TensorParallelLayer(
+            tensor_parallel=size, layer_type=self.layer_type, pass_kind=self.kind, concurrency=self.concurrency,
+            tokens=self.x.shape[0], context_tokens=self.context_tokens, launch_mode="eager", timing=timing,
+            single_gpu_timing=single, all_reduces=ALL_REDUCES_PER_LAYER,
+            all_reduce_bytes=ALL_REDUCED_HIDDEN_WIDTHS * self.x.numel() * self.x.element_size())
+
+
+def _identity(tensor: Any) -> Any:
+    return tensor
+
+
+# --- the whole multi-GPU step ----------------------------------------------------------------------------------
+
+
+def measure_multi_gpu(devices: tuple[str, ...], *, machine: Machine | None, quick: bool,
+                      plan: CollectivePlan, progress: Callable[[str], None] = lambda m: None,
+                      measure_limits: LimitsMeasure | None = None) -> MultiGpuRun:
+    """Limits on every device at once, then the all-reduce sweep and the tensor-parallel layers."""
+    measure_limits = measure_limits or measure_device_limits
+    started = time.monotonic()
+    progress(f"measuring limits on {len(devices)} devices at once ({', '.join(devices)})")
+    limits = limits_on_every_gpu(devices, machine=machine, quick=quick, measure_limits=measure_limits)
+    progress(f"all-reduce sweep and tensor-parallel layers over {len(devices)} devices")
+    collectives = run_collectives(devices, plan)
+    return MultiGpuRun(gpu_indices=tuple(_index(device, rank) for rank, device in enumerate(devices)),
+                       backend=backend_for(devices[0]), per_gpu_limits=limits, all_reduce=collectives.all_reduce,
+                       tensor_parallel_layers=collectives.layers, model_id=plan.model_config().id,
+                       seconds_taken=round(time.monotonic() - started, 3), notes=collectives.notes)
+
+
+QUICK_LAYER_PASSES: tuple[tuple[LayerPassKind, int], ...] = (("ar-step", 1), ("dg-denoise", 1))
+QUICK_CONCURRENCIES = (1, 2, 4, 8)
+
+
+def collective_plan(quick: bool) -> CollectivePlan:
+    """What `check --gpus` measures across the GPUs: fewer sizes and passes with ``quick``."""
+    if quick:
+        return CollectivePlan(concurrencies=QUICK_CONCURRENCIES, layer_passes=QUICK_LAYER_PASSES)
+    return CollectivePlan()
+
+
+def gpu_devices(machine: Machine, gpus: int | Literal["all"]) -> tuple[str, ...]:
+    """The torch devices of the first ``gpus`` NVIDIA or AMD GPUs the probe described (``all``: as many as
+    tensor parallelism can use, the largest group size that divides the model's attention heads); UsageError
+    when there are fewer."""
+    from dgprofile.errors import UsageError
+    from dgprofile.records.machine import AmdGpu, NvidiaGpu
+
+    indices = [d.index for d in machine.accelerators if isinstance(d, (NvidiaGpu, AmdGpu))]
+    heads = load_model_config().backbone.num_attention_heads
+    if gpus == "all":
+        usable = [n for n in range(2, len(indices) + 1) if heads % n == 0]
+        if not usable:
+            raise UsageError(f"--gpus all: this machine has {len(indices)} GPU(s) torch can drive through CUDA or "
+                             "ROCm; tensor parallelism needs at least 2")
+        count = usable[-1]
+    else:
+        count = gpus
+    if len(indices) < count:
+        raise UsageError(f"--gpus {gpus}: this machine has {len(indices)} NVIDIA or AMD GPU(s)")
+    return tuple(f"cuda:{index}" for index in indices[:count])
