@@ -26,6 +26,9 @@ BLOCK_KEYS = {256: 64, 512: 32}
 DEFAULT_BLOCK_KEYS = 32
 NUM_STAGES = 2
 PROGRAMS_PER_SM = 4
+# The merge's tile of partials per program (splits x columns of the head dimension), and its narrowest slice.
+MERGE_TILE_ELEMENTS = 8192
+MIN_MERGE_COLUMNS = 16
 
 
 @triton.jit
@@ -68,10 +71,11 @@ def _split_attention(q_ptr, k_ptr, v_ptr, part_max, part_sum, part_acc, rows, ke
 
 
 @triton.jit
-def _merge_splits(part_max, part_sum, part_acc, out_ptr, splits, DIM: tl.constexpr, BLOCK_SPLITS: tl.constexpr):
+def _merge_splits(part_max, part_sum, part_acc, out_ptr, splits, DIM: tl.constexpr, BLOCK_SPLITS: tl.constexpr,
+                  BLOCK_D: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)  # (request x KV head) x rows + row
     offs_s = tl.arange(0, BLOCK_SPLITS)
-    offs_d = tl.arange(0, DIM)
+    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     ok = offs_s < splits
     m = tl.load(part_max + row * splits + offs_s, mask=ok, other=-float("inf"))
     row_max = tl.max(m, axis=0)
@@ -112,6 +116,10 @@ def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tor
         splits, DIM=dim, BLOCK_ROWS=BLOCK_ROWS, BLOCK_KEYS=block_keys, NEG=NEGATIVE_LARGE,
         num_warps=8 if dim >= 512 else 4, num_stages=NUM_STAGES)
     out = torch.empty_like(q)
-    _merge_splits[(batches * rows,)](part_max, part_sum, part_acc, out, splits, DIM=dim,
-                                     BLOCK_SPLITS=triton.next_power_of_2(splits), num_warps=4)
+    block_splits = triton.next_power_of_2(splits)
+    # A program merges one row over a slice of the head dimension: a whole row's partials (129 splits x 512 fp32
+    # at an AR step's global layer on an H200) spilled out of registers, and its 16 programs took 73 us.
+    block_d = max(MIN_MERGE_COLUMNS, min(dim, MERGE_TILE_ELEMENTS // block_splits))
+    _merge_splits[(batches * rows, dim // block_d)](part_max, part_sum, part_acc, out, splits, DIM=dim,
+                                                    BLOCK_SPLITS=block_splits, BLOCK_D=block_d, num_warps=4)
     return out
