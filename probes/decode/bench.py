@@ -371,6 +371,25 @@ class PassRunner:
         return parts, sum(touched) / len(touched), tokens
 
 
+class PassProgress:
+    """Says which pass is being timed, its place among the run's passes and, once one has finished, about how
+    long the rest will take at the mean time per pass so far (passes differ: an estimate, said as one)."""
+
+    def __init__(self, total: int, say: Progress, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.total, self.say, self.clock = total, say, clock
+        self.done = 0
+        self.started = clock()
+
+    def start(self, label: str) -> None:
+        """Announce the next pass."""
+        self.done += 1
+        text = f"decode: {label} ({self.done} of {self.total}"
+        if self.done > 1:
+            per_pass = (self.clock() - self.started) / (self.done - 1)
+            text += f", about {per_pass * (self.total - self.done + 1):.0f} s left"
+        self.say(text + ")")
+
+
 def _pass_tokens(config: ModelConfig, kind: PassKind, context: int) -> int:
     if kind == "prefill":
         return context
@@ -427,7 +446,7 @@ def _build_layers(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities
 
 
 def _sweep_precision(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
-                     precision: str, reductions: list[str], results: list[PassMeasurement], progress: Progress
+                     precision: str, reductions: list[str], results: list[PassMeasurement], progress: PassProgress
                      ) -> set[str]:
     """Time every pass of one precision, appending each to ``results`` as it finishes (an interrupt keeps them);
     returns the CUDA-graph captures that fell back to eager calls."""
@@ -437,7 +456,7 @@ def _sweep_precision(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilit
     for kind in plan.kinds:
         for context in plan.contexts:
             for concurrency in plan.concurrencies_for(kind, precision):
-                progress(f"decode: {kind} {precision} c={concurrency} context={context}")
+                progress.start(f"{kind} {precision} c={concurrency} context={context}")
                 try:
                     parts, touched, tokens = runner.measure_pass(kind, concurrency, context)
                 except Exception as error:  # a failing pass never sinks the run: it is recorded with its reason
@@ -556,10 +575,12 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
                            methods=describe_methods(caps, tuners, fallbacks))
         return DecodeMeasurements(passes=passes, modelled_precisions=plan.modelled_precisions)
 
+    passes = PassProgress(sum(len(plan.concurrencies_for(kind, precision)) for precision in plan.measured_precisions
+                              for kind in plan.kinds for _ in plan.contexts), say)
     try:
         for precision in plan.measured_precisions:
             try:
-                fallbacks |= _sweep_precision(config, plan, caps, tuners, precision, reductions, measured, say)
+                fallbacks |= _sweep_precision(config, plan, caps, tuners, precision, reductions, measured, passes)
             except Exception as error:  # see _sweep_precision
                 _free(caps.device)
                 reductions.append(f"out of memory: {precision} weights did not fit; not measured"

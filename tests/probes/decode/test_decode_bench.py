@@ -6,6 +6,7 @@ The floors and the modelled precisions are the model's: tests/app/test_decode_pa
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -82,10 +83,24 @@ def test_short_memory_shrinks_the_plan_and_the_result_says_so(tiny_bench, monkey
     assert any("bf16 not measured: its sampled layers do not fit" in r for r in result.reductions)
 
 
-def test_progress_reports_each_pass(tiny_bench):
+def test_progress_reports_each_pass_with_its_place_and_an_estimate_of_the_rest(tiny_bench):
     messages: list[str] = []
     run(precisions=("bf16",), progress=messages.append)
-    assert messages == [f"decode: {k} bf16 c=1 context=40" for k in ("prefill", "ar-step", "dg-denoise", "dg-commit")]
+    kinds = ("prefill", "ar-step", "dg-denoise", "dg-commit")
+    assert [m.split(" (")[0] for m in messages] == [f"decode: {k} bf16 c=1 context=40" for k in kinds]
+    assert messages[0].endswith("(1 of 4)")
+    assert all(re.search(rf"\({i} of 4, about \d+ s left\)$", m) for i, m in enumerate(messages[1:], start=2))
+
+
+def test_the_estimate_is_the_mean_time_per_finished_pass_times_the_passes_left():
+    messages: list[str] = []
+    now = iter([0.0, 10.0, 30.0])
+    progress = bench.PassProgress(4, messages.append, clock=lambda: next(now))
+    progress.start("a")
+    progress.start("b")  # one pass took 10 s; three are left, this one included
+    progress.start("c")  # two took 30 s; two are left
+    assert messages == ["decode: a (1 of 4)", "decode: b (2 of 4, about 30 s left)",
+                        "decode: c (3 of 4, about 30 s left)"]
 
 
 def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_bench, monkeypatch):
