@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 
 from dgprofile.errors import UsageError
-from dgprofile.model.setup import detected_interconnect, fit_all_reduce
+from dgprofile.model.setup import detected_interconnect, fit_all_reduce, measured_interconnect
 from dgprofile.model.tensor_parallel import split_pass_checks
 from dgprofile.pages.views import Block, Cell, FactsView, NoticeView, RowView, SectionView, TableView
 from dgprofile.records.machine import LINK_PATH_WORDS, Machine, NvidiaGpu
@@ -50,6 +50,8 @@ def multi_gpu_section(run: MultiGpuRun | Unavailable, machine: Machine | Unavail
 
 
 def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return unavailable_text(value) if isinstance(value, Unavailable) else str(value)
 
 
@@ -70,7 +72,7 @@ def topology_table(machine: Machine, indices: tuple[int, ...]) -> TableView:
                 Cell(f"GPU {gpu.index} - GPU {link.peer_index}"), Cell(_value(path)),
                 Cell(_value(link.nvlink_links)),
                 Cell(_value(link.topology), detail=f"level {_value(link.common_ancestor_level)}"),
-                Cell(f"reads {_value(link.peer_to_peer)}, over NVLink {link.nvlink}"))))
+                Cell(f"reads {_value(link.peer_to_peer)}, over NVLink {_value(link.nvlink)}"))))
     return TableView("Path between each pair of GPUs (NVML)", ("GPUs", "path", "NVLink links", "closest common "
                      "ancestor", "peer-to-peer"), tuple(rows),
                      note="NVLink links through NVSwitches count every link of the less-linked GPU.")
@@ -122,10 +124,12 @@ def all_reduce_blocks(run: MultiGpuRun, machine: Machine | Unavailable) -> list[
     if isinstance(fit, Unavailable):
         return [table, NoticeView(f"No link fitted: {fit.reason}")]
     path = detected_interconnect(machine, sweep.world_size) if isinstance(machine, Machine) else machine
+    link = measured_interconnect(sweep, path, "eager")
     facts = FactsView("The link the model takes from them", (
         ("measured eager latency", seconds_text(fit.latency_seconds)),
-        ("measured bus bandwidth", bandwidth_text(fit.bus_bytes_per_s)),
-        ("fit", fit.basis),
+        ("bus bandwidth", bandwidth_text(link.bytes_per_s) if isinstance(link, Interconnect)
+         else unavailable_text(link)),
+        ("fit", link.basis if isinstance(link, Interconnect) else fit.basis),
         ("NVML or datasheet link", path.description + f" ({bandwidth_text(path.bytes_per_s)})"
          if isinstance(path, Interconnect) else unavailable_text(path))))
     return [table, facts]
@@ -140,12 +144,12 @@ def link_cost_blocks(predictions: Predictions | Unavailable) -> list[Block]:
     if not isinstance(link, Interconnect):
         return []
     rows = []
-    for mode in (headline.diffusion, headline.autoregressive):
+    for model, mode in (("DiffusionGemma", headline.diffusion), ("Gemma 4", headline.autoregressive)):
         if isinstance(mode, Unavailable):
             continue
         for estimate in mode.passes:
             cost = estimate.engine_added_seconds.get("interconnect", 0.0)
-            rows.append(RowView((Cell(estimate.pass_kind), Cell(seconds_text(estimate.seconds)),
+            rows.append(RowView((Cell(f"{model} {estimate.pass_kind}"), Cell(seconds_text(estimate.seconds)),
                                  Cell(seconds_text(cost), number_key(cost)),
                                  Cell(percent_text(cost / estimate.seconds) if estimate.seconds > 0 else "-"))))
     return [TableView(f"What the link costs per pass ({headline.scenario.engine}, {headline.scenario.gpus} GPUs)",

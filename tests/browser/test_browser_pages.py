@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import result_factory as factory
+from fakes.multi_gpu_result import h200_pair_result
 
 from dgprofile.analysis.compare import compare
 from dgprofile.analysis.fleet import load_fleet
@@ -167,7 +168,7 @@ def every_page(directory: Path, fleet_page: Path) -> list[Path]:
     """The result page of every sample and of the test results, the fleet pages and the compare pages."""
     samples = sorted(SAMPLES.glob("*.json"))
     results = [*(load(path) for path in samples), factory.measured_h100_result(), factory.predicted_apple_result(),
-               factory.probe_only_result(), factory.hostile_result()]
+               factory.probe_only_result(), factory.hostile_result(), h200_pair_result()]
     pages = [write_page(directory, f"check-{i}.html", render_result_html(r)) for i, r in enumerate(results)]
     pages.append(write_page(directory, "samples-fleet.html", render_fleet_html(load_fleet([SAMPLES]))))
     pages.append(fleet_page)
@@ -202,3 +203,18 @@ def test_memory_fit_rows_are_one_line_of_figures_without_blank_areas(open_page, 
     line = opened.page.locator("section#memory tbody td").first.evaluate(
         "cell => parseFloat(getComputedStyle(cell).lineHeight)")
     assert heights and max(heights) < 2 * line, heights
+
+
+def test_the_several_gpus_section_shows_its_tables_in_the_page(open_page, tmp_path: Path,
+                                                               screenshot_dir: Path) -> None:
+    opened = open_page(write_page(tmp_path, "check-gpus.html", render_result_html(h200_pair_result())),
+                       width=WINDOW_WIDTH)
+    section = opened.page.locator("section#multi-gpu")
+    section.scroll_into_view_if_needed()
+    section.screenshot(path=str(screenshot_dir / "check-several-gpus.png"))
+    assert_clean(opened)
+    assert section.is_visible()
+    tables = section.locator("table")
+    assert tables.count() >= 3  # pairs, per-GPU limits, the all-reduce sweep (and the split layers)
+    assert all(tables.nth(i).is_visible() for i in range(tables.count()))
+    assert "NVLink" in section.inner_text()

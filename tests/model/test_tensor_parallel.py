@@ -119,3 +119,14 @@ def test_split_pass_check_without_layers_says_why() -> None:
     run = dataclasses.replace(run_with(), tensor_parallel_layers=Unavailable("not measured: rank 1 failed"))
     assert split_pass_checks(run, load_model_config(), Unavailable("no path")) == Unavailable(
         "not measured: rank 1 failed")
+
+
+def test_a_fitted_bandwidth_above_the_links_own_is_replaced_by_the_links() -> None:
+    path = setup.detected_interconnect(h200_pair_machine(), 2)
+    fit = setup.fit_all_reduce(recorded.h200_pair_sweep())
+    assert isinstance(path, Interconnect) and not isinstance(fit, Unavailable)
+    assert fit.bus_bytes_per_s > path.bytes_per_s  # the recorded sweep's sizes are latency-bound
+    link = setup.measured_interconnect(recorded.h200_pair_sweep(), path, "eager")
+    assert isinstance(link, Interconnect)
+    assert link.bytes_per_s == path.bytes_per_s
+    assert "above the link's" in link.basis
