@@ -544,7 +544,7 @@ def _row(document: dict[str, Any], *, source: str) -> FleetRow:
     if _is_unavailable(document.get("predictions")):
         missing = ceilings = _at(document, "$.predictions", _UNAVAILABLE)
         verdict: Verdict | str = NO_PREDICTION
-        reasons: tuple[str, ...] = ()
+        reasons: tuple[str, ...] = (missing.reason,)  # why there is none, beside the row (and in the CSV)
         fitting: tuple[str, ...] = ()
         speedups = (missing, missing, missing)
         scenario = {"workload": "", "precision": "", "engine": ""}

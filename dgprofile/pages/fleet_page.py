@@ -148,9 +148,11 @@ def _summary_section(fleet: Fleet) -> SectionView:
 def _machines_section(fleet: Fleet) -> SectionView:
     rows = tuple(RowView((
         Cell(row.hostname, detail=row.device), Cell(row.hardware), Cell(row.memory_class), Cell(row.origin),
-        # An interrupted or partly failed run keeps a verdict from what it measured: say so under it.
+        # An interrupted or partly failed run keeps a verdict from what it measured: say so under it; a file
+        # without predictions says why.
         Cell(verdict_label(row.verdict), tone=verdict_tone(row.verdict),
-             detail="" if row.status == "complete" else f"{row.status} run"),
+             detail="; ".join(x for x in ("" if row.status == "complete" else f"{row.status} run",
+                                          "" if isinstance(row.verdict, Verdict) else "; ".join(row.reasons)) if x)),
         Cell(speedup_text(row.speedup) if not isinstance(row.speedup, Unavailable) else "",
              number_key(row.speedup), tone=verdict_tone(row.verdict)),
         Cell(speedup_band_text(row.speedup_low, row.speedup_high) if not isinstance(row.speedup_low, Unavailable)

@@ -332,3 +332,11 @@ def test_a_damaged_latest_measured_run_is_skipped_naming_its_place_in_the_file(
     (tmp_path / "bad.json").write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
     (skipped,) = load_fleet([tmp_path]).skipped
     assert skipped.reason == f"does not match the result schema: {message}"
+
+
+def test_a_file_without_predictions_says_why_in_its_row_and_its_csv_line(mixed_dir: Path) -> None:
+    fleet = load_fleet([mixed_dir])
+    cpu = next(r for r in fleet.rows if r.path.endswith("cpu.json"))
+    assert cpu.reasons == ("probe only: nothing was predicted",)
+    line = next(r for r in csv.DictReader(io.StringIO(fleet_csv(fleet))) if r["path"].endswith("cpu.json"))
+    assert line["reasons"] == "probe only: nothing was predicted"

@@ -184,3 +184,11 @@ def test_an_incomplete_run_is_marked_under_its_verdict(tmp_path: Path) -> None:
                for tr in soup.find(id="fleet-table").find_all("tr")[1:]}
     assert details["gpu-node-02"].get_text() == "incomplete run"
     assert details["gpu-node-01"] is None
+
+
+def test_a_row_without_predictions_says_why_under_its_verdict(mixed_dir: Path) -> None:
+    soup = page_soup(render_fleet_html(load_fleet([mixed_dir])))
+    rows = [tr.find_all("td") for tr in soup.find(id="fleet-table").find_all("tr")[1:]]
+    verdicts = {cells[-1].get_text(" "): cells[4].get_text(" ") for cells in rows}
+    cpu = next(text for path, text in verdicts.items() if "cpu.json" in path)
+    assert "No prediction" in cpu and "probe only: nothing was predicted" in cpu
