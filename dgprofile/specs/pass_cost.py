@@ -187,6 +187,10 @@ class CostTerms:
         """Matmul, attention and sampler FLOPs (dequantisation ops are kept apart)."""
         return self.matmul_flops + self.attention_flops + self.sampler_flops
 
+    def roofline_seconds(self, *, bytes_per_s: float, flops_per_s: float) -> float:
+        """The least time for this component alone: the larger of its memory time and its compute time."""
+        return max(self.total_bytes / bytes_per_s, self.total_flops / flops_per_s)
+
     def __add__(self, other: CostTerms) -> CostTerms:
         # Field by field (dataclasses.astuple deep-copies, which made `predict` slow).
         return CostTerms(*(getattr(self, name) + getattr(other, name) for name in _COST_TERM_FIELDS))
@@ -236,7 +240,7 @@ class PassCost:
         It exceeds the pass's bandwidth floor wherever a component is compute-bound: on an H200 the attention,
         dense MLP, LM head and self-conditioning product of a 256-token canvas are. Only running compute-bound
         kernels at the same time as bandwidth-bound ones gets below it."""
-        return sum(count * max(terms.total_bytes / bytes_per_s, terms.total_flops / flops_per_s)
+        return sum(count * terms.roofline_seconds(bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
                    for _, terms, count in self.components)
 
     @property

@@ -189,10 +189,6 @@ def _trace(fn: object, device: str, part: str, keep: Path | None) -> list[Kernel
     return _device_kernel_times(trace, part, PROFILED_CALLS)
 
 
-def _floor(terms: CostTerms, bytes_per_s: float, flops_per_s: float) -> float:
-    return max(terms.total_bytes / bytes_per_s, terms.total_flops / flops_per_s)
-
-
 def _part_costs(config: ModelConfig, part: str, kind: PassKind, precision: str, concurrency: int,
                 context: int) -> dict[str, CostTerms]:
     shape = pass_shape(config, kind=kind, concurrency=concurrency, context_tokens=context)
@@ -250,9 +246,11 @@ def profile_kernels(*, device: str, kind: PassKind, precision: str, concurrency:
             terms = costs.get(name, CostTerms())
             components.append(ComponentFloor(part=part, component=name, seconds=by_component.get(name, 0.0),
                                              bytes_moved=terms.total_bytes, flops=terms.total_flops,
-                                             floor_seconds=_floor(terms, bytes_per_s, flops_per_s)))
+                                             floor_seconds=terms.roofline_seconds(bytes_per_s=bytes_per_s,
+                                                                                     flops_per_s=flops_per_s)))
         parts.append(PartProfile(part=part, replay_seconds=replay, kernel_seconds=sum(by_component.values()),
-                                 floor_seconds=sum(_floor(t, bytes_per_s, flops_per_s) for t in costs.values())))
+                                 floor_seconds=sum(t.roofline_seconds(bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
+                                                   for t in costs.values())))
     return KernelProfile(device=device, kind=kind, precision=precision, concurrency=concurrency,
                          context_tokens=context_tokens, bytes_per_s=bytes_per_s, flops_per_s=flops_per_s,
                          parts=tuple(parts), components=tuple(components), kernels=tuple(kernels))
