@@ -18,12 +18,15 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from dgprofile.probes.decode.model import (
+    RMS_EPS,
     LayerState,
     LayerWeights,
     Linear,
     attention,
+    component,
     geglu,
     mixture_of_experts,
     rms_norm,
@@ -128,6 +131,8 @@ def tensor_parallel_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeig
                           concurrency: int, all_reduce: AllReduce) -> torch.Tensor:
     """``model.decoder_layer`` on one rank's shard (``config`` is ``shard_config``'s), with its two all-reduces.
     With ``all_reduce`` the identity and the whole layer, it is the one-GPU layer."""
+    if state.fused:
+        return _fused_tensor_parallel_layer(config, x, layer, state, concurrency, all_reduce)
     hidden = x.shape[-1]
     a = all_reduce(attention(config, rms_norm(x, layer.input_norm), layer, state, concurrency))
     r = x + rms_norm(a, layer.post_attention_norm)
@@ -137,3 +142,33 @@ def tensor_parallel_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeig
     h1 = rms_norm(dense, layer.post_ff_norm_1)
     h2 = rms_norm(experts, layer.post_ff_norm_2)
     return (r + rms_norm(h1 + h2, layer.post_ff_norm)) * layer.layer_scalar
+
+
+def _fused_tensor_parallel_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
+                                 concurrency: int, all_reduce: AllReduce) -> torch.Tensor:
+    """The fused decoder layer (``model.fused_decoder_layer``'s Triton kernels) split as vLLM splits it: the
+    experts' gated sum is a partial sum, so the combine kernel forms it beside the dense output before the
+    all-reduce, and computes the output norms from the summed pair after it."""
+    from dgprofile.probes.decode.model import run_expert_rows
+    from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
+    from dgprofile.probes.decode.triton_fused import moe_output_norms, moe_partial_sums, residual_norms
+
+    with component("norms"):
+        normed = rms_norm(x, layer.input_norm)
+    a = all_reduce(attention(config, normed, layer, state, concurrency))
+    with component("norms"):
+        r, dense_in, router_in, experts_in = residual_norms(
+            x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS)
+    with component("dense-mlp"):
+        dense = layer.dense_down(fused_geglu(layer.dense_gate_up(dense_in)))
+    with component("router"):
+        router_logits = F.linear(router_in, layer.router)
+    with component("experts"):
+        rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing)
+    with component("experts.combine"):
+        partial = moe_partial_sums(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows, positions,
+                                   dense)
+    summed = all_reduce(partial)
+    with component("norms"):
+        return moe_output_norms(summed, r, (layer.post_ff_norm_1, layer.post_ff_norm_2, layer.post_ff_norm),
+                                layer.layer_scalar, RMS_EPS)

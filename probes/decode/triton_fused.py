@@ -137,43 +137,57 @@ def _geglu(h_ptr, out_ptr, width, BLOCK: tl.constexpr):
     tl.store(out_ptr + row * width + offs, (gelu_tanh(gate) * up).to(out_ptr.dtype.element_ty), mask=inside)
 
 
+# What a combine program computes: the whole output from the experts' rows (one GPU); under tensor parallelism,
+# before the all-reduce the gated sum of this GPU's expert rows beside its dense MLP output (both partial sums),
+# after it the output norms of the summed pair.
+COMBINE_WHOLE, COMBINE_PARTIAL, COMBINE_NORMS = 0, 1, 2
+
+
 @triton.jit
 def _moe_combine_output(router_ptr, ids_ptr, expert_scale_ptr, y_ptr, pos_ptr, dense_ptr, r_ptr, w1_ptr, w2_ptr,
-                        wff_ptr, scalar_ptr, out_ptr, hidden, num_experts, eps, TOP_K: tl.constexpr,
-                        BLOCK: tl.constexpr, BLOCK_E: tl.constexpr, NEG: tl.constexpr):
+                        wff_ptr, scalar_ptr, out_ptr, hidden, num_experts, eps, dense_stride, out_stride,
+                        TOP_K: tl.constexpr, BLOCK: tl.constexpr, BLOCK_E: tl.constexpr, NEG: tl.constexpr,
+                        STAGE: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
-    experts = tl.arange(0, BLOCK_E)
-    logits = tl.load(router_ptr + row * num_experts + experts, mask=experts < num_experts,
-                     other=NEG).to(tl.float32)
-    top = tl.max(logits, axis=0)
     offs = tl.arange(0, BLOCK)
     inside = offs < hidden
-    moe = tl.zeros([BLOCK], dtype=tl.float32)
-    total = 0.0
-    # The i-th largest router logit gates the i-th assigned expert, as in the torch path (topk values are sorted).
-    for i in tl.static_range(TOP_K):
-        value = tl.max(logits, axis=0)
-        logits = tl.where(experts == tl.argmax(logits, axis=0), NEG, logits)
-        weight = tl.exp(value - top)
-        total += weight
-        expert = tl.load(ids_ptr + row * TOP_K + i)
-        gate = weight * tl.load(expert_scale_ptr + expert).to(tl.float32)
-        position = tl.load(pos_ptr + row * TOP_K + i)
-        y = tl.load(y_ptr + position * hidden + offs, mask=inside, other=0.0).to(tl.float32)
-        moe += gate * y
-    moe = moe / total
-    base = row * hidden
-    dense = tl.load(dense_ptr + base + offs, mask=inside, other=0.0).to(tl.float32)
-    w1 = tl.load(w1_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-    w2 = tl.load(w2_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-    h = (dense * tl.rsqrt(tl.sum(dense * dense, axis=0) / hidden + eps) * w1
-         + moe * tl.rsqrt(tl.sum(moe * moe, axis=0) / hidden + eps) * w2)
-    h = tl.where(inside, h, 0.0)
-    wff = tl.load(wff_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-    r = tl.load(r_ptr + base + offs, mask=inside, other=0.0).to(tl.float32)
-    scalar = tl.load(scalar_ptr).to(tl.float32)
-    out = (r + h * tl.rsqrt(tl.sum(h * h, axis=0) / hidden + eps) * wff) * scalar
-    tl.store(out_ptr + base + offs, out.to(out_ptr.dtype.element_ty), mask=inside)
+    dense = tl.load(dense_ptr + row * dense_stride + offs, mask=inside, other=0.0).to(tl.float32)
+    if STAGE == 2:  # the summed experts sit beside the summed dense output
+        moe = tl.load(dense_ptr + row * dense_stride + hidden + offs, mask=inside, other=0.0).to(tl.float32)
+    else:
+        experts = tl.arange(0, BLOCK_E)
+        logits = tl.load(router_ptr + row * num_experts + experts, mask=experts < num_experts,
+                         other=NEG).to(tl.float32)
+        top = tl.max(logits, axis=0)
+        moe = tl.zeros([BLOCK], dtype=tl.float32)
+        total = 0.0
+        # The i-th largest router logit gates the i-th assigned expert, as in the torch path (topk values are
+        # sorted).
+        for i in tl.static_range(TOP_K):
+            value = tl.max(logits, axis=0)
+            logits = tl.where(experts == tl.argmax(logits, axis=0), NEG, logits)
+            weight = tl.exp(value - top)
+            total += weight
+            expert = tl.load(ids_ptr + row * TOP_K + i)
+            gate = weight * tl.load(expert_scale_ptr + expert).to(tl.float32)
+            position = tl.load(pos_ptr + row * TOP_K + i)
+            y = tl.load(y_ptr + position * hidden + offs, mask=inside, other=0.0).to(tl.float32)
+            moe += gate * y
+        moe = moe / total
+    if STAGE == 1:
+        tl.store(out_ptr + row * out_stride + offs, dense.to(out_ptr.dtype.element_ty), mask=inside)
+        tl.store(out_ptr + row * out_stride + hidden + offs, moe.to(out_ptr.dtype.element_ty), mask=inside)
+    else:
+        w1 = tl.load(w1_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+        w2 = tl.load(w2_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+        h = (dense * tl.rsqrt(tl.sum(dense * dense, axis=0) / hidden + eps) * w1
+             + moe * tl.rsqrt(tl.sum(moe * moe, axis=0) / hidden + eps) * w2)
+        h = tl.where(inside, h, 0.0)
+        wff = tl.load(wff_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+        r = tl.load(r_ptr + row * hidden + offs, mask=inside, other=0.0).to(tl.float32)
+        scalar = tl.load(scalar_ptr).to(tl.float32)
+        out = (r + h * tl.rsqrt(tl.sum(h * h, axis=0) / hidden + eps) * wff) * scalar
+        tl.store(out_ptr + row * out_stride + offs, out.to(out_ptr.dtype.element_ty), mask=inside)
 
 
 def _warps(block: int) -> int:
@@ -212,17 +226,53 @@ def moe_combine_output(router_logits: torch.Tensor, expert_ids: torch.Tensor, ex
                        eps: float) -> torch.Tensor:
     """The layer's output from its residual ``r``, dense MLP output and expert ``rows`` (assignment ``i`` of token
     ``t`` at ``rows[positions[t * top_k + i]]``), gated by the softmax of the top-k ``router_logits``."""
-    tokens, hidden = r.shape
-    top_k = expert_ids.shape[1]
-    num_experts = router_logits.shape[1]
     out = torch.empty_like(r)
+    _combine(COMBINE_WHOLE, out, dense.contiguous(), r=r.contiguous(), norms=norms, layer_scalar=layer_scalar,
+             eps=eps, gating=(router_logits, expert_ids, expert_scale, rows, positions))
+    return out
+
+
+def moe_partial_sums(router_logits: torch.Tensor, expert_ids: torch.Tensor, expert_scale: torch.Tensor,
+                     rows: torch.Tensor, positions: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """One GPU's share of a tensor-parallel layer's MLP output, ``[dense | gated sum of its expert rows]`` per
+    token: the one buffer the all-reduce sums (``moe_output_norms`` finishes the layer from the sum)."""
+    tokens, hidden = dense.shape
+    out = torch.empty(tokens, 2 * hidden, device=dense.device, dtype=dense.dtype)
+    _combine(COMBINE_PARTIAL, out, dense.contiguous(), gating=(router_logits, expert_ids, expert_scale, rows,
+                                                               positions))
+    return out
+
+
+def moe_output_norms(summed: torch.Tensor, r: torch.Tensor, norms: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                     layer_scalar: torch.Tensor, eps: float) -> torch.Tensor:
+    """The layer's output from the all-reduced ``[dense | experts]`` pair and the residual ``r``."""
+    out = torch.empty_like(r)
+    _combine(COMBINE_NORMS, out, summed.contiguous(), r=r.contiguous(), norms=norms, layer_scalar=layer_scalar,
+             eps=eps)
+    return out
+
+
+def _combine(stage: int, out: torch.Tensor, dense: torch.Tensor, *, r: torch.Tensor | None = None,
+             norms: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+             layer_scalar: torch.Tensor | None = None, eps: float = 0.0,
+             gating: tuple[torch.Tensor, ...] | None = None) -> None:
+    tokens = out.shape[0]
+    hidden = dense.shape[1] // 2 if stage == COMBINE_NORMS else dense.shape[1]
+    if gating is not None:
+        router_logits, expert_ids, expert_scale, rows, positions = gating
+        router_logits, expert_ids, rows = router_logits.contiguous(), expert_ids.contiguous(), rows.contiguous()
+        positions = positions.contiguous()
+    else:  # the norms stage reads no gating: any tensor stands in for its pointers
+        router_logits = expert_ids = expert_scale = rows = positions = dense
+    top_k = expert_ids.shape[1] if gating is not None else 1
+    num_experts = router_logits.shape[1] if gating is not None else 1
+    w1, w2, wff = norms if norms is not None else (dense, dense, dense)
     block = triton.next_power_of_2(hidden)
     _moe_combine_output[(tokens,)](
-        router_logits.contiguous(), expert_ids.contiguous(), expert_scale, rows.contiguous(),
-        positions.contiguous(), dense.contiguous(), r.contiguous(), *norms, layer_scalar, out, hidden, num_experts,
-        eps, TOP_K=top_k, BLOCK=block, BLOCK_E=triton.next_power_of_2(num_experts), NEG=NEGATIVE_LARGE,
-        num_warps=_warps(block))
-    return out
+        router_logits, expert_ids, expert_scale, rows, positions, dense, r if r is not None else dense, w1, w2, wff,
+        layer_scalar if layer_scalar is not None else dense, out, hidden, num_experts, eps, dense.stride(0),
+        out.stride(0), TOP_K=top_k, BLOCK=block, BLOCK_E=triton.next_power_of_2(num_experts), NEG=NEGATIVE_LARGE,
+        STAGE=stage, num_warps=_warps(block))
 
 
 def qkv_prologue(qkv: torch.Tensor, q_norm: torch.Tensor, k_norm: torch.Tensor, k_cache: torch.Tensor,

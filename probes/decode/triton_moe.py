@@ -33,7 +33,8 @@ EPILOGUE_RESERVE_BYTES = 8192
 @triton.jit
 def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_ptr, out_stride, block_expert_ptr,
                  a_scale_ptr, w_scale_ptr, n_cols, k_dim, GATHER: tl.constexpr, FP8: tl.constexpr,
-                 GEGLU: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                 GEGLU: tl.constexpr, EVEN_N: tl.constexpr, EVEN_K: tl.constexpr, BM: tl.constexpr,
+                 BN: tl.constexpr, BK: tl.constexpr):
     # Column slices vary fastest, so programs running at once stream neighbouring rows of one expert's weight
     # (8% faster for the down projection on an H200 than expert-major order).
     pid_n = tl.program_id(0)
@@ -42,6 +43,11 @@ def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_p
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_k = tl.arange(0, BK)
+    # A width that is no multiple of BN (an expert split for tensor parallelism: 704 / 2 = 352) masks the last
+    # slice's columns; clamped offsets keep its loads inside the weight.
+    n_ok = offs_n < n_cols
+    if not EVEN_N:
+        offs_n = tl.where(n_ok, offs_n, 0)
     if GATHER:
         rows = tl.load(rows_ptr + offs_m)
     else:
@@ -54,14 +60,22 @@ def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_p
     if GEGLU:  # n_cols is the output width; the up half of the weight starts n_cols rows further
         up_ptrs = w_ptrs + n_cols * w_stride_n
         up = tl.zeros([BM, BN], dtype=tl.float32)
-    for _ in range(0, k_dim, BK):
-        a = tl.load(a_ptrs, mask=valid[:, None], other=0.0)
-        w = tl.load(w_ptrs)
+    for k in range(0, k_dim, BK):
+        if EVEN_K:
+            a = tl.load(a_ptrs, mask=valid[:, None], other=0.0)
+            w = tl.load(w_ptrs)
+        else:  # the last step of an inner dimension that is no multiple of BK (a split expert's 352)
+            k_ok = offs_k + k < k_dim
+            a = tl.load(a_ptrs, mask=valid[:, None] & k_ok[None, :], other=0.0)
+            w = tl.load(w_ptrs, mask=k_ok[:, None], other=0.0)
         acc += tl.dot(a, w)
         a_ptrs += BK
         w_ptrs += BK
         if GEGLU:
-            up += tl.dot(a, tl.load(up_ptrs))
+            if EVEN_K:
+                up += tl.dot(a, tl.load(up_ptrs))
+            else:
+                up += tl.dot(a, tl.load(up_ptrs, mask=k_ok[:, None], other=0.0))
             up_ptrs += BK
     if FP8:
         a_scale = tl.load(a_scale_ptr + rows)
@@ -73,14 +87,16 @@ def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_p
     if GEGLU:
         acc = gelu_tanh(acc) * up
     out_ptrs = out_ptr + offs_m[:, None].to(tl.int64) * out_stride + offs_n[None, :]
-    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty))
+    if EVEN_N:
+        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty))
+    else:
+        tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=n_ok[None, :])
 
 
 def _block_k(k_dim: int) -> int:
-    for candidate in (128, 64, 32, 16):
-        if k_dim % candidate == 0:
-            return candidate
-    raise ValueError(f"inner dimension {k_dim} is not a multiple of 16")
+    """The inner step: 128 or 64 where it divides the inner dimension, else 64 with the last step masked (a
+    narrower step streams the weight in shorter bursts)."""
+    return 128 if k_dim % 128 == 0 else 64
 
 
 def _project(a: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
@@ -89,8 +105,6 @@ def _project(a: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor, s
     block_n = GEGLU_BLOCK_N if fuse_geglu else BLOCK_N
     if fuse_geglu:
         n_cols //= 2
-    if n_cols % block_n:
-        raise ValueError(f"output width {n_cols} is not a multiple of {block_n}")
     out = torch.empty(out_rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
     a_scale = None
     if scale is not None:
@@ -98,11 +112,12 @@ def _project(a: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor, s
         a_scale = a_scale.view(-1)
     block_m = routing.block_rows
     block_k = _block_k(k_dim)
-    grid = (n_cols // block_n, routing.block_expert.numel())
+    grid = (triton.cdiv(n_cols, block_n), routing.block_expert.numel())
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
                        weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
                        a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
-                       GATHER=rows is not None, FP8=scale is not None, GEGLU=fuse_geglu, BM=block_m, BN=block_n,
+                       GATHER=rows is not None, FP8=scale is not None, GEGLU=fuse_geglu,
+                       EVEN_N=n_cols % block_n == 0, EVEN_K=k_dim % block_k == 0, BM=block_m, BN=block_n,
                        BK=block_k, num_warps=8 if block_m >= 64 else 4,
                        num_stages=_stages(a.device, block_m, block_n * (2 if fuse_geglu else 1), block_k,
                                           weight.element_size()))

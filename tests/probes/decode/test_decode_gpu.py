@@ -144,6 +144,52 @@ def test_fused_layer_at_the_real_width_matches_the_torch_layer(layer_type):
     assert float((got - expected).norm() / expected.norm()) < 2e-2
 
 
+@pytest.mark.parametrize("layer_type", ["sliding", "global"])
+def test_fused_tensor_parallel_layer_split_over_two_shards_sums_to_the_fused_layer(layer_type):
+    # Two shards on one GPU, their all-reduces done by hand: each half's partial sums added, as NCCL would.
+    from dataclasses import replace
+
+    from dgprofile.probes.decode.tensor_parallel import (
+        shard_config,
+        shard_layer,
+        shard_state,
+        tensor_parallel_layer,
+    )
+
+    config = load_model_config()
+    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=False, device="cuda")
+    state = layer_state(config, layer_type, kind="dg-denoise", concurrency=1, new=256, context=4096,
+                        dtype=torch.bfloat16, device="cuda", generator=torch.Generator().manual_seed(0),
+                        expert_method="triton-geglu", attention_method="matmul", fused=True)
+    x = torch.randn(256, 2816, device="cuda", dtype=torch.bfloat16)
+    expected = decoder_layer(config, x, layer, replace(state, fused=False, expert_method="grouped"), 1).float()
+    shard = shard_config(config, 2)
+    shards = [(shard_layer(config, layer, rank, 2), shard_state(config, state, layer_type, rank, 2))
+              for rank in range(2)]
+    sums: list[torch.Tensor] = []  # the all-reduces settled so far, in the order a layer calls them
+
+    def run(rank: int, partials: dict[int, torch.Tensor]) -> torch.Tensor:
+        calls = iter(range(2))
+
+        def reduce(tensor: torch.Tensor) -> torch.Tensor:
+            index = next(calls)
+            if index < len(sums):
+                return sums[index]
+            partials.setdefault(rank, tensor.clone())  # the first all-reduce not yet settled
+            return tensor
+
+        part, part_state = shards[rank]
+        return tensor_parallel_layer(shard, x, part, part_state, 1, reduce)
+
+    for _ in range(2):  # each round settles one all-reduce: every shard's partial sum, added
+        partials: dict[int, torch.Tensor] = {}
+        for rank in range(2):
+            run(rank, partials)
+        sums.append(partials[0] + partials[1])
+    got = run(0, {}).float()
+    assert float((got - expected).norm() / expected.norm()) < 2e-2
+
+
 @pytest.mark.xfail(strict=True, reason="on an H200 with Triton 3.6 the sampler's two kernels compiled on meta "
                    "tensors were compiled again by the real launch (the layers' kernels were found): cause not found")
 def test_kernels_a_compile_only_worker_compiled_are_found_in_the_cache_by_the_real_launch(tmp_path, monkeypatch):

@@ -60,6 +60,41 @@ def test_expert_gemms_with_and_without_the_geglu_epilogue_match_per_assignment_m
     """)
 
 
+def test_expert_gemms_of_a_width_split_for_tensor_parallelism_match_per_assignment_matmuls():
+    # 704 / 2 = 352 columns is no multiple of the kernels' column slices (64 and 128): on a 2x H200 the split
+    # layer's Triton experts refused it.
+    run_interpreted("""
+        from dgprofile.probes.decode.checks import _reference, _relative_error
+        from dgprofile.probes.decode.model import Experts, run_experts, uniform_routing
+        experts = Experts(8, 256, 96, dtype=torch.float32, fp8=False, device="cpu")
+        for method in ("triton", "triton-geglu"):
+            for tokens in (3, 40):
+                routing = uniform_routing(tokens, 8, 2, "cpu", torch.Generator().manual_seed(tokens))
+                x = torch.randn(tokens, 256)
+                error = _relative_error(run_experts(method, experts, x, routing), _reference(experts, x, routing))
+                assert error < 1e-4, f"{method}, {tokens} tokens: relative error {error:.2e}"
+    """)
+
+
+def test_combine_split_around_an_all_reduce_gives_the_whole_combine():
+    # Two GPUs' partial [dense | gated experts] sums, added as the all-reduce adds them, then the output norms.
+    run_interpreted("""
+        from dgprofile.probes.decode.triton_fused import moe_combine_output, moe_output_norms, moe_partial_sums
+        tokens, hidden, experts, top_k = 5, 48, 6, 2
+        logits = torch.randn(tokens, experts)
+        ids = logits.topk(top_k, dim=-1).indices
+        scale = torch.rand(experts) + 0.5
+        positions = torch.randperm(tokens * top_k)
+        norms = tuple(torch.rand(hidden) + 0.5 for _ in range(3))
+        scalar, r = torch.tensor([0.7]), torch.randn(tokens, hidden)
+        halves = [(torch.randn(tokens * top_k, hidden), torch.randn(tokens, hidden)) for _ in range(2)]
+        rows, dense = (halves[0][i] + halves[1][i] for i in range(2))
+        whole = moe_combine_output(logits, ids, scale, rows, positions, dense, r, norms, scalar, 1e-6)
+        summed = sum(moe_partial_sums(logits, ids, scale, y, positions, d) for y, d in halves)
+        assert_close(moe_output_norms(summed, r, norms, scalar, 1e-6), whole, 1e-5, "split combine")
+    """)
+
+
 def test_split_kv_attention_matches_softmax_attention_over_every_key():
     run_interpreted("""
         from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
