@@ -163,6 +163,15 @@ def timer_for(device: str) -> Timer:
     raise ValueError(f"no timer for device {device!r}: expected cuda, cuda:N, xpu, xpu:N, mps or cpu")
 
 
+def make_current(device: str) -> None:
+    """Make a CUDA ``device`` ("cuda:N") the process's current one: CUDA graphs capture on the current device's
+    stream, so a graph of another GPU's work captures nothing (and times as free)."""
+    if device.startswith("cuda:"):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
+
+
 class GraphReplay:
     """Replays a captured CUDA graph holding ``ops_per_call`` back-to-back copies of one operation."""
 
@@ -174,11 +183,14 @@ class GraphReplay:
         self._graph.replay()
 
 
-def cuda_graph(fn: Callable[[], object], *, ops_per_call: int = 1) -> GraphReplay | Unavailable:
+def cuda_graph(fn: Callable[[], object], *, ops_per_call: int = 1,
+               all_ranks_captured: Callable[[bool], bool] | None = None) -> GraphReplay | Unavailable:
     """Capture ``ops_per_call`` calls of ``fn`` in one CUDA graph; Unavailable (with the reason) if capture fails.
 
     ``fn`` must only launch device work on fixed buffers (no host synchronisation, no new allocations that
-    outlive the call). It runs a few times on a side stream first, as CUDA-graph capture requires.
+    outlive the call). It runs a few times on a side stream first, as CUDA-graph capture requires. Where ``fn``
+    holds collectives, every rank calls this together and ``all_ranks_captured`` tells each rank whether every
+    rank's capture worked before any replays: a captured collective replayed on some ranks only waits forever.
     """
     import torch
 
@@ -186,6 +198,8 @@ def cuda_graph(fn: Callable[[], object], *, ops_per_call: int = 1) -> GraphRepla
     # process then fails ("Offset increment outside graph capture"); a clean copy of its state undoes that.
     generator = torch.cuda.default_generators[torch.cuda.current_device()]
     clean_state = generator.clone_state()
+    graph = torch.cuda.CUDAGraph()
+    problem: str | None = None
     try:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -193,15 +207,25 @@ def cuda_graph(fn: Callable[[], object], *, ops_per_call: int = 1) -> GraphRepla
             for _ in range(DEFAULT_WARMUP_CALLS):
                 fn()
         torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # Collectives' watchdog threads query their events during a capture: only this thread's calls may be
+        # checked against it.
+        mode = "global" if all_ranks_captured is None else "thread_local"
+        with torch.cuda.graph(graph, capture_error_mode=mode):
             for _ in range(ops_per_call):
                 fn()
-        graph.replay()
-        torch.cuda.synchronize()
     except RuntimeError as exc:  # torch reports capture failures (host syncs, unsupported ops) as RuntimeError
+        problem = f"CUDA graph capture failed: {exc}".splitlines()[0]
+    if all_ranks_captured is not None and not all_ranks_captured(problem is None) and problem is None:
+        problem = "CUDA graph capture failed on another rank"
+    if problem is None:
+        try:
+            graph.replay()
+            torch.cuda.synchronize()
+        except RuntimeError as exc:
+            problem = f"CUDA graph replay failed: {exc}".splitlines()[0]
+    if problem is not None:
         generator.graphsafe_set_state(clean_state)
-        return Unavailable(f"CUDA graph capture failed: {exc}".splitlines()[0])
+        return Unavailable(problem)
     return GraphReplay(graph, ops_per_call)
 
 
@@ -214,10 +238,12 @@ class Prepared:
     fallback_reason: str | None
 
 
-def graph_or_eager(fn: Callable[[], object], *, ops_per_call: int = 1, use_graph: bool = True) -> Prepared:
-    """``fn`` captured ``ops_per_call`` times in a CUDA graph, or the same calls run eagerly if that fails."""
+def graph_or_eager(fn: Callable[[], object], *, ops_per_call: int = 1, use_graph: bool = True,
+                   all_ranks_captured: Callable[[bool], bool] | None = None) -> Prepared:
+    """``fn`` captured ``ops_per_call`` times in a CUDA graph, or the same calls run eagerly if that fails
+    (``all_ranks_captured``: as ``cuda_graph``'s, where ``fn`` holds collectives)."""
     if use_graph:
-        replay = cuda_graph(fn, ops_per_call=ops_per_call)
+        replay = cuda_graph(fn, ops_per_call=ops_per_call, all_ranks_captured=all_ranks_captured)
         if isinstance(replay, GraphReplay):
             return Prepared(replay, ops_per_call, None)
         reason: str | None = replay.reason

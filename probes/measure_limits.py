@@ -16,7 +16,7 @@ from typing import Any
 
 from dgprofile.interrupts import Interrupted, interruption_of
 from dgprofile.probes import bench_bandwidth, bench_latency, bench_matmul, gpu_backends
-from dgprofile.probes.harness import Budget, timer_for
+from dgprofile.probes.harness import Budget, make_current, timer_for
 from dgprofile.records.limits import BandwidthFigure, LatencyFigure, Limits, MatmulFigure, TokenRidge
 from dgprofile.records.machine import (
     AmdGpu,
@@ -189,6 +189,7 @@ def measure_limits(device: str, *, machine: Machine | None = None, quick: bool =
         device = f"cuda:{torch.cuda.current_device()}"
     elif device == "xpu":
         device = f"xpu:{torch.xpu.current_device()}"
+    make_current(device)
     facts = device_facts(torch, device, machine)
     plan = plan_for(device, quick=quick)
     timer = timer_for(device)

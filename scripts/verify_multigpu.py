@@ -24,8 +24,9 @@ from dgprofile.model.setup import ALL_REDUCE_LATENCY_SECONDS, detected_interconn
 from dgprofile.model.tensor_parallel import split_pass_checks
 from dgprofile.records.machine import LINK_PATH_WORDS, Machine, NvidiaGpu
 from dgprofile.records.multi_gpu import MultiGpuRun
+from dgprofile.records.passes import PassKind
 from dgprofile.records.predictions import Predictions
-from dgprofile.records.results import load
+from dgprofile.records.results import ResultFile, load
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import load_model_config
 
@@ -37,10 +38,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="Folder for the result file, page and log.")
     parser.add_argument("--gpus", default="all", help="GPUs to measure (a number, or all).")
     parser.add_argument("--quick", action="store_true", help="check --quick (fewer sizes and passes).")
+    parser.add_argument("--profile-shard", action="store_true",
+                        help="Also trace one GPU's shard of the layers at TP=2 (per kernel, against its floor).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     result_path = args.out / "multigpu.dgprofile.json"
-    command = ["dgprofile", "check", "--gpus", args.gpus, "-o", str(result_path),
+    command = ["dgprofile", "check", "--anonymize", "--gpus", args.gpus, "-o", str(result_path),
                *(["--quick"] if args.quick else [])]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -65,6 +68,8 @@ def main() -> int:
     print_all_reduce(run, result.machine)
     ok = print_split_passes(run, result.machine)
     print_prediction(result.predictions)
+    if args.profile_shard:
+        print_shard_profiles(result)
     print(f"result file: {result_path} (the page beside it)")
     return 0 if ok else 2
 
@@ -96,47 +101,52 @@ def print_limits(run: MultiGpuRun) -> None:
         read, bf16 = limits.stream_read_bytes_per_s, limits.peak_flops_per_s.get("bf16")
         reads += [read] if isinstance(read, float) else []
         rates += [bf16] if bf16 else []
-        print(f"  GPU {gpu.gpu_index}: stream read {plain(read, 1e12, 'TB/s')}, bf16 {plain(bf16, 1e12, 'TFLOP/s')}")
+        print(f"  GPU {gpu.gpu_index}: stream read {plain(read, 1e12, 'TB/s')}, bf16 {plain(bf16, 1e12, 'TFLOP/s')}, "
+              f"launch floor {plain(limits.launch_floor_seconds, 1e-6, 'us')}")
     for name, values in (("stream read", reads), ("bf16 matmul", rates)):
         if len(values) > 1:
             print(f"  spread of {name}: {(max(values) - min(values)) / statistics.median(values):.1%}")
 
 
 def print_all_reduce(run: MultiGpuRun, machine: Machine) -> None:
-    sweep = run.all_reduce
-    print("\nall-reduce, measured eager NCCL (bf16 [tokens x hidden], CUDA events through the harness)")
-    if isinstance(sweep, Unavailable):
-        print(f"  {sweep.reason}")
-        return
-    for point in sweep.points:
-        print(f"  {point.message_kind:7} c={point.concurrency} {point.tokens:5d} tokens {point.message_bytes:10d} B: "
-              f"{point.timing.median_seconds * 1e6:7.1f} us (IQR {point.timing.iqr_seconds * 1e6:.1f} us), bus "
-              f"{point.bus_bytes_per_s / 1e9:6.1f} GB/s")
-    fit = fit_all_reduce(sweep)
-    if not isinstance(fit, Unavailable):
-        topology = detected_interconnect(machine, sweep.world_size)
-        prior = ALL_REDUCE_LATENCY_SECONDS["nvlink" if getattr(topology, "kind", "") == "nvlink" else "pcie"]
-        print(f"  fit: {fit.latency_seconds * 1e6:.1f} us + ring bytes at {fit.bus_bytes_per_s / 1e9:.0f} GB/s "
-              f"(measured eager NCCL); engine prior for CUDA-graph engines: {prior * 1e6:.0f} us; "
-              f"NVML/datasheet link: {plain(getattr(topology, 'bytes_per_s', topology), 1e9, 'GB/s')}")
+    for words, sweep in (("launched one at a time", run.all_reduce),
+                         ("replayed from CUDA graphs", run.all_reduce_in_graphs)):
+        print(f"\nall-reduce {words} (NCCL, bf16 [tokens x hidden], CUDA events through the harness)")
+        if isinstance(sweep, Unavailable):
+            print(f"  {sweep.reason}")
+            continue
+        for point in sweep.points:
+            print(f"  {point.message_kind:7} c={point.concurrency} {point.tokens:5d} tokens {point.message_bytes:10d} "
+                  f"B: {point.timing.median_seconds * 1e6:7.1f} us (IQR {point.timing.iqr_seconds * 1e6:.1f} us), "
+                  f"bus {point.bus_bytes_per_s / 1e9:6.1f} GB/s")
+        fit = fit_all_reduce(sweep)
+        if not isinstance(fit, Unavailable):
+            topology = detected_interconnect(machine, sweep.world_size)
+            prior = ALL_REDUCE_LATENCY_SECONDS["nvlink" if getattr(topology, "kind", "") == "nvlink" else "pcie"]
+            print(f"  fit: {fit.latency_seconds * 1e6:.1f} us + ring bytes at {fit.bus_bytes_per_s / 1e9:.0f} GB/s "
+                  f"({fit.basis}); the engine prior it replaces: {prior * 1e6:.0f} us; NVML/datasheet link: "
+                  f"{plain(getattr(topology, 'bytes_per_s', topology), 1e9, 'GB/s')}")
 
 
 def print_split_passes(run: MultiGpuRun, machine: Machine) -> bool:
-    print("\ndecoder layers of a pass split over the GPUs (30 layers; head left out), eager")
-    world = run.all_reduce.world_size if not isinstance(run.all_reduce, Unavailable) else 0
+    print("\ndecoder layers of a pass split over the GPUs (30 layers; head left out)")
+    world = len(run.gpu_indices)
     checks = split_pass_checks(run, load_model_config(run.model_id), detected_interconnect(machine, world))
     if isinstance(checks, Unavailable):
         print(f"  {checks.reason}")
         return False
-    print("  TP  pass        c   one GPU    measured   predicted  (link)     difference")
+    print("  TP  pass        c   launched    one GPU  (roofline)   measured   predicted  (link)     difference")
     within = True
     for check in checks:
-        print(f"  {check.tensor_parallel:<3} {check.pass_kind:11} {check.concurrency:<3} "
-              f"{check.single_gpu_seconds * 1e3:7.2f} ms {check.measured_seconds * 1e3:7.2f} ms "
+        print(f"  {check.tensor_parallel:<3} {check.pass_kind:11} {check.concurrency:<3} {check.launch_mode:11} "
+              f"{check.single_gpu_seconds * 1e3:7.2f} ms ({check.roofline_seconds * 1e3:6.2f} ms) "
+              f"{check.measured_seconds * 1e3:7.2f} ms "
               f"{check.predicted_seconds * 1e3:7.2f} ms ({check.interconnect_seconds * 1e3:5.2f} ms) "
               f"{check.difference:+7.1%}")
         within = within and abs(check.difference) <= TARGET
     print(f"  predicted TP={world} pass vs measured: every pass within {TARGET:.0%}: {'yes' if within else 'no'}")
+    for note in run.notes:
+        print(f"  note: {note}")
     return within
 
 
@@ -148,6 +158,25 @@ def print_prediction(predictions: Predictions | Unavailable) -> None:
     link = scenario.interconnect
     print(f"\nheadline ({scenario.engine}, {scenario.gpus} GPUs): {predictions.headline.speedup:.1f}x, "
           f"{predictions.verdict.label}; link: {plain(getattr(link, 'basis', link))}")
+
+
+def print_shard_profiles(result: ResultFile) -> None:
+    """Where a TP=2 shard's layer time goes on GPU 0, kernel by kernel (its all-reduces left out)."""
+    from dgprofile.probes.decode.kernel_profile import format_kernel_profile, profile_kernels
+    from dgprofile.probes.decode.tensor_parallel import shard_config
+
+    limits = result.limits
+    if isinstance(limits, Unavailable) or isinstance(limits.stream_read_bytes_per_s, Unavailable):
+        print("\nno shard profile: the limits were not measured")
+        return
+    shard = shard_config(load_model_config(), 2)
+    shapes: tuple[tuple[PassKind, int], ...] = (("ar-step", 1), ("dg-denoise", 1))
+    for kind, concurrency in shapes:
+        profile = profile_kernels(device="cuda:0", kind=kind, precision="bf16", concurrency=concurrency,
+                                  context_tokens=4096, bytes_per_s=limits.stream_read_bytes_per_s,
+                                  flops_per_s=limits.peak_flops_per_s["bf16"], config=shard)
+        print(f"\nTP=2 shard, {kind} c={concurrency}, one GPU")
+        print("\n".join(format_kernel_profile(profile)))
 
 
 def plain(value: object, scale: float = 1.0, unit: str = "") -> str:

@@ -141,9 +141,8 @@ def predict_for_machine(machine: Machine, limits: Limits | Unavailable, passes: 
         ceilings = dataclasses.replace(ceilings, usable_memory_bytes=options.memory_bytes * options.gpus,
                                        usable_memory_basis=MEMORY_FROM_COMMAND_LINE)
     measured = passes if isinstance(passes, PassTimes) else None
-    sweep = multi_gpu.all_reduce if isinstance(multi_gpu, MultiGpuRun) else None
-    return _predict(_setup(ceilings, measured, machine, options,
-                           sweep=sweep if isinstance(sweep, AllReduceSweep) else None), options)
+    sweeps = knobs.measured_sweeps(multi_gpu) if isinstance(multi_gpu, MultiGpuRun) else ()
+    return _predict(_setup(ceilings, measured, machine, options, sweeps=sweeps), options)
 
 
 def predict_measured_scenario(machine: Machine, limits: Limits | Unavailable, passes: PassTimes | Unavailable, *,
@@ -204,7 +203,7 @@ def _check_engine(engine: Engine, vendor: str | None, precision: str | None) -> 
 
 def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | None,
            options: PredictOptions, config: ModelConfig | None = None, *,
-           sweep: AllReduceSweep | None = None) -> _Setup:
+           sweeps: tuple[AllReduceSweep, ...] = ()) -> _Setup:
     if options.engine == AUTO:
         name, reason = auto_engine(vendor=ceilings.vendor, device_type=ceilings.device_type,
                                    device_name=ceilings.device_name)
@@ -217,7 +216,7 @@ def _setup(ceilings: Ceilings, measured: PassTimes | None, machine: Machine | No
     config = config or load_model_config()
     parameters = calibrated_parameters()[name]
     mode = knobs.execution_mode(engine, options.execution_mode, ceilings.vendor)
-    link = knobs.interconnect(ceilings, options.interconnect, machine, sweep=sweep, mode=mode)
+    link = knobs.interconnect(ceilings, options.interconnect, machine, sweeps=sweeps, mode=mode)
     sampler = knobs.sampler(options.sampler, options.sampler_value)
     baseline = knobs.ar_baseline(options.ar_baseline, engine,
                                  fitted_acceptance=calibrated_parameters()["vllm"].mtp_acceptance,

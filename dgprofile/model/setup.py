@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dgprofile.errors import UsageError
 from dgprofile.model.engines import Engine
 from dgprofile.model.workloads import MAX_STEPS, MIN_STEPS, WORKLOADS, StepsPerCanvas
 from dgprofile.records.machine import Machine, NvidiaGpu
-from dgprofile.records.multi_gpu import AllReduceSweep
+from dgprofile.records.multi_gpu import AllReduceSweep, MultiGpuRun
 from dgprofile.records.predictions import (
     ONE_GPU,
     ArBaseline,
@@ -367,12 +368,25 @@ def fit_all_reduce(sweep: AllReduceSweep) -> AllReduceFit | Unavailable:
     return AllReduceFit(intercept, 1 / slope, len(points), f"{what}, least squares")
 
 
+def measured_sweeps(run: MultiGpuRun) -> tuple[AllReduceSweep, ...]:
+    """The all-reduce sweeps a multi-GPU run measured (eager, and replayed from CUDA graphs where it could)."""
+    return tuple(s for s in (run.all_reduce, run.all_reduce_in_graphs) if isinstance(s, AllReduceSweep))
+
+
+def sweep_for_mode(sweeps: Sequence[AllReduceSweep], mode: ExecutionMode) -> AllReduceSweep | None:
+    """The measured sweep launched as an engine of ``mode`` launches its all-reduces (replayed from CUDA graphs,
+    or one call at a time), else the other one; None when nothing was measured."""
+    wanted = "cuda-graph" if mode == "cuda-graphs" else "eager"
+    return next((s for s in sweeps if s.launch_mode == wanted), next(iter(sweeps), None))
+
+
 def measured_interconnect(sweep: AllReduceSweep, path: Interconnect | Unavailable,
                           mode: ExecutionMode) -> Interconnect | Unavailable:
     """The link as the measured all-reduces show it. Its bandwidth is the measured bus bandwidth; its latency the
-    measured one for an engine that launches eagerly (as the measurement did), and for one that captures CUDA
-    graphs with its own all-reduce the prior for the link's kind (``ALL_REDUCE_LATENCY_SECONDS``), unless the
-    measured latency is lower still. ``path`` is the link NVML's topology or the datasheet names."""
+    measured one where the engine launches all-reduces as the sweep did (``mode``). An engine that captures CUDA
+    graphs, priced from an eager sweep, gets the prior for the link's kind (``ALL_REDUCE_LATENCY_SECONDS``) unless
+    the measured latency is lower still; an eager engine priced from a graph sweep gets that sweep's latency, a
+    lower bound. ``path`` is the link NVML's topology or the datasheet names."""
     fit = fit_all_reduce(sweep)
     if isinstance(fit, Unavailable):
         return fit
@@ -389,8 +403,12 @@ def measured_interconnect(sweep: AllReduceSweep, path: Interconnect | Unavailabl
         measured += (f"; that is above the link's {path.bytes_per_s / 1e9:.3g} GB/s (the measured messages are "
                      "too small to show its bandwidth), so the link's figure is used")
         bandwidth = path.bytes_per_s
-    if mode == "eager" or fit.latency_seconds <= prior:
+    in_graphs = sweep.launch_mode == "cuda-graph"
+    if in_graphs == (mode == "cuda-graphs") or (not in_graphs and fit.latency_seconds <= prior):
         latency, latency_basis = fit.latency_seconds, "the engine launches all-reduces as the measurement did"
+    elif in_graphs:
+        latency, latency_basis = fit.latency_seconds, (
+            "the engine launches all-reduces one at a time: the latency replayed from CUDA graphs is a lower bound")
     else:
         latency, latency_basis = prior, (
             f"the engine captures CUDA graphs with its own all-reduce: {prior * 1e6:.3g} us per all-reduce "
@@ -413,17 +431,19 @@ def check_interconnect_request(requested: str | None, gpus: int) -> None:
 
 
 def interconnect(ceilings: Ceilings, requested: str | None, machine: Machine | None, *,
-                 sweep: AllReduceSweep | None = None, mode: ExecutionMode = "cuda-graphs"
+                 sweeps: Sequence[AllReduceSweep] = (), mode: ExecutionMode = "cuda-graphs"
                  ) -> Interconnect | Unavailable:
     """The link of this scenario: none on one GPU; the requested one; the all-reduces measured over as many GPUs
-    (``sweep``); the one NVML shows; the datasheet's."""
+    (``sweeps``: the one launched as the engine launches, where both were measured); the one NVML shows; the
+    datasheet's."""
     check_interconnect_request(requested, ceilings.gpus)
     if ceilings.gpus == 1:
         return ONE_GPU
     if requested is not None:
         return requested_interconnect(requested, ceilings)
     detected = detected_interconnect(machine, ceilings.gpus) if machine is not None else ONE_GPU
-    if sweep is not None and sweep.world_size == ceilings.gpus:
+    sweep = sweep_for_mode([s for s in sweeps if s.world_size == ceilings.gpus], mode)
+    if sweep is not None:
         path: Interconnect | Unavailable = detected
         if isinstance(path, Unavailable):
             try:

@@ -11,8 +11,8 @@ from dgprofile.model.setup import detected_interconnect, fit_all_reduce, measure
 from dgprofile.model.tensor_parallel import split_pass_checks
 from dgprofile.pages.views import Block, Cell, FactsView, NoticeView, RowView, SectionView, TableView
 from dgprofile.records.machine import LINK_PATH_WORDS, Machine, NvidiaGpu
-from dgprofile.records.multi_gpu import ONE_GPU_MEASURED, MultiGpuRun
-from dgprofile.records.predictions import Interconnect, Predictions
+from dgprofile.records.multi_gpu import ONE_GPU_MEASURED, AllReduceSweep, LaunchMode, MultiGpuRun
+from dgprofile.records.predictions import ExecutionMode, Interconnect, Predictions
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import load_model_config
 from dgprofile.text.scenario import link_text
@@ -104,19 +104,37 @@ def limits_table(run: MultiGpuRun) -> TableView:
                      else "")
 
 
+SWEEP_WORDS: dict[LaunchMode, tuple[str, ExecutionMode]] = {
+    "eager": ("launched one at a time", "eager"),
+    "cuda-graph": ("replayed from CUDA graphs", "cuda-graphs"),
+}
+
+
 def all_reduce_blocks(run: MultiGpuRun, machine: Machine | Unavailable) -> list[Block]:
-    sweep = run.all_reduce
-    if isinstance(sweep, Unavailable):
-        return [NoticeView(f"All-reduces not measured: {sweep.reason}")]
+    """Each all-reduce sweep (eager, and replayed from CUDA graphs) and the link the model takes from it."""
+    blocks: list[Block] = []
+    sweeps: tuple[tuple[LaunchMode, AllReduceSweep | Unavailable], ...] = (
+        ("eager", run.all_reduce), ("cuda-graph", run.all_reduce_in_graphs))
+    for launch_mode, sweep in sweeps:
+        words, mode = SWEEP_WORDS[launch_mode]
+        if isinstance(sweep, Unavailable):
+            blocks.append(NoticeView(f"All-reduces {words}: {sweep.reason}"))
+        else:
+            blocks += _sweep_blocks(sweep, words, mode, machine)
+    return blocks
+
+
+def _sweep_blocks(sweep: AllReduceSweep, words: str, mode: ExecutionMode, machine: Machine | Unavailable
+                  ) -> list[Block]:
     rows = [RowView((Cell("AR step" if p.message_kind == "ar-step" else "canvas"), Cell(str(p.concurrency)),
                      Cell(str(p.tokens), str(p.tokens)), Cell(bytes_text(p.message_bytes)),
                      Cell(seconds_text(p.timing.median_seconds), number_key(p.timing.median_seconds),
                           detail=f"IQR {seconds_text(p.timing.iqr_seconds)}"),
                      Cell(bandwidth_text(p.bus_bytes_per_s), number_key(p.bus_bytes_per_s))))
             for p in sweep.points]
-    table = TableView(f"All-reduces over {sweep.world_size} GPUs, measured {sweep.launch_mode} "
-                      f"{sweep.backend.upper()}", ("message", "concurrency", "tokens", "bytes", "time", "bus "
-                      "bandwidth"), tuple(rows), sortable=True,
+    table = TableView(f"All-reduces over {sweep.world_size} GPUs ({sweep.backend.upper()}), {words}",
+                      ("message", "concurrency", "tokens", "bytes", "time", "bus bandwidth"), tuple(rows),
+                      sortable=True,
                       note=(f"{sweep.dtype} [tokens x {sweep.hidden_size}], the hidden states tensor parallelism "
                             "sums; bus bandwidth is the message over the time times 2 (n - 1) / n, what each GPU "
                             "sends and receives."))
@@ -124,15 +142,19 @@ def all_reduce_blocks(run: MultiGpuRun, machine: Machine | Unavailable) -> list[
     if isinstance(fit, Unavailable):
         return [table, NoticeView(f"No link fitted: {fit.reason}")]
     path = detected_interconnect(machine, sweep.world_size) if isinstance(machine, Machine) else machine
-    link = measured_interconnect(sweep, path, "eager")
-    facts = FactsView("The link the model takes from them", (
-        ("measured eager latency", seconds_text(fit.latency_seconds)),
+    link = measured_interconnect(sweep, path, mode)
+    facts = FactsView(f"The link the model takes from them (engines that launch all-reduces {mode_words(mode)})", (
+        ("measured latency", seconds_text(fit.latency_seconds)),
         ("bus bandwidth", bandwidth_text(link.bytes_per_s) if isinstance(link, Interconnect)
          else unavailable_text(link)),
         ("fit", link.basis if isinstance(link, Interconnect) else fit.basis),
         ("NVML or datasheet link", path.description + f" ({bandwidth_text(path.bytes_per_s)})"
          if isinstance(path, Interconnect) else unavailable_text(path))))
     return [table, facts]
+
+
+def mode_words(mode: ExecutionMode) -> str:
+    return "in captured CUDA graphs" if mode == "cuda-graphs" else "one at a time"
 
 
 def link_cost_blocks(predictions: Predictions | Unavailable) -> list[Block]:
@@ -169,7 +191,9 @@ def split_table(run: MultiGpuRun, machine: Machine | Unavailable) -> Block:
     if isinstance(checks, Unavailable):
         return NoticeView(f"Split layers not measured: {checks.reason}")
     rows = [RowView((Cell(f"{c.tensor_parallel} GPUs"), Cell(c.pass_kind), Cell(str(c.concurrency)),
-                     Cell(seconds_text(c.single_gpu_seconds), number_key(c.single_gpu_seconds)),
+                     Cell(SWEEP_WORDS[c.launch_mode][0]),
+                     Cell(seconds_text(c.single_gpu_seconds), number_key(c.single_gpu_seconds),
+                          detail=f"roofline {seconds_text(c.roofline_seconds)}"),
                      Cell(seconds_text(c.measured_seconds), number_key(c.measured_seconds)),
                      Cell(seconds_text(c.predicted_seconds), number_key(c.predicted_seconds),
                           detail=f"all-reduces {seconds_text(c.interconnect_seconds)}"),
@@ -177,8 +201,10 @@ def split_table(run: MultiGpuRun, machine: Machine | Unavailable) -> Block:
                           tone="better" if abs(c.difference) <= 0.15 else "worse")))
             for c in checks]
     return TableView("A pass's decoder layers split over the GPUs: measured against predicted",
-                     ("split", "pass", "concurrency", "one GPU", "measured", "predicted", "difference"), tuple(rows),
+                     ("split", "pass", "concurrency", "launched", "one GPU", "measured", "predicted", "difference"),
+                     tuple(rows),
                      note=("One sliding and one global layer timed split (heads, dense MLP and experts shared out, "
                            "two all-reduces a layer) and whole on one GPU, scaled to the model's layers; the head is "
-                           "left out. Predicted: the whole layer over the GPUs plus the all-reduces over the link "
-                           "measured above, at its eager latency (the layers ran eagerly too)."))
+                           "left out. Predicted: the whole layers' time with their roofline work (bytes and FLOPs at "
+                           "the GPU's measured rates) shared out over the GPUs and the rest, kernels' latency, kept "
+                           "whole, plus the all-reduces over the link measured above, launched as the layers were."))

@@ -91,7 +91,8 @@ class MultiGpuRun:
     gpu_indices: tuple[int, ...]
     backend: CollectiveBackend
     per_gpu_limits: tuple[GpuLimits, ...] | Unavailable
-    all_reduce: AllReduceSweep | Unavailable
+    all_reduce: AllReduceSweep | Unavailable  # launched eagerly, one call at a time
+    all_reduce_in_graphs: AllReduceSweep | Unavailable  # replayed from CUDA graphs
     tensor_parallel_layers: tuple[TensorParallelLayer, ...] | Unavailable
     model_id: str
     seconds_taken: float

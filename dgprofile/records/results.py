@@ -43,7 +43,7 @@ from dgprofile.records.predictions import Predictions
 from dgprofile.records.values import Unavailable
 from dgprofile.records.verification import MeasuredRun
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -206,9 +206,22 @@ def _add_multi_gpu(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+NOT_MEASURED_IN_GRAPHS = Unavailable("not measured: the result was written before dgprofile replayed all-reduces "
+                                     "from CUDA graphs")
+
+
+def _add_graph_all_reduces(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 8 also times the all-reduce sweep replayed from CUDA graphs; version-7 runs timed it eagerly only."""
+    multi_gpu = document.get("multi_gpu")
+    if isinstance(multi_gpu, dict) and "unavailable" not in multi_gpu:
+        multi_gpu.setdefault("all_reduce_in_graphs", {"unavailable": NOT_MEASURED_IN_GRAPHS.reason})
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
 MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs, 3: _needs_with_headroom,
-                                     4: _add_measured_runs, 5: _add_server_observations, 6: _add_multi_gpu}
+                                     4: _add_measured_runs, 5: _add_server_observations, 6: _add_multi_gpu,
+                                     7: _add_graph_all_reduces}
 
 
 def json_error_text(error: json.JSONDecodeError) -> str:

@@ -56,7 +56,7 @@ from dgprofile.probes.decode.plan import (
     DeviceKind,
     plan_bench,
 )
-from dgprofile.probes.harness import Budget, graph_or_eager, timer_for
+from dgprofile.probes.harness import Budget, graph_or_eager, make_current, timer_for
 from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassPartName, PassTimes
 from dgprofile.records.timing import Timing
 from dgprofile.records.values import Unavailable
@@ -258,36 +258,18 @@ def _attention_applies(config: ModelConfig, method: AttentionMethod, layer_type:
     return True
 
 
-class PassRunner:
-    """Times the parts of passes for one precision on one set of weights."""
+class LayerMethods:
+    """The fastest working expert and attention methods for one architecture's layers in one precision (each
+    timed once per shape, then reused), and layer states that use them."""
 
-    def __init__(self, config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
-                 precision: str, layers: dict[LayerType, list[LayerWeights]]) -> None:
-        self.config, self.plan, self.caps, self.tuners, self.precision = config, plan, caps, tuners, precision
-        self.layers = layers
+    def __init__(self, config: ModelConfig, caps: DeviceCapabilities, tuners: Autotuners, precision: str) -> None:
+        self.config, self.caps, self.tuners, self.precision = config, caps, tuners, precision
         self.dtype = torch.float16 if precision == "fp16" else torch.bfloat16
         self.fp8 = precision == "fp8"
-        self.head = build_head(config, vocab_rows=config.backbone.vocab_size // plan.vocab_divisor,
-                               dtype=self.dtype, fp8=self.fp8, device=caps.device)
-        self.timer = timer_for(caps.device)
         self.generator = torch.Generator().manual_seed(2024)
-        self.graph_fallbacks: set[str] = set()
-
-    def time(self, fn: Callable[[], object], sustain_seconds: float = 0.0) -> Timing:
-        """One harness measurement, replayed as a CUDA graph where capture works; ``sustain_seconds`` of
-        back-to-back calls first bring the clocks to where a long run holds them."""
-        prepared = graph_or_eager(fn, use_graph=self.caps.kind == "cuda")
-        if prepared.fallback_reason:
-            self.graph_fallbacks.add(prepared.fallback_reason)
-        try:
-            if sustain_seconds > 0:
-                sustain_load(prepared.call, sustain_seconds, self.caps.device)
-            return self.caps.budget.measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call)
-        finally:
-            del prepared
 
     def expert_method(self, layer: LayerWeights, tokens: int) -> ExpertMethod:
-        """The fastest working expert method for ``tokens`` tokens in this precision (timed once, then reused)."""
+        """The fastest working expert method for ``tokens`` tokens in this precision."""
         backbone = self.config.backbone
 
         def inputs() -> tuple[Routing, torch.Tensor]:
@@ -304,8 +286,8 @@ class PassRunner:
 
     def attention_method(self, layer: LayerWeights, kind: PassKind, concurrency: int, tokens: int,
                          context: int) -> AttentionMethod:
-        """The fastest working attention method for this layer type and pass shape (timed once, then reused;
-        fp8 passes share the bf16 choice: their attention runs in bf16)."""
+        """The fastest working attention method for this layer type and pass shape (fp8 passes share the bf16
+        choice: their attention runs in bf16)."""
         methods = [m for m in self.caps.attention_methods[str(self.dtype)]
                    if _attention_applies(self.config, m, layer.layer_type, kind, concurrency, tokens, context)]
 
@@ -334,10 +316,38 @@ class PassRunner:
                             attention_method=self.attention_method(w, kind, concurrency, tokens, context))
                 for w in layers]
 
+
+class PassRunner:
+    """Times the parts of passes for one precision on one set of weights."""
+
+    def __init__(self, config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
+                 precision: str, layers: dict[LayerType, list[LayerWeights]]) -> None:
+        self.config, self.plan, self.caps, self.precision = config, plan, caps, precision
+        self.layers = layers
+        self.methods = LayerMethods(config, caps, tuners, precision)
+        self.dtype = self.methods.dtype
+        self.head = build_head(config, vocab_rows=config.backbone.vocab_size // plan.vocab_divisor,
+                               dtype=self.dtype, fp8=self.methods.fp8, device=caps.device)
+        self.timer = timer_for(caps.device)
+        self.graph_fallbacks: set[str] = set()
+
+    def time(self, fn: Callable[[], object], sustain_seconds: float = 0.0) -> Timing:
+        """One harness measurement, replayed as a CUDA graph where capture works; ``sustain_seconds`` of
+        back-to-back calls first bring the clocks to where a long run holds them."""
+        prepared = graph_or_eager(fn, use_graph=self.caps.kind == "cuda")
+        if prepared.fallback_reason:
+            self.graph_fallbacks.add(prepared.fallback_reason)
+        try:
+            if sustain_seconds > 0:
+                sustain_load(prepared.call, sustain_seconds, self.caps.device)
+            return self.caps.budget.measure(prepared.call, timer=self.timer, ops_per_call=prepared.ops_per_call)
+        finally:
+            del prepared
+
     def layer_part(self, layer_type: LayerType, kind: PassKind, concurrency: int, tokens: int,
                    context: int, sustain_seconds: float = 0.0) -> tuple[Timing, float]:
         """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
-        states = self.layer_states(self.layers[layer_type], kind, concurrency, tokens, context)
+        states = self.methods.layer_states(self.layers[layer_type], kind, concurrency, tokens, context)
         x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.caps.device,
                           std=1.0)
         timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency),
@@ -491,7 +501,7 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, 
         if m.precision != precision or m.concurrency != concurrency:
             continue
         progress(f"decode: full depth {m.pass_kind} {precision} c={concurrency}")
-        states = runner.layer_states(layers, m.pass_kind, concurrency, m.tokens_per_request, m.context_tokens)
+        states = runner.methods.layer_states(layers, m.pass_kind, concurrency, m.tokens_per_request, m.context_tokens)
         x = random_tensor((concurrency * m.tokens_per_request, config.backbone.hidden_size), runner.dtype,
                           caps.device, std=1.0)
         stack = layer_stack(config, layers, states, x, concurrency)
@@ -558,6 +568,7 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
     started = time.perf_counter()
     say: Progress = progress or (lambda _message: None)
     config = load_model_config(model)
+    make_current(device)
     caps = device_capabilities(device, quick)
     plan = plan_bench(config, device_kind=caps.kind, free_memory_bytes=caps.free_memory_bytes,
                       native_fp8=caps.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,

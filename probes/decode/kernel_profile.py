@@ -230,7 +230,7 @@ def profile_kernels(*, device: str, kind: PassKind, precision: str, concurrency:
                             sampler=caps.sampler, device=device)["head"]
         else:
             layer_type: LayerType = "sliding" if part == "sliding layer" else "global"
-            states = runner.layer_states(layers[layer_type], kind, concurrency, tokens, context_tokens)
+            states = runner.methods.layer_states(layers[layer_type], kind, concurrency, tokens, context_tokens)
             x = random_tensor((concurrency * tokens, config.backbone.hidden_size), dtype, device, std=1.0)
             fn = layer_stack(config, layers[layer_type], states, x, concurrency)
         replay = runner.time(fn).median_seconds

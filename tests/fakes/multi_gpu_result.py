@@ -16,17 +16,18 @@ from fakes import recorded_all_reduce as recorded
 
 
 def h200_pair_result(**run_changes: object) -> ResultFile:
-    """The pair's result: both GPUs' limits (the second slower), the recorded all-reduce sweep, split layers."""
+    """The pair's result: both GPUs' limits (the second slower), the recorded all-reduce sweeps (eager and replayed
+    from CUDA graphs) and split layers."""
     devices = probe_nvidia(fake.h200_nvlink_pair(), read_host_meminfo=lambda: {"MemTotal": 2**38,
                                                                               "MemAvailable": 2**37},
                            own_pid=1).devices
     machine = factory.machine(accelerators=devices)
-    layers = (recorded.split_layer("sliding", whole_seconds=0.5e-3, split_seconds=0.36e-3),
-              recorded.split_layer("global", whole_seconds=0.7e-3, split_seconds=0.46e-3))
+    layers = recorded.h200_pair_split_layers()
     run = MultiGpuRun(gpu_indices=(0, 1), backend="nccl",
                       per_gpu_limits=(GpuLimits(0, "cuda:0", factory.limits(device="cuda:0", stream_bytes_per_s=4.5e12)),
                                       GpuLimits(1, "cuda:1", factory.limits(device="cuda:1", stream_bytes_per_s=3.6e12))),
-                      all_reduce=recorded.h200_pair_sweep(), tensor_parallel_layers=layers,
+                      all_reduce=recorded.h200_pair_sweep(),
+                      all_reduce_in_graphs=recorded.h200_pair_graph_sweep(), tensor_parallel_layers=layers,
                       model_id=load_model_config().id, seconds_taken=40.0)
     run = dataclasses.replace(run, **run_changes)
     predictions = predict_for_machine(machine, factory.limits(), factory.passes(), options=PredictOptions(gpus=2),

@@ -11,9 +11,9 @@ from fakes import recorded_all_reduce as recorded
 
 from dgprofile.app.predictor import PredictOptions, predict_for_machine
 from dgprofile.model import setup
-from dgprofile.model.tensor_parallel import split_pass_checks
+from dgprofile.model.tensor_parallel import layer_roofline_seconds, split_pass_checks
 from dgprofile.probes.gpu_nvidia import probe_nvidia
-from dgprofile.records.multi_gpu import MultiGpuRun
+from dgprofile.records.multi_gpu import GpuLimits, MultiGpuRun
 from dgprofile.records.predictions import Interconnect
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import load_model_config
@@ -26,10 +26,17 @@ def h200_pair_machine():
     return factory.machine(accelerators=devices)
 
 
-def run_with(layers=(), sweep=None) -> MultiGpuRun:
-    return MultiGpuRun(gpu_indices=(0, 1), backend="nccl", per_gpu_limits=(), all_reduce=sweep or
-                       recorded.h200_pair_sweep(), tensor_parallel_layers=tuple(layers),
-                       model_id=load_model_config().id, seconds_taken=30.0)
+# GPU 0's limits in the recorded 2x H200 run.
+H200_LIMITS = factory.limits(device="cuda:0", device_name="NVIDIA H200", stream_bytes_per_s=4.51e12,
+                             peak_bf16_flops_per_s=6.75e14)
+
+
+def run_with(layers=(), sweep=None, in_graphs=None) -> MultiGpuRun:
+    return MultiGpuRun(gpu_indices=(0, 1), backend="nccl",
+                       per_gpu_limits=(GpuLimits(0, "cuda:0", H200_LIMITS), GpuLimits(1, "cuda:1", H200_LIMITS)),
+                       all_reduce=sweep or recorded.h200_pair_sweep(),
+                       all_reduce_in_graphs=in_graphs or Unavailable("not measured: eager only"),
+                       tensor_parallel_layers=tuple(layers), model_id=load_model_config().id, seconds_taken=30.0)
 
 
 def test_recorded_h200_sweep_fits_a_latency_near_its_small_messages_and_explains_the_largest() -> None:
@@ -98,27 +105,81 @@ def test_measured_one_gpu_passes_are_split_over_two_gpus_not_kept_whole() -> Non
     assert denoise["two"].seconds < 0.75 * denoise["one"].seconds
 
 
-def test_split_pass_check_predicts_the_whole_layer_halved_plus_the_measured_link() -> None:
+def test_split_pass_check_shares_out_the_roofline_work_and_keeps_the_latency_whole() -> None:
     layers = [recorded.split_layer("sliding", whole_seconds=0.5e-3, split_seconds=0.36e-3),
               recorded.split_layer("global", whole_seconds=0.7e-3, split_seconds=0.46e-3)]
     machine = h200_pair_machine()
-    checks = split_pass_checks(run_with(layers), load_model_config(), setup.detected_interconnect(machine, 2))
+    config = load_model_config()
+    checks = split_pass_checks(run_with(layers), config, setup.detected_interconnect(machine, 2))
     assert not isinstance(checks, Unavailable)
     (check,) = checks
     link = setup.measured_interconnect(recorded.h200_pair_sweep(), setup.detected_interconnect(machine, 2), "eager")
     assert isinstance(link, Interconnect)
     per_layer_link = 2 * link.all_reduce_latency_seconds + 3 * 256 * recorded.HIDDEN * 2 / link.bytes_per_s
     assert check.interconnect_seconds == pytest.approx(30 * per_layer_link)
+    roofline = {layer.layer_type: layer_roofline_seconds(config, layer, H200_LIMITS) for layer in layers}
+    assert 0 < roofline["sliding"] < 0.5e-3 and 0 < roofline["global"] < 0.7e-3
+    assert check.roofline_seconds == pytest.approx(25 * roofline["sliding"] + 5 * roofline["global"])
     assert check.single_gpu_seconds == pytest.approx(25 * 0.5e-3 + 5 * 0.7e-3)
     assert check.measured_seconds == pytest.approx(25 * 0.36e-3 + 5 * 0.46e-3)
-    assert check.predicted_seconds == pytest.approx(check.single_gpu_seconds / 2 + check.interconnect_seconds)
+    assert check.predicted_seconds == pytest.approx(
+        check.single_gpu_seconds - check.roofline_seconds / 2 + check.interconnect_seconds)
     assert check.difference == pytest.approx(check.predicted_seconds / check.measured_seconds - 1)
+
+
+def test_recorded_h200_pair_split_layers_are_predicted_within_fifteen_percent() -> None:
+    run = run_with(recorded.h200_pair_split_layers(), in_graphs=recorded.h200_pair_graph_sweep())
+    checks = split_pass_checks(run, load_model_config(), setup.detected_interconnect(h200_pair_machine(), 2))
+    assert not isinstance(checks, Unavailable)
+    assert [(c.pass_kind, c.concurrency, c.launch_mode) for c in checks] == [
+        ("ar-step", 1, "cuda-graph"), ("dg-denoise", 1, "cuda-graph"), ("dg-denoise", 4, "cuda-graph")]
+    assert all(abs(c.difference) <= 0.15 for c in checks), [round(c.difference, 3) for c in checks]
+
+
+def test_layers_replayed_from_graphs_take_the_link_measured_in_graphs() -> None:
+    layers = [recorded.split_layer(t, whole_seconds=0.5e-3, split_seconds=0.36e-3, launch_mode="cuda-graph")
+              for t in ("sliding", "global")]
+    path = setup.detected_interconnect(h200_pair_machine(), 2)
+    (check,) = split_pass_checks(run_with(layers, in_graphs=recorded.h200_pair_graph_sweep()), load_model_config(),
+                                 path)  # type: ignore[misc]
+    link = setup.measured_interconnect(recorded.h200_pair_graph_sweep(), path, "cuda-graphs")
+    assert isinstance(link, Interconnect) and link.all_reduce_latency_seconds < 15e-6
+    per_layer_link = 2 * link.all_reduce_latency_seconds + 3 * 256 * recorded.HIDDEN * 2 / link.bytes_per_s
+    assert check.launch_mode == "cuda-graph" and check.interconnect_seconds == pytest.approx(30 * per_layer_link)
+
+
+def test_split_pass_check_without_the_first_gpus_limits_says_why() -> None:
+    layers = [recorded.split_layer(t, whole_seconds=0.5e-3, split_seconds=0.36e-3) for t in ("sliding", "global")]
+    run = dataclasses.replace(run_with(layers), per_gpu_limits=Unavailable("not measured: rank 0 failed"))
+    checks = split_pass_checks(run, load_model_config(), Unavailable("no path"))
+    assert isinstance(checks, Unavailable) and "rank 0 failed" in checks.reason
 
 
 def test_split_pass_check_without_layers_says_why() -> None:
     run = dataclasses.replace(run_with(), tensor_parallel_layers=Unavailable("not measured: rank 1 failed"))
     assert split_pass_checks(run, load_model_config(), Unavailable("no path")) == Unavailable(
         "not measured: rank 1 failed")
+
+
+def test_a_cuda_graph_engine_takes_the_latency_measured_in_graphs_not_the_prior() -> None:
+    machine = h200_pair_machine()
+    predictions = predict_for_machine(machine, factory.limits(), factory.passes(), options=PredictOptions(gpus=2),
+                                      multi_gpu=run_with(in_graphs=recorded.h200_pair_graph_sweep()))
+    link = predictions.headline.scenario.interconnect
+    assert isinstance(link, Interconnect) and predictions.headline.scenario.execution_mode == "cuda-graphs"
+    assert 9e-6 < link.all_reduce_latency_seconds < setup.ALL_REDUCE_LATENCY_SECONDS["nvlink"]
+    assert "cuda-graph NCCL" in link.basis and "engine prior" not in link.basis
+    eager = predict_for_machine(machine, factory.limits(), factory.passes(),
+                                options=PredictOptions(gpus=2, execution_mode="eager"),
+                                multi_gpu=run_with(in_graphs=recorded.h200_pair_graph_sweep()))
+    eager_link = eager.headline.scenario.interconnect
+    assert isinstance(eager_link, Interconnect) and eager_link.all_reduce_latency_seconds > 40e-6
+
+
+def test_an_eager_engine_priced_from_a_graph_sweep_alone_is_told_its_latency_is_a_lower_bound() -> None:
+    path = setup.detected_interconnect(h200_pair_machine(), 2)
+    link = setup.measured_interconnect(recorded.h200_pair_graph_sweep(), path, "eager")
+    assert isinstance(link, Interconnect) and "lower bound" in link.basis
 
 
 def test_a_fitted_bandwidth_above_the_links_own_is_replaced_by_the_links() -> None:

@@ -21,15 +21,20 @@ def test_page_shows_the_pair_path_the_spread_the_sweep_the_link_cost_and_the_spl
     section = section_of(h200_pair_result())
     headings = [h.get_text(" ", strip=True) for h in section.find_all("h3")]
     assert headings[:3] == ["Path between each pair of GPUs (NVML)", "Limits of every GPU, measured at once",
-                            "All-reduces over 2 GPUs, measured eager NCCL"]
+                            "All-reduces over 2 GPUs (NCCL), launched one at a time"]
+    assert "All-reduces over 2 GPUs (NCCL), replayed from CUDA graphs" in headings
     assert "What the link costs per pass (vllm, 2 GPUs)" in headings
     text = section.get_text(" ", strip=True)
     assert "NVLink, GPU to GPU" in text and "Spread (largest less smallest, over the median): streaming read 22" in text
     tables = section.find_all("table")
     sweep_rows = tables[2].find("tbody").find_all("tr")
     assert len(sweep_rows) == len(recorded.H200_PAIR_MICROSECONDS)
+    graph_rows = tables[3].find("tbody").find_all("tr")
+    assert len(graph_rows) == len(recorded.H200_PAIR_GRAPH_MICROSECONDS)
     split = tables[-1].find("tbody").find_all("tr")
-    assert [td.get_text(strip=True) for td in split[0].find_all("td")][:3] == ["2 GPUs", "dg-denoise", "1"]
+    assert [[td.get_text(strip=True) for td in row.find_all("td")][:4] for row in split] == [
+        ["2 GPUs", "ar-step", "1", "replayed from CUDA graphs"], ["2 GPUs", "dg-denoise", "1", "replayed from CUDA graphs"],
+        ["2 GPUs", "dg-denoise", "4", "replayed from CUDA graphs"]]
 
 
 def test_page_says_why_when_the_gpus_were_not_measured() -> None:

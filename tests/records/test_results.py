@@ -110,6 +110,16 @@ def test_version_4_files_load_with_no_measured_runs_and_version_5_runs_with_no_s
     assert loads(json.dumps(document), source="v4.json").measured_runs == ()
 
 
+def test_version_7_multi_gpu_runs_load_with_their_graph_all_reduces_marked_not_measured():
+    sample = Path(__file__).resolve().parents[2] / "samples" / "h200x2-multigpu_20261129.dgprofile.json"
+    document = json.loads(sample.read_text())
+    document["schema_version"] = 7
+    del document["multi_gpu"]["all_reduce_in_graphs"]
+    result = loads(json.dumps(document))
+    assert result.multi_gpu.all_reduce_in_graphs == results.NOT_MEASURED_IN_GRAPHS  # type: ignore[union-attr]
+    assert result.multi_gpu.all_reduce.launch_mode == "eager"  # type: ignore[union-attr]
+
+
 def test_a_truncated_string_is_reported_at_its_place_without_a_doubled_at():
     with pytest.raises(ResultFileError) as info:
         loads('{"format": "dgprofile-', source="cut.json")
