@@ -21,6 +21,7 @@ from dgprofile.cli.check import check
 from dgprofile.cli.predict import predict
 from dgprofile.cli.scenario_options import predict_options
 from dgprofile.records.machine import Machine
+from dgprofile.records.multi_gpu import MultiGpuRun
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.results import SCHEMA_VERSION, ResultFile, dump, load
 from dgprofile.specs.hardware import spec_by_id
@@ -40,9 +41,12 @@ def _recorded_options(result: ResultFile) -> dict[str, Any]:
 def repredicted(result: ResultFile) -> Predictions:
     """The file's predictions, worked out again from what it recorded."""
     params = _recorded_options(result)
+    if isinstance(result.multi_gpu, MultiGpuRun):  # `check --gpus N|all` splits the model over the GPUs it measured
+        params["gpus"] = len(result.multi_gpu.gpu_indices)
     options = predict_options(**{name: params[name] for name in SCENARIO_OPTIONS})
     if isinstance(result.machine, Machine):  # `check`, or `predict --from-result` (which copies the machine)
-        return predict_for_machine(result.machine, result.limits, result.passes, options=options)
+        return predict_for_machine(result.machine, result.limits, result.passes, options=options,
+                                   multi_gpu=result.multi_gpu)
     return predict_for_spec(spec_by_id(params["hardware_id"]), options=options)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -342,17 +343,19 @@ class AllReduceFit:
 
 
 def fit_all_reduce(sweep: AllReduceSweep) -> AllReduceFit | Unavailable:
-    """The latency and bus bandwidth that explain the sweep's medians best. Where the times do not grow with the
-    size (every message too small to show the link's bandwidth), the largest message's bus bandwidth stands for
-    it: a lower bound."""
+    """The latency and bus bandwidth that explain the sweep's medians, robust to an outlying size. Where the
+    times do not grow with the size (every message too small to show the link's bandwidth), the largest message's
+    bus bandwidth stands for it: a lower bound."""
     n = sweep.world_size
     points = [(2 * (n - 1) / n * p.message_bytes, p.timing.median_seconds) for p in sweep.points]
     if len({x for x, _ in points}) < 2:
         return Unavailable("fewer than two all-reduce sizes were measured: latency and bandwidth cannot be told "
                            "apart")
-    mean_x = sum(x for x, _ in points) / len(points)
-    mean_y = sum(y for _, y in points) / len(points)
-    slope = (sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points))
+    # Theil-Sen: the median of the slopes between every two sizes, then the median intercept. One all-reduce
+    # launched from Python that waited on the host (an H200 pair's 8-token size took 160 us among 37-41 us
+    # neighbours) turns a least-squares slope negative; it moves these medians little.
+    slopes = [(y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(points) for x2, y2 in points[i + 1:] if x2 != x1]
+    slope = statistics.median(slopes)
     largest = max(sweep.points, key=lambda p: p.message_bytes)
     what = (f"{sweep.launch_mode} {sweep.backend.upper()} all-reduce of {sweep.dtype} [tokens x "
             f"{sweep.hidden_size}] over {n} GPUs, {len(points)} sizes of {min(p.tokens for p in sweep.points)} "
@@ -361,11 +364,11 @@ def fit_all_reduce(sweep: AllReduceSweep) -> AllReduceFit | Unavailable:
         latency = min(y for _, y in points)
         return AllReduceFit(latency, largest.bus_bytes_per_s, len(points),
                             f"{what}: time did not grow with size, so the largest message's bus bandwidth is used")
-    intercept = mean_y - slope * mean_x
+    intercept = statistics.median(y - slope * x for x, y in points)
     if intercept <= 0:  # noise at the small sizes: the smallest message's time is nearly all latency
         return AllReduceFit(min(y for _, y in points), 1 / slope, len(points),
-                            f"{what}, least squares slope; latency the fastest all-reduce's")
-    return AllReduceFit(intercept, 1 / slope, len(points), f"{what}, least squares")
+                            f"{what}, median slope; latency the fastest all-reduce's")
+    return AllReduceFit(intercept, 1 / slope, len(points), f"{what}, median slope and intercept (Theil-Sen)")
 
 
 def measured_sweeps(run: MultiGpuRun) -> tuple[AllReduceSweep, ...]:

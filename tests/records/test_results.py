@@ -217,3 +217,18 @@ def test_anonymize_salt_is_a_stable_local_secret_unless_the_fleet_shares_one(tmp
     assert stat.S_IMODE((tmp_path / "dgprofile" / "anonymize-salt").stat().st_mode) == 0o600
     monkeypatch.setenv(results.SALT_ENVIRONMENT_VARIABLE, "fleet-secret")
     assert results.anonymize_salt() == "fleet-secret"
+
+
+def test_repredicting_the_multi_gpu_sample_keeps_its_two_gpus_and_measured_link():
+    # The script turned `check --gpus all` into an error and predicted one GPU without the measured link.
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "repredict_samples.py"
+    spec = importlib.util.spec_from_file_location("repredict_samples", script)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    result = load(script.parents[1] / "samples" / "h200x2-multigpu_20261129.dgprofile.json")
+    scenario = tool.repredicted(result).headline.scenario
+    assert scenario.gpus == 2
+    assert scenario.interconnect.source == "measured-all-reduce"  # type: ignore[union-attr]
