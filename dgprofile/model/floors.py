@@ -80,14 +80,19 @@ def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeas
     base = [m for m in measured if m.precision == "bf16"]
     if not precisions:
         return []
-    if isinstance(bandwidth, Unavailable) or not bf16_peak or not vector_peak or not base:
+    if isinstance(bandwidth, Unavailable) or not bf16_peak or not base:
         reductions.append(f"{', '.join(precisions)} not modelled: needs the measured bf16 passes, "
-                          "streaming-read bandwidth and bf16/fp32 matmul rates")
+                          "streaming-read bandwidth and bf16 matmul rate")
         return []
     results = []
     for precision in precisions:
         fmt = PRECISIONS[precision]
         native_peak = limits.peak_flops_per_s.get(fmt.native_compute_format)
+        if not native_peak and not vector_peak:
+            # `check --quick` measures no fp32 rate: a format the GPU multiplies natively is still modelled.
+            reductions.append(f"{precision} not modelled: this device has no measured {fmt.native_compute_format} "
+                              "matmul rate, and no fp32 rate to price dequantising it to bf16")
+            continue
         for m in base:
             floor = max(m.bytes_moved / bandwidth, m.flops / bf16_peak)
             efficiency = m.seconds / floor
@@ -96,7 +101,7 @@ def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeas
             if native_peak:
                 compute_format = fmt.native_compute_format
                 compute, how = cost.total_flops / native_peak, f"native {compute_format} matmul rate"
-            else:
+            elif vector_peak:
                 compute_format = "bf16"
                 compute = cost.total_flops / bf16_peak + cost.dequant_ops / vector_peak
                 how = "dequantised to bf16 (bf16 matmul rate + dequantisation at the fp32 rate)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from dgprofile.model.floors import NOT_RUN, passes_against_limits, with_floors
@@ -57,4 +59,17 @@ def test_without_a_bf16_pass_nothing_is_modelled_and_the_reductions_say_so() -> 
     result = passes_against_limits(CONFIG, limits(), passes, ("fp8",))
     assert result.passes == ()
     assert result.reductions == ("fp8 not modelled: needs the measured bf16 passes, streaming-read bandwidth and "
-                                 "bf16/fp32 matmul rates",)
+                                 "bf16 matmul rate",)
+
+
+def test_a_quick_check_without_an_fp32_rate_still_models_the_formats_the_gpu_multiplies_natively() -> None:
+    # `check --quick` on an H200 recorded no fp8 passes: its limits step measures no fp32 rate.
+    passes = PassTimes(model_id=CONFIG.id, device="cuda", passes=(measured_denoise(),), reductions=(),
+                       seconds_taken=1.0)
+    quick = limits(fp8=1.6e15)
+    quick = dataclasses.replace(quick, peak_flops_per_s={k: v for k, v in quick.peak_flops_per_s.items()
+                                                         if k != "fp32"})
+    result = passes_against_limits(CONFIG, quick, passes, ("fp8", "int4"))
+    assert [m.precision for m in result.passes] == ["bf16", "fp8"]
+    assert result.reductions == ("int4 not modelled: this device has no measured int4 matmul rate, and no fp32 rate "
+                                 "to price dequantising it to bf16",)
