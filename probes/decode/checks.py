@@ -31,6 +31,10 @@ from dgprofile.specs.model_config import LayerType, ModelConfig, load_model_conf
 # Relative error allowed against a float32 reference computed from the same (dequantised) weights.
 BF16_TOLERANCE = 2e-2
 FP8_TOLERANCE = 8e-2  # includes the per-token activation quantisation
+# The fused FP8 layer against the torch FP8 layer: both quantise the same activations per token, the torch path
+# after rounding them to bf16 first, which moves a few values across an fp8 rounding step (0.7% apart on the
+# small shapes under Triton's interpreter); a wrong scale or row moves whole rows.
+FUSED_FP8_TOLERANCE = 3e-2
 
 
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -95,23 +99,25 @@ def check_config(config: ModelConfig) -> ModelConfig:
     return replace(config, backbone=replace(config.backbone, num_experts=16))
 
 
-def check_layers(config: ModelConfig, dtype: torch.dtype, device: str) -> dict[LayerType, LayerWeights]:
+def check_layers(config: ModelConfig, dtype: torch.dtype, device: str,
+                 fp8: bool = False) -> dict[LayerType, LayerWeights]:
     """One layer of each type, built once and shared by the layer-path checks."""
     torch.manual_seed(0)
-    return {t: build_layer(config, t, dtype=dtype, fp8=False, device=device) for t in ("sliding", "global")}
+    return {t: build_layer(config, t, dtype=dtype, fp8=fp8, device=device) for t in ("sliding", "global")}
 
 
 def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
                       config: ModelConfig | None = None,
                       layers: dict[LayerType, LayerWeights] | None = None,
-                      attention_methods: tuple[AttentionMethod, ...] = ("sdpa",)) -> str:
+                      attention_methods: tuple[AttentionMethod, ...] = ("sdpa",), fp8: bool = False) -> str:
     """The fused decoder layer against the torch one (same weights, state and input) on both layer types, causal
     and not, with each attention method; every expert method it will be combined with is checked in one of those
     cases (the combine only sees the method's row layout; the methods themselves are checked by
-    ``check_experts``)."""
+    ``check_experts``). ``fp8``: FP8 layers (``layers`` must be), whose fused kernels write their GEMM inputs
+    quantised, against the torch FP8 layer."""
     try:
         small = config or check_config(load_model_config())
-        layers = layers or check_layers(small, dtype, device)
+        layers = layers or check_layers(small, dtype, device, fp8=fp8)
         layer_types: tuple[LayerType, ...] = ("sliding", "global")
         kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
         cases = [(t, k, a) for t in layer_types for k in kinds
@@ -128,7 +134,8 @@ def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMeth
             worst = max(worst, _relative_error(fused, reference))
     except Exception as exc:  # see check_experts
         return _describe(exc)
-    return "" if worst <= BF16_TOLERANCE else f"fused layer off by {worst:.1%} (limit {BF16_TOLERANCE:.0%})"
+    limit = FUSED_FP8_TOLERANCE if fp8 else BF16_TOLERANCE
+    return "" if worst <= limit else f"fused {'fp8 ' if fp8 else ''}layer off by {worst:.1%} (limit {limit:.0%})"
 
 
 def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,

@@ -192,9 +192,11 @@ def _checks(precision: str, problems: list[str]) -> None:
     for method in EXPERT_METHODS[1:]:
         _attempt(f"check experts {method}",
                  partial(checks.check_experts, META, torch.bfloat16, fp8=fp8, method=method), problems)
-    if fp8:
-        return
     small = checks.check_config(load_model_config())
+    if fp8:
+        _attempt("check fused fp8 layer", lambda: checks.check_fused_layer(
+            META, torch.bfloat16, EXPERT_METHODS, small, attention_methods=ATTENTION_METHODS, fp8=True), problems)
+        return
     for attention_method in ATTENTION_METHODS[1:]:
         _attempt(f"check attention {attention_method}",
                  partial(checks.check_attention, META, torch.bfloat16, attention_method, small), problems)
@@ -246,14 +248,21 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
         for concurrency in plan.concurrencies_for(kind, precision):
             tokens = _pass_tokens(config, kind, context)
             pass_context = 0 if kind == "prefill" else context
-            if fp8:  # only the expert GEMMs differ from bf16 (the layers' other kernels see bf16 activations)
+            if fp8:  # what differs from bf16: the expert GEMMs and the kernels that quantise (attention as bf16)
                 routing = uniform_routing(concurrency * tokens, config.backbone.num_experts,
                                           config.backbone.top_k_experts, META, generator)
                 x = random_tensor((concurrency * tokens, config.backbone.hidden_size), torch.bfloat16, META)
                 for expert_method in expert_methods:
+                    # Unquantised input, as the benchmark's autotuning gives it: quantised in one kernel.
                     _attempt(f"{kind} c={concurrency} fp8 experts {expert_method}",
                              partial(run_expert_rows, expert_method, layers["sliding"].experts, x, routing),
                              problems)
+                    for layer_type, layer in layers.items():
+                        state = layer_state(config, layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                                            context=pass_context, dtype=torch.bfloat16, device=META,
+                                            generator=generator, expert_method=expert_method, fused=True)
+                        _attempt(f"{kind} c={concurrency} fp8 {layer_type} {expert_method}",
+                                 partial(decoder_layer, config, x, layer, state, concurrency), problems)
                 continue
             for layer_type, layer in layers.items():
                 attention_methods: tuple[AttentionMethod, ...] = ("sdpa",) if quick else tuple(
