@@ -1,7 +1,10 @@
 """DiffusionGemma's decoder layers and head in torch, at full width, the way an efficient engine runs them.
 
 * Linear layers in bf16/fp16 (``F.linear``) or FP8 (``torch._scaled_mm``, per-token activation and per-channel
-  weight scales). q/k/v are one fused projection; the GeGLU gate and up projections are fused too.
+  weight scales). q/k/v are one fused projection; the GeGLU gate and up projections are fused too. An FP8 GEMM
+  takes its activation quantised per token (``QuantizedRows``): in the torch layer by ``quantize_rows`` (torch
+  ops, the reference); in the fused layer by the Triton kernel that produced the activation, as vLLM's fp8 path
+  does, or in one Triton kernel where no producer holds whole rows.
 * Experts: tokens sorted by expert, then per projection one grouped GEMM (``torch._grouped_mm`` /
   ``torch._scaled_grouped_mm``), one padded batched matmul, or one Triton fused-MoE GEMM that gathers token rows
   itself (``triton_moe.py``); the benchmark picks the fastest that works for each token count. Outputs are
@@ -86,8 +89,9 @@ Activation = torch.Tensor | QuantizedRows
 
 def select_rows(x: Activation, rows: torch.Tensor) -> Activation:
     """The given rows of ``x`` (each with its scale, if quantised)."""
-    if isinstance(x, QuantizedRows):
-        return QuantizedRows(x.values.index_select(0, rows), x.scales.index_select(0, rows))
+    if isinstance(x, QuantizedRows):  # gathered as bytes: not every torch build indexes fp8 tensors on every device
+        values = x.values.view(torch.uint8).index_select(0, rows).view(x.values.dtype)
+        return QuantizedRows(values, x.scales.index_select(0, rows))
     return x.index_select(0, rows)
 
 
