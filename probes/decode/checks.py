@@ -7,6 +7,7 @@ and says why.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
@@ -118,24 +119,33 @@ def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMeth
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device, fp8=fp8)
-        layer_types: tuple[LayerType, ...] = ("sliding", "global")
-        kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
-        cases = [(t, k, a) for t in layer_types for k in kinds
-                 for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
         worst = 0.0
-        for index in range(max(len(cases), len(methods))):
-            layer_type, kind, attention_method = cases[index % len(cases)]
-            state = layer_state(small, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
-                                device=device, generator=torch.Generator().manual_seed(1),
-                                expert_method=methods[index % len(methods)], attention_method=attention_method)
-            x = torch.randn(48, small.backbone.hidden_size, device=device, dtype=dtype)
-            reference = decoder_layer(small, x, layers[layer_type], state, 2).float()
-            fused = decoder_layer(small, x, layers[layer_type], replace(state, fused=True), 2)
-            worst = max(worst, _relative_error(fused, reference))
+        for reference, fused in fused_layer_outputs(small, layers, device, dtype, methods, attention_methods):
+            worst = max(worst, _relative_error(fused, reference.float()))
     except Exception as exc:  # see check_experts
         return _describe(exc)
     limit = FUSED_FP8_TOLERANCE if fp8 else BF16_TOLERANCE
     return "" if worst <= limit else f"fused {'fp8 ' if fp8 else ''}layer off by {worst:.1%} (limit {limit:.0%})"
+
+
+def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeights], device: str,
+                        dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
+                        attention_methods: tuple[AttentionMethod, ...]
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``check_fused_layer``'s cases, one at a time: the torch layer's output and the fused layer's (a
+    compile-only worker runs them all without comparing, ``precompile.py``)."""
+    layer_types: tuple[LayerType, ...] = ("sliding", "global")
+    kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
+    cases = [(t, k, a) for t in layer_types for k in kinds
+             for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
+    for index in range(max(len(cases), len(methods))):
+        layer_type, kind, attention_method = cases[index % len(cases)]
+        state = layer_state(config, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
+                            device=device, generator=torch.Generator().manual_seed(1),
+                            expert_method=methods[index % len(methods)], attention_method=attention_method)
+        x = torch.randn(48, config.backbone.hidden_size, device=device, dtype=dtype)
+        reference = decoder_layer(config, x, layers[layer_type], state, 2)
+        yield reference, decoder_layer(config, x, layers[layer_type], replace(state, fused=True), 2)
 
 
 def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,

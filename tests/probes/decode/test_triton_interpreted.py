@@ -230,3 +230,26 @@ def test_a_fused_fp8_layer_quantises_in_its_kernels_and_matches_the_torch_fp8_la
         got = model.decoder_layer(config, x, layer, replace(state, fused=True), 2).float()
         assert_close(got, expected, FUSED_FP8_TOLERANCE, "fused fp8 layer")
     """, TORCH_FP8_ROUNDING)
+
+
+def test_an_fp8_head_s_self_conditioning_mlp_takes_rows_its_norm_and_geglu_quantised():
+    run_interpreted("""
+        import sys
+        sys.path.insert(0, "tests")
+        from fakes.tiny_model import tiny_config
+        from dgprofile.probes.decode import model
+        from dgprofile.probes.decode.head import build_head, head_parts, torch_sampler
+        config = tiny_config()
+        head = build_head(config, vocab_rows=512, dtype=torch.bfloat16, fp8=True, device="cpu")
+        outputs = []
+        for fused_fp8 in (False, True):
+            torch.manual_seed(0)  # the same canvas and buffers for both
+            parts = head_parts(config, head, kind="dg-denoise", concurrency=1, tokens=16, split=False,
+                               sampler=torch_sampler, device="cpu", fused_fp8=fused_fp8)
+            if fused_fp8:
+                def torch_quantisation(x):
+                    raise AssertionError("the fused fp8 head quantised in torch ops")
+                model.quantize_rows = torch_quantisation
+            outputs.append(parts["head"]()[0].float())
+        assert_close(outputs[1], outputs[0], 1e-2, "fused fp8 head")
+    """, TORCH_FP8_ROUNDING)
