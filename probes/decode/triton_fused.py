@@ -237,30 +237,28 @@ def _warps(block: int) -> int:
     return 8 if block >= 4096 else 4
 
 
-def _quantized_like(rows: int, width: int, device: torch.device, dtype: torch.dtype) -> QuantizedRows:
-    return QuantizedRows(torch.empty(rows, width, device=device, dtype=dtype),
+def _quantized_like(rows: int, width: int, device: torch.device) -> QuantizedRows:
+    return QuantizedRows(torch.empty(rows, width, device=device, dtype=torch.float8_e4m3fn),
                          torch.empty(rows, 1, device=device, dtype=torch.float32))
 
 
-def quantize_rows(x: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn) -> QuantizedRows:
+def quantize_rows(x: torch.Tensor) -> QuantizedRows:
     """``x [rows, width]`` quantised per row in one kernel (one read of ``x``), as ``model.quantize_rows`` does
-    it in torch ops. ``dtype``: the values' storage, e4m3; a wider one keeps ``x / scale`` unrounded (tests:
-    Triton's interpreter rounds to e4m3 wrongly)."""
+    it in torch ops."""
     x = x.contiguous()
     rows, width = x.shape
-    out = _quantized_like(rows, width, x.device, dtype)
+    out = _quantized_like(rows, width, x.device)
     block = triton.next_power_of_2(width)
     _quantize_rows[(rows,)](x, x, out.values, out.scales, width, 0.0, NORM=False, BLOCK=block, QMAX=FP8_MAX,
                             MIN_AMAX=FP8_MIN_AMAX, num_warps=_warps(block))
     return out
 
 
-def rms_norm_quantized(x: torch.Tensor, weight: torch.Tensor, eps: float,
-                       dtype: torch.dtype = torch.float8_e4m3fn) -> QuantizedRows:
-    """``rms_norm(x, weight)`` quantised per row, in one kernel (``dtype`` as in ``quantize_rows``)."""
+def rms_norm_quantized(x: torch.Tensor, weight: torch.Tensor, eps: float) -> QuantizedRows:
+    """``rms_norm(x, weight)`` quantised per row, in one kernel."""
     x = x.contiguous()
     rows, width = x.shape
-    out = _quantized_like(rows, width, x.device, dtype)
+    out = _quantized_like(rows, width, x.device)
     block = triton.next_power_of_2(width)
     _quantize_rows[(rows,)](x, weight, out.values, out.scales, width, eps, NORM=True, BLOCK=block, QMAX=FP8_MAX,
                             MIN_AMAX=FP8_MIN_AMAX, num_warps=_warps(block))
@@ -268,11 +266,10 @@ def rms_norm_quantized(x: torch.Tensor, weight: torch.Tensor, eps: float,
 
 
 def residual_norms(x: torch.Tensor, a: torch.Tensor, w_attn: torch.Tensor, weights: tuple[torch.Tensor, ...],
-                   eps: float, quantized: tuple[bool, ...] | None = None,
-                   dtype: torch.dtype = torch.float8_e4m3fn
+                   eps: float, quantized: tuple[bool, ...] | None = None
                    ) -> tuple[torch.Tensor, tuple[torch.Tensor | QuantizedRows, ...]]:
     """``r = x + rms_norm(a, w_attn)`` and ``rms_norm(r, w)`` for each of one to three ``weights``: (r, normed),
-    each normed output quantised per row where ``quantized`` says so (``dtype`` as in ``quantize_rows``)."""
+    each normed output quantised per row where ``quantized`` says so."""
     if not 1 <= len(weights) <= 3:
         raise ValueError("one to three norm weights")
     flags = quantized or (False,) * len(weights)
@@ -282,7 +279,7 @@ def residual_norms(x: torch.Tensor, a: torch.Tensor, w_attn: torch.Tensor, weigh
     x, a = x.contiguous(), a.contiguous()
     r = torch.empty_like(x)
     outs: list[torch.Tensor | QuantizedRows] = [
-        _quantized_like(rows, hidden, x.device, dtype) if flag else torch.empty_like(x) for flag in flags]
+        _quantized_like(rows, hidden, x.device) if flag else torch.empty_like(x) for flag in flags]
     values = [o.values if isinstance(o, QuantizedRows) else o for o in outs]
     scales = [o.scales if isinstance(o, QuantizedRows) else r for o in outs]  # r: never written through
     padding = 3 - len(weights)
@@ -304,12 +301,12 @@ def geglu(h: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def geglu_quantized(h: torch.Tensor, dtype: torch.dtype = torch.float8_e4m3fn) -> QuantizedRows:
+def geglu_quantized(h: torch.Tensor) -> QuantizedRows:
     """GeGLU on a fused [gate | up] activation ``[rows, 2 x width]`` quantised per row, in one kernel (one
-    program per row, which holds the whole row; ``dtype`` as in ``quantize_rows``)."""
+    program per row, which holds the whole row)."""
     h = h.contiguous()
     rows, width = h.shape[0], h.shape[1] // 2
-    out = _quantized_like(rows, width, h.device, dtype)
+    out = _quantized_like(rows, width, h.device)
     block = triton.next_power_of_2(width)
     _geglu_quantized[(rows,)](h, out.values, out.scales, width, BLOCK=block, QMAX=FP8_MAX, MIN_AMAX=FP8_MIN_AMAX,
                               num_warps=_warps(block))
