@@ -13,16 +13,21 @@ from dataclasses import replace
 import torch
 
 from dgprofile.probes.decode.model import (
+    RMS_EPS,
     AttentionMethod,
     ExpertMethod,
     Experts,
     LayerWeights,
     Linear,
+    QuantizedRows,
     Routing,
     attention,
     build_layer,
     decoder_layer,
+    geglu,
     layer_state,
+    quantize_rows,
+    rms_norm,
     run_experts,
     uniform_routing,
 )
@@ -36,6 +41,11 @@ FP8_TOLERANCE = 8e-2  # includes the per-token activation quantisation
 # after rounding them to bf16 first, which moves a few values across an fp8 rounding step (0.7% apart on the
 # small shapes under Triton's interpreter); a wrong scale or row moves whole rows.
 FUSED_FP8_TOLERANCE = 3e-2
+# A quantising kernel against torch's quantisation of the same rows computed in fp32: they differ only where the
+# last bits of an fp32 result move a value across an fp8 rounding step (under 0.1% on the interpreter). The
+# layer check alone would miss a wrong scale: Gemma's norms after each GEMM cancel any per-row gain.
+QUANTIZATION_TOLERANCE = 1e-2
+ROWS = 37  # unaligned
 
 
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -118,6 +128,8 @@ def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMeth
     quantised, against the torch FP8 layer."""
     try:
         small = config or check_config(load_model_config())
+        if fp8 and (problem := check_fp8_quantization(device, small)):
+            return problem
         layers = layers or check_layers(small, dtype, device, fp8=fp8)
         worst = 0.0
         for reference, fused in fused_layer_outputs(small, layers, device, dtype, methods, attention_methods):
@@ -146,6 +158,50 @@ def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeight
         x = torch.randn(48, config.backbone.hidden_size, device=device, dtype=dtype)
         reference = decoder_layer(config, x, layers[layer_type], state, 2)
         yield reference, decoder_layer(config, x, layers[layer_type], replace(state, fused=True), 2)
+
+
+def quantization_outputs(device: str, config: ModelConfig) -> Iterator[tuple[str, QuantizedRows, QuantizedRows]]:
+    """Each quantising Triton kernel at the widths of the model's fp8 GEMM inputs, with torch's quantisation of
+    the same rows computed in fp32: (what, the kernel's, torch's)."""
+    from dgprofile.probes.decode import triton_fused
+
+    torch.manual_seed(0)
+    b = config.backbone
+    hidden = b.hidden_size
+
+    def rows(width: int) -> torch.Tensor:
+        return torch.randn(ROWS, width, device=device, dtype=torch.bfloat16)
+
+    def norm_weight() -> torch.Tensor:
+        return (torch.rand(hidden, device=device) + 0.5).to(torch.bfloat16)
+
+    # Attention outputs (one width per layer type) and the expert GEMM's GeGLU epilogue rows.
+    for width in sorted({b.num_attention_heads * b.attention(t).head_dim for t in ("sliding", "global")}
+                        | {b.moe_intermediate_size}):
+        x = rows(width)
+        yield f"quantize_rows at width {width}", triton_fused.quantize_rows(x), quantize_rows(x)
+    x, a, weights = rows(hidden), rows(hidden), (norm_weight(), norm_weight(), norm_weight())
+    yield ("input norm", triton_fused.rms_norm_quantized(x, weights[0], RMS_EPS),
+           quantize_rows(rms_norm(x.float(), weights[0].float())))
+    r, normed = triton_fused.residual_norms(x, a, weights[0], weights, RMS_EPS, quantized=(True, False, True))
+    for index in (0, 2):
+        got = normed[index]
+        assert isinstance(got, QuantizedRows), "a quantised output of the residual norms"
+        yield (f"residual norm {index}", got, quantize_rows(rms_norm(r.float(), weights[index].float())))
+    for width in (b.intermediate_size, b.moe_intermediate_size):  # the dense MLP's GeGLU and the experts'
+        h = rows(2 * width)
+        yield f"GeGLU at width {width}", triton_fused.geglu_quantized(h), quantize_rows(geglu(h.float()))
+
+
+def check_fp8_quantization(device: str, config: ModelConfig) -> str:
+    """The quantising Triton kernels against torch's quantisation (``quantization_outputs``)."""
+    for what, got, expected in quantization_outputs(device, config):
+        if got.values.dtype != torch.float8_e4m3fn:
+            return f"{what}: values in {got.values.dtype}, not e4m3"
+        error = _relative_error(got.values.float() * got.scales, expected.values.float() * expected.scales)
+        if not error <= QUANTIZATION_TOLERANCE:
+            return f"{what} off by {error:.1%} (limit {QUANTIZATION_TOLERANCE:.0%})"
+    return ""
 
 
 def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,

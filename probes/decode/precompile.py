@@ -205,6 +205,7 @@ def _checks(precision: str, problems: list[str]) -> None:
 
     _attempt(f"check fused {precision} layer", fused_layer_cases, problems)
     if fp8:
+        _attempt("check fp8 quantisation", lambda: list(checks.quantization_outputs(META, small)), problems)
         return
     for attention_method in ATTENTION_METHODS[1:]:
         _attempt(f"check attention {attention_method}",

@@ -190,9 +190,11 @@ def _needs_fp8() -> None:
 
 def test_one_kernel_quantisation_gives_torch_s_scales_and_e4m3_values():
     from dgprofile.probes.decode import triton_fused
+    from dgprofile.probes.decode.checks import check_fp8_quantization
     from dgprofile.probes.decode.model import quantize_rows
 
     _needs_fp8()
+    assert check_fp8_quantization("cuda", load_model_config()) == ""  # every quantising kernel
     for width in (704, 2112, 2816, 4096, 8192):  # every fp8 GEMM input of the model
         x = torch.randn(37, width, device="cuda", dtype=torch.bfloat16)
         got, expected = triton_fused.quantize_rows(x), quantize_rows(x)

@@ -69,11 +69,19 @@ def test_the_checks_job_runs_every_case_of_the_fused_layer_check_not_only_the_fi
             consumed.append((case, methods, attention_methods))
             yield case, case
 
+    def quantisation(device, config):
+        consumed.append(("quantisation", device))
+        yield from ()
+
     monkeypatch.setattr(checks, "fused_layer_outputs", cases)
+    monkeypatch.setattr(checks, "quantization_outputs", quantisation)
     monkeypatch.setattr(checks, "check_layers", lambda config, dtype, device, fp8=False: layers_built.append(fp8))
     monkeypatch.setattr(checks, "check_experts", lambda *args, **options: "")
     monkeypatch.setattr(checks, "check_attention", lambda *args: "")
     assert run_job(f"{precision}:checks", quick=False, free_memory_bytes=1e10) == []
+    quantisation = [("quantisation", "meta")] if precision == "fp8" else []  # the fp8 quantisation check's kernels
+    assert consumed[3:] == quantisation
+    del consumed[3:]
     assert [case for case, _, _ in consumed] == ["sliding denoise", "sliding commit", "global denoise"]
     assert layers_built == [precision == "fp8"]
     _, methods, attention_methods = consumed[0]

@@ -253,3 +253,24 @@ def test_an_fp8_head_s_self_conditioning_mlp_takes_rows_its_norm_and_geglu_quant
             outputs.append(parts["head"]()[0].float())
         assert_close(outputs[1], outputs[0], 1e-2, "fused fp8 head")
     """, TORCH_FP8_ROUNDING)
+
+
+def test_the_fp8_quantisation_check_passes_the_kernels_and_catches_a_wrong_scale():
+    run_interpreted("""
+        from dgprofile.probes.decode import checks, triton_fused
+        from dgprofile.probes.decode.checks import check_fp8_quantization
+        from dgprofile.probes.decode.model import QuantizedRows
+        from dgprofile.specs.model_config import load_model_config
+        checks.ROWS = 3  # interpreted programs run one after another
+        config = load_model_config()
+        assert check_fp8_quantization("cpu", config) == ""
+        geglu_quantized = triton_fused.geglu_quantized
+
+        def scale_off_by_a_tenth(h):
+            q = geglu_quantized(h)
+            return QuantizedRows(q.values, q.scales * 1.1)
+
+        triton_fused.geglu_quantized = scale_off_by_a_tenth
+        problem = check_fp8_quantization("cpu", config)
+        assert problem.startswith("GeGLU at width 2112 off by 10.0%"), problem
+    """, TORCH_FP8_ROUNDING)
