@@ -5,8 +5,8 @@
 A developer script, not shipped in the package. Measures the limits, runs the decode benchmark ``--repeat``
 times (the first with ``--full-depth`` if asked), writes each ``PassTimes`` as JSON under ``--out``, and prints
 the pass tables followed by a summary: sampled estimate against the full-depth measurement, run-to-run
-differences, the bf16 denoise pass at concurrency 1 against its bandwidth floor (all bytes, and weights alone),
-and the AR step time.
+differences, the bf16 and fp8 denoise passes and AR steps at concurrency 1 against their bandwidth floors (all
+bytes, and weights alone) and roofline floors.
 """
 
 from __future__ import annotations
@@ -50,10 +50,11 @@ def summary(runs: list[PassTimes], limits: Limits) -> list[str]:
                          f"{worst[1]}")
     bandwidth = limits.stream_read_bytes_per_s
     for m in first.passes:
-        if m.measured and m.precision == "bf16" and m.concurrency == 1 and m.pass_kind in ("dg-denoise", "ar-step"):
-            text = f"  {m.pass_kind} bf16 c=1: {m.seconds * 1e3:.2f} ms"
+        if (m.measured and m.precision in ("bf16", "fp8") and m.concurrency == 1
+                and m.pass_kind in ("dg-denoise", "ar-step")):
+            text = f"  {m.pass_kind} {m.precision} c=1: {m.seconds * 1e3:.2f} ms"
             if not isinstance(bandwidth, Unavailable):
-                weights = pass_cost(load_model_config(), kind=m.pass_kind, precision="bf16", concurrency=1,
+                weights = pass_cost(load_model_config(), kind=m.pass_kind, precision=m.precision, concurrency=1,
                                     context_tokens=m.context_tokens).weight_bytes / bandwidth
                 floor = m.bytes_moved / bandwidth
                 text += (f"; floors at the streaming read: all bytes {floor * 1e3:.2f} ms "

@@ -75,6 +75,12 @@ MATMUL_ATTENTION_MAX_BYTES = 512 * 2**20
 PREFILL_SUSTAIN_SECONDS = 1.0
 FUSED_TEXT = ("fused Triton kernels (q/k/v norms + KV-cache writes + query layout, matmul attention's softmax, "
               "residual + norms, GeGLU, router top-k + expert combine + output norms)")
+FUSED_FP8_TEXT = (FUSED_TEXT + ", the fp8 GEMMs' activations quantised per token by the kernels that produce them "
+                  "(input norm, dense and expert pre-norms, GeGLUs) or, where no kernel holds whole rows (attention "
+                  "output, the expert GEMM's GeGLU epilogue), in one kernel")
+# The key of ``DeviceCapabilities.fused`` for fp8 layers (the others are compute dtypes: fp8 layers compute in bf16
+# around their GEMMs, but their fused kernels also quantise, and are checked apart).
+FP8_LAYERS = "fp8"
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ class DeviceCapabilities:
     native_fp8: bool
     expert_methods: Mapping[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
     attention_methods: Mapping[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
-    fused: Mapping[str, bool]  # dtype name -> whether the fused elementwise kernels passed their check
+    fused: Mapping[str, bool]  # dtype name or FP8_LAYERS -> whether the fused elementwise kernels passed their check
     sampler: Sampler
     sampler_method: str
     budget: Budget
@@ -135,7 +141,8 @@ def device_capabilities(device: str, quick: bool) -> DeviceCapabilities:
     dtypes = (str(torch.bfloat16), str(torch.float16))
     return DeviceCapabilities(
         device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8, expert_methods=methods,
-        attention_methods=dict.fromkeys(dtypes, ("sdpa",)), fused=dict.fromkeys(dtypes, False), sampler=sampler,
+        attention_methods=dict.fromkeys(dtypes, ("sdpa",)), fused=dict.fromkeys((*dtypes, FP8_LAYERS), False),
+        sampler=sampler,
         sampler_method=method, budget=budget,
         prefill_sustain_seconds=PREFILL_SUSTAIN_SECONDS if kind == "cuda" and not quick else 0.0,
         notes=tuple(notes), fp8_reason=fp8_reason)
@@ -145,7 +152,8 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
                        quick: bool) -> DeviceCapabilities:
     """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the matmul
     and split-KV attention methods and the fused Triton elementwise kernels switched on where they agree with their
-    references (CUDA only; elsewhere SDPA and the torch ops). Dtypes not measured are not checked, and a quick run
+    references (CUDA only; elsewhere SDPA and the torch ops); when fp8 is measured and the bf16 kernels passed, the
+    fp8 layers' fused kernels (which also quantise) too. Dtypes not measured are not checked, and a quick run
     checks none: each check costs Triton compilations, seconds on a fresh machine."""
     if caps.kind != "cuda":
         return caps
@@ -172,6 +180,18 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
             notes.append(f"{name} layers: fused Triton elementwise kernels unusable here ({problem})")
         else:
             fused[name] = True
+        del layers
+        _free(caps.device)
+    bf16 = str(torch.bfloat16)
+    if "fp8" in plan.measured_precisions and fused[bf16]:
+        layers = check_layers(small, torch.bfloat16, caps.device, fp8=True)
+        problem = check_fused_layer(caps.device, torch.bfloat16, caps.expert_methods[True], small, layers,
+                                    attention_methods=attention_methods[bf16], fp8=True)
+        if problem:
+            notes.append(f"fp8 layers: fused Triton kernels with per-token quantisation unusable here ({problem}); "
+                         "fp8 layers run torch elementwise ops and quantisation")
+        else:
+            fused[FP8_LAYERS] = True
         del layers
         _free(caps.device)
     return replace(caps, attention_methods=attention_methods, fused=fused, notes=tuple(notes))
@@ -266,6 +286,7 @@ class LayerMethods:
         self.config, self.caps, self.tuners, self.precision = config, caps, tuners, precision
         self.dtype = torch.float16 if precision == "fp16" else torch.bfloat16
         self.fp8 = precision == "fp8"
+        self.fused = caps.fused[FP8_LAYERS if self.fp8 else str(self.dtype)]
         self.generator = torch.Generator().manual_seed(2024)
 
     def expert_method(self, layer: LayerWeights, tokens: int) -> ExpertMethod:
@@ -279,7 +300,7 @@ class LayerMethods:
 
         def build(method: ExpertMethod, shared: tuple[Routing, torch.Tensor]) -> Callable[[], object]:
             routing, r = shared
-            return lambda: mixture_of_experts(self.config, r, layer, routing, method)
+            return lambda: mixture_of_experts(self.config, r, layer, routing, method, fused=self.fused)
 
         return self.tuners.experts.fastest((self.precision, tokens), self.caps.expert_methods[self.fp8],
                                            inputs, build)
@@ -298,8 +319,7 @@ class LayerMethods:
         def build(method: AttentionMethod, h: torch.Tensor) -> Callable[[], object]:
             state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
                                 context=context, dtype=self.dtype, device=self.caps.device,
-                                generator=self.generator, attention_method=method,
-                                fused=self.caps.fused[str(self.dtype)])
+                                generator=self.generator, attention_method=method, fused=self.fused)
             return lambda: attention(self.config, h, layer, state, concurrency)
 
         key = (str(self.dtype), layer.layer_type, kind, concurrency, tokens, context)
@@ -309,10 +329,9 @@ class LayerMethods:
                      context: int) -> list[LayerState]:
         """Per layer: KV buffers, routing and the fastest working methods for this pass shape."""
         method = self.expert_method(layers[0], concurrency * tokens)
-        fused = self.caps.fused[str(self.dtype)]
         return [layer_state(self.config, w.layer_type, kind=kind, concurrency=concurrency, new=tokens,
                             context=context, dtype=self.dtype, device=self.caps.device, generator=self.generator,
-                            expert_method=method, fused=fused,
+                            expert_method=method, fused=self.fused,
                             attention_method=self.attention_method(w, kind, concurrency, tokens, context))
                 for w in layers]
 
@@ -354,6 +373,7 @@ class PassRunner:
                            sustain_seconds)
         touched = sum(s.routing.distinct_experts for s in states) / len(states)
         return timing, touched
+
     def measure_pass(self, kind: PassKind, concurrency: int, context: int) -> tuple[list[PassPart], float, int]:
         """Parts of one pass, the mean experts touched per sampled layer, and the tokens per request."""
         tokens = _pass_tokens(self.config, kind, context)
@@ -375,7 +395,7 @@ class PassRunner:
                                   scale=self.config.backbone.count_layers(layer_type) / count, timing=timing))
         for head_name, fn in head_parts(self.config, self.head, kind=kind, concurrency=concurrency, tokens=tokens,
                                         split=self.plan.vocab_divisor > 1, sampler=self.caps.sampler,
-                                        device=self.caps.device).items():
+                                        device=self.caps.device, fused_fp8=self.methods.fp8 and self.methods.fused).items():
             scale = float(self.plan.vocab_divisor) if head_name == "head-vocab" else 1.0
             parts.append(PassPart(name=head_name, layers=0, scale=scale, timing=self.time(fn)))
         return parts, sum(touched) / len(touched), tokens
@@ -507,7 +527,7 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, 
         stack = layer_stack(config, layers, states, x, concurrency)
         head = head_parts(config, runner.head, kind=m.pass_kind, concurrency=concurrency,
                           tokens=m.tokens_per_request, split=False, sampler=caps.sampler,
-                          device=caps.device)["head"]
+                          device=caps.device, fused_fp8=runner.methods.fp8 and runner.methods.fused)["head"]
         def full_pass(stack: Callable[[], object] = stack, head: Callable[[], object] = head) -> None:
             stack()
             head()
@@ -545,7 +565,8 @@ def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbac
           f"({timed})" for (dtype, layer_type, kind, c, tokens, context), best, timed
           in _timed_choices(sorted(tuners.attention.choices.items(), key=str))),
         "layer elementwise work: " + "; ".join(
-            f"{dtype.removeprefix('torch.')}: " + (FUSED_TEXT if on else "torch ops") for dtype, on in caps.fused.items()),
+            f"{key.removeprefix('torch.')}: " + ((FUSED_FP8_TEXT if key == FP8_LAYERS else FUSED_TEXT) if on
+                                                 else "torch ops") for key, on in caps.fused.items()),
         caps.sampler_method,
         "routing: router computed, expert ids drawn uniformly; expected coverage E(1-(1-k/E)^T)",
         (f"timing: {gpu_backends.backend_name(torch, caps.device)} graph replays" if caps.kind == "cuda"

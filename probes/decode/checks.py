@@ -7,21 +7,27 @@ and says why.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
 
 from dgprofile.probes.decode.model import (
+    RMS_EPS,
     AttentionMethod,
     ExpertMethod,
     Experts,
     LayerWeights,
     Linear,
+    QuantizedRows,
     Routing,
     attention,
     build_layer,
     decoder_layer,
+    geglu,
     layer_state,
+    quantize_rows,
+    rms_norm,
     run_experts,
     uniform_routing,
 )
@@ -31,6 +37,15 @@ from dgprofile.specs.model_config import LayerType, ModelConfig, load_model_conf
 # Relative error allowed against a float32 reference computed from the same (dequantised) weights.
 BF16_TOLERANCE = 2e-2
 FP8_TOLERANCE = 8e-2  # includes the per-token activation quantisation
+# The fused FP8 layer against the torch FP8 layer: both quantise the same activations per token, the torch path
+# after rounding them to bf16 first, which moves a few values across an fp8 rounding step (0.7% apart on the
+# small shapes under Triton's interpreter); a wrong scale or row moves whole rows.
+FUSED_FP8_TOLERANCE = 3e-2
+# A quantising kernel against torch's quantisation of the same rows computed in fp32: they differ only where the
+# last bits of an fp32 result move a value across an fp8 rounding step (under 0.1% on the interpreter). The
+# layer check alone would miss a wrong scale: Gemma's norms after each GEMM cancel any per-row gain.
+QUANTIZATION_TOLERANCE = 1e-2
+ROWS = 37  # unaligned
 
 
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -95,40 +110,98 @@ def check_config(config: ModelConfig) -> ModelConfig:
     return replace(config, backbone=replace(config.backbone, num_experts=16))
 
 
-def check_layers(config: ModelConfig, dtype: torch.dtype, device: str) -> dict[LayerType, LayerWeights]:
+def check_layers(config: ModelConfig, dtype: torch.dtype, device: str,
+                 fp8: bool = False) -> dict[LayerType, LayerWeights]:
     """One layer of each type, built once and shared by the layer-path checks."""
     torch.manual_seed(0)
-    return {t: build_layer(config, t, dtype=dtype, fp8=False, device=device) for t in ("sliding", "global")}
+    return {t: build_layer(config, t, dtype=dtype, fp8=fp8, device=device) for t in ("sliding", "global")}
 
 
 def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
                       config: ModelConfig | None = None,
                       layers: dict[LayerType, LayerWeights] | None = None,
-                      attention_methods: tuple[AttentionMethod, ...] = ("sdpa",)) -> str:
+                      attention_methods: tuple[AttentionMethod, ...] = ("sdpa",), fp8: bool = False) -> str:
     """The fused decoder layer against the torch one (same weights, state and input) on both layer types, causal
     and not, with each attention method; every expert method it will be combined with is checked in one of those
     cases (the combine only sees the method's row layout; the methods themselves are checked by
-    ``check_experts``)."""
+    ``check_experts``). ``fp8``: FP8 layers (``layers`` must be), whose fused kernels write their GEMM inputs
+    quantised, against the torch FP8 layer."""
     try:
         small = config or check_config(load_model_config())
-        layers = layers or check_layers(small, dtype, device)
-        layer_types: tuple[LayerType, ...] = ("sliding", "global")
-        kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
-        cases = [(t, k, a) for t in layer_types for k in kinds
-                 for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
+        if fp8 and (problem := check_fp8_quantization(device, small)):
+            return problem
+        layers = layers or check_layers(small, dtype, device, fp8=fp8)
         worst = 0.0
-        for index in range(max(len(cases), len(methods))):
-            layer_type, kind, attention_method = cases[index % len(cases)]
-            state = layer_state(small, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
-                                device=device, generator=torch.Generator().manual_seed(1),
-                                expert_method=methods[index % len(methods)], attention_method=attention_method)
-            x = torch.randn(48, small.backbone.hidden_size, device=device, dtype=dtype)
-            reference = decoder_layer(small, x, layers[layer_type], state, 2).float()
-            fused = decoder_layer(small, x, layers[layer_type], replace(state, fused=True), 2)
-            worst = max(worst, _relative_error(fused, reference))
+        for reference, fused in fused_layer_outputs(small, layers, device, dtype, methods, attention_methods):
+            worst = max(worst, _relative_error(fused, reference.float()))
     except Exception as exc:  # see check_experts
         return _describe(exc)
-    return "" if worst <= BF16_TOLERANCE else f"fused layer off by {worst:.1%} (limit {BF16_TOLERANCE:.0%})"
+    limit = FUSED_FP8_TOLERANCE if fp8 else BF16_TOLERANCE
+    return "" if worst <= limit else f"fused {'fp8 ' if fp8 else ''}layer off by {worst:.1%} (limit {limit:.0%})"
+
+
+def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeights], device: str,
+                        dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
+                        attention_methods: tuple[AttentionMethod, ...]
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``check_fused_layer``'s cases, one at a time: the torch layer's output and the fused layer's (a
+    compile-only worker runs them all without comparing, ``precompile.py``)."""
+    layer_types: tuple[LayerType, ...] = ("sliding", "global")
+    kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
+    cases = [(t, k, a) for t in layer_types for k in kinds
+             for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
+    for index in range(max(len(cases), len(methods))):
+        layer_type, kind, attention_method = cases[index % len(cases)]
+        state = layer_state(config, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
+                            device=device, generator=torch.Generator().manual_seed(1),
+                            expert_method=methods[index % len(methods)], attention_method=attention_method)
+        x = torch.randn(48, config.backbone.hidden_size, device=device, dtype=dtype)
+        reference = decoder_layer(config, x, layers[layer_type], state, 2)
+        yield reference, decoder_layer(config, x, layers[layer_type], replace(state, fused=True), 2)
+
+
+def quantization_outputs(device: str, config: ModelConfig) -> Iterator[tuple[str, QuantizedRows, QuantizedRows]]:
+    """Each quantising Triton kernel at the widths of the model's fp8 GEMM inputs, with torch's quantisation of
+    the same rows computed in fp32: (what, the kernel's, torch's)."""
+    from dgprofile.probes.decode import triton_fused
+
+    torch.manual_seed(0)
+    b = config.backbone
+    hidden = b.hidden_size
+
+    def rows(width: int) -> torch.Tensor:
+        return torch.randn(ROWS, width, device=device, dtype=torch.bfloat16)
+
+    def norm_weight() -> torch.Tensor:
+        return (torch.rand(hidden, device=device) + 0.5).to(torch.bfloat16)
+
+    # Attention outputs (one width per layer type) and the expert GEMM's GeGLU epilogue rows.
+    for width in sorted({b.num_attention_heads * b.attention(t).head_dim for t in ("sliding", "global")}
+                        | {b.moe_intermediate_size}):
+        x = rows(width)
+        yield f"quantize_rows at width {width}", triton_fused.quantize_rows(x), quantize_rows(x)
+    x, a, weights = rows(hidden), rows(hidden), (norm_weight(), norm_weight(), norm_weight())
+    yield ("input norm", triton_fused.rms_norm_quantized(x, weights[0], RMS_EPS),
+           quantize_rows(rms_norm(x.float(), weights[0].float())))
+    r, normed = triton_fused.residual_norms(x, a, weights[0], weights, RMS_EPS, quantized=(True, False, True))
+    for index in (0, 2):
+        got = normed[index]
+        assert isinstance(got, QuantizedRows), "a quantised output of the residual norms"
+        yield (f"residual norm {index}", got, quantize_rows(rms_norm(r.float(), weights[index].float())))
+    for width in (b.intermediate_size, b.moe_intermediate_size):  # the dense MLP's GeGLU and the experts'
+        h = rows(2 * width)
+        yield f"GeGLU at width {width}", triton_fused.geglu_quantized(h), quantize_rows(geglu(h.float()))
+
+
+def check_fp8_quantization(device: str, config: ModelConfig) -> str:
+    """The quantising Triton kernels against torch's quantisation (``quantization_outputs``)."""
+    for what, got, expected in quantization_outputs(device, config):
+        if got.values.dtype != torch.float8_e4m3fn:
+            return f"{what}: values in {got.values.dtype}, not e4m3"
+        error = _relative_error(got.values.float() * got.scales, expected.values.float() * expected.scales)
+        if not error <= QUANTIZATION_TOLERANCE:
+            return f"{what} off by {error:.1%} (limit {QUANTIZATION_TOLERANCE:.0%})"
+    return ""
 
 
 def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,

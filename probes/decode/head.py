@@ -20,7 +20,15 @@ from typing import Any
 
 import torch
 
-from dgprofile.probes.decode.model import AR_TOP_K, Linear, component, geglu, random_tensor, rms_norm
+from dgprofile.probes.decode.model import (
+    AR_TOP_K,
+    RMS_EPS,
+    Linear,
+    component,
+    geglu,
+    random_tensor,
+    rms_norm,
+)
 from dgprofile.records.passes import PassKind, PassPartName
 from dgprofile.specs.model_config import ModelConfig
 
@@ -84,9 +92,11 @@ def _softcapped_top_k(logits: torch.Tensor, softcap: float) -> torch.Tensor:
 
 
 def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concurrency: int, tokens: int,
-               split: bool, sampler: Sampler, device: str) -> dict[PassPartName, Callable[[], object]]:
+               split: bool, sampler: Sampler, device: str,
+               fused_fp8: bool = False) -> dict[PassPartName, Callable[[], object]]:
     """Callables on fixed buffers for the head of one pass: {"head": ...}, or {"head-vocab": ..., "head-rest": ...}
-    when ``split`` (vocabulary-sized work apart from the rest)."""
+    when ``split`` (vocabulary-sized work apart from the rest). ``fused_fp8``: an FP8 self-conditioning MLP takes
+    its inputs quantised by the Triton kernels of its norm and GeGLU (those of the fused FP8 layers)."""
     backbone, diffusion = config.backbone, config.diffusion
     hidden, vocab = backbone.hidden_size, head.embedding.shape[0]
     dtype = head.embedding.dtype
@@ -141,9 +151,17 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
             previous_argmax.copy_(argmax)
             return stop
 
+    def self_conditioning_mlp() -> torch.Tensor:
+        if not (fused_fp8 and head.sc_gate_up.fp8):
+            return head.sc_down(geglu(head.sc_gate_up(rms_norm(soft * embed_scale, head.sc_pre_norm))))
+        from dgprofile.probes.decode.triton_fused import geglu_quantized, rms_norm_quantized
+
+        normed = rms_norm_quantized(soft * embed_scale, head.sc_pre_norm, RMS_EPS)
+        return head.sc_down(geglu_quantized(head.sc_gate_up(normed)))
+
     def rest() -> torch.Tensor:
         with component("self-conditioning.mlp"):
-            sc = head.sc_down(geglu(head.sc_gate_up(rms_norm(soft * embed_scale, head.sc_pre_norm))))
+            sc = self_conditioning_mlp()
         embedded = embed()
         with component("norms"):
             return rms_norm(embedded + sc, None)

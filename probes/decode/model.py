@@ -1,7 +1,10 @@
 """DiffusionGemma's decoder layers and head in torch, at full width, the way an efficient engine runs them.
 
 * Linear layers in bf16/fp16 (``F.linear``) or FP8 (``torch._scaled_mm``, per-token activation and per-channel
-  weight scales). q/k/v are one fused projection; the GeGLU gate and up projections are fused too.
+  weight scales). q/k/v are one fused projection; the GeGLU gate and up projections are fused too. An FP8 GEMM
+  takes its activation quantised per token (``QuantizedRows``): in the torch layer by ``quantize_rows`` (torch
+  ops, the reference); in the fused layer by the Triton kernel that produced the activation, as vLLM's fp8 path
+  does, or in one Triton kernel where no producer holds whole rows.
 * Experts: tokens sorted by expert, then per projection one grouped GEMM (``torch._grouped_mm`` /
   ``torch._scaled_grouped_mm``), one padded batched matmul, or one Triton fused-MoE GEMM that gathers token rows
   itself (``triton_moe.py``); the benchmark picks the fastest that works for each token count. Outputs are
@@ -38,6 +41,7 @@ from dgprofile.specs.model_config import LayerType, ModelConfig
 RMS_EPS = 1e-6
 WEIGHT_STD = 0.02
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
+FP8_MIN_AMAX = 1e-12  # an all-zero row (padding rows of the expert layout) still gets a finite scale
 # On a CPU, normal draws for billions of weights take longer than the benchmark: a random block is tiled instead
 # (values do not change a matmul's time; zeros would, and are never used).
 CPU_RANDOM_BLOCK = 1 << 22
@@ -69,10 +73,52 @@ def random_tensor(shape: tuple[int, ...], dtype: Any, device: str, std: float = 
     return out.to(dtype) if dtype == torch.float8_e4m3fn else out
 
 
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dynamic per-row FP8 quantisation: (x / scale) in e4m3 and the fp32 scale per row."""
-    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp_(min=1e-12) / FP8_MAX
-    return (x.float() / scale).to(torch.float8_e4m3fn), scale
+@dataclass(frozen=True)
+class QuantizedRows:
+    """Activations quantised per row (one scale per token, chosen from the row's largest magnitude), as fp8
+    GEMMs take them: ``values [rows, width]`` in e4m3 and ``scales [rows, 1]`` in fp32, ``values * scales``
+    approximating the activation."""
+
+    values: torch.Tensor
+    scales: torch.Tensor
+
+
+# An fp8 GEMM's input: a bf16/fp16 activation (quantised on the way in) or one its producer quantised already.
+Activation = torch.Tensor | QuantizedRows
+
+
+def select_rows(x: Activation, rows: torch.Tensor) -> Activation:
+    """The given rows of ``x`` (each with its scale, if quantised)."""
+    if isinstance(x, QuantizedRows):  # gathered as bytes: not every torch build indexes fp8 tensors on every device
+        values = x.values.view(torch.uint8).index_select(0, rows).view(x.values.dtype)
+        return QuantizedRows(values, x.scales.index_select(0, rows))
+    return x.index_select(0, rows)
+
+
+def quantize_rows(x: torch.Tensor) -> QuantizedRows:
+    """Dynamic per-row FP8 quantisation in torch ops (several kernels, several passes over ``x``): (x / scale) in
+    e4m3 and the fp32 scale per row. The reference for the one-kernel Triton version (``triton_fused.py``)."""
+    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp_(min=FP8_MIN_AMAX) / FP8_MAX
+    return QuantizedRows((x.float() / scale).to(torch.float8_e4m3fn), scale)
+
+
+def quantize(x: Activation, fused: bool) -> QuantizedRows:
+    """``x`` quantised per row (as it is, if its producer quantised it): in one Triton kernel when ``fused``,
+    else in torch ops."""
+    if isinstance(x, QuantizedRows):
+        return x
+    if fused:
+        from dgprofile.probes.decode.triton_fused import quantize_rows as quantize_rows_in_one_kernel
+
+        return quantize_rows_in_one_kernel(x)
+    return quantize_rows(x)
+
+
+def unquantized(x: Activation) -> torch.Tensor:
+    """``x`` where only an unquantised activation can go (a bf16/fp16 GEMM)."""
+    if isinstance(x, QuantizedRows):
+        raise TypeError("a bf16/fp16 GEMM was given fp8-quantised activations")
+    return x
 
 
 class Linear:
@@ -83,11 +129,13 @@ class Linear:
         self.weight = random_tensor((out_features, in_features), torch.float8_e4m3fn if fp8 else dtype, device)
         self.scale = torch.full((1, out_features), WEIGHT_STD * 4 / FP8_MAX, device=device) if fp8 else None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: Activation) -> torch.Tensor:
+        """``x`` through the layer; an FP8 layer quantises an unquantised ``x`` in torch ops first."""
         if self.scale is None:  # not FP8
-            return F.linear(x, self.weight)
-        xq, xs = quantize_rows(x)
-        return torch._scaled_mm(xq, self.weight.t(), scale_a=xs, scale_b=self.scale, out_dtype=torch.bfloat16)
+            return F.linear(unquantized(x), self.weight)
+        q = quantize(x, fused=False)
+        return torch._scaled_mm(q.values, self.weight.t(), scale_a=q.scales, scale_b=self.scale,
+                                out_dtype=torch.bfloat16)
 
 
 def geglu(h: torch.Tensor) -> torch.Tensor:
@@ -115,20 +163,29 @@ class Experts:
         self.gate_up_scale = torch.full((num_experts, 2 * width), scale, device=device) if fp8 else None
         self.down_scale = torch.full((num_experts, hidden), scale, device=device) if fp8 else None
 
-    def _grouped(self, x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None,
-                 offsets: torch.Tensor) -> torch.Tensor:
+    def _grouped(self, x: Activation, weight: torch.Tensor, scale: torch.Tensor | None,
+                 offsets: torch.Tensor, fused: bool) -> torch.Tensor:
         if scale is None:  # not FP8
-            return torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)
-        xq, xs = quantize_rows(x)
-        return torch._scaled_grouped_mm(xq, weight.transpose(-2, -1), xs.squeeze(-1), scale, offs=offsets,
-                                        out_dtype=torch.bfloat16)
+            return torch._grouped_mm(unquantized(x), weight.transpose(-2, -1), offs=offsets)
+        q = quantize(x, fused)
+        return torch._scaled_grouped_mm(q.values, weight.transpose(-2, -1), q.scales.squeeze(-1), scale,
+                                        offs=offsets, out_dtype=torch.bfloat16)
 
-    def grouped(self, x_sorted: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        """Rows of ``x_sorted`` grouped by expert (``offsets``: cumulative row ends) through their experts."""
+    def grouped(self, x_sorted: Activation, offsets: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        """Rows of ``x_sorted`` grouped by expert (``offsets``: cumulative row ends) through their experts. FP8
+        experts with ``fused``: activations quantised in Triton kernels, the GeGLU between the projections and
+        its quantisation in one."""
         with component("experts.gate_up"):
-            h = geglu(self._grouped(x_sorted, self.gate_up, self.gate_up_scale, offsets))
+            h = self._grouped(x_sorted, self.gate_up, self.gate_up_scale, offsets, fused)
+            activation: Activation
+            if fused and self.fp8:
+                from dgprofile.probes.decode.triton_fused import geglu_quantized
+
+                activation = geglu_quantized(h)
+            else:
+                activation = geglu(h)
         with component("experts.down"):
-            return self._grouped(h, self.down, self.down_scale, offsets)
+            return self._grouped(activation, self.down, self.down_scale, offsets, fused)
 
     def padded(self, x_padded: torch.Tensor, touched: torch.Tensor | None) -> torch.Tensor:
         """``[experts, capacity, H]`` rows through the experts (all, or the ``touched`` ones) with one batched
@@ -256,16 +313,20 @@ def uniform_routing(tokens: int, num_experts: int, top_k: int, device: str, gene
         block_token=block_token.to(device), block_position=block_position.to(device))
 
 
-def run_expert_rows(method: ExpertMethod, experts: Experts, x: torch.Tensor,
-                    routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
+def run_expert_rows(method: ExpertMethod, experts: Experts, x: Activation, routing: Routing,
+                    fused: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Expert output rows where the method leaves them, and the row of each assignment (flattened
-    ``[tokens, top_k]``): combining kernels gather from there, saving a reordering copy."""
+    ``[tokens, top_k]``): combining kernels gather from there, saving a reordering copy. FP8 experts take ``x``
+    quantised per token or quantise it (the Triton methods always in Triton kernels, the grouped GEMM when
+    ``fused``)."""
     if method in ("triton", "triton-geglu"):
         from dgprofile.probes.decode.triton_moe import triton_expert_rows
 
         return triton_expert_rows(experts, x, routing, fuse_geglu=method == "triton-geglu")
     if method == "grouped":
-        return experts.grouped(x.index_select(0, routing.token_of_sorted), routing.offsets), routing.sorted_position
+        return (experts.grouped(select_rows(x, routing.token_of_sorted), routing.offsets, fused),
+                routing.sorted_position)
+    x = unquantized(x)  # the padded method runs bf16/fp16 experts only
     experts_run = experts.gate_up.shape[0] if routing.touched is None else routing.touched.numel()
     padded = x.new_zeros(experts_run * routing.capacity, x.shape[1])
     padded[routing.padded_slot] = x.index_select(0, routing.token_of_assignment)
@@ -273,9 +334,10 @@ def run_expert_rows(method: ExpertMethod, experts: Experts, x: torch.Tensor,
     return out.view(-1, x.shape[1]), routing.padded_slot
 
 
-def run_experts(method: ExpertMethod, experts: Experts, x: torch.Tensor, routing: Routing) -> torch.Tensor:
+def run_experts(method: ExpertMethod, experts: Experts, x: Activation, routing: Routing,
+                fused: bool = False) -> torch.Tensor:
     """Every assignment's expert output ``[tokens x top_k, H]``, in assignment order."""
-    rows, positions = run_expert_rows(method, experts, x, routing)
+    rows, positions = run_expert_rows(method, experts, x, routing, fused)
     return rows.index_select(0, positions)
 
 
@@ -329,17 +391,19 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), weight, RMS_EPS)
 
 
-def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: LayerState,
+def attention(config: ModelConfig, h: Activation, layer: LayerWeights, state: LayerState,
               concurrency: int) -> torch.Tensor:
-    """Self-attention of the pass's new tokens over [cache ; new], writing the new K/V into the buffers."""
+    """Self-attention of the pass's new tokens over [cache ; new], writing the new K/V into the buffers. In a
+    fused FP8 layer the output projection's input is quantised in one Triton kernel (its rows span every head,
+    written by separate attention programs: no producer holds a whole row)."""
     b = config.backbone
     attn = b.attention(layer.layer_type)
     heads, kv_heads, dim = b.num_attention_heads, attn.num_kv_heads, attn.head_dim
     group = heads // kv_heads
-    tokens = h.shape[0]
-    new = tokens // concurrency
     with component("attention.qkv"):
         qkv = layer.qkv(h)
+    tokens = qkv.shape[0]
+    new = tokens // concurrency
     if state.fused:
         from dgprofile.probes.decode.triton_fused import qkv_prologue
 
@@ -373,7 +437,7 @@ def attention(config: ModelConfig, h: torch.Tensor, layer: LayerWeights, state: 
             out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
         out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens, heads * dim)
     with component("attention.out"):
-        return layer.o(out)
+        return layer.o(quantize(out, fused=True) if state.fused and layer.o.fp8 else out)
 
 
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -406,8 +470,9 @@ def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
 
 
 def mixture_of_experts(config: ModelConfig, r: torch.Tensor, layer: LayerWeights, routing: Routing,
-                       method: ExpertMethod) -> torch.Tensor:
-    """Router on the residual, experts on its pre-norm, outputs weighted and summed per token (no atomics)."""
+                       method: ExpertMethod, fused: bool = False) -> torch.Tensor:
+    """Router on the residual, experts on its pre-norm, outputs weighted and summed per token (no atomics);
+    ``fused``: FP8 experts quantise in Triton kernels (``run_expert_rows``)."""
     top_k = config.backbone.top_k_experts
     with component("router"):
         logits = F.linear(rms_norm(r, layer.router_norm), layer.router)
@@ -415,7 +480,7 @@ def mixture_of_experts(config: ModelConfig, r: torch.Tensor, layer: LayerWeights
         gates = (logits.topk(top_k, dim=-1).values.float().softmax(dim=-1)
                  * layer.per_expert_scale[routing.expert_ids])
     with component("experts"):
-        y = run_experts(method, layer.experts, rms_norm(r, layer.pre_ff_norm_2), routing)
+        y = run_experts(method, layer.experts, rms_norm(r, layer.pre_ff_norm_2), routing, fused)
     with component("experts.combine"):
         return torch.bmm(gates.to(r.dtype).unsqueeze(1), y.view(r.shape[0], top_k, -1)).squeeze(1)
 
@@ -431,26 +496,37 @@ def attention_scores_bytes(config: ModelConfig, layer_type: LayerType, *, concur
 
 def fused_decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
                         concurrency: int) -> torch.Tensor:
-    """``decoder_layer`` with its elementwise work in Triton kernels (CUDA): same function, fewer launches."""
+    """``decoder_layer`` with its elementwise work in Triton kernels (CUDA): same function, fewer launches. In
+    an FP8 layer the kernels producing GEMM inputs (the input norm, the dense MLP's and experts' pre-norms, the
+    GeGLUs) write them quantised per token, as serving engines do, instead of a separate quantisation each."""
     from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
-    from dgprofile.probes.decode.triton_fused import moe_combine_output, residual_norms
+    from dgprofile.probes.decode.triton_fused import (
+        geglu_quantized,
+        moe_combine_output,
+        residual_norms,
+        rms_norm_quantized,
+    )
 
+    fp8 = layer.qkv.fp8
     with component("norms"):
-        normed = rms_norm(x, layer.input_norm)
+        normed: Activation = (rms_norm_quantized(x, layer.input_norm, RMS_EPS) if fp8
+                              else rms_norm(x, layer.input_norm))
     a = attention(config, normed, layer, state, concurrency)
     with component("norms"):
-        r, dense_in, router_in, experts_in = residual_norms(
-            x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS)
+        r, (dense_in, router_in, experts_in) = residual_norms(
+            x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS,
+            quantized=(fp8, False, fp8))
     with component("dense-mlp.gate_up"):
         gate_up = layer.dense_gate_up(dense_in)
     with component("dense-mlp.geglu"):
-        activation = fused_geglu(gate_up)
+        activation: Activation = geglu_quantized(gate_up) if fp8 else fused_geglu(gate_up)
     with component("dense-mlp.down"):
         dense = layer.dense_down(activation)
     with component("router"):
-        router_logits = F.linear(router_in, layer.router)
+        router_logits = F.linear(unquantized(router_in), layer.router)
     with component("experts"):
-        rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing)
+        rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing,
+                                          fused=True)
     with component("experts.combine"):
         return moe_combine_output(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows,
                                   positions, dense, r,

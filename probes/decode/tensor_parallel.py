@@ -149,7 +149,7 @@ def _fused_tensor_parallel_layer(config: ModelConfig, x: torch.Tensor, layer: La
     """The fused decoder layer (``model.fused_decoder_layer``'s Triton kernels) split as vLLM splits it: the
     experts' gated sum is a partial sum, so the combine kernel forms it beside the dense output before the
     all-reduce, and computes the output norms from the summed pair after it."""
-    from dgprofile.probes.decode.model import run_expert_rows
+    from dgprofile.probes.decode.model import run_expert_rows, unquantized
     from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
     from dgprofile.probes.decode.triton_fused import moe_output_norms, moe_partial_sums, residual_norms
 
@@ -157,14 +157,15 @@ def _fused_tensor_parallel_layer(config: ModelConfig, x: torch.Tensor, layer: La
         normed = rms_norm(x, layer.input_norm)
     a = all_reduce(attention(config, normed, layer, state, concurrency))
     with component("norms"):
-        r, dense_in, router_in, experts_in = residual_norms(
+        r, (dense_in, router_in, experts_in) = residual_norms(
             x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS)
     with component("dense-mlp"):
         dense = layer.dense_down(fused_geglu(layer.dense_gate_up(dense_in)))
     with component("router"):
-        router_logits = F.linear(router_in, layer.router)
+        router_logits = F.linear(unquantized(router_in), layer.router)
     with component("experts"):
-        rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing)
+        rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing,
+                                          fused=True)
     with component("experts.combine"):
         partial = moe_partial_sums(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows, positions,
                                    dense)

@@ -13,8 +13,17 @@
 * ``attention_probabilities``: the fp32 attention scores' row softmax (with the causal mask, if any) written as
   bf16/fp16 probabilities: one pass instead of a masked fill, torch's softmax and a cast.
 
+For FP8 layers the kernels whose outputs feed an fp8 GEMM write them quantised per token (dynamic per-row scales,
+as vLLM's fp8 path does): ``rms_norm_quantized`` (the input norm feeding q/k/v), ``residual_norms`` with
+``quantized`` outputs (the dense MLP's and the experts' pre-norms), ``geglu_quantized`` (the GeGLUs feeding the
+down projections). Each holds its whole row in one program, so the row's largest magnitude, its scale, the e4m3
+values and the scale are computed and written in the same pass that produces the row. ``quantize_rows`` does the
+same alone, in one kernel, where no producer holds whole rows (the attention output, the expert GEMM's GeGLU
+epilogue). The torch path (``model.quantize_rows``) takes five kernels and several passes for each.
+
 Rows are processed in fp32 and rounded once at the end (the torch path rounds after every op, so the two agree to
-bf16 rounding). Imported only on CUDA with Triton; ``checks.check_fused_layer`` validates them before use.
+bf16 rounding, and their fp8 values to within a rounding step where the bf16 rounding moved a value across one).
+Imported only on CUDA with Triton; ``checks.check_fused_layer`` validates them before use.
 """
 
 from __future__ import annotations
@@ -23,10 +32,38 @@ import torch
 import triton
 import triton.language as tl
 
+from dgprofile.probes.decode.model import FP8_MAX, FP8_MIN_AMAX, QuantizedRows
+
 NEGATIVE_LARGE = -1.0e30  # finite "minus infinity": masked logits never win a top-k, and online softmaxes
 # rescale by exp(NEGATIVE_LARGE - m) = 0 instead of computing inf - inf
 GELU_BLOCK = 1024
 SOFTMAX_BLOCK = 2048  # score columns per step; rows longer than this are read twice (the second read hits L2)
+
+
+@triton.jit
+def _store_quantized(values, inside, q_ptr, scale_ptr, row, base, offs, QMAX: tl.constexpr,
+                     MIN_AMAX: tl.constexpr):
+    """Write one fp32 row (``inside``: its columns) quantised: ``values / scale`` at ``q_ptr + base`` and
+    ``scale = max(|values|) / QMAX`` at ``scale_ptr + row``."""
+    amax = tl.max(tl.where(inside, tl.abs(values), 0.0), axis=0)
+    scale = tl.maximum(amax, MIN_AMAX) / QMAX
+    quantized = tl.minimum(tl.maximum(values / scale, -QMAX), QMAX)
+    tl.store(q_ptr + base + offs, quantized.to(q_ptr.dtype.element_ty), mask=inside)
+    tl.store(scale_ptr + row, scale)
+
+
+@triton.jit
+def _quantize_rows(x_ptr, weight_ptr, q_ptr, scale_ptr, width, eps, NORM: tl.constexpr, BLOCK: tl.constexpr,
+                   QMAX: tl.constexpr, MIN_AMAX: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    inside = offs < width
+    base = row * width
+    x = tl.load(x_ptr + base + offs, mask=inside, other=0.0).to(tl.float32)
+    if NORM:
+        w = tl.load(weight_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+        x = x * tl.rsqrt(tl.sum(x * x, axis=0) / width + eps) * w
+    _store_quantized(x, inside, q_ptr, scale_ptr, row, base, offs, QMAX, MIN_AMAX)
 
 
 @triton.jit
@@ -96,8 +133,20 @@ def _attention_probabilities(scores_ptr, mask_ptr, out_ptr, queries, keys, HAS_M
 
 
 @triton.jit
-def _residual_norms(x_ptr, a_ptr, w_attn_ptr, r_ptr, w0_ptr, w1_ptr, w2_ptr, out0_ptr, out1_ptr, out2_ptr, hidden,
-                    eps, OUTPUTS: tl.constexpr, BLOCK: tl.constexpr):
+def _store_normed(r_normed, w_ptr, out_ptr, scale_ptr, row, base, offs, inside, QUANTIZE: tl.constexpr,
+                  QMAX: tl.constexpr, MIN_AMAX: tl.constexpr):
+    w = tl.load(w_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+    if QUANTIZE:
+        _store_quantized(r_normed * w, inside, out_ptr, scale_ptr, row, base, offs, QMAX, MIN_AMAX)
+    else:
+        tl.store(out_ptr + base + offs, (r_normed * w).to(out_ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def _residual_norms(x_ptr, a_ptr, w_attn_ptr, r_ptr, w0_ptr, w1_ptr, w2_ptr, out0_ptr, out1_ptr, out2_ptr,
+                    scale0_ptr, scale1_ptr, scale2_ptr, hidden, eps, OUTPUTS: tl.constexpr, BLOCK: tl.constexpr,
+                    QUANTIZE0: tl.constexpr, QUANTIZE1: tl.constexpr, QUANTIZE2: tl.constexpr,
+                    QMAX: tl.constexpr, MIN_AMAX: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     inside = offs < hidden
@@ -110,14 +159,11 @@ def _residual_norms(x_ptr, a_ptr, w_attn_ptr, r_ptr, w0_ptr, w1_ptr, w2_ptr, out
     tl.store(r_ptr + base + offs, r, mask=inside)
     r = r.to(tl.float32)
     r_normed = r * tl.rsqrt(tl.sum(r * r, axis=0) / hidden + eps)
-    w0 = tl.load(w0_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-    tl.store(out0_ptr + base + offs, (r_normed * w0).to(out0_ptr.dtype.element_ty), mask=inside)
+    _store_normed(r_normed, w0_ptr, out0_ptr, scale0_ptr, row, base, offs, inside, QUANTIZE0, QMAX, MIN_AMAX)
     if OUTPUTS > 1:
-        w1 = tl.load(w1_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-        tl.store(out1_ptr + base + offs, (r_normed * w1).to(out1_ptr.dtype.element_ty), mask=inside)
+        _store_normed(r_normed, w1_ptr, out1_ptr, scale1_ptr, row, base, offs, inside, QUANTIZE1, QMAX, MIN_AMAX)
     if OUTPUTS > 2:
-        w2 = tl.load(w2_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-        tl.store(out2_ptr + base + offs, (r_normed * w2).to(out2_ptr.dtype.element_ty), mask=inside)
+        _store_normed(r_normed, w2_ptr, out2_ptr, scale2_ptr, row, base, offs, inside, QUANTIZE2, QMAX, MIN_AMAX)
 
 
 @triton.jit
@@ -141,6 +187,17 @@ def _geglu(h_ptr, out_ptr, width, BLOCK: tl.constexpr):
 # before the all-reduce the gated sum of this GPU's expert rows beside its dense MLP output (both partial sums),
 # after it the output norms of the summed pair.
 COMBINE_WHOLE, COMBINE_PARTIAL, COMBINE_NORMS = 0, 1, 2
+
+
+@triton.jit
+def _geglu_quantized(h_ptr, q_ptr, scale_ptr, width, BLOCK: tl.constexpr, QMAX: tl.constexpr,
+                     MIN_AMAX: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    inside = offs < width
+    gate = tl.load(h_ptr + row * 2 * width + offs, mask=inside, other=0.0).to(tl.float32)
+    up = tl.load(h_ptr + row * 2 * width + width + offs, mask=inside, other=0.0).to(tl.float32)
+    _store_quantized(gelu_tanh(gate) * up, inside, q_ptr, scale_ptr, row, row * width, offs, QMAX, MIN_AMAX)
 
 
 @triton.jit
@@ -194,21 +251,59 @@ def _warps(block: int) -> int:
     return 8 if block >= 4096 else 4
 
 
+def _quantized_like(rows: int, width: int, device: torch.device) -> QuantizedRows:
+    return QuantizedRows(torch.empty(rows, width, device=device, dtype=torch.float8_e4m3fn),
+                         torch.empty(rows, 1, device=device, dtype=torch.float32))
+
+
+def quantize_rows(x: torch.Tensor) -> QuantizedRows:
+    """``x [rows, width]`` quantised per row in one kernel (one read of ``x``), as ``model.quantize_rows`` does
+    it in torch ops."""
+    x = x.contiguous()
+    rows, width = x.shape
+    out = _quantized_like(rows, width, x.device)
+    block = triton.next_power_of_2(width)
+    _quantize_rows[(rows,)](x, x, out.values, out.scales, width, 0.0, NORM=False, BLOCK=block, QMAX=FP8_MAX,
+                            MIN_AMAX=FP8_MIN_AMAX, num_warps=_warps(block))
+    return out
+
+
+def rms_norm_quantized(x: torch.Tensor, weight: torch.Tensor, eps: float) -> QuantizedRows:
+    """``rms_norm(x, weight)`` quantised per row, in one kernel."""
+    x = x.contiguous()
+    rows, width = x.shape
+    out = _quantized_like(rows, width, x.device)
+    block = triton.next_power_of_2(width)
+    _quantize_rows[(rows,)](x, weight, out.values, out.scales, width, eps, NORM=True, BLOCK=block, QMAX=FP8_MAX,
+                            MIN_AMAX=FP8_MIN_AMAX, num_warps=_warps(block))
+    return out
+
+
 def residual_norms(x: torch.Tensor, a: torch.Tensor, w_attn: torch.Tensor, weights: tuple[torch.Tensor, ...],
-                   eps: float) -> tuple[torch.Tensor, ...]:
-    """``r = x + rms_norm(a, w_attn)`` and ``rms_norm(r, w)`` for each of one to three ``weights``: (r, *normed)."""
+                   eps: float, quantized: tuple[bool, ...] | None = None
+                   ) -> tuple[torch.Tensor, tuple[torch.Tensor | QuantizedRows, ...]]:
+    """``r = x + rms_norm(a, w_attn)`` and ``rms_norm(r, w)`` for each of one to three ``weights``: (r, normed),
+    each normed output quantised per row where ``quantized`` says so."""
     if not 1 <= len(weights) <= 3:
         raise ValueError("one to three norm weights")
+    flags = quantized or (False,) * len(weights)
+    if len(flags) != len(weights):
+        raise ValueError("one quantisation flag per norm weight")
     rows, hidden = x.shape
     x, a = x.contiguous(), a.contiguous()
     r = torch.empty_like(x)
-    outs = [torch.empty_like(x) for _ in weights]
-    padded_w = list(weights) + [weights[0]] * (3 - len(weights))
-    padded_out = outs + [outs[0]] * (3 - len(outs))
+    outs: list[torch.Tensor | QuantizedRows] = [
+        _quantized_like(rows, hidden, x.device) if flag else torch.empty_like(x) for flag in flags]
+    values = [o.values if isinstance(o, QuantizedRows) else o for o in outs]
+    scales = [o.scales if isinstance(o, QuantizedRows) else r for o in outs]  # r: never written through
+    padding = 3 - len(weights)
     block = triton.next_power_of_2(hidden)
-    _residual_norms[(rows,)](x, a, w_attn, r, *padded_w, *padded_out, hidden, eps, OUTPUTS=len(weights),
-                             BLOCK=block, num_warps=_warps(block))
-    return (r, *outs)
+    _residual_norms[(rows,)](x, a, w_attn, r, *weights, *[weights[0]] * padding, *values, *[values[0]] * padding,
+                             *scales, *[scales[0]] * padding, hidden, eps, OUTPUTS=len(weights), BLOCK=block,
+                             QUANTIZE0=flags[0], QUANTIZE1=len(flags) > 1 and flags[1],
+                             QUANTIZE2=len(flags) > 2 and flags[2], QMAX=FP8_MAX, MIN_AMAX=FP8_MIN_AMAX,
+                             num_warps=_warps(block))
+    return r, tuple(outs)
 
 
 def geglu(h: torch.Tensor) -> torch.Tensor:
@@ -217,6 +312,18 @@ def geglu(h: torch.Tensor) -> torch.Tensor:
     rows, width = h.shape[0], h.shape[1] // 2
     out = torch.empty(rows, width, device=h.device, dtype=h.dtype)
     _geglu[(rows, triton.cdiv(width, GELU_BLOCK))](h, out, width, BLOCK=GELU_BLOCK, num_warps=4)
+    return out
+
+
+def geglu_quantized(h: torch.Tensor) -> QuantizedRows:
+    """GeGLU on a fused [gate | up] activation ``[rows, 2 x width]`` quantised per row, in one kernel (one
+    program per row, which holds the whole row)."""
+    h = h.contiguous()
+    rows, width = h.shape[0], h.shape[1] // 2
+    out = _quantized_like(rows, width, h.device)
+    block = triton.next_power_of_2(width)
+    _geglu_quantized[(rows,)](h, out.values, out.scales, width, BLOCK=block, QMAX=FP8_MAX, MIN_AMAX=FP8_MIN_AMAX,
+                              num_warps=_warps(block))
     return out
 
 

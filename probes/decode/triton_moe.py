@@ -4,10 +4,14 @@ Assignments are laid out in blocks of ``block_rows`` rows, each block holding on
 marked -1). A program multiplies one block by one ``block_n``-column slice of its expert's weight, gathering the
 token rows itself, so each expert's weights are read once when its tokens fit one block. FP8 weights multiply
 per-token FP8 activations on the tensor cores, with the per-token and per-channel scales applied to the
-accumulator. With ``fuse_geglu`` the gate/up projection keeps a gate and an up accumulator per program (the same
-columns of both halves of the fused weight) and writes ``gelu(gate) * up`` directly, so the activation between the
-projections is written once at half width and no separate GeGLU kernel runs. Imported only on CUDA with Triton;
-``checks.check_experts`` validates it before use.
+accumulator: the activations come quantised from the kernel that produced them (the fused layer's pre-norm), or
+are quantised in one Triton kernel (``triton_fused.quantize_rows``); the gate/up projection's per-token scales are
+gathered with its token rows. With ``fuse_geglu`` the gate/up projection keeps a gate and an up accumulator per
+program (the same columns of both halves of the fused weight) and writes ``gelu(gate) * up`` directly, so the
+activation between the projections is written once at half width and no separate GeGLU kernel runs (in FP8 it is
+then quantised in one kernel: a program holds a slice of a row's columns, not its largest magnitude); without it,
+FP8 experts run the GeGLU and its quantisation in one kernel (``triton_fused.geglu_quantized``). Imported only on
+CUDA with Triton; ``checks.check_experts`` validates it before use.
 """
 
 from __future__ import annotations
@@ -17,8 +21,16 @@ import triton
 import triton.language as tl
 
 from dgprofile.probes.decode.compile_target import compile_target
-from dgprofile.probes.decode.model import Experts, Routing, component, geglu, quantize_rows
-from dgprofile.probes.decode.triton_fused import gelu_tanh
+from dgprofile.probes.decode.model import (
+    Activation,
+    Experts,
+    Routing,
+    component,
+    geglu,
+    quantize,
+    unquantized,
+)
+from dgprofile.probes.decode.triton_fused import geglu_quantized, gelu_tanh
 
 BLOCK_N = 128
 # Columns per half with the GeGLU epilogue: two accumulators of this width stream as many weight bytes per program
@@ -99,17 +111,19 @@ def _block_k(k_dim: int) -> int:
     return 128 if k_dim % 128 == 0 else 64
 
 
-def _project(a: torch.Tensor, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
+def _project(x: Activation, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
              routing: Routing, out_rows: int, fuse_geglu: bool = False) -> torch.Tensor:
     experts, n_cols, k_dim = weight.shape
     block_n = GEGLU_BLOCK_N if fuse_geglu else BLOCK_N
     if fuse_geglu:
         n_cols //= 2
-    out = torch.empty(out_rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
     a_scale = None
-    if scale is not None:
-        a, a_scale = quantize_rows(a)
-        a_scale = a_scale.view(-1)
+    if scale is not None:  # FP8 weights: FP8 activations, one scale per row
+        quantized = quantize(x, fused=True)
+        a, a_scale = quantized.values, quantized.scales.view(-1)
+    else:
+        a = unquantized(x)
+    out = torch.empty(out_rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
     block_m = routing.block_rows
     block_k = _block_k(k_dim)
     grid = (triton.cdiv(n_cols, block_n), routing.block_expert.numel())
@@ -148,15 +162,16 @@ def shared_memory_per_block(device: torch.device) -> int:
     return _SHARED_MEMORY[index]
 
 
-def triton_expert_rows(experts: Experts, x: torch.Tensor, routing: Routing,
+def triton_expert_rows(experts: Experts, x: Activation, routing: Routing,
                        fuse_geglu: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Expert output rows in the block layout, and the row of each assignment (``routing.block_position``)."""
     layout_rows = routing.block_token.numel()
     with component("experts.gate_up"):
         h = _project(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows,
                      fuse_geglu=fuse_geglu)
+        activation: Activation = h
         if not fuse_geglu:
-            h = geglu(h)
-    with component("experts.down"):
-        y = _project(h, None, experts.down, experts.down_scale, routing, layout_rows)
+            activation = geglu_quantized(h) if experts.fp8 else geglu(h)
+    with component("experts.down"):  # an FP8 GeGLU epilogue's rows are quantised here, in one kernel
+        y = _project(activation, None, experts.down, experts.down_scale, routing, layout_rows)
     return y, routing.block_position

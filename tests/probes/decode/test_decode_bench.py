@@ -118,9 +118,39 @@ def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_benc
                        ("fused", torch.bfloat16)]
     assert checked_caps.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul", "split-kv")
     assert checked_caps.attention_methods[str(torch.float16)] == ("sdpa",)
-    assert checked_caps.fused == {str(torch.bfloat16): False, str(torch.float16): False}
+    # fp8 layers' fused kernels build on the bf16 ones: not checked when those failed.
+    assert checked_caps.fused == {str(torch.bfloat16): False, str(torch.float16): False, bench.FP8_LAYERS: False}
     assert any("fused Triton elementwise kernels unusable here (off)" in note for note in checked_caps.notes)
     assert caps.attention_methods[str(torch.bfloat16)] == ("sdpa",)  # the capabilities read first stay as read
+
+
+@pytest.mark.parametrize("fp8_problem", ["", "fused fp8 layer off by 9.0% (limit 3%)"])
+def test_fp8_layers_use_the_quantising_fused_kernels_only_where_their_own_check_passes(
+        tiny_bench, monkeypatch, fp8_problem):
+    checked: list[tuple[bool, tuple[str, ...]]] = []
+    monkeypatch.setattr(bench, "check_layers", lambda config, dtype, device, fp8=False: {})
+    monkeypatch.setattr(bench, "check_attention", lambda *args: "")
+
+    def check_fused_layer(device, dtype, methods, *rest, fp8=False, **options):
+        checked.append((fp8, methods))
+        return fp8_problem if fp8 else ""
+
+    monkeypatch.setattr(bench, "check_fused_layer", check_fused_layer)
+    caps = dataclasses.replace(bench.device_capabilities("cpu", quick=False), kind="cuda",
+                               expert_methods={False: ("grouped", "triton"), True: ("triton",)})
+    plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
+                            precisions=("bf16", "fp8"))
+    checked_caps = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
+    assert checked == [(False, ("grouped", "triton")), (True, ("triton",))]  # fp8 with the fp8 expert methods
+    assert checked_caps.fused[str(torch.bfloat16)]
+    assert checked_caps.fused[bench.FP8_LAYERS] == (not fp8_problem)
+    fp8_notes = [note for note in checked_caps.notes if note.startswith("fp8 layers")]
+    assert bool(fp8_notes) == bool(fp8_problem) and all(fp8_problem in note for note in fp8_notes)
+    tuner = bench.Autotuner(timer=bench.timer_for("cpu"), use_graph=False)
+    described = bench.describe_methods(checked_caps, bench.Autotuners(experts=tuner, attention=tuner), set())
+    elementwise = next(line for line in described if line.startswith("layer elementwise work"))
+    assert ("fp8: torch ops" in elementwise) == bool(fp8_problem)
+    assert ("quantised per token by the kernels that produce them" in elementwise) == (not fp8_problem)
 
 
 def test_quick_runs_compile_and_check_no_fused_layer_paths(tiny_bench, monkeypatch):

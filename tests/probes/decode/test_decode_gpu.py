@@ -227,3 +227,65 @@ def test_kernel_profile_attributes_the_triton_kernels_to_their_components():
     for part in profile.parts:  # every kernel is inside a component range, and no kernel is counted twice
         assert 0 < part.kernel_seconds <= part.replay_seconds * 1.2
     assert not [k for k in profile.kernels if k.component == "unlabelled"]
+
+
+def _needs_fp8() -> None:
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("no native fp8 before sm_89")
+
+
+def test_one_kernel_quantisation_gives_torch_s_scales_and_e4m3_values():
+    from dgprofile.probes.decode import triton_fused
+    from dgprofile.probes.decode.checks import check_fp8_quantization
+    from dgprofile.probes.decode.model import quantize_rows
+
+    _needs_fp8()
+    assert check_fp8_quantization("cuda", load_model_config()) == ""  # every quantising kernel
+    for width in (704, 2112, 2816, 4096, 8192):  # every fp8 GEMM input of the model
+        x = torch.randn(37, width, device="cuda", dtype=torch.bfloat16)
+        got, expected = triton_fused.quantize_rows(x), quantize_rows(x)
+        assert torch.allclose(got.scales, expected.scales, rtol=1e-6, atol=0), width
+        differing = float((got.values.view(torch.uint8) != expected.values.view(torch.uint8)).float().mean())
+        assert differing < 1e-3, f"width {width}: {differing:.2%} of the e4m3 values differ from torch's"
+
+
+def test_fused_fp8_layer_check_passes_with_every_method():
+    from dgprofile.probes.decode.checks import check_fused_layer
+
+    _needs_fp8()
+    assert check_fused_layer("cuda", torch.bfloat16, ("grouped", "triton", "triton-geglu"),
+                             attention_methods=("sdpa", "matmul", "split-kv"), fp8=True) == ""
+
+
+@pytest.mark.parametrize("kind", ["dg-denoise", "ar-step"])
+@pytest.mark.parametrize("layer_type", ["sliding", "global"])
+@pytest.mark.parametrize("method", ["grouped", "triton", "triton-geglu"])
+def test_fused_fp8_layer_at_the_real_width_matches_the_torch_fp8_layer_and_replays_in_a_cuda_graph(
+        kind, layer_type, method):
+    from dataclasses import replace
+
+    from dgprofile.probes.decode.checks import FUSED_FP8_TOLERANCE
+    from dgprofile.probes.decode.model import grouped_mm_available
+    from dgprofile.probes.harness import graph_or_eager
+
+    _needs_fp8()
+    if method == "grouped" and not grouped_mm_available("cuda", fp8=True):
+        pytest.skip("this torch has no fp8 grouped GEMM")
+    config = load_model_config()
+    new = 1 if kind == "ar-step" else 256
+    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=True, device="cuda")
+    state = layer_state(config, layer_type, kind=kind, concurrency=1, new=new, context=4096,
+                        dtype=torch.bfloat16, device="cuda", generator=torch.Generator().manual_seed(0),
+                        expert_method=method)
+    x = torch.randn(new, 2816, device="cuda", dtype=torch.bfloat16)
+    expected = decoder_layer(config, x, layer, state, 1).float()
+    fused = replace(state, fused=True)
+    got = decoder_layer(config, x, layer, fused, 1).float()
+    assert float((got - expected).norm() / expected.norm()) < FUSED_FP8_TOLERANCE
+    outputs = []
+    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, replace(fused), 1)))
+    assert prepared.fallback_reason is None
+    outputs[-1].zero_()
+    prepared.call()
+    torch.cuda.synchronize()
+    assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3

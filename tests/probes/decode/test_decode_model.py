@@ -224,3 +224,19 @@ def test_matmul_attention_masks_in_float32():
     mask = torch.ones(6, 6, dtype=torch.bool).tril()
     expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=1.0)
     assert torch.allclose(matmul_attention(q, k, v, mask).float(), expected, atol=2e-2)
+
+
+def test_an_fp8_linear_takes_rows_its_producer_quantised_as_it_quantises_them_itself():
+    from dgprofile.probes.decode.model import Linear, QuantizedRows, quantize_rows, select_rows
+
+    torch.manual_seed(0)
+    fp8 = Linear(32, 64, dtype=torch.bfloat16, fp8=True, device="cpu")
+    x = torch.randn(5, 64, dtype=torch.bfloat16) * torch.logspace(-2, 2, 5).view(-1, 1).to(torch.bfloat16)
+    quantized = quantize_rows(x)
+    assert torch.equal(fp8(quantized), fp8(x))
+    rows = torch.tensor([4, 0])
+    picked = select_rows(quantized, rows)
+    assert isinstance(picked, QuantizedRows) and torch.equal(picked.scales, quantized.scales[rows])
+    assert torch.equal(fp8(picked), fp8(x)[rows])
+    with pytest.raises(TypeError, match="fp8-quantised"):
+        Linear(32, 64, dtype=torch.bfloat16, fp8=False, device="cpu")(quantized)

@@ -54,3 +54,37 @@ def test_a_worker_past_the_wait_is_ended_not_waited_for():
 def test_an_unknown_job_is_refused():
     with pytest.raises(ValueError, match="unknown compile job"):
         run_job("bf16:nonsense", quick=True, free_memory_bytes=1e10)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp8"])
+def test_the_checks_job_runs_every_case_of_the_fused_layer_check_not_only_the_first(monkeypatch, precision):
+    pytest.importorskip("torch")
+    from dgprofile.probes.decode import checks
+
+    consumed: list[object] = []
+    layers_built: list[bool] = []
+
+    def cases(config, layers, device, dtype, methods, attention_methods):
+        for case in ("sliding denoise", "sliding commit", "global denoise"):
+            consumed.append((case, methods, attention_methods))
+            yield case, case
+
+    def quantisation(device, config):
+        consumed.append(("quantisation", device))
+        yield from ()
+
+    monkeypatch.setattr(checks, "fused_layer_outputs", cases)
+    monkeypatch.setattr(checks, "quantization_outputs", quantisation)
+    monkeypatch.setattr(checks, "check_layers", lambda config, dtype, device, fp8=False: layers_built.append(fp8))
+    monkeypatch.setattr(checks, "check_experts", lambda *args, **options: "")
+    monkeypatch.setattr(checks, "check_attention", lambda *args: "")
+    assert run_job(f"{precision}:checks", quick=False, free_memory_bytes=1e10) == []
+    quantisation = [("quantisation", "meta")] if precision == "fp8" else []  # the fp8 quantisation check's kernels
+    assert consumed[3:] == quantisation
+    del consumed[3:]
+    assert [case for case, _, _ in consumed] == ["sliding denoise", "sliding commit", "global denoise"]
+    assert layers_built == [precision == "fp8"]
+    _, methods, attention_methods = consumed[0]
+    assert methods == ("grouped", "triton", "triton-geglu")
+    # fp8 layers' attention kernels are the bf16 layers': compiled by the bf16 job.
+    assert attention_methods == (("sdpa",) if precision == "fp8" else ("sdpa", "matmul", "split-kv"))

@@ -44,8 +44,28 @@ def assert_close(got, expected, limit, what):
 """
 
 
-def run_interpreted(body: str) -> None:
-    script = PRELUDE + textwrap.dedent(body)
+# Triton's interpreter rounds float32 to e4m3 by adding the first dropped bit to the kept mantissa, without carrying
+# into the exponent and without ties to even (127.5 becomes 64, 42 becomes 44); the GPU's conversion rounds to
+# nearest even, as torch's does. The fp8 tests put torch's conversion in its place.
+TORCH_FP8_ROUNDING = """
+import numpy as np
+import triton.language as tl
+from triton.runtime import interpreter
+
+_convert_float = interpreter._convert_float
+
+def _torch_rounding(values, input_dtype, output_dtype, rounding_mode):
+    if input_dtype == tl.float32 and output_dtype == tl.float8e4nv:
+        as_torch = torch.from_numpy(np.ascontiguousarray(values).view(np.float32))
+        return as_torch.to(torch.float8_e4m3fn).view(torch.uint8).numpy()
+    return _convert_float(values, input_dtype, output_dtype, rounding_mode)
+
+interpreter._convert_float = _torch_rounding
+"""
+
+
+def run_interpreted(body: str, prelude: str = "") -> None:
+    script = PRELUDE + prelude + textwrap.dedent(body)
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TRITON_INTERPRET": "1"},
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -146,3 +166,146 @@ def test_qkv_prologue_normalises_heads_writes_the_cache_and_folds_the_queries():
             assert bool((k_cache[:, :, :cached] == 0).all() and (v_cache[:, :, :cached] == 0).all()), \\
                 "wrote outside the new slots"
     """)
+
+
+def test_torch_s_rounding_to_fp8_replaces_the_interpreter_s():
+    run_interpreted("""
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def to_fp8(x_ptr, out_ptr, BLOCK: tl.constexpr):
+            offs = tl.arange(0, BLOCK)
+            tl.store(out_ptr + offs, tl.load(x_ptr + offs).to(out_ptr.dtype.element_ty))
+
+        x = torch.tensor([127.5, 42.0, -42.0, 1.3125, 447.0, 0.0, -3e-3, 1e-9])
+        out = torch.empty(8, dtype=torch.float8_e4m3fn)
+        to_fp8[(1,)](x, out, BLOCK=8)
+        expected = x.to(torch.float8_e4m3fn)
+        assert bool((out.view(torch.uint8) == expected.view(torch.uint8)).all()), (out.float(), expected.float())
+    """, TORCH_FP8_ROUNDING)
+
+
+def test_one_kernel_quantisations_match_torch_s_per_token_quantisation():
+    run_interpreted("""
+        from dgprofile.probes.decode import model, triton_fused
+        from dgprofile.probes.decode.model import RMS_EPS, geglu, quantize_rows, rms_norm
+
+        def dequantised(q):
+            return q.values.float() * q.scales
+
+        def assert_same_quantisation(got, expected, what, value_limit):
+            assert got.values.dtype == torch.float8_e4m3fn and got.scales.shape == (got.values.shape[0], 1), what
+            assert_close(got.scales, expected.scales, 1e-6, f"{what}: scales")
+            assert_close(dequantised(got), dequantised(expected), value_limit, f"{what}: values")
+
+        x = torch.randn(5, 300) * torch.tensor([[1.0], [1e-3], [30.0], [0.0], [2.0]])  # an all-zero row too
+        got = triton_fused.quantize_rows(x)
+        expected = quantize_rows(x)
+        assert bool((got.values.view(torch.uint8) == expected.values.view(torch.uint8)).all()), "values"
+        assert_same_quantisation(got, expected, "quantize_rows", 1e-7)
+        assert float(got.values.float().abs().amax(dim=-1)[0]) == model.FP8_MAX  # the row's peak maps to e4m3's
+
+        # Fused producers: their fp32 rows differ from torch's in the last bits, which can move a value across
+        # an fp8 rounding step (about 6% apart); a wrong scale or row would be off by far more.
+        w = torch.rand(300) + 0.5
+        assert_same_quantisation(triton_fused.rms_norm_quantized(x, w, RMS_EPS), quantize_rows(rms_norm(x, w)),
+                                 "rms_norm_quantized", 1e-2)
+        h = torch.randn(7, 2 * 300)
+        assert_same_quantisation(triton_fused.geglu_quantized(h), quantize_rows(geglu(h)), "geglu_quantized", 1e-2)
+        a = torch.randn(5, 300)
+        weights = (w, torch.rand(300) + 0.5, torch.rand(300) + 0.5)
+        r, plain = triton_fused.residual_norms(x, a, w, weights, RMS_EPS)
+        r_q, mixed = triton_fused.residual_norms(x, a, w, weights, RMS_EPS, quantized=(True, False, True))
+        assert torch.equal(r, r_q) and torch.equal(plain[1], mixed[1]), "unquantised outputs changed"
+        for index in (0, 2):
+            assert_same_quantisation(mixed[index], quantize_rows(plain[index]), f"residual norm {index}", 1e-2)
+    """, TORCH_FP8_ROUNDING)
+
+
+def test_fp8_expert_gemms_take_activations_quantised_per_token_by_their_producer():
+    run_interpreted("""
+        from dgprofile.probes.decode.checks import FP8_TOLERANCE, _reference
+        from dgprofile.probes.decode.model import Experts, quantize_rows, run_experts, uniform_routing
+        experts = Experts(4, 128, 64, dtype=torch.float32, fp8=True, device="cpu")
+        routing = uniform_routing(9, 4, 2, "cpu", torch.Generator().manual_seed(0))
+        x = torch.randn(9, 128) * torch.logspace(-2, 2, 9).view(-1, 1)  # scales far apart
+        expected = _reference(experts, x, routing)
+        for method in ("triton", "triton-geglu"):
+            # Quantised in the GEMM's own kernel, or already (as a fused pre-norm writes them): the GEMM gathers
+            # each token's scale with its row.
+            got = run_experts(method, experts, x, routing)
+            assert_close(got, expected, FP8_TOLERANCE, method)
+            assert torch.equal(run_experts(method, experts, quantize_rows(x), routing), got), method
+    """, TORCH_FP8_ROUNDING)
+
+
+def test_a_fused_fp8_layer_quantises_in_its_kernels_and_matches_the_torch_fp8_layer():
+    run_interpreted("""
+        import sys
+        from dataclasses import replace
+        sys.path.insert(0, "tests")
+        from fakes.tiny_model import tiny_config
+        from dgprofile.probes.decode import model
+        from dgprofile.probes.decode.checks import FUSED_FP8_TOLERANCE
+        tiny = tiny_config()
+        # Widths the Triton expert GEMM's column slices divide.
+        config = replace(tiny, backbone=replace(tiny.backbone, hidden_size=128, moe_intermediate_size=64))
+        layer = model.build_layer(config, "sliding", dtype=torch.bfloat16, fp8=True, device="cpu")
+        state = model.layer_state(config, "sliding", kind="dg-denoise", concurrency=2, new=5, context=12,
+                                  dtype=torch.bfloat16, device="cpu", generator=torch.Generator().manual_seed(1),
+                                  expert_method="triton")
+        x = torch.randn(10, 128, dtype=torch.bfloat16)
+        expected = model.decoder_layer(config, x, layer, state, 2).float()
+
+        def torch_quantisation(x):
+            raise AssertionError("the fused fp8 layer quantised in torch ops")
+
+        model.quantize_rows = torch_quantisation
+        got = model.decoder_layer(config, x, layer, replace(state, fused=True), 2).float()
+        assert_close(got, expected, FUSED_FP8_TOLERANCE, "fused fp8 layer")
+    """, TORCH_FP8_ROUNDING)
+
+
+def test_an_fp8_head_s_self_conditioning_mlp_takes_rows_its_norm_and_geglu_quantised():
+    run_interpreted("""
+        import sys
+        sys.path.insert(0, "tests")
+        from fakes.tiny_model import tiny_config
+        from dgprofile.probes.decode import model
+        from dgprofile.probes.decode.head import build_head, head_parts, torch_sampler
+        config = tiny_config()
+        head = build_head(config, vocab_rows=512, dtype=torch.bfloat16, fp8=True, device="cpu")
+        outputs = []
+        for fused_fp8 in (False, True):
+            torch.manual_seed(0)  # the same canvas and buffers for both
+            parts = head_parts(config, head, kind="dg-denoise", concurrency=1, tokens=16, split=False,
+                               sampler=torch_sampler, device="cpu", fused_fp8=fused_fp8)
+            if fused_fp8:
+                def torch_quantisation(x):
+                    raise AssertionError("the fused fp8 head quantised in torch ops")
+                model.quantize_rows = torch_quantisation
+            outputs.append(parts["head"]()[0].float())
+        assert_close(outputs[1], outputs[0], 1e-2, "fused fp8 head")
+    """, TORCH_FP8_ROUNDING)
+
+
+def test_the_fp8_quantisation_check_passes_the_kernels_and_catches_a_wrong_scale():
+    run_interpreted("""
+        from dgprofile.probes.decode import checks, triton_fused
+        from dgprofile.probes.decode.checks import check_fp8_quantization
+        from dgprofile.probes.decode.model import QuantizedRows
+        from dgprofile.specs.model_config import load_model_config
+        checks.ROWS = 3  # interpreted programs run one after another
+        config = load_model_config()
+        assert check_fp8_quantization("cpu", config) == ""
+        geglu_quantized = triton_fused.geglu_quantized
+
+        def scale_off_by_a_tenth(h):
+            q = geglu_quantized(h)
+            return QuantizedRows(q.values, q.scales * 1.1)
+
+        triton_fused.geglu_quantized = scale_off_by_a_tenth
+        problem = check_fp8_quantization("cpu", config)
+        assert problem.startswith("GeGLU at width 2112 off by 10.0%"), problem
+    """, TORCH_FP8_ROUNDING)
