@@ -181,3 +181,11 @@ def test_kernel_profile_attributes_the_triton_kernels_to_their_components():
     for part in profile.parts:  # every kernel is inside a component range, and no kernel is counted twice
         assert 0 < part.kernel_seconds <= part.replay_seconds * 1.2
     assert not [k for k in profile.kernels if k.component == "unlabelled"]
+
+
+def test_fused_sampler_draws_from_the_softmax_with_a_running_maximum_and_at_the_real_width():
+    from dgprofile.probes.decode.triton_sampler import TritonSampler, check_sampling_distribution
+
+    # T = 0.3: cap/T is too wide for one fixed reference, so the kernels keep a running maximum.
+    assert check_sampling_distribution(TritonSampler(), "cuda", shape=(512, 50_000), calls=32, temperature=0.3) == ""
+    assert check_sampling_distribution(TritonSampler(), "cuda", shape=(256, 262_144), calls=64, temperature=0.8) == ""
