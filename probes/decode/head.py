@@ -79,10 +79,11 @@ def softcapped_top_k(logits: torch.Tensor, softcap: float) -> torch.Tensor:
     """Top-k sampling of an AR step: the k largest logits, softcapped in fp32, a Gumbel-max draw among them.
 
     The softcap is increasing, so the k largest logits are the k largest capped ones: they are selected on the
-    logits as the LM head wrote them (half the bytes of an fp32 copy, and no softcap over the whole vocabulary)."""
+    logits as the LM head wrote them (half the bytes of an fp32 copy, and no softcap over the whole vocabulary).
+    The Gumbel noise -log(-log u) is -log E with E = -log u exponentially distributed: one kernel draws E."""
     values, indices = logits.topk(min(AR_TOP_K, logits.shape[-1]), dim=-1)
     z = values.float().mul_(1.0 / softcap).tanh_().mul_(softcap)
-    choice = (z + torch.rand_like(z).log_().neg_().log_().neg_()).argmax(dim=-1, keepdim=True)
+    choice = z.sub_(torch.empty_like(z).exponential_().log_()).argmax(dim=-1, keepdim=True)
     return indices.gather(-1, choice)
 
 
