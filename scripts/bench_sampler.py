@@ -216,15 +216,24 @@ def kernel_seconds(fn: Callable[[], object]) -> dict[str, float]:
     return dict(totals)
 
 
-def timed_line(name: str, fn: Callable[[], object], floor_seconds: float, device: str) -> tuple[str, float]:
-    prepared = graph_or_eager(fn)
-    timing = Budget().measure(prepared.call, timer=timer_for(device), ops_per_call=prepared.ops_per_call)
+def show(line: str) -> None:
+    print(line, flush=True)  # as it comes: a run cut short keeps what it measured
+
+
+def timed(name: str, fn: Callable[[], object], floor_seconds: float, device: str) -> None:
+    """One sampler's line: graph-replay time, against the floor, and its kernels' times; or why it failed."""
+    try:
+        prepared = graph_or_eager(fn)
+        timing = Budget().measure(prepared.call, timer=timer_for(device), ops_per_call=prepared.ops_per_call)
+        kernels = sorted(kernel_seconds(fn).items(), key=lambda item: -item[1])
+    except Exception as error:  # one sampler failing here (a compile error, say) leaves the others to time
+        show(f"    {name:28s} failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        return
     seconds = timing.median_seconds
-    kernels = sorted(kernel_seconds(fn).items(), key=lambda item: -item[1])
     shown = ", ".join(f"{kernel[:40]} {value * 1e6:.1f}" for kernel, value in kernels[:4])
     graph = "" if prepared.fallback_reason is None else f" (eager: {prepared.fallback_reason})"
-    return (f"    {name:28s} {seconds * 1e6:8.1f} us = {seconds / floor_seconds:5.2f}x floor  "
-            f"(cv {timing.coefficient_of_variation:.1%}){graph}; kernels us: {shown}", seconds)
+    show(f"    {name:28s} {seconds * 1e6:8.1f} us = {seconds / floor_seconds:5.2f}x floor  "
+         f"(cv {timing.coefficient_of_variation:.1%}){graph}; kernels us: {shown}")
 
 
 def changes(layout: SamplerLayout) -> str:
@@ -233,39 +242,36 @@ def changes(layout: SamplerLayout) -> str:
                      if getattr(layout, field.name) != getattr(DEFAULT_LAYOUT, field.name))
 
 
-def denoise_table(device: str, bandwidth: float, sweep: bool) -> list[str]:
-    lines = ["", f"Denoise sampler, T = {TEMPERATURE}, floor = two reads of the bf16 logits and one write of bf16 "
-             f"probabilities at {bandwidth / 1e12:.2f} TB/s"]
+def denoise_table(device: str, bandwidth: float, sweep: bool) -> None:
+    show("")
+    show(f"Denoise sampler, T = {TEMPERATURE}, floor = two reads of the bf16 logits and one write of bf16 "
+         f"probabilities at {bandwidth / 1e12:.2f} TB/s")
     generator = torch.Generator(device=device).manual_seed(0)
     for concurrency, rows in DENOISE_ROWS.items():
         logits = (torch.randn(rows, VOCAB, device=device, generator=generator) * 8).to(torch.bfloat16)
         probs = torch.empty_like(logits)
         floor = rows * VOCAB * (DENOISE_SAMPLER_LOGIT_READS * LOGIT_BYTES + PROBABILITY_BYTES) / bandwidth
-        lines.append(f"  c={concurrency}: [{rows} x {VOCAB}], floor {floor * 1e6:.1f} us")
+        show(f"  c={concurrency}: [{rows} x {VOCAB}], floor {floor * 1e6:.1f} us")
         samplers: list[tuple[str, Sampler]] = [("fused (this design)", TritonSampler()),
                                                ("fused (previous: Gumbel-max)", previous_fused_sampler),
                                                ("torch ops", torch_sampler)]
         if sweep:
             samplers += [(f"fused, {changes(layout)}", TritonSampler(layout=layout)) for layout in SWEEP]
         for name, sampler in samplers:
-            line, _ = timed_line(name, partial(sampler, logits, probs, SOFTCAP, TEMPERATURE), floor, device)
-            lines.append(line)
+            timed(name, partial(sampler, logits, probs, SOFTCAP, TEMPERATURE), floor, device)
         torch.cuda.empty_cache()
-    return lines
 
 
-def ar_table(device: str, bandwidth: float) -> list[str]:
-    lines = ["", f"AR sampler (top-{AR_TOP_K}), floor = one read of the bf16 logits"]
+def ar_table(device: str, bandwidth: float) -> None:
+    show("")
+    show(f"AR sampler (top-{AR_TOP_K}), floor = one read of the bf16 logits")
     generator = torch.Generator(device=device).manual_seed(1)
     for rows in (1, 8):
         logits = (torch.randn(rows, VOCAB, device=device, generator=generator) * 8).to(torch.bfloat16)
         floor = rows * VOCAB * LOGIT_BYTES * AR_SAMPLER_LOGIT_READS / bandwidth
-        lines.append(f"  c={rows}: [{rows} x {VOCAB}], floor {floor * 1e6:.2f} us")
-        for name, sample in (("top-k on the logits (this)", softcapped_top_k), ("softcap first (previous)",
-                                                                                previous_top_k)):
-            line, _ = timed_line(name, partial(sample, logits, SOFTCAP), floor, device)
-            lines.append(line)
-    return lines
+        show(f"  c={rows}: [{rows} x {VOCAB}], floor {floor * 1e6:.2f} us")
+        timed("top-k on the logits (this)", partial(softcapped_top_k, logits, SOFTCAP), floor, device)
+        timed("softcap first (previous)", partial(previous_top_k, logits, SOFTCAP), floor, device)
 
 
 # --- checks ---------------------------------------------------------------------------------------------------
@@ -288,31 +294,39 @@ def statistics_problems(sampler: Sampler, logits: torch.Tensor, temperature: flo
     return "; ".join(problems)
 
 
-def checks(device: str, sweep: bool) -> list[str]:
-    lines = ["", "Checks on the GPU (empty = passed)"]
-
-    def report(what: str, problem: str) -> None:
-        lines.append(f"  {what}: {problem or 'ok'}")
-
-    generator = torch.Generator(device=device).manual_seed(5)
-    report("check_against_torch (statistics; chi-square of 16,384 draws)",
-           check_against_torch(TritonSampler(), torch_sampler, device))
-    small = (torch.randn(6, 50_000, device=device, generator=generator) * 8).to(torch.bfloat16)
-    report("running maximum, T = 0.3: statistics", statistics_problems(TritonSampler(), small, 0.3))
-    report("running maximum, T = 0.3: chi-square of 16,384 draws",
-           check_sampling_distribution(TritonSampler(), device, shape=(512, 50_000), calls=32, temperature=0.3))
-    wide = (torch.randn(DENOISE_ROWS[1], VOCAB, device=device, generator=generator) * 8).to(torch.bfloat16)
-    for layout in (DEFAULT_LAYOUT, *(SWEEP if sweep else ())):
-        report(f"[256 x 262,144], {changes(layout) or 'default layout'}: statistics",
-               statistics_problems(TritonSampler(layout=layout), wide, TEMPERATURE))
-    report("[256 x 262,144]: chi-square of 16,384 draws",
-           check_sampling_distribution(TritonSampler(), device, shape=(DENOISE_ROWS[1], VOCAB), calls=64,
-                                       temperature=TEMPERATURE))
+def ar_problems(device: str, generator: torch.Generator) -> str:
     row = (torch.randn(1, VOCAB, device=device, generator=generator) * 8).to(torch.bfloat16).expand(4096, VOCAB)
     top = set(row[0].topk(AR_TOP_K).indices.tolist())
-    draws = set(softcapped_top_k(row, SOFTCAP).view(-1).tolist())
-    report(f"AR: 4,096 draws among the top {AR_TOP_K}", "" if draws <= top else "a draw outside the top k")
-    return lines
+    return "" if set(softcapped_top_k(row, SOFTCAP).view(-1).tolist()) <= top else "a draw outside the top k"
+
+
+def check(what: str, problems: Callable[[], str]) -> None:
+    try:
+        problem = problems()
+    except Exception as error:  # report it and go on to the next check
+        problem = f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    show(f"  {what}: {problem or 'ok'}")
+
+
+def checks(device: str, sweep: bool) -> None:
+    show("")
+    show("Checks on the GPU")
+    generator = torch.Generator(device=device).manual_seed(5)
+    check("check_against_torch (statistics; chi-square of 16,384 draws)",
+          partial(check_against_torch, TritonSampler(), torch_sampler, device))
+    small = (torch.randn(6, 50_000, device=device, generator=generator) * 8).to(torch.bfloat16)
+    check("running maximum, T = 0.3: statistics", partial(statistics_problems, TritonSampler(), small, 0.3))
+    check("running maximum, T = 0.3: chi-square of 16,384 draws",
+          partial(check_sampling_distribution, TritonSampler(), device, shape=(512, 50_000), calls=32,
+                  temperature=0.3))
+    wide = (torch.randn(DENOISE_ROWS[1], VOCAB, device=device, generator=generator) * 8).to(torch.bfloat16)
+    for layout in (DEFAULT_LAYOUT, *(SWEEP if sweep else ())):
+        check(f"[256 x 262,144], {changes(layout) or 'default layout'}: statistics",
+              partial(statistics_problems, TritonSampler(layout=layout), wide, TEMPERATURE))
+    check("[256 x 262,144]: chi-square of 16,384 draws",
+          partial(check_sampling_distribution, TritonSampler(), device, shape=(DENOISE_ROWS[1], VOCAB), calls=64,
+                  temperature=TEMPERATURE))
+    check(f"AR: 4,096 draws among the top {AR_TOP_K}", partial(ar_problems, device, generator))
 
 
 def main() -> None:
@@ -320,12 +334,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sweep", action="store_true", help="also time other layouts of the fused kernels")
     args = parser.parse_args()
-    print(f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}, triton {triton.__version__}")
+    show(f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}, triton {triton.__version__}")
     bandwidth = streaming_read_bytes_per_s(args.device)
-    print(f"streaming read {bandwidth / 1e12:.2f} TB/s")
-    lines = [*checks(args.device, args.sweep), *denoise_table(args.device, bandwidth, args.sweep),
-             *ar_table(args.device, bandwidth)]
-    print("\n".join(lines))
+    show(f"streaming read {bandwidth / 1e12:.2f} TB/s")
+    checks(args.device, args.sweep)
+    denoise_table(args.device, bandwidth, args.sweep)
+    ar_table(args.device, bandwidth)
 
 
 if __name__ == "__main__":
