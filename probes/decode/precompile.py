@@ -213,13 +213,24 @@ def _checks(precision: str, problems: list[str]) -> None:
 
 
 def _sampler(problems: list[str]) -> None:
-    """The fused sampler at the shape of its check (the denoise passes compile their own shapes)."""
+    """The fused sampler at the shapes of its checks (the denoise passes compile their own shapes)."""
     import torch
 
-    from dgprofile.probes.decode.triton_sampler import TritonSampler
+    from dgprofile.probes.decode.triton_sampler import (
+        CHECK_SOFTCAP,
+        CHECK_TEMPERATURE,
+        DISTRIBUTION_CHECK_SHAPE,
+        STATISTICS_CHECK_SHAPE,
+        TritonSampler,
+    )
 
-    logits = torch.empty(6, 50_000, device=META, dtype=torch.bfloat16)  # check_against_torch's shape
-    _attempt("sampler check", lambda: TritonSampler()(logits, torch.empty_like(logits), 30.0, 0.8), problems)
+    rows, vocab = STATISTICS_CHECK_SHAPE
+    logits = torch.empty(rows, vocab, device=META, dtype=torch.bfloat16)
+    rows, vocab = DISTRIBUTION_CHECK_SHAPE
+    one_row = torch.empty(vocab, device=META, dtype=torch.bfloat16).expand(rows, vocab)  # as the check reads it
+    for shaped in (logits, one_row):
+        probs = torch.empty(shaped.shape, device=META, dtype=torch.bfloat16)
+        _attempt("sampler check", partial(TritonSampler(), shaped, probs, CHECK_SOFTCAP, CHECK_TEMPERATURE), problems)
 
 
 def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: float, problems: list[str]) -> None:

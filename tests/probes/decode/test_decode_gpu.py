@@ -289,3 +289,11 @@ def test_fused_fp8_layer_at_the_real_width_matches_the_torch_fp8_layer_and_repla
     prepared.call()
     torch.cuda.synchronize()
     assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3
+
+
+def test_fused_sampler_draws_from_the_softmax_with_a_running_maximum_and_at_the_real_width():
+    from dgprofile.probes.decode.triton_sampler import TritonSampler, check_sampling_distribution
+
+    # T = 0.3: cap/T is too wide for one fixed reference, so the kernels keep a running maximum.
+    assert check_sampling_distribution(TritonSampler(), "cuda", shape=(512, 50_000), calls=32, temperature=0.3) == ""
+    assert check_sampling_distribution(TritonSampler(), "cuda", shape=(256, 262_144), calls=64, temperature=0.8) == ""

@@ -10,8 +10,10 @@ from dgprofile.probes.decode.head import (  # noqa: E402
     build_head,
     entropy_bound_accept,
     head_parts,
+    softcapped_top_k,
     torch_sampler,
 )
+from dgprofile.probes.decode.model import AR_TOP_K  # noqa: E402
 
 
 def test_torch_sampler_matches_a_direct_computation():
@@ -63,3 +65,15 @@ def test_ar_head_samples_one_token_per_request_within_the_vocabulary(tiny):
     _, tokens = head_parts(tiny, head(tiny), kind="ar-step", concurrency=3, tokens=1, split=False,
                            sampler=torch_sampler, device="cpu")["head"]()
     assert tokens.shape == (3, 1) and bool(((tokens >= 0) & (tokens < 512)).all())
+
+
+def test_ar_top_k_draws_only_among_the_largest_logits_and_each_of_them():
+    logits = (torch.randn(1, 5000) * 4).to(torch.bfloat16).expand(4000, 5000)
+    draws = softcapped_top_k(logits, 30.0).view(-1)
+    top = set(logits[0].float().topk(AR_TOP_K).indices.tolist())
+    assert set(draws.tolist()) <= top
+    probs = torch.softmax(torch.tanh(logits[0].double() / 30.0) * 30.0, dim=-1)
+    likely = probs.topk(3).indices  # drawn about as often as their share of the top-k mass says
+    share = probs[likely] / probs[list(top)].sum()
+    observed = torch.stack([(draws == token).double().mean() for token in likely])
+    assert bool(((observed - share).abs() < 5 * (share * (1 - share) / draws.numel()).sqrt() + 1e-3).all())

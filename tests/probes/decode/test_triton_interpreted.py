@@ -3,7 +3,7 @@
 On GPUs the benchmark checks each kernel before using it (``checks.py``) and ``test_decode_gpu.py`` runs them at
 the real shapes; here the same kernels run at tiny shapes wherever Triton is installed, GPU or not. Each case runs
 in a child process: Triton picks the interpreter when a kernel is defined, from ``TRITON_INTERPRET``. The fused
-layer check and the sampler check are left to the GPU: interpreted, they take minutes.
+layer check is left to the GPU: interpreted, it takes minutes; the sampler runs here on small layouts.
 """
 
 from __future__ import annotations
@@ -309,3 +309,53 @@ def test_the_fp8_quantisation_check_passes_the_kernels_and_catches_a_wrong_scale
         problem = check_fp8_quantization("cpu", config)
         assert problem.startswith("GeGLU at width 2112 off by 10.0%"), problem
     """, TORCH_FP8_ROUNDING)
+
+
+SAMPLER_CASE = """
+    from dgprofile.probes.decode.head import torch_sampler
+    from dgprofile.probes.decode.triton_sampler import SamplerLayout, TritonSampler, fixed_reference, row_splits
+
+    # Small steps so that small vocabularies take several spans, steps and groups: 8 spans of 256 tokens, which
+    # for 1100 leave the last three past the vocabulary (masked loads) and for 2048 fill it exactly.
+    layout = SamplerLayout(lanes=64, group=8, probs_block=64)
+    for rows, vocab in ((3, 1100), (2, 2048)):
+        assert (fixed_reference(30.0 / TEMPERATURE * 1.4426950408889634, vocab) is None) == ONLINE
+        # Peaked rows (most mass on a few tokens) and flat ones (spread over every span).
+        logits = (torch.randn(rows, vocab) * torch.tensor([8.0, 0.3, 2.0, 0.05])[:rows, None]).to(torch.bfloat16)
+        logits[0, 5] = logits[0, 900] = logits[0].max() + 1  # a tie: the first index wins
+        fused_probs = torch.empty_like(logits)
+        entropy, argmax, sample = TritonSampler(torch.Generator().manual_seed(3), layout)(
+            logits, fused_probs, 30.0, TEMPERATURE)
+        reference_entropy, reference_argmax, _ = torch_sampler(logits, torch.empty_like(logits), 30.0, TEMPERATURE)
+        assert_close(entropy, reference_entropy, 1e-4, "entropy")
+        assert argmax.tolist() == reference_argmax.tolist(), (argmax, reference_argmax)
+        exact = torch.softmax(torch.tanh(logits.double() / 30.0) * (30.0 / TEMPERATURE), dim=-1)
+        # Within one bf16 step (the interpreter truncates to bf16 where a GPU rounds), above fp32's normal range.
+        normal = exact > 1e-30
+        off = float(((fused_probs.double() - exact).abs() / exact)[normal].max())
+        assert off < 2**-7, f"probabilities off by {off:.1e}"
+
+        # The draw is the inverse CDF of the row's uniform number, taking the tokens span by span, in a span group
+        # by group, in a group step by step (lanes of a step in order): exactly, away from fp32 rounding.
+        uniform = torch.rand(rows, generator=torch.Generator().manual_seed(3)).double()
+        splits = row_splits(rows, vocab, layout.step)
+        span = -(-vocab // splits // layout.step) * layout.step
+        order = torch.tensor([index for first in range(0, splits * span, span)
+                              for group in range(0, layout.lanes, layout.group)
+                              for depth in range(first, first + span, layout.lanes)
+                              for index in range(depth + group, depth + group + layout.group) if index < vocab])
+        through = exact[:, order].cumsum(-1)
+        expected = order[(through <= uniform[:, None]).sum(-1).clamp(max=vocab - 1)]
+        clear = ((through - uniform[:, None]).abs() > 1e-5).all(-1)
+        assert bool(clear.any())
+        assert sample[clear].tolist() == expected[clear].tolist(), (sample, expected)
+"""
+
+
+def test_fused_sampler_with_a_fixed_reference_matches_torch_and_draws_by_the_inverse_cdf():
+    run_interpreted("TEMPERATURE, ONLINE = 0.8, False\n" + textwrap.dedent(SAMPLER_CASE))
+
+
+def test_fused_sampler_with_a_running_maximum_matches_torch_and_draws_by_the_inverse_cdf():
+    # At T = 0.2, cap/T = 150 spans more powers of two than fp32 holds: the kernels keep a running maximum.
+    run_interpreted("TEMPERATURE, ONLINE = 0.2, True\n" + textwrap.dedent(SAMPLER_CASE))
