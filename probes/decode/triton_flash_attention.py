@@ -44,15 +44,22 @@ class FlashTiles:
 
 
 # Per head dimension, tiles whose Q tile plus ``num_stages`` K and V tiles fit an H100/H200's 227 KB of shared
-# memory per block: at 256, Q 32 KB + 2 x (K 32 KB + V 32 KB); at 512, Q 64 KB + 2 x (K 32 KB + V 16 KB).
+# memory per block (at 256, Q 32 KB + 2 x (K 32 KB + V 32 KB); at 512, Q 64 KB + 2 x (K 32 KB + V 16 KB)) and
+# whose fp32 accumulator leaves 8 warps room for the rest in registers (64 x 256 fp32 = 64 registers a thread):
+# compiled for sm_90 they take 230 and 197 registers a thread and spill none, where 4 warps at head dim 256, or
+# all 512 value columns in one program, spill.
 DEFAULT_TILES = {
-    256: FlashTiles(block_rows=64, block_keys=64, value_columns=256, num_warps=4, num_stages=2),
-    512: FlashTiles(block_rows=64, block_keys=32, value_columns=256, num_warps=4, num_stages=2),
+    256: FlashTiles(block_rows=64, block_keys=64, value_columns=256, num_warps=8, num_stages=2),
+    512: FlashTiles(block_rows=64, block_keys=32, value_columns=256, num_warps=8, num_stages=2),
 }
-# Other head dimensions (the interpreted tests' small ones): the whole head per program.
-SMALL_TILES = FlashTiles(block_rows=16, block_keys=16, value_columns=0, num_warps=4, num_stages=1)
-# The narrowest value slice a program may be given to fill the GPU when a launch has fewer programs than SMs.
-MIN_VALUE_COLUMNS = 128
+# Other head dimensions (the interpreted tests' small ones): tiles of this many rows and keys, the whole head per
+# program.
+SMALL_BLOCK = 16
+# The narrowest value slice a program may be given to fill the GPU, per head dimension: at 256 one more split
+# (a sliding layer at concurrency 1); at 512 none beyond the default, since each split computes the scores over all
+# 512 columns again (and the global layer's smallest launch, at concurrency 1, already fills an H200). The
+# benchmark's small-shape check then compiles the same variants as the real shapes.
+MIN_VALUE_COLUMNS = {256: 128, 512: 256}
 
 
 @triton.jit
@@ -115,14 +122,14 @@ def _flash_attention(q_ptr, k_ptr, v_ptr, out_ptr, rows, keys, kv_heads, k_strid
 
 def flash_tiles(dim: int, rows: int, batches: int, sms: int) -> FlashTiles:
     """The tiles for a launch: the head dimension's defaults, with the value columns split further (down to
-    ``MIN_VALUE_COLUMNS``) while the launch has fewer programs than the GPU has SMs (a denoise pass's sliding
-    layer at concurrency 1 has 8 KV heads x 8 row blocks = 64)."""
-    base = DEFAULT_TILES.get(dim, SMALL_TILES)
-    tiles = base if base.value_columns else FlashTiles(base.block_rows, base.block_keys, dim, base.num_warps,
-                                                       base.num_stages)
+    ``MIN_VALUE_COLUMNS``) while twice the programs still fit one wave on the GPU's SMs. Each split computes its
+    rows' scores again, so it pays only where it fills idle SMs: a denoise pass's sliding layer at concurrency 1
+    (8 KV heads x 8 row blocks = 64 programs) splits into 128 on an H200's 132 SMs."""
+    tiles = DEFAULT_TILES.get(dim, FlashTiles(SMALL_BLOCK, SMALL_BLOCK, dim, num_warps=4, num_stages=1))
     row_blocks = triton.cdiv(rows, tiles.block_rows)
     columns = tiles.value_columns
-    while batches * row_blocks * (dim // columns) < sms and columns // 2 >= MIN_VALUE_COLUMNS:
+    narrowest = MIN_VALUE_COLUMNS.get(dim, dim)
+    while 2 * batches * row_blocks * (dim // columns) <= sms and columns // 2 >= narrowest:
         columns //= 2
     return FlashTiles(tiles.block_rows, tiles.block_keys, columns, tiles.num_warps, tiles.num_stages)
 

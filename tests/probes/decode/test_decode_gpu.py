@@ -81,7 +81,7 @@ def test_quick_bench_at_the_real_shapes_finishes_in_ten_seconds():
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_fused_layer_and_matmul_attention_match_the_torch_layer(dtype):
+def test_fused_layer_and_attention_methods_match_the_torch_layer(dtype):
     from dgprofile.probes.decode.checks import check_attention, check_fused_layer
 
     methods = ("triton", "triton-geglu", "padded") + (("grouped",) if dtype == torch.bfloat16 else ())
