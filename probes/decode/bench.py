@@ -32,7 +32,6 @@ from dgprofile.probes.decode.checks import (
 from dgprofile.probes.decode.head import Sampler, build_head, head_parts, torch_sampler
 from dgprofile.probes.decode.measurements import DecodeMeasurements, Progress
 from dgprofile.probes.decode.model import (
-    FLASH_MIN_ROWS,
     SPLIT_KV_MAX_ROWS,
     AttentionMethod,
     ExpertMethod,
@@ -151,17 +150,17 @@ def device_capabilities(device: str, quick: bool) -> DeviceCapabilities:
 
 def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: BenchPlan,
                        quick: bool) -> DeviceCapabilities:
-    """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the matmul,
-    split-KV and flash attention methods and the fused Triton elementwise kernels switched on where they agree with
-    their references (CUDA only; elsewhere SDPA and the torch ops); when fp8 is measured and the bf16 kernels
-    passed, the fp8 layers' fused kernels (which also quantise) too. Dtypes not measured are not checked, and a
-    quick run checks none: each check costs Triton compilations, seconds on a fresh machine."""
+    """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the matmul
+    and split-KV attention methods and the fused Triton elementwise kernels switched on where they agree with their
+    references (CUDA only; elsewhere SDPA and the torch ops); when fp8 is measured and the bf16 kernels passed, the
+    fp8 layers' fused kernels (which also quantise) too. Dtypes not measured are not checked, and a quick run
+    checks none: each check costs Triton compilations, seconds on a fresh machine."""
     if caps.kind != "cuda":
         return caps
     if quick:
         return replace(caps, notes=caps.notes + (
-            "quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul, split-KV and "
-            "flash attention are not compiled and checked)",))
+            "quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul and split-KV "
+            "attention are not compiled and checked)",))
     notes = list(caps.notes)
     attention_methods, fused = dict(caps.attention_methods), dict(caps.fused)
     dtypes = dict.fromkeys(torch.float16 if p == "fp16" else torch.bfloat16 for p in plan.measured_precisions)
@@ -169,7 +168,7 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
     for dtype in dtypes:
         name = str(dtype)
         layers = check_layers(small, dtype, caps.device)
-        for method in ("matmul", "split-kv", "flash"):
+        for method in ("matmul", "split-kv"):
             problem = check_attention(caps.device, dtype, method, small, layers)
             if problem:
                 notes.append(f"{name} attention: {method} method unusable here ({problem})")
@@ -268,16 +267,14 @@ def sustain_load(call: Callable[[], object], seconds: float, device: str) -> Non
 def _attention_applies(config: ModelConfig, method: AttentionMethod, layer_type: LayerType, kind: PassKind,
                        concurrency: int, tokens: int, context: int) -> bool:
     """Whether an attention method is offered for this pass shape: matmul where its scores stay small, split-KV
-    where nothing is masked and the query rows are few, flash where nothing is masked and they are many."""
+    where nothing is masked and the query rows are few."""
     if method == "matmul":
         return attention_scores_bytes(config, layer_type, concurrency=concurrency, new=tokens,
                                       context=context) <= MATMUL_ATTENTION_MAX_BYTES
-    group = config.backbone.num_attention_heads // config.backbone.attention(layer_type).num_kv_heads
-    causal = kind in ("prefill", "dg-commit") and tokens > 1
     if method == "split-kv":
+        group = config.backbone.num_attention_heads // config.backbone.attention(layer_type).num_kv_heads
+        causal = kind in ("prefill", "dg-commit") and tokens > 1
         return not causal and group * tokens <= SPLIT_KV_MAX_ROWS
-    if method == "flash":
-        return not causal and group * tokens >= FLASH_MIN_ROWS
     return True
 
 
@@ -563,8 +560,7 @@ def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbac
         "fastest working method of: " + ", ".join(dict.fromkeys(
             m for methods in caps.attention_methods.values() for m in methods)) + " (sdpa: "
         "F.scaled_dot_product_attention; matmul: two batched GEMMs around an fp32 softmax; split-kv: a Triton "
-        "flash-decoding kernel split along the keys, for unmasked passes of few queries; flash: a Triton "
-        "flash-attention kernel, for unmasked passes of many queries)",
+        "flash-decoding kernel split along the keys, for unmasked passes of few queries)",
         *(f"attention {dtype.removeprefix('torch.')} {layer_type} {kind} c={c} x {tokens} at {context}: {best} "
           f"({timed})" for (dtype, layer_type, kind, c, tokens, context), best, timed
           in _timed_choices(sorted(tuners.attention.choices.items(), key=str))),

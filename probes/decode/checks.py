@@ -14,7 +14,6 @@ import torch
 
 from dgprofile.probes.decode.model import (
     RMS_EPS,
-    UNMASKED_ATTENTION_METHODS,
     AttentionMethod,
     ExpertMethod,
     Experts,
@@ -150,7 +149,7 @@ def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeight
     layer_types: tuple[LayerType, ...] = ("sliding", "global")
     kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
     cases = [(t, k, a) for t in layer_types for k in kinds
-             for a in attention_methods if not (a in UNMASKED_ATTENTION_METHODS and k == "dg-commit")]
+             for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
     for index in range(max(len(cases), len(methods))):
         layer_type, kind, attention_method = cases[index % len(cases)]
         state = layer_state(config, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
@@ -209,15 +208,10 @@ def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,
                     config: ModelConfig | None = None,
                     layers: dict[LayerType, LayerWeights] | None = None) -> str:
     """One attention method against SDPA's math on float64 inputs, on the pass shapes it is offered for: causal
-    (prefill-like) and over a cache; the split-KV method over a cache only, with one and with several queries; the
-    flash method over a cache only, with key counts that are and are not a multiple of its key step."""
-    cases: tuple[tuple[PassKind, int, int], ...]
-    if method == "split-kv":
-        cases = (("ar-step", 40, 1), ("dg-denoise", 40, 24))
-    elif method == "flash":
-        cases = (("dg-denoise", 40, 24), ("dg-denoise", 45, 24))
-    else:
-        cases = (("dg-denoise", 40, 24), ("dg-commit", 40, 24), ("prefill", 0, 24))
+    (prefill-like) and over a cache; the split-KV method over a cache only, with one and with several queries."""
+    cases: tuple[tuple[PassKind, int, int], ...] = (
+        (("ar-step", 40, 1), ("dg-denoise", 40, 24)) if method == "split-kv"
+        else (("dg-denoise", 40, 24), ("dg-commit", 40, 24), ("prefill", 0, 24)))
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device)

@@ -12,8 +12,7 @@
 * Attention: ``F.scaled_dot_product_attention`` with the query heads of each KV group folded into the query
   length (GQA without copying K/V), softmax scale 1 (Gemma 4's q/k norms), and a boolean mask only where the
   pass is causal; or, where SDPA has no flash kernel (head dim 512), two batched GEMMs around a softmax, scores
-  and softmax in fp32; or, for an AR step's few queries, a Triton flash-decoding kernel split along the keys; or,
-  for a denoise pass's many unmasked queries, a Triton flash-attention kernel that never writes the scores. The
+  and softmax in fp32; or, for an AR step's few queries, a Triton flash-decoding kernel split along the keys. The
   benchmark times those that apply per shape. RoPE is left out: a fused elementwise op in engines, it moves no
   weights.
 * On CUDA the q/k/v norms and KV-cache writes, the matmul attention's softmax, the residual norms, GeGLU, router
@@ -251,17 +250,11 @@ def build_layer(config: ModelConfig, layer_type: LayerType, *, dtype: Any, fp8: 
 ExpertMethod = Literal["grouped", "padded", "triton", "triton-geglu"]
 # How attention runs: fused SDPA; or (where SDPA has no flash kernel, e.g. head dim 512) two batched GEMMs around
 # a softmax over the [queries x keys] scores, which cuBLAS runs near its peak; or, for a few queries over a cache
-# with nothing masked (the AR step), a Triton kernel split along the keys (``triton_decode_attention.py``); or,
-# for many queries with nothing masked (the denoise pass), a Triton flash-attention kernel keeping the softmax in
-# registers (``triton_flash_attention.py``). The benchmark times those that apply.
-AttentionMethod = Literal["sdpa", "matmul", "split-kv", "flash"]
-# Methods that take no mask: offered only where every key is visible to every query.
-UNMASKED_ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("split-kv", "flash")
+# with nothing masked (the AR step), a Triton kernel split along the keys (``triton_decode_attention.py``). The
+# benchmark times those that apply.
+AttentionMethod = Literal["sdpa", "matmul", "split-kv"]
 # The split-KV method is offered up to this many query rows per KV head (query heads of a group x new tokens).
 SPLIT_KV_MAX_ROWS = 64
-# The flash method is offered from this many query rows per KV head: fewer leave its programs (one per block of
-# rows) too few to fill a GPU, which the split-KV method does by splitting the keys instead.
-FLASH_MIN_ROWS = 64
 # Rows per block of the Triton expert GEMM: the smallest of these that holds the busiest expert's tokens, so that
 # each expert's weights are read by as few blocks as possible.
 # Two sizes only: each is a separate Triton compilation per dtype, paid once per machine.
@@ -434,28 +427,17 @@ def attention(config: ModelConfig, h: Activation, layer: LayerWeights, state: La
     with component(f"attention.{state.attention_method}"):
         if state.attention_method == "matmul":
             out = matmul_attention(q, state.k_cache, state.v_cache, state.mask, fused=state.fused)
-        elif state.attention_method in UNMASKED_ATTENTION_METHODS:
+        elif state.attention_method == "split-kv":
             if state.mask is not None:
-                raise ValueError(f"the {state.attention_method} attention method takes no mask")
-            out = unmasked_attention(state.attention_method, q, state.k_cache, state.v_cache)
+                raise ValueError("the split-KV attention method takes no mask")
+            from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
+
+            out = split_kv_attention(q, state.k_cache, state.v_cache)
         else:
             out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
         out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens, heads * dim)
     with component("attention.out"):
         return layer.o(quantize(out, fused=True) if state.fused and layer.o.fp8 else out)
-
-
-def unmasked_attention(method: AttentionMethod, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T) v over every key with one of the Triton kernels that take no mask."""
-    if method == "split-kv":
-        from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
-
-        return split_kv_attention(q, k, v)
-    if method == "flash":
-        from dgprofile.probes.decode.triton_flash_attention import flash_attention
-
-        return flash_attention(q, k, v)
-    raise ValueError(f"the {method} attention method takes a mask")
 
 
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

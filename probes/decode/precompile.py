@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # the model module imports torch, which a worker loads only o
     from dgprofile.probes.decode.model import AttentionMethod, ExpertMethod
 
 EXPERT_METHODS: tuple[ExpertMethod, ...] = ("grouped", "triton", "triton-geglu")
-ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv", "flash")
+ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv")
 LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
 WAIT_SECONDS = 120.0
 WORKER_NICENESS = 10  # the limits step's host loops come first

@@ -86,8 +86,7 @@ def _merge_splits(part_max, part_sum, part_acc, out_ptr, splits, DIM: tl.constex
     tl.store(out_ptr + row * DIM + offs_d, out.to(out_ptr.dtype.element_ty))
 
 
-def multiprocessors(device: torch.device) -> int:
-    """SMs of the GPU a launch on ``device`` runs on (or is compiled for)."""
+def _multiprocessors(device: torch.device) -> int:
     if device.type == "meta":  # compiling for a GPU without touching it (precompile.py)
         return compile_target().multiprocessors
     if device.type != "cuda":  # Triton's interpreter
@@ -105,7 +104,7 @@ def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tor
     row_blocks = triton.cdiv(rows, BLOCK_ROWS)
     block_keys = BLOCK_KEYS.get(dim, DEFAULT_BLOCK_KEYS)
     chunks = triton.cdiv(keys, block_keys)
-    wanted = triton.cdiv(PROGRAMS_PER_SM * multiprocessors(q.device), batches * row_blocks)
+    wanted = triton.cdiv(PROGRAMS_PER_SM * _multiprocessors(q.device), batches * row_blocks)
     splits = max(1, min(chunks, wanted))
     span = triton.cdiv(chunks, splits) * block_keys
     splits = triton.cdiv(keys, span)

@@ -115,8 +115,8 @@ def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_benc
                             precisions=("bf16", "fp8"))
     checked_caps = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
     assert checked == [("attention matmul", torch.bfloat16), ("attention split-kv", torch.bfloat16),
-                       ("attention flash", torch.bfloat16), ("fused", torch.bfloat16)]
-    assert checked_caps.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul", "split-kv", "flash")
+                       ("fused", torch.bfloat16)]
+    assert checked_caps.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul", "split-kv")
     assert checked_caps.attention_methods[str(torch.float16)] == ("sdpa",)
     # fp8 layers' fused kernels build on the bf16 ones: not checked when those failed.
     assert checked_caps.fused == {str(torch.bfloat16): False, str(torch.float16): False, bench.FP8_LAYERS: False}
@@ -168,15 +168,6 @@ def test_split_kv_attention_is_offered_only_for_unmasked_passes_of_few_query_row
     assert not applies(tiny_bench, "split-kv", "global", "dg-commit", 1, 2, 40)  # causal: a mask
     assert not applies(tiny_bench, "split-kv", "global", "dg-denoise", 1, 256, 40)  # too many query rows
     assert applies(tiny_bench, "sdpa", "global", "dg-commit", 1, 256, 40)
-
-
-def test_flash_attention_is_offered_only_for_unmasked_passes_of_many_query_rows(tiny_bench):
-    applies = bench._attention_applies
-    assert applies(tiny_bench, "flash", "global", "dg-denoise", 1, 256, 40)
-    assert applies(tiny_bench, "flash", "sliding", "dg-denoise", 8, 256, 4096)
-    assert not applies(tiny_bench, "flash", "global", "dg-commit", 1, 256, 40)  # causal: a mask
-    assert not applies(tiny_bench, "flash", "global", "prefill", 1, 256, 0)  # causal: a mask
-    assert not applies(tiny_bench, "flash", "sliding", "ar-step", 8, 1, 40)  # too few query rows
 
 
 def test_prefill_layers_of_both_types_are_timed_after_sustained_load_and_decode_passes_are_not(

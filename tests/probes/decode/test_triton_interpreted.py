@@ -127,40 +127,6 @@ def test_split_kv_attention_matches_softmax_attention_over_every_key():
     """)
 
 
-def test_flash_attention_matches_softmax_attention_over_every_key():
-    run_interpreted("""
-        from dgprofile.probes.decode.triton_flash_attention import FlashTiles, flash_attention
-        # Several KV heads with groups of query rows folded in; rows and keys no multiple of the tiles (a partial
-        # last key step, masked rows); the head dimensions scaled down from 256 and 512, the latter with its value
-        # columns split across programs as at 512.
-        cases = ((2, 3, 2 * 10, 45, 32, None), (1, 2, 4 * 9, 50, 64, FlashTiles(16, 16, 32, 4, 1)),
-                 (1, 1, 16, 32, 16, None))
-        for requests, kv_heads, rows, keys, dim, tiles in cases:
-            q = torch.randn(requests, kv_heads, rows, dim) / dim ** 0.25 * 2
-            k, v = (torch.randn(requests, kv_heads, keys, dim) for _ in range(2))
-            k = k / dim ** 0.25 * 2
-            expected = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=1.0)
-            what = f"{kv_heads} KV heads x {rows} rows over {keys} keys, dim {dim}"
-            assert_close(flash_attention(q, k, v, tiles), expected, 1e-5, what)
-    """)
-
-
-def test_flash_attention_is_checked_on_the_shapes_the_benchmark_offers_it_for():
-    run_interpreted("""
-        from dataclasses import replace
-        from dgprofile.probes.decode.checks import check_attention, check_config
-        from dgprofile.specs.model_config import load_model_config
-        # Narrow enough to interpret in seconds: head dims 32 and 64, 4 query heads over 2 and 1 KV heads.
-        config = check_config(load_model_config())
-        backbone = config.backbone
-        small = replace(config, backbone=replace(
-            backbone, hidden_size=64, num_attention_heads=4,
-            sliding_attention=replace(backbone.sliding_attention, num_kv_heads=2, head_dim=32),
-            global_attention=replace(backbone.global_attention, num_kv_heads=1, head_dim=64)))
-        assert check_attention("cpu", torch.float32, "flash", small) == ""
-    """)
-
-
 def test_attention_probabilities_are_the_masked_softmax_of_the_scores():
     run_interpreted("""
         from dgprofile.probes.decode import triton_fused
