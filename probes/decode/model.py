@@ -494,24 +494,30 @@ def attention_scores_bytes(config: ModelConfig, layer_type: LayerType, *, concur
     return concurrency * b.num_attention_heads * new * (cached + new) * (4 + 2)
 
 
-def fused_decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
-                        concurrency: int) -> torch.Tensor:
-    """``decoder_layer`` with its elementwise work in Triton kernels (CUDA): same function, fewer launches. In
-    an FP8 layer the kernels producing GEMM inputs (the input norm, the dense MLP's and experts' pre-norms, the
-    GeGLUs) write them quantised per token, as serving engines do, instead of a separate quantisation each."""
+@dataclass(frozen=True)
+class FusedLayerParts:
+    """What the fused layer has computed when only its expert combine and output norms are left."""
+
+    residual: torch.Tensor
+    dense: torch.Tensor
+    router_logits: torch.Tensor
+    expert_rows: torch.Tensor
+    expert_positions: torch.Tensor
+
+
+def fused_layer_parts(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
+                      concurrency: int, attention_sum: Callable[[torch.Tensor], torch.Tensor] = lambda a: a
+                      ) -> FusedLayerParts:
+    """The fused layer up to its expert combine. ``attention_sum`` sums a tensor-parallel shard's attention
+    output over the GPUs (``tensor_parallel.py``); on one GPU it is the output itself."""
     from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
-    from dgprofile.probes.decode.triton_fused import (
-        geglu_quantized,
-        moe_combine_output,
-        residual_norms,
-        rms_norm_quantized,
-    )
+    from dgprofile.probes.decode.triton_fused import geglu_quantized, residual_norms, rms_norm_quantized
 
     fp8 = layer.qkv.fp8
     with component("norms"):
         normed: Activation = (rms_norm_quantized(x, layer.input_norm, RMS_EPS) if fp8
                               else rms_norm(x, layer.input_norm))
-    a = attention(config, normed, layer, state, concurrency)
+    a = attention_sum(attention(config, normed, layer, state, concurrency))
     with component("norms"):
         r, (dense_in, router_in, experts_in) = residual_norms(
             x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS,
@@ -527,9 +533,20 @@ def fused_decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeight
     with component("experts"):
         rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing,
                                           fused=True)
+    return FusedLayerParts(r, dense, router_logits, rows, positions)
+
+
+def fused_decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, state: LayerState,
+                        concurrency: int) -> torch.Tensor:
+    """``decoder_layer`` with its elementwise work in Triton kernels (CUDA): same function, fewer launches. In
+    an FP8 layer the kernels producing GEMM inputs (the input norm, the dense MLP's and experts' pre-norms, the
+    GeGLUs) write them quantised per token, as serving engines do, instead of a separate quantisation each."""
+    from dgprofile.probes.decode.triton_fused import moe_combine_output
+
+    parts = fused_layer_parts(config, x, layer, state, concurrency)
     with component("experts.combine"):
-        return moe_combine_output(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows,
-                                  positions, dense, r,
+        return moe_combine_output(parts.router_logits, state.routing.expert_ids, layer.per_expert_scale,
+                                  parts.expert_rows, parts.expert_positions, parts.dense, parts.residual,
                                   (layer.post_ff_norm_1, layer.post_ff_norm_2, layer.post_ff_norm),
                                   layer.layer_scalar, RMS_EPS)
 

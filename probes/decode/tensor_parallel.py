@@ -18,7 +18,6 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from dgprofile.probes.decode.model import (
     RMS_EPS,
@@ -27,6 +26,7 @@ from dgprofile.probes.decode.model import (
     Linear,
     attention,
     component,
+    fused_layer_parts,
     geglu,
     mixture_of_experts,
     rms_norm,
@@ -149,27 +149,14 @@ def _fused_tensor_parallel_layer(config: ModelConfig, x: torch.Tensor, layer: La
     """The fused decoder layer (``model.fused_decoder_layer``'s Triton kernels) split as vLLM splits it: the
     experts' gated sum is a partial sum, so the combine kernel forms it beside the dense output before the
     all-reduce, and computes the output norms from the summed pair after it."""
-    from dgprofile.probes.decode.model import run_expert_rows, unquantized
-    from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
-    from dgprofile.probes.decode.triton_fused import moe_output_norms, moe_partial_sums, residual_norms
+    from dgprofile.probes.decode.triton_fused import moe_output_norms, moe_partial_sums
 
-    with component("norms"):
-        normed = rms_norm(x, layer.input_norm)
-    a = all_reduce(attention(config, normed, layer, state, concurrency))
-    with component("norms"):
-        r, (dense_in, router_in, experts_in) = residual_norms(
-            x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS)
-    with component("dense-mlp"):
-        dense = layer.dense_down(fused_geglu(layer.dense_gate_up(dense_in)))
-    with component("router"):
-        router_logits = F.linear(unquantized(router_in), layer.router)
-    with component("experts"):
-        rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing,
-                                          fused=True)
+    parts = fused_layer_parts(config, x, layer, state, concurrency, attention_sum=all_reduce)
     with component("experts.combine"):
-        partial = moe_partial_sums(router_logits, state.routing.expert_ids, layer.per_expert_scale, rows, positions,
-                                   dense)
+        partial = moe_partial_sums(parts.router_logits, state.routing.expert_ids, layer.per_expert_scale,
+                                   parts.expert_rows, parts.expert_positions, parts.dense)
     summed = all_reduce(partial)
     with component("norms"):
-        return moe_output_norms(summed, r, (layer.post_ff_norm_1, layer.post_ff_norm_2, layer.post_ff_norm),
+        return moe_output_norms(summed, parts.residual,
+                                (layer.post_ff_norm_1, layer.post_ff_norm_2, layer.post_ff_norm),
                                 layer.layer_scalar, RMS_EPS)
