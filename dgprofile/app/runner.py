@@ -175,7 +175,7 @@ def _measure(options: MeasureOptions, progress: Progress,
                             step = "timing decode passes"
                             progress(f"{step} on {device}")
                             passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
-                                                        progress=progress)
+                                                        progress=progress, machine=machine)
                     finally:
                         if compiling is not None:
                             compiling.stop()

@@ -157,6 +157,15 @@ def measured_rates(measured: dict[str, float], datasheet: dict[str, float] | Non
     return rates
 
 
+def engine_matmul_rates(machine: Machine, limits: Limits) -> dict[str, float]:
+    """The matmul rates the predictions take for this machine's first GPU (``measured_rates``): what the
+    modelled passes of formats the benchmark does not run are priced at, so they agree with the predictions."""
+    device = _first_accelerator(machine)
+    if isinstance(device, Unavailable) or not isinstance(device.spec_id, str) or not measured_on(limits, device):
+        return dict(limits.peak_flops_per_s)  # a CPU, a GPU without a datasheet entry, or limits of another device
+    return measured_rates(limits.peak_flops_per_s, dict(spec_by_id(device.spec_id).peak_flops_per_s))
+
+
 def launch_floor_scale(limits: Limits | None) -> tuple[float, str]:
     """How the device's kernel latency compares with the reference GPU's (engine floors scale with it)."""
     if limits is None or isinstance(limits.launch_floor_seconds, Unavailable):

@@ -8,6 +8,7 @@ the format) dequantisation work.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TypedDict
 
@@ -16,7 +17,7 @@ from dgprofile.records.passes import PassMeasurement, PassTimes
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import ModelConfig
 from dgprofile.specs.pass_cost import PRECISIONS, PassCost, pass_cost
-from dgprofile.text.units import factor_text
+from dgprofile.text.units import factor_text, flops_text
 
 NOT_RUN = Unavailable("modelled, not run")
 
@@ -71,12 +72,16 @@ def with_floors(config: ModelConfig, limits: Limits, measured: PassMeasurement) 
 
 
 def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeasurement],
-                    precisions: tuple[str, ...], reductions: list[str]) -> list[PassMeasurement]:
+                    precisions: tuple[str, ...], reductions: list[str],
+                    engine_rates: Mapping[str, float] | None = None) -> list[PassMeasurement]:
     """Precisions not run here: the bf16 pass of the same shape, at its measured efficiency against its floors,
-    with this precision's bytes, FLOPs and (where the hardware lacks the format) dequantisation work."""
+    with this precision's bytes, FLOPs and (where the hardware lacks the format) dequantisation work. A native
+    format's rate is ``engine_rates``' where given (the predictions' rates: for formats engines run in their own
+    kernels, the datasheet's scaled by the measured bf16 rate), else the measured one."""
     bandwidth = limits.stream_read_bytes_per_s
     bf16_peak = limits.peak_flops_per_s.get("bf16")
     vector_peak = limits.peak_flops_per_s.get("fp32")
+    native_rates = engine_rates if engine_rates is not None else limits.peak_flops_per_s
     base = [m for m in measured if m.precision == "bf16"]
     if not precisions:
         return []
@@ -87,7 +92,7 @@ def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeas
     results = []
     for precision in precisions:
         fmt = PRECISIONS[precision]
-        native_peak = limits.peak_flops_per_s.get(fmt.native_compute_format)
+        native_peak = native_rates.get(fmt.native_compute_format)
         if not native_peak and not vector_peak:
             # `check --quick` measures no fp32 rate: a format the GPU multiplies natively is still modelled.
             reductions.append(f"{precision} not modelled: this device has no measured {fmt.native_compute_format} "
@@ -100,7 +105,7 @@ def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeas
                              context_tokens=m.context_tokens, tokens_per_request=m.tokens_per_request)
             if native_peak:
                 compute_format = fmt.native_compute_format
-                compute, how = cost.total_flops / native_peak, f"native {compute_format} matmul rate"
+                compute, how = cost.total_flops / native_peak, _native_rate_text(compute_format, native_peak, limits)
             elif vector_peak:
                 compute_format = "bf16"
                 compute = cost.total_flops / bf16_peak + cost.dequant_ops / vector_peak
@@ -116,15 +121,34 @@ def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeas
                 flops=cost.total_flops, achieved_bytes_per_s=cost.total_bytes / seconds,
                 achieved_flops_per_s=cost.total_flops / seconds, breakdown_seconds={},
                 relative_spread=m.relative_spread, experts_touched_expected=cost.experts_touched_per_layer,
-                compute_format=compute_format, **_floor_fields(cost, limits, compute_format, seconds)))
+                compute_format=compute_format,
+                **_floor_fields(cost, _with_rate(limits, compute_format, native_peak), compute_format, seconds)))
     return results
 
 
+def _native_rate_text(compute_format: str, rate: float, limits: Limits) -> str:
+    measured = limits.peak_flops_per_s.get(compute_format)
+    if measured == rate:
+        return f"native {compute_format} matmul rate"
+    torch_rate = f"; torch's own {compute_format} GEMM measured {flops_text(measured)}" if measured else ""
+    return (f"native {compute_format} matmul rate as engines reach it ({flops_text(rate)}: the datasheet's, "
+            f"scaled by the measured bf16 rate{torch_rate})")
+
+
+def _with_rate(limits: Limits, compute_format: str, rate: float | None) -> Limits:
+    """The limits with ``compute_format``'s rate the one the pass was priced at (its floors agree with it)."""
+    if not rate or limits.peak_flops_per_s.get(compute_format) == rate:
+        return limits
+    return replace(limits, peak_flops_per_s={**limits.peak_flops_per_s, compute_format: rate})
+
+
 def passes_against_limits(config: ModelConfig, limits: Limits, measured: PassTimes,
-                          modelled_precisions: tuple[str, ...]) -> PassTimes:
-    """The measured passes with their floors, followed by ``modelled_precisions`` modelled from the bf16 ones;
-    a precision that cannot be modelled is named in the reductions."""
+                          modelled_precisions: tuple[str, ...],
+                          engine_rates: Mapping[str, float] | None = None) -> PassTimes:
+    """The measured passes with their floors, followed by ``modelled_precisions`` modelled from the bf16 ones
+    (native formats at ``engine_rates``, see ``modelled_passes``); a precision that cannot be modelled is named in
+    the reductions."""
     passes = [with_floors(config, limits, m) for m in measured.passes]
     reductions = list(measured.reductions)
-    modelled = modelled_passes(config, limits, passes, modelled_precisions, reductions)
+    modelled = modelled_passes(config, limits, passes, modelled_precisions, reductions, engine_rates)
     return replace(measured, passes=tuple(passes + modelled), reductions=tuple(reductions))

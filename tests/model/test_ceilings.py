@@ -144,3 +144,19 @@ def test_cpu_without_bf16_units_multiplies_in_its_fastest_wide_format():
 
     slow_bf16 = dataclasses.replace(factory.ceilings(device_name="cpu"), peak_flops_per_s={"bf16": 1e10, "fp32": 8e10})
     assert compute_dtype(slow_bf16) == "fp32"
+
+
+def test_engine_matmul_rates_price_engine_formats_at_the_datasheet_and_leave_other_devices_as_measured() -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from dgprofile.model.ceilings import engine_matmul_rates
+    from dgprofile.records.results import load
+
+    sample = load(Path(__file__).resolve().parents[2] / "samples" / "h200_20261126.dgprofile.json")
+    machine, limits = sample.machine, sample.limits
+    rates = engine_matmul_rates(machine, limits)  # type: ignore[arg-type]
+    assert rates["bf16"] == limits.peak_flops_per_s["bf16"]  # type: ignore[union-attr]
+    assert rates["int8"] > 5 * limits.peak_flops_per_s["int8"]  # type: ignore[union-attr]  # torch's 127 TFLOP/s
+    on_cpu = dataclasses.replace(limits, device="cpu")  # type: ignore[type-var]
+    assert engine_matmul_rates(machine, on_cpu) == on_cpu.peak_flops_per_s  # type: ignore[arg-type]

@@ -73,3 +73,17 @@ def test_a_quick_check_without_an_fp32_rate_still_models_the_formats_the_gpu_mul
     assert [m.precision for m in result.passes] == ["bf16", "fp8"]
     assert result.reductions == ("int4 not modelled: this device has no measured int4 matmul rate, and no fp32 rate "
                                  "to price dequantising it to bf16",)
+
+
+def test_a_native_format_torch_multiplies_slowly_is_modelled_at_the_rate_the_predictions_take() -> None:
+    # On an H200 torch's int8 GEMM measured 127 TFLOP/s against bf16's 679: the modelled int8 denoise pass came out
+    # at 29.5 ms, slower than the measured bf16 one, while the predictions priced int8 at the datasheet's rate.
+    passes = PassTimes(model_id=CONFIG.id, device="cuda", passes=(measured_denoise(),), reductions=(),
+                       seconds_taken=1.0)
+    slow_torch = limits(int8=1.27e14)
+    engine_rates = {**slow_torch.peak_flops_per_s, "int8": 1.6e15}
+    at_torch, at_engines = (next(m for m in passes_against_limits(CONFIG, slow_torch, passes, ("int8",), rates).passes
+                                 if m.precision == "int8") for rates in (None, engine_rates))
+    assert at_engines.seconds < measured_denoise().seconds < at_torch.seconds
+    assert "as engines reach it (1.60 PFLOP/s" in at_engines.basis and "measured 127 TFLOP/s" in at_engines.basis
+    assert at_engines.compute_floor_seconds == pytest.approx(at_engines.flops / 1.6e15)
