@@ -30,7 +30,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from dgprofile.probes.harness import Budget, Prepared, Timer, cuda_graph, graph_or_eager, measure, timer_for
+from dgprofile.probes.harness import (
+    Budget,
+    Prepared,
+    Timer,
+    cuda_graph,
+    graph_or_eager,
+    make_current,
+    measure,
+    timer_for,
+)
 from dgprofile.records.limits import Limits
 from dgprofile.records.machine import Machine
 from dgprofile.records.multi_gpu import (
@@ -226,9 +235,8 @@ def _collective_process(rank: int, results: Any, world: int, devices: tuple[str,
     try:
         device = devices[rank]
         backend = backend_for(device)
-        if device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(device))
-        elif device == "cpu":  # the ranks share the cores: more threads than that only fight over them
+        make_current(device)
+        if device == "cpu":  # the ranks share the cores: more threads than that only fight over them
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
         try:

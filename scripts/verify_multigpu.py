@@ -123,8 +123,10 @@ def print_all_reduce(run: MultiGpuRun, machine: Machine) -> None:
         if not isinstance(fit, Unavailable):
             topology = detected_interconnect(machine, sweep.world_size)
             prior = ALL_REDUCE_LATENCY_SECONDS["nvlink" if getattr(topology, "kind", "") == "nvlink" else "pcie"]
+            replaces = (f"; it replaces the CUDA-graph engines' prior of {prior * 1e6:.0f} us"
+                        if sweep.launch_mode == "cuda-graph" else "")
             print(f"  fit: {fit.latency_seconds * 1e6:.1f} us + ring bytes at {fit.bus_bytes_per_s / 1e9:.0f} GB/s "
-                  f"({fit.basis}); the engine prior it replaces: {prior * 1e6:.0f} us; NVML/datasheet link: "
+                  f"({fit.basis}){replaces}; NVML/datasheet link: "
                   f"{plain(getattr(topology, 'bytes_per_s', topology), 1e9, 'GB/s')}")
 
 

@@ -143,7 +143,7 @@ def _sweep_blocks(sweep: AllReduceSweep, words: str, mode: ExecutionMode, machin
         return [table, NoticeView(f"No link fitted: {fit.reason}")]
     path = detected_interconnect(machine, sweep.world_size) if isinstance(machine, Machine) else machine
     link = measured_interconnect(sweep, path, mode)
-    facts = FactsView(f"The link the model takes from them (engines that launch all-reduces {mode_words(mode)})", (
+    facts = FactsView(f"The link the model takes from them (for engines whose all-reduces are {words})", (
         ("measured latency", seconds_text(fit.latency_seconds)),
         ("bus bandwidth", bandwidth_text(link.bytes_per_s) if isinstance(link, Interconnect)
          else unavailable_text(link)),
@@ -151,10 +151,6 @@ def _sweep_blocks(sweep: AllReduceSweep, words: str, mode: ExecutionMode, machin
         ("NVML or datasheet link", path.description + f" ({bandwidth_text(path.bytes_per_s)})"
          if isinstance(path, Interconnect) else unavailable_text(path))))
     return [table, facts]
-
-
-def mode_words(mode: ExecutionMode) -> str:
-    return "in captured CUDA graphs" if mode == "cuda-graphs" else "one at a time"
 
 
 def link_cost_blocks(predictions: Predictions | Unavailable) -> list[Block]:
