@@ -199,7 +199,9 @@ def pass_measurement(kind: str, *, precision: str = "bf16", concurrency: int = 1
 def passes(*, bandwidth_bytes_per_s: float = 3.07e12, flops_per_s: float = 7.2e14,
            overhead_seconds: float = 2.5e-3, precisions: Iterable[str] = ("bf16",),
            concurrencies: Iterable[int] = (1, 2, 4)) -> PassTimes:
-    """AR step, DG denoise, DG commit and prefill at the pass sizes ``dgprofile.specs.pass_cost`` gives."""
+    """AR step, DG denoise, DG commit and prefill at the pass sizes ``dgprofile.specs.pass_cost`` gives, their
+    layers run in the fused Triton kernels as on a GPU."""
+    precisions = tuple(precisions)
     bytes_per_param = {"bf16": 2.0, "fp8": 1.0, "int4": 0.56}
     measurements = []
     for precision in precisions:
@@ -218,7 +220,7 @@ def passes(*, bandwidth_bytes_per_s: float = 3.07e12, flops_per_s: float = 7.2e1
                                  overhead_seconds=overhead_seconds / 4, **common),
             ]
     return PassTimes(model_id="diffusiongemma-26b-a4b", device="cuda:0", passes=tuple(measurements),
-                     reductions=(), seconds_taken=21.5)
+                     reductions=(), seconds_taken=21.5, fused_layers=precisions)
 
 
 def pass_estimate(kind: str, *, seconds: float, count: float, weights_share: float = 0.7,

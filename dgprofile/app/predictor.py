@@ -374,7 +374,6 @@ def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> t
     if model.engine.name == "vllm" and ceilings.gpus > 1 and model.mode == "cuda-graphs" and not ceilings.peer_to_peer:
         mode_source += ("; consumer multi-GPU rigs often run vLLM with --enforce-eager (calibration-runs.json "
                         "engine notes): if yours does, give --execution-mode eager")
-    measured_passes = "; ".join(f.basis for f in ceilings.pass_factors) or "no measured passes: factor 1"
     summary = calibration_summary()
     validation = summary.validation
     band = ("speedup band: the leave-one-out transfer error of the published speedups "
@@ -385,7 +384,8 @@ def _basis(setup: _Setup, workload: Workload, parameters: EngineParameters) -> t
     return (
         Basis("bandwidth and matmul rates", ceilings.source, "; ".join(ceilings.sources) or ceilings.device_name),
         Basis("kernel latency (engine floors scale with it)", ceilings.source, ceilings.floor_scale_basis),
-        Basis("what the measured passes add", "measured" if ceilings.pass_factors else "assumed", measured_passes),
+        Basis("what the measured passes add", "measured" if ceilings.pass_factors else "assumed",
+              ceilings.pass_factors_basis),
         Basis("usable memory", ceilings.source, ceilings.usable_memory_basis),
         Basis(f"engine behaviour ({parameters.engine})", engine_kind,
               "fitted to " + ", ".join(parameters.runs) if parameters.runs else parameters.priors[0]),

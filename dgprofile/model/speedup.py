@@ -385,17 +385,22 @@ def one_gpu_ceilings(ceilings: Ceilings) -> Ceilings:
 def with_measured_passes(config: ModelConfig, ceilings: Ceilings, measured: PassTimes | None) -> Ceilings:
     """The ceilings with what the measured passes say about this accelerator's kernels (``PassFactor`` per pass
     kind and concurrency): each measured bf16 (else fp16) denoise, commit and prefill pass against its roofline at
-    the measured limits, relative to the same ratio on the reference GPUs (``REFERENCE_ROOFLINE_RATIO``)."""
-    if measured is None or ceilings.source != "measured" or ceilings.vendor == "cpu":
+    the measured limits, relative to the same ratio on the reference GPUs (``REFERENCE_ROOFLINE_RATIO``). Only
+    passes whose layers ran the kernels the reference was measured with (the fused Triton layers) count: passes in
+    torch ops are slower on every GPU for reasons of their own, and would make the device look slower than it is."""
+    if measured is None or ceilings.source != "measured":
+        return ceilings
+    if ceilings.vendor == "cpu":
         # On a CPU the passes are torch's own CPU kernels, far from what an engine's are (bf16 matmuls there
         # often run at a fifth of the fp32 rate): they say nothing about the device that transfers to an engine.
-        return ceilings
+        return dataclasses.replace(ceilings, pass_factors_basis=(
+            "the passes measured on this CPU ran torch's CPU kernels, not an engine's: factor 1"))
     factors = []
     one_gpu = one_gpu_ceilings(ceilings)  # the passes were measured on one GPU
     for kind, reference in REFERENCE_ROOFLINE_RATIO.items():
         for precision in MEASURED_PASS_PRECISIONS:
             passes = [m for m in measured.passes if m.pass_kind == kind and m.precision == precision
-                      and m.measured and m.seconds > 0]
+                      and m.measured and m.seconds > 0 and precision in measured.fused_layers]
             for m in passes:
                 cost = cached_cost(config, kind, m.precision, m.concurrency, m.context_tokens, m.tokens_per_request)
                 roofline = pass_body(cost, one_gpu, 1.0, 1.0).seconds
@@ -408,7 +413,15 @@ def with_measured_passes(config: ModelConfig, ceilings: Ceilings, measured: Pass
                            f"{reference:.2f}x on the reference GPUs")))
             if passes:
                 break
-    return dataclasses.replace(ceilings, pass_factors=tuple(factors))
+    if factors:
+        basis = "; ".join(f.basis for f in factors)
+    elif any(m.measured and m.precision in MEASURED_PASS_PRECISIONS for m in measured.passes):
+        basis = ("the measured bf16/fp16 layers ran torch elementwise ops (a quick run, or the fused Triton kernels "
+                 "failed their check here), not the fused kernels the reference GPUs' ratios were measured with: "
+                 "factor 1")
+    else:
+        basis = ceilings.pass_factors_basis
+    return dataclasses.replace(ceilings, pass_factors=tuple(factors), pass_factors_basis=basis)
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,6 @@ class PassTimes:
     reductions: tuple[str, ...]
     seconds_taken: float
     methods: tuple[str, ...] = ()
+    # Precisions whose layers ran the fused Triton kernels, the kernels the device factor's reference ratios were
+    # measured with (``dgprofile.model.speedup``); passes in torch ops (a quick run, a CPU) say less of the device.
+    fused_layers: tuple[str, ...] = ()

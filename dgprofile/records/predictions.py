@@ -316,12 +316,16 @@ class PassFactor:
     basis: str
 
 
+NO_PASS_FACTORS = "no measured passes: factor 1"
+
+
 @dataclass(frozen=True)
 class Ceilings:
     """The device limits the model used, per GPU, on the achievable footing: measured figures as measured,
     datasheet figures times what the best benchmarks reach of them (see ``dgprofile.model.ceilings``).
     ``usable_memory_bytes`` is over all ``gpus``. ``floor_scale``: the measured kernel launch latency against
-    the reference GPU's (engine floors scale with it); ``pass_factors``: the measured passes' factors; the rest
+    the reference GPU's (engine floors scale with it); ``pass_factors``: the measured passes' factors, and
+    ``pass_factors_basis`` what they rest on (or why there are none); the rest
     says what the architecture and the datasheet add (``approximate``: log-sigma of derived figures)."""
 
     source: CeilingsSource
@@ -344,6 +348,7 @@ class Ceilings:
     floor_scale_basis: str = "no launch latency measured: the reference GPU's assumed"
     eager_launch_seconds: float | Unavailable = Unavailable("not measured")
     pass_factors: tuple[PassFactor, ...] = ()
+    pass_factors_basis: str = NO_PASS_FACTORS
     peer_to_peer: bool = True
     approximate: dict[str, float] = field(default_factory=dict)
 

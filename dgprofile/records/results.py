@@ -39,11 +39,11 @@ from dgprofile.records.machine import (
 )
 from dgprofile.records.multi_gpu import ONE_GPU_MEASURED, MultiGpuRun
 from dgprofile.records.passes import ROOFLINE_NOT_RECORDED, PassTimes
-from dgprofile.records.predictions import Predictions
+from dgprofile.records.predictions import NO_PASS_FACTORS, Predictions
 from dgprofile.records.values import Unavailable
 from dgprofile.records.verification import MeasuredRun
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 FORMAT_NAME: Final = "dgprofile-result"
 SCHEMA_ID = "https://dgprofile.invalid/schema/result.schema.json"
 SCHEMA_RESOURCE = "result.schema.json"
@@ -218,10 +218,32 @@ def _add_graph_all_reduces(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+# How version-8 runs named each layer precision's kernels in their methods ("layer elementwise work: bfloat16:
+# fused Triton kernels (...); float16: torch ops").
+_LAYER_KERNELS_TEXT = re.compile(r"(bfloat16|float16|fp8): (fused|torch ops)")
+_PRECISION_OF_LAYER_KEY = {"bfloat16": "bf16", "float16": "fp16", "fp8": "fp8"}
+
+
+def _add_fused_layers(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 9 lists the precisions whose layers ran the fused Triton kernels; earlier runs said it in their
+    methods' text, read here."""
+    passes = document.get("passes")
+    if isinstance(passes, dict) and "unavailable" not in passes:
+        text = next((m for m in passes.get("methods", []) if str(m).startswith("layer elementwise work: ")), "")
+        passes.setdefault("fused_layers", [_PRECISION_OF_LAYER_KEY[key]
+                                           for key, kernels in _LAYER_KERNELS_TEXT.findall(text)
+                                           if kernels == "fused"])
+    predictions = document.get("predictions")
+    ceilings = predictions.get("ceilings") if isinstance(predictions, dict) else None
+    if isinstance(ceilings, dict):
+        ceilings.setdefault("pass_factors_basis", NO_PASS_FACTORS)
+    return document
+
+
 # MIGRATIONS[n] upgrades a version-n document to version n + 1.
 MIGRATIONS: dict[int, Migration] = {1: _add_roofline_floors, 2: _add_setup_knobs, 3: _needs_with_headroom,
                                      4: _add_measured_runs, 5: _add_server_observations, 6: _add_multi_gpu,
-                                     7: _add_graph_all_reduces}
+                                     7: _add_graph_all_reduces, 8: _add_fused_layers}
 
 
 def json_error_text(error: json.JSONDecodeError) -> str:

@@ -286,7 +286,7 @@ class LayerMethods:
         self.config, self.caps, self.tuners, self.precision = config, caps, tuners, precision
         self.dtype = torch.float16 if precision == "fp16" else torch.bfloat16
         self.fp8 = precision == "fp8"
-        self.fused = caps.fused[FP8_LAYERS if self.fp8 else str(self.dtype)]
+        self.fused = caps.fused[_fused_key(precision)]
         self.generator = torch.Generator().manual_seed(2024)
 
     def expert_method(self, layer: LayerWeights, tokens: int) -> ExpertMethod:
@@ -575,6 +575,11 @@ def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbac
     )
 
 
+def _fused_key(precision: str) -> str:
+    """The key of ``DeviceCapabilities.fused`` for a precision's layers."""
+    return FP8_LAYERS if precision == "fp8" else str(torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
 def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
                      concurrencies: tuple[int, ...] = DEFAULT_CONCURRENCIES,
                      context_tokens: tuple[int, ...] = DEFAULT_CONTEXTS, full_depth: bool = False,
@@ -604,7 +609,8 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
     def measurements() -> DecodeMeasurements:
         passes = PassTimes(model_id=config.id, device=device, passes=tuple(measured), reductions=tuple(reductions),
                            seconds_taken=time.perf_counter() - started,
-                           methods=describe_methods(caps, tuners, fallbacks))
+                           methods=describe_methods(caps, tuners, fallbacks),
+                           fused_layers=tuple(p for p in plan.measured_precisions if caps.fused[_fused_key(p)]))
         return DecodeMeasurements(passes=passes, modelled_precisions=plan.modelled_precisions)
 
     passes = PassProgress(sum(len(plan.concurrencies_for(kind, precision)) for precision in plan.measured_precisions

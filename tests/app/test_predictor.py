@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import result_factory
 
@@ -133,6 +135,23 @@ def test_a_measured_nvlink_pair_predicts_over_the_link_nvml_shows() -> None:
     assert isinstance(link, Interconnect) and link.kind == "nvlink" and link.basis.startswith("detected")
     basis = {b.quantity: b for b in predictions.basis}
     assert basis["interconnect"].kind == "measured"
+
+
+def test_a_quick_runs_passes_in_torch_ops_leave_the_device_factor_at_one() -> None:
+    """A quick check on an H200 ran its layers in torch elementwise ops and measured the bf16 denoise pass at 1.67x
+    its roofline (the fused kernels: 1.26x); set against the fused reference's 1.27x, that predicted the H200 31%
+    slower than a full check did."""
+    quick = dataclasses.replace(result_factory.passes(overhead_seconds=8e-3), fused_layers=())
+    predictions = predict_for_machine(result_factory.machine(), result_factory.limits(), quick)
+    ceilings = predictions.ceilings
+    assert ceilings.pass_factors == ()
+    assert "torch elementwise ops" in ceilings.pass_factors_basis
+    basis = {b.quantity: b for b in predictions.basis}["what the measured passes add"]
+    assert basis.kind == "assumed" and basis.source == ceilings.pass_factors_basis
+    fused = predict_for_machine(result_factory.machine(), result_factory.limits(),
+                                result_factory.passes(overhead_seconds=8e-3))
+    assert fused.ceilings.pass_factors
+    assert fused.ceilings.pass_factors_basis == "; ".join(f.basis for f in fused.ceilings.pass_factors)
 
 
 def test_every_engine_on_a_measured_machine_rests_on_its_measured_passes() -> None:

@@ -13,6 +13,7 @@ import result_factory as factory
 
 from dgprofile.errors import ResultFileError
 from dgprofile.records import results
+from dgprofile.records.predictions import NO_PASS_FACTORS
 from dgprofile.records.results import RunInfo, dump, dumps, load, loads, new_result
 from dgprofile.records.values import Unavailable
 
@@ -118,6 +119,18 @@ def test_version_7_multi_gpu_runs_load_with_their_graph_all_reduces_marked_not_m
     result = loads(json.dumps(document))
     assert result.multi_gpu.all_reduce_in_graphs == results.NOT_MEASURED_IN_GRAPHS  # type: ignore[union-attr]
     assert result.multi_gpu.all_reduce.launch_mode == "eager"  # type: ignore[union-attr]
+
+
+def test_version_8_runs_load_with_their_fused_layer_precisions_read_from_the_methods_text():
+    """The H200 pair's run fused its bf16 layers and ran fp16 in torch ops, which its methods said in words."""
+    sample = Path(__file__).resolve().parents[2] / "samples" / "h200x2-multigpu_20261129.dgprofile.json"
+    document = json.loads(sample.read_text())
+    assert document["schema_version"] == 8
+    result = loads(json.dumps(document))
+    assert result.passes.fused_layers == ("bf16",)  # type: ignore[union-attr]
+    assert result.predictions.ceilings.pass_factors_basis == NO_PASS_FACTORS  # type: ignore[union-attr]
+    cpu = Path(__file__).resolve().parents[2] / "samples" / "cpu-xeon-2core_20261126.dgprofile.json"
+    assert loads(cpu.read_text()).passes.fused_layers == ()  # type: ignore[union-attr]
 
 
 def test_a_truncated_string_is_reported_at_its_place_without_a_doubled_at():

@@ -33,6 +33,7 @@ def test_all_four_pass_kinds_are_measured_in_bf16_and_the_rest_left_to_the_model
     assert measured == {(k, "bf16") for k in ("prefill", "ar-step", "dg-denoise", "dg-commit")}
     assert all(m.measured for m in result.passes.passes)
     assert result.modelled_precisions == ("fp8", "int8", "int4", "nvfp4")
+    assert result.passes.fused_layers == ()  # a CPU runs its layers in torch ops
 
 
 def test_the_estimate_scales_sampled_layers_to_the_full_depth(tiny_bench):
