@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from dgprofile.app.decode_passes import time_decode_passes
 from dgprofile.app.machine import anonymized, probe_machine
@@ -29,6 +30,9 @@ from dgprofile.records.passes import PassTimes
 from dgprofile.records.predictions import Predictions
 from dgprofile.records.results import ResultFile, RunInfo, new_result
 from dgprofile.records.values import Unavailable
+
+if TYPE_CHECKING:  # imported where workers start: the precompile module is a probe
+    from dgprofile.probes.decode.precompile import Precompile
 
 Progress = Callable[[str], None]
 TORCH_MISSING = Unavailable("torch is not installed: pip install 'dgprofile[bench]' to measure this machine")
@@ -111,6 +115,21 @@ def lock_key(machine: Machine, device: str) -> str:
     return device_lock_key(device)
 
 
+# The NVIDIA driver's version file: present where a CUDA GPU may be measured (read before anything is probed).
+NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
+
+
+def _spawn_compile_workers(options: MeasureOptions) -> Precompile | None:
+    """Kernel compile workers started before the probe where the run may time decode passes on an NVIDIA GPU
+    (they import torch while the machine is probed); None elsewhere."""
+    if (options.limits_only or not (options.device == "auto" or options.device.startswith("cuda"))
+            or not NVIDIA_DRIVER_FILE.exists() or importlib.util.find_spec("torch") is None):
+        return None
+    from dgprofile.probes.decode.precompile import spawn
+
+    return spawn(quick=options.quick)
+
+
 def _measure(options: MeasureOptions, progress: Progress,
              before_measuring: Callable[[Machine], None] = lambda machine: None) -> _Measured:
     """Lock, probe, then (after ``before_measuring`` has had its say on the machine) measure."""
@@ -124,18 +143,19 @@ def _measure(options: MeasureOptions, progress: Progress,
     incomplete: list[str] = []
     interruption: Interruption | None = None
     step = "waiting for the device"
+    compiling: Precompile | None = None
     with sigterm_interrupts():
         try:
             with exclusive_devices(requested_lock_keys(options.device), wait_seconds=options.wait_seconds,
                                    on_wait=progress) as locks:
                 step = "probing the machine"
                 progress(step)
+                compiling = _spawn_compile_workers(options)
                 machine = probe_machine()
                 before_measuring(machine)
                 if importlib.util.find_spec("torch") is None:
                     return _Measured(machine, device, TORCH_MISSING, TORCH_MISSING, (TORCH_MISSING.reason,), None,
                                      multi_gpu if options.gpus == 1 else TORCH_MISSING)
-                from dgprofile.probes.decode.precompile import start as start_kernel_compilation
                 from dgprofile.probes.measure_limits import measure_limits
                 from dgprofile.probes.torch_devices import resolve_device, undrivable_accelerator
 
@@ -156,8 +176,11 @@ def _measure(options: MeasureOptions, progress: Progress,
                 held = [key for each in devices or (device,) for key in device_lock_keys(machine, each)]
                 with exclusive_devices([key for key in dict.fromkeys(held) if key not in locks.keys],
                                        wait_seconds=options.wait_seconds, on_wait=progress):
-                    compiling = (start_kernel_compilation(device, quick=options.quick)
-                                 if device.startswith("cuda") and not options.limits_only else None)
+                    if compiling is not None and device.startswith("cuda"):
+                        compiling.aim(device)
+                    elif compiling is not None:
+                        compiling.stop()
+                        compiling = None
                     try:
                         step = "measuring limits"
                         progress(f"{step} on {device}")
@@ -194,6 +217,9 @@ def _measure(options: MeasureOptions, progress: Progress,
         except Exception as exc:  # a failing benchmark must not sink the run: keep what was measured
             incomplete.append(f"{step} failed: {type(exc).__name__}: {exc}")
             multi_gpu = interrupted_reason(multi_gpu, f"{type(exc).__name__}: {exc}")
+        finally:
+            if compiling is not None:  # a run that ended before measuring (no GPU, no torch, an error)
+                compiling.stop()
     return _Measured(machine, device, limits, passes, tuple(incomplete), interruption, multi_gpu)
 
 

@@ -56,6 +56,7 @@ from dgprofile.probes.decode.plan import (
     DeviceKind,
     plan_bench,
 )
+from dgprofile.probes.decode.precompile import QUICK_EXPERT_METHOD
 from dgprofile.probes.harness import Budget, graph_or_eager, make_current, timer_for
 from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassPartName, PassTimes
 from dgprofile.records.timing import Timing
@@ -210,7 +211,7 @@ def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, quick: boo
     if not fp8:
         candidates.append("padded")
     if kind == "cuda":
-        candidates += ["triton-geglu"] if quick else ["triton", "triton-geglu"]
+        candidates += [QUICK_EXPERT_METHOD] if quick else ["triton", "triton-geglu"]
     working: list[ExpertMethod] = []
     for method in candidates:
         problem = check_experts(device, torch.bfloat16, fp8=fp8, method=method)

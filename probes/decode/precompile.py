@@ -1,4 +1,4 @@
-"""Compile the decode benchmark's Triton kernels in worker processes while the limits step measures.
+"""Compile the decode benchmark's Triton kernels in worker processes while the machine is probed and measured.
 
 On a machine whose Triton cache is empty, compiling the benchmark's kernels in the benchmark's own process took
 47 of the 91 seconds of a full `dgprofile check` on an H200. The workers compile them beforehand, side by side,
@@ -14,13 +14,18 @@ contexts on the same GPU share its time). A compile-only worker holds no CUDA co
 priority than the measurement, and a worker that fails costs only time: the benchmark compiles what is missing
 itself and runs its checks on the GPU either way.
 
-    python -m dgprofile.probes.decode.precompile --capability 90 --multiprocessors 132 \\
-        --shared-memory 232448 --free-memory 150e9 bf16:dg-denoise
+The workers start before the probe, when the GPU is not yet known: a fresh Python process takes seconds to import
+torch and the benchmark, and those seconds now pass while the machine is probed. Each then reads its target (the
+GPU's compute capability, multiprocessors, shared memory and free memory) as a JSON line on its standard input:
+
+    echo '{"capability": 90, "multiprocessors": 132, "shared_memory_bytes": 232448, "free_memory_bytes": 1.5e11}' \\
+        | python -m dgprofile.probes.decode.precompile bf16:dg-denoise
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -39,6 +44,7 @@ if TYPE_CHECKING:  # the model module imports torch, which a worker loads only o
 
 EXPERT_METHODS: tuple[ExpertMethod, ...] = ("grouped", "triton", "triton-geglu")
 ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv")
+QUICK_EXPERT_METHOD: ExpertMethod = "triton-geglu"  # the one Triton expert method a quick run compiles
 LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
 WAIT_SECONDS = 120.0
 WORKER_NICENESS = 10  # the limits step's host loops come first
@@ -54,11 +60,33 @@ def planned_jobs(*, quick: bool, native_fp8: bool) -> tuple[str, ...]:
 
 @dataclass
 class Precompile:
-    """Worker processes compiling kernels; ``finish`` waits for them, ``stop`` ends them."""
+    """Worker processes compiling kernels: ``aim`` gives them the GPU, ``finish`` waits for them, ``stop`` ends
+    them."""
 
     jobs: tuple[str, ...]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    quick: bool = False
     started: float = field(default_factory=time.perf_counter)
+
+    def aim(self, device: str) -> None:
+        """Send each worker of a job this run plans on the CUDA ``device`` the device's target; the others end."""
+        import torch
+
+        from dgprofile.probes import gpu_backends
+
+        self.keep(planned_jobs(quick=self.quick, native_fp8=gpu_backends.native_fp8(torch, device)[0]),
+                  target_of(device))
+
+    def keep(self, planned: tuple[str, ...], line: str) -> None:
+        """Send the workers of the ``planned`` jobs ``line``; the others end."""
+        for job, process in zip(self.jobs, self.processes, strict=True):
+            _tell(process, line if job in planned else SKIP_LINE)
+        kept = [(job, process) for job, process in zip(self.jobs, self.processes, strict=True) if job in planned]
+        for job, process in zip(self.jobs, self.processes, strict=True):
+            if job not in planned:
+                process.wait()
+        self.jobs = tuple(job for job, _ in kept)
+        self.processes = [process for _, process in kept]
 
     def finish(self, timeout_seconds: float = WAIT_SECONDS) -> str:
         """Wait for the workers (at most ``timeout_seconds`` in all); what they did, in a line."""
@@ -71,52 +99,73 @@ class Precompile:
                 failed += 1
         self.stop()
         seconds = time.perf_counter() - self.started
-        return (f"Triton kernels compiled beside the limits step: {len(self.jobs)} worker(s), "
-                f"{seconds:.1f} s" + (f", {failed} did not finish" if failed else ""))
+        return (f"Triton kernels compiled beside the probe and the limits step: {len(self.jobs)} worker(s), "
+                f"{seconds:.1f} s since they started" + (f", {failed} did not finish" if failed else ""))
 
     def stop(self) -> None:
-        """End every worker still running."""
+        """End every worker still running (one still waiting for its target included)."""
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            if process.stdin is not None and not process.stdin.closed:
+                process.stdin.close()
 
 
-def worker_command(job: str, *, capability: int, multiprocessors: int, shared_memory_bytes: int,
-                   free_memory_bytes: float, quick: bool) -> list[str]:
-    """The command line of one worker."""
-    return [sys.executable, "-m", "dgprofile.probes.decode.precompile", "--capability", str(capability),
-            "--multiprocessors", str(multiprocessors), "--shared-memory", str(shared_memory_bytes),
-            "--free-memory", repr(free_memory_bytes), *(["--quick"] if quick else []), job]
+def worker_command(job: str, *, quick: bool) -> list[str]:
+    """The command line of one worker; it reads its target from its standard input (``target_line``)."""
+    return [sys.executable, "-m", "dgprofile.probes.decode.precompile", *(["--quick"] if quick else []), job]
+
+
+def target_line(*, capability: int, multiprocessors: int, shared_memory_bytes: int, free_memory_bytes: float) -> str:
+    """What a worker reads to start compiling: the GPU's architecture and sizes, as one JSON line."""
+    return json.dumps({"capability": capability, "multiprocessors": multiprocessors,
+                       "shared_memory_bytes": shared_memory_bytes, "free_memory_bytes": free_memory_bytes}) + "\n"
+
+
+SKIP_LINE = json.dumps({"skip": True}) + "\n"  # for a job the run does not plan: the worker ends
 
 
 def _lower_priority() -> None:
     os.nice(WORKER_NICENESS)
 
 
-def start(device: str, *, quick: bool) -> Precompile:
-    """Start the workers for the CUDA ``device`` this process has opened. Their output is discarded: the
-    benchmark's own checks report what does not work here."""
+def spawn(*, quick: bool) -> Precompile:
+    """Start a worker for every job a CUDA run may plan, before the GPU is known: each imports torch and the
+    benchmark while the machine is probed (seconds, in a fresh process), then waits for ``Precompile.aim``.
+    Their output is discarded: the benchmark's own checks report what does not work here."""
+    jobs = planned_jobs(quick=quick, native_fp8=True)
+    # No CUDA device is visible to a worker: it cannot open a context on the GPU being measured.
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    processes = [subprocess.Popen(worker_command(job, quick=quick), env=environment, stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  preexec_fn=_lower_priority if hasattr(os, "nice") else None) for job in jobs]
+    return Precompile(jobs=jobs, processes=processes, quick=quick)
+
+
+def _tell(process: subprocess.Popen[bytes], line: str) -> None:
+    """Give a waiting worker its line; one that has already ended is left alone."""
+    if process.stdin is None or process.stdin.closed:
+        return
+    try:
+        process.stdin.write(line.encode())
+        process.stdin.close()
+    except OSError:  # the worker ended (a broken pipe)
+        pass
+
+
+def target_of(device: str) -> str:
+    """The target line of the CUDA ``device`` this process has opened."""
     import torch
 
-    from dgprofile.probes import gpu_backends
     from dgprofile.probes.decode.triton_moe import shared_memory_per_block
 
     target = torch.device(device)
     major, minor = torch.cuda.get_device_capability(target)
-    properties = torch.cuda.get_device_properties(target)
-    jobs = planned_jobs(quick=quick, native_fp8=gpu_backends.native_fp8(torch, device)[0])
-    handle = Precompile(jobs=jobs)
-    # No CUDA device is visible to a worker: it cannot open a context on the GPU being measured.
-    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    for job in jobs:
-        handle.processes.append(subprocess.Popen(
-            worker_command(job, capability=major * 10 + minor, multiprocessors=properties.multi_processor_count,
-                           shared_memory_bytes=shared_memory_per_block(target),
-                           free_memory_bytes=float(torch.cuda.mem_get_info(target)[0]), quick=quick),
-            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_lower_priority if hasattr(os, "nice") else None))
-    return handle
+    return target_line(capability=major * 10 + minor,
+                       multiprocessors=torch.cuda.get_device_properties(target).multi_processor_count,
+                       shared_memory_bytes=shared_memory_per_block(target),
+                       free_memory_bytes=float(torch.cuda.mem_get_info(target)[0]))
 
 
 # --- the worker ----------------------------------------------------------------------------------------------
@@ -181,14 +230,19 @@ def _attempt(what: str, call: Callable[[], object], problems: list[str]) -> None
         problems.append(f"{what}: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}")
 
 
-def _checks(precision: str, problems: list[str]) -> None:
-    """The benchmark's small-shape checks, whose comparisons fail on meta tensors after their kernels compiled."""
+def _checks(precision: str, problems: list[str], *, quick: bool) -> None:
+    """The benchmark's small-shape checks, whose comparisons fail on meta tensors after their kernels compiled. A
+    quick run checks only its one Triton expert method (its layers run torch ops)."""
     import torch
 
     from dgprofile.probes.decode import checks
     from dgprofile.specs.model_config import load_model_config
 
     fp8 = precision == "fp8"
+    if quick:
+        _attempt(f"check experts {QUICK_EXPERT_METHOD}",
+                 partial(checks.check_experts, META, torch.bfloat16, fp8=fp8, method=QUICK_EXPERT_METHOD), problems)
+        return
     for method in EXPERT_METHODS[1:]:
         _attempt(f"check experts {method}",
                  partial(checks.check_experts, META, torch.bfloat16, fp8=fp8, method=method), problems)
@@ -262,7 +316,7 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
     head = build_head(config, vocab_rows=config.backbone.vocab_size // plan.vocab_divisor, dtype=torch.bfloat16,
                       fp8=fp8, device=META)
     generator = torch.Generator().manual_seed(0)
-    expert_methods: tuple[ExpertMethod, ...] = ("triton-geglu",) if quick else EXPERT_METHODS[1:]
+    expert_methods: tuple[ExpertMethod, ...] = (QUICK_EXPERT_METHOD,) if quick else EXPERT_METHODS[1:]
     for context in plan.contexts:
         for concurrency in plan.concurrencies_for(kind, precision):
             tokens = _pass_tokens(config, kind, context)
@@ -312,7 +366,7 @@ def run_job(job: str, *, quick: bool, free_memory_bytes: float) -> list[str]:
         return problems
     precision, _, kind = job.partition(":")
     if kind == "checks":
-        _checks(precision, problems)
+        _checks(precision, problems, quick=quick)
     elif kind in PASS_KINDS:
         _passes(precision, kind, quick=quick, free_memory_bytes=free_memory_bytes, problems=problems)
     else:
@@ -321,23 +375,26 @@ def run_job(job: str, *, quick: bool, free_memory_bytes: float) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Compile the jobs named on the command line for the GPU described by the options."""
-    from dgprofile.probes.decode.compile_target import CompileTarget, set_compile_target
-
+    """Compile the jobs named on the command line for the GPU described by the line on standard input."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--capability", type=int, required=True, help="compute capability, e.g. 90")
-    parser.add_argument("--multiprocessors", type=int, required=True)
-    parser.add_argument("--shared-memory", type=int, required=True, help="bytes per block")
-    parser.add_argument("--free-memory", type=float, required=True, help="bytes free on the GPU")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("jobs", nargs="+")
     args = parser.parse_args(argv)
-    set_compile_target(CompileTarget(capability=args.capability, multiprocessors=args.multiprocessors,
-                                     shared_memory_per_block_bytes=args.shared_memory))
-    compile_only(args.capability)
+    # Imported before the target arrives: that is the time the early start saves.
+    import torch  # noqa: F401
+
+    from dgprofile.probes.decode import bench, checks, head  # noqa: F401
+    from dgprofile.probes.decode.compile_target import CompileTarget, set_compile_target
+
+    target = json.loads(sys.stdin.readline() or json.dumps({"skip": True}))
+    if target.get("skip"):
+        return 0
+    set_compile_target(CompileTarget(capability=target["capability"], multiprocessors=target["multiprocessors"],
+                                     shared_memory_per_block_bytes=target["shared_memory_bytes"]))
+    compile_only(target["capability"])
     for job in args.jobs:
         started = time.perf_counter()
-        problems = run_job(job, quick=args.quick, free_memory_bytes=args.free_memory)
+        problems = run_job(job, quick=args.quick, free_memory_bytes=target["free_memory_bytes"])
         print(f"{job}: {time.perf_counter() - started:.1f} s", *problems, sep="\n  ", file=sys.stderr)
     return 0
 

@@ -115,3 +115,26 @@ def test_verify_and_check_hold_the_same_locks_for_a_gpu_with_or_without_a_uuid(
     assert runner.device_lock_keys(with_uuid, "cuda:0") == ("cuda-gpu-0", gpu.uuid)
     assert runner.device_lock_keys(without, "cuda:0") == ("cuda-gpu-0",)
     assert runner.device_lock_keys(with_uuid, "cpu") == ("cpu",)
+
+
+@pytest.mark.parametrize(("options", "driver", "spawned"), [
+    (runner.MeasureOptions(device="auto", quick=True), True, True),
+    (runner.MeasureOptions(device="cuda:1"), True, True),
+    (runner.MeasureOptions(device="auto"), False, False),  # no NVIDIA driver: nothing to compile for
+    (runner.MeasureOptions(device="cpu"), True, False),
+    (runner.MeasureOptions(device="mps"), True, False),
+    (runner.MeasureOptions(device="auto", limits_only=True), True, False),  # no decode passes
+])
+def test_compile_workers_start_before_the_probe_only_where_decode_passes_may_run_on_an_nvidia_gpu(
+        monkeypatch, tmp_path, options, driver, spawned):
+    pytest.importorskip("torch")
+    from dgprofile.probes.decode import precompile
+
+    driver_file = tmp_path / "version"
+    if driver:
+        driver_file.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04\n")
+    monkeypatch.setattr(runner, "NVIDIA_DRIVER_FILE", driver_file)
+    calls: list[bool] = []
+    monkeypatch.setattr(precompile, "spawn", lambda *, quick: calls.append(quick) or "workers")
+    assert (runner._spawn_compile_workers(options) == "workers") == spawned
+    assert calls == ([options.quick] if spawned else [])

@@ -9,7 +9,14 @@ import sys
 
 import pytest
 
-from dgprofile.probes.decode.precompile import Precompile, planned_jobs, run_job, worker_command
+from dgprofile.probes.decode.precompile import (
+    SKIP_LINE,
+    Precompile,
+    planned_jobs,
+    run_job,
+    target_line,
+    worker_command,
+)
 
 
 def test_a_quick_run_compiles_bf16_passes_and_the_sampler():
@@ -25,17 +32,44 @@ def test_a_full_run_compiles_fp8_experts_only_where_fp8_is_measured():
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton (with its CUDA backend)")
 def test_a_worker_compiles_for_a_gpu_without_one_into_the_triton_cache(tmp_path):
-    command = worker_command("sampler", capability=90, multiprocessors=132, shared_memory_bytes=232448,
-                             free_memory_bytes=1e10, quick=True)
+    command = worker_command("sampler", quick=True)
     environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TRITON_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+    line = target_line(capability=90, multiprocessors=132, shared_memory_bytes=232448, free_memory_bytes=1e10)
+    done = subprocess.run(command, env=environment, input=line, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "sampler" in done.stderr and "Error" not in done.stderr
     assert list(tmp_path.iterdir())  # the sampler's two kernels, compiled for sm_90 on a machine without a GPU
 
 
 def _worker(code: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", code])
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+
+
+def test_a_worker_of_a_job_the_run_does_not_plan_ends_without_compiling():
+    done = subprocess.run(worker_command("fp8:dg-denoise", quick=False), input=SKIP_LINE, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0 and "fp8:dg-denoise" not in done.stderr, done.stderr
+
+
+def test_workers_started_before_the_gpu_is_known_get_its_target_or_end(tmp_path):
+    """Workers start before the probe; once the GPU is known, the planned jobs' workers get its target line and
+    the others (fp8 on a GPU without it) the line that ends them."""
+    echo = "import sys; open(sys.argv[1], 'w').write(sys.stdin.readline())"
+    jobs = ("bf16:dg-denoise", "fp8:dg-denoise")
+    handle = Precompile(jobs=jobs, processes=[
+        subprocess.Popen([sys.executable, "-c", echo, str(tmp_path / job)], stdin=subprocess.PIPE) for job in jobs])
+    line = target_line(capability=90, multiprocessors=132, shared_memory_bytes=232448, free_memory_bytes=1e10)
+    handle.keep(("bf16:dg-denoise",), line)
+    assert handle.jobs == ("bf16:dg-denoise",) and len(handle.processes) == 1
+    assert "1 worker(s)" in handle.finish()
+    assert (tmp_path / "bf16:dg-denoise").read_text() == line
+    assert (tmp_path / "fp8:dg-denoise").read_text() == SKIP_LINE
+
+
+def test_stop_ends_a_worker_still_waiting_for_its_target():
+    handle = Precompile(jobs=("a",), processes=[_worker("import sys; sys.stdin.readline()")])
+    handle.stop()
+    assert handle.processes[0].poll() is not None
 
 
 def test_finish_waits_for_every_worker_and_counts_failures():
@@ -88,3 +122,17 @@ def test_the_checks_job_runs_every_case_of_the_fused_layer_check_not_only_the_fi
     assert methods == ("grouped", "triton", "triton-geglu")
     # fp8 layers' attention kernels are the bf16 layers': compiled by the bf16 job.
     assert attention_methods == (("sdpa",) if precision == "fp8" else ("sdpa", "matmul", "split-kv"))
+
+
+def test_a_quick_runs_checks_job_compiles_only_the_expert_check_a_quick_run_makes(monkeypatch):
+    """On an H200 the quick run's checks job compiled every fused-layer and attention case (18.9 s, the slowest
+    job), though a quick run checks only its Triton expert method."""
+    pytest.importorskip("torch")
+    from dgprofile.probes.decode import checks
+
+    checked: list[str] = []
+    monkeypatch.setattr(checks, "check_experts", lambda *args, method, **options: checked.append(method) or "")
+    monkeypatch.setattr(checks, "check_layers", lambda *args, **options: pytest.fail("no fused-layer check"))
+    monkeypatch.setattr(checks, "check_attention", lambda *args: pytest.fail("no attention check"))
+    assert run_job("bf16:checks", quick=True, free_memory_bytes=1e10) == []
+    assert checked == ["triton-geglu"]
