@@ -73,8 +73,9 @@ NOT_YET_COMPARED = Unavailable("not yet set against the machine's limits")
 # The matmul attention method materialises the scores: only offered where they stay this small.
 MATMUL_ATTENTION_MAX_BYTES = 512 * 2**20
 PREFILL_SUSTAIN_SECONDS = 1.0
-FUSED_TEXT = ("fused Triton kernels (q/k/v norms + KV-cache writes + query layout, matmul attention's softmax, "
-              "residual + norms, GeGLU, router top-k + expert combine + output norms)")
+FUSED_TEXT = ("fused Triton kernels (input norm, q/k/v norms + KV-cache writes + query layout, matmul attention's "
+              "softmax, residual + norms, GeGLU, router top-k + expert combine + output norms; the head's norms and "
+              "self-conditioning GeGLU)")
 FUSED_FP8_TEXT = (FUSED_TEXT + ", the fp8 GEMMs' activations quantised per token by the kernels that produce them "
                   "(input norm, dense and expert pre-norms, GeGLUs) or, where no kernel holds whole rows (attention "
                   "output, the expert GEMM's GeGLU epilogue), in one kernel")
