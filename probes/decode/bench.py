@@ -74,8 +74,9 @@ NOT_YET_COMPARED = Unavailable("not yet set against the machine's limits")
 # The matmul attention method materialises the scores: only offered where they stay this small.
 MATMUL_ATTENTION_MAX_BYTES = 512 * 2**20
 PREFILL_SUSTAIN_SECONDS = 1.0
-FUSED_TEXT = ("fused Triton kernels (q/k/v norms + KV-cache writes + query layout, matmul attention's softmax, "
-              "residual + norms, GeGLU, router top-k + expert combine + output norms)")
+FUSED_TEXT = ("fused Triton kernels (input norm, q/k/v norms + KV-cache writes + query layout, matmul attention's "
+              "softmax, residual + norms, GeGLU, router top-k + expert combine + output norms; the head's norms and "
+              "self-conditioning GeGLU)")
 FUSED_FP8_TEXT = (FUSED_TEXT + ", the fp8 GEMMs' activations quantised per token by the kernels that produce them "
                   "(input norm, dense and expert pre-norms, GeGLUs) or, where no kernel holds whole rows (attention "
                   "output, the expert GEMM's GeGLU epilogue), in one kernel")
@@ -396,7 +397,7 @@ class PassRunner:
                                   scale=self.config.backbone.count_layers(layer_type) / count, timing=timing))
         for head_name, fn in head_parts(self.config, self.head, kind=kind, concurrency=concurrency, tokens=tokens,
                                         split=self.plan.vocab_divisor > 1, sampler=self.caps.sampler,
-                                        device=self.caps.device, fused_fp8=self.methods.fp8 and self.methods.fused).items():
+                                        device=self.caps.device, fused=self.methods.fused).items():
             scale = float(self.plan.vocab_divisor) if head_name == "head-vocab" else 1.0
             parts.append(PassPart(name=head_name, layers=0, scale=scale, timing=self.time(fn)))
         return parts, sum(touched) / len(touched), tokens
@@ -528,7 +529,7 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, 
         stack = layer_stack(config, layers, states, x, concurrency)
         head = head_parts(config, runner.head, kind=m.pass_kind, concurrency=concurrency,
                           tokens=m.tokens_per_request, split=False, sampler=caps.sampler,
-                          device=caps.device, fused_fp8=runner.methods.fp8 and runner.methods.fused)["head"]
+                          device=caps.device, fused=runner.methods.fused)["head"]
         def full_pass(stack: Callable[[], object] = stack, head: Callable[[], object] = head) -> None:
             stack()
             head()

@@ -145,7 +145,9 @@ def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeight
                         attention_methods: tuple[AttentionMethod, ...]
                         ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``check_fused_layer``'s cases, one at a time: the torch layer's output and the fused layer's (a
-    compile-only worker runs them all without comparing, ``precompile.py``)."""
+    compile-only worker runs them all without comparing, ``precompile.py``); last, the denoise head's closing norm
+    (of the scaled embeddings plus the self-conditioning signal, no weight), which the fused head runs in the
+    layers' norm kernel with the addition and scale switched on."""
     layer_types: tuple[LayerType, ...] = ("sliding", "global")
     kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
     cases = [(t, k, a) for t in layer_types for k in kinds
@@ -158,6 +160,13 @@ def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeight
         x = torch.randn(48, config.backbone.hidden_size, device=device, dtype=dtype)
         reference = decoder_layer(config, x, layers[layer_type], state, 2)
         yield reference, decoder_layer(config, x, layers[layer_type], replace(state, fused=True), 2)
+    from dgprofile.probes.decode import triton_fused
+
+    hidden = config.backbone.hidden_size
+    gathered, signal = (torch.randn(48, hidden, device=device, dtype=dtype) for _ in range(2))
+    scale = hidden ** 0.5
+    yield (rms_norm(gathered * scale + signal, None),
+           triton_fused.rms_norm(gathered, None, RMS_EPS, scale=scale, add=signal))
 
 
 def quantization_outputs(device: str, config: ModelConfig) -> Iterator[tuple[str, QuantizedRows, QuantizedRows]]:

@@ -97,10 +97,11 @@ def softcapped_top_k(logits: torch.Tensor, softcap: float) -> torch.Tensor:
 
 def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concurrency: int, tokens: int,
                split: bool, sampler: Sampler, device: str,
-               fused_fp8: bool = False) -> dict[PassPartName, Callable[[], object]]:
+               fused: bool = False) -> dict[PassPartName, Callable[[], object]]:
     """Callables on fixed buffers for the head of one pass: {"head": ...}, or {"head-vocab": ..., "head-rest": ...}
-    when ``split`` (vocabulary-sized work apart from the rest). ``fused_fp8``: an FP8 self-conditioning MLP takes
-    its inputs quantised by the Triton kernels of its norm and GeGLU (those of the fused FP8 layers)."""
+    when ``split`` (vocabulary-sized work apart from the rest). ``fused``: the norms (with the scaling and addition
+    around them) and the self-conditioning GeGLU run in the fused layers' Triton kernels (checked with them), and
+    an FP8 self-conditioning MLP takes its inputs quantised by its norm's and GeGLU's kernels."""
     backbone, diffusion = config.backbone, config.diffusion
     hidden, vocab = backbone.hidden_size, head.embedding.shape[0]
     dtype = head.embedding.dtype
@@ -114,6 +115,13 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
         with component("embedding"):
             return head.embedding.index_select(0, ids.view(-1)) * embed_scale
 
+    def final_norm(x: torch.Tensor) -> torch.Tensor:
+        if not fused:
+            return rms_norm(x, head.final_norm)
+        from dgprofile.probes.decode.triton_fused import rms_norm as fused_rms_norm
+
+        return fused_rms_norm(x, head.final_norm, RMS_EPS)
+
     if kind == "dg-commit":
         return {"head": embed}
     if kind in ("ar-step", "prefill"):
@@ -121,7 +129,7 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
 
         def vocab_part() -> torch.Tensor:
             with component("lm-head"):
-                logits = rms_norm(last, head.final_norm) @ head.embedding.t()
+                logits = final_norm(last) @ head.embedding.t()
             with component("sampler"):
                 return softcapped_top_k(logits, softcap)
 
@@ -141,7 +149,7 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
 
     def logits_and_sampler() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with component("lm-head"):
-            logits = rms_norm(states, head.final_norm) @ head.embedding.t()
+            logits = final_norm(states) @ head.embedding.t()
         with component("sampler"):
             entropy, argmax, sample = sampler(logits, probs, softcap, temperature)
         return entropy.view(concurrency, tokens), sample.view(concurrency, tokens), argmax.view(concurrency, tokens)
@@ -156,19 +164,29 @@ def head_parts(config: ModelConfig, head: HeadWeights, *, kind: PassKind, concur
             return stop
 
     def self_conditioning_mlp() -> torch.Tensor:
-        if not (fused_fp8 and head.sc_gate_up.fp8):
+        if not fused:
             return head.sc_down(geglu(head.sc_gate_up(rms_norm(soft * embed_scale, head.sc_pre_norm))))
-        from dgprofile.probes.decode.triton_fused import geglu_quantized, rms_norm_quantized
+        from dgprofile.probes.decode import triton_fused
 
-        normed = rms_norm_quantized(soft * embed_scale, head.sc_pre_norm, RMS_EPS)
-        return head.sc_down(geglu_quantized(head.sc_gate_up(normed)))
+        if head.sc_gate_up.fp8:
+            normed = triton_fused.rms_norm_quantized(soft, head.sc_pre_norm, RMS_EPS, scale=embed_scale)
+            return head.sc_down(triton_fused.geglu_quantized(head.sc_gate_up(normed)))
+        normed_rows = triton_fused.rms_norm(soft, head.sc_pre_norm, RMS_EPS, scale=embed_scale)
+        return head.sc_down(triton_fused.geglu(head.sc_gate_up(normed_rows)))
 
     def rest() -> torch.Tensor:
         with component("self-conditioning.mlp"):
             sc = self_conditioning_mlp()
-        embedded = embed()
-        with component("norms"):
-            return rms_norm(embedded + sc, None)
+        if not fused:
+            embedded = embed()
+            with component("norms"):
+                return rms_norm(embedded + sc, None)
+        from dgprofile.probes.decode.triton_fused import rms_norm as fused_rms_norm
+
+        with component("embedding"):
+            gathered = head.embedding.index_select(0, ids.view(-1))
+        with component("norms"):  # the embedding's scale applied on the way in
+            return fused_rms_norm(gathered, None, RMS_EPS, scale=embed_scale, add=sc)
 
     def whole() -> tuple[torch.Tensor, torch.Tensor]:
         self_conditioning_product()

@@ -228,7 +228,7 @@ def profile_kernels(*, device: str, kind: PassKind, precision: str, concurrency:
         if part == "head":
             fn = head_parts(config, runner.head, kind=kind, concurrency=concurrency, tokens=tokens, split=False,
                             sampler=caps.sampler, device=device,
-                            fused_fp8=runner.methods.fp8 and runner.methods.fused)["head"]
+                            fused=runner.methods.fused)["head"]
         else:
             layer_type: LayerType = "sliding" if part == "sliding layer" else "global"
             states = runner.methods.layer_states(layers[layer_type], kind, concurrency, tokens, context_tokens)

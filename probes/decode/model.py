@@ -512,11 +512,12 @@ def fused_layer_parts(config: ModelConfig, x: torch.Tensor, layer: LayerWeights,
     output over the GPUs (``tensor_parallel.py``); on one GPU it is the output itself."""
     from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
     from dgprofile.probes.decode.triton_fused import geglu_quantized, residual_norms, rms_norm_quantized
+    from dgprofile.probes.decode.triton_fused import rms_norm as fused_rms_norm
 
     fp8 = layer.qkv.fp8
     with component("norms"):
         normed: Activation = (rms_norm_quantized(x, layer.input_norm, RMS_EPS) if fp8
-                              else rms_norm(x, layer.input_norm))
+                              else fused_rms_norm(x, layer.input_norm, RMS_EPS))
     a = attention_sum(attention(config, normed, layer, state, concurrency))
     with component("norms"):
         r, (dense_in, router_in, experts_in) = residual_norms(

@@ -353,7 +353,8 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
                         _attempt(f"{kind} c={concurrency} {layer_type} {expert_method} {attention_method}",
                                  partial(decoder_layer, config, x, layer, state, concurrency), problems)
             parts = head_parts(config, head, kind=kind, concurrency=concurrency, tokens=tokens,
-                               split=plan.vocab_divisor > 1, sampler=TritonSampler(), device=META)
+                               split=plan.vocab_divisor > 1, sampler=TritonSampler(), device=META,
+                               fused=not quick)
             for name, part in parts.items():
                 _attempt(f"{kind} c={concurrency} {name}", part, problems)
 

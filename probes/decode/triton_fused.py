@@ -4,12 +4,18 @@
   folded [request, KV head, group x new, dim] layout attention reads and k/v written into the KV cache: one kernel
   for four norms, two cache writes and a layout copy.
 
+* ``rms_norm``: a row's RMS norm, optionally of ``x * scale + add``: the bf16/fp16 layer's input norm and the
+  head's norms in one kernel each (torch's layer-norm kernel took 5.4-9.2 us a call on an H200 at 1-2048 rows,
+  whose bytes take at most 5 us), and the head's scaling and addition with them.
 * ``residual_norms``: ``r = x + rms(a) * w_attn`` and, from the same read of ``r``, its RMS norms with several
   weights (the dense MLP's, the router's and the experts' pre-norms): one kernel for seven.
 * ``geglu``: ``gelu_tanh(gate) * up`` on a fused [gate | up] activation: one kernel for two.
 * ``moe_combine_output``: per token, the router's top-k softmax times the per-expert scales, the gated sum of its
   expert rows (gathered where the expert GEMM left them), then ``(r + rms(rms(dense) w1 + rms(moe) w2) wff) * s``:
-  one kernel for the router's top-k, softmax and gathers, the combine, three norms and three elementwise ops.
+  one kernel for the router's top-k, softmax and gathers, the combine, three norms and three elementwise ops. The
+  top k come from ranking every logit in one comparison, and the expert rows, whose places do not depend on the
+  ranking, are loaded beside the router logits in multi-row tiles: at one token the kernel is a couple of memory
+  round trips, not k dependent reductions each followed by a row load.
 * ``attention_probabilities``: the fp32 attention scores' row softmax (with the causal mask, if any) written as
   bf16/fp16 probabilities: one pass instead of a masked fill, torch's softmax and a cast.
 
@@ -27,6 +33,8 @@ Imported only on CUDA with Triton; ``checks.check_fused_layer`` validates them b
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -53,17 +61,34 @@ def _store_quantized(values, inside, q_ptr, scale_ptr, row, base, offs, QMAX: tl
 
 
 @triton.jit
-def _quantize_rows(x_ptr, weight_ptr, q_ptr, scale_ptr, width, eps, NORM: tl.constexpr, BLOCK: tl.constexpr,
-                   QMAX: tl.constexpr, MIN_AMAX: tl.constexpr):
+def _quantize_rows(x_ptr, q_ptr, scale_ptr, width, BLOCK: tl.constexpr, QMAX: tl.constexpr,
+                   MIN_AMAX: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     inside = offs < width
     base = row * width
     x = tl.load(x_ptr + base + offs, mask=inside, other=0.0).to(tl.float32)
-    if NORM:
-        w = tl.load(weight_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-        x = x * tl.rsqrt(tl.sum(x * x, axis=0) / width + eps) * w
     _store_quantized(x, inside, q_ptr, scale_ptr, row, base, offs, QMAX, MIN_AMAX)
+
+
+@triton.jit
+def _rms_norm_rows(x_ptr, x_stride, add_ptr, weight_ptr, out_ptr, scale_ptr, width, x_scale, eps,
+                   ADD: tl.constexpr, WEIGHT: tl.constexpr, QUANTIZE: tl.constexpr, BLOCK: tl.constexpr,
+                   QMAX: tl.constexpr, MIN_AMAX: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    inside = offs < width
+    base = row * width
+    x = tl.load(x_ptr + row * x_stride + offs, mask=inside, other=0.0).to(tl.float32) * x_scale
+    if ADD:
+        x += tl.load(add_ptr + base + offs, mask=inside, other=0.0).to(tl.float32)
+    x = x * tl.rsqrt(tl.sum(x * x, axis=0) / width + eps)
+    if WEIGHT:
+        x = x * tl.load(weight_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+    if QUANTIZE:
+        _store_quantized(x, inside, out_ptr, scale_ptr, row, base, offs, QMAX, MIN_AMAX)
+    else:
+        tl.store(out_ptr + base + offs, x.to(out_ptr.dtype.element_ty), mask=inside)
 
 
 @triton.jit
@@ -201,10 +226,24 @@ def _geglu_quantized(h_ptr, q_ptr, scale_ptr, width, BLOCK: tl.constexpr, QMAX: 
 
 
 @triton.jit
+def _router_ranks(router_ptr, row, num_experts, BLOCK_E: tl.constexpr, NEG: tl.constexpr):
+    """A token's router logits ranked: each one's rank (how many logits beat it, ties going to the lower index)
+    and its softmax numerator against the largest. All ranks come from one [experts x experts] comparison, not a
+    chain of k dependent max/argmax reductions."""
+    experts = tl.arange(0, BLOCK_E)
+    logits = tl.load(router_ptr + row * num_experts + experts, mask=experts < num_experts, other=NEG).to(tl.float32)
+    # The same logits along the other axis, loaded again (an L1 hit) rather than moved between layouts.
+    other = tl.load(router_ptr + row * num_experts + experts[:, None], mask=experts[:, None] < num_experts,
+                    other=NEG).to(tl.float32)
+    beats = (other > logits[None, :]) | ((other == logits[None, :]) & (experts[:, None] < experts[None, :]))
+    return tl.sum(beats.to(tl.int32), axis=0), tl.exp(logits - tl.max(logits, axis=0))
+
+
+@triton.jit
 def _moe_combine_output(router_ptr, ids_ptr, expert_scale_ptr, y_ptr, pos_ptr, dense_ptr, r_ptr, w1_ptr, w2_ptr,
                         wff_ptr, scalar_ptr, out_ptr, hidden, num_experts, eps, dense_stride, out_stride,
-                        TOP_K: tl.constexpr, BLOCK: tl.constexpr, BLOCK_E: tl.constexpr, NEG: tl.constexpr,
-                        STAGE: tl.constexpr):
+                        TOP_K: tl.constexpr, SLOTS: tl.constexpr, ROWS_AT_ONCE: tl.constexpr,
+                        BLOCK: tl.constexpr, BLOCK_E: tl.constexpr, NEG: tl.constexpr, STAGE: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     inside = offs < hidden
@@ -212,24 +251,24 @@ def _moe_combine_output(router_ptr, ids_ptr, expert_scale_ptr, y_ptr, pos_ptr, d
     if STAGE == 2:  # the summed experts sit beside the summed dense output
         moe = tl.load(dense_ptr + row * dense_stride + hidden + offs, mask=inside, other=0.0).to(tl.float32)
     else:
-        experts = tl.arange(0, BLOCK_E)
-        logits = tl.load(router_ptr + row * num_experts + experts, mask=experts < num_experts,
-                         other=NEG).to(tl.float32)
-        top = tl.max(logits, axis=0)
+        rank, weight = _router_ranks(router_ptr, row, num_experts, BLOCK_E, NEG)
+        total = tl.sum(tl.where(rank < TOP_K, weight, 0.0), axis=0)
         moe = tl.zeros([BLOCK], dtype=tl.float32)
-        total = 0.0
-        # The i-th largest router logit gates the i-th assigned expert, as in the torch path (topk values are
-        # sorted).
-        for i in tl.static_range(TOP_K):
-            value = tl.max(logits, axis=0)
-            logits = tl.where(experts == tl.argmax(logits, axis=0), NEG, logits)
-            weight = tl.exp(value - top)
-            total += weight
-            expert = tl.load(ids_ptr + row * TOP_K + i)
-            gate = weight * tl.load(expert_scale_ptr + expert).to(tl.float32)
-            position = tl.load(pos_ptr + row * TOP_K + i)
-            y = tl.load(y_ptr + position * hidden + offs, mask=inside, other=0.0).to(tl.float32)
-            moe += gate * y
+        # Where a token's expert rows are does not depend on its gates: their loads go out beside the router's,
+        # ROWS_AT_ONCE rows a tile (all k where registers allow), instead of one after each top-k step.
+        for first in tl.static_range(0, SLOTS, ROWS_AT_ONCE):
+            slot = first + tl.arange(0, ROWS_AT_ONCE)
+            used = slot < TOP_K
+            at = tl.load(pos_ptr + row * TOP_K + slot, mask=used, other=0)
+            expert = tl.load(ids_ptr + row * TOP_K + slot, mask=used, other=0)
+            y = tl.load(y_ptr + at[:, None] * hidden + offs[None, :], mask=used[:, None] & inside[None, :],
+                        other=0.0)
+            # The slot-th largest logit gates the slot-th assigned expert, as in the torch path (topk values are
+            # sorted).
+            by_rank = tl.sum(tl.where(rank[None, :] == slot[:, None], weight[None, :], 0.0), axis=1)
+            gate = tl.where(used, by_rank * tl.load(expert_scale_ptr + expert, mask=used, other=0.0).to(tl.float32),
+                            0.0)
+            moe += tl.sum(gate[:, None] * y.to(tl.float32), axis=0)
         moe = moe / total
     if STAGE == 1:
         tl.store(out_ptr + row * out_stride + offs, dense.to(out_ptr.dtype.element_ty), mask=inside)
@@ -251,6 +290,30 @@ def _warps(block: int) -> int:
     return 8 if block >= 4096 else 4
 
 
+@dataclass(frozen=True)
+class CombineLayout:
+    """How a combine program reads its token's expert rows: ``rows_at_once`` rows a tile, ``num_warps`` warps."""
+
+    rows_at_once: int
+    num_warps: int
+
+
+# fp32 values of an expert-row tile a thread holds: more and the registers spill (255 a thread at most).
+COMBINE_TILE_VALUES_PER_THREAD = 64
+# Up to this many tokens a combine launch fills few of a large GPU's SMs (132 on an H100/H200), one program each:
+# wider programs (more warps) then finish each token sooner; beyond it, narrower ones let two share an SM.
+COMBINE_FEW_TOKENS = 128
+
+
+def combine_layout(tokens: int, hidden: int, top_k: int) -> CombineLayout:
+    """The combine's layout for ``tokens`` rows of ``hidden``: 16 warps for few tokens, 8 for many; as many expert
+    rows a tile as keep ``COMBINE_TILE_VALUES_PER_THREAD`` fp32 values a thread."""
+    num_warps = 16 if tokens <= COMBINE_FEW_TOKENS else 8
+    fits = max(1, COMBINE_TILE_VALUES_PER_THREAD * 32 * num_warps // triton.next_power_of_2(hidden))
+    return CombineLayout(rows_at_once=min(triton.next_power_of_2(top_k), triton.next_power_of_2(fits + 1) // 2),
+                         num_warps=num_warps)
+
+
 def _quantized_like(rows: int, width: int, device: torch.device) -> QuantizedRows:
     return QuantizedRows(torch.empty(rows, width, device=device, dtype=torch.float8_e4m3fn),
                          torch.empty(rows, 1, device=device, dtype=torch.float32))
@@ -263,19 +326,39 @@ def quantize_rows(x: torch.Tensor) -> QuantizedRows:
     rows, width = x.shape
     out = _quantized_like(rows, width, x.device)
     block = triton.next_power_of_2(width)
-    _quantize_rows[(rows,)](x, x, out.values, out.scales, width, 0.0, NORM=False, BLOCK=block, QMAX=FP8_MAX,
-                            MIN_AMAX=FP8_MIN_AMAX, num_warps=_warps(block))
+    _quantize_rows[(rows,)](x, out.values, out.scales, width, BLOCK=block, QMAX=FP8_MAX, MIN_AMAX=FP8_MIN_AMAX,
+                            num_warps=_warps(block))
     return out
 
 
-def rms_norm_quantized(x: torch.Tensor, weight: torch.Tensor, eps: float) -> QuantizedRows:
-    """``rms_norm(x, weight)`` quantised per row, in one kernel."""
-    x = x.contiguous()
+def _norm_rows(x: torch.Tensor, weight: torch.Tensor | None, eps: float, *, scale: float, add: torch.Tensor | None,
+               out: torch.Tensor | QuantizedRows) -> None:
     rows, width = x.shape
-    out = _quantized_like(rows, width, x.device)
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    if add is not None:
+        add = add.contiguous()
+    values, scales = (out.values, out.scales) if isinstance(out, QuantizedRows) else (out, out)
     block = triton.next_power_of_2(width)
-    _quantize_rows[(rows,)](x, weight, out.values, out.scales, width, eps, NORM=True, BLOCK=block, QMAX=FP8_MAX,
+    _rms_norm_rows[(rows,)](x, x.stride(0), add if add is not None else x, weight if weight is not None else x,
+                            values, scales, width, scale, eps, ADD=add is not None, WEIGHT=weight is not None,
+                            QUANTIZE=isinstance(out, QuantizedRows), BLOCK=block, QMAX=FP8_MAX,
                             MIN_AMAX=FP8_MIN_AMAX, num_warps=_warps(block))
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor | None, eps: float, *, scale: float = 1.0,
+             add: torch.Tensor | None = None) -> torch.Tensor:
+    """``rms_norm(x * scale + add, weight)`` over the rows of ``x [rows, width]`` (rows may be strided: the last
+    token of each request, say), in one kernel; scale-free without ``weight``, no addition without ``add``."""
+    out = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+    _norm_rows(x, weight, eps, scale=scale, add=add, out=out)
+    return out
+
+
+def rms_norm_quantized(x: torch.Tensor, weight: torch.Tensor, eps: float, *, scale: float = 1.0) -> QuantizedRows:
+    """``rms_norm(x * scale, weight)`` quantised per row, in one kernel."""
+    out = _quantized_like(x.shape[0], x.shape[1], x.device)
+    _norm_rows(x, weight, eps, scale=scale, add=None, out=out)
     return out
 
 
@@ -330,12 +413,13 @@ def geglu_quantized(h: torch.Tensor) -> QuantizedRows:
 def moe_combine_output(router_logits: torch.Tensor, expert_ids: torch.Tensor, expert_scale: torch.Tensor,
                        rows: torch.Tensor, positions: torch.Tensor, dense: torch.Tensor, r: torch.Tensor,
                        norms: tuple[torch.Tensor, torch.Tensor, torch.Tensor], layer_scalar: torch.Tensor,
-                       eps: float) -> torch.Tensor:
+                       eps: float, layout: CombineLayout | None = None) -> torch.Tensor:
     """The layer's output from its residual ``r``, dense MLP output and expert ``rows`` (assignment ``i`` of token
-    ``t`` at ``rows[positions[t * top_k + i]]``), gated by the softmax of the top-k ``router_logits``."""
+    ``t`` at ``rows[positions[t * top_k + i]]``), gated by the softmax of the top-k ``router_logits``; ``layout``:
+    the one ``combine_layout`` picks for the token count, unless given."""
     out = torch.empty_like(r)
     _combine(COMBINE_WHOLE, out, dense.contiguous(), r=r.contiguous(), norms=norms, layer_scalar=layer_scalar,
-             eps=eps, gating=(router_logits, expert_ids, expert_scale, rows, positions))
+             eps=eps, gating=(router_logits, expert_ids, expert_scale, rows, positions), layout=layout)
     return out
 
 
@@ -362,7 +446,7 @@ def moe_output_norms(summed: torch.Tensor, r: torch.Tensor, norms: tuple[torch.T
 def _combine(stage: int, out: torch.Tensor, dense: torch.Tensor, *, r: torch.Tensor | None = None,
              norms: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
              layer_scalar: torch.Tensor | None = None, eps: float = 0.0,
-             gating: tuple[torch.Tensor, ...] | None = None) -> None:
+             gating: tuple[torch.Tensor, ...] | None = None, layout: CombineLayout | None = None) -> None:
     tokens = out.shape[0]
     hidden = dense.shape[1] // 2 if stage == COMBINE_NORMS else dense.shape[1]
     if gating is not None:
@@ -374,12 +458,13 @@ def _combine(stage: int, out: torch.Tensor, dense: torch.Tensor, *, r: torch.Ten
     top_k = expert_ids.shape[1] if gating is not None else 1
     num_experts = router_logits.shape[1] if gating is not None else 1
     w1, w2, wff = norms if norms is not None else (dense, dense, dense)
-    block = triton.next_power_of_2(hidden)
+    chosen = layout or combine_layout(tokens, hidden, top_k)
     _moe_combine_output[(tokens,)](
         router_logits, expert_ids, expert_scale, rows, positions, dense, r if r is not None else dense, w1, w2, wff,
         layer_scalar if layer_scalar is not None else dense, out, hidden, num_experts, eps, dense.stride(0),
-        out.stride(0), TOP_K=top_k, BLOCK=block, BLOCK_E=triton.next_power_of_2(num_experts), NEG=NEGATIVE_LARGE,
-        STAGE=stage, num_warps=_warps(block))
+        out.stride(0), TOP_K=top_k, SLOTS=triton.next_power_of_2(top_k), ROWS_AT_ONCE=chosen.rows_at_once,
+        BLOCK=triton.next_power_of_2(hidden), BLOCK_E=triton.next_power_of_2(num_experts), NEG=NEGATIVE_LARGE,
+        STAGE=stage, num_warps=chosen.num_warps)
 
 
 def qkv_prologue(qkv: torch.Tensor, q_norm: torch.Tensor, k_norm: torch.Tensor, k_cache: torch.Tensor,

@@ -297,3 +297,71 @@ def test_fused_sampler_draws_from_the_softmax_with_a_running_maximum_and_at_the_
     # T = 0.3: cap/T is too wide for one fixed reference, so the kernels keep a running maximum.
     assert check_sampling_distribution(TritonSampler(), "cuda", shape=(512, 50_000), calls=32, temperature=0.3) == ""
     assert check_sampling_distribution(TritonSampler(), "cuda", shape=(256, 262_144), calls=64, temperature=0.8) == ""
+
+
+@pytest.mark.parametrize("tokens", [1, 8, 256, 2048])
+def test_combine_and_input_norm_kernels_match_torch_at_the_real_width(tokens):
+    from dgprofile.probes.decode.model import RMS_EPS, rms_norm
+    from dgprofile.probes.decode.triton_fused import combine_layout, moe_combine_output
+    from dgprofile.probes.decode.triton_fused import rms_norm as fused_rms_norm
+
+    hidden, experts, top_k = 2816, 128, 8
+    generator = torch.Generator(device="cuda").manual_seed(tokens)
+
+    def normal(*shape):
+        return torch.randn(*shape, device="cuda", generator=generator).to(torch.bfloat16)
+
+    logits, rows, dense, r = normal(tokens, experts), normal(tokens * top_k, hidden), normal(tokens, hidden), \
+        normal(tokens, hidden)
+    ids = torch.rand(tokens, experts, device="cuda", generator=generator).argsort(dim=1)[:, :top_k].contiguous()
+    positions = torch.randperm(tokens * top_k, device="cuda", generator=generator)
+    scale, scalar = normal(experts).abs() + 0.5, normal(1).abs() + 0.5
+    w1, w2, wff = (normal(hidden).abs() + 0.5 for _ in range(3))
+    gates = logits.float().topk(top_k, dim=-1).values.softmax(dim=-1) * scale.float()[ids]
+    moe = torch.bmm(gates.unsqueeze(1), rows.float()[positions].view(tokens, top_k, hidden)).squeeze(1)
+    h = rms_norm(dense.float(), w1.float()) + rms_norm(moe, w2.float())
+    expected = (r.float() + rms_norm(h, wff.float())) * scalar.float()
+    got = moe_combine_output(logits, ids, scale, rows, positions, dense, r, (w1, w2, wff), scalar, RMS_EPS).float()
+    layout = combine_layout(tokens, hidden, top_k)
+    assert float((got - expected).norm() / expected.norm()) < 1e-2, layout
+    normed = fused_rms_norm(dense, w1, RMS_EPS).float()
+    assert float((normed - rms_norm(dense.float(), w1.float())).norm() / normed.norm()) < 1e-2
+
+
+def test_fused_bf16_ar_step_layer_matches_the_torch_layer_and_replays_in_a_cuda_graph():
+    from dataclasses import replace
+
+    from dgprofile.probes.harness import graph_or_eager
+
+    config = load_model_config()
+    layer = build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device="cuda")
+    state = layer_state(config, "sliding", kind="ar-step", concurrency=1, new=1, context=4096,
+                        dtype=torch.bfloat16, device="cuda", generator=torch.Generator().manual_seed(0),
+                        expert_method="triton-geglu")
+    x = torch.randn(1, 2816, device="cuda", dtype=torch.bfloat16)
+    expected = decoder_layer(config, x, layer, state, 1).float()
+    fused = replace(state, fused=True, attention_method="split-kv")
+    got = decoder_layer(config, x, layer, fused, 1).float()
+    assert float((got - expected).norm() / expected.norm()) < 2e-2
+    outputs = []
+    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, replace(fused), 1)))
+    assert prepared.fallback_reason is None
+    outputs[-1].zero_()
+    prepared.call()
+    torch.cuda.synchronize()
+    assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3
+
+
+def test_fused_bf16_denoise_head_matches_the_torch_head_at_the_real_width():
+    from dgprofile.probes.decode.head import build_head, head_parts, torch_sampler
+
+    config = load_model_config()
+    head = build_head(config, vocab_rows=config.backbone.vocab_size // 16, dtype=torch.bfloat16, fp8=False,
+                      device="cuda")
+    outputs = []
+    for fused in (False, True):
+        torch.manual_seed(0)  # the same canvas and buffers for both
+        parts = head_parts(config, head, kind="dg-denoise", concurrency=1, tokens=256, split=False,
+                           sampler=torch_sampler, device="cuda", fused=fused)
+        outputs.append(parts["head"]()[0].float())  # the next step's input: self-conditioning MLP and norms
+    assert float((outputs[1] - outputs[0]).norm() / outputs[0].norm()) < 2e-2

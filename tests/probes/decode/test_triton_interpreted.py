@@ -115,6 +115,63 @@ def test_combine_split_around_an_all_reduce_gives_the_whole_combine():
     """)
 
 
+def test_combine_matches_the_torch_combine_with_tied_logits_an_odd_top_k_and_every_tile_of_expert_rows():
+    # Router logits from a handful of values (many ties: each must still take its own rank), top-k 3 (padded to 4
+    # slots) and 8, and tiles of 1, 2 and all of a token's expert rows.
+    run_interpreted("""
+        from dgprofile.probes.decode.model import rms_norm
+        from dgprofile.probes.decode.triton_fused import CombineLayout, moe_combine_output
+        hidden, experts = 40, 12
+        for tokens, top_k in ((1, 3), (6, 8)):
+            logits = torch.randint(-2, 3, (tokens, experts)).float() * 0.75
+            ids = torch.rand(tokens, experts).argsort(dim=1)[:, :top_k]
+            scale = torch.rand(experts) + 0.5
+            positions = torch.randperm(tokens * top_k)
+            rows = torch.randn(tokens * top_k, hidden)
+            dense, r = torch.randn(tokens, hidden), torch.randn(tokens, hidden)
+            norms = tuple(torch.rand(hidden) + 0.5 for _ in range(3))
+            scalar = torch.tensor([0.7])
+            gates = logits.topk(top_k, dim=-1).values.softmax(dim=-1) * scale[ids]
+            moe = torch.bmm(gates.unsqueeze(1), rows[positions].view(tokens, top_k, hidden)).squeeze(1)
+            h = rms_norm(dense, norms[0]) + rms_norm(moe, norms[1])
+            expected = (r + rms_norm(h, norms[2])) * scalar
+            for rows_at_once in (1, 2, 8):
+                got = moe_combine_output(logits, ids, scale, rows, positions, dense, r, norms, scalar, 1e-6,
+                                         layout=CombineLayout(rows_at_once=rows_at_once, num_warps=4))
+                assert_close(got, expected, 1e-5, f"{tokens} tokens, top {top_k}, {rows_at_once} rows a tile")
+    """)
+
+
+def test_combine_layouts_keep_the_expert_row_tile_in_registers():
+    from dgprofile.probes.decode.triton_fused import COMBINE_TILE_VALUES_PER_THREAD, combine_layout
+
+    for tokens in (1, 8, 256, 2048):
+        layout = combine_layout(tokens, 2816, 8)
+        assert layout.rows_at_once * 4096 // (32 * layout.num_warps) <= COMBINE_TILE_VALUES_PER_THREAD, tokens
+    assert combine_layout(1, 2816, 8).rows_at_once == 8  # one token: all its rows in one tile
+    assert combine_layout(1, 2816, 3).rows_at_once == 4  # never more slots than the padded top-k
+
+
+def test_rms_norm_kernel_with_a_weight_a_scale_an_addition_and_strided_rows_matches_torch():
+    run_interpreted("""
+        from dgprofile.probes.decode.model import RMS_EPS, quantize_rows, rms_norm
+        from dgprofile.probes.decode.triton_fused import rms_norm as fused_rms_norm, rms_norm_quantized
+        states = torch.randn(3, 4, 300)
+        last = states[:, -1]  # strided rows, as the AR head's last tokens
+        w, add = torch.rand(300) + 0.5, torch.randn(3, 300)
+        assert_close(fused_rms_norm(last, w, RMS_EPS), rms_norm(last, w), 1e-6, "weighted, strided")
+        assert_close(fused_rms_norm(last, None, RMS_EPS, scale=53.0, add=add), rms_norm(last * 53.0 + add, None),
+                     1e-6, "scaled and added, no weight")
+        half = fused_rms_norm(last.to(torch.bfloat16), w.to(torch.bfloat16), RMS_EPS)
+        assert half.dtype == torch.bfloat16
+        assert_close(half, rms_norm(last.to(torch.bfloat16).float(), w.to(torch.bfloat16).float()), 1e-2, "bf16")
+        got = rms_norm_quantized(last, w, RMS_EPS, scale=53.0)
+        expected = quantize_rows(rms_norm(last * 53.0, w))
+        assert_close(got.scales, expected.scales, 1e-6, "quantised: scales")
+        assert_close(got.values.float() * got.scales, expected.values.float() * expected.scales, 1e-2, "quantised")
+    """, TORCH_FP8_ROUNDING)
+
+
 def test_split_kv_attention_matches_softmax_attention_over_every_key():
     run_interpreted("""
         from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
@@ -277,17 +334,45 @@ def test_an_fp8_head_s_self_conditioning_mlp_takes_rows_its_norm_and_geglu_quant
         config = tiny_config()
         head = build_head(config, vocab_rows=512, dtype=torch.bfloat16, fp8=True, device="cpu")
         outputs = []
-        for fused_fp8 in (False, True):
+        for fused in (False, True):
             torch.manual_seed(0)  # the same canvas and buffers for both
             parts = head_parts(config, head, kind="dg-denoise", concurrency=1, tokens=16, split=False,
-                               sampler=torch_sampler, device="cpu", fused_fp8=fused_fp8)
-            if fused_fp8:
+                               sampler=torch_sampler, device="cpu", fused=fused)
+            if fused:
                 def torch_quantisation(x):
                     raise AssertionError("the fused fp8 head quantised in torch ops")
                 model.quantize_rows = torch_quantisation
             outputs.append(parts["head"]()[0].float())
         assert_close(outputs[1], outputs[0], 1e-2, "fused fp8 head")
     """, TORCH_FP8_ROUNDING)
+
+
+def test_a_fused_bf16_head_runs_its_norms_in_triton_and_matches_the_torch_head():
+    run_interpreted("""
+        import sys
+        sys.path.insert(0, "tests")
+        from fakes.tiny_model import tiny_config
+        from dgprofile.probes.decode import head as head_module
+        from dgprofile.probes.decode.head import build_head, head_parts, torch_sampler
+        config = tiny_config()
+        head = build_head(config, vocab_rows=512, dtype=torch.bfloat16, fp8=False, device="cpu")
+        outputs = []
+        torch_rms_norm = head_module.rms_norm
+        for fused in (False, True):
+            torch.manual_seed(0)  # the same canvas and buffers for both
+            parts = head_parts(config, head, kind="dg-denoise", concurrency=1, tokens=16, split=False,
+                               sampler=torch_sampler, device="cpu", fused=fused)
+            ar = head_parts(config, head, kind="ar-step", concurrency=2, tokens=1, split=False,
+                            sampler=torch_sampler, device="cpu", fused=fused)
+            if fused:
+                def torch_norm(x, weight):
+                    raise AssertionError("the fused head ran a torch norm")
+                head_module.rms_norm = torch_norm
+            outputs.append(parts["head"]()[0].float())
+            ar["head"]()
+        head_module.rms_norm = torch_rms_norm
+        assert_close(outputs[1], outputs[0], 1e-2, "fused bf16 head")
+    """)
 
 
 def test_the_fp8_quantisation_check_passes_the_kernels_and_catches_a_wrong_scale():
