@@ -240,3 +240,83 @@ def test_an_fp8_linear_takes_rows_its_producer_quantised_as_it_quantises_them_it
     assert torch.equal(fp8(picked), fp8(x)[rows])
     with pytest.raises(TypeError, match="fp8-quantised"):
         Linear(32, 64, dtype=torch.bfloat16, fp8=False, device="cpu")(quantized)
+
+
+def token_layout(out, group):
+    """``[requests, kv_heads, group x new, dim]`` attention outputs in the output projection's layout."""
+    requests, kv_heads, rows, dim = out.shape
+    new = rows // group
+    return out.view(requests, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(requests * new, -1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_key_split_attention_over_any_span_count_matches_matmul_attention(dtype):
+    from dgprofile.probes.decode.key_split_attention import key_split_attention
+    from dgprofile.probes.decode.model import matmul_attention
+
+    torch.manual_seed(0)
+    requests, kv_heads, group, new, dim, keys = 2, 2, 4, 6, 32, 48
+    q = (torch.randn(requests, kv_heads, group * new, dim) / dim ** 0.25).to(dtype)
+    k, v = ((torch.randn(requests, kv_heads, keys, dim) / dim ** 0.25).to(dtype) for _ in range(2))
+    expected = token_layout(matmul_attention(q.double(), k.double(), v.double(), None), group)
+    for splits in (1, 2, 3, 4, 16):  # down to spans of 3 keys
+        got = key_split_attention(q, k, v, group=group, backend="flash", splits=splits)
+        error = float((got.double() - expected).norm() / expected.norm())
+        assert got.shape == (requests * new, kv_heads * group * dim) and got.dtype == dtype
+        assert error < (1e-5 if dtype == torch.float32 else 1e-2), f"{splits} spans: {error:.1e}"
+    with pytest.raises(ValueError, match="do not divide"):
+        key_split_attention(q, k, v, group=group, backend="flash", splits=5)
+
+
+def test_key_split_sdpa_method_in_a_layer_matches_sdpa_and_writes_the_same_cache(tiny, monkeypatch):
+    from dataclasses import replace
+
+    from dgprofile.probes.decode import key_split_attention
+
+    # As many programs at once as a GPU runs: the tiny global layer's 416 keys then split into 8 spans.
+    monkeypatch.setattr(key_split_attention, "processors", lambda device: 64)
+    weights = layer(tiny, "global")
+    sdpa_state = state(tiny, "global", "dg-denoise", context=400)
+    split_state = replace(sdpa_state, k_cache=sdpa_state.k_cache.clone(), v_cache=sdpa_state.v_cache.clone(),
+                          attention_method="sdpa-split-flash")
+    h = torch.randn(32, tiny.backbone.hidden_size)
+    expected = attention(tiny, h, weights, sdpa_state, 2)
+    got = attention(tiny, h, weights, split_state, 2)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    assert torch.equal(split_state.k_cache, sdpa_state.k_cache)
+    with pytest.raises(ValueError, match="take no mask"):
+        attention(tiny, h, weights, replace(state(tiny, "global", "dg-commit"), attention_method="sdpa-split-flash"),
+                  2)
+
+
+def test_the_key_split_fills_one_wave_of_an_h200_s_sms_at_concurrency_1_and_2_and_stops_at_4():
+    from dgprofile.probes.decode.key_split_attention import key_splits
+
+    def splits(concurrency, processors=132, keys=1280):  # a sliding denoise pass: 8 KV heads x 512 query rows
+        return key_splits(batches=8 * concurrency, rows=512, keys=keys, processors=processors)
+
+    assert [splits(c) for c in (1, 2, 4, 8)] == [4, 2, 1, 1]
+    assert splits(1, processors=16) == 1  # 32 programs already fill two waves of a small GPU
+    for keys in (1280, 1024 + 7, 769):
+        assert keys % splits(1, keys=keys) == 0  # K and V stay views
+
+
+def test_check_attention_accepts_the_flash_key_split_on_a_cpu_and_says_why_cudnn_s_cannot_run(tiny):
+    from dgprofile.probes.decode import checks
+
+    assert checks.check_attention("cpu", torch.float32, "sdpa-split-flash", tiny) == ""
+    assert "CUDA" in checks.check_attention("cpu", torch.float32, "sdpa-split-cudnn", tiny)
+
+
+def test_check_attention_refuses_a_key_split_merged_without_its_log_sum_exps(tiny, monkeypatch):
+    from dgprofile.probes.decode import checks, key_split_attention
+
+    exact = key_split_attention.attention_with_lse
+
+    def lse_lost(backend, q, k, v):
+        out, lse = exact(backend, q, k, v)
+        return out, torch.zeros_like(lse)  # the spans then weigh the same, however many keys dominate each
+
+    monkeypatch.setattr(key_split_attention, "attention_with_lse", lse_lost)
+    assert "sdpa-split-flash attention off by" in checks.check_attention("cpu", torch.float32, "sdpa-split-flash",
+                                                                          tiny)
