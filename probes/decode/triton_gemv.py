@@ -17,8 +17,8 @@ K (no split, no reduce kernel), and launches enough slices to keep every multipr
   and the ``[M, 2I]`` round trip.
 
 One row (the AR step at c = 1) multiplies element-wise into a ``[BLOCK_N, BLOCK_K]`` fp32 tile reduced once after
-the loop (CUDA cores: a tensor-core tile would be 15/16 padding); more rows (up to ``MAX_ROWS``) use ``tl.dot``
-with the rows padded to the 16 the tensor cores take, which costs no weight bytes. fp32 accumulation; output in
+the loop (CUDA cores: a tensor-core tile would be 15/16 padding); more rows (up to ``GEMV_MAX_ROWS``) use ``tl.dot``
+with the rows padded to ``GEMV_MAX_ROWS``, the tensor cores' smallest row tile, which costs no weight bytes. fp32 accumulation; output in
 the activation's dtype. Imported only on CUDA with Triton (or under Triton's interpreter);
 ``checks.check_gemv_layer`` validates it before use.
 """
@@ -32,10 +32,9 @@ import triton
 import triton.language as tl
 
 from dgprofile.probes.decode.compile_target import compile_target
+from dgprofile.probes.decode.model import GEMV_MAX_ROWS
 from dgprofile.probes.decode.triton_fused import gelu_tanh
 
-MAX_ROWS = 16  # the tensor cores' smallest row tile: more rows are a GEMM, not a GEMV
-DOT_ROWS = 16
 # Output columns per program, widest first: the widest that still gives every multiprocessor a program. Two widths
 # only (each is a separate compilation): at the model's shapes q/k/v (8192 and 9216 columns) take 32 on an
 # H200's 132 or an H100's 114 multiprocessors, the rest (2816, 2112 GeGLU columns, 128 router rows) 16.
@@ -72,8 +71,8 @@ def multiprocessors(device: torch.device) -> int:
 def gemv_launch(rows: int, out_cols: int, width: int, sms: int) -> GemvLaunch:
     """The tile for ``rows`` rows of ``width`` giving ``out_cols`` outputs on a GPU of ``sms`` multiprocessors."""
     del width  # every program takes the whole of K: no split, so no reduce kernel
-    if not 1 <= rows <= MAX_ROWS:
-        raise ValueError(f"the GEMV takes 1 to {MAX_ROWS} rows, not {rows}")
+    if not 1 <= rows <= GEMV_MAX_ROWS:
+        raise ValueError(f"the GEMV takes 1 to {GEMV_MAX_ROWS} rows, not {rows}")
     block_n = next((b for b in BLOCK_N_CHOICES if triton.cdiv(out_cols, b) >= sms), BLOCK_N_CHOICES[-1])
     use_dot = rows > 1
     return GemvLaunch(block_n=block_n, block_k=BLOCK_K_DOT if use_dot else BLOCK_K_ONE_ROW, use_dot=use_dot,
@@ -139,7 +138,7 @@ def _gemv(x_ptr, w_ptr, scale_ptr, norm_ptr, out_ptr, rows, out_cols, width, up_
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None = None, *,
          norm_weight: torch.Tensor | None = None, eps: float = 0.0, geglu: bool = False) -> torch.Tensor:
-    """``x [M, K] @ weight[N, K]^T`` for M <= ``MAX_ROWS``: ``weight`` in ``x``'s dtype, or fp8 e4m3 with ``scale``
+    """``x [M, K] @ weight[N, K]^T`` for M <= ``GEMV_MAX_ROWS``: ``weight`` in ``x``'s dtype, or fp8 e4m3 with ``scale``
     ``[1, N]`` (fp32, per output channel). ``norm_weight``: ``x`` RMS-normalised (``eps``) with it first.
     ``geglu``: ``weight`` is a fused [gate | up]; the output is ``gelu_tanh(gate) * up``, ``[M, N / 2]``."""
     rows, width = x.shape
@@ -157,6 +156,6 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None = Non
         x, weight, scale.contiguous() if scale is not None else x,
         norm_weight if norm_weight is not None else x, out, rows, out_cols, width, out_cols if geglu else 0, eps,
         HAS_SCALE=scale is not None, NORM=norm_weight is not None, GEGLU=geglu, USE_DOT=launch.use_dot,
-        BLOCK_M=DOT_ROWS if launch.use_dot else 1, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k,
+        BLOCK_M=GEMV_MAX_ROWS if launch.use_dot else 1, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k,
         num_warps=NUM_WARPS, **({"num_stages": DOT_STAGES} if launch.use_dot else {}))
     return out

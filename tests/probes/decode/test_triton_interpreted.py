@@ -393,3 +393,38 @@ def test_gemv_matches_torch_for_bf16_fp16_and_fp8_weights_with_norm_prologue_and
                         assert got.dtype == dtype and got.shape == expected.shape, what + variant
                         assert_close(got, expected, 1e-2, what + variant)
     """)
+
+
+def test_fused_layer_with_gemv_projections_matches_the_torch_layer_and_reads_fp8_weights_with_bf16_rows():
+    run_interpreted("""
+        import sys
+        from dataclasses import replace
+        sys.path.insert(0, "tests")
+        from fakes.tiny_model import tiny_config
+        from dgprofile.probes.decode import checks
+        from dgprofile.probes.decode.model import build_layer
+        tiny = tiny_config()
+        # Widths the Triton expert GEMM's column slices divide (the fp8 layers' experts).
+        config = replace(tiny, backbone=replace(tiny.backbone, hidden_size=128, moe_intermediate_size=64))
+        scaled_mm = torch._scaled_mm
+        quantised_gemms = []
+
+        def counted_scaled_mm(*args, **kwargs):
+            quantised_gemms.append(1)
+            return scaled_mm(*args, **kwargs)
+
+        torch._scaled_mm = counted_scaled_mm
+        # Several rows only in fp16: the interpreter's tl.dot multiplies bf16 as raw bits.
+        for fp8, dtype, concurrencies, experts in ((False, torch.bfloat16, (1,), "padded"),
+                                                   (False, torch.float16, (1, 3), "padded"),
+                                                   (True, torch.bfloat16, (1,), "triton")):
+            layers = {t: build_layer(config, t, dtype=dtype, fp8=fp8, device="cpu") for t in ("sliding", "global")}
+            checks.GEMV_CHECK_CONCURRENCIES = concurrencies
+            limit = checks.FP8_TOLERANCE if fp8 else checks.BF16_TOLERANCE
+            for reference, got in checks.gemv_layer_outputs(config, layers, "cpu", dtype, experts, ("sdpa",)):
+                assert got.dtype == dtype
+                assert_close(got, reference, limit, f"fp8={fp8} {dtype}")
+                # The torch fp8 layer's four projections (q/k/v, output, gate_up, down); the GEMV layer's none.
+                assert len(quantised_gemms) == (4 if fp8 else 0), len(quantised_gemms)
+                quantised_gemms.clear()
+    """, TORCH_FP8_ROUNDING)
