@@ -17,10 +17,10 @@ K (no split, no reduce kernel), and launches enough slices to keep every multipr
   and the ``[M, 2I]`` round trip.
 
 One row (the AR step at c = 1) multiplies element-wise into a ``[BLOCK_N, BLOCK_K]`` fp32 tile reduced once after
-the loop (CUDA cores: a tensor-core tile would be 15/16 padding); more rows (up to ``GEMV_MAX_ROWS``) use ``tl.dot``
-with the rows padded to ``GEMV_MAX_ROWS``, the tensor cores' smallest row tile, which costs no weight bytes. fp32 accumulation; output in
-the activation's dtype. Imported only on CUDA with Triton (or under Triton's interpreter);
-``checks.check_gemv_layer`` validates it before use.
+the loop (CUDA cores: a tensor-core tile would be 15/16 padding); more rows (up to ``GEMV_MAX_ROWS``) use
+``tl.dot`` with the rows padded to ``GEMV_MAX_ROWS``, the tensor cores' smallest row tile, which costs no weight
+bytes. fp32 accumulation; output in the activation's dtype. Imported only on CUDA with Triton (or under Triton's
+interpreter); ``checks.check_gemv_layer`` validates it before use.
 """
 
 from __future__ import annotations
