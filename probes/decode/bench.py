@@ -39,6 +39,7 @@ from dgprofile.probes.decode.model import (
     ExpertMethod,
     LayerState,
     LayerWeights,
+    ProjectionMethod,
     Routing,
     attention,
     attention_scores_bytes,
@@ -48,7 +49,6 @@ from dgprofile.probes.decode.model import (
     layer_stack,
     layer_state,
     mixture_of_experts,
-    ProjectionMethod,
     random_tensor,
     uniform_routing,
 )
