@@ -50,12 +50,11 @@ DOT_STAGES = 4  # weight tiles in flight per dot program (16 KB each at 32 x 128
 
 @dataclass(frozen=True)
 class GemvLaunch:
-    """How one projection is launched: the tile and the number of programs."""
+    """How one projection is tiled (one program per ``block_n`` output columns)."""
 
     block_n: int
     block_k: int
     use_dot: bool
-    programs: int
 
 
 def multiprocessors(device: torch.device) -> int:
@@ -68,15 +67,14 @@ def multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def gemv_launch(rows: int, out_cols: int, width: int, sms: int) -> GemvLaunch:
-    """The tile for ``rows`` rows of ``width`` giving ``out_cols`` outputs on a GPU of ``sms`` multiprocessors."""
-    del width  # every program takes the whole of K: no split, so no reduce kernel
+def gemv_launch(rows: int, out_cols: int, sms: int) -> GemvLaunch:
+    """The tile for ``rows`` rows giving ``out_cols`` outputs on a GPU of ``sms`` multiprocessors (every program
+    takes the whole of K: no split, so no reduce kernel)."""
     if not 1 <= rows <= GEMV_MAX_ROWS:
         raise ValueError(f"the GEMV takes 1 to {GEMV_MAX_ROWS} rows, not {rows}")
     block_n = next((b for b in BLOCK_N_CHOICES if triton.cdiv(out_cols, b) >= sms), BLOCK_N_CHOICES[-1])
     use_dot = rows > 1
-    return GemvLaunch(block_n=block_n, block_k=BLOCK_K_DOT if use_dot else BLOCK_K_ONE_ROW, use_dot=use_dot,
-                      programs=triton.cdiv(out_cols, block_n))
+    return GemvLaunch(block_n=block_n, block_k=BLOCK_K_DOT if use_dot else BLOCK_K_ONE_ROW, use_dot=use_dot)
 
 
 @triton.jit
@@ -137,10 +135,12 @@ def _gemv(x_ptr, w_ptr, scale_ptr, norm_ptr, out_ptr, rows, out_cols, width, up_
 
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None = None, *,
-         norm_weight: torch.Tensor | None = None, eps: float = 0.0, geglu: bool = False) -> torch.Tensor:
+         norm_weight: torch.Tensor | None = None, eps: float = 0.0, geglu: bool = False,
+         launch: GemvLaunch | None = None) -> torch.Tensor:
     """``x [M, K] @ weight[N, K]^T`` for M <= ``GEMV_MAX_ROWS``: ``weight`` in ``x``'s dtype, or fp8 e4m3 with ``scale``
     ``[1, N]`` (fp32, per output channel). ``norm_weight``: ``x`` RMS-normalised (``eps``) with it first.
-    ``geglu``: ``weight`` is a fused [gate | up]; the output is ``gelu_tanh(gate) * up``, ``[M, N / 2]``."""
+    ``geglu``: ``weight`` is a fused [gate | up]; the output is ``gelu_tanh(gate) * up``, ``[M, N / 2]``.
+    ``launch``: another tile than ``gemv_launch``'s rule picks (``scripts/bench_gemv.py --sweep`` times some)."""
     rows, width = x.shape
     if weight.shape[1] != width:
         raise ValueError(f"x has {width} columns, the weight {weight.shape[1]}")
@@ -150,9 +150,9 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor | None = Non
         raise ValueError("an fp8 weight comes with its per-channel scales, and only an fp8 weight")
     out_cols = weight.shape[0] // 2 if geglu else weight.shape[0]
     x, weight = x.contiguous(), weight.contiguous()
-    launch = gemv_launch(rows, out_cols, width, multiprocessors(x.device))
+    launch = launch or gemv_launch(rows, out_cols, multiprocessors(x.device))
     out = torch.empty(rows, out_cols, device=x.device, dtype=x.dtype)
-    _gemv[(launch.programs,)](
+    _gemv[(triton.cdiv(out_cols, launch.block_n),)](
         x, weight, scale.contiguous() if scale is not None else x,
         norm_weight if norm_weight is not None else x, out, rows, out_cols, width, out_cols if geglu else 0, eps,
         HAS_SCALE=scale is not None, NORM=norm_weight is not None, GEGLU=geglu, USE_DOT=launch.use_dot,
