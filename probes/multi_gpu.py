@@ -408,7 +408,8 @@ def _gpu_layer_methods(config: ModelConfig, device: str, quick: bool) -> Callabl
 
     def methods_for(architecture: ModelConfig) -> LayerMethods:
         tuners = Autotuners(experts=Autotuner(timer=timer_for(device), use_graph=True),
-                            attention=Autotuner(timer=timer_for(device), use_graph=True))
+                            attention=Autotuner(timer=timer_for(device), use_graph=True),
+                            projections=Autotuner(timer=timer_for(device), use_graph=True))
         return LayerMethods(architecture, caps, tuners, "bf16")
 
     return methods_for

@@ -27,6 +27,7 @@ from dgprofile.probes.decode.checks import (
     check_experts,
     check_fp8_linear,
     check_fused_layer,
+    check_gemv_layer,
     check_layers,
 )
 from dgprofile.probes.decode.head import Sampler, build_head, head_parts, torch_sampler
@@ -34,16 +35,19 @@ from dgprofile.probes.decode.key_split_attention import MAX_HEAD_DIM as KEY_SPLI
 from dgprofile.probes.decode.key_split_attention import key_splits, processors
 from dgprofile.probes.decode.measurements import DecodeMeasurements, Progress
 from dgprofile.probes.decode.model import (
+    GEMV_MAX_ROWS,
     KEY_SPLIT_BACKENDS,
     SPLIT_KV_MAX_ROWS,
     AttentionMethod,
     ExpertMethod,
     LayerState,
     LayerWeights,
+    ProjectionMethod,
     Routing,
     attention,
     attention_scores_bytes,
     build_layer,
+    decoder_layer,
     grouped_mm_available,
     layer_stack,
     layer_state,
@@ -85,6 +89,11 @@ FUSED_FP8_TEXT = (FUSED_TEXT + ", the fp8 GEMMs' activations quantised per token
                   "output, the expert GEMM's GeGLU epilogue), in one kernel")
 # The attention methods offered beside SDPA where their check passes (CUDA).
 CHECKED_ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("matmul", "split-kv", "sdpa-split-cudnn", "sdpa-split-flash")
+GEMV_TEXT = ("projections (q/k/v, output, dense MLP, router) of passes of at most {rows} rows: per layer type, "
+             "precision and pass shape the faster working one of torch (cuBLAS; fp8: torch._scaled_mm on activations "
+             "quantised per token) and gemv (a Triton GEMV streaming the weight, the input norm fused into q/k/v and "
+             "the GeGLU into gate_up; fp8 weights read by bf16 activations, none quantised), whole fused layers "
+             "timed each way; gemv works here for: {working}")
 # The key of ``DeviceCapabilities.fused`` for fp8 layers (the others are compute dtypes: fp8 layers compute in bf16
 # around their GEMMs, but their fused kernels also quantise, and are checked apart).
 FP8_LAYERS = "fp8"
@@ -101,6 +110,7 @@ class DeviceCapabilities:
     expert_methods: Mapping[bool, tuple[ExpertMethod, ...]]  # fp8 -> expert methods that work here
     attention_methods: Mapping[str, tuple[AttentionMethod, ...]]  # dtype name -> attention methods that work here
     fused: Mapping[str, bool]  # dtype name or FP8_LAYERS -> whether the fused elementwise kernels passed their check
+    gemv: Mapping[str, bool]  # dtype name or FP8_LAYERS -> whether the fused layer with the GEMV passed its check
     sampler: Sampler
     sampler_method: str
     budget: Budget
@@ -115,6 +125,7 @@ class Autotuners:
 
     experts: Autotuner
     attention: Autotuner
+    projections: Autotuner
 
 
 def device_capabilities(device: str, quick: bool) -> DeviceCapabilities:
@@ -149,6 +160,7 @@ def device_capabilities(device: str, quick: bool) -> DeviceCapabilities:
     return DeviceCapabilities(
         device=device, kind=kind, free_memory_bytes=float(free), native_fp8=native_fp8, expert_methods=methods,
         attention_methods=dict.fromkeys(dtypes, ("sdpa",)), fused=dict.fromkeys((*dtypes, FP8_LAYERS), False),
+        gemv=dict.fromkeys((*dtypes, FP8_LAYERS), False),
         sampler=sampler,
         sampler_method=method, budget=budget,
         prefill_sustain_seconds=PREFILL_SUSTAIN_SECONDS if kind == "cuda" and not quick else 0.0,
@@ -169,7 +181,7 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
             "quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul, split-KV and "
             "key-split SDPA attention are not compiled and checked)",))
     notes = list(caps.notes)
-    attention_methods, fused = dict(caps.attention_methods), dict(caps.fused)
+    attention_methods, fused, gemv = dict(caps.attention_methods), dict(caps.fused), dict(caps.gemv)
     dtypes = dict.fromkeys(torch.float16 if p == "fp16" else torch.bfloat16 for p in plan.measured_precisions)
     small = check_config(config)
     for dtype in dtypes:
@@ -187,6 +199,9 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
             notes.append(f"{name} layers: fused Triton elementwise kernels unusable here ({problem})")
         else:
             fused[name] = True
+            gemv[name] = _gemv_works(notes, name, check_gemv_layer(
+                caps.device, dtype, caps.expert_methods[False], small, layers,
+                attention_methods=attention_methods[name]))
         del layers
         _free(caps.device)
     bf16 = str(torch.bfloat16)
@@ -199,9 +214,19 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
                          "fp8 layers run torch elementwise ops and quantisation")
         else:
             fused[FP8_LAYERS] = True
+            gemv[FP8_LAYERS] = _gemv_works(notes, "fp8", check_gemv_layer(
+                caps.device, torch.bfloat16, caps.expert_methods[True], small, layers,
+                attention_methods=attention_methods[bf16], fp8=True))
         del layers
         _free(caps.device)
-    return replace(caps, attention_methods=attention_methods, fused=fused, notes=tuple(notes))
+    return replace(caps, attention_methods=attention_methods, fused=fused, gemv=gemv, notes=tuple(notes))
+
+
+def _gemv_works(notes: list[str], name: str, problem: str) -> bool:
+    """Whether the GEMV layer check passed; a note saying why not where it failed."""
+    if problem:
+        notes.append(f"{name} layers: GEMV projections unusable here ({problem}); torch's GEMMs project")
+    return not problem
 
 
 def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, quick: bool, notes: list[str]
@@ -302,6 +327,7 @@ class LayerMethods:
         self.dtype = torch.float16 if precision == "fp16" else torch.bfloat16
         self.fp8 = precision == "fp8"
         self.fused = caps.fused[_fused_key(precision)]
+        self.gemv = caps.gemv[_fused_key(precision)]
         self.generator = torch.Generator().manual_seed(2024)
 
     def expert_method(self, layer: LayerWeights, tokens: int) -> ExpertMethod:
@@ -342,15 +368,43 @@ class LayerMethods:
         key = (str(self.dtype), layer.layer_type, kind, concurrency, tokens, context)
         return self.tuners.attention.fastest(key, methods, inputs, build)
 
+    def projection_method(self, layer: LayerWeights, kind: PassKind, concurrency: int, tokens: int, context: int,
+                          expert_method: ExpertMethod, attention_method: AttentionMethod) -> ProjectionMethod:
+        """The faster of torch's GEMMs and the GEMV for this layer type's projections at this pass shape, timed
+        as whole fused layers (the GEMV also takes over the input norm and the GeGLU): offered only where the GEMV
+        layer check passed in this precision and the pass has at most ``GEMV_MAX_ROWS`` rows."""
+        if not (self.gemv and concurrency * tokens <= GEMV_MAX_ROWS):
+            return "torch"
+
+        def inputs() -> torch.Tensor:
+            return random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
+                                 self.caps.device, std=1.0)
+
+        def build(method: ProjectionMethod, x: torch.Tensor) -> Callable[[], object]:
+            state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                                context=context, dtype=self.dtype, device=self.caps.device,
+                                generator=self.generator, expert_method=expert_method,
+                                attention_method=attention_method, fused=True, projection_method=method)
+            return lambda: decoder_layer(self.config, x, layer, state, concurrency)
+
+        key = (self.precision, layer.layer_type, kind, concurrency, tokens, context)
+        methods: tuple[ProjectionMethod, ...] = ("torch", "gemv")
+        return self.tuners.projections.fastest(key, methods, inputs, build)
+
     def layer_states(self, layers: list[LayerWeights], kind: PassKind, concurrency: int, tokens: int,
                      context: int) -> list[LayerState]:
         """Per layer: KV buffers, routing and the fastest working methods for this pass shape."""
         method = self.expert_method(layers[0], concurrency * tokens)
-        return [layer_state(self.config, w.layer_type, kind=kind, concurrency=concurrency, new=tokens,
-                            context=context, dtype=self.dtype, device=self.caps.device, generator=self.generator,
-                            expert_method=method, fused=self.fused,
-                            attention_method=self.attention_method(w, kind, concurrency, tokens, context))
-                for w in layers]
+        states = []
+        for w in layers:
+            attention_method = self.attention_method(w, kind, concurrency, tokens, context)
+            projection_method = self.projection_method(w, kind, concurrency, tokens, context, method,
+                                                       attention_method)
+            states.append(layer_state(self.config, w.layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                                      context=context, dtype=self.dtype, device=self.caps.device,
+                                      generator=self.generator, expert_method=method, fused=self.fused,
+                                      attention_method=attention_method, projection_method=projection_method))
+        return states
 
 
 class PassRunner:
@@ -586,6 +640,11 @@ def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbac
         "layer elementwise work: " + "; ".join(
             f"{key.removeprefix('torch.')}: " + ((FUSED_FP8_TEXT if key == FP8_LAYERS else FUSED_TEXT) if on
                                                  else "torch ops") for key, on in caps.fused.items()),
+        GEMV_TEXT.format(rows=GEMV_MAX_ROWS, working=", ".join(
+            key.removeprefix("torch.") for key, on in caps.gemv.items() if on) or "none"),
+        *(f"projections {precision} {layer_type} {kind} c={c} x {tokens} at {context}: {best} ({timed})"
+          for (precision, layer_type, kind, c, tokens, context), best, timed
+          in _timed_choices(sorted(tuners.projections.choices.items(), key=str))),
         caps.sampler_method,
         "routing: router computed, expert ids drawn uniformly; expected coverage E(1-(1-k/E)^T)",
         (f"timing: {gpu_backends.backend_name(torch, caps.device)} graph replays" if caps.kind == "cuda"
@@ -620,7 +679,8 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
                       contexts=context_tokens, full_depth=full_depth, fp8_reason=caps.fp8_reason)
     caps = check_layer_paths(config, caps, plan, quick)
     tuners = Autotuners(experts=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),
-                        attention=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"))
+                        attention=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),
+                        projections=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"))
     reductions = list(caps.notes) + list(plan.reductions)
     measured: list[PassMeasurement] = []
     fallbacks: set[str] = set()

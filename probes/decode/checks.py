@@ -15,6 +15,7 @@ import torch
 from dgprofile.probes.decode.key_split_attention import MAX_HEAD_DIM as KEY_SPLIT_MAX_HEAD_DIM
 from dgprofile.probes.decode.key_split_attention import KeySplitBackend, key_split_attention
 from dgprofile.probes.decode.model import (
+    GEMV_MAX_ROWS,
     KEY_SPLIT_BACKENDS,
     RMS_EPS,
     AttentionMethod,
@@ -49,6 +50,8 @@ FUSED_FP8_TOLERANCE = 3e-2
 # layer check alone would miss a wrong scale: Gemma's norms after each GEMM cancel any per-row gain.
 QUANTIZATION_TOLERANCE = 1e-2
 ROWS = 37  # unaligned
+# The GEMV layer check's AR steps: one row (the GEMV's element-wise path) and several (its tensor-core path).
+GEMV_CHECK_CONCURRENCIES = (1, min(8, GEMV_MAX_ROWS))
 
 
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -180,6 +183,44 @@ def _attention_case(config: ModelConfig, layer_type: LayerType, kind: PassKind, 
     if method in KEY_SPLIT_BACKENDS:
         return kind != "dg-commit" and config.backbone.attention(layer_type).head_dim <= KEY_SPLIT_MAX_HEAD_DIM
     return True
+
+
+def check_gemv_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
+                     config: ModelConfig | None = None, layers: dict[LayerType, LayerWeights] | None = None,
+                     attention_methods: tuple[AttentionMethod, ...] = ("sdpa",), fp8: bool = False) -> str:
+    """The fused layer with the GEMV projections against the torch layer (``gemv_layer_outputs``). ``fp8``: FP8
+    layers (``layers`` must be) against the torch FP8 layer, which also quantises the activations the GEMV reads
+    in bf16: the tolerance of an fp8 path against an unquantised reference."""
+    try:
+        small = config or check_config(load_model_config())
+        layers = layers or check_layers(small, dtype, device, fp8=fp8)
+        worst = 0.0
+        for reference, got in gemv_layer_outputs(small, layers, device, dtype, methods[0], attention_methods):
+            worst = max(worst, _relative_error(got, reference.float()))
+    except Exception as exc:  # see check_experts
+        return _describe(exc)
+    limit = FP8_TOLERANCE if fp8 else BF16_TOLERANCE
+    return "" if worst <= limit else f"GEMV {'fp8 ' if fp8 else ''}layer off by {worst:.1%} (limit {limit:.0%})"
+
+
+def gemv_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeights], device: str,
+                       dtype: torch.dtype, expert_method: ExpertMethod,
+                       attention_methods: tuple[AttentionMethod, ...]
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``check_gemv_layer``'s cases, one at a time: AR steps of each layer type at each of
+    ``GEMV_CHECK_CONCURRENCIES``, the attention methods taken in turn; the torch layer's output and the fused
+    layer's with the GEMV projections (a compile-only worker runs them all without comparing)."""
+    layer_types: tuple[LayerType, ...] = ("sliding", "global")
+    cases = [(t, c) for t in layer_types for c in GEMV_CHECK_CONCURRENCIES]
+    for index, (layer_type, concurrency) in enumerate(cases):
+        state = layer_state(config, layer_type, kind="ar-step", concurrency=concurrency, new=1, context=40,
+                            dtype=dtype, device=device, generator=torch.Generator().manual_seed(1),
+                            expert_method=expert_method,
+                            attention_method=attention_methods[index % len(attention_methods)])
+        x = torch.randn(concurrency, config.backbone.hidden_size, device=device, dtype=dtype)
+        reference = decoder_layer(config, x, layers[layer_type], state, concurrency)
+        yield reference, decoder_layer(config, x, layers[layer_type],
+                                       replace(state, fused=True, projection_method="gemv"), concurrency)
 
 
 def quantization_outputs(device: str, config: ModelConfig) -> Iterator[tuple[str, QuantizedRows, QuantizedRows]]:

@@ -215,7 +215,8 @@ def profile_kernels(*, device: str, kind: PassKind, precision: str, concurrency:
     plan = replace(plan, sliding_layers=1, global_layers=1, vocab_divisor=1)
     caps = check_layer_paths(config, caps, plan, quick=False)
     tuners = Autotuners(experts=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),
-                        attention=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"))
+                        attention=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),
+                        projections=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"))
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     layers = {t: [build_layer(config, t, dtype=dtype, fp8=precision == "fp8", device=device)]
               for t in ("sliding", "global")}

@@ -16,6 +16,9 @@
   where SDPA has no flash kernel (head dim 512), two batched GEMMs around a softmax, scores and softmax in fp32;
   or, for an AR step's few queries, a Triton flash-decoding kernel split along the keys. The benchmark times those
   that apply per shape. RoPE is left out: a fused elementwise op in engines, it moves no weights.
+* Projections of an AR step's few rows (at most ``GEMV_MAX_ROWS``): torch's GEMMs, or a Triton GEMV that streams
+  the weight (``triton_gemv.py``) with the input norm fused into q/k/v and the dense GeGLU into gate_up, an fp8
+  weight read by the bf16 activation (weight-only fp8: no activation quantisation); the benchmark times both.
 * On CUDA the q/k/v norms and KV-cache writes, the matmul attention's softmax, the residual norms, GeGLU, router
   top-k and expert combine run as Triton kernels (``triton_fused.py``; ``fused_decoder_layer``), checked against
   the torch layer before use.
@@ -139,6 +142,15 @@ class Linear:
         return torch._scaled_mm(q.values, self.weight.t(), scale_a=q.scales, scale_b=self.scale,
                                 out_dtype=torch.bfloat16)
 
+    def gemv(self, x: torch.Tensor, *, norm_weight: torch.Tensor | None = None,
+             geglu: bool = False) -> torch.Tensor:
+        """``x`` (at most ``GEMV_MAX_ROWS`` rows, bf16/fp16: an fp8 layer's weight is widened in the kernel) through
+        the layer in the Triton GEMV; ``norm_weight``: ``x`` RMS-normalised with it first; ``geglu``: this is a
+        fused [gate | up] layer and the output is ``gelu_tanh(gate) * up``."""
+        from dgprofile.probes.decode.triton_gemv import gemv
+
+        return gemv(unquantized(x), self.weight, self.scale, norm_weight=norm_weight, eps=RMS_EPS, geglu=geglu)
+
 
 def geglu(h: torch.Tensor) -> torch.Tensor:
     """GeGLU on a fused [gate | up] activation."""
@@ -261,6 +273,11 @@ KEY_SPLIT_BACKENDS: dict[AttentionMethod, KeySplitBackend] = {"sdpa-split-cudnn"
                                                               "sdpa-split-flash": "flash"}
 # The split-KV method is offered up to this many query rows per KV head (query heads of a group x new tokens).
 SPLIT_KV_MAX_ROWS = 64
+# How a fused layer's dense projections (q/k/v, output, dense MLP, router) run: torch's GEMMs (cuBLAS, and
+# ``torch._scaled_mm`` on an fp8 activation quantised per token), or the Triton GEMV (``triton_gemv.py``), offered
+# for passes of at most GEMV_MAX_ROWS rows (the tensor cores' smallest row tile: beyond it a GEMM does as well).
+ProjectionMethod = Literal["torch", "gemv"]
+GEMV_MAX_ROWS = 16
 # Rows per block of the Triton expert GEMM: the smallest of these that holds the busiest expert's tokens, so that
 # each expert's weights are read by as few blocks as possible.
 # Two sizes only: each is a separate Triton compilation per dtype, paid once per machine.
@@ -359,6 +376,7 @@ class LayerState:
     expert_method: ExpertMethod
     attention_method: AttentionMethod = "sdpa"
     fused: bool = False  # elementwise work and the attention softmax in Triton kernels (triton_fused.py)
+    projection_method: ProjectionMethod = "torch"  # the fused layer's dense projections (the torch layer: torch)
 
 
 def causal_mask(config: ModelConfig, layer_type: LayerType, *, cached: int, context: int, new: int,
@@ -376,7 +394,7 @@ def causal_mask(config: ModelConfig, layer_type: LayerType, *, cached: int, cont
 def layer_state(config: ModelConfig, layer_type: LayerType, *, kind: PassKind, concurrency: int, new: int,
                 context: int, dtype: Any, device: str, generator: torch.Generator,
                 expert_method: ExpertMethod = "grouped", attention_method: AttentionMethod = "sdpa",
-                fused: bool = False) -> LayerState:
+                fused: bool = False, projection_method: ProjectionMethod = "torch") -> LayerState:
     """KV buffers filled with random history, the mask the pass kind needs, and a uniform routing."""
     b = config.backbone
     attn = b.attention(layer_type)
@@ -389,7 +407,8 @@ def layer_state(config: ModelConfig, layer_type: LayerType, *, kind: PassKind, c
     return LayerState(k_cache=random_tensor(shape, dtype, device, std=1.0),
                       v_cache=random_tensor(shape, dtype, device, std=1.0), cached=cached, mask=mask,
                       routing=uniform_routing(concurrency * new, b.num_experts, b.top_k_experts, device, generator),
-                      expert_method=expert_method, attention_method=attention_method, fused=fused)
+                      expert_method=expert_method, attention_method=attention_method, fused=fused,
+                      projection_method=projection_method)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -398,16 +417,22 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
 
 
 def attention(config: ModelConfig, h: Activation, layer: LayerWeights, state: LayerState,
-              concurrency: int) -> torch.Tensor:
+              concurrency: int, input_norm: torch.Tensor | None = None) -> torch.Tensor:
     """Self-attention of the pass's new tokens over [cache ; new], writing the new K/V into the buffers. In a
     fused FP8 layer the output projection's input is quantised in one Triton kernel (its rows span every head,
-    written by separate attention programs: no producer holds a whole row)."""
+    written by separate attention programs: no producer holds a whole row), unless the GEMV projects it (it takes
+    bf16 rows). ``input_norm``: ``h`` is the layer's input, RMS-normalised with this weight first (by the q/k/v
+    GEMV itself when the state's projections are the GEMV's)."""
     b = config.backbone
     attn = b.attention(layer.layer_type)
     heads, kv_heads, dim = b.num_attention_heads, attn.num_kv_heads, attn.head_dim
     group = heads // kv_heads
+    gemv = state.projection_method == "gemv"
+    if input_norm is not None and not gemv:
+        with component("norms"):
+            h = rms_norm(unquantized(h), input_norm)
     with component("attention.qkv"):
-        qkv = layer.qkv(h)
+        qkv = layer.qkv.gemv(unquantized(h), norm_weight=input_norm) if gemv else layer.qkv(h)
     tokens = qkv.shape[0]
     new = tokens // concurrency
     if state.fused:
@@ -452,6 +477,8 @@ def attention(config: ModelConfig, h: Activation, layer: LayerWeights, state: La
             out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens,
                                                                                                   heads * dim)
     with component("attention.out"):
+        if gemv:
+            return layer.o.gemv(out)
         return layer.o(quantize(out, fused=True) if state.fused and layer.o.fp8 else out)
 
 
@@ -524,28 +551,44 @@ def fused_layer_parts(config: ModelConfig, x: torch.Tensor, layer: LayerWeights,
                       concurrency: int, attention_sum: Callable[[torch.Tensor], torch.Tensor] = lambda a: a
                       ) -> FusedLayerParts:
     """The fused layer up to its expert combine. ``attention_sum`` sums a tensor-parallel shard's attention
-    output over the GPUs (``tensor_parallel.py``); on one GPU it is the output itself."""
+    output over the GPUs (``tensor_parallel.py``); on one GPU it is the output itself. With the GEMV projections
+    the input norm runs inside the q/k/v GEMV and the dense GeGLU inside the gate_up GEMV, and in an fp8 layer
+    nothing feeding them is quantised (the experts still take their input quantised by its pre-norm)."""
     from dgprofile.probes.decode.triton_fused import geglu as fused_geglu
     from dgprofile.probes.decode.triton_fused import geglu_quantized, residual_norms, rms_norm_quantized
     from dgprofile.probes.decode.triton_fused import rms_norm as fused_rms_norm
 
     fp8 = layer.qkv.fp8
-    with component("norms"):
-        normed: Activation = (rms_norm_quantized(x, layer.input_norm, RMS_EPS) if fp8
-                              else fused_rms_norm(x, layer.input_norm, RMS_EPS))
-    a = attention_sum(attention(config, normed, layer, state, concurrency))
+    gemv = state.projection_method == "gemv"
+    if gemv:
+        a = attention_sum(attention(config, x, layer, state, concurrency, input_norm=layer.input_norm))
+    else:
+        with component("norms"):
+            normed: Activation = (rms_norm_quantized(x, layer.input_norm, RMS_EPS) if fp8
+                                  else fused_rms_norm(x, layer.input_norm, RMS_EPS))
+        a = attention_sum(attention(config, normed, layer, state, concurrency))
     with component("norms"):
         r, (dense_in, router_in, experts_in) = residual_norms(
             x, a, layer.post_attention_norm, (layer.pre_ff_norm, layer.router_norm, layer.pre_ff_norm_2), RMS_EPS,
-            quantized=(fp8, False, fp8))
-    with component("dense-mlp.gate_up"):
-        gate_up = layer.dense_gate_up(dense_in)
-    with component("dense-mlp.geglu"):
-        activation: Activation = geglu_quantized(gate_up) if fp8 else fused_geglu(gate_up)
+            quantized=(fp8 and not gemv, False, fp8))
+    activation: Activation
+    if gemv:
+        with component("dense-mlp.gate_up"):  # the GeGLU in its epilogue
+            activation = layer.dense_gate_up.gemv(unquantized(dense_in), geglu=True)
+    else:
+        with component("dense-mlp.gate_up"):
+            gate_up = layer.dense_gate_up(dense_in)
+        with component("dense-mlp.geglu"):
+            activation = geglu_quantized(gate_up) if fp8 else fused_geglu(gate_up)
     with component("dense-mlp.down"):
-        dense = layer.dense_down(activation)
+        dense = layer.dense_down.gemv(unquantized(activation)) if gemv else layer.dense_down(activation)
     with component("router"):
-        router_logits = F.linear(unquantized(router_in), layer.router)
+        if gemv:
+            from dgprofile.probes.decode.triton_gemv import gemv as gemv_projection
+
+            router_logits = gemv_projection(unquantized(router_in), layer.router)
+        else:
+            router_logits = F.linear(unquantized(router_in), layer.router)
     with component("experts"):
         rows, positions = run_expert_rows(state.expert_method, layer.experts, experts_in, state.routing,
                                           fused=True)
@@ -572,6 +615,8 @@ def decoder_layer(config: ModelConfig, x: torch.Tensor, layer: LayerWeights, sta
     """One Gemma 4 MoE block: attention, then the dense GeGLU MLP and the experts side by side."""
     if state.fused:
         return fused_decoder_layer(config, x, layer, state, concurrency)
+    if state.projection_method != "torch":
+        raise ValueError("the GEMV projections run in the fused layer only")
     with component("norms"):
         normed = rms_norm(x, layer.input_norm)
     a = attention(config, normed, layer, state, concurrency)

@@ -259,6 +259,14 @@ def _checks(precision: str, problems: list[str], *, quick: bool) -> None:
             pass
 
     _attempt(f"check fused {precision} layer", fused_layer_cases, problems)
+
+    def gemv_layer_cases() -> None:
+        # The expert method does not change the GEMV's kernels: a Triton one, which runs on meta tensors.
+        layers = checks.check_layers(small, torch.bfloat16, META, fp8=fp8)
+        for _ in checks.gemv_layer_outputs(small, layers, META, torch.bfloat16, "triton-geglu", attention_methods):
+            pass
+
+    _attempt(f"check GEMV {precision} layer", gemv_layer_cases, problems)
     if fp8:
         _attempt("check fp8 quantisation", lambda: list(checks.quantization_outputs(META, small)), problems)
         return
@@ -297,6 +305,7 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
     from dgprofile.probes.decode.compile_target import compile_target
     from dgprofile.probes.decode.head import build_head, head_parts
     from dgprofile.probes.decode.model import (
+        GEMV_MAX_ROWS,
         build_layer,
         decoder_layer,
         layer_state,
@@ -323,6 +332,15 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
         for concurrency in plan.concurrencies_for(kind, precision):
             tokens = _pass_tokens(config, kind, context)
             pass_context = 0 if kind == "prefill" else context
+            if not quick and concurrency * tokens <= GEMV_MAX_ROWS:  # the fused layers with the GEMV projections
+                x = random_tensor((concurrency * tokens, config.backbone.hidden_size), torch.bfloat16, META)
+                for layer_type, layer in layers.items():
+                    state = layer_state(config, layer_type, kind=kind, concurrency=concurrency, new=tokens,
+                                        context=pass_context, dtype=torch.bfloat16, device=META,
+                                        generator=generator, expert_method="triton-geglu", fused=True,
+                                        projection_method="gemv")
+                    _attempt(f"{kind} c={concurrency} {precision} {layer_type} gemv",
+                             partial(decoder_layer, config, x, layer, state, concurrency), problems)
             # What differs from bf16: the expert GEMMs and the kernels that quantise (attention runs as in bf16;
             # the head's quantising kernels are the layers', at the same widths).
             if fp8:

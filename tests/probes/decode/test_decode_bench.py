@@ -138,6 +138,7 @@ def test_fp8_layers_use_the_quantising_fused_kernels_only_where_their_own_check_
         return fp8_problem if fp8 else ""
 
     monkeypatch.setattr(bench, "check_fused_layer", check_fused_layer)
+    monkeypatch.setattr(bench, "check_gemv_layer", lambda *args, **options: "")
     caps = dataclasses.replace(bench.device_capabilities("cpu", quick=False), kind="cuda",
                                expert_methods={False: ("grouped", "triton"), True: ("triton",)})
     plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
@@ -149,7 +150,8 @@ def test_fp8_layers_use_the_quantising_fused_kernels_only_where_their_own_check_
     fp8_notes = [note for note in checked_caps.notes if note.startswith("fp8 layers")]
     assert bool(fp8_notes) == bool(fp8_problem) and all(fp8_problem in note for note in fp8_notes)
     tuner = bench.Autotuner(timer=bench.timer_for("cpu"), use_graph=False)
-    described = bench.describe_methods(checked_caps, bench.Autotuners(experts=tuner, attention=tuner), set())
+    described = bench.describe_methods(checked_caps, bench.Autotuners(experts=tuner, attention=tuner,
+                                                                      projections=tuner), set())
     elementwise = next(line for line in described if line.startswith("layer elementwise work"))
     assert ("fp8: torch ops" in elementwise) == bool(fp8_problem)
     assert ("quantised per token by the kernels that produce them" in elementwise) == (not fp8_problem)
@@ -222,3 +224,62 @@ def test_ctrl_c_keeps_every_pass_that_finished(tiny_bench, monkeypatch):
     kept = interrupted.value.kept.passes
     assert [m.pass_kind for m in kept.passes] == ["prefill", "ar-step"]
     assert kept.reductions[-1] == "interrupted (Ctrl-C): the passes not listed were not timed"
+
+
+class CallReturnsItsSeconds:
+    """A timer for calls that return how long they take."""
+
+    name = "perf-counter"
+    resolution_seconds = 1e-9
+
+    def elapsed_seconds(self, fn, loops: int) -> float:
+        return sum(fn() for _ in range(loops))
+
+
+def test_gemv_projections_are_timed_against_torch_s_only_for_few_rows_where_their_check_passed(
+        tiny_bench, monkeypatch):
+    layer_seconds = {"torch": 0.004, "gemv": 0.003}
+    timed: list[tuple[int, str]] = []
+
+    def fake_layer(config, x, layer, state, concurrency):
+        assert state.fused  # the GEMV runs in the fused layer
+        timed.append((x.shape[0], state.projection_method))
+        return layer_seconds[state.projection_method]
+
+    monkeypatch.setattr(bench, "decoder_layer", fake_layer)
+    cpu = bench.device_capabilities("cpu", quick=False)
+    caps = dataclasses.replace(cpu, fused={key: True for key in cpu.fused},
+                               gemv={**cpu.gemv, str(torch.bfloat16): True})
+    tuners = bench.Autotuners(*(bench.Autotuner(timer=CallReturnsItsSeconds(), use_graph=False) for _ in range(3)))
+    layers = [bench.build_layer(tiny_bench, "sliding", dtype=torch.bfloat16, fp8=False, device="cpu")]
+    methods = bench.LayerMethods(tiny_bench, caps, tuners, "bf16")
+    states = methods.layer_states(layers, "ar-step", 8, 1, 40)
+    assert [s.projection_method for s in states] == ["gemv"] and set(timed) == {(8, "torch"), (8, "gemv")}
+    calls = len(timed)
+    # More rows than the GEMV takes (17 requests), or a precision whose GEMV check failed: torch's, untimed.
+    assert methods.layer_states(layers, "ar-step", 17, 1, 40)[0].projection_method == "torch"
+    fp8_layers = [bench.build_layer(tiny_bench, "sliding", dtype=torch.bfloat16, fp8=True, device="cpu")]
+    fp8_methods = bench.LayerMethods(tiny_bench, dataclasses.replace(caps, expert_methods={True: ("grouped",)}),
+                                     tuners, "fp8")
+    assert fp8_methods.projection_method(fp8_layers[0], "ar-step", 1, 1, 40, "grouped", "sdpa") == "torch"
+    assert len(timed) == calls
+    described = bench.describe_methods(caps, tuners, set())
+    assert "projections bf16 sliding ar-step c=8 x 1 at 40: gemv (gemv 3.000 ms, torch 4.000 ms)" in described
+    summary = next(line for line in described if line.startswith("projections (q/k/v"))
+    assert summary.endswith("gemv works here for: bfloat16")
+
+
+def test_a_failed_gemv_layer_check_leaves_torch_s_projections_and_says_why(tiny_bench, monkeypatch):
+    monkeypatch.setattr(bench, "check_layers", lambda config, dtype, device, fp8=False: {})
+    monkeypatch.setattr(bench, "check_attention", lambda *args: "")
+    monkeypatch.setattr(bench, "check_fused_layer", lambda *args, **options: "")
+    monkeypatch.setattr(bench, "check_gemv_layer", lambda device, dtype, methods, *rest, fp8=False, **options:
+                        "GEMV fp8 layer off by 9.0% (limit 8%)" if fp8 else "")
+    caps = dataclasses.replace(bench.device_capabilities("cpu", quick=False), kind="cuda",
+                               expert_methods={False: ("grouped",), True: ("triton",)})
+    plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
+                            precisions=("bf16", "fp8"))
+    checked = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
+    assert checked.gemv == {str(torch.bfloat16): True, str(torch.float16): False, bench.FP8_LAYERS: False}
+    assert ("fp8 layers: GEMV projections unusable here (GEMV fp8 layer off by 9.0% (limit 8%)); torch's GEMMs "
+            "project") in checked.notes

@@ -410,6 +410,86 @@ def test_fused_bf16_ar_step_layer_matches_the_torch_layer_and_replays_in_a_cuda_
     assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3
 
 
+def _ar_projections() -> list[tuple[str, int, int, str]]:
+    """(name, out, in, fused variant) of the AR step's projections at the real shapes."""
+    b = load_model_config().backbone
+    found = []
+    for layer_type in ("sliding", "global"):
+        attn = b.attention(layer_type)
+        q_width = b.num_attention_heads * attn.head_dim
+        kv_width = attn.num_kv_heads * attn.head_dim * (1 if attn.k_eq_v else 2)
+        found += [(f"{layer_type} qkv", q_width + kv_width, b.hidden_size, "norm"),
+                  (f"{layer_type} out", b.hidden_size, q_width, "")]
+    return found + [("dense gate_up", 2 * b.intermediate_size, b.hidden_size, "geglu"),
+                    ("dense down", b.hidden_size, b.intermediate_size, ""),
+                    ("router", b.num_experts, b.hidden_size, "")]
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+@pytest.mark.parametrize("rows", [1, 3, 8, 16])
+def test_gemv_matches_torch_at_the_real_ar_shapes(rows, fp8):
+    from dgprofile.probes.decode.model import Linear, geglu, rms_norm
+
+    if fp8:
+        _needs_fp8()
+    for name, out_features, in_features, fused in _ar_projections():
+        linear = Linear(out_features, in_features, dtype=torch.bfloat16, fp8=fp8, device="cuda")
+        weight = linear.weight.double() * (linear.scale.double().T if linear.scale is not None else 1.0)
+        x = torch.randn(rows, in_features, device="cuda", dtype=torch.bfloat16)
+        norm = (torch.rand(in_features, device="cuda") + 0.5).to(torch.bfloat16)
+        cases = [("", linear.gemv(x), x.double() @ weight.T)]
+        if fused == "norm":
+            cases.append((" with norm", linear.gemv(x, norm_weight=norm),
+                          rms_norm(x.double(), norm.double()) @ weight.T))
+        if fused == "geglu":
+            cases.append((" with GeGLU", linear.gemv(x, geglu=True), geglu(x.double() @ weight.T)))
+        for variant, got, expected in cases:
+            error = float((got.double() - expected).norm() / expected.norm())
+            assert got.dtype == torch.bfloat16 and error < 1e-2, f"{name}{variant}: {error:.2e}"
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+def test_gemv_layer_check_passes(fp8):
+    from dgprofile.probes.decode.checks import check_gemv_layer
+
+    if fp8:
+        _needs_fp8()
+    assert check_gemv_layer("cuda", torch.bfloat16, ("triton-geglu",), attention_methods=("sdpa", "split-kv"),
+                            fp8=fp8) == ""
+
+
+@pytest.mark.parametrize("fp8", [False, True])
+@pytest.mark.parametrize("concurrency", [1, 8])
+@pytest.mark.parametrize("layer_type", ["sliding", "global"])
+def test_fused_layer_with_gemv_at_the_real_width_matches_the_torch_layer_and_replays_in_a_cuda_graph(
+        layer_type, concurrency, fp8):
+    from dataclasses import replace
+
+    from dgprofile.probes.decode.checks import BF16_TOLERANCE, FP8_TOLERANCE
+    from dgprofile.probes.harness import graph_or_eager
+
+    if fp8:
+        _needs_fp8()
+    config = load_model_config()
+    layer = build_layer(config, layer_type, dtype=torch.bfloat16, fp8=fp8, device="cuda")
+    state = layer_state(config, layer_type, kind="ar-step", concurrency=concurrency, new=1, context=4096,
+                        dtype=torch.bfloat16, device="cuda", generator=torch.Generator().manual_seed(0),
+                        expert_method="triton-geglu", attention_method="split-kv")
+    x = torch.randn(concurrency, 2816, device="cuda", dtype=torch.bfloat16)
+    expected = decoder_layer(config, x, layer, state, concurrency).float()
+    gemv_state = replace(state, fused=True, projection_method="gemv")
+    got = decoder_layer(config, x, layer, gemv_state, concurrency).float()
+    error = float((got - expected).norm() / expected.norm())
+    assert error < (FP8_TOLERANCE if fp8 else BF16_TOLERANCE), f"{error:.2e}"
+    outputs = []
+    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, gemv_state, concurrency)))
+    assert prepared.fallback_reason is None
+    outputs[-1].zero_()
+    prepared.call()
+    torch.cuda.synchronize()
+    assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3
+
+
 def test_fused_bf16_denoise_head_matches_the_torch_head_at_the_real_width():
     from dgprofile.probes.decode.head import build_head, head_parts, torch_sampler
 

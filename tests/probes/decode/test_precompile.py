@@ -103,21 +103,29 @@ def test_the_checks_job_runs_every_case_of_the_fused_layer_check_not_only_the_fi
             consumed.append((case, methods, attention_methods))
             yield case, case
 
+    def gemv_cases(config, layers, device, dtype, expert_method, attention_methods):
+        for case in ("sliding c=1", "sliding c=8"):
+            consumed.append((case, expert_method, attention_methods))
+            yield case, case
+
     def quantisation(device, config):
         consumed.append(("quantisation", device))
         yield from ()
 
     monkeypatch.setattr(checks, "fused_layer_outputs", cases)
     monkeypatch.setattr(checks, "quantization_outputs", quantisation)
+    monkeypatch.setattr(checks, "gemv_layer_outputs", gemv_cases)
     monkeypatch.setattr(checks, "check_layers", lambda config, dtype, device, fp8=False: layers_built.append(fp8))
     monkeypatch.setattr(checks, "check_experts", lambda *args, **options: "")
     monkeypatch.setattr(checks, "check_attention", lambda *args: "")
     assert run_job(f"{precision}:checks", quick=False, free_memory_bytes=1e10) == []
     quantisation = [("quantisation", "meta")] if precision == "fp8" else []  # the fp8 quantisation check's kernels
-    assert consumed[3:] == quantisation
+    assert consumed[5:] == quantisation
+    # Every case of the GEMV layer check too (the GEMV's kernels for one row and for several).
+    assert [case for case, _, _ in consumed[3:5]] == ["sliding c=1", "sliding c=8"]
     del consumed[3:]
     assert [case for case, _, _ in consumed] == ["sliding denoise", "sliding commit", "global denoise"]
-    assert layers_built == [precision == "fp8"]
+    assert layers_built == [precision == "fp8"] * 2
     _, methods, attention_methods = consumed[0]
     assert methods == ("grouped", "triton", "triton-geglu")
     # fp8 layers' attention kernels are the bf16 layers': compiled by the bf16 job.
@@ -137,3 +145,31 @@ def test_a_quick_runs_checks_job_compiles_only_the_expert_check_a_quick_run_make
     monkeypatch.setattr(checks, "check_attention", lambda *args: pytest.fail("no attention check"))
     assert run_job("bf16:checks", quick=True, free_memory_bytes=1e10) == []
     assert checked == ["triton-geglu"]
+
+
+GEMV_FOR_SM90 = """
+import torch
+from dgprofile.probes.decode.compile_target import CompileTarget, set_compile_target
+from dgprofile.probes.decode.precompile import compile_only
+set_compile_target(CompileTarget(capability=90, multiprocessors=132, shared_memory_per_block_bytes=232448))
+compile_only(90)
+from dgprofile.probes.decode.triton_gemv import gemv
+norm = torch.empty(2816, device="meta", dtype=torch.bfloat16)
+for rows in (1, 8):
+    x = torch.empty(rows, 2816, device="meta", dtype=torch.bfloat16)
+    fp8 = torch.empty(4224, 2816, device="meta", dtype=torch.float8_e4m3fn)
+    gemv(x, fp8, torch.empty(1, 4224, device="meta"), geglu=True)
+    gemv(x, torch.empty(8192, 2816, device="meta", dtype=torch.bfloat16), norm_weight=norm, eps=1e-6)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton (with its CUDA backend)")
+def test_the_gemv_compiles_for_a_hopper_gpu_on_one_row_and_on_several_with_bf16_and_fp8_weights(tmp_path):
+    # The interpreter runs no PTX: this is where the fp8 widening, the tensor-core path and the epilogues first
+    # meet the real compiler on a machine without a GPU.
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TRITON_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", GEMV_FOR_SM90], env=environment, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    compiled = list(tmp_path.rglob("*.cubin"))
+    assert len(compiled) == 4, compiled

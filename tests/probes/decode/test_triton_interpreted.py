@@ -456,3 +456,72 @@ def test_fused_sampler_with_a_fixed_reference_matches_torch_and_draws_by_the_inv
 def test_fused_sampler_with_a_running_maximum_matches_torch_and_draws_by_the_inverse_cdf():
     # At T = 0.2, cap/T = 150 spans more powers of two than fp32 holds: the kernels keep a running maximum.
     run_interpreted("TEMPERATURE, ONLINE = 0.2, True\n" + textwrap.dedent(SAMPLER_CASE))
+
+
+def test_gemv_matches_torch_for_bf16_fp16_and_fp8_weights_with_norm_prologue_and_geglu_epilogue():
+    # Triton's interpreter multiplies bf16 tensors in tl.dot as their raw bits (fp16 and fp32 are right): the
+    # several-row (tensor-core) path is checked here with fp16 activations, the one-row path with bf16 too; the GPU
+    # tests run both paths in bf16 at the real shapes.
+    run_interpreted("""
+        from dgprofile.probes.decode.model import RMS_EPS, rms_norm
+        from dgprofile.probes.decode.triton_gemv import gemv
+
+        def geglu(h):
+            gate, up = h.chunk(2, dim=-1)
+            return F.gelu(gate, approximate="tanh") * up
+
+        width, out = 300, 72  # no multiple of the K step; 36 GeGLU columns and 72 outputs end mid-block
+        for rows in (1, 3, 8):
+            for dtype in ((torch.bfloat16, torch.float16) if rows == 1 else (torch.float16,)):
+                x = torch.randn(rows, width, dtype=dtype)
+                norm = (torch.rand(width) + 0.5).to(dtype)
+                plain = (torch.randn(out, width) * 0.05).to(dtype)
+                fp8 = (torch.randn(out, width) * 0.2).to(torch.float8_e4m3fn)
+                scale = torch.rand(1, out) * 0.01 + 0.001
+                for name, weight, channel_scale in (("plain", plain, None), ("fp8", fp8, scale)):
+                    dequantised = weight.double() * (1.0 if channel_scale is None else channel_scale.double().T)
+                    what = f"{rows} rows, {dtype}, {name} weight"
+                    for variant, got, expected in (
+                            ("", gemv(x, weight, channel_scale), x.double() @ dequantised.T),
+                            (" with norm", gemv(x, weight, channel_scale, norm_weight=norm, eps=RMS_EPS),
+                             rms_norm(x.double(), norm.double()) @ dequantised.T),
+                            (" with GeGLU", gemv(x, weight, channel_scale, geglu=True),
+                             geglu(x.double() @ dequantised.T))):
+                        assert got.dtype == dtype and got.shape == expected.shape, what + variant
+                        assert_close(got, expected, 1e-2, what + variant)
+    """)
+
+
+def test_fused_layer_with_gemv_projections_matches_the_torch_layer_and_reads_fp8_weights_with_bf16_rows():
+    run_interpreted("""
+        import sys
+        from dataclasses import replace
+        sys.path.insert(0, "tests")
+        from fakes.tiny_model import tiny_config
+        from dgprofile.probes.decode import checks
+        from dgprofile.probes.decode.model import build_layer
+        tiny = tiny_config()
+        # Widths the Triton expert GEMM's column slices divide (the fp8 layers' experts).
+        config = replace(tiny, backbone=replace(tiny.backbone, hidden_size=128, moe_intermediate_size=64))
+        scaled_mm = torch._scaled_mm
+        quantised_gemms = []
+
+        def counted_scaled_mm(*args, **kwargs):
+            quantised_gemms.append(1)
+            return scaled_mm(*args, **kwargs)
+
+        torch._scaled_mm = counted_scaled_mm
+        # Several rows only in fp16: the interpreter's tl.dot multiplies bf16 as raw bits.
+        for fp8, dtype, concurrencies, experts in ((False, torch.bfloat16, (1,), "padded"),
+                                                   (False, torch.float16, (1, 3), "padded"),
+                                                   (True, torch.bfloat16, (1,), "triton")):
+            layers = {t: build_layer(config, t, dtype=dtype, fp8=fp8, device="cpu") for t in ("sliding", "global")}
+            checks.GEMV_CHECK_CONCURRENCIES = concurrencies
+            limit = checks.FP8_TOLERANCE if fp8 else checks.BF16_TOLERANCE
+            for reference, got in checks.gemv_layer_outputs(config, layers, "cpu", dtype, experts, ("sdpa",)):
+                assert got.dtype == dtype
+                assert_close(got, reference, limit, f"fp8={fp8} {dtype}")
+                # The torch fp8 layer's four projections (q/k/v, output, gate_up, down); the GEMV layer's none.
+                assert len(quantised_gemms) == (4 if fp8 else 0), len(quantised_gemms)
+                quantised_gemms.clear()
+    """, TORCH_FP8_ROUNDING)
