@@ -33,7 +33,7 @@ from dgprofile.probes.decode.key_split_attention import (
 )
 from dgprofile.probes.decode.model import AttentionMethod, attention, build_layer, layer_state, random_tensor
 from dgprofile.probes.decode.precompile import ATTENTION_METHODS
-from dgprofile.probes.harness import Budget, graph_or_eager, timer_for
+from dgprofile.probes.harness import Budget, graph_or_eager, make_current, timer_for
 from dgprofile.specs.model_config import LayerType, load_model_config
 
 CONTEXT = 4096
@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     args = parser.parse_args()
-    torch.cuda.set_device(args.device)
+    make_current(args.device)
     show(f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}, "
          f"cuDNN {torch.backends.cudnn.version()}")
     methods = working_methods(args.device)
