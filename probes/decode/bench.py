@@ -31,12 +31,9 @@ from dgprofile.probes.decode.checks import (
     check_layers,
 )
 from dgprofile.probes.decode.head import Sampler, build_head, head_parts, torch_sampler
-from dgprofile.probes.decode.key_split_attention import MAX_HEAD_DIM as KEY_SPLIT_MAX_HEAD_DIM
-from dgprofile.probes.decode.key_split_attention import key_splits, processors
 from dgprofile.probes.decode.measurements import DecodeMeasurements, Progress
 from dgprofile.probes.decode.model import (
     GEMV_MAX_ROWS,
-    KEY_SPLIT_BACKENDS,
     SPLIT_KV_MAX_ROWS,
     AttentionMethod,
     ExpertMethod,
@@ -87,8 +84,6 @@ FUSED_TEXT = ("fused Triton kernels (input norm, q/k/v norms + KV-cache writes +
 FUSED_FP8_TEXT = (FUSED_TEXT + ", the fp8 GEMMs' activations quantised per token by the kernels that produce them "
                   "(input norm, dense and expert pre-norms, GeGLUs) or, where no kernel holds whole rows (attention "
                   "output, the expert GEMM's GeGLU epilogue), in one kernel")
-# The attention methods offered beside SDPA where their check passes (CUDA).
-CHECKED_ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("matmul", "split-kv", "sdpa-split-cudnn", "sdpa-split-flash")
 GEMV_TEXT = ("projections (q/k/v, output, dense MLP, router) of passes of at most {rows} rows: per layer type, "
              "precision and pass shape the faster working one of torch (cuBLAS; fp8: torch._scaled_mm on activations "
              "quantised per token) and gemv (a Triton GEMV streaming the weight, the input norm fused into q/k/v and "
@@ -169,8 +164,8 @@ def device_capabilities(device: str, quick: bool) -> DeviceCapabilities:
 
 def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: BenchPlan,
                        quick: bool) -> DeviceCapabilities:
-    """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the attention
-    methods beside SDPA (``CHECKED_ATTENTION_METHODS``) and the fused Triton elementwise kernels switched on where they agree with their
+    """The capabilities with, for the compute dtypes the plan measures (fp8 layers compute in bf16), the matmul
+    and split-KV attention methods and the fused Triton elementwise kernels switched on where they agree with their
     references (CUDA only; elsewhere SDPA and the torch ops); when fp8 is measured and the bf16 kernels passed, the
     fp8 layers' fused kernels (which also quantise) too. Dtypes not measured are not checked, and a quick run
     checks none: each check costs Triton compilations, seconds on a fresh machine."""
@@ -178,8 +173,8 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
         return caps
     if quick:
         return replace(caps, notes=caps.notes + (
-            "quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul, split-KV and "
-            "key-split SDPA attention are not compiled and checked)",))
+            "quick: layers run SDPA and torch elementwise ops (the fused Triton kernels, matmul and split-KV "
+            "attention are not compiled and checked)",))
     notes = list(caps.notes)
     attention_methods, fused, gemv = dict(caps.attention_methods), dict(caps.fused), dict(caps.gemv)
     dtypes = dict.fromkeys(torch.float16 if p == "fp16" else torch.bfloat16 for p in plan.measured_precisions)
@@ -187,7 +182,7 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
     for dtype in dtypes:
         name = str(dtype)
         layers = check_layers(small, dtype, caps.device)
-        for method in CHECKED_ATTENTION_METHODS:
+        for method in ("matmul", "split-kv"):
             problem = check_attention(caps.device, dtype, method, small, layers)
             if problem:
                 notes.append(f"{name} attention: {method} method unusable here ({problem})")
@@ -297,24 +292,16 @@ def sustain_load(call: Callable[[], object], seconds: float, device: str) -> Non
 
 
 def _attention_applies(config: ModelConfig, method: AttentionMethod, layer_type: LayerType, kind: PassKind,
-                       concurrency: int, tokens: int, context: int, processors: int) -> bool:
-    """Whether an attention method is offered for this pass shape on a device running ``processors`` programs
-    at once: matmul where its scores stay small; split-KV where nothing is masked and the query rows are few; the
-    key-split SDPA kernels where nothing is masked, the query rows are more (fewer go to split-KV, whose 16-row
-    tiles waste less than the flash kernels' 128) and splitting the keys pays (``key_splits``)."""
+                       concurrency: int, tokens: int, context: int) -> bool:
+    """Whether an attention method is offered for this pass shape: matmul where its scores stay small, split-KV
+    where nothing is masked and the query rows are few."""
     if method == "matmul":
         return attention_scores_bytes(config, layer_type, concurrency=concurrency, new=tokens,
                                       context=context) <= MATMUL_ATTENTION_MAX_BYTES
-    attn = config.backbone.attention(layer_type)
-    group = config.backbone.num_attention_heads // attn.num_kv_heads
-    causal = kind in ("prefill", "dg-commit") and tokens > 1
     if method == "split-kv":
+        group = config.backbone.num_attention_heads // config.backbone.attention(layer_type).num_kv_heads
+        causal = kind in ("prefill", "dg-commit") and tokens > 1
         return not causal and group * tokens <= SPLIT_KV_MAX_ROWS
-    if method in KEY_SPLIT_BACKENDS:
-        cached = min(context, config.backbone.sliding_window) if layer_type == "sliding" else context
-        return (not causal and group * tokens > SPLIT_KV_MAX_ROWS and attn.head_dim <= KEY_SPLIT_MAX_HEAD_DIM
-                and key_splits(batches=concurrency * attn.num_kv_heads, rows=group * tokens, keys=cached + tokens,
-                               processors=processors) > 1)
     return True
 
 
@@ -350,10 +337,8 @@ class LayerMethods:
                          context: int) -> AttentionMethod:
         """The fastest working attention method for this layer type and pass shape (fp8 passes share the bf16
         choice: their attention runs in bf16)."""
-        parallel = processors(torch.device(self.caps.device))
         methods = [m for m in self.caps.attention_methods[str(self.dtype)]
-                   if _attention_applies(self.config, m, layer.layer_type, kind, concurrency, tokens, context,
-                                         parallel)]
+                   if _attention_applies(self.config, m, layer.layer_type, kind, concurrency, tokens, context)]
 
         def inputs() -> torch.Tensor:
             return random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
@@ -631,9 +616,7 @@ def describe_methods(caps: DeviceCapabilities, tuners: Autotuners, graph_fallbac
         "fastest working method of: " + ", ".join(dict.fromkeys(
             m for methods in caps.attention_methods.values() for m in methods)) + " (sdpa: "
         "F.scaled_dot_product_attention; matmul: two batched GEMMs around an fp32 softmax; split-kv: a Triton "
-        "flash-decoding kernel split along the keys, for unmasked passes of few queries; sdpa-split-cudnn, "
-        "sdpa-split-flash: cuDNN's or FlashAttention's SDPA kernel over spans of the keys as one batch, the "
-        "partial outputs merged by their log-sum-exps, for unmasked passes whose query tiles leave SMs idle)",
+        "flash-decoding kernel split along the keys, for unmasked passes of few queries)",
         *(f"attention {dtype.removeprefix('torch.')} {layer_type} {kind} c={c} x {tokens} at {context}: {best} "
           f"({timed})" for (dtype, layer_type, kind, c, tokens, context), best, timed
           in _timed_choices(sorted(tuners.attention.choices.items(), key=str))),

@@ -12,11 +12,8 @@ from dataclasses import replace
 
 import torch
 
-from dgprofile.probes.decode.key_split_attention import MAX_HEAD_DIM as KEY_SPLIT_MAX_HEAD_DIM
-from dgprofile.probes.decode.key_split_attention import KeySplitBackend, key_split_attention
 from dgprofile.probes.decode.model import (
     GEMV_MAX_ROWS,
-    KEY_SPLIT_BACKENDS,
     RMS_EPS,
     AttentionMethod,
     ExpertMethod,
@@ -156,8 +153,8 @@ def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeight
     layers' norm kernel with the addition and scale switched on."""
     layer_types: tuple[LayerType, ...] = ("sliding", "global")
     kinds: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
-    cases = [(t, k, a) for t in layer_types for k in kinds for a in attention_methods
-             if _attention_case(config, t, k, a)]
+    cases = [(t, k, a) for t in layer_types for k in kinds
+             for a in attention_methods if not (a == "split-kv" and k == "dg-commit")]  # it takes no mask
     for index in range(max(len(cases), len(methods))):
         layer_type, kind, attention_method = cases[index % len(cases)]
         state = layer_state(config, layer_type, kind=kind, concurrency=2, new=24, context=40, dtype=dtype,
@@ -173,16 +170,6 @@ def fused_layer_outputs(config: ModelConfig, layers: dict[LayerType, LayerWeight
     scale = hidden ** 0.5
     yield (rms_norm(gathered * scale + signal, None),
            triton_fused.rms_norm(gathered, None, RMS_EPS, scale=scale, add=signal))
-
-
-def _attention_case(config: ModelConfig, layer_type: LayerType, kind: PassKind, method: AttentionMethod) -> bool:
-    """Whether ``method`` runs on this layer type and pass kind at all: split-KV and the key-split SDPA kernels
-    take no mask (no commit pass), and the latter no head dimension their kernels lack (the global layers')."""
-    if method == "split-kv":
-        return kind != "dg-commit"
-    if method in KEY_SPLIT_BACKENDS:
-        return kind != "dg-commit" and config.backbone.attention(layer_type).head_dim <= KEY_SPLIT_MAX_HEAD_DIM
-    return True
 
 
 def check_gemv_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMethod, ...],
@@ -271,23 +258,16 @@ def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,
                     config: ModelConfig | None = None,
                     layers: dict[LayerType, LayerWeights] | None = None) -> str:
     """One attention method against SDPA's math on float64 inputs, on the pass shapes it is offered for: causal
-    (prefill-like) and over a cache; the split-KV method over a cache only, with one and with several queries; the
-    key-split SDPA kernels over a cache on the layers whose head dimension they run, and apart from a layer with
-    2 and 3 spans merged in torch ops and, on a GPU, in the Triton kernel (a layer's shape may not split here)."""
+    (prefill-like) and over a cache; the split-KV method over a cache only, with one and with several queries."""
     cases: tuple[tuple[PassKind, int, int], ...] = (
         (("ar-step", 40, 1), ("dg-denoise", 40, 24)) if method == "split-kv"
-        else (("dg-denoise", 232, 24),) if method in KEY_SPLIT_BACKENDS
         else (("dg-denoise", 40, 24), ("dg-commit", 40, 24), ("prefill", 0, 24)))
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device)
         worst = 0.0
-        if method in KEY_SPLIT_BACKENDS:
-            worst = _key_split_error(device, dtype, KEY_SPLIT_BACKENDS[method])
         for layer_type, layer in layers.items():
             for kind, context, new in cases:
-                if not _attention_case(small, layer_type, kind, method):
-                    continue
                 state = layer_state(small, layer_type, kind=kind, concurrency=2, new=new, context=context,
                                     dtype=dtype, device=device, generator=torch.Generator().manual_seed(1),
                                     attention_method=method)
@@ -301,26 +281,6 @@ def check_attention(device: str, dtype: torch.dtype, method: AttentionMethod,
     except Exception as exc:  # see check_experts
         return _describe(exc)
     return "" if worst <= BF16_TOLERANCE else f"{method} attention off by {worst:.1%} (limit {BF16_TOLERANCE:.0%})"
-
-
-def _key_split_error(device: str, dtype: torch.dtype, backend: KeySplitBackend) -> float:
-    """The largest relative error of ``key_split_attention`` against SDPA's math in float64 over 2 and 3 spans
-    of 96 keys (head dimension 256, the sliding layers'; several query heads per KV group)."""
-    generator = torch.Generator().manual_seed(3)
-    requests, kv_heads, group, new, dim, keys = 2, 2, 2, 24, KEY_SPLIT_MAX_HEAD_DIM, 96
-
-    def draw(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=generator).mul_(dim ** -0.25).to(device=device, dtype=dtype)
-
-    q, k, v = draw(requests, kv_heads, group * new, dim), draw(requests, kv_heads, keys, dim), draw(
-        requests, kv_heads, keys, dim)
-    expected = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=1.0)
-    expected = expected.view(requests, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(
-        requests * new, kv_heads * group * dim).float()
-    merges = (True, False) if device != "cpu" else (False,)
-    return max(_relative_error(key_split_attention(q, k, v, group=group, backend=backend, splits=splits,
-                                                   triton_merge=triton_merge), expected)
-               for splits in (2, 3) for triton_merge in merges)
 
 
 def _upcast_layer(layer: LayerWeights) -> LayerWeights:

@@ -11,11 +11,10 @@
   combined per token with a batched matmul (no atomics). Never a Python loop over experts.
 * Attention: ``F.scaled_dot_product_attention`` with the query heads of each KV group folded into the query
   length (GQA without copying K/V), softmax scale 1 (Gemma 4's q/k norms), and a boolean mask only where the
-  pass is causal; or, where its flash kernel runs too few programs to fill the GPU (an unmasked denoise pass at
-  low concurrency), that kernel split along the keys with a log-sum-exp merge (``key_split_attention.py``); or,
-  where SDPA has no flash kernel (head dim 512), two batched GEMMs around a softmax, scores and softmax in fp32;
-  or, for an AR step's few queries, a Triton flash-decoding kernel split along the keys. The benchmark times those
-  that apply per shape. RoPE is left out: a fused elementwise op in engines, it moves no weights.
+  pass is causal; or, where SDPA has no flash kernel (head dim 512), two batched GEMMs around a softmax, scores
+  and softmax in fp32; or, for an AR step's few queries, a Triton flash-decoding kernel split along the keys. The
+  benchmark times those that apply per shape. RoPE is left out: a fused elementwise op in engines, it moves no
+  weights.
 * Projections of an AR step's few rows (at most ``GEMV_MAX_ROWS``): torch's GEMMs, or a Triton GEMV that streams
   the weight (``triton_gemv.py``) with the input norm fused into q/k/v and the dense GeGLU into gate_up, an fp8
   weight read by the bf16 activation (weight-only fp8: no activation quantisation); the benchmark times both.
@@ -39,7 +38,6 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from dgprofile.probes.decode.key_split_attention import KeySplitBackend, key_split_attention
 from dgprofile.records.passes import PassKind
 from dgprofile.specs.model_config import LayerType, ModelConfig
 
@@ -265,12 +263,8 @@ ExpertMethod = Literal["grouped", "padded", "triton", "triton-geglu"]
 # How attention runs: fused SDPA; or (where SDPA has no flash kernel, e.g. head dim 512) two batched GEMMs around
 # a softmax over the [queries x keys] scores, which cuBLAS runs near its peak; or, for a few queries over a cache
 # with nothing masked (the AR step), a Triton kernel split along the keys (``triton_decode_attention.py``). The
-# benchmark times those that apply. Where SDPA's flash kernel leaves most SMs idle (a denoise pass at low
-# concurrency), that kernel split along the keys, through cuDNN's or FlashAttention's op, with a merge of the partial
-# outputs by their log-sum-exps (``key_split_attention.py``).
-AttentionMethod = Literal["sdpa", "matmul", "split-kv", "sdpa-split-cudnn", "sdpa-split-flash"]
-KEY_SPLIT_BACKENDS: dict[AttentionMethod, KeySplitBackend] = {"sdpa-split-cudnn": "cudnn",
-                                                              "sdpa-split-flash": "flash"}
+# benchmark times those that apply.
+AttentionMethod = Literal["sdpa", "matmul", "split-kv"]
 # The split-KV method is offered up to this many query rows per KV head (query heads of a group x new tokens).
 SPLIT_KV_MAX_ROWS = 64
 # How a fused layer's dense projections (q/k/v, output, dense MLP, router) run: torch's GEMMs (cuBLAS, and
@@ -456,26 +450,17 @@ def attention(config: ModelConfig, h: Activation, layer: LayerWeights, state: La
             q = q.view(concurrency, new, kv_heads, group, dim).permute(0, 2, 3, 1, 4).reshape(
                 concurrency, kv_heads, group * new, dim)
     with component(f"attention.{state.attention_method}"):
-        if state.attention_method in KEY_SPLIT_BACKENDS:
+        if state.attention_method == "matmul":
+            out = matmul_attention(q, state.k_cache, state.v_cache, state.mask, fused=state.fused)
+        elif state.attention_method == "split-kv":
             if state.mask is not None:
-                raise ValueError("the key-split SDPA attention methods take no mask")
-            # Returned in the output projection's layout: the fused merge writes it directly.
-            out = key_split_attention(q, state.k_cache, state.v_cache, group=group,
-                                      backend=KEY_SPLIT_BACKENDS[state.attention_method], triton_merge=state.fused)
-        else:
-            if state.attention_method == "matmul":
-                out = matmul_attention(q, state.k_cache, state.v_cache, state.mask, fused=state.fused)
-            elif state.attention_method == "split-kv":
-                if state.mask is not None:
-                    raise ValueError("the split-KV attention method takes no mask")
-                from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
+                raise ValueError("the split-KV attention method takes no mask")
+            from dgprofile.probes.decode.triton_decode_attention import split_kv_attention
 
-                out = split_kv_attention(q, state.k_cache, state.v_cache)
-            else:
-                out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask,
-                                                     scale=1.0)
-            out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens,
-                                                                                                  heads * dim)
+            out = split_kv_attention(q, state.k_cache, state.v_cache)
+        else:
+            out = F.scaled_dot_product_attention(q, state.k_cache, state.v_cache, attn_mask=state.mask, scale=1.0)
+        out = out.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(tokens, heads * dim)
     with component("attention.out"):
         if gemv:
             return layer.o.gemv(out)

@@ -43,8 +43,7 @@ if TYPE_CHECKING:  # the model module imports torch, which a worker loads only o
     from dgprofile.probes.decode.model import AttentionMethod, ExpertMethod
 
 EXPERT_METHODS: tuple[ExpertMethod, ...] = ("grouped", "triton", "triton-geglu")
-ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv", "sdpa-split-cudnn",
-                                                 "sdpa-split-flash")
+ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv")
 QUICK_EXPERT_METHOD: ExpertMethod = "triton-geglu"  # the one Triton expert method a quick run compiles
 LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
 WAIT_SECONDS = 120.0
@@ -302,7 +301,6 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
     import torch
 
     from dgprofile.probes.decode.bench import _attention_applies, _pass_tokens
-    from dgprofile.probes.decode.compile_target import compile_target
     from dgprofile.probes.decode.head import build_head, head_parts
     from dgprofile.probes.decode.model import (
         GEMV_MAX_ROWS,
@@ -362,8 +360,7 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
             for layer_type, layer in layers.items():
                 attention_methods: tuple[AttentionMethod, ...] = ("sdpa",) if quick else tuple(
                     m for m in ATTENTION_METHODS
-                    if _attention_applies(config, m, layer_type, kind, concurrency, tokens, pass_context,
-                                          compile_target().multiprocessors))
+                    if _attention_applies(config, m, layer_type, kind, concurrency, tokens, pass_context))
                 x = random_tensor((concurrency * tokens, config.backbone.hidden_size), torch.bfloat16, META)
                 for expert_method in expert_methods:
                     for attention_method in attention_methods:

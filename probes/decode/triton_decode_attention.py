@@ -6,8 +6,7 @@ reads the cache at a fraction of its bandwidth. Serving engines split the keys i
 span of the cache, keeps an online softmax (running maximum, sum of exponentials, weighted sum of values) in
 fp32, and leaves it as a partial; a second kernel merges the partials of each query row. Scale 1 and no mask:
 the method is offered only where every cached key is visible (the AR step; sliding layers' buffers already hold
-only the window). The same merge, over normalised partial outputs and their log-sum-exps, completes SDPA's flash
-kernels split along the keys (``key_split_attention.py``).
+only the window).
 
 Imported only on CUDA with Triton (or under Triton's interpreter); ``checks.check_attention`` validates it.
 """
@@ -123,46 +122,4 @@ def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tor
     block_d = max(MIN_MERGE_COLUMNS, min(dim, MERGE_TILE_ELEMENTS // block_splits))
     _merge_splits[(batches * rows, dim // block_d)](part_max, part_sum, part_acc, out, splits, DIM=dim,
                                                     BLOCK_SPLITS=block_splits, BLOCK_D=block_d, num_warps=4)
-    return out
-
-
-@triton.jit
-def _merge_key_splits(part_ptr, lse_ptr, out_ptr, rows, new, group, kv_heads, splits, p_stride_b, p_stride_h,
-                      p_stride_r, l_stride_b, l_stride_h, l_stride_r, DIM: tl.constexpr, BLOCK_SPLITS: tl.constexpr):
-    program = tl.program_id(0).to(tl.int64)  # (request x KV head) x rows + row
-    row = program % rows
-    batch = program // rows
-    request = batch // kv_heads
-    kv_head = batch % kv_heads
-    offs_s = tl.arange(0, BLOCK_SPLITS)
-    ok = offs_s < splits
-    split_head = kv_head * splits + offs_s
-    lse = tl.load(lse_ptr + request * l_stride_b + split_head * l_stride_h + row * l_stride_r, mask=ok,
-                  other=-float("inf"))
-    weight = tl.where(ok, tl.exp(lse - tl.max(lse, axis=0)), 0.0)
-    weight = weight / tl.sum(weight, axis=0)
-    offs_d = tl.arange(0, DIM)
-    parts = tl.load(part_ptr + request * p_stride_b + split_head[:, None] * p_stride_h + row * p_stride_r
-                    + offs_d[None, :], mask=ok[:, None], other=0.0).to(tl.float32)
-    out = tl.sum(parts * weight[:, None], axis=0)
-    # Query row g x new + n of this KV head is token n of query head kv_head x group + g.
-    token = request * new + row % new
-    head = kv_head * group + row // new
-    tl.store(out_ptr + (token * kv_heads * group + head) * DIM + offs_d, out.to(out_ptr.dtype.element_ty))
-
-
-def merge_key_splits(partial: torch.Tensor, lse: torch.Tensor, *, splits: int, group: int) -> torch.Tensor:
-    """The partial attention outputs of ``splits`` spans of keys, ``partial [requests, kv_heads x splits, rows,
-    dim]`` (span s of KV head h at h x splits + s; rows = query heads of the group x new tokens) with their rows'
-    log-sum-exps ``lse [requests, kv_heads x splits, rows]``, merged into ``[requests x new, heads x dim]``: the
-    layout the output projection takes, written directly (no copy to reorder the heads afterwards)."""
-    requests, split_heads, rows, dim = partial.shape
-    if partial.stride(-1) != 1:
-        raise ValueError("the partial outputs' last dimension must be contiguous")
-    kv_heads = split_heads // splits
-    new = rows // group
-    out = torch.empty(requests * new, kv_heads * group * dim, device=partial.device, dtype=partial.dtype)
-    _merge_key_splits[(requests * kv_heads * rows,)](
-        partial, lse, out, rows, new, group, kv_heads, splits, *partial.stride()[:3], *lse.stride(), DIM=dim,
-        BLOCK_SPLITS=triton.next_power_of_2(splits), num_warps=4 if dim >= 512 else 2)
     return out

@@ -13,7 +13,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import dgprofile.probes.decode.bench as bench  # noqa: E402
-from dgprofile.specs.model_config import load_model_config  # noqa: E402
 from dgprofile.specs.pass_cost import pass_cost  # noqa: E402
 
 
@@ -116,9 +115,9 @@ def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_benc
     plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
                             precisions=("bf16", "fp8"))
     checked_caps = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
-    assert checked == [(f"attention {method}", torch.bfloat16) for method in bench.CHECKED_ATTENTION_METHODS] + [
-        ("fused", torch.bfloat16)]
-    assert checked_caps.attention_methods[str(torch.bfloat16)] == ("sdpa", *bench.CHECKED_ATTENTION_METHODS)
+    assert checked == [("attention matmul", torch.bfloat16), ("attention split-kv", torch.bfloat16),
+                       ("fused", torch.bfloat16)]
+    assert checked_caps.attention_methods[str(torch.bfloat16)] == ("sdpa", "matmul", "split-kv")
     assert checked_caps.attention_methods[str(torch.float16)] == ("sdpa",)
     # fp8 layers' fused kernels build on the bf16 ones: not checked when those failed.
     assert checked_caps.fused == {str(torch.bfloat16): False, str(torch.float16): False, bench.FP8_LAYERS: False}
@@ -167,29 +166,11 @@ def test_quick_runs_compile_and_check_no_fused_layer_paths(tiny_bench, monkeypat
 
 
 def test_split_kv_attention_is_offered_only_for_unmasked_passes_of_few_query_rows(tiny_bench):
-    def applies(*shape):
-        return bench._attention_applies(tiny_bench, *shape, processors=132)
-
-    assert applies("split-kv", "global", "ar-step", 8, 1, 40)
-    assert not applies("split-kv", "global", "dg-commit", 1, 2, 40)  # causal: a mask
-    assert not applies("split-kv", "global", "dg-denoise", 1, 256, 40)  # too many query rows
-    assert applies("sdpa", "global", "dg-commit", 1, 256, 40)
-
-
-@pytest.mark.parametrize("method", ["sdpa-split-cudnn", "sdpa-split-flash"])
-def test_key_split_sdpa_is_offered_for_unmasked_sliding_denoise_passes_that_leave_an_h200_s_sms_idle(method):
-    config = load_model_config()
-
-    def applies(layer_type, kind, concurrency, tokens, processors=132):
-        return bench._attention_applies(config, method, layer_type, kind, concurrency, tokens, 4096, processors)
-
-    # 8 KV heads x 512 query rows at c = 1 are 32 flash programs, at c = 2 64: splitting the keys fills 132 SMs.
-    assert applies("sliding", "dg-denoise", 1, 256) and applies("sliding", "dg-denoise", 2, 256)
-    assert not applies("sliding", "dg-denoise", 4, 256)  # 128 programs: one wave already
-    assert not applies("sliding", "dg-commit", 1, 256)  # causal: a mask
-    assert not applies("global", "dg-denoise", 1, 256)  # head dim 512: no flash kernel
-    assert not applies("sliding", "ar-step", 1, 1)  # two query rows per KV head: split-KV's
-    assert not applies("sliding", "dg-denoise", 1, 256, processors=8)  # a small GPU is full already
+    applies = bench._attention_applies
+    assert applies(tiny_bench, "split-kv", "global", "ar-step", 8, 1, 40)
+    assert not applies(tiny_bench, "split-kv", "global", "dg-commit", 1, 2, 40)  # causal: a mask
+    assert not applies(tiny_bench, "split-kv", "global", "dg-denoise", 1, 256, 40)  # too many query rows
+    assert applies(tiny_bench, "sdpa", "global", "dg-commit", 1, 256, 40)
 
 
 def test_prefill_layers_of_both_types_are_timed_after_sustained_load_and_decode_passes_are_not(

@@ -102,64 +102,6 @@ def test_split_kv_attention_matches_sdpa_at_the_real_ar_shapes():
         assert float((got - expected).norm() / expected.norm()) < 1e-2
 
 
-KEY_SPLIT_METHODS = ("sdpa-split-cudnn", "sdpa-split-flash")
-
-
-@pytest.mark.parametrize("method", KEY_SPLIT_METHODS)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_key_split_sdpa_passes_its_checks_alone_and_in_the_fused_layer(method, dtype):
-    from dgprofile.probes.decode.checks import check_attention, check_fused_layer
-
-    assert check_attention("cuda", dtype, method) == ""
-    assert check_fused_layer("cuda", dtype, ("triton-geglu",), attention_methods=("sdpa", method)) == ""
-
-
-@pytest.mark.parametrize("backend", ["cudnn", "flash"])
-@pytest.mark.parametrize("concurrency", [1, 2])
-def test_key_split_sdpa_matches_sdpa_at_the_real_sliding_denoise_shapes(backend, concurrency):
-    from dgprofile.probes.decode.key_split_attention import key_split_attention, key_splits, processors
-
-    kv_heads, group, new, dim, keys = 8, 2, 256, 256, 1024 + 256
-    q = torch.randn(concurrency, kv_heads, group * new, dim, device="cuda", dtype=torch.bfloat16) / dim ** 0.25
-    k, v = (torch.randn(concurrency, kv_heads, keys, dim, device="cuda", dtype=torch.bfloat16) / dim ** 0.25
-            for _ in range(2))
-    expected = torch.nn.functional.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=1.0)
-    expected = expected.view(concurrency, kv_heads, group, new, dim).permute(0, 3, 1, 2, 4).reshape(
-        concurrency * new, -1)
-    rule = key_splits(batches=concurrency * kv_heads, rows=group * new, keys=keys,
-                      processors=processors(q.device))
-    for splits in sorted({rule, 2, 4}):
-        for triton_merge in (True, False):
-            got = key_split_attention(q, k, v, group=group, backend=backend, splits=splits,
-                                      triton_merge=triton_merge).double()
-            error = float((got - expected).norm() / expected.norm())
-            assert error < 1e-2, f"{splits} spans, Triton merge {triton_merge}: {error:.1e}"
-
-
-@pytest.mark.parametrize("method", KEY_SPLIT_METHODS)
-def test_fused_sliding_layer_with_key_split_sdpa_replays_in_a_cuda_graph_as_it_runs_eagerly(method):
-    from dataclasses import replace
-
-    from dgprofile.probes.harness import graph_or_eager
-
-    config = load_model_config()
-    layer = build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device="cuda")
-    state = layer_state(config, "sliding", kind="dg-denoise", concurrency=1, new=256, context=4096,
-                        dtype=torch.bfloat16, device="cuda", generator=torch.Generator().manual_seed(0),
-                        expert_method="triton-geglu", attention_method=method, fused=True)
-    x = torch.randn(256, 2816, device="cuda", dtype=torch.bfloat16)
-    eager = decoder_layer(config, x, layer, state, 1).clone()
-    reference = decoder_layer(config, x, layer, replace(state, attention_method="sdpa"), 1)
-    assert float((eager.float() - reference.float()).norm() / reference.float().norm()) < 2e-2
-    outputs = []
-    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, replace(state), 1)))
-    assert prepared.fallback_reason is None
-    outputs[-1].zero_()
-    prepared.call()
-    torch.cuda.synchronize()
-    assert float((outputs[-1].float() - eager.float()).norm() / eager.float().norm()) < 1e-3
-
-
 def test_fused_layer_with_matmul_attention_replays_in_a_cuda_graph_as_it_runs_eagerly():
     from dataclasses import replace
 

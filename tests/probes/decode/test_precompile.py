@@ -129,8 +129,7 @@ def test_the_checks_job_runs_every_case_of_the_fused_layer_check_not_only_the_fi
     _, methods, attention_methods = consumed[0]
     assert methods == ("grouped", "triton", "triton-geglu")
     # fp8 layers' attention kernels are the bf16 layers': compiled by the bf16 job.
-    assert attention_methods == (("sdpa",) if precision == "fp8" else (
-        "sdpa", "matmul", "split-kv", "sdpa-split-cudnn", "sdpa-split-flash"))
+    assert attention_methods == (("sdpa",) if precision == "fp8" else ("sdpa", "matmul", "split-kv"))
 
 
 def test_a_quick_runs_checks_job_compiles_only_the_expert_check_a_quick_run_makes(monkeypatch):

@@ -184,18 +184,6 @@ def test_split_kv_attention_matches_softmax_attention_over_every_key():
     """)
 
 
-def test_key_split_partials_merged_in_triton_match_the_torch_merge_in_the_output_layout():
-    run_interpreted("""
-        from dgprofile.probes.decode.key_split_attention import key_split_attention
-        for requests, kv_heads, group, new, dim, keys, splits in ((2, 2, 2, 5, 32, 48, 3), (1, 3, 4, 2, 16, 20, 4)):
-            q = torch.randn(requests, kv_heads, group * new, dim) / dim ** 0.25
-            k, v = (torch.randn(requests, kv_heads, keys, dim) / dim ** 0.25 for _ in range(2))
-            expected = key_split_attention(q, k, v, group=group, backend="flash", splits=splits)
-            got = key_split_attention(q, k, v, group=group, backend="flash", splits=splits, triton_merge=True)
-            assert_close(got, expected, 1e-5, f"{splits} spans of {keys} keys")
-    """)
-
-
 def test_attention_probabilities_are_the_masked_softmax_of_the_scores():
     run_interpreted("""
         from dgprofile.probes.decode import triton_fused
