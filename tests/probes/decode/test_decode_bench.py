@@ -261,6 +261,23 @@ def test_a_failed_gemv_layer_check_leaves_torch_s_projections_and_says_why(tiny_
     plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
                             precisions=("bf16", "fp8"))
     checked = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
-    assert checked.gemv == {str(torch.bfloat16): True, str(torch.float16): False, bench.FP8_LAYERS: False}
+    assert checked.gemv == {str(torch.bfloat16): False, str(torch.float16): False, bench.FP8_LAYERS: False}
     assert ("fp8 layers: GEMV projections unusable here (GEMV fp8 layer off by 9.0% (limit 8%)); torch's GEMMs "
             "project") in checked.notes
+
+
+def test_only_fp8_layers_try_the_gemv(tiny_bench, monkeypatch):
+    """On the H200 the GEMV lost every bf16 AR shape to cuBLAS and won the fp8 ones at c = 1."""
+    checked_dtypes: list[bool] = []
+    monkeypatch.setattr(bench, "check_layers", lambda config, dtype, device, fp8=False: {})
+    monkeypatch.setattr(bench, "check_attention", lambda *args: "")
+    monkeypatch.setattr(bench, "check_fused_layer", lambda *args, **options: "")
+    monkeypatch.setattr(bench, "check_gemv_layer", lambda device, dtype, methods, *rest, fp8=False, **options:
+                        checked_dtypes.append(fp8) or "")
+    caps = dataclasses.replace(bench.device_capabilities("cpu", quick=False), kind="cuda",
+                               expert_methods={False: ("grouped",), True: ("triton",)})
+    plan = bench.plan_bench(tiny_bench, device_kind="cuda", free_memory_bytes=1e12, native_fp8=True,
+                            precisions=("bf16", "fp8"))
+    checked = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
+    assert checked_dtypes == [True]
+    assert checked.gemv == {str(torch.bfloat16): False, str(torch.float16): False, bench.FP8_LAYERS: True}
