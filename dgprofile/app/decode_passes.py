@@ -22,14 +22,16 @@ if TYPE_CHECKING:  # the probe (and torch behind it) loads on first use
 
 
 def time_decode_passes(*, device: str, limits: Limits, quick: bool = False, full_depth: bool = False,
-                       progress: Callable[[str], None] | None = None, machine: Machine | None = None) -> PassTimes:
+                       progress: Callable[[str], None] | None = None, machine: Machine | None = None,
+                       kernels_ready: Callable[[str], None] = lambda job: None) -> PassTimes:
     """The four pass kinds timed on ``device`` at the real model shapes, with their floors at ``limits``, and the
     precisions the device cannot run modelled from its bf16 passes (at the matmul rates the predictions take for
-    ``machine``'s GPU, where it is given)."""
+    ``machine``'s GPU, where it is given). ``kernels_ready``: see ``run_decode_bench``."""
     from dgprofile.probes.decode import run_decode_bench
 
     try:
-        measured = run_decode_bench(device=device, quick=quick, full_depth=full_depth, progress=progress)
+        measured = run_decode_bench(device=device, quick=quick, full_depth=full_depth, progress=progress,
+                                    kernels_ready=kernels_ready)
     except Interrupted as interrupted:  # the passes that finished, set against the limits as a whole run's are
         raise Interrupted(_against_limits(interrupted.kept, limits, machine), interrupted) from interrupted
     return _against_limits(measured, limits, machine)

@@ -192,13 +192,13 @@ def _measure(options: MeasureOptions, progress: Progress,
                             passes = NO_BF16_ARITHMETIC
                             progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
                         elif not options.limits_only:
-                            if compiling is not None:
-                                step = "compiling kernels"
-                                progress(compiling.finish())
                             step = "timing decode passes"
                             progress(f"{step} on {device}")
-                            passes = time_decode_passes(device=device, limits=limits, quick=options.quick,
-                                                        progress=progress, machine=machine)
+                            passes = time_decode_passes(
+                                device=device, limits=limits, quick=options.quick, progress=progress,
+                                machine=machine, kernels_ready=compiling.ready if compiling else lambda job: None)
+                            if compiling is not None:
+                                progress(compiling.finish())
                     finally:
                         if compiling is not None:
                             compiling.stop()

@@ -31,7 +31,7 @@ from dgprofile.probes.decode.checks import (
     check_layers,
 )
 from dgprofile.probes.decode.head import Sampler, build_head, head_parts, torch_sampler
-from dgprofile.probes.decode.measurements import DecodeMeasurements, Progress
+from dgprofile.probes.decode.measurements import DecodeMeasurements, KernelsReady, Progress
 from dgprofile.probes.decode.model import (
     GEMV_MAX_ROWS,
     SPLIT_KV_MAX_ROWS,
@@ -60,7 +60,7 @@ from dgprofile.probes.decode.plan import (
     DeviceKind,
     plan_bench,
 )
-from dgprofile.probes.decode.precompile import QUICK_EXPERT_METHOD
+from dgprofile.probes.decode.precompile import QUICK_EXPERT_METHOD, job_name, jobs_before_checks
 from dgprofile.probes.harness import Budget, graph_or_eager, make_current, timer_for
 from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassPartName, PassTimes
 from dgprofile.records.timing import Timing
@@ -535,14 +535,15 @@ def _build_layers(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities
 
 
 def _sweep_precision(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, tuners: Autotuners,
-                     precision: str, reductions: list[str], results: list[PassMeasurement], progress: PassProgress
-                     ) -> set[str]:
+                     precision: str, reductions: list[str], results: list[PassMeasurement], progress: PassProgress,
+                     kernels_ready: KernelsReady) -> set[str]:
     """Time every pass of one precision, appending each to ``results`` as it finishes (an interrupt keeps them);
     returns the CUDA-graph captures that fell back to eager calls."""
     layers = _build_layers(config, plan, caps, precision)
     runner = PassRunner(config, plan, caps, tuners, precision, layers)
     basis = _basis(plan, layers, config)
     for kind in plan.kinds:
+        kernels_ready(job_name(precision, kind))
         for context in plan.contexts:
             for concurrency in plan.concurrencies_for(kind, precision):
                 progress.start(f"{kind} {precision} c={concurrency} context={context}")
@@ -647,18 +648,23 @@ def _fused_key(precision: str) -> str:
 def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str, ...] = DEFAULT_PRECISIONS,
                      concurrencies: tuple[int, ...] = DEFAULT_CONCURRENCIES,
                      context_tokens: tuple[int, ...] = DEFAULT_CONTEXTS, full_depth: bool = False,
-                     progress: Progress | None = None, model: str = DEFAULT_MODEL) -> DecodeMeasurements:
+                     progress: Progress | None = None, model: str = DEFAULT_MODEL,
+                     kernels_ready: KernelsReady = lambda job: None) -> DecodeMeasurements:
     """Measure the four pass kinds at the real model shapes on ``device`` ("cuda", "cuda:N", "mps", "cpu").
 
     Sampled layers at full width, scaled to the whole depth; the LM head and sampler once. Memory is planned before
     anything is allocated; what was reduced to fit (memory or, on a CPU, time) is listed in ``reductions``.
     ``full_depth`` also times each pass kind through all layers (first precision and concurrency) to check the
     sampled estimate. Precisions this device cannot run are named for the model to derive, not measured.
+    ``kernels_ready(job)`` returns once the compile worker of a job (``precompile.py``) has compiled its kernels:
+    called before the checks and before each pass kind, so each waits only for its own kernels.
     """
     started = time.perf_counter()
     say: Progress = progress or (lambda _message: None)
     config = load_model_config(model)
     make_current(device)
+    for job in jobs_before_checks():
+        kernels_ready(job)
     caps = device_capabilities(device, quick)
     plan = plan_bench(config, device_kind=caps.kind, free_memory_bytes=caps.free_memory_bytes,
                       native_fp8=caps.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
@@ -683,7 +689,8 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
     try:
         for precision in plan.measured_precisions:
             try:
-                fallbacks |= _sweep_precision(config, plan, caps, tuners, precision, reductions, measured, passes)
+                fallbacks |= _sweep_precision(config, plan, caps, tuners, precision, reductions, measured, passes,
+                                              kernels_ready)
             except Exception as error:  # see _sweep_precision
                 _free(caps.device)
                 reductions.append(f"out of memory: {precision} weights did not fit; not measured"

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from dgprofile.records.passes import PassTimes
 
 Progress = Callable[[str], None]
+# Returns once the compile worker of the named job has compiled its kernels (``precompile.Precompile.ready``).
+KernelsReady = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv")
 QUICK_EXPERT_METHOD: ExpertMethod = "triton-geglu"  # the one Triton expert method a quick run compiles
 LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
 WAIT_SECONDS = 120.0
+CHECKS = "checks"
+SAMPLER_JOB = "sampler"
 WORKER_NICENESS = 10  # the limits step's host loops come first
 META = "meta"
 
@@ -54,19 +56,33 @@ META = "meta"
 def planned_jobs(*, quick: bool, native_fp8: bool) -> tuple[str, ...]:
     """One job per measured precision and pass kind, the precisions' small-shape checks, and the sampler."""
     precisions = ("bf16", "fp8") if native_fp8 and not quick else ("bf16",)
-    kinds: tuple[str, ...] = (*PASS_KINDS, "checks")
-    return (*(f"{precision}:{kind}" for precision in precisions for kind in kinds), "sampler")
+    kinds: tuple[str, ...] = (*PASS_KINDS, CHECKS)
+    return (*(job_name(precision, kind) for precision in precisions for kind in kinds), SAMPLER_JOB)
+
+
+def job_name(precision: str, kind: str) -> str:
+    """The job compiling one precision's passes of one kind (or, for ``CHECKS``, its small-shape checks)."""
+    return f"{precision}:{kind}"
+
+
+def jobs_before_checks() -> tuple[str, ...]:
+    """The jobs the benchmark waits for before its small-shape checks (expert, sampler and layer checks)."""
+    return (job_name("bf16", CHECKS), job_name("fp8", CHECKS), SAMPLER_JOB)
 
 
 @dataclass
 class Precompile:
-    """Worker processes compiling kernels: ``aim`` gives them the GPU, ``finish`` waits for them, ``stop`` ends
-    them."""
+    """Worker processes compiling kernels: ``aim`` gives them the GPU, ``ready`` waits for one job (the benchmark
+    waits for each pass's own job just before the pass), ``finish`` for the rest, ``stop`` ends them."""
 
     jobs: tuple[str, ...]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     quick: bool = False
     started: float = field(default_factory=time.perf_counter)
+    leaving: list[subprocess.Popen[bytes]] = field(default_factory=list)  # told to end, not waited for
+    deadline: float | None = None  # set by the first wait: WAIT_SECONDS for all of them together
+    waited_seconds: float = 0.0
+    failed: set[str] = field(default_factory=set)
 
     def aim(self, device: str) -> None:
         """Send each worker of a job this run plans on the CUDA ``device`` the device's target; the others end."""
@@ -78,33 +94,49 @@ class Precompile:
                   target_of(device))
 
     def keep(self, planned: tuple[str, ...], line: str) -> None:
-        """Send the workers of the ``planned`` jobs ``line``; the others end."""
+        """Send the workers of the ``planned`` jobs ``line``; the others end (in their own time: one may still be
+        importing torch)."""
+        kept = []
         for job, process in zip(self.jobs, self.processes, strict=True):
             _tell(process, line if job in planned else SKIP_LINE)
-        kept = [(job, process) for job, process in zip(self.jobs, self.processes, strict=True) if job in planned]
-        for job, process in zip(self.jobs, self.processes, strict=True):
-            if job not in planned:
-                process.wait()
+            if job in planned:
+                kept.append((job, process))
+            else:
+                self.leaving.append(process)
         self.jobs = tuple(job for job, _ in kept)
         self.processes = [process for _, process in kept]
 
-    def finish(self, timeout_seconds: float = WAIT_SECONDS) -> str:
-        """Wait for the workers (at most ``timeout_seconds`` in all); what they did, in a line."""
-        deadline = time.perf_counter() + timeout_seconds
-        failed = 0
-        for process in self.processes:
-            try:
-                failed += process.wait(timeout=max(0.0, deadline - time.perf_counter())) != 0
-            except subprocess.TimeoutExpired:
-                failed += 1
+    def ready(self, job: str) -> None:
+        """Wait until the worker of ``job`` has ended (at once for a job this run does not compile)."""
+        if job in self.jobs:
+            self._wait(job, self.processes[self.jobs.index(job)])
+
+    def _wait(self, job: str, process: subprocess.Popen[bytes]) -> None:
+        started = time.perf_counter()
+        if self.deadline is None:
+            self.deadline = started + WAIT_SECONDS
+        try:
+            if process.wait(timeout=max(0.0, self.deadline - started)) != 0:
+                self.failed.add(job)
+        except subprocess.TimeoutExpired:
+            self.failed.add(job)
+            process.kill()
+            process.wait()
+        self.waited_seconds += time.perf_counter() - started
+
+    def finish(self) -> str:
+        """Wait for the workers still running (within the one deadline); what they did, in a line."""
+        for job, process in zip(self.jobs, self.processes, strict=True):
+            self._wait(job, process)
         self.stop()
         seconds = time.perf_counter() - self.started
-        return (f"Triton kernels compiled beside the probe and the limits step: {len(self.jobs)} worker(s), "
-                f"{seconds:.1f} s since they started" + (f", {failed} did not finish" if failed else ""))
+        return (f"Triton kernels compiled beside the probe, the limits step and the passes: {len(self.jobs)} "
+                f"worker(s), {seconds:.1f} s since they started, {self.waited_seconds:.1f} s waited for"
+                + (f", {len(self.failed)} did not finish" if self.failed else ""))
 
     def stop(self) -> None:
         """End every worker still running (one still waiting for its target included)."""
-        for process in self.processes:
+        for process in (*self.processes, *self.leaving):
             if process.poll() is None:
                 process.kill()
                 process.wait()
@@ -380,11 +412,11 @@ def _passes(precision: str, kind: PassKind, *, quick: bool, free_memory_bytes: f
 def run_job(job: str, *, quick: bool, free_memory_bytes: float) -> list[str]:
     """Compile one job's kernels (``compile_only`` must be in force); what could not be run on meta tensors."""
     problems: list[str] = []
-    if job == "sampler":
+    if job == SAMPLER_JOB:
         _sampler(problems)
         return problems
     precision, _, kind = job.partition(":")
-    if kind == "checks":
+    if kind == CHECKS:
         _checks(precision, problems, quick=quick)
     elif kind in PASS_KINDS:
         _passes(precision, kind, quick=quick, free_memory_bytes=free_memory_bytes, problems=problems)

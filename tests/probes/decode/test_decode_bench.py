@@ -281,3 +281,11 @@ def test_only_fp8_layers_try_the_gemv(tiny_bench, monkeypatch):
     checked = bench.check_layer_paths(tiny_bench, caps, plan, quick=False)
     assert checked_dtypes == [True]
     assert checked.gemv == {str(torch.bfloat16): False, str(torch.float16): False, bench.FP8_LAYERS: True}
+
+
+def test_the_checks_wait_for_the_check_jobs_and_each_pass_kind_for_its_own(tiny_bench):
+    """A cold check waited for every compile worker before its first pass; now each waits for its own kernels."""
+    asked: list[str] = []
+    run(kernels_ready=asked.append)
+    assert asked == ["bf16:checks", "fp8:checks", "sampler", "bf16:prefill", "bf16:ar-step", "bf16:dg-denoise",
+                     "bf16:dg-commit"]

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -80,9 +81,20 @@ def test_finish_waits_for_every_worker_and_counts_failures():
 
 
 def test_a_worker_past_the_wait_is_ended_not_waited_for():
-    handle = Precompile(jobs=("slow",), processes=[_worker("import time; time.sleep(60)")])
-    assert "1 did not finish" in handle.finish(timeout_seconds=0.2)
+    handle = Precompile(jobs=("slow",), processes=[_worker("import time; time.sleep(60)")],
+                        deadline=time.perf_counter() + 0.2)
+    assert "1 did not finish" in handle.finish()
     assert handle.processes[0].poll() is not None
+
+
+def test_each_pass_waits_for_its_own_job_only():
+    """The benchmark waits for a pass's job just before the pass: a slower job's worker keeps compiling."""
+    handle = Precompile(jobs=("bf16:prefill", "bf16:dg-denoise"),
+                        processes=[_worker("pass"), _worker("import time; time.sleep(60)")])
+    handle.ready("bf16:prefill")
+    handle.ready("fp8:prefill")  # not compiled by this run: no wait
+    assert handle.processes[0].poll() == 0 and handle.processes[1].poll() is None
+    handle.stop()
 
 
 def test_an_unknown_job_is_refused():
