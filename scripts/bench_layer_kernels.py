@@ -44,7 +44,8 @@ TOP_K = 8
 TOKENS = (1, 8, 256, 2048)  # AR c=1, AR c=8, denoise c=1, denoise c=8
 SWEEP = (CombineLayout(rows_at_once=8, num_warps=16), CombineLayout(rows_at_once=8, num_warps=8),
          CombineLayout(rows_at_once=4, num_warps=8), CombineLayout(rows_at_once=4, num_warps=4),
-         CombineLayout(rows_at_once=2, num_warps=8), CombineLayout(rows_at_once=2, num_warps=4))
+         CombineLayout(rows_at_once=2, num_warps=8), CombineLayout(rows_at_once=2, num_warps=4),
+         CombineLayout(rows_at_once=1, num_warps=8), CombineLayout(rows_at_once=1, num_warps=4))
 BF16_BYTES = 2
 
 
@@ -169,7 +170,7 @@ def combine_table(device: str, bandwidth: float, sweep: bool) -> None:
         norms = (w1, w2, wff)
         floor = tokens * HIDDEN * BF16_BYTES * (TOP_K + 3) / bandwidth
         expected = torch_combine(*inputs)
-        chosen = combine_layout(tokens, HIDDEN, TOP_K)
+        chosen = combine_layout(tokens, TOP_K)
         this = partial(moe_combine_output, logits, ids, scale, rows, positions, dense, r, norms, scalar, RMS_EPS)
         previous = partial(previous_combine, logits, ids, scale, rows, positions, dense, r, norms, scalar)
         show(f"  {tokens} tokens: floor {floor * 1e6:.2f} us; layout {chosen}; relative error against torch: "

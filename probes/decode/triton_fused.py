@@ -298,20 +298,21 @@ class CombineLayout:
     num_warps: int
 
 
-# fp32 values of an expert-row tile a thread holds: more and the registers spill (255 a thread at most).
-COMBINE_TILE_VALUES_PER_THREAD = 64
-# Up to this many tokens a combine launch fills few of a large GPU's SMs (132 on an H100/H200), one program each:
-# wider programs (more warps) then finish each token sooner; beyond it, narrower ones let two share an SM.
-COMBINE_FEW_TOKENS = 128
+# The combine's layout per token count, as measured on an H200 (``scripts/bench_layer_kernels.py --sweep``, kernel
+# times): one token 5.0 us with 8 rows a tile and 16 warps (the earlier one-row-at-a-time kernel 5.7 us); 256 tokens
+# 7.5 us with 4 rows and 8 warps (earlier 7.6); 2048 tokens 53.8 us with 2 rows and 8 warps, against 60.1 with 4
+# rows (the earlier kernel's 48.2 us stays ahead there: ranking 128 logits by an all-pairs comparison costs more
+# than eight max/argmax rounds once every SM has tokens to spare).
+COMBINE_LAYOUTS = ((128, CombineLayout(rows_at_once=8, num_warps=16)), (256, CombineLayout(rows_at_once=4, num_warps=8)))
+COMBINE_MANY_TOKENS_LAYOUT = CombineLayout(rows_at_once=2, num_warps=8)
 
 
-def combine_layout(tokens: int, hidden: int, top_k: int) -> CombineLayout:
-    """The combine's layout for ``tokens`` rows of ``hidden``: 16 warps for few tokens, 8 for many; as many expert
-    rows a tile as keep ``COMBINE_TILE_VALUES_PER_THREAD`` fp32 values a thread."""
-    num_warps = 16 if tokens <= COMBINE_FEW_TOKENS else 8
-    fits = max(1, COMBINE_TILE_VALUES_PER_THREAD * 32 * num_warps // triton.next_power_of_2(hidden))
-    return CombineLayout(rows_at_once=min(triton.next_power_of_2(top_k), triton.next_power_of_2(fits + 1) // 2),
-                         num_warps=num_warps)
+def combine_layout(tokens: int, top_k: int) -> CombineLayout:
+    """The combine's layout for ``tokens`` rows (``COMBINE_LAYOUTS``), never more expert rows a tile than
+    ``top_k`` rounds up to."""
+    layout = next((chosen for limit, chosen in COMBINE_LAYOUTS if tokens <= limit), COMBINE_MANY_TOKENS_LAYOUT)
+    return CombineLayout(rows_at_once=min(layout.rows_at_once, triton.next_power_of_2(top_k)),
+                         num_warps=layout.num_warps)
 
 
 def _quantized_like(rows: int, width: int, device: torch.device) -> QuantizedRows:
@@ -458,7 +459,7 @@ def _combine(stage: int, out: torch.Tensor, dense: torch.Tensor, *, r: torch.Ten
     top_k = expert_ids.shape[1] if gating is not None else 1
     num_experts = router_logits.shape[1] if gating is not None else 1
     w1, w2, wff = norms if norms is not None else (dense, dense, dense)
-    chosen = layout or combine_layout(tokens, hidden, top_k)
+    chosen = layout or combine_layout(tokens, top_k)
     _moe_combine_output[(tokens,)](
         router_logits, expert_ids, expert_scale, rows, positions, dense, r if r is not None else dense, w1, w2, wff,
         layer_scalar if layer_scalar is not None else dense, out, hidden, num_experts, eps, dense.stride(0),

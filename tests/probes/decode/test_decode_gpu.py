@@ -322,7 +322,7 @@ def test_combine_and_input_norm_kernels_match_torch_at_the_real_width(tokens):
     h = rms_norm(dense.float(), w1.float()) + rms_norm(moe, w2.float())
     expected = (r.float() + rms_norm(h, wff.float())) * scalar.float()
     got = moe_combine_output(logits, ids, scale, rows, positions, dense, r, (w1, w2, wff), scalar, RMS_EPS).float()
-    layout = combine_layout(tokens, hidden, top_k)
+    layout = combine_layout(tokens, top_k)
     assert float((got - expected).norm() / expected.norm()) < 1e-2, layout
     normed = fused_rms_norm(dense, w1, RMS_EPS).float()
     assert float((normed - rms_norm(dense.float(), w1.float())).norm() / normed.norm()) < 1e-2
