@@ -665,6 +665,7 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
     make_current(device)
     for job in jobs_before_checks():
         kernels_ready(job)
+    say("decode: checking the benchmark's fast paths against torch on small shapes")
     caps = device_capabilities(device, quick)
     plan = plan_bench(config, device_kind=caps.kind, free_memory_bytes=caps.free_memory_bytes,
                       native_fp8=caps.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
