@@ -62,6 +62,8 @@ def test_workers_started_before_the_gpu_is_known_get_its_target_or_end(tmp_path)
     line = target_line(capability=90, multiprocessors=132, shared_memory_bytes=232448, free_memory_bytes=1e10)
     handle.keep(("bf16:dg-denoise",), line)
     assert handle.jobs == ("bf16:dg-denoise",) and len(handle.processes) == 1
+    assert len(handle.leaving) == 1  # told to end, not waited for (it may still be importing torch)
+    handle.leaving[0].wait(timeout=60)
     assert "1 worker(s)" in handle.finish()
     assert (tmp_path / "bf16:dg-denoise").read_text() == line
     assert (tmp_path / "fp8:dg-denoise").read_text() == SKIP_LINE
