@@ -60,12 +60,7 @@ from dgprofile.probes.decode.plan import (
     DeviceKind,
     plan_bench,
 )
-from dgprofile.probes.decode.precompile import (
-    QUICK_EXPERT_METHOD,
-    job_name,
-    jobs_before_expert_checks,
-    jobs_before_layer_checks,
-)
+from dgprofile.probes.decode.precompile import QUICK_EXPERT_METHOD, job_name, jobs_before_checks
 from dgprofile.probes.harness import Budget, graph_or_eager, make_current, timer_for
 from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassPartName, PassTimes
 from dgprofile.records.timing import Timing
@@ -668,15 +663,13 @@ def run_decode_bench(*, device: str, quick: bool = False, precisions: tuple[str,
     say: Progress = progress or (lambda _message: None)
     config = load_model_config(model)
     make_current(device)
-    for job in jobs_before_expert_checks():
+    for job in jobs_before_checks():
         kernels_ready(job)
     say("decode: checking the benchmark's fast paths against torch on small shapes")
     caps = device_capabilities(device, quick)
     plan = plan_bench(config, device_kind=caps.kind, free_memory_bytes=caps.free_memory_bytes,
                       native_fp8=caps.native_fp8, quick=quick, precisions=precisions, concurrencies=concurrencies,
                       contexts=context_tokens, full_depth=full_depth, fp8_reason=caps.fp8_reason)
-    for job in jobs_before_layer_checks():
-        kernels_ready(job)
     caps = check_layer_paths(config, caps, plan, quick)
     tuners = Autotuners(experts=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),
                         attention=Autotuner(timer=timer_for(device), use_graph=caps.kind == "cuda"),

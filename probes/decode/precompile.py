@@ -47,8 +47,7 @@ ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv")
 QUICK_EXPERT_METHOD: ExpertMethod = "triton-geglu"  # the one Triton expert method a quick run compiles
 LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
 WAIT_SECONDS = 120.0
-EXPERT_CHECKS = "expert-checks"
-LAYER_CHECKS = "layer-checks"
+CHECKS = "checks"
 SAMPLER_JOB = "sampler"
 WORKER_NICENESS = 10  # the limits step's host loops come first
 META = "meta"
@@ -57,23 +56,18 @@ META = "meta"
 def planned_jobs(*, quick: bool, native_fp8: bool) -> tuple[str, ...]:
     """One job per measured precision and pass kind, the precisions' small-shape checks, and the sampler."""
     precisions = ("bf16", "fp8") if native_fp8 and not quick else ("bf16",)
-    kinds: tuple[str, ...] = (*PASS_KINDS, EXPERT_CHECKS, *(() if quick else (LAYER_CHECKS,)))
+    kinds: tuple[str, ...] = (*PASS_KINDS, CHECKS)
     return (*(job_name(precision, kind) for precision in precisions for kind in kinds), SAMPLER_JOB)
 
 
 def job_name(precision: str, kind: str) -> str:
-    """The job compiling one precision's passes of one kind (or its expert or layer checks)."""
+    """The job compiling one precision's passes of one kind (or, for ``CHECKS``, its small-shape checks)."""
     return f"{precision}:{kind}"
 
 
-def jobs_before_expert_checks() -> tuple[str, ...]:
-    """The jobs the benchmark waits for before it checks the expert methods and the sampler."""
-    return (job_name("bf16", EXPERT_CHECKS), job_name("fp8", EXPERT_CHECKS), SAMPLER_JOB)
-
-
-def jobs_before_layer_checks() -> tuple[str, ...]:
-    """The jobs the benchmark waits for before it checks the fused layers and attention methods."""
-    return (job_name("bf16", LAYER_CHECKS), job_name("fp8", LAYER_CHECKS))
+def jobs_before_checks() -> tuple[str, ...]:
+    """The jobs the benchmark waits for before its small-shape checks (expert, sampler and layer checks)."""
+    return (job_name("bf16", CHECKS), job_name("fp8", CHECKS), SAMPLER_JOB)
 
 
 @dataclass
@@ -268,28 +262,22 @@ def _attempt(what: str, call: Callable[[], object], problems: list[str]) -> None
         problems.append(f"{what}: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}")
 
 
-def _expert_checks(precision: str, problems: list[str], *, quick: bool) -> None:
-    """The expert methods' small-shape checks (a quick run's: its one Triton method), whose comparisons fail on
-    meta tensors after their kernels compiled."""
-    import torch
-
-    from dgprofile.probes.decode import checks
-
-    fp8 = precision == "fp8"
-    for method in (QUICK_EXPERT_METHOD,) if quick else EXPERT_METHODS[1:]:
-        _attempt(f"check experts {method}",
-                 partial(checks.check_experts, META, torch.bfloat16, fp8=fp8, method=method), problems)
-
-
-def _layer_checks(precision: str, problems: list[str]) -> None:
-    """The fused layers' and attention methods' small-shape checks (a full run's; a quick run's layers run torch
-    ops): a job apart from the expert checks, so that the benchmark runs those on the GPU while these compile."""
+def _checks(precision: str, problems: list[str], *, quick: bool) -> None:
+    """The benchmark's small-shape checks, whose comparisons fail on meta tensors after their kernels compiled. A
+    quick run checks only its one Triton expert method (its layers run torch ops)."""
     import torch
 
     from dgprofile.probes.decode import checks
     from dgprofile.specs.model_config import load_model_config
 
     fp8 = precision == "fp8"
+    if quick:
+        _attempt(f"check experts {QUICK_EXPERT_METHOD}",
+                 partial(checks.check_experts, META, torch.bfloat16, fp8=fp8, method=QUICK_EXPERT_METHOD), problems)
+        return
+    for method in EXPERT_METHODS[1:]:
+        _attempt(f"check experts {method}",
+                 partial(checks.check_experts, META, torch.bfloat16, fp8=fp8, method=method), problems)
     small = checks.check_config(load_model_config())
 
     # Every case: a comparison on meta tensors would end the check at the first. The fp8 layers' attention kernels
@@ -428,10 +416,8 @@ def run_job(job: str, *, quick: bool, free_memory_bytes: float) -> list[str]:
         _sampler(problems)
         return problems
     precision, _, kind = job.partition(":")
-    if kind == EXPERT_CHECKS:
-        _expert_checks(precision, problems, quick=quick)
-    elif kind == LAYER_CHECKS:
-        _layer_checks(precision, problems)
+    if kind == CHECKS:
+        _checks(precision, problems, quick=quick)
     elif kind in PASS_KINDS:
         _passes(precision, kind, quick=quick, free_memory_bytes=free_memory_bytes, problems=problems)
     else:

@@ -27,8 +27,7 @@ def test_a_quick_run_compiles_bf16_passes_and_the_sampler():
 
 
 def test_a_full_run_compiles_fp8_experts_only_where_fp8_is_measured():
-    assert {"fp8:dg-denoise", "fp8:expert-checks", "fp8:layer-checks"} <= set(planned_jobs(quick=False,
-                                                                                           native_fp8=True))
+    assert {"fp8:dg-denoise", "fp8:checks"} <= set(planned_jobs(quick=False, native_fp8=True))
     assert not [job for job in planned_jobs(quick=False, native_fp8=False) if job.startswith("fp8")]
 
 
@@ -133,7 +132,7 @@ def test_the_checks_job_runs_every_case_of_the_fused_layer_check_not_only_the_fi
     monkeypatch.setattr(checks, "check_layers", lambda config, dtype, device, fp8=False: layers_built.append(fp8))
     monkeypatch.setattr(checks, "check_experts", lambda *args, **options: "")
     monkeypatch.setattr(checks, "check_attention", lambda *args: "")
-    assert run_job(f"{precision}:layer-checks", quick=False, free_memory_bytes=1e10) == []
+    assert run_job(f"{precision}:checks", quick=False, free_memory_bytes=1e10) == []
     quantisation = [("quantisation", "meta")] if precision == "fp8" else []  # the fp8 quantisation check's kernels
     gemv = precision == "fp8"  # only fp8 layers try the GEMV
     assert consumed[5 if gemv else 3:] == quantisation
@@ -158,8 +157,7 @@ def test_a_quick_runs_checks_job_compiles_only_the_expert_check_a_quick_run_make
     monkeypatch.setattr(checks, "check_experts", lambda *args, method, **options: checked.append(method) or "")
     monkeypatch.setattr(checks, "check_layers", lambda *args, **options: pytest.fail("no fused-layer check"))
     monkeypatch.setattr(checks, "check_attention", lambda *args: pytest.fail("no attention check"))
-    assert run_job("bf16:expert-checks", quick=True, free_memory_bytes=1e10) == []
-    assert "bf16:layer-checks" not in planned_jobs(quick=True, native_fp8=True)
+    assert run_job("bf16:checks", quick=True, free_memory_bytes=1e10) == []
     assert checked == ["triton-geglu"]
 
 
