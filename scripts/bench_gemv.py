@@ -22,8 +22,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 import triton
+from bench_sampler import show, streaming_read_bytes_per_s
 
-from dgprofile.probes import bench_bandwidth
 from dgprofile.probes.decode.model import FP8_MAX, RMS_EPS, geglu, quantize_rows, rms_norm
 from dgprofile.probes.decode.triton_gemv import (
     BLOCK_K_DOT,
@@ -34,7 +34,6 @@ from dgprofile.probes.decode.triton_gemv import (
     multiprocessors,
 )
 from dgprofile.probes.harness import Budget, graph_or_eager, timer_for
-from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import load_model_config
 
 L2_FLUSH_BYTES = 256 * 2**20  # weight copies cycled per timed call: several times an H200's 50 MB L2
@@ -65,22 +64,6 @@ def shapes() -> list[Shape]:
     return found + [Shape("dense gate_up", 2 * b.intermediate_size, hidden, "geglu"),
                     Shape("dense down", hidden, b.intermediate_size, ""),
                     Shape("router", b.num_experts, hidden, "", router=True)]
-
-
-def streaming_read_bytes_per_s(device: str) -> float:
-    """The best streaming read of a 1 GiB buffer, as ``dgprofile check`` measures it."""
-    properties = torch.cuda.get_device_properties(device)
-    result = bench_bandwidth.device_bandwidth(
-        device, buffer_bytes=1 << 30, timer=timer_for(device), budget=Budget(),
-        theoretical_bytes_per_s=Unavailable("not needed here"), sm_count=properties.multi_processor_count)
-    best = bench_bandwidth.best_figure(result.figures, "stream-read")
-    if best is None:
-        raise SystemExit("no streaming read figure")
-    return best.bytes_per_s
-
-
-def show(line: str) -> None:
-    print(line, flush=True)  # as it comes: a run cut short keeps what it measured
 
 
 def seconds_per_call(calls: list[Callable[[], object]], device: str) -> float:

@@ -37,6 +37,20 @@ def test_fp8_paths_match_their_dequantised_references(method):
     assert check_experts("cuda", torch.bfloat16, fp8=True, method=method) == ""
 
 
+def _replays_in_a_cuda_graph_as_it_ran(call, ran: torch.Tensor) -> None:
+    """``call`` captured in a CUDA graph gives again what it gave eagerly (``ran``), the output zeroed first."""
+    from dgprofile.probes.harness import graph_or_eager
+
+    outputs = []
+    prepared = graph_or_eager(lambda: outputs.append(call()))
+    assert prepared.fallback_reason is None
+    outputs[-1].zero_()
+    prepared.call()
+    torch.cuda.synchronize()
+    assert float((outputs[-1].float() - ran.float()).norm() / ran.float().norm()) < 1e-3
+
+
+
 def test_fused_sampler_matches_the_torch_sampler():
     from dgprofile.probes.decode.triton_sampler import TritonSampler, check_against_torch
 
@@ -105,7 +119,6 @@ def test_split_kv_attention_matches_sdpa_at_the_real_ar_shapes():
 def test_fused_layer_with_matmul_attention_replays_in_a_cuda_graph_as_it_runs_eagerly():
     from dataclasses import replace
 
-    from dgprofile.probes.harness import graph_or_eager
 
     config = load_model_config()
     layer = build_layer(config, "global", dtype=torch.bfloat16, fp8=False, device="cuda")
@@ -114,13 +127,7 @@ def test_fused_layer_with_matmul_attention_replays_in_a_cuda_graph_as_it_runs_ea
                         expert_method="triton-geglu", attention_method="matmul", fused=True)
     x = torch.randn(256, 2816, device="cuda", dtype=torch.bfloat16)
     eager = decoder_layer(config, x, layer, state, 1).clone()
-    outputs = []
-    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, replace(state), 1)))
-    assert prepared.fallback_reason is None
-    outputs[-1].zero_()
-    prepared.call()
-    torch.cuda.synchronize()
-    assert float((outputs[-1].float() - eager.float()).norm() / eager.float().norm()) < 1e-3
+    _replays_in_a_cuda_graph_as_it_ran(lambda: decoder_layer(config, x, layer, replace(state), 1), eager)
 
 
 def test_geglu_epilogue_expert_gemm_matches_per_assignment_matmuls():
@@ -266,7 +273,6 @@ def test_fused_fp8_layer_at_the_real_width_matches_the_torch_fp8_layer_and_repla
 
     from dgprofile.probes.decode.checks import FUSED_FP8_TOLERANCE
     from dgprofile.probes.decode.model import grouped_mm_available
-    from dgprofile.probes.harness import graph_or_eager
 
     _needs_fp8()
     if method == "grouped" and not grouped_mm_available("cuda", fp8=True):
@@ -282,13 +288,7 @@ def test_fused_fp8_layer_at_the_real_width_matches_the_torch_fp8_layer_and_repla
     fused = replace(state, fused=True)
     got = decoder_layer(config, x, layer, fused, 1).float()
     assert float((got - expected).norm() / expected.norm()) < FUSED_FP8_TOLERANCE
-    outputs = []
-    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, replace(fused), 1)))
-    assert prepared.fallback_reason is None
-    outputs[-1].zero_()
-    prepared.call()
-    torch.cuda.synchronize()
-    assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3
+    _replays_in_a_cuda_graph_as_it_ran(lambda: decoder_layer(config, x, layer, replace(fused), 1), got)
 
 
 def test_fused_sampler_draws_from_the_softmax_with_a_running_maximum_and_at_the_real_width():
@@ -331,7 +331,6 @@ def test_combine_and_input_norm_kernels_match_torch_at_the_real_width(tokens):
 def test_fused_bf16_ar_step_layer_matches_the_torch_layer_and_replays_in_a_cuda_graph():
     from dataclasses import replace
 
-    from dgprofile.probes.harness import graph_or_eager
 
     config = load_model_config()
     layer = build_layer(config, "sliding", dtype=torch.bfloat16, fp8=False, device="cuda")
@@ -343,13 +342,7 @@ def test_fused_bf16_ar_step_layer_matches_the_torch_layer_and_replays_in_a_cuda_
     fused = replace(state, fused=True, attention_method="split-kv")
     got = decoder_layer(config, x, layer, fused, 1).float()
     assert float((got - expected).norm() / expected.norm()) < 2e-2
-    outputs = []
-    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, replace(fused), 1)))
-    assert prepared.fallback_reason is None
-    outputs[-1].zero_()
-    prepared.call()
-    torch.cuda.synchronize()
-    assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3
+    _replays_in_a_cuda_graph_as_it_ran(lambda: decoder_layer(config, x, layer, replace(fused), 1), got)
 
 
 def _ar_projections() -> list[tuple[str, int, int, str]]:
@@ -408,7 +401,6 @@ def test_fused_layer_with_gemv_at_the_real_width_matches_the_torch_layer_and_rep
     from dataclasses import replace
 
     from dgprofile.probes.decode.checks import BF16_TOLERANCE, FP8_TOLERANCE
-    from dgprofile.probes.harness import graph_or_eager
 
     if fp8:
         _needs_fp8()
@@ -423,13 +415,7 @@ def test_fused_layer_with_gemv_at_the_real_width_matches_the_torch_layer_and_rep
     got = decoder_layer(config, x, layer, gemv_state, concurrency).float()
     error = float((got - expected).norm() / expected.norm())
     assert error < (FP8_TOLERANCE if fp8 else BF16_TOLERANCE), f"{error:.2e}"
-    outputs = []
-    prepared = graph_or_eager(lambda: outputs.append(decoder_layer(config, x, layer, gemv_state, concurrency)))
-    assert prepared.fallback_reason is None
-    outputs[-1].zero_()
-    prepared.call()
-    torch.cuda.synchronize()
-    assert float((outputs[-1].float() - got).norm() / got.norm()) < 1e-3
+    _replays_in_a_cuda_graph_as_it_ran(lambda: decoder_layer(config, x, layer, gemv_state, concurrency), got)
 
 
 def test_fused_bf16_denoise_head_matches_the_torch_head_at_the_real_width():
