@@ -60,7 +60,7 @@ from dgprofile.probes.decode.plan import (
     DeviceKind,
     plan_bench,
 )
-from dgprofile.probes.decode.precompile import QUICK_EXPERT_METHOD, job_name, jobs_before_checks
+from dgprofile.probes.decode.precompile import job_name, jobs_before_checks, triton_expert_methods
 from dgprofile.probes.harness import Budget, graph_or_eager, make_current, timer_for
 from dgprofile.records.passes import PassKind, PassMeasurement, PassPart, PassPartName, PassTimes
 from dgprofile.records.timing import Timing
@@ -230,8 +230,8 @@ def _gemv_works(notes: list[str], name: str, problem: str) -> bool:
 def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, quick: bool, notes: list[str]
                             ) -> tuple[ExpertMethod, ...]:
     """Expert methods that compute the right thing here (checked on small shapes); on a CPU only the first that
-    works (its time budget has no room to compare them). A quick run compiles one Triton variant, the one with
-    the GeGLU epilogue (the same GEMM with one kernel fewer)."""
+    works (its time budget has no room to compare them). On CUDA the Triton variants ``triton_expert_methods``
+    names (a quick run's: the one with the GeGLU epilogue, the same GEMM with one kernel fewer)."""
     if kind != "cuda" and fp8:
         return ()
     candidates: list[ExpertMethod] = []
@@ -240,7 +240,7 @@ def _working_expert_methods(device: str, kind: DeviceKind, fp8: bool, quick: boo
     if not fp8:
         candidates.append("padded")
     if kind == "cuda":
-        candidates += [QUICK_EXPERT_METHOD] if quick else ["triton", "triton-geglu"]
+        candidates += triton_expert_methods(fp8=fp8, quick=quick)
     working: list[ExpertMethod] = []
     for method in candidates:
         problem = check_experts(device, torch.bfloat16, fp8=fp8, method=method)
