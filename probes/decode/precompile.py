@@ -44,6 +44,12 @@ if TYPE_CHECKING:  # the model module imports torch, which a worker loads only o
 
 ATTENTION_METHODS: tuple[AttentionMethod, ...] = ("sdpa", "matmul", "split-kv")
 QUICK_EXPERT_METHOD: ExpertMethod = "triton-geglu"  # the one Triton expert method a quick run compiles
+LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
+WAIT_SECONDS = 120.0
+CHECKS = "checks"
+SAMPLER_JOB = "sampler"
+WORKER_NICENESS = 10  # the limits step's host loops come first
+META = "meta"
 
 
 def triton_expert_methods(*, fp8: bool, quick: bool) -> tuple[ExpertMethod, ...]:
@@ -54,12 +60,6 @@ def triton_expert_methods(*, fp8: bool, quick: bool) -> tuple[ExpertMethod, ...]
     if quick:
         return (QUICK_EXPERT_METHOD,)
     return ("triton", "triton-geglu") if fp8 else ("triton-geglu",)
-LAYER_TYPES: tuple[LayerType, ...] = ("sliding", "global")
-WAIT_SECONDS = 120.0
-CHECKS = "checks"
-SAMPLER_JOB = "sampler"
-WORKER_NICENESS = 10  # the limits step's host loops come first
-META = "meta"
 
 
 def planned_jobs(*, quick: bool, native_fp8: bool) -> tuple[str, ...]:
@@ -87,7 +87,6 @@ class Precompile:
     jobs: tuple[str, ...]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     quick: bool = False
-    started: float = field(default_factory=time.perf_counter)
     leaving: list[subprocess.Popen[bytes]] = field(default_factory=list)  # told to end, not waited for
     deadline: float | None = None  # set by the first wait: WAIT_SECONDS for all of them together
     waited_seconds: float = 0.0
@@ -138,10 +137,9 @@ class Precompile:
         for job, process in zip(self.jobs, self.processes, strict=True):
             self._wait(job, process)
         self.stop()
-        seconds = time.perf_counter() - self.started
         return (f"Triton kernels compiled beside the probe, the limits step and the passes: {len(self.jobs)} "
-                f"worker(s), {seconds:.1f} s since they started, {self.waited_seconds:.1f} s waited for"
-                + (f", {len(self.failed)} did not finish" if self.failed else ""))
+                f"worker(s); the benchmark waited {self.waited_seconds:.1f} s for them"
+                + (f"; {len(self.failed)} did not finish" if self.failed else ""))
 
     def stop(self) -> None:
         """End every worker still running (one still waiting for its target included)."""
