@@ -84,11 +84,11 @@ FUSED_TEXT = ("fused Triton kernels (input norm, q/k/v norms + KV-cache writes +
 FUSED_FP8_TEXT = (FUSED_TEXT + ", the fp8 GEMMs' activations quantised per token by the kernels that produce them "
                   "(input norm, dense and expert pre-norms, GeGLUs) or, where no kernel holds whole rows (attention "
                   "output, the expert GEMM's GeGLU epilogue), in one kernel")
-GEMV_TEXT = ("projections (q/k/v, output, dense MLP, router) of passes of at most {rows} rows: per layer type, "
-             "precision and pass shape the faster working one of torch (cuBLAS; fp8: torch._scaled_mm on activations "
-             "quantised per token) and gemv (a Triton GEMV streaming the weight, the input norm fused into q/k/v and "
-             "the GeGLU into gate_up; fp8 weights read by bf16 activations, none quantised), whole fused layers "
-             "timed each way; gemv works here for: {working}")
+GEMV_TEXT = ("projections (q/k/v, output, dense MLP, router): torch's GEMMs (cuBLAS; fp8: torch._scaled_mm on "
+             "activations quantised per token), and in fp8 layers of passes of at most {rows} rows the faster per layer "
+             "type and pass shape of those and gemv (a Triton GEMV streaming the fp8 weight into bf16 activations, "
+             "none quantised, the input norm fused into q/k/v and the GeGLU into gate_up), whole fused layers timed "
+             "each way; gemv passed its check here for: {working}")
 # The key of ``DeviceCapabilities.fused`` for fp8 layers (the others are compute dtypes: fp8 layers compute in bf16
 # around their GEMMs, but their fused kernels also quantise, and are checked apart).
 FP8_LAYERS = "fp8"

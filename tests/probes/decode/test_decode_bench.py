@@ -249,7 +249,7 @@ def test_gemv_projections_are_timed_against_torch_s_only_for_few_rows_where_thei
     described = bench.describe_methods(caps, tuners, set())
     assert "projections bf16 sliding ar-step c=8 x 1 at 40: gemv (gemv 3.000 ms, torch 4.000 ms)" in described
     summary = next(line for line in described if line.startswith("projections (q/k/v"))
-    assert summary.endswith("gemv works here for: bfloat16")
+    assert summary.endswith("gemv passed its check here for: bfloat16")
 
 
 def test_a_failed_gemv_layer_check_leaves_torch_s_projections_and_says_why(tiny_bench, monkeypatch):
