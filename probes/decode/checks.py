@@ -7,7 +7,7 @@ and says why.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 import torch
@@ -53,6 +53,11 @@ GEMV_CHECK_CONCURRENCIES = (1, min(8, GEMV_MAX_ROWS))
 
 def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
     return float((value.float() - reference).norm() / reference.norm())
+
+
+def _worst_error(cases: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """The largest relative error of each case's output against its reference, given as (reference, output)."""
+    return max((_relative_error(output, reference.float()) for reference, output in cases), default=0.0)
 
 
 def _describe(error: Exception) -> str:
@@ -134,9 +139,7 @@ def check_fused_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMeth
         if fp8 and (problem := check_fp8_quantization(device, small)):
             return problem
         layers = layers or check_layers(small, dtype, device, fp8=fp8)
-        worst = 0.0
-        for reference, fused in fused_layer_outputs(small, layers, device, dtype, methods, attention_methods):
-            worst = max(worst, _relative_error(fused, reference.float()))
+        worst = _worst_error(fused_layer_outputs(small, layers, device, dtype, methods, attention_methods))
     except Exception as exc:  # see check_experts
         return _describe(exc)
     limit = FUSED_FP8_TOLERANCE if fp8 else BF16_TOLERANCE
@@ -181,9 +184,7 @@ def check_gemv_layer(device: str, dtype: torch.dtype, methods: tuple[ExpertMetho
     try:
         small = config or check_config(load_model_config())
         layers = layers or check_layers(small, dtype, device, fp8=fp8)
-        worst = 0.0
-        for reference, got in gemv_layer_outputs(small, layers, device, dtype, methods[0], attention_methods):
-            worst = max(worst, _relative_error(got, reference.float()))
+        worst = _worst_error(gemv_layer_outputs(small, layers, device, dtype, methods[0], attention_methods))
     except Exception as exc:  # see check_experts
         return _describe(exc)
     limit = FP8_TOLERANCE if fp8 else BF16_TOLERANCE
