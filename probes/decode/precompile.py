@@ -25,6 +25,7 @@ GPU's compute capability, multiprocessors, shared memory and free memory) as a J
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dgprofile.probes.decode.plan import PASS_KINDS
@@ -91,15 +93,24 @@ class Precompile:
     deadline: float | None = None  # set by the first wait: WAIT_SECONDS for all of them together
     waited_seconds: float = 0.0
     failed: set[str] = field(default_factory=set)
+    marker: Path | None = None  # written once every worker has compiled its kernels (``compiled_marker``)
+    reused: bool = False  # an earlier run's workers compiled these kernels: none ran
 
     def aim(self, device: str) -> None:
-        """Send each worker of a job this run plans on the CUDA ``device`` the device's target; the others end."""
+        """Send each worker of a job this run plans on the CUDA ``device`` the device's target; the others end, and
+        all of them where an earlier run's workers compiled the same kernels into the same Triton cache."""
         import torch
 
         from dgprofile.probes import gpu_backends
 
-        self.keep(planned_jobs(quick=self.quick, native_fp8=gpu_backends.native_fp8(torch, device)[0]),
-                  target_of(device))
+        self.begin(planned_jobs(quick=self.quick, native_fp8=gpu_backends.native_fp8(torch, device)[0]),
+                   target_of(device))
+
+    def begin(self, planned: tuple[str, ...], line: str) -> None:
+        """``keep`` the ``planned`` jobs, or none where ``compiled_marker`` says they compiled before."""
+        self.marker = compiled_marker(line, quick=self.quick)
+        self.reused = self.marker.exists()
+        self.keep(() if self.reused else planned, line)
 
     def keep(self, planned: tuple[str, ...], line: str) -> None:
         """Send the workers of the ``planned`` jobs ``line``; the others end (in their own time: one may still be
@@ -137,6 +148,11 @@ class Precompile:
         for job, process in zip(self.jobs, self.processes, strict=True):
             self._wait(job, process)
         self.stop()
+        if self.reused:
+            return "Triton kernels: compiled into this Triton cache by an earlier run's workers"
+        if self.marker is not None and self.jobs and not self.failed:
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text(" ".join(self.jobs) + "\n")
         return (f"Triton kernels compiled beside the probe, the limits step and the passes: {len(self.jobs)} "
                 f"worker(s); the benchmark waited {self.waited_seconds:.1f} s for them"
                 + (f"; {len(self.failed)} did not finish" if self.failed else ""))
@@ -191,6 +207,24 @@ def _tell(process: subprocess.Popen[bytes], line: str) -> None:
         process.stdin.close()
     except OSError:  # the worker ended (a broken pipe)
         pass
+
+
+def compiled_marker(target: str, *, quick: bool) -> Path:
+    """The file that says an earlier run's workers compiled every kernel of this run into the Triton cache in
+    use: named after the GPU's target, the benchmark's own sources (which hold the kernels and every shape they are
+    launched at), torch's and Triton's versions, the Triton cache folder and the kind of run. A run that finds it
+    starts no compilation (on an H200 a warm full check waited 3.5 s for workers with nothing to compile); a kernel
+    missing from the cache all the same is compiled by the benchmark where it is first launched."""
+    import torch
+    import triton
+
+    digest = hashlib.sha256()
+    for part in (target, str(quick), torch.__version__, triton.__version__, os.environ.get("TRITON_CACHE_DIR", "")):
+        digest.update(part.encode() + b"\0")
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "dgprofile" / "compiled-kernels" / digest.hexdigest()
 
 
 def target_of(device: str) -> str:

@@ -199,3 +199,32 @@ def test_bf16_runs_compile_and_time_the_triton_expert_gemm_with_its_geglu_epilog
     assert triton_expert_methods(fp8=True, quick=False) == ("triton", "triton-geglu")
     assert triton_expert_methods(fp8=True, quick=True) == triton_expert_methods(fp8=False, quick=True) == (
         "triton-geglu",)
+
+
+def test_a_run_after_one_whose_workers_all_finished_starts_no_compilation(tmp_path, monkeypatch):
+    """On an H200 a warm full check waited 3.5 s for workers that had nothing left to compile."""
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    line = target_line(capability=90, multiprocessors=132, shared_memory_bytes=232448, free_memory_bytes=1e10)
+    read_line = "import sys; sys.stdin.readline()"
+
+    def workers(*codes: str) -> Precompile:
+        return Precompile(jobs=tuple(f"bf16:job{i}" for i in range(len(codes))),
+                          processes=[_worker(code) for code in codes])
+
+    failing = workers(read_line, read_line + "; raise SystemExit(1)")
+    failing.begin(failing.jobs, line)
+    assert not failing.reused and "1 did not finish" in failing.finish()
+    assert not failing.marker.exists()  # type: ignore[union-attr]  # a job failed: the next run compiles again
+    first = workers(read_line, read_line)
+    first.begin(first.jobs, line)
+    assert "2 worker(s)" in first.finish() and first.marker.exists()  # type: ignore[union-attr]
+    second = workers(read_line, read_line)
+    second.begin(second.jobs, line)
+    assert second.reused and second.jobs == () and len(second.leaving) == 2
+    assert "earlier run" in second.finish() and second.waited_seconds == 0
+    other_gpu = workers(read_line)
+    other_gpu.begin(other_gpu.jobs, line.replace('"capability": 90', '"capability": 100'))
+    assert not other_gpu.reused and other_gpu.jobs == ("bf16:job0",)
+    other_gpu.stop()
