@@ -202,18 +202,12 @@ def test_fused_tensor_parallel_layer_split_over_two_shards_sums_to_the_fused_lay
 def test_kernels_a_compile_only_worker_compiled_are_found_in_the_cache_by_the_real_launch(tmp_path, monkeypatch):
     import subprocess
 
-    from dgprofile.probes.decode.precompile import worker_command
-    from dgprofile.probes.decode.triton_moe import shared_memory_per_block
+    from dgprofile.probes.decode.precompile import target_of, worker_command
     from dgprofile.probes.decode.triton_sampler import TritonSampler
 
-    device = torch.device("cuda")
-    major, minor = torch.cuda.get_device_capability(device)
-    command = worker_command("sampler", capability=major * 10 + minor,
-                             multiprocessors=torch.cuda.get_device_properties(device).multi_processor_count,
-                             shared_memory_bytes=shared_memory_per_block(device), free_memory_bytes=1e10,
-                             quick=True)
     environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TRITON_CACHE_DIR": str(tmp_path)}
-    subprocess.run(command, env=environment, check=True)
+    subprocess.run(worker_command("sampler", quick=True), env=environment, input=target_of("cuda").encode(),
+                   check=True)
     compiled = set(os.listdir(tmp_path))
     assert compiled
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
