@@ -181,27 +181,23 @@ def _measure(options: MeasureOptions, progress: Progress,
                     elif compiling is not None:
                         compiling.stop()
                         compiling = None
-                    try:
-                        step = "measuring limits"
+                    step = "measuring limits"
+                    progress(f"{step} on {device}")
+                    limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
+                    if devices:  # before the decode passes: its failures are kept in the record, never raised
+                        step = "measuring every GPU and the links between them"
+                        multi_gpu = _measure_gpus(devices, machine, options, progress)
+                    if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
+                        passes = NO_BF16_ARITHMETIC
+                        progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
+                    elif not options.limits_only:
+                        step = "timing decode passes"
                         progress(f"{step} on {device}")
-                        limits = measure_limits(device, machine=machine, quick=options.quick, progress=progress)
-                        if devices:  # before the decode passes: its failures are kept in the record, never raised
-                            step = "measuring every GPU and the links between them"
-                            multi_gpu = _measure_gpus(devices, machine, options, progress)
-                        if not options.limits_only and device == "cpu" and not machine.cpu.computes_bf16_natively:
-                            passes = NO_BF16_ARITHMETIC
-                            progress(f"decode passes not timed: {NO_BF16_ARITHMETIC.reason}")
-                        elif not options.limits_only:
-                            step = "timing decode passes"
-                            progress(f"{step} on {device}")
-                            passes = time_decode_passes(
-                                device=device, limits=limits, quick=options.quick, progress=progress,
-                                machine=machine, kernels_ready=compiling.ready if compiling else lambda job: None)
-                            if compiling is not None:
-                                progress(compiling.finish())
-                    finally:
+                        passes = time_decode_passes(
+                            device=device, limits=limits, quick=options.quick, progress=progress,
+                            machine=machine, kernels_ready=compiling.ready if compiling else lambda job: None)
                         if compiling is not None:
-                            compiling.stop()
+                            progress(compiling.finish())
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what the interrupted step finished
             interruption = interruption_of(exc)
             kept = exc.kept if isinstance(exc, Interrupted) else None
@@ -218,7 +214,7 @@ def _measure(options: MeasureOptions, progress: Progress,
             incomplete.append(f"{step} failed: {type(exc).__name__}: {exc}")
             multi_gpu = interrupted_reason(multi_gpu, f"{type(exc).__name__}: {exc}")
         finally:
-            if compiling is not None:  # a run that ended before measuring (no GPU, no torch, an error)
+            if compiling is not None:  # whatever ended the run: the workers end with it
                 compiling.stop()
     return _Measured(machine, device, limits, passes, tuple(incomplete), interruption, multi_gpu)
 

@@ -206,18 +206,16 @@ def check_layer_paths(config: ModelConfig, caps: DeviceCapabilities, plan: Bench
                          "fp8 layers run torch elementwise ops and quantisation")
         else:
             fused[FP8_LAYERS] = True
+            # Only fp8 layers try the GEMV: there torch quantises each activation and runs ``_scaled_mm``, whose
+            # M = 1 GEMMs are no faster than bf16's; on the H200 the GEMV won the fp8 AR step's layers at c = 1
+            # (sliding 0.104 against 0.114 ms) and lost the bf16 ones at every concurrency (c = 1: 0.112 against
+            # cuBLAS's 0.106 ms), so checking, compiling and timing it for bf16 would only lengthen every check.
             gemv[FP8_LAYERS] = _gemv_works(notes, "fp8", check_gemv_layer(
                 caps.device, torch.bfloat16, caps.expert_methods[True], small, layers,
                 attention_methods=attention_methods[bf16], fp8=True))
         del layers
         _free(caps.device)
     return replace(caps, attention_methods=attention_methods, fused=fused, gemv=gemv, notes=tuple(notes))
-
-
-# Only fp8 layers try the GEMV: there torch quantises each activation and runs ``_scaled_mm``, whose M = 1 GEMMs
-# are no faster than bf16's; on the H200 the GEMV won the fp8 AR step's layers at c = 1 (sliding 0.104 against
-# 0.114 ms) and lost the bf16 ones at every concurrency (c = 1: 0.112 against cuBLAS's 0.106 ms), so checking,
-# compiling and timing it for bf16 would only lengthen every check.
 
 
 def _gemv_works(notes: list[str], name: str, problem: str) -> bool:

@@ -415,16 +415,15 @@ def attention(config: ModelConfig, h: Activation, layer: LayerWeights, state: La
     """Self-attention of the pass's new tokens over [cache ; new], writing the new K/V into the buffers. In a
     fused FP8 layer the output projection's input is quantised in one Triton kernel (its rows span every head,
     written by separate attention programs: no producer holds a whole row), unless the GEMV projects it (it takes
-    bf16 rows). ``input_norm``: ``h`` is the layer's input, RMS-normalised with this weight first (by the q/k/v
-    GEMV itself when the state's projections are the GEMV's)."""
+    bf16 rows). ``input_norm`` (the GEMV projections only): ``h`` is the layer's input, which the q/k/v GEMV
+    RMS-normalises with this weight itself."""
     b = config.backbone
     attn = b.attention(layer.layer_type)
     heads, kv_heads, dim = b.num_attention_heads, attn.num_kv_heads, attn.head_dim
     group = heads // kv_heads
     gemv = state.projection_method == "gemv"
     if input_norm is not None and not gemv:
-        with component("norms"):
-            h = rms_norm(unquantized(h), input_norm)
+        raise ValueError("only the GEMV projections normalise the layer's input inside q/k/v")
     with component("attention.qkv"):
         qkv = layer.qkv.gemv(unquantized(h), norm_weight=input_norm) if gemv else layer.qkv(h)
     tokens = qkv.shape[0]

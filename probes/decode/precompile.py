@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     from dgprofile.probes.decode import bench, checks, head  # noqa: F401
     from dgprofile.probes.decode.compile_target import CompileTarget, set_compile_target
 
-    target = json.loads(sys.stdin.readline() or json.dumps({"skip": True}))
+    target = json.loads(sys.stdin.readline() or SKIP_LINE)  # no line at all: the run ended before aiming it
     if target.get("skip"):
         return 0
     set_compile_target(CompileTarget(capability=target["capability"], multiprocessors=target["multiprocessors"],

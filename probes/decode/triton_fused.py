@@ -199,13 +199,20 @@ def gelu_tanh(g):
 
 
 @triton.jit
+def _geglu_of(h_ptr, row, width, offs, inside):
+    """``gelu_tanh(gate) * up`` in fp32 at columns ``offs`` of row ``row`` of a fused [gate | up] activation."""
+    gate = tl.load(h_ptr + row * 2 * width + offs, mask=inside, other=0.0).to(tl.float32)
+    up = tl.load(h_ptr + row * 2 * width + width + offs, mask=inside, other=0.0).to(tl.float32)
+    return gelu_tanh(gate) * up
+
+
+@triton.jit
 def _geglu(h_ptr, out_ptr, width, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     inside = offs < width
-    gate = tl.load(h_ptr + row * 2 * width + offs, mask=inside, other=0.0).to(tl.float32)
-    up = tl.load(h_ptr + row * 2 * width + width + offs, mask=inside, other=0.0).to(tl.float32)
-    tl.store(out_ptr + row * width + offs, (gelu_tanh(gate) * up).to(out_ptr.dtype.element_ty), mask=inside)
+    tl.store(out_ptr + row * width + offs, _geglu_of(h_ptr, row, width, offs, inside).to(out_ptr.dtype.element_ty),
+             mask=inside)
 
 
 # What a combine program computes: the whole output from the experts' rows (one GPU); under tensor parallelism,
@@ -220,9 +227,7 @@ def _geglu_quantized(h_ptr, q_ptr, scale_ptr, width, BLOCK: tl.constexpr, QMAX: 
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     inside = offs < width
-    gate = tl.load(h_ptr + row * 2 * width + offs, mask=inside, other=0.0).to(tl.float32)
-    up = tl.load(h_ptr + row * 2 * width + width + offs, mask=inside, other=0.0).to(tl.float32)
-    _store_quantized(gelu_tanh(gate) * up, inside, q_ptr, scale_ptr, row, row * width, offs, QMAX, MIN_AMAX)
+    _store_quantized(_geglu_of(h_ptr, row, width, offs, inside), inside, q_ptr, scale_ptr, row, row * width, offs, QMAX, MIN_AMAX)
 
 
 @triton.jit
