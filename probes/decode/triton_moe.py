@@ -16,6 +16,8 @@ CUDA with Triton; ``checks.check_experts`` validates it before use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
@@ -105,16 +107,28 @@ def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_p
         tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=n_ok[None, :])
 
 
-def _block_k(k_dim: int) -> int:
-    """The inner step: 128 or 64 where it divides the inner dimension, else 64 with the last step masked (a
-    narrower step streams the weight in shorter bursts)."""
-    return 128 if k_dim % 128 == 0 else 64
+@dataclass(frozen=True)
+class ExpertTiles:
+    """How one expert projection is launched: output columns (per half, with the GeGLU epilogue) and inner step
+    per program, warps, and pipeline depth (0: as deep as shared memory allows)."""
+
+    block_n: int
+    block_k: int
+    num_warps: int
+    num_stages: int = 0
 
 
-def _project(x: Activation, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
-             routing: Routing, out_rows: int, fuse_geglu: bool = False) -> torch.Tensor:
+def expert_tiles(*, block_m: int, k_dim: int, fuse_geglu: bool) -> ExpertTiles:
+    """The launch the benchmark uses. The inner step is 128 or 64 where it divides the inner dimension, else 64
+    with the last step masked (a narrower step streams the weight in shorter bursts)."""
+    return ExpertTiles(block_n=GEGLU_BLOCK_N if fuse_geglu else BLOCK_N, block_k=128 if k_dim % 128 == 0 else 64,
+                       num_warps=8 if block_m >= 64 else 4)
+
+
+def expert_projection(x: Activation, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
+             routing: Routing, out_rows: int, fuse_geglu: bool = False,
+             tiles: ExpertTiles | None = None) -> torch.Tensor:
     experts, n_cols, k_dim = weight.shape
-    block_n = GEGLU_BLOCK_N if fuse_geglu else BLOCK_N
     if fuse_geglu:
         n_cols //= 2
     a_scale = None
@@ -125,16 +139,17 @@ def _project(x: Activation, rows: torch.Tensor | None, weight: torch.Tensor, sca
         a = unquantized(x)
     out = torch.empty(out_rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
     block_m = routing.block_rows
-    block_k = _block_k(k_dim)
+    tiles = tiles or expert_tiles(block_m=block_m, k_dim=k_dim, fuse_geglu=fuse_geglu)
+    block_n, block_k = tiles.block_n, tiles.block_k
     grid = (triton.cdiv(n_cols, block_n), routing.block_expert.numel())
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
                        weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
                        a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
                        GATHER=rows is not None, FP8=scale is not None, GEGLU=fuse_geglu,
                        EVEN_N=n_cols % block_n == 0, EVEN_K=k_dim % block_k == 0, BM=block_m, BN=block_n,
-                       BK=block_k, num_warps=8 if block_m >= 64 else 4,
-                       num_stages=_stages(a.device, block_m, block_n * (2 if fuse_geglu else 1), block_k,
-                                          weight.element_size()))
+                       BK=block_k, num_warps=tiles.num_warps,
+                       num_stages=tiles.num_stages or _stages(a.device, block_m, block_n * (2 if fuse_geglu else 1),
+                                                              block_k, weight.element_size()))
     return out
 
 
@@ -167,11 +182,11 @@ def triton_expert_rows(experts: Experts, x: Activation, routing: Routing,
     """Expert output rows in the block layout, and the row of each assignment (``routing.block_position``)."""
     layout_rows = routing.block_token.numel()
     with component("experts.gate_up"):
-        h = _project(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows,
+        h = expert_projection(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows,
                      fuse_geglu=fuse_geglu)
         activation: Activation = h
         if not fuse_geglu:
             activation = geglu_quantized(h) if experts.fp8 else geglu(h)
     with component("experts.down"):  # an FP8 GeGLU epilogue's rows are quantised here, in one kernel
-        y = _project(activation, None, experts.down, experts.down_scale, routing, layout_rows)
+        y = expert_projection(activation, None, experts.down, experts.down_scale, routing, layout_rows)
     return y, routing.block_position
