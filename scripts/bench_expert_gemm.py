@@ -79,7 +79,7 @@ def projection_table(device: str, bandwidth: float, precision: str, tokens: int,
              ("down", False, down_input, None, experts.down, experts.down_scale, weight_bytes))
     for label, geglu, activation, rows, weight, scale, bytes_moved in cases:
         floor = bytes_moved / bandwidth
-        chosen = expert_tiles(block_m=routing.block_rows, k_dim=weight.shape[2], fuse_geglu=geglu)
+        chosen = expert_tiles(block_m=routing.block_rows, k_dim=weight.shape[2], fuse_geglu=geglu, fp8=fp8)
         show(f"  {label}: floor {floor * 1e6:.1f} us ({bytes_moved / 1e6:.0f} MB of weights)")
         run = partial(expert_projection, activation, rows, weight, scale, routing, layout_rows, geglu)
         expected = run()

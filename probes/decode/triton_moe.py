@@ -118,11 +118,20 @@ class ExpertTiles:
     num_stages: int = 0
 
 
-def expert_tiles(*, block_m: int, k_dim: int, fuse_geglu: bool) -> ExpertTiles:
-    """The launch the benchmark uses. The inner step is 128 or 64 where it divides the inner dimension, else 64
-    with the last step masked (a narrower step streams the weight in shorter bursts)."""
-    return ExpertTiles(block_n=GEGLU_BLOCK_N if fuse_geglu else BLOCK_N, block_k=128 if k_dim % 128 == 0 else 64,
-                       num_warps=8 if block_m >= 64 else 4)
+def expert_tiles(*, block_m: int, k_dim: int, fuse_geglu: bool, fp8: bool) -> ExpertTiles:
+    """The launch the benchmark uses, from a sweep of column widths, inner steps and warps at the real expert
+    shapes on an H200 (``scripts/bench_expert_gemm.py --sweep``). The inner step is 128 or 64 where it divides the
+    inner dimension, else 64 with the last step masked; fp8's down projection (inner 704) takes 128 with the last
+    step masked, a row of 128 bytes as bf16's 64 elements are (81 against 88 us at 256 tokens). Blocks of 64 rows
+    (the denoise pass at concurrency 8) ran fastest with 4 warps in fp8 (gate/up 282 against 329 us with 8, down
+    164 against 171)."""
+    block_k = 128 if k_dim % 128 == 0 else 64
+    if fp8 and not fuse_geglu and block_m <= 32:
+        block_k = 128
+    if fp8 and fuse_geglu and block_m >= 64:
+        block_k = 64
+    return ExpertTiles(block_n=GEGLU_BLOCK_N if fuse_geglu else BLOCK_N, block_k=block_k,
+                       num_warps=8 if block_m >= 64 and not fp8 else 4)
 
 
 def expert_projection(x: Activation, rows: torch.Tensor | None, weight: torch.Tensor, scale: torch.Tensor | None,
@@ -139,7 +148,7 @@ def expert_projection(x: Activation, rows: torch.Tensor | None, weight: torch.Te
         a = unquantized(x)
     out = torch.empty(out_rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
     block_m = routing.block_rows
-    tiles = tiles or expert_tiles(block_m=block_m, k_dim=k_dim, fuse_geglu=fuse_geglu)
+    tiles = tiles or expert_tiles(block_m=block_m, k_dim=k_dim, fuse_geglu=fuse_geglu, fp8=scale is not None)
     block_n, block_k = tiles.block_n, tiles.block_k
     grid = (triton.cdiv(n_cols, block_n), routing.block_expert.numel())
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,

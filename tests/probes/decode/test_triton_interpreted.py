@@ -280,6 +280,22 @@ def test_one_kernel_quantisations_match_torch_s_per_token_quantisation():
     """, TORCH_FP8_ROUNDING)
 
 
+def test_fp8_down_projection_over_an_inner_width_of_one_and_a_half_steps_masks_its_last_step():
+    # fp8's down projection steps 128 columns at a time whatever its inner width (704 at full size: five steps and
+    # a masked half); 192 is one whole step and a masked half.
+    run_interpreted("""
+        from dgprofile.probes.decode.checks import FP8_TOLERANCE, _reference
+        from dgprofile.probes.decode.model import Experts, run_experts, uniform_routing
+        from dgprofile.probes.decode.triton_moe import expert_tiles
+        assert expert_tiles(block_m=32, k_dim=192, fuse_geglu=False, fp8=True).block_k == 128
+        experts = Experts(4, 128, 192, dtype=torch.float32, fp8=True, device="cpu")
+        routing = uniform_routing(9, 4, 2, "cpu", torch.Generator().manual_seed(1))
+        x = torch.randn(9, 128)
+        assert_close(run_experts("triton-geglu", experts, x, routing), _reference(experts, x, routing),
+                     FP8_TOLERANCE, "width 192")
+    """, TORCH_FP8_ROUNDING)
+
+
 def test_fp8_expert_gemms_take_activations_quantised_per_token_by_their_producer():
     run_interpreted("""
         from dgprofile.probes.decode.checks import FP8_TOLERANCE, _reference
