@@ -88,7 +88,7 @@ def test_expert_gemms_of_a_width_split_for_tensor_parallelism_match_per_assignme
         from dgprofile.probes.decode.model import Experts, run_experts, uniform_routing
         experts = Experts(8, 256, 96, dtype=torch.float32, fp8=False, device="cpu")
         for method in ("triton", "triton-geglu"):
-            for tokens in (3, 40):
+            for tokens in (3, 40, 200):  # 200: blocks of 64 rows, launched with other tiles
                 routing = uniform_routing(tokens, 8, 2, "cpu", torch.Generator().manual_seed(tokens))
                 x = torch.randn(tokens, 256)
                 error = _relative_error(run_experts(method, experts, x, routing), _reference(experts, x, routing))
