@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from dgprofile.app.decode_passes import time_decode_passes
+from dgprofile.model.floors import matmul_rates
 from dgprofile.probes.measure_limits import measure_limits
 from dgprofile.records.codec import to_json
 from dgprofile.records.limits import Limits
@@ -91,19 +92,23 @@ def sdpa_backends(device: str) -> list[str]:
 
 def kernel_profiles(device: str, limits: Limits, precisions: tuple[str, ...], trace_dir: Path | None) -> list[str]:
     """Per-kernel tables of one sliding layer, one global layer and the head of the AR step and the denoise pass
-    at concurrency 1 and 8, per precision, each component against its floor at this machine's limits."""
+    at concurrency 1 and 8, per precision, each component against its floor at this machine's limits (quantised
+    components' matmuls at the precision's rate, every other FLOP at the 16-bit rate: ``matmul_rates``)."""
     from dgprofile.probes.decode.kernel_profile import format_kernel_profile, profile_kernels, summary_lines
 
     bandwidth = measured_value(limits.stream_read_bytes_per_s, "the streaming read")
     lines: list[str] = []
     summaries: list[str] = []
     for precision in precisions:
-        flops = limits.peak_flops_per_s.get(precision, limits.peak_flops_per_s["bf16"])
+        rates = matmul_rates(limits, precision)
+        if isinstance(rates, Unavailable):
+            raise SystemExit(f"no {precision} floors: {rates.reason}")
+        flops, wide_flops = rates
         for kind in ("ar-step", "dg-denoise"):
             for concurrency in (1, 8):
                 profile = profile_kernels(device=device, kind=kind, precision=precision, concurrency=concurrency,
                                           context_tokens=4096, bytes_per_s=bandwidth, flops_per_s=flops,
-                                          trace_dir=trace_dir)
+                                          wide_flops_per_s=wide_flops, trace_dir=trace_dir)
                 lines += ["", *format_kernel_profile(profile)]
                 summaries += summary_lines(profile)
     return [*lines, "", "Kernel summary", *(f"  {line}" for line in summaries)]

@@ -176,7 +176,8 @@ def print_shard_profiles(result: ResultFile) -> None:
     for kind, concurrency in shapes:
         profile = profile_kernels(device="cuda:0", kind=kind, precision="bf16", concurrency=concurrency,
                                   context_tokens=4096, bytes_per_s=limits.stream_read_bytes_per_s,
-                                  flops_per_s=limits.peak_flops_per_s["bf16"], config=shard)
+                                  flops_per_s=limits.peak_flops_per_s["bf16"],
+                                  wide_flops_per_s=limits.peak_flops_per_s["bf16"], config=shard)
         print(f"\nTP=2 shard, {kind} c={concurrency}, one GPU")
         print("\n".join(format_kernel_profile(profile)))
 

@@ -22,21 +22,42 @@ from dgprofile.text.units import factor_text, flops_text
 NOT_RUN = Unavailable("modelled, not run")
 
 
+WIDE_FORMATS = ("bf16", "fp16")  # the 16-bit formats, in the order a quantised pass's other FLOPs take their rate
+
+
+def matmul_rates(limits: Limits, compute_format: str) -> tuple[float, float] | Unavailable:
+    """The measured rates a pass's FLOPs run at: ``compute_format``'s for its quantised components' matmuls, and
+    the 16-bit one for the rest (its own for a 16-bit pass, else bf16's, else fp16's): in an fp8 pass the LM head,
+    self-conditioning product, router, attention products and sampler."""
+    peak = limits.peak_flops_per_s.get(compute_format)
+    if not peak:
+        return Unavailable(f"no measured {compute_format} matmul rate on this device")
+    if compute_format in WIDE_FORMATS:
+        return peak, peak
+    wide = [rate for name in WIDE_FORMATS if (rate := limits.peak_flops_per_s.get(name))]
+    if not wide:
+        return Unavailable(f"no measured 16-bit (bf16 or fp16) matmul rate on this device for the {compute_format} "
+                           "pass's LM head, router and attention products")
+    return peak, wide[0]
+
+
 def pass_floors(cost: PassCost, limits: Limits, compute_format: str
                 ) -> tuple[float | Unavailable, float | Unavailable, float | Unavailable]:
-    """The pass's bandwidth, compute and roofline floors at this machine's measured limits."""
+    """The pass's bandwidth, compute and roofline floors at this machine's measured limits, FLOPs at the rates
+    ``matmul_rates`` gives."""
     bandwidth = limits.stream_read_bytes_per_s
     bandwidth_floor: float | Unavailable = (cost.total_bytes / bandwidth if not isinstance(bandwidth, Unavailable)
                                             else Unavailable(f"no streaming-read bandwidth: {bandwidth.reason}"))
-    peak = limits.peak_flops_per_s.get(compute_format)
-    compute_floor: float | Unavailable = (cost.total_flops / peak if peak else
-                                          Unavailable(f"no measured {compute_format} matmul rate on this device"))
-    if isinstance(bandwidth, Unavailable) or not peak:
-        roofline_floor: float | Unavailable = Unavailable(
-            f"needs the streaming-read bandwidth and the {compute_format} matmul rate")
-    else:
-        roofline_floor = cost.roofline_floor_seconds(bytes_per_s=bandwidth, flops_per_s=peak)
-    return bandwidth_floor, compute_floor, roofline_floor
+    rates = matmul_rates(limits, compute_format)
+    if isinstance(rates, Unavailable):
+        return bandwidth_floor, rates, Unavailable(f"needs the streaming-read bandwidth and matmul rates: {rates.reason}")
+    quantised_peak, wide_peak = rates
+    compute_floor = cost.compute_floor_seconds(quantised_flops_per_s=quantised_peak, wide_flops_per_s=wide_peak)
+    if isinstance(bandwidth, Unavailable):
+        return bandwidth_floor, compute_floor, Unavailable(
+            f"needs the streaming-read bandwidth and matmul rates: no streaming-read bandwidth ({bandwidth.reason})")
+    return bandwidth_floor, compute_floor, cost.roofline_floor_seconds(
+        bytes_per_s=bandwidth, quantised_flops_per_s=quantised_peak, wide_flops_per_s=wide_peak)
 
 
 def _fraction(floor: float | Unavailable, seconds: float) -> float | Unavailable:
@@ -105,7 +126,9 @@ def modelled_passes(config: ModelConfig, limits: Limits, measured: list[PassMeas
                              context_tokens=m.context_tokens, tokens_per_request=m.tokens_per_request)
             if native_peak:
                 compute_format = fmt.native_compute_format
-                compute, how = cost.total_flops / native_peak, _native_rate_text(compute_format, native_peak, limits)
+                compute = cost.compute_floor_seconds(quantised_flops_per_s=native_peak, wide_flops_per_s=bf16_peak)
+                how = (f"{_native_rate_text(compute_format, native_peak, limits)} for its quantised matrices, the "
+                       "bf16 rate for the rest")
             elif vector_peak:
                 compute_format = "bf16"
                 compute = cost.total_flops / bf16_peak + cost.dequant_ops / vector_peak

@@ -60,10 +60,9 @@ from dgprofile.records.predictions import (
 )
 from dgprofile.records.values import Unavailable
 from dgprofile.specs.model_config import CANVAS_TOKENS, Backbone, ModelConfig, load_model_config
-from dgprofile.specs.pass_cost import PassCost, pass_cost, precision_by_name
+from dgprofile.specs.pass_cost import QUANTISED_COMPONENTS, PassCost, pass_cost, precision_by_name
 
 DIFFUSION_PASSES: tuple[PassKind, ...] = ("dg-denoise", "dg-commit")
-QUANTISED_COMPONENTS = ("attention", "dense-mlp", "experts")
 # Under tensor parallelism a layer all-reduces twice: the attention output, then the dense MLP's and the experts'
 # partial outputs together. Gemma 4 normalises those two outputs each on its own before adding them, so both sums
 # are needed whole: the second message is twice the hidden width.

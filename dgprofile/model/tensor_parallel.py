@@ -52,7 +52,7 @@ def layer_roofline_seconds(config: ModelConfig, layer: TensorParallelLayer, limi
     read, rate = limits.stream_read_bytes_per_s, limits.peak_flops_per_s.get("bf16", 0.0)
     if isinstance(read, Unavailable) or rate <= 0:
         raise ValueError("the GPU's streaming read and bf16 matmul rate were not both measured")
-    return sum(terms.roofline_seconds(bytes_per_s=read, flops_per_s=rate)
+    return sum(terms.roofline_seconds(bytes_per_s=read, matmul_flops_per_s=rate, wide_flops_per_s=rate)
                for terms in layer_cost(config, layer.layer_type, shape, precision_by_name("bf16")).values())
 
 

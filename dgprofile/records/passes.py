@@ -4,9 +4,12 @@ Timed by ``dgprofile.probes.decode.run_decode_bench``; ``dgprofile.model.floors`
 precisions. A pass is timed in parts (a sample of sliding layers, a sample of global layers, the head: embedding,
 LM head, self-conditioning, sampler); ``seconds`` is the full-depth estimate, the sum of each part's median times
 its ``scale``. Floors and fractions compare the pass with the machine's measured limits: ``bandwidth_floor_seconds`` = bytes moved / streaming-read bandwidth,
-``compute_floor_seconds`` = FLOPs / peak matmul rate of the pass's compute format, ``roofline_floor_seconds`` =
-the pass's components (attention, MLPs, experts, LM head, ...) run one after another, each at the larger of its
-two floors (``PassCost.roofline_floor_seconds``), and each fraction is floor / seconds (1.0 = at the floor).
+``compute_floor_seconds`` = FLOPs at the measured matmul rates: the quantised components' matmuls (attention
+projections, dense MLP, experts) at the rate of the pass's compute format, every other FLOP (router, LM head,
+self-conditioning, attention's score and value products, sampler: 16-bit in fp8 checkpoints too) at the 16-bit
+rate (the pass's own for a bf16 or fp16 pass, else bf16's, else fp16's); ``roofline_floor_seconds`` = the pass's
+components (attention, MLPs, experts, LM head, ...) run one after another, each at the larger of its two floors at
+those rates (``PassCost.roofline_floor_seconds``), and each fraction is floor / seconds (1.0 = at the floor).
 """
 
 from __future__ import annotations

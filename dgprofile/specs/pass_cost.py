@@ -7,6 +7,9 @@ against ``context_tokens`` already-cached positions per request:
 * Weights are read once per pass (an efficient engine streams each weight matrix once however many tokens it
   multiplies); routed experts count only those the pass's tokens touch (``expected_distinct_experts``).
 * Matmul FLOPs are 2 x tokens x parameters of each matrix (experts: each token through its top-k experts).
+  Only the matmuls of ``QUANTISED_COMPONENTS`` run at a quantised format's rate; every other FLOP (the router, the
+  LM head and self-conditioning products with the bf16 tied embedding, attention's score and value products, the
+  sampler) runs at the 16-bit rate whatever the format (``CostTerms.compute_seconds``).
 * Attention FLOPs are 4 x query heads x head dim per (query, key) pair: QK^T and PV. Sliding layers see at most
   the window; global layers see the whole context.
 * KV cache: K and V are both stored on every layer (also on K=V global layers: V skips RoPE and uses a scale-free
@@ -189,9 +192,18 @@ class CostTerms:
         """Matmul, attention and sampler FLOPs (dequantisation ops are kept apart)."""
         return self.matmul_flops + self.attention_flops + self.sampler_flops
 
-    def roofline_seconds(self, *, bytes_per_s: float, flops_per_s: float) -> float:
-        """The least time for this component alone: the larger of its memory time and its compute time."""
-        return max(self.total_bytes / bytes_per_s, self.total_flops / flops_per_s)
+    def compute_seconds(self, *, matmul_flops_per_s: float, wide_flops_per_s: float) -> float:
+        """The least time for this component's FLOPs: its matmuls at ``matmul_flops_per_s`` (the rate of the
+        format its weights are in: ``component_matmul_flops_per_s``), attention's products and the sampler at the
+        16-bit rate ``wide_flops_per_s``."""
+        return (self.matmul_flops / matmul_flops_per_s
+                + (self.attention_flops + self.sampler_flops) / wide_flops_per_s)
+
+    def roofline_seconds(self, *, bytes_per_s: float, matmul_flops_per_s: float, wide_flops_per_s: float) -> float:
+        """The least time for this component alone: the larger of its memory time and its compute time
+        (``compute_seconds``)."""
+        return max(self.total_bytes / bytes_per_s,
+                   self.compute_seconds(matmul_flops_per_s=matmul_flops_per_s, wide_flops_per_s=wide_flops_per_s))
 
     def __add__(self, other: CostTerms) -> CostTerms:
         # Field by field (dataclasses.astuple deep-copies, which made `predict` slow).
@@ -207,6 +219,29 @@ _COST_TERM_FIELDS = tuple(f.name for f in dataclasses.fields(CostTerms))
 
 COMPONENTS = ("embedding", "attention", "dense-mlp", "router", "experts", "norms", "lm-head", "self-conditioning",
               "sampler")
+# Components whose matmuls multiply weights in the pass's format, at its matmul rate (fp8 tensor cores, say). The
+# router and the tied embedding (LM head, self-conditioning product) stay bf16 in the published FP8, NVFP4 and AWQ
+# checkpoints (RedHatAI's FP8-dynamic ones keep `lm_head` unquantised), so their matmuls run at the 16-bit rate;
+# the formats that quantise the embedding too (GGUF, MLX) are weight-only, all of whose matmuls run at that rate.
+# The self-conditioning MLP is quantised as well, but its matmuls share a component with the product's and are
+# priced with them at the 16-bit rate: about 2% of that component's FLOPs.
+QUANTISED_COMPONENTS = ("attention", "dense-mlp", "experts")
+
+
+def component_matmul_flops_per_s(component: str, *, quantised_flops_per_s: float, wide_flops_per_s: float
+                                 ) -> float:
+    """The rate ``component``'s matmuls run at: the format's (``quantised_flops_per_s``) for the quantised
+    components, the 16-bit rate (``wide_flops_per_s``) for the rest; a 16-bit pass passes its own rate twice."""
+    return quantised_flops_per_s if component in QUANTISED_COMPONENTS else wide_flops_per_s
+
+
+def component_roofline_seconds(component: str, terms: CostTerms, *, bytes_per_s: float,
+                               quantised_flops_per_s: float, wide_flops_per_s: float) -> float:
+    """``component``'s roofline floor (``CostTerms.roofline_seconds``) with its matmuls at its format's rate."""
+    return terms.roofline_seconds(
+        bytes_per_s=bytes_per_s, wide_flops_per_s=wide_flops_per_s,
+        matmul_flops_per_s=component_matmul_flops_per_s(component, quantised_flops_per_s=quantised_flops_per_s,
+                                                        wide_flops_per_s=wide_flops_per_s))
 
 
 @dataclass(frozen=True)
@@ -235,15 +270,31 @@ class PassCost:
     breakdown: dict[str, CostTerms]
     components: tuple[tuple[str, CostTerms, int], ...]
 
-    def roofline_floor_seconds(self, *, bytes_per_s: float, flops_per_s: float) -> float:
+    def compute_floor_seconds(self, *, quantised_flops_per_s: float, wide_flops_per_s: float) -> float:
+        """The least time for all the pass's FLOPs: the matmuls of ``QUANTISED_COMPONENTS`` at the format's rate
+        (``quantised_flops_per_s``), every other FLOP at the 16-bit rate (``wide_flops_per_s``; a 16-bit pass
+        passes its own rate twice)."""
+        return sum(count * terms.compute_seconds(
+                       wide_flops_per_s=wide_flops_per_s,
+                       matmul_flops_per_s=component_matmul_flops_per_s(
+                           name, quantised_flops_per_s=quantised_flops_per_s, wide_flops_per_s=wide_flops_per_s))
+                   for name, terms, count in self.components)
+
+    def roofline_floor_seconds(self, *, bytes_per_s: float, quantised_flops_per_s: float, wide_flops_per_s: float
+                               ) -> float:
         """The least time for the pass with its components run one after another, each at the larger of its
-        bandwidth floor (bytes / ``bytes_per_s``) and its compute floor (FLOPs / ``flops_per_s``), per layer.
+        bandwidth floor (bytes / ``bytes_per_s``) and its compute floor, per layer. A component's compute floor
+        prices the matmuls of ``QUANTISED_COMPONENTS`` at the format's rate (``quantised_flops_per_s``) and every
+        other FLOP at the 16-bit rate (``wide_flops_per_s``): in an fp8 pass the LM head and self-conditioning
+        products, the router, attention's score and value products and the sampler stay 16-bit.
 
         It exceeds the pass's bandwidth floor wherever a component is compute-bound: on an H200 the attention,
         dense MLP, LM head and self-conditioning product of a 256-token canvas are. Only running compute-bound
         kernels at the same time as bandwidth-bound ones gets below it."""
-        return sum(count * terms.roofline_seconds(bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
-                   for _, terms, count in self.components)
+        return sum(count * component_roofline_seconds(name, terms, bytes_per_s=bytes_per_s,
+                                                      quantised_flops_per_s=quantised_flops_per_s,
+                                                      wide_flops_per_s=wide_flops_per_s)
+                   for name, terms, count in self.components)
 
     @property
     def flop_per_byte(self) -> float:

@@ -39,7 +39,8 @@ def _row(m: PassMeasurement) -> tuple[str, ...]:
 
 
 # "of bw floor": bandwidth floor / time (100% = all bytes moved at the measured streaming-read rate); likewise
-# "of compute floor" with the measured peak matmul rate of the pass's compute format; "of roofline": each
+# "of compute floor" with the measured matmul rates (the compute format's for the quantised components' matmuls,
+# the 16-bit one for every other FLOP); "of roofline": each
 # component at the larger of its two floors, one after another.
 HEADER = ("pass", "c x tokens", "context", "time", "spread", "bytes", "FLOPs", "achieved", "of bw floor",
           "of compute floor", "of roofline", "experts/layer", "full depth (estimate vs it)")

@@ -30,7 +30,14 @@ from dgprofile.probes.decode.plan import plan_bench
 from dgprofile.probes.harness import timer_for
 from dgprofile.records.passes import PassKind
 from dgprofile.specs.model_config import DEFAULT_MODEL, LayerType, ModelConfig, load_model_config
-from dgprofile.specs.pass_cost import CostTerms, head_cost, layer_cost, pass_shape, precision_by_name
+from dgprofile.specs.pass_cost import (
+    CostTerms,
+    component_roofline_seconds,
+    head_cost,
+    layer_cost,
+    pass_shape,
+    precision_by_name,
+)
 
 PROFILED_CALLS = 3
 PART_NAMES = ("sliding layer", "global layer", "head")
@@ -80,7 +87,9 @@ class PartProfile:
 
 @dataclass(frozen=True)
 class KernelProfile:
-    """The per-kernel picture of one pass shape and precision."""
+    """The per-kernel picture of one pass shape and precision; floors at ``bytes_per_s``, the quantised
+    components' matmuls at ``flops_per_s`` (the precision's rate) and every other FLOP at ``wide_flops_per_s``
+    (the 16-bit rate; the same for a bf16 or fp16 profile)."""
 
     device: str
     kind: PassKind
@@ -89,6 +98,7 @@ class KernelProfile:
     context_tokens: int
     bytes_per_s: float
     flops_per_s: float
+    wide_flops_per_s: float
     parts: tuple[PartProfile, ...]
     components: tuple[ComponentFloor, ...]
     kernels: tuple[KernelTime, ...]
@@ -200,11 +210,14 @@ def _part_costs(config: ModelConfig, part: str, kind: PassKind, precision: str, 
 
 
 def profile_kernels(*, device: str, kind: PassKind, precision: str, concurrency: int, context_tokens: int,
-                    bytes_per_s: float, flops_per_s: float, model: str = DEFAULT_MODEL,
+                    bytes_per_s: float, flops_per_s: float, wide_flops_per_s: float, model: str = DEFAULT_MODEL,
                     config: ModelConfig | None = None, trace_dir: Path | None = None) -> KernelProfile:
     """Trace one sliding layer, one global layer and the head of a pass at full width (or ``config``'s width)
-    and set each component against its floor at ``bytes_per_s`` and ``flops_per_s`` (the machine's measured
-    streaming read and matmul rate for the precision). ``trace_dir`` keeps each part's GPU trace."""
+    and set each component against its floor at ``bytes_per_s`` (the machine's measured streaming read), its
+    matmuls at ``flops_per_s`` (the measured matmul rate for the precision) where the component is quantised and
+    every other FLOP at ``wide_flops_per_s`` (the measured 16-bit rate: in an fp8 pass the LM head,
+    self-conditioning, router, attention products and sampler stay 16-bit; a bf16 or fp16 profile passes its own
+    rate twice). ``trace_dir`` keeps each part's GPU trace."""
     config = config or load_model_config(model)
     caps = device_capabilities(device, quick=False)
     plan = plan_bench(config, device_kind=caps.kind, free_memory_bytes=caps.free_memory_bytes,
@@ -244,26 +257,39 @@ def profile_kernels(*, device: str, kind: PassKind, precision: str, concurrency:
         by_component: dict[str, float] = defaultdict(float)
         for k in traced:
             by_component[k.component] += k.seconds
+        floors = component_floors(costs, bytes_per_s=bytes_per_s, flops_per_s=flops_per_s,
+                                  wide_flops_per_s=wide_flops_per_s)
         for name in dict.fromkeys([*costs, *by_component]):
             terms = costs.get(name, CostTerms())
             components.append(ComponentFloor(part=part, component=name, seconds=by_component.get(name, 0.0),
                                              bytes_moved=terms.total_bytes, flops=terms.total_flops,
-                                             floor_seconds=terms.roofline_seconds(bytes_per_s=bytes_per_s,
-                                                                                     flops_per_s=flops_per_s)))
+                                             floor_seconds=floors.get(name, 0.0)))
         parts.append(PartProfile(part=part, replay_seconds=replay, kernel_seconds=sum(by_component.values()),
-                                 floor_seconds=sum(t.roofline_seconds(bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
-                                                   for t in costs.values())))
+                                 floor_seconds=sum(floors.values())))
     return KernelProfile(device=device, kind=kind, precision=precision, concurrency=concurrency,
                          context_tokens=context_tokens, bytes_per_s=bytes_per_s, flops_per_s=flops_per_s,
-                         parts=tuple(parts), components=tuple(components), kernels=tuple(kernels))
+                         wide_flops_per_s=wide_flops_per_s, parts=tuple(parts), components=tuple(components),
+                         kernels=tuple(kernels))
+
+
+def component_floors(costs: dict[str, CostTerms], *, bytes_per_s: float, flops_per_s: float,
+                     wide_flops_per_s: float) -> dict[str, float]:
+    """Each component's roofline floor: its bytes at ``bytes_per_s``, a quantised component's matmuls at
+    ``flops_per_s`` and every other FLOP at ``wide_flops_per_s`` (``component_roofline_seconds``)."""
+    return {name: component_roofline_seconds(name, terms, bytes_per_s=bytes_per_s, quantised_flops_per_s=flops_per_s,
+                                             wide_flops_per_s=wide_flops_per_s)
+            for name, terms in costs.items()}
 
 
 def format_kernel_profile(profile: KernelProfile, *, top: int = 6) -> list[str]:
     """The profile as text: per part, graph replay against kernels and floor; per component, time against floor
     with its ``top`` slowest kernels."""
+    rates = f"{profile.flops_per_s / 1e12:.0f} TFLOP/s"
+    if profile.wide_flops_per_s != profile.flops_per_s:
+        rates = (f"{profile.precision} matmuls {rates}, 16-bit FLOPs (LM head, self-conditioning, router, attention "
+                 f"products, sampler) {profile.wide_flops_per_s / 1e12:.0f} TFLOP/s")
     lines = [f"{profile.kind} {profile.precision} c={profile.concurrency} context={profile.context_tokens} on "
-             f"{profile.device} (floors at {profile.bytes_per_s / 1e12:.2f} TB/s, "
-             f"{profile.flops_per_s / 1e12:.0f} TFLOP/s)"]
+             f"{profile.device} (floors at {profile.bytes_per_s / 1e12:.2f} TB/s, {rates})"]
     for part in profile.parts:
         gap = part.replay_seconds - part.kernel_seconds
         lines.append(f"  {part.part}: replay {part.replay_seconds * 1e3:.3f} ms = kernels "

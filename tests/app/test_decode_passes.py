@@ -61,7 +61,8 @@ def test_floors_and_fractions_come_from_passcost_and_the_limits(tiny):
     assert m.bandwidth_floor_seconds == pytest.approx(cost.total_bytes / 20e9)
     assert m.fraction_of_bandwidth_floor == pytest.approx(m.bandwidth_floor_seconds / m.seconds)
     assert m.compute_floor_seconds == pytest.approx(cost.total_flops / 5e10)
-    assert m.roofline_floor_seconds == pytest.approx(cost.roofline_floor_seconds(bytes_per_s=20e9, flops_per_s=5e10))
+    assert m.roofline_floor_seconds == pytest.approx(cost.roofline_floor_seconds(
+        bytes_per_s=20e9, quantised_flops_per_s=5e10, wide_flops_per_s=5e10))
     assert m.fraction_of_roofline_floor == pytest.approx(m.roofline_floor_seconds / m.seconds)
     assert m.experts_touched_per_layer == 2.0 and m.experts_touched_expected == pytest.approx(2.0)
 

@@ -11,7 +11,9 @@ from dgprofile.specs.model_config import load_model_config
 from dgprofile.specs.pass_cost import (
     COMPONENTS,
     PRECISIONS,
+    QUANTISED_COMPONENTS,
     attention_pairs,
+    component_roofline_seconds,
     dg_request_buffers_bytes,
     expected_distinct_experts,
     kv_cache_bytes,
@@ -120,7 +122,8 @@ def test_breakdown_sums_to_the_totals(config):
 def roofline(config, kind, tokens, bytes_per_s, flops_per_s):
     cost = pass_cost(config, kind=kind, precision="bf16", concurrency=1, context_tokens=4096,
                      tokens_per_request=tokens)
-    return cost.roofline_floor_seconds(bytes_per_s=bytes_per_s, flops_per_s=flops_per_s)
+    return cost.roofline_floor_seconds(bytes_per_s=bytes_per_s, quantised_flops_per_s=flops_per_s,
+                                       wide_flops_per_s=flops_per_s)
 
 
 def test_roofline_floor_is_the_bandwidth_or_compute_floor_when_the_other_limit_is_unbounded(config):
@@ -137,6 +140,55 @@ def test_roofline_floor_of_an_h200_denoise_pass_is_above_its_bandwidth_floor_but
     assert roofline(config, "dg-denoise", 256, bandwidth, peak) == pytest.approx(1.095 * floor, rel=0.01)
     step = pass_cost(config, kind="ar-step", precision="bf16", concurrency=1, context_tokens=4096)
     assert roofline(config, "ar-step", 1, bandwidth, peak) == pytest.approx(step.total_bytes / bandwidth)
+
+
+# The H200's measured matmul rates (samples/h200-verified_*): fp8 and bf16.
+H200_FP8_FLOPS_PER_S, H200_BF16_FLOPS_PER_S = 1.2535e15, 6.843e14
+
+
+def test_an_fp8_pass_prices_its_bf16_lm_head_at_the_bf16_rate(config):
+    # The LM head of the published FP8 checkpoints is the bf16 tied embedding: its GEMM over a 256-token canvas
+    # takes 553 us at bf16's rate, not the 302 us fp8's would give.
+    cost = denoise(config, 4096, precision="fp8")
+    head = cost.breakdown["lm-head"]
+    floor = component_roofline_seconds("lm-head", head, bytes_per_s=float("inf"),
+                                       quantised_flops_per_s=H200_FP8_FLOPS_PER_S,
+                                       wide_flops_per_s=H200_BF16_FLOPS_PER_S)
+    assert floor == pytest.approx(head.matmul_flops / H200_BF16_FLOPS_PER_S)
+    assert floor * 1e6 == pytest.approx(553, abs=1)
+    experts = cost.breakdown["experts"]
+    assert component_roofline_seconds("experts", experts, bytes_per_s=float("inf"),
+                                      quantised_flops_per_s=H200_FP8_FLOPS_PER_S,
+                                      wide_flops_per_s=H200_BF16_FLOPS_PER_S) == pytest.approx(
+        experts.matmul_flops / H200_FP8_FLOPS_PER_S)
+
+
+def test_an_fp8_pass_compute_floor_takes_only_the_quantised_matmuls_at_the_fp8_rate(config):
+    cost = denoise(config, 4096, precision="fp8")
+    quantised = sum(cost.breakdown[name].matmul_flops for name in QUANTISED_COMPONENTS)
+    floor = cost.compute_floor_seconds(quantised_flops_per_s=H200_FP8_FLOPS_PER_S,
+                                       wide_flops_per_s=H200_BF16_FLOPS_PER_S)
+    assert floor == pytest.approx(quantised / H200_FP8_FLOPS_PER_S
+                                  + (cost.total_flops - quantised) / H200_BF16_FLOPS_PER_S)
+    # The LM head, self-conditioning, the router, attention's products and the sampler: two fifths of the FLOPs.
+    assert (cost.total_flops - quantised) / cost.total_flops == pytest.approx(0.41, abs=0.01)
+    # Compute-bound at a 256-token canvas, they raise the roofline too (bytes at the H200's streaming read).
+    one_rate = cost.roofline_floor_seconds(bytes_per_s=4.49e12, quantised_flops_per_s=H200_FP8_FLOPS_PER_S,
+                                           wide_flops_per_s=H200_FP8_FLOPS_PER_S)
+    two_rates = cost.roofline_floor_seconds(bytes_per_s=4.49e12, quantised_flops_per_s=H200_FP8_FLOPS_PER_S,
+                                            wide_flops_per_s=H200_BF16_FLOPS_PER_S)
+    assert two_rates > one_rate * 1.05
+
+
+def test_a_bf16_pass_given_its_rate_twice_has_every_flop_at_that_rate(config):
+    cost = denoise(config, 4096)
+    assert cost.compute_floor_seconds(quantised_flops_per_s=H200_BF16_FLOPS_PER_S,
+                                      wide_flops_per_s=H200_BF16_FLOPS_PER_S) == pytest.approx(
+        cost.total_flops / H200_BF16_FLOPS_PER_S)
+    assert cost.roofline_floor_seconds(bytes_per_s=4.49e12, quantised_flops_per_s=H200_BF16_FLOPS_PER_S,
+                                       wide_flops_per_s=H200_BF16_FLOPS_PER_S) == pytest.approx(
+        sum(count * max(terms.total_bytes / 4.49e12, terms.total_flops / H200_BF16_FLOPS_PER_S)
+            for _, terms, count in cost.components))
 
 
 def test_weights_per_precision_match_published_checkpoint_sizes(config):

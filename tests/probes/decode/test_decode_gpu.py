@@ -219,7 +219,7 @@ def test_kernel_profile_attributes_the_triton_kernels_to_their_components():
     from dgprofile.probes.decode.kernel_profile import profile_kernels
 
     profile = profile_kernels(device="cuda", kind="dg-denoise", precision="bf16", concurrency=1,
-                              context_tokens=1024, bytes_per_s=4e12, flops_per_s=6e14)
+                              context_tokens=1024, bytes_per_s=4e12, flops_per_s=6e14, wide_flops_per_s=6e14)
     seconds = {(c.part, c.component): c.seconds for c in profile.components}
     assert seconds[("sliding layer", "experts")] > 0  # the Triton expert GEMMs or torch's grouped GEMM
     assert seconds[("head", "sampler")] > 0

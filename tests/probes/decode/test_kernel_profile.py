@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from dgprofile.probes.decode.kernel_profile import _device_kernel_times, short_kernel_name
+from dgprofile.probes.decode.kernel_profile import (
+    ComponentFloor,
+    KernelProfile,
+    PartProfile,
+    _device_kernel_times,
+    component_floors,
+    format_kernel_profile,
+    short_kernel_name,
+)
+from dgprofile.specs.model_config import load_model_config
+from dgprofile.specs.pass_cost import head_cost, layer_cost, pass_shape, precision_by_name
 
 # One full-width sliding layer of a bf16 AR step at concurrency 1 on an H200, traced over 3 calls by
 # scripts/verify_decode.py --profile-only (only the categories the attribution reads are kept).
@@ -40,7 +50,7 @@ def test_a_cpu_profile_attributes_operators_to_every_component(tiny):
     from dgprofile.probes.decode.kernel_profile import format_kernel_profile, profile_kernels, summary_lines
 
     profile = profile_kernels(device="cpu", kind="ar-step", precision="bf16", concurrency=1, context_tokens=64,
-                              bytes_per_s=20e9, flops_per_s=1e11, config=tiny)
+                              bytes_per_s=20e9, flops_per_s=1e11, wide_flops_per_s=1e11, config=tiny)
     assert [p.part for p in profile.parts] == ["sliding layer", "global layer", "head"]
     seconds = {(c.part, c.component): c.seconds for c in profile.components}
     for component in ("attention", "dense-mlp", "router", "experts", "norms"):
@@ -50,3 +60,45 @@ def test_a_cpu_profile_attributes_operators_to_every_component(tiny):
     assert len(summary_lines(profile)) == 3
     text = "\n".join(format_kernel_profile(profile))
     assert "sliding layer: replay" in text and "experts" in text
+
+
+# The H200's measured streaming read and matmul rates (samples/h200-verified_*).
+H200_BYTES_PER_S, H200_FP8_FLOPS_PER_S, H200_BF16_FLOPS_PER_S = 4.49e12, 1.2535e15, 6.843e14
+
+
+def test_an_fp8_profile_floors_the_lm_head_and_self_conditioning_at_the_bf16_rate():
+    # The CPU cannot run an fp8 profile (no native fp8): the floors are checked on the costs it sets them from.
+    config = load_model_config()
+    shape = pass_shape(config, kind="dg-denoise", concurrency=1, context_tokens=4096)
+    fp8 = precision_by_name("fp8")
+    head = component_floors(head_cost(config, shape, fp8), bytes_per_s=H200_BYTES_PER_S,
+                            flops_per_s=H200_FP8_FLOPS_PER_S, wide_flops_per_s=H200_BF16_FLOPS_PER_S)
+    lm_head = head_cost(config, shape, fp8)["lm-head"]
+    assert head["lm-head"] == pytest.approx(lm_head.matmul_flops / H200_BF16_FLOPS_PER_S)  # compute-bound: 553 us
+    layer = layer_cost(config, "sliding", shape, fp8)
+    floors = component_floors(layer, bytes_per_s=H200_BYTES_PER_S, flops_per_s=H200_FP8_FLOPS_PER_S,
+                              wide_flops_per_s=H200_BF16_FLOPS_PER_S)
+    dense = layer["dense-mlp"]
+    assert floors["dense-mlp"] == pytest.approx(max(dense.total_bytes / H200_BYTES_PER_S,
+                                                    dense.matmul_flops / H200_FP8_FLOPS_PER_S))
+    attention = layer["attention"]
+    assert floors["attention"] == pytest.approx(max(
+        attention.total_bytes / H200_BYTES_PER_S,
+        attention.matmul_flops / H200_FP8_FLOPS_PER_S + attention.attention_flops / H200_BF16_FLOPS_PER_S))
+
+
+def profile(precision, flops_per_s, wide_flops_per_s):
+    return KernelProfile(device="cuda", kind="dg-denoise", precision=precision, concurrency=1, context_tokens=4096,
+                         bytes_per_s=H200_BYTES_PER_S, flops_per_s=flops_per_s, wide_flops_per_s=wide_flops_per_s,
+                         parts=(PartProfile(part="head", replay_seconds=2e-3, kernel_seconds=1.9e-3,
+                                            floor_seconds=1.3e-3),),
+                         components=(ComponentFloor(part="head", component="lm-head", seconds=6e-4, bytes_moved=1.5e9,
+                                                    flops=3.8e11, floor_seconds=5.5e-4),),
+                         kernels=())
+
+
+def test_an_fp8_profile_header_names_both_rates_and_a_bf16_one_its_own():
+    fp8 = format_kernel_profile(profile("fp8", H200_FP8_FLOPS_PER_S, H200_BF16_FLOPS_PER_S))[0]
+    assert "floors at 4.49 TB/s, fp8 matmuls 1254 TFLOP/s, 16-bit FLOPs" in fp8 and "684 TFLOP/s)" in fp8
+    bf16 = format_kernel_profile(profile("bf16", H200_BF16_FLOPS_PER_S, H200_BF16_FLOPS_PER_S))[0]
+    assert bf16.endswith("(floors at 4.49 TB/s, 684 TFLOP/s)")
