@@ -1,6 +1,7 @@
 """Time the Triton expert GEMM's launch tiles at the real expert shapes, on a GPU.
 
     python scripts/bench_expert_gemm.py [--device cuda] [--precisions bf16,fp8] [--tokens 256,2048] [--sweep]
+        [--columns 64,128,256] [--geglu-columns 32,64,128] [--inner 64,128,256] [--warps 4,8] [--stages 0,2,3]
 
 A developer script, not shipped in the package. For each precision and token count (256: the denoise pass at
 c = 1, 2048: at c = 8; 8: the AR step at c = 8), with 128 experts of width 704 over hidden 2816, top 8, routed
@@ -9,13 +10,16 @@ with the GeGLU epilogue (the method bf16 keeps) and down, each from activations 
 leaves them (fp8: quantised per row). Each launch is a CUDA-graph replay timed by the harness and set against the
 floor of the weight bytes its touched experts hold at the streaming read measured here. The launch the benchmark
 uses (``expert_tiles``) comes first; ``--sweep`` adds other column widths, inner steps and warps (pipelines as
-deep as shared memory allows), each checked against the first launch's output before it is timed.
+deep as shared memory allows; ``--columns``, ``--geglu-columns``, ``--inner`` and ``--warps`` narrow the sets),
+and ``--stages`` times each launch at these pipeline depths too. Each is checked against the first launch's
+output before it is timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -33,6 +37,23 @@ TOP_K = 8
 SWEEP_COLUMNS = {True: (32, 64, 128), False: (64, 128, 256)}  # per half with the GeGLU epilogue, else in all
 SWEEP_INNER = (64, 128, 256)
 SWEEP_WARPS = (4, 8)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The launches a case times beside the benchmark's: column widths (per half with the GeGLU epilogue), inner
+    steps and warps (none: the benchmark's launch alone), each at every pipeline depth in ``stages`` (0: as deep
+    as shared memory allows)."""
+
+    columns: dict[bool, tuple[int, ...]]
+    inner: tuple[int, ...]
+    warps: tuple[int, ...]
+    stages: tuple[int, ...]
+
+    def launches(self, chosen: ExpertTiles, geglu: bool) -> list[ExpertTiles]:
+        tiles = [chosen] + [ExpertTiles(block_n=n, block_k=k, num_warps=w)
+                            for n, k, w in itertools.product(self.columns[geglu], self.inner, self.warps)]
+        return list(dict.fromkeys(replace(t, num_stages=depth) for t in tiles for depth in self.stages))
 AGREEMENT = 2e-2  # relative error a launch may show against the benchmark's, from accumulation order alone
 
 
@@ -60,7 +81,7 @@ def time_launch(name: str, fn: partial[torch.Tensor], expected: torch.Tensor | N
     return seconds
 
 
-def projection_table(device: str, bandwidth: float, precision: str, tokens: int, sweep: bool) -> None:
+def projection_table(device: str, bandwidth: float, precision: str, tokens: int, sweep: Sweep) -> None:
     fp8 = precision == "fp8"
     experts = Experts(EXPERTS, HIDDEN, WIDTH, dtype=torch.bfloat16, fp8=fp8, device=device)
     routing = uniform_routing(tokens, EXPERTS, TOP_K, device, torch.Generator().manual_seed(tokens))
@@ -84,18 +105,13 @@ def projection_table(device: str, bandwidth: float, precision: str, tokens: int,
         run = partial(expert_projection, activation, rows, weight, scale, routing, layout_rows, geglu)
         expected = run()
         results: list[tuple[float, ExpertTiles]] = []
-        seconds = time_launch(f"benchmark's {_tiles_text(chosen)}", partial(run, chosen), None, floor, device)
-        if seconds is not None:
-            results.append((seconds, chosen))
-        if not sweep:
-            continue
-        for block_n, block_k, warps in itertools.product(SWEEP_COLUMNS[geglu], SWEEP_INNER, SWEEP_WARPS):
-            tiles = ExpertTiles(block_n=block_n, block_k=block_k, num_warps=warps)
-            if tiles == chosen:
-                continue
-            seconds = time_launch(_tiles_text(tiles), partial(run, tiles), expected, floor, device)
+        for tiles in sweep.launches(chosen, geglu):
+            name = f"benchmark's {_tiles_text(tiles)}" if tiles == chosen else _tiles_text(tiles)
+            seconds = time_launch(name, partial(run, tiles), None if tiles == chosen else expected, floor, device)
             if seconds is not None:
                 results.append((seconds, tiles))
+        if len(results) < 2:
+            continue
         best_seconds, best = min(results, key=lambda item: item[0])
         show(f"    fastest: {_tiles_text(best)} {best_seconds * 1e6:.1f} us = {best_seconds / floor:.2f}x floor")
 
@@ -111,13 +127,26 @@ def main() -> None:
     parser.add_argument("--precisions", default="bf16,fp8")
     parser.add_argument("--tokens", default="256,2048")
     parser.add_argument("--sweep", action="store_true", help="also time other launch tiles")
+    parser.add_argument("--columns", help="column widths to sweep without the GeGLU epilogue")
+    parser.add_argument("--geglu-columns", help="column widths per half to sweep with the GeGLU epilogue")
+    parser.add_argument("--inner", help="inner steps to sweep")
+    parser.add_argument("--warps", help="warps to sweep")
+    parser.add_argument("--stages", default="0", help="pipeline depths to time each launch at (0: the deepest)")
     args = parser.parse_args()
+
+    def numbers(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+        return default if text is None else tuple(int(n) for n in text.split(","))
+
+    columns = {True: numbers(args.geglu_columns, SWEEP_COLUMNS[True]), False: numbers(args.columns, SWEEP_COLUMNS[False])}
+    sweep = (Sweep(columns=columns, inner=numbers(args.inner, SWEEP_INNER), warps=numbers(args.warps, SWEEP_WARPS),
+                   stages=numbers(args.stages, (0,))) if args.sweep
+             else Sweep(columns={True: (), False: ()}, inner=(), warps=(), stages=numbers(args.stages, (0,))))
     show(f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}, triton {triton.__version__}")
     bandwidth = streaming_read_bytes_per_s(args.device)
     show(f"streaming read {bandwidth / 1e12:.2f} TB/s")
     for precision in args.precisions.split(","):
         for tokens in (int(t) for t in args.tokens.split(",")):
-            projection_table(args.device, bandwidth, precision, tokens, args.sweep)
+            projection_table(args.device, bandwidth, precision, tokens, sweep)
 
 
 if __name__ == "__main__":
