@@ -119,22 +119,25 @@ class ExpertTiles:
 
 
 def expert_tiles(*, block_m: int, k_dim: int, fuse_geglu: bool, fp8: bool) -> ExpertTiles:
-    """The launch the benchmark uses, from sweeps of column widths, inner steps and warps at the real expert
-    shapes on an H200 (``scripts/bench_expert_gemm.py --sweep``, 2026-11-29).
+    """The launch the benchmark uses, from sweeps of column widths, inner steps, warps and pipeline depths at the
+    real expert shapes on an H200 (``scripts/bench_expert_gemm.py --sweep``, 2026-11-29).
 
     Blocks of up to 32 rows (the AR step, the denoise pass at concurrency 1): 4 warps, an inner step of 128 where
     it divides the inner dimension, else 64 with the last step masked (a narrower step streams the weight in
     shorter bursts); fp8's down projection (inner 704) steps 128 with the last step masked, a row of 128 bytes as
-    bf16's 64 elements are (81 against 88 us at 256 tokens). Blocks of 64 rows (the denoise pass at concurrency 8)
-    with the GeGLU epilogue or down: 4 warps and an inner step of 64, bf16's down in slices of 256 columns (at 2048
-    tokens, bf16 gate/up 472 against 510 us with 8 warps and a step of 128, down 229 against 280; fp8 282 against
-    329 and 164 against 171). fp8's gate/up without the epilogue was not swept: it keeps 8 warps there."""
+    bf16's 64 elements are (81 against 88 us at 256 tokens), and fp8 pipelines 4 steps deep, not 5 (down 74
+    against 80 us, gate/up 128.5 against 131). Blocks of 64 rows (the denoise pass at concurrency 8): 4 warps; the
+    GeGLU epilogue 3 steps deep, bf16 stepping 64 and fp8 128 (at 2048 tokens bf16 400 against 510 us with 8 warps,
+    a step of 128 and the deepest pipeline; fp8 222 against 329); down steps 64, bf16 in slices of 256 columns
+    (229 against 280 us; fp8 164 against 171). fp8's gate/up without the epilogue was not swept: it keeps 8 warps
+    there."""
     block_n = GEGLU_BLOCK_N if fuse_geglu else BLOCK_N
     block_k = 128 if k_dim % 128 == 0 else 64
     if block_m <= 32:
-        return ExpertTiles(block_n=block_n, block_k=128 if fp8 and not fuse_geglu else block_k, num_warps=4)
+        return ExpertTiles(block_n=block_n, block_k=128 if fp8 and not fuse_geglu else block_k, num_warps=4,
+                           num_stages=4 if fp8 else 0)
     if fuse_geglu:
-        return ExpertTiles(block_n=block_n, block_k=64, num_warps=4)
+        return ExpertTiles(block_n=block_n, block_k=128 if fp8 else 64, num_warps=4, num_stages=3)
     if k_dim % 128 == 0:  # gate/up without the epilogue
         return ExpertTiles(block_n=block_n, block_k=block_k, num_warps=8)
     return ExpertTiles(block_n=block_n if fp8 else 2 * BLOCK_N, block_k=64, num_warps=4)
