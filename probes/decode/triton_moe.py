@@ -110,7 +110,8 @@ def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_p
 @dataclass(frozen=True)
 class ExpertTiles:
     """How one expert projection is launched: output columns (per half, with the GeGLU epilogue) and inner step
-    per program, warps, and pipeline depth (0: as deep as shared memory allows)."""
+    per program, warps, and pipeline depth (0: as deep as shared memory allows; a depth that does not fit is cut
+    to the deepest that does)."""
 
     block_n: int
     block_k: int
@@ -162,14 +163,16 @@ def expert_projection(x: Activation, rows: torch.Tensor | None, weight: torch.Te
     tiles = tiles or expert_tiles(block_m=block_m, k_dim=k_dim, fuse_geglu=fuse_geglu, fp8=scale is not None)
     block_n, block_k = tiles.block_n, tiles.block_k
     grid = (triton.cdiv(n_cols, block_n), routing.block_expert.numel())
+    # A depth the tiles name is still capped at what fits this GPU's shared memory.
+    depth = _stages(a.device, block_m, block_n * (2 if fuse_geglu else 1), block_k, weight.element_size())
+    if tiles.num_stages:
+        depth = min(depth, tiles.num_stages)
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
                        weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
                        a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
                        GATHER=rows is not None, FP8=scale is not None, GEGLU=fuse_geglu,
                        EVEN_N=n_cols % block_n == 0, EVEN_K=k_dim % block_k == 0, BM=block_m, BN=block_n,
-                       BK=block_k, num_warps=tiles.num_warps,
-                       num_stages=tiles.num_stages or _stages(a.device, block_m, block_n * (2 if fuse_geglu else 1),
-                                                              block_k, weight.element_size()))
+                       BK=block_k, num_warps=tiles.num_warps, num_stages=depth)
     return out
 
 
