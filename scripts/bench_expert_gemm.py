@@ -43,16 +43,18 @@ SWEEP_WARPS = (4, 8)
 class Sweep:
     """The launches a case times beside the benchmark's: column widths (per half with the GeGLU epilogue), inner
     steps and warps (none: the benchmark's launch alone), each at every pipeline depth in ``stages`` (0: as deep
-    as shared memory allows)."""
+    as shared memory allows), or at its own (the benchmark's depth, the deepest for the others) without them."""
 
     columns: dict[bool, tuple[int, ...]]
     inner: tuple[int, ...]
     warps: tuple[int, ...]
-    stages: tuple[int, ...]
+    stages: tuple[int, ...] | None
 
     def launches(self, chosen: ExpertTiles, geglu: bool) -> list[ExpertTiles]:
         tiles = [chosen] + [ExpertTiles(block_n=n, block_k=k, num_warps=w)
                             for n, k, w in itertools.product(self.columns[geglu], self.inner, self.warps)]
+        if self.stages is None:
+            return list(dict.fromkeys(tiles))
         return list(dict.fromkeys(replace(t, num_stages=depth) for t in tiles for depth in self.stages))
 AGREEMENT = 2e-2  # relative error a launch may show against the benchmark's, from accumulation order alone
 
@@ -131,16 +133,18 @@ def main() -> None:
     parser.add_argument("--geglu-columns", help="column widths per half to sweep with the GeGLU epilogue")
     parser.add_argument("--inner", help="inner steps to sweep")
     parser.add_argument("--warps", help="warps to sweep")
-    parser.add_argument("--stages", default="0", help="pipeline depths to time each launch at (0: the deepest)")
+    parser.add_argument("--stages", help="pipeline depths to time each launch at (0: the deepest that fits)")
     args = parser.parse_args()
 
     def numbers(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
         return default if text is None else tuple(int(n) for n in text.split(","))
 
+    stages = None if args.stages is None else numbers(args.stages, ())
+
     columns = {True: numbers(args.geglu_columns, SWEEP_COLUMNS[True]), False: numbers(args.columns, SWEEP_COLUMNS[False])}
     sweep = (Sweep(columns=columns, inner=numbers(args.inner, SWEEP_INNER), warps=numbers(args.warps, SWEEP_WARPS),
-                   stages=numbers(args.stages, (0,))) if args.sweep
-             else Sweep(columns={True: (), False: ()}, inner=(), warps=(), stages=numbers(args.stages, (0,))))
+                   stages=stages) if args.sweep
+             else Sweep(columns={True: (), False: ()}, inner=(), warps=(), stages=stages))
     show(f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}, triton {triton.__version__}")
     bandwidth = streaming_read_bytes_per_s(args.device)
     show(f"streaming read {bandwidth / 1e12:.2f} TB/s")
