@@ -245,3 +245,26 @@ def test_repredicting_the_multi_gpu_sample_keeps_its_two_gpus_and_measured_link(
     scenario = tool.repredicted(result).headline.scenario
     assert scenario.gpus == 2
     assert scenario.interconnect.source == "measured-all-reduce"  # type: ignore[union-attr]
+
+
+def test_repredicting_a_sample_reprices_its_fp8_passes_floors_with_the_bf16_lm_head():
+    # The verified H200 sample recorded its fp8 denoise roofline (7.06 ms) with every FLOP at the fp8 rate.
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "repredict_samples.py"
+    spec = importlib.util.spec_from_file_location("repredict_samples", script)
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    result = load(script.parents[1] / "samples" / "h200-verified_20261129.dgprofile.json")
+
+    def fp8_denoise(passes):
+        return next(m for m in passes.passes if m.precision == "fp8" and m.pass_kind == "dg-denoise"
+                    and m.concurrency == 1 and m.measured)
+
+    before, after = fp8_denoise(result.passes), fp8_denoise(tool.refloored(result))
+    assert before.roofline_floor_seconds == pytest.approx(7.06e-3, rel=1e-3)
+    assert after.roofline_floor_seconds > before.roofline_floor_seconds * 1.05
+    assert after.fraction_of_roofline_floor == pytest.approx(after.roofline_floor_seconds / after.seconds)
+    assert after.seconds == before.seconds
+
