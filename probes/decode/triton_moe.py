@@ -163,10 +163,8 @@ def expert_projection(x: Activation, rows: torch.Tensor | None, weight: torch.Te
     tiles = tiles or expert_tiles(block_m=block_m, k_dim=k_dim, fuse_geglu=fuse_geglu, fp8=scale is not None)
     block_n, block_k = tiles.block_n, tiles.block_k
     grid = (triton.cdiv(n_cols, block_n), routing.block_expert.numel())
-    # A depth the tiles name is still capped at what fits this GPU's shared memory.
-    depth = _stages(a.device, block_m, block_n * (2 if fuse_geglu else 1), block_k, weight.element_size())
-    if tiles.num_stages:
-        depth = min(depth, tiles.num_stages)
+    depth = _stages(a.device, block_m, block_n * (2 if fuse_geglu else 1), block_k, weight.element_size(),
+                    tiles.num_stages)
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
                        weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
                        a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
@@ -179,17 +177,27 @@ def expert_projection(x: Activation, rows: torch.Tensor | None, weight: torch.Te
 _SHARED_MEMORY: dict[int, int] = {}
 
 
-def _stages(device: torch.device, block_m: int, weight_columns: int, block_k: int, element_bytes: int) -> int:
-    """The deepest pipeline (at most ``MAX_STAGES``) whose buffers fit this GPU's shared memory per block, less a
-    reserve for the epilogue; activations counted at 2 bytes (FP8 ones take 1)."""
+def _stages(device: torch.device, block_m: int, weight_columns: int, block_k: int, element_bytes: int,
+            named: int) -> int:
+    """The pipeline depth for this GPU's shared memory per block (``pipeline_depth``)."""
     if device.type == "meta":  # compiling for a GPU without touching it (precompile.py)
         shared_memory = compile_target().shared_memory_per_block_bytes
     elif device.type != "cuda":  # Triton's interpreter: no shared memory to fit
-        return MAX_STAGES
+        return named or MAX_STAGES
     else:
         shared_memory = shared_memory_per_block(device)
+    return pipeline_depth(shared_memory, block_m=block_m, weight_columns=weight_columns, block_k=block_k,
+                          element_bytes=element_bytes, named=named)
+
+
+def pipeline_depth(shared_memory_bytes: int, *, block_m: int, weight_columns: int, block_k: int,
+                   element_bytes: int, named: int = 0) -> int:
+    """The deepest pipeline (at most ``MAX_STAGES``) whose buffers fit ``shared_memory_bytes`` less a reserve for
+    the epilogue, activations counted at 2 bytes (FP8 ones take 1); a ``named`` depth is kept where it fits and cut
+    to that where it does not (a launch tuned on an H200 still compiles on a GPU with less shared memory)."""
     per_stage = block_m * block_k * 2 + weight_columns * block_k * element_bytes
-    return max(MIN_STAGES, min(MAX_STAGES, (shared_memory - EPILOGUE_RESERVE_BYTES) // per_stage))
+    deepest = max(MIN_STAGES, min(MAX_STAGES, (shared_memory_bytes - EPILOGUE_RESERVE_BYTES) // per_stage))
+    return min(deepest, named) if named else deepest
 
 
 def shared_memory_per_block(device: torch.device) -> int:
