@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import result_factory as factory
@@ -232,8 +233,8 @@ def test_anonymize_salt_is_a_stable_local_secret_unless_the_fleet_shares_one(tmp
     assert results.anonymize_salt() == "fleet-secret"
 
 
-def test_repredicting_the_multi_gpu_sample_keeps_its_two_gpus_and_measured_link():
-    # The script turned `check --gpus all` into an error and predicted one GPU without the measured link.
+def _repredict_samples_script() -> tuple[Any, Path]:
+    """scripts/repredict_samples.py loaded as a module, and its path."""
     import importlib.util
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "repredict_samples.py"
@@ -241,6 +242,12 @@ def test_repredicting_the_multi_gpu_sample_keeps_its_two_gpus_and_measured_link(
     assert spec is not None and spec.loader is not None
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool, script
+
+
+def test_repredicting_the_multi_gpu_sample_keeps_its_two_gpus_and_measured_link():
+    # The script turned `check --gpus all` into an error and predicted one GPU without the measured link.
+    tool, script = _repredict_samples_script()
     result = load(script.parents[1] / "samples" / "h200x2-multigpu_20261129.dgprofile.json")
     scenario = tool.repredicted(result).headline.scenario
     assert scenario.gpus == 2
@@ -249,13 +256,7 @@ def test_repredicting_the_multi_gpu_sample_keeps_its_two_gpus_and_measured_link(
 
 def test_repredicting_a_sample_reprices_its_fp8_passes_floors_with_the_bf16_lm_head():
     # The verified H200 sample recorded its fp8 denoise roofline (7.06 ms) with every FLOP at the fp8 rate.
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "repredict_samples.py"
-    spec = importlib.util.spec_from_file_location("repredict_samples", script)
-    assert spec is not None and spec.loader is not None
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool, script = _repredict_samples_script()
     result = load(script.parents[1] / "samples" / "h200-verified_20261129.dgprofile.json")
 
     def fp8_denoise(passes):
