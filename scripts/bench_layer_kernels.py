@@ -34,6 +34,7 @@ from dgprofile.probes.decode.triton_fused import (
     CombineLayout,
     combine_layout,
     moe_combine_output,
+    moe_output_row,
 )
 from dgprofile.probes.decode.triton_fused import rms_norm as fused_rms_norm
 from dgprofile.probes.harness import Budget, graph_or_eager, timer_for
@@ -75,15 +76,8 @@ def _previous_combine(router_ptr, ids_ptr, expert_scale_ptr, y_ptr, pos_ptr, den
         y = tl.load(y_ptr + position * hidden + offs, mask=inside, other=0.0).to(tl.float32)
         moe += gate * y
     moe = moe / total
-    w1 = tl.load(w1_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-    w2 = tl.load(w2_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-    h = (dense * tl.rsqrt(tl.sum(dense * dense, axis=0) / hidden + eps) * w1
-         + moe * tl.rsqrt(tl.sum(moe * moe, axis=0) / hidden + eps) * w2)
-    h = tl.where(inside, h, 0.0)
-    wff = tl.load(wff_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-    r = tl.load(r_ptr + row * hidden + offs, mask=inside, other=0.0).to(tl.float32)
-    scalar = tl.load(scalar_ptr).to(tl.float32)
-    out = (r + h * tl.rsqrt(tl.sum(h * h, axis=0) / hidden + eps) * wff) * scalar
+    # The output norms are the current kernel's: the baseline differs in its top-k and its row loads alone.
+    out = moe_output_row(dense, moe, r_ptr, w1_ptr, w2_ptr, wff_ptr, scalar_ptr, row, hidden, offs, inside, eps)
     tl.store(out_ptr + row * hidden + offs, out.to(out_ptr.dtype.element_ty), mask=inside)
 
 

@@ -14,6 +14,7 @@ import gc
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -318,6 +319,10 @@ class LayerMethods:
         self.gemv = caps.gemv[_fused_key(precision)]
         self.generator = torch.Generator().manual_seed(2024)
 
+    def hidden_rows(self, rows: int) -> torch.Tensor:
+        """Random hidden states of unit scale for ``rows`` tokens: what a layer or its experts take in."""
+        return random_tensor((rows, self.config.backbone.hidden_size), self.dtype, self.caps.device, std=1.0)
+
     def expert_method(self, layer: LayerWeights, tokens: int) -> ExpertMethod:
         """The fastest working expert method for ``tokens`` tokens in this precision."""
         backbone = self.config.backbone
@@ -325,7 +330,7 @@ class LayerMethods:
         def inputs() -> tuple[Routing, torch.Tensor]:
             routing = uniform_routing(tokens, backbone.num_experts, backbone.top_k_experts, self.caps.device,
                                       self.generator)
-            return routing, random_tensor((tokens, backbone.hidden_size), self.dtype, self.caps.device, std=1.0)
+            return routing, self.hidden_rows(tokens)
 
         def build(method: ExpertMethod, shared: tuple[Routing, torch.Tensor]) -> Callable[[], object]:
             routing, r = shared
@@ -341,10 +346,6 @@ class LayerMethods:
         methods = [m for m in self.caps.attention_methods[str(self.dtype)]
                    if _attention_applies(self.config, m, layer.layer_type, kind, concurrency, tokens, context)]
 
-        def inputs() -> torch.Tensor:
-            return random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
-                                 self.caps.device, std=1.0)
-
         def build(method: AttentionMethod, h: torch.Tensor) -> Callable[[], object]:
             state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
                                 context=context, dtype=self.dtype, device=self.caps.device,
@@ -352,7 +353,7 @@ class LayerMethods:
             return lambda: attention(self.config, h, layer, state, concurrency)
 
         key = (str(self.dtype), layer.layer_type, kind, concurrency, tokens, context)
-        return self.tuners.attention.fastest(key, methods, inputs, build)
+        return self.tuners.attention.fastest(key, methods, partial(self.hidden_rows, concurrency * tokens), build)
 
     def projection_method(self, layer: LayerWeights, kind: PassKind, concurrency: int, tokens: int, context: int,
                           expert_method: ExpertMethod, attention_method: AttentionMethod) -> ProjectionMethod:
@@ -361,10 +362,6 @@ class LayerMethods:
         layer check passed in this precision and the pass has at most ``GEMV_MAX_ROWS`` rows."""
         if not (self.gemv and concurrency * tokens <= GEMV_MAX_ROWS):
             return "torch"
-
-        def inputs() -> torch.Tensor:
-            return random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype,
-                                 self.caps.device, std=1.0)
 
         def build(method: ProjectionMethod, x: torch.Tensor) -> Callable[[], object]:
             state = layer_state(self.config, layer.layer_type, kind=kind, concurrency=concurrency, new=tokens,
@@ -375,7 +372,8 @@ class LayerMethods:
 
         key = (self.precision, layer.layer_type, kind, concurrency, tokens, context)
         methods: tuple[ProjectionMethod, ...] = ("torch", "gemv")
-        return self.tuners.projections.fastest(key, methods, inputs, build)
+        return self.tuners.projections.fastest(key, methods, partial(self.hidden_rows, concurrency * tokens),
+                                               build)
 
     def layer_states(self, layers: list[LayerWeights], kind: PassKind, concurrency: int, tokens: int,
                      context: int) -> list[LayerState]:
@@ -424,8 +422,7 @@ class PassRunner:
                    context: int, sustain_seconds: float = 0.0) -> tuple[Timing, float]:
         """Median-bearing timing of the sampled layers of one type, and the experts their routing touched."""
         states = self.methods.layer_states(self.layers[layer_type], kind, concurrency, tokens, context)
-        x = random_tensor((concurrency * tokens, self.config.backbone.hidden_size), self.dtype, self.caps.device,
-                          std=1.0)
+        x = self.methods.hidden_rows(concurrency * tokens)
         timing = self.time(layer_stack(self.config, self.layers[layer_type], states, x, concurrency),
                            sustain_seconds)
         touched = sum(s.routing.distinct_experts for s in states) / len(states)
@@ -580,8 +577,7 @@ def _full_depth(config: ModelConfig, plan: BenchPlan, caps: DeviceCapabilities, 
             continue
         progress(f"decode: full depth {m.pass_kind} {precision} c={concurrency}")
         states = runner.methods.layer_states(layers, m.pass_kind, concurrency, m.tokens_per_request, m.context_tokens)
-        x = random_tensor((concurrency * m.tokens_per_request, config.backbone.hidden_size), runner.dtype,
-                          caps.device, std=1.0)
+        x = runner.methods.hidden_rows(concurrency * m.tokens_per_request)
         stack = layer_stack(config, layers, states, x, concurrency)
         head = head_parts(config, runner.head, kind=m.pass_kind, concurrency=concurrency,
                           tokens=m.tokens_per_request, split=False, sampler=caps.sampler,

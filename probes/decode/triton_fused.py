@@ -279,16 +279,23 @@ def _moe_combine_output(router_ptr, ids_ptr, expert_scale_ptr, y_ptr, pos_ptr, d
         tl.store(out_ptr + row * out_stride + offs, dense.to(out_ptr.dtype.element_ty), mask=inside)
         tl.store(out_ptr + row * out_stride + hidden + offs, moe.to(out_ptr.dtype.element_ty), mask=inside)
     else:
-        w1 = tl.load(w1_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-        w2 = tl.load(w2_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-        h = (dense * tl.rsqrt(tl.sum(dense * dense, axis=0) / hidden + eps) * w1
-             + moe * tl.rsqrt(tl.sum(moe * moe, axis=0) / hidden + eps) * w2)
-        h = tl.where(inside, h, 0.0)
-        wff = tl.load(wff_ptr + offs, mask=inside, other=0.0).to(tl.float32)
-        r = tl.load(r_ptr + row * hidden + offs, mask=inside, other=0.0).to(tl.float32)
-        scalar = tl.load(scalar_ptr).to(tl.float32)
-        out = (r + h * tl.rsqrt(tl.sum(h * h, axis=0) / hidden + eps) * wff) * scalar
+        out = moe_output_row(dense, moe, r_ptr, w1_ptr, w2_ptr, wff_ptr, scalar_ptr, row, hidden, offs, inside, eps)
         tl.store(out_ptr + row * out_stride + offs, out.to(out_ptr.dtype.element_ty), mask=inside)
+
+
+@triton.jit
+def moe_output_row(dense, moe, r_ptr, w1_ptr, w2_ptr, wff_ptr, scalar_ptr, row, hidden, offs, inside, eps):
+    """A layer's output row from its dense MLP and expert outputs (fp32): each RMS-normalised with its weight,
+    summed, normalised again, added to the residual row and scaled by the layer scalar."""
+    w1 = tl.load(w1_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+    w2 = tl.load(w2_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+    h = (dense * tl.rsqrt(tl.sum(dense * dense, axis=0) / hidden + eps) * w1
+         + moe * tl.rsqrt(tl.sum(moe * moe, axis=0) / hidden + eps) * w2)
+    h = tl.where(inside, h, 0.0)
+    wff = tl.load(wff_ptr + offs, mask=inside, other=0.0).to(tl.float32)
+    r = tl.load(r_ptr + row * hidden + offs, mask=inside, other=0.0).to(tl.float32)
+    scalar = tl.load(scalar_ptr).to(tl.float32)
+    return (r + h * tl.rsqrt(tl.sum(h * h, axis=0) / hidden + eps) * wff) * scalar
 
 
 def _warps(block: int) -> int:
