@@ -46,17 +46,14 @@ EPILOGUE_RESERVE_BYTES = 8192
 
 @triton.jit
 def _expert_gemm(a_ptr, a_stride, rows_ptr, w_ptr, w_stride_e, w_stride_n, out_ptr, out_stride, block_expert_ptr,
-                 a_scale_ptr, w_scale_ptr, n_cols, k_dim, GATHER: tl.constexpr, ONE_WEIGHT: tl.constexpr,
-                 FP8: tl.constexpr, GEGLU: tl.constexpr, EVEN_N: tl.constexpr, EVEN_K: tl.constexpr,
-                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                 a_scale_ptr, w_scale_ptr, n_cols, k_dim, GATHER: tl.constexpr, FP8: tl.constexpr,
+                 GEGLU: tl.constexpr, EVEN_N: tl.constexpr, EVEN_K: tl.constexpr, BM: tl.constexpr,
+                 BN: tl.constexpr, BK: tl.constexpr):
     # Column slices vary fastest, so programs running at once stream neighbouring rows of one expert's weight
     # (8% faster for the down projection on an H200 than expert-major order).
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
-    if ONE_WEIGHT:  # a dense projection (``dense_projection``): every block is the one weight's
-        expert = 0
-    else:
-        expert = tl.load(block_expert_ptr + pid_m).to(tl.int64)
+    expert = tl.load(block_expert_ptr + pid_m).to(tl.int64)
     offs_m = pid_m * BM + tl.arange(0, BM)
     offs_n = pid_n * BN + tl.arange(0, BN)
     offs_k = tl.arange(0, BK)
@@ -171,49 +168,9 @@ def expert_projection(x: Activation, rows: torch.Tensor | None, weight: torch.Te
     _expert_gemm[grid](a, a.stride(0), rows if rows is not None else routing.block_expert, weight,
                        weight.stride(0), weight.stride(1), out, out.stride(0), routing.block_expert,
                        a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
-                       GATHER=rows is not None, ONE_WEIGHT=False, FP8=scale is not None, GEGLU=fuse_geglu,
+                       GATHER=rows is not None, FP8=scale is not None, GEGLU=fuse_geglu,
                        EVEN_N=n_cols % block_n == 0, EVEN_K=k_dim % block_k == 0, BM=block_m, BN=block_n,
                        BK=block_k, num_warps=tiles.num_warps, num_stages=depth)
-    return out
-
-
-@dataclass(frozen=True)
-class DenseTiles:
-    """How a dense projection is launched in the expert GEMM: rows, output columns (per half, with the GeGLU
-    epilogue) and inner step per program, warps, and pipeline depth (0: as deep as shared memory allows)."""
-
-    block_m: int
-    block_n: int
-    block_k: int
-    num_warps: int
-    num_stages: int = 0
-
-
-def dense_projection(x: Activation, weight: torch.Tensor, scale: torch.Tensor | None, tiles: DenseTiles,
-                     fuse_geglu: bool = False) -> torch.Tensor:
-    """``x @ weight^T`` for a dense layer's ``[out, in]`` weight (FP8 with per-channel ``scale``: ``x`` quantised
-    per row, unless its producer did) in the expert GEMM with one weight; ``fuse_geglu``: the weight is a fused
-    [gate | up] and the output ``gelu_tanh(gate) * up``. Rows in whole blocks of ``tiles.block_m``."""
-    out_features, k_dim = weight.shape
-    n_cols = out_features // 2 if fuse_geglu else out_features
-    a_scale = None
-    if scale is not None:
-        quantized = quantize(x, fused=True)
-        a, a_scale = quantized.values, quantized.scales.view(-1)
-    else:
-        a = unquantized(x)
-    rows = a.shape[0]
-    if rows % tiles.block_m:
-        raise ValueError(f"{rows} rows are not whole blocks of {tiles.block_m}")
-    out = torch.empty(rows, n_cols, device=a.device, dtype=torch.bfloat16 if scale is not None else a.dtype)
-    grid = (triton.cdiv(n_cols, tiles.block_n), rows // tiles.block_m)
-    depth = _stages(a.device, tiles.block_m, tiles.block_n * (2 if fuse_geglu else 1), tiles.block_k,
-                    weight.element_size(), tiles.num_stages)
-    _expert_gemm[grid](a, a.stride(0), out, weight, 0, weight.stride(0), out, out.stride(0), out,
-                       a_scale if a_scale is not None else out, scale if scale is not None else out, n_cols, k_dim,
-                       GATHER=False, ONE_WEIGHT=True, FP8=scale is not None, GEGLU=fuse_geglu,
-                       EVEN_N=n_cols % tiles.block_n == 0, EVEN_K=k_dim % tiles.block_k == 0, BM=tiles.block_m,
-                       BN=tiles.block_n, BK=tiles.block_k, num_warps=tiles.num_warps, num_stages=depth)
     return out
 
 

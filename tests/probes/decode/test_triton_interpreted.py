@@ -313,30 +313,6 @@ def test_fp8_expert_gemms_take_activations_quantised_per_token_by_their_producer
     """, TORCH_FP8_ROUNDING)
 
 
-def test_dense_projections_in_the_expert_gemm_with_one_weight_match_the_torch_layer():
-    # bf16-like (float32 here) and fp8 weights, plain and with the GeGLU epilogue, over blocks of 32 and 64 rows
-    # and an inner width (96) that is no multiple of the step.
-    run_interpreted("""
-        from dgprofile.probes.decode.checks import FP8_TOLERANCE
-        from dgprofile.probes.decode.model import Linear, geglu, quantize_rows
-        from dgprofile.probes.decode.triton_moe import DenseTiles, dense_projection
-        for fp8 in (False, True):
-            for block_m, block_k in ((32, 64), (64, 32)):
-                tiles = DenseTiles(block_m=block_m, block_n=32, block_k=block_k, num_warps=4)
-                layer = Linear(160, 96, dtype=torch.float32, fp8=fp8, device="cpu")
-                x = torch.randn(128, 96) * torch.logspace(-1, 1, 128).view(-1, 1)
-                expected = layer(x)
-                what = f"fp8 {fp8}, {block_m} rows"
-                limit = FP8_TOLERANCE if fp8 else 1e-5
-                assert_close(dense_projection(x, layer.weight, layer.scale, tiles), expected, limit, what)
-                assert_close(dense_projection(x, layer.weight, layer.scale, tiles, fuse_geglu=True),
-                             geglu(expected), limit, what + " GeGLU")
-                if fp8:  # rows quantised by their producer: the same result
-                    assert torch.equal(dense_projection(quantize_rows(x), layer.weight, layer.scale, tiles),
-                                       dense_projection(x, layer.weight, layer.scale, tiles))
-    """, TORCH_FP8_ROUNDING)
-
-
 def test_a_fused_fp8_layer_quantises_in_its_kernels_and_matches_the_torch_fp8_layer():
     run_interpreted("""
         import sys
