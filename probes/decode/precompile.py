@@ -6,7 +6,9 @@ without touching the GPU: each runs the benchmark's own code (its small-shape ch
 every pass shape the run plans) on torch's ``meta`` device, where tensors have shapes but no data, with every
 Triton launch turned into a compilation for the GPU's architecture (``compile_target.py`` supplies what the
 wrappers would have read from the GPU). The kernels land in Triton's on-disk cache under the keys the real run
-computes, and the benchmark loads them from there.
+computes, and the benchmark loads them from there. Where Triton builds a C launcher per kernel signature at a
+kernel's first launch (up to Triton 3.6; two of them took 0.75 s of a fresh process's first sampler launch on an
+H200), the workers build those too.
 
 Workers that only compiled were the second design: workers that ran the checks on the GPU while the limits step
 measured moved the measured fp32 matmul rate by 12%, bf16 by 4% and the launch floor by 8-11% on an H200 (other
@@ -280,8 +282,12 @@ class _CompileOnlyDriver:
         return str(ty_to_cpp(ty))
 
 
+LAUNCHER_PROBLEMS: list[str] = []  # launchers a worker could not build (it goes on compiling kernels)
+
+
 def compile_only(capability: int) -> None:
-    """From now on in this process, a Triton launch compiles the kernel for ``capability`` and runs nothing."""
+    """From now on in this process, a Triton launch compiles the kernel for ``capability`` (and its launcher, where
+    Triton builds one per kernel) and runs nothing."""
     from triton.runtime import driver
     from triton.runtime.jit import JITFunction
 
@@ -290,9 +296,26 @@ def compile_only(capability: int) -> None:
 
     def compile_instead(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> Any:
         del warmup
-        return launch(self, *args, grid=grid, warmup=True, **kwargs)
+        kernel = launch(self, *args, grid=grid, warmup=True, **kwargs)
+        try:
+            build_launcher(kernel)
+        except Exception as error:  # no C compiler or CUDA library: the benchmark builds it at the first launch
+            LAUNCHER_PROBLEMS.append(f"{type(error).__name__}: {str(error)[:160]}")
+        return kernel
 
     JITFunction.run = compile_instead
+
+
+def build_launcher(kernel: Any) -> None:
+    """Build the C launcher of a compiled kernel into the Triton cache, where the benchmark's first launch finds it.
+
+    Triton up to 3.6 compiles one with the host's C compiler per kernel signature at the kernel's first launch;
+    later versions launch every kernel through one launcher built into Triton (they have no ``make_launcher``), and
+    this does nothing. It needs the CUDA driver's library on the host, not a GPU."""
+    from triton.backends.nvidia import driver as nvidia
+
+    if hasattr(nvidia, "make_launcher"):
+        nvidia.CudaLauncher(kernel.src, kernel.metadata)
 
 
 def _attempt(what: str, call: Callable[[], object], problems: list[str]) -> None:
@@ -486,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     for job in args.jobs:
         started = time.perf_counter()
         problems = run_job(job, quick=args.quick, free_memory_bytes=target["free_memory_bytes"])
+        problems += [f"launcher: {problem}" for problem in dict.fromkeys(LAUNCHER_PROBLEMS)]
+        LAUNCHER_PROBLEMS.clear()
         print(f"{job}: {time.perf_counter() - started:.1f} s", *problems, sep="\n  ", file=sys.stderr)
     return 0
 

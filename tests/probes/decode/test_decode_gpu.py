@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -197,22 +199,40 @@ def test_fused_tensor_parallel_layer_split_over_two_shards_sums_to_the_fused_lay
     assert float((got - expected).norm() / expected.norm()) < 2e-2
 
 
-def test_kernels_a_compile_only_worker_compiled_are_found_in_the_cache_by_the_real_launch(tmp_path, monkeypatch):
+LAUNCH_THE_CHECKED_SAMPLER = """
+import torch
+from dgprofile.probes.decode.triton_sampler import TritonSampler
+logits = torch.randn(6, 50_000, device="cuda").to(torch.bfloat16)  # the shape the worker compiled
+TritonSampler()(logits, torch.empty_like(logits), 30.0, 0.8)
+torch.cuda.synchronize()
+"""
+
+
+def test_kernels_a_compile_only_worker_compiled_are_found_in_the_cache_by_the_real_launch(tmp_path):
+    # The launch runs in a fresh process: in this one, kernels an earlier test launched at the same shapes would
+    # be found in Triton's memory and nothing would be looked up on disk. Nothing new in the cache after it means
+    # the worker's kernels are under the launch's keys, and so are their launchers (Triton up to 3.6 builds a C
+    # launcher per kernel signature at its first launch; see ``precompile.build_launcher``).
     import subprocess
 
     from dgprofile.probes.decode.precompile import target_of, worker_command
-    from dgprofile.probes.decode.triton_sampler import TritonSampler
 
     environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TRITON_CACHE_DIR": str(tmp_path)}
     subprocess.run(worker_command("sampler", quick=True), env=environment, input=target_of("cuda").encode(),
                    check=True)
-    compiled = set(os.listdir(tmp_path))
+    compiled = _kernels_and_launchers(tmp_path)
     assert compiled
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
-    logits = torch.randn(6, 50_000, device="cuda").to(torch.bfloat16)  # the shape the worker compiled
-    TritonSampler()(logits, torch.empty_like(logits), 30.0, 0.8)
-    torch.cuda.synchronize()
-    assert set(os.listdir(tmp_path)) == compiled  # nothing compiled again: the worker's keys are the launch's
+    environment = {**os.environ, "TRITON_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", LAUNCH_THE_CHECKED_SAMPLER], env=environment, check=True)
+    added = {entry: sorted(os.listdir(tmp_path / entry)) for entry in _kernels_and_launchers(tmp_path) - compiled}
+    assert not added
+
+
+def _kernels_and_launchers(cache: Path) -> set[str]:
+    """The Triton cache's entries, less the driver module (``cuda_utils``) that a process's first Triton launch
+    builds whatever the worker compiled."""
+    return {entry.name for entry in cache.iterdir()
+            if not any(name.startswith("cuda_utils") for name in os.listdir(entry))}
 
 
 def test_kernel_profile_attributes_the_triton_kernels_to_their_components():

@@ -228,3 +228,65 @@ def test_a_run_after_one_whose_workers_all_finished_starts_no_compilation(tmp_pa
     other_gpu.begin(other_gpu.jobs, line.replace('"capability": 90', '"capability": 100'))
     assert not other_gpu.reused and other_gpu.jobs == ("bf16:job0",)
     other_gpu.stop()
+
+
+def _fake_launchers(monkeypatch: pytest.MonkeyPatch, *, per_signature: bool) -> list[tuple[object, object]]:
+    """Triton's CUDA launcher seam: with ``per_signature``, a Triton that builds a C launcher per kernel signature
+    (up to 3.6: it has ``make_launcher``); the launchers asked for are recorded, none is built."""
+    nvidia = pytest.importorskip("triton.backends.nvidia.driver")
+    built: list[tuple[object, object]] = []
+    if per_signature:
+        monkeypatch.setattr(nvidia, "make_launcher", lambda *args: "", raising=False)
+    else:
+        monkeypatch.delattr(nvidia, "make_launcher", raising=False)
+    monkeypatch.setattr(nvidia, "CudaLauncher", lambda src, metadata: built.append((src, metadata)))
+    return built
+
+
+def test_a_worker_builds_the_launcher_of_each_kernel_where_triton_builds_one_per_signature(monkeypatch):
+    from types import SimpleNamespace
+
+    from dgprofile.probes.decode.precompile import build_launcher
+
+    built = _fake_launchers(monkeypatch, per_signature=True)
+    build_launcher(SimpleNamespace(src="source", metadata="metadata"))
+    assert built == [("source", "metadata")]
+
+
+def test_a_worker_builds_no_launcher_where_triton_launches_every_kernel_through_its_own(monkeypatch):
+    from types import SimpleNamespace
+
+    from dgprofile.probes.decode.precompile import build_launcher
+
+    built = _fake_launchers(monkeypatch, per_signature=False)
+    build_launcher(SimpleNamespace(src="source", metadata="metadata"))
+    assert built == []
+
+
+LAUNCHER_FAILS_FOR_SM90 = """
+import torch
+from triton.backends.nvidia import driver as nvidia
+from dgprofile.probes.decode import precompile
+from dgprofile.probes.decode.compile_target import CompileTarget, set_compile_target
+
+def no_compiler(src, metadata):
+    raise OSError("no C compiler on this host")
+
+nvidia.make_launcher = lambda *args: ""
+nvidia.CudaLauncher = no_compiler
+set_compile_target(CompileTarget(capability=90, multiprocessors=132, shared_memory_per_block_bytes=232448))
+precompile.compile_only(90)
+from dgprofile.probes.decode.triton_fused import rms_norm
+rms_norm(torch.empty(4, 256, device="meta", dtype=torch.bfloat16), torch.empty(256, device="meta"), 1e-6)
+print(precompile.LAUNCHER_PROBLEMS)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton (with its CUDA backend)")
+def test_a_launcher_the_worker_cannot_build_is_noted_and_its_kernel_still_compiles(tmp_path):
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TRITON_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", LAUNCHER_FAILS_FOR_SM90], env=environment, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "OSError: no C compiler on this host" in done.stdout
+    assert list(tmp_path.rglob("*.cubin"))
