@@ -228,6 +228,25 @@ def test_a_run_after_one_whose_workers_all_finished_starts_no_compilation(tmp_pa
     other_gpu.begin(other_gpu.jobs, line.replace('"capability": 90', '"capability": 100'))
     assert not other_gpu.reused and other_gpu.jobs == ("bf16:job0",)
     other_gpu.stop()
+    quick = workers(read_line)
+    quick.quick = True
+    quick.begin(quick.jobs, line)
+    assert quick.reused and quick.jobs == ()  # a full run's kernels include a quick run's
+    quick.stop()
+
+
+def test_a_full_run_after_a_quick_one_compiles_what_the_quick_run_did_not(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    line = target_line(capability=90, multiprocessors=132, shared_memory_bytes=232448, free_memory_bytes=1e10)
+    quick = Precompile(jobs=("bf16:checks",), processes=[_worker("import sys; sys.stdin.readline()")], quick=True)
+    quick.begin(quick.jobs, line)
+    assert not quick.reused and "1 worker(s)" in quick.finish()
+    full = Precompile(jobs=("bf16:checks",), processes=[_worker("import sys; sys.stdin.readline()")])
+    full.begin(full.jobs, line)
+    assert not full.reused and full.jobs == ("bf16:checks",)
+    full.stop()
 
 
 def _fake_launchers(monkeypatch: pytest.MonkeyPatch, *, per_signature: bool) -> list[tuple[object, object]]:
