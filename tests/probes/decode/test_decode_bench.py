@@ -92,18 +92,40 @@ def test_progress_reports_each_pass_with_its_place_and_an_estimate_of_the_rest(t
     assert messages.pop(0) == "decode: checking the benchmark's fast paths against torch on small shapes"
     assert [m.split(" (")[0] for m in messages] == [f"decode: {k} bf16 c=1 context=40" for k in kinds]
     assert messages[0].endswith("(1 of 4)")
-    assert all(re.search(rf"\({i} of 4, about \d+ s left\)$", m) for i, m in enumerate(messages[1:], start=2))
+    # An estimate once a pass of a kind other than prefill (the first) has finished.
+    assert messages[1].endswith("(2 of 4)")
+    assert all(re.search(rf"\({i} of 4, about \d+ s left\)$", m) for i, m in enumerate(messages[2:], start=3))
 
 
-def test_the_estimate_is_the_mean_time_per_finished_pass_times_the_passes_left():
+def test_the_estimate_is_the_mean_time_per_finished_pass_of_each_kind_times_its_passes_left():
     messages: list[str] = []
-    now = iter([0.0, 10.0, 30.0])
-    progress = bench.PassProgress(4, messages.append, clock=lambda: next(now))
-    progress.start("a")
-    progress.start("b")  # one pass took 10 s; three are left, this one included
-    progress.start("c")  # two took 30 s; two are left
-    assert messages == ["decode: a (1 of 4)", "decode: b (2 of 4, about 30 s left)",
-                        "decode: c (3 of 4, about 30 s left)"]
+    now = iter([0.0, 2.0, 4.0, 5.0, 7.0])
+    progress = bench.PassProgress(["ar-step", "ar-step", "dg-denoise", "dg-denoise", "dg-commit"], messages.append,
+                                  clock=lambda: next(now))
+    progress.start("ar-step", "a")
+    progress.start("ar-step", "b")  # one ar-step took 2 s: all five passes at 2 s, four left with this one
+    progress.start("dg-denoise", "c")  # ar-steps 2 s; denoise and commit not timed: at the ar-steps' 2 s
+    progress.start("dg-denoise", "d")  # one denoise took 1 s: 1 s for the other, the commit at the mean, 5/3 s
+    progress.start("dg-commit", "e")
+    assert messages == ["decode: a (1 of 5)", "decode: b (2 of 5, about 8 s left)",
+                        "decode: c (3 of 5, about 6 s left)", "decode: d (4 of 5, about 3 s left)",
+                        "decode: e (5 of 5, about 2 s left)"]
+
+
+def test_a_prefill_pass_alone_gives_no_estimate_and_later_counts_only_for_prefill():
+    # A cold full check on an H200 said "about 92 s left" after its prefill pass, with 15 s left: the 2.6 s
+    # prefill pass (a sustained load per layer type) was taken as the time of each of the 24 passes after it.
+    messages: list[str] = []
+    now = iter([0.0, 2.6, 3.1, 3.6])
+    kinds = ["prefill", "ar-step", "ar-step", "dg-denoise", "prefill"]
+    progress = bench.PassProgress(kinds, messages.append, clock=lambda: next(now))
+    progress.start("prefill", "p")
+    progress.start("ar-step", "a")
+    progress.start("ar-step", "b")  # ar-steps 0.5 s: this one, the denoise at 0.5 s, the prefill at 2.6 s
+    progress.start("dg-denoise", "d")
+    assert messages[:2] == ["decode: p (1 of 5)", "decode: a (2 of 5)"]
+    assert messages[2] == "decode: b (3 of 5, about 4 s left)"
+    assert messages[3] == "decode: d (4 of 5, about 3 s left)"
 
 
 def test_layer_paths_are_checked_only_for_the_dtypes_the_plan_measures(tiny_bench, monkeypatch):
