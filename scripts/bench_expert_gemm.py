@@ -141,7 +141,8 @@ def main() -> None:
 
     stages = None if args.stages is None else numbers(args.stages, ())
 
-    columns = {True: numbers(args.geglu_columns, SWEEP_COLUMNS[True]), False: numbers(args.columns, SWEEP_COLUMNS[False])}
+    columns = {True: numbers(args.geglu_columns, SWEEP_COLUMNS[True]),
+               False: numbers(args.columns, SWEEP_COLUMNS[False])}
     sweep = (Sweep(columns=columns, inner=numbers(args.inner, SWEEP_INNER), warps=numbers(args.warps, SWEEP_WARPS),
                    stages=stages) if args.sweep
              else Sweep(columns={True: (), False: ()}, inner=(), warps=(), stages=stages))

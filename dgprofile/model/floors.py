@@ -50,7 +50,8 @@ def pass_floors(cost: PassCost, limits: Limits, compute_format: str
                                             else Unavailable(f"no streaming-read bandwidth: {bandwidth.reason}"))
     rates = matmul_rates(limits, compute_format)
     if isinstance(rates, Unavailable):
-        return bandwidth_floor, rates, Unavailable(f"needs the streaming-read bandwidth and matmul rates: {rates.reason}")
+        return bandwidth_floor, rates, Unavailable(
+            f"needs the streaming-read bandwidth and matmul rates: {rates.reason}")
     quantised_peak, wide_peak = rates
     compute_floor = cost.compute_floor_seconds(quantised_flops_per_s=quantised_peak, wide_flops_per_s=wide_peak)
     if isinstance(bandwidth, Unavailable):

@@ -227,7 +227,8 @@ def _geglu_quantized(h_ptr, q_ptr, scale_ptr, width, BLOCK: tl.constexpr, QMAX: 
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     inside = offs < width
-    _store_quantized(_geglu_of(h_ptr, row, width, offs, inside), inside, q_ptr, scale_ptr, row, row * width, offs, QMAX, MIN_AMAX)
+    _store_quantized(_geglu_of(h_ptr, row, width, offs, inside), inside, q_ptr, scale_ptr, row, row * width, offs,
+                     QMAX, MIN_AMAX)
 
 
 @triton.jit

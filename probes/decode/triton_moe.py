@@ -214,7 +214,7 @@ def triton_expert_rows(experts: Experts, x: Activation, routing: Routing,
     layout_rows = routing.block_token.numel()
     with component("experts.gate_up"):
         h = expert_projection(x, routing.block_token, experts.gate_up, experts.gate_up_scale, routing, layout_rows,
-                     fuse_geglu=fuse_geglu)
+                              fuse_geglu=fuse_geglu)
         activation: Activation = h
         if not fuse_geglu:
             activation = geglu_quantized(h) if experts.fp8 else geglu(h)
